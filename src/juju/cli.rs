@@ -1,0 +1,101 @@
+//! The real hook tools: each call runs the tool Juju put on PATH.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::{HookToolError, HookTools, LogLevel, Status, ToolResult};
+
+/// Runs hook tools found on PATH, as Juju provides them in a hook or action.
+#[derive(Clone, Debug, Default)]
+pub struct Cli;
+
+fn run(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
+    let mut cmd = Command::new(tool);
+    cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child =
+        cmd.spawn().map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(input).map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+    if !out.status.success() {
+        return Err(HookToolError::Failed {
+            tool: tool.into(),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(out.stdout)
+}
+
+fn run_json(tool: &str, args: &[&str]) -> ToolResult<Value> {
+    let out = run(tool, args, None)?;
+    if out.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Null);
+    }
+    serde_json::from_slice(&out)
+        .map_err(|e| HookToolError::BadOutput { tool: tool.into(), reason: e.to_string() })
+}
+
+impl HookTools for Cli {
+    fn config_get(&self) -> ToolResult<Value> {
+        run_json("config-get", &["--format=json"])
+    }
+    fn status_set(&self, status: Status, message: &str) -> ToolResult<()> {
+        run("status-set", &["--application=False", status.as_str(), message], None).map(drop)
+    }
+    fn action_get(&self) -> ToolResult<Value> {
+        run_json("action-get", &["--format=json"])
+    }
+    fn action_set(&self, values: &[(String, String)]) -> ToolResult<()> {
+        if values.is_empty() {
+            return Ok(());
+        }
+        let pairs: Vec<String> = values.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let args: Vec<&str> = pairs.iter().map(String::as_str).collect();
+        run("action-set", &args, None).map(drop)
+    }
+    fn action_fail(&self, message: &str) -> ToolResult<()> {
+        run("action-fail", &[message], None).map(drop)
+    }
+    fn action_log(&self, message: &str) -> ToolResult<()> {
+        run("action-log", &[message], None).map(drop)
+    }
+    fn juju_log(&self, level: LogLevel, message: &str) -> ToolResult<()> {
+        run("juju-log", &["--log-level", level.as_str(), message], None).map(drop)
+    }
+    fn is_leader(&self) -> ToolResult<bool> {
+        match run_json("is-leader", &["--format=json"])? {
+            Value::Bool(b) => Ok(b),
+            other => Err(HookToolError::BadOutput {
+                tool: "is-leader".into(),
+                reason: format!("expected true or false, got {other}"),
+            }),
+        }
+    }
+    fn state_get(&self, key: Option<&str>) -> ToolResult<Value> {
+        match key {
+            Some(k) => run_json("state-get", &["--format=json", k]),
+            None => run_json("state-get", &["--format=json"]),
+        }
+    }
+    fn state_set(&self, values: &serde_json::Map<String, Value>) -> ToolResult<()> {
+        let body = serde_json::to_vec(values).expect("a JSON map always serializes");
+        run("state-set", &["--file", "-"], Some(&body)).map(drop)
+    }
+    fn state_delete(&self, key: &str) -> ToolResult<()> {
+        run("state-delete", &[key], None).map(drop)
+    }
+    fn reboot(&self, now: bool) -> ToolResult<()> {
+        let args: &[&str] = if now { &["--now"] } else { &[] };
+        run("juju-reboot", args, None).map(drop)
+    }
+    fn application_version_set(&self, version: &str) -> ToolResult<()> {
+        run("application-version-set", &[version], None).map(drop)
+    }
+}
