@@ -86,7 +86,9 @@ impl GithubUrl {
         if url.query().is_some() || url.fragment().is_some() {
             return Err("URL must not have a query or fragment".into());
         }
-        Ok(GithubUrl { web: trimmed.to_string() })
+        Ok(GithubUrl {
+            web: trimmed.to_string(),
+        })
     }
     pub fn web(&self) -> &str {
         &self.web
@@ -280,12 +282,20 @@ impl CharmConfig {
         let mut bad = Vec::new();
         let mut check = |option: &'static str, value: &str, result: Result<(), String>| {
             if let Err(reason) = result {
-                bad.push(InvalidOption { option, value: shorten(value), reason });
+                bad.push(InvalidOption {
+                    option,
+                    value: shorten(value),
+                    reason,
+                });
             }
         };
         let path = parse_path(&raw.path, &raw.group);
         if !raw.path.trim().is_empty() {
-            check("path", &raw.path, path.as_ref().map(|_| ()).map_err(Clone::clone));
+            check(
+                "path",
+                &raw.path,
+                path.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
         }
         if !raw.path.trim().is_empty() && matches!(path, Ok(GithubPath::Org { .. })) {
             check("group", &raw.group, validate_group(&raw.group));
@@ -294,21 +304,46 @@ impl CharmConfig {
             // The value shown is never the token's.
             check("token", "<redacted>", validate_token(&raw.token));
         }
-        let vms = int_in("virtual-machines", raw.virtual_machines, 0, MAX_VIRTUAL_MACHINES);
-        check("virtual-machines", &raw.virtual_machines.to_string(), vms.clone().map(|_| ()));
+        let vms = int_in(
+            "virtual-machines",
+            raw.virtual_machines,
+            0,
+            MAX_VIRTUAL_MACHINES,
+        );
+        check(
+            "virtual-machines",
+            &raw.virtual_machines.to_string(),
+            vms.clone().map(|_| ()),
+        );
         let cpu = int_in("vm-cpu", raw.vm_cpu, 1, MAX_VM_CPU);
         check("vm-cpu", &raw.vm_cpu.to_string(), cpu.clone().map(|_| ()));
         let memory = ByteSize::parse(&raw.vm_memory).and_then(|m| at_least(m, 64 << 20, "64MiB"));
         check("vm-memory", &raw.vm_memory, memory.map(|_| ()));
         let disk = ByteSize::parse(&raw.vm_disk).and_then(|d| at_least(d, 64 << 20, "64MiB"));
         check("vm-disk", &raw.vm_disk, disk.map(|_| ()));
-        let interval =
-            int_in("reconcile-interval", raw.reconcile_interval, 1, MAX_RECONCILE_INTERVAL);
-        check("reconcile-interval", &raw.reconcile_interval.to_string(), interval.clone().map(|_| ()));
+        let interval = int_in(
+            "reconcile-interval",
+            raw.reconcile_interval,
+            1,
+            MAX_RECONCILE_INTERVAL,
+        );
+        check(
+            "reconcile-interval",
+            &raw.reconcile_interval.to_string(),
+            interval.clone().map(|_| ()),
+        );
         let denylist = parse_denylist(&raw.denylist);
-        check("denylist", &raw.denylist, denylist.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "denylist",
+            &raw.denylist,
+            denylist.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         let mirror = parse_mirror(&raw.dockerhub_mirror);
-        check("dockerhub-mirror", &raw.dockerhub_mirror, mirror.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "dockerhub-mirror",
+            &raw.dockerhub_mirror,
+            mirror.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         let test_mode = match raw.test_mode.trim() {
             "" => Ok(TestMode::Off),
             "insecure" => Ok(TestMode::Insecure),
@@ -316,17 +351,33 @@ impl CharmConfig {
         };
         check("test-mode", &raw.test_mode, test_mode.map(|_| ()));
         let labels = parse_labels(&raw.labels);
-        check("labels", &raw.labels, labels.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "labels",
+            &raw.labels,
+            labels.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         let github_url = GithubUrl::parse(&raw.github_url);
-        check("github-url", &raw.github_url, github_url.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "github-url",
+            &raw.github_url,
+            github_url.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
         let instance_type = match raw.runner_instance_type.trim() {
             "virtual-machine" => Ok(InstanceType::VirtualMachine),
             "container" => Ok(InstanceType::Container),
             _ => Err("must be \"virtual-machine\" or \"container\"".to_string()),
         };
-        check("runner-instance-type", &raw.runner_instance_type, instance_type.map(|_| ()));
+        check(
+            "runner-instance-type",
+            &raw.runner_instance_type,
+            instance_type.map(|_| ()),
+        );
         let image = parse_image(&raw.runner_image);
-        check("runner-image", &raw.runner_image, image.as_ref().map(|_| ()).map_err(Clone::clone));
+        check(
+            "runner-image",
+            &raw.runner_image,
+            image.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
 
         if !bad.is_empty() {
             return Err(ConfigError::Invalid(bad));
@@ -346,7 +397,11 @@ impl CharmConfig {
             denylist: ok(denylist)?,
             dockerhub_mirror: ok(mirror)?,
             use_aproxy: raw.experimental_use_aproxy,
-            test_mode: if raw.test_mode.trim() == "insecure" { TestMode::Insecure } else { TestMode::Off },
+            test_mode: if raw.test_mode.trim() == "insecure" {
+                TestMode::Insecure
+            } else {
+                TestMode::Off
+            },
             labels: ok(labels)?,
             github_url: ok(github_url)?,
             instance_type: if raw.runner_instance_type.trim() == "container" {
@@ -367,7 +422,13 @@ fn ok<T>(r: Result<T, String>) -> Result<T, ConfigError> {
 fn redact_serde_error(msg: &str) -> String {
     match msg.find(": ") {
         Some(_) if msg.contains("invalid type") => {
-            msg.split(", expected").next().unwrap_or(msg).split(':').next().unwrap_or(msg).to_string()
+            msg.split(", expected")
+                .next()
+                .unwrap_or(msg)
+                .split(':')
+                .next()
+                .unwrap_or(msg)
+                .to_string()
                 + " (an option has the wrong type)"
         }
         _ => "an option has the wrong type".into(),
@@ -376,8 +437,10 @@ fn redact_serde_error(msg: &str) -> String {
 
 fn shorten(value: &str) -> String {
     const SHOWN: usize = 64;
-    let printable: String =
-        value.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect();
+    let printable: String = value
+        .chars()
+        .map(|c| if c.is_control() { '\u{FFFD}' } else { c })
+        .collect();
     if printable.chars().count() > SHOWN {
         printable.chars().take(SHOWN).collect::<String>() + "..."
     } else {
@@ -409,7 +472,9 @@ fn valid_github_name(name: &str) -> bool {
         && name.len() <= 100
         && name != "."
         && name != ".."
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 fn parse_path(raw: &str, group: &str) -> Result<GithubPath, String> {
@@ -419,11 +484,15 @@ fn parse_path(raw: &str, group: &str) -> Result<GithubPath, String> {
     }
     let parts: Vec<&str> = raw.split('/').collect();
     match parts.as_slice() {
-        [org] if valid_github_name(org) => {
-            Ok(GithubPath::Org { org: org.to_string(), group: group.trim().to_string() })
-        }
+        [org] if valid_github_name(org) => Ok(GithubPath::Org {
+            org: org.to_string(),
+            group: group.trim().to_string(),
+        }),
         [owner, repo] if valid_github_name(owner) && valid_github_name(repo) => {
-            Ok(GithubPath::Repo { owner: owner.to_string(), repo: repo.to_string() })
+            Ok(GithubPath::Repo {
+                owner: owner.to_string(),
+                repo: repo.to_string(),
+            })
         }
         [_] | [_, _] => Err("names may hold only letters, digits, '-', '_' and '.'".into()),
         _ => Err("must be an organisation or owner/repo".into()),
@@ -457,10 +526,12 @@ pub fn parse_denylist(raw: &str) -> Result<Vec<Ipv4Net>, String> {
     let mut nets = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let net = if item.contains('/') {
-            item.parse::<Ipv4Net>().map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?
+            item.parse::<Ipv4Net>()
+                .map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?
         } else {
-            let addr: Ipv4Addr =
-                item.parse().map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?;
+            let addr: Ipv4Addr = item
+                .parse()
+                .map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?;
             Ipv4Net::from(addr)
         };
         nets.push(net.trunc());
@@ -486,8 +557,15 @@ fn parse_mirror(raw: &str) -> Result<Option<String>, String> {
 fn parse_labels(raw: &str) -> Result<Vec<String>, String> {
     let mut labels: Vec<String> = Vec::new();
     for label in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        if label.len() > 100 || !label.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(format!("label {:?} may hold only letters, digits, '-', '_' and '.'", shorten(label)));
+        if label.len() > 100
+            || !label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "label {:?} may hold only letters, digits, '-', '_' and '.'",
+                shorten(label)
+            ));
         }
         if !labels.iter().any(|l| l == label) {
             labels.push(label.to_string());
@@ -505,7 +583,9 @@ fn parse_image(raw: &str) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let ok = raw.len() <= 255
-        && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':'));
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/' | ':'));
     if ok {
         Ok(Some(raw.to_string()))
     } else {
@@ -516,4 +596,3 @@ fn parse_image(raw: &str) -> Result<Option<String>, String> {
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
-

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "github-runner", version, about = "Ephemeral GitHub runners on LXD, as a Juju charm")]
+#[command(
+    name = "github-runner",
+    version,
+    about = "Ephemeral GitHub runners on LXD, as a Juju charm"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,7 +23,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let in_hook = std::env::args_os().len() <= 1 && std::env::var_os("JUJU_DISPATCH_PATH").is_some();
+    let in_hook =
+        std::env::args_os().len() <= 1 && std::env::var_os("JUJU_DISPATCH_PATH").is_some();
     if in_hook {
         github_runner::juju::init_logging(true);
         return github_runner::charm::run_hook();

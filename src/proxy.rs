@@ -17,7 +17,11 @@ impl ProxyConfig {
     }
 
     pub fn from_vars(vars: &HashMap<String, String>) -> Self {
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
         ProxyConfig {
             http: get("JUJU_CHARM_HTTP_PROXY"),
             https: get("JUJU_CHARM_HTTPS_PROXY"),
@@ -33,7 +37,10 @@ impl ProxyConfig {
     /// `*`, or an IP inside a listed CIDR).
     pub fn for_url(&self, url: &str) -> Option<&str> {
         let parsed = url::Url::parse(url).ok()?;
-        let host = parsed.host_str()?.trim_start_matches('[').trim_end_matches(']');
+        let host = parsed
+            .host_str()?
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         if self.bypasses(host) {
             return None;
         }
@@ -44,19 +51,26 @@ impl ProxyConfig {
     }
 
     pub fn bypasses(&self, host: &str) -> bool {
-        let Some(list) = &self.no_proxy else { return false };
+        let Some(list) = &self.no_proxy else {
+            return false;
+        };
         let ip: Option<std::net::IpAddr> = host.parse().ok();
-        list.split(',').map(str::trim).filter(|e| !e.is_empty()).any(|entry| {
-            if entry == "*" {
-                return true;
-            }
-            if let (Some(ip), Ok(net)) = (ip, entry.parse::<ipnet::IpNet>()) {
-                return net.contains(&ip);
-            }
-            let domain = entry.trim_start_matches('*').trim_start_matches('.');
-            host.eq_ignore_ascii_case(domain)
-                || host.to_ascii_lowercase().ends_with(&format!(".{}", domain.to_ascii_lowercase()))
-        })
+        list.split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .any(|entry| {
+                if entry == "*" {
+                    return true;
+                }
+                if let (Some(ip), Ok(net)) = (ip, entry.parse::<ipnet::IpNet>()) {
+                    return net.contains(&ip);
+                }
+                let domain = entry.trim_start_matches('*').trim_start_matches('.');
+                host.eq_ignore_ascii_case(domain)
+                    || host
+                        .to_ascii_lowercase()
+                        .ends_with(&format!(".{}", domain.to_ascii_lowercase()))
+            })
     }
 }
 
@@ -75,7 +89,10 @@ mod tests {
     #[test]
     fn picks_by_scheme_and_honours_no_proxy() {
         let p = cfg("localhost,.internal,10.0.0.0/8");
-        assert_eq!(p.for_url("https://api.github.com/x"), Some("http://sproxy:3128"));
+        assert_eq!(
+            p.for_url("https://api.github.com/x"),
+            Some("http://sproxy:3128")
+        );
         assert_eq!(p.for_url("http://example.com/"), Some("http://proxy:3128"));
         assert_eq!(p.for_url("http://localhost:8080/"), None);
         assert_eq!(p.for_url("https://ghes.internal/api/v3"), None);

@@ -78,9 +78,15 @@ mod tests {
             ("hooks/update-status", Event::UpdateStatus),
             ("reconcile-runners", Event::ReconcileTimer),
             ("actions/check-runners", Event::Action(Action::CheckRunners)),
-            ("actions/reconcile-runners", Event::Action(Action::ReconcileRunners)),
+            (
+                "actions/reconcile-runners",
+                Event::Action(Action::ReconcileRunners),
+            ),
             ("actions/flush-runners", Event::Action(Action::FlushRunners)),
-            ("actions/update-dependencies", Event::Action(Action::UpdateDependencies)),
+            (
+                "actions/update-dependencies",
+                Event::Action(Action::UpdateDependencies),
+            ),
             ("./hooks/install", Event::Install),
         ];
         for (path, want) in cases {
@@ -90,8 +96,17 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_kept_for_the_log() {
-        assert_eq!(Event::from_dispatch_path("hooks/leader-elected"), Event::Unknown("leader-elected".into()));
-        assert_eq!(Event::from_dispatch_path("actions/dance"), Event::Action(Action::Unknown("dance".into())));
-        assert_eq!(Event::from_dispatch_path("something"), Event::Unknown("something".into()));
+        assert_eq!(
+            Event::from_dispatch_path("hooks/leader-elected"),
+            Event::Unknown("leader-elected".into())
+        );
+        assert_eq!(
+            Event::from_dispatch_path("actions/dance"),
+            Event::Action(Action::Unknown("dance".into()))
+        );
+        assert_eq!(
+            Event::from_dispatch_path("something"),
+            Event::Unknown("something".into())
+        );
     }
 }

@@ -22,7 +22,11 @@ pub fn handle(event: &Event, juju: &dyn HookTools, _env: &HookEnv) -> Result<Out
         }
         _ => {
             let config = load_config(juju)?;
-            log::info!("configuration valid: {} runners for {}", config.virtual_machines, config.path);
+            log::info!(
+                "configuration valid: {} runners for {}",
+                config.virtual_machines,
+                config.path
+            );
             Ok(Outcome::status(Status::Active, "configured"))
         }
     }

@@ -31,7 +31,11 @@ impl HookEnv {
             unit_name: var("JUJU_UNIT_NAME"),
             charm_dir: std::env::var_os("JUJU_CHARM_DIR")
                 .map(Into::into)
-                .or_else(|| std::env::current_exe().ok().and_then(|p| p.parent().map(Into::into)))
+                .or_else(|| {
+                    std::env::current_exe()
+                        .ok()
+                        .and_then(|p| p.parent().map(Into::into))
+                })
                 .unwrap_or_default(),
             proxy: crate::proxy::ProxyConfig::from_env(),
         }

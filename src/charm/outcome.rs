@@ -15,7 +15,10 @@ pub struct Outcome {
 
 impl Outcome {
     pub fn status(status: Status, message: impl Into<String>) -> Self {
-        Outcome { status: Some((status, message.into())), results: Vec::new() }
+        Outcome {
+            status: Some((status, message.into())),
+            results: Vec::new(),
+        }
     }
     pub fn with_result(mut self, key: impl Into<String>, value: impl ToString) -> Self {
         self.results.push((key.into(), value.to_string()));
@@ -70,8 +73,15 @@ impl CharmError {
             CharmError::HookTool(_) => (None, true),
             CharmError::Internal(e) => (Some((Status::Maintenance, format!("{e:#}"))), true),
         };
-        let status = if in_action && matches!(self, CharmError::Transient(_)) { None } else { status };
-        Disposition { status, retry: retry && !in_action }
+        let status = if in_action && matches!(self, CharmError::Transient(_)) {
+            None
+        } else {
+            status
+        };
+        Disposition {
+            status,
+            retry: retry && !in_action,
+        }
     }
 }
 
@@ -82,17 +92,25 @@ mod tests {
     #[test]
     fn config_errors_block_and_do_not_retry() {
         let d = CharmError::Config(ConfigError::Missing(vec!["token"])).disposition(false);
-        assert_eq!(d.status, Some((Status::Blocked, "Missing required charm configuration: token".into())));
+        assert_eq!(
+            d.status,
+            Some((
+                Status::Blocked,
+                "Missing required charm configuration: token".into()
+            ))
+        );
         assert!(!d.retry);
     }
 
     #[test]
     fn hook_tool_failures_retry_hooks_but_not_actions() {
-        let err = || CharmError::HookTool(HookToolError::Failed {
-            tool: "status-set".into(),
-            status: "exit status: 1".into(),
-            stderr: "boom".into(),
-        });
+        let err = || {
+            CharmError::HookTool(HookToolError::Failed {
+                tool: "status-set".into(),
+                status: "exit status: 1".into(),
+                stderr: "boom".into(),
+            })
+        };
         assert!(err().disposition(false).retry);
         assert!(!err().disposition(true).retry);
     }
@@ -100,7 +118,13 @@ mod tests {
     #[test]
     fn transient_failures_wait() {
         let d = CharmError::Transient("GitHub unreachable".into()).disposition(false);
-        assert_eq!(d.status, Some((Status::Waiting, "GitHub unreachable".into())));
-        assert_eq!(CharmError::Transient("x".into()).disposition(true).status, None);
+        assert_eq!(
+            d.status,
+            Some((Status::Waiting, "GitHub unreachable".into()))
+        );
+        assert_eq!(
+            CharmError::Transient("x".into()).disposition(true).status,
+            None
+        );
     }
 }

@@ -20,7 +20,12 @@ const KEYS: [&str; 3] = ["previous-path", "token-fingerprint", "runner-app-versi
 impl CharmState {
     pub fn load(juju: &dyn HookTools) -> ToolResult<Self> {
         let all = juju.state_get(None)?;
-        let get = |k: &str| all.get(k).and_then(Value::as_str).filter(|s| !s.is_empty()).map(String::from);
+        let get = |k: &str| {
+            all.get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+        };
         Ok(CharmState {
             previous_path: get(KEYS[0]),
             token_fingerprint: get(KEYS[1]),
@@ -30,7 +35,11 @@ impl CharmState {
 
     /// Writes the fields that are set and deletes the ones that are not.
     pub fn save(&self, juju: &dyn HookTools) -> ToolResult<()> {
-        let fields = [&self.previous_path, &self.token_fingerprint, &self.runner_app_version];
+        let fields = [
+            &self.previous_path,
+            &self.token_fingerprint,
+            &self.runner_app_version,
+        ];
         let mut set = Map::new();
         for (key, value) in KEYS.iter().zip(fields) {
             match value {

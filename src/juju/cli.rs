@@ -14,15 +14,28 @@ pub struct Cli;
 fn run(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
     let mut cmd = Command::new(tool);
     cmd.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child =
-        cmd.spawn().map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().map_err(|source| HookToolError::Spawn {
+        tool: tool.into(),
+        source,
+    })?;
     if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input).map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+        pipe.write_all(input)
+            .map_err(|source| HookToolError::Spawn {
+                tool: tool.into(),
+                source,
+            })?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|source| HookToolError::Spawn { tool: tool.into(), source })?;
+        .map_err(|source| HookToolError::Spawn {
+            tool: tool.into(),
+            source,
+        })?;
     if !out.status.success() {
         return Err(HookToolError::Failed {
             tool: tool.into(),
@@ -38,8 +51,10 @@ fn run_json(tool: &str, args: &[&str]) -> ToolResult<Value> {
     if out.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&out)
-        .map_err(|e| HookToolError::BadOutput { tool: tool.into(), reason: e.to_string() })
+    serde_json::from_slice(&out).map_err(|e| HookToolError::BadOutput {
+        tool: tool.into(),
+        reason: e.to_string(),
+    })
 }
 
 impl HookTools for Cli {
@@ -47,7 +62,12 @@ impl HookTools for Cli {
         run_json("config-get", &["--format=json"])
     }
     fn status_set(&self, status: Status, message: &str) -> ToolResult<()> {
-        run("status-set", &["--application=False", status.as_str(), message], None).map(drop)
+        run(
+            "status-set",
+            &["--application=False", status.as_str(), message],
+            None,
+        )
+        .map(drop)
     }
     fn action_get(&self) -> ToolResult<Value> {
         run_json("action-get", &["--format=json"])

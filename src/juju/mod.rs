@@ -54,10 +54,17 @@ impl LogLevel {
 pub enum HookToolError {
     /// The tool could not be started (not on PATH, not executable).
     #[error("could not run {tool}: {source}")]
-    Spawn { tool: String, source: std::io::Error },
+    Spawn {
+        tool: String,
+        source: std::io::Error,
+    },
     /// The tool ran and failed; `stderr` is what it printed.
     #[error("{tool} failed ({status}): {stderr}")]
-    Failed { tool: String, status: String, stderr: String },
+    Failed {
+        tool: String,
+        status: String,
+        stderr: String,
+    },
     /// The tool's output was not the JSON we asked for.
     #[error("{tool} returned output that is not JSON: {reason}")]
     BadOutput { tool: String, reason: String },

@@ -1,0 +1,155 @@
+//! The real binary under the hook-tool harness: invalid configuration blocks, names the
+//! option, and touches nothing.
+
+mod harness;
+
+use harness::{Harness, HOST_COMMANDS};
+use serde_json::json;
+
+/// Calls that only read, or report: anything else would change the unit or host.
+const READ_OR_REPORT: &[&str] = &[
+    "config-get",
+    "status-set",
+    "juju-log",
+    "state-get",
+    "is-leader",
+    "action-get",
+];
+
+fn assert_blocked_and_untouched(h: &Harness, want_message: &str) {
+    let (status, message) = h.last_status().expect("a status was set");
+    assert_eq!(status, "blocked");
+    assert!(
+        message.contains(want_message),
+        "{message:?} should contain {want_message:?}"
+    );
+    for call in h.calls() {
+        assert!(
+            READ_OR_REPORT.contains(&call.tool.as_str()),
+            "unexpected call {call:?}"
+        );
+    }
+}
+
+#[test]
+fn empty_token_and_path_block_with_the_missing_names() {
+    let h = Harness::new();
+    h.shadow(HOST_COMMANDS);
+    let run = h.run("hooks/config-changed");
+    assert!(run.success(), "{}", run.stderr());
+    assert_blocked_and_untouched(&h, "Missing required charm configuration: token, path");
+}
+
+#[test]
+fn each_invalid_option_blocks_naming_it_and_changes_nothing() {
+    let cases = [
+        ("path", json!("a/b/c"), "invalid config: path \"a/b/c\""),
+        ("group", json!(""), "invalid config: group"),
+        (
+            "token",
+            json!("ghp_has space"),
+            "invalid config: token \"<redacted>\"",
+        ),
+        (
+            "virtual-machines",
+            json!(-3),
+            "invalid config: virtual-machines \"-3\"",
+        ),
+        ("vm-cpu", json!(0), "invalid config: vm-cpu \"0\""),
+        (
+            "vm-memory",
+            json!("7XB"),
+            "invalid config: vm-memory \"7XB\": unknown unit",
+        ),
+        ("vm-disk", json!("lots"), "invalid config: vm-disk \"lots\""),
+        (
+            "reconcile-interval",
+            json!(0),
+            "invalid config: reconcile-interval \"0\"",
+        ),
+        ("denylist", json!("10.0.0.0/99"), "invalid config: denylist"),
+        (
+            "dockerhub-mirror",
+            json!("http://mirror"),
+            "invalid config: dockerhub-mirror",
+        ),
+        ("test-mode", json!("sometimes"), "invalid config: test-mode"),
+        ("labels", json!("a b"), "invalid config: labels"),
+        (
+            "github-url",
+            json!("gopher://x"),
+            "invalid config: github-url",
+        ),
+        (
+            "runner-instance-type",
+            json!("vm"),
+            "invalid config: runner-instance-type",
+        ),
+        (
+            "runner-image",
+            json!("no spaces allowed"),
+            "invalid config: runner-image",
+        ),
+        ("experimental-use-aproxy", json!("maybe"), "invalid config"),
+    ];
+    for (option, value, want) in cases {
+        let h = Harness::new();
+        h.shadow(HOST_COMMANDS);
+        let mut config = json!({"path": "acme", "token": "ghp_abcdef123456"});
+        config[option] = value;
+        h.set_config(config);
+        let run = h.run("hooks/config-changed");
+        assert!(run.success(), "{option}: {}", run.stderr());
+        assert_blocked_and_untouched(&h, want);
+        let token = h_token(&h);
+        let everything = format!("{:?}{}{}", h.calls(), run.stdout(), run.stderr());
+        assert!(!everything.contains(&token), "{option}: token leaked");
+    }
+}
+
+fn h_token(h: &Harness) -> String {
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(h.path().join("config.json")).unwrap())
+            .unwrap();
+    config["token"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn unknown_events_are_logged_and_exit_zero() {
+    let h = Harness::new();
+    h.shadow(HOST_COMMANDS);
+    let run = h.run("hooks/leader-elected");
+    assert!(run.success(), "{}", run.stderr());
+    assert!(h.statuses().is_empty());
+    assert!(
+        h.logs().iter().any(|(_, m)| m.contains("leader-elected")),
+        "{:?}",
+        h.logs()
+    );
+}
+
+#[test]
+fn an_action_with_bad_config_fails_with_the_reason() {
+    let h = Harness::new();
+    h.shadow(HOST_COMMANDS);
+    h.set_config(json!({"path": "acme", "token": "t", "vm-cpu": 0}));
+    let run = h.run("actions/check-runners");
+    assert!(run.success(), "{}", run.stderr());
+    let failure = h.action_failure().expect("action-fail called");
+    assert!(failure.contains("vm-cpu"), "{failure}");
+}
+
+#[test]
+fn a_failing_hook_tool_makes_juju_retry() {
+    let h = Harness::new();
+    h.shadow(HOST_COMMANDS);
+    h.fail_tool("config-get", "ERROR connection to the agent lost");
+    let run = h.run("hooks/config-changed");
+    assert!(!run.success(), "a hook tool failure must exit non-zero");
+    assert!(
+        run.stderr().contains("connection to the agent lost")
+            || h.logs()
+                .iter()
+                .any(|(_, m)| m.contains("connection to the agent lost"))
+    );
+}
