@@ -11,6 +11,8 @@ pub mod charm;
 pub mod config;
 pub mod juju;
 pub mod proxy;
+pub mod reconcile;
+pub mod runner;
 
 /// The charm's version, sent in the GitHub User-Agent and `application-version-set`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
