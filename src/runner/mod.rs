@@ -1,6 +1,8 @@
 //! Runner identity: names that carry the owning unit's prefix, so a unit only ever
 //! touches its own instances and registrations.
 
+pub mod files;
+
 use std::fmt;
 
 /// `<app>-<unit number>-`, e.g. `github-runner-0-`.

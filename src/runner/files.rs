@@ -1,0 +1,167 @@
+//! What goes into a runner instance: the files the charm pushes and the start command,
+//! rendered by pure functions from templates/.
+
+use crate::config::GithubPath;
+use crate::reconcile::ports::Credential;
+use crate::runner::RunnerName;
+
+pub const RUNNER_USER: &str = "ubuntu";
+pub const RUNNER_UID: u32 = 1000;
+pub const RUNNER_HOME: &str = "/home/ubuntu";
+pub const RUNNER_DIR: &str = "/home/ubuntu/actions-runner";
+pub const START_SCRIPT: &str = "/opt/github-runner/start.sh";
+pub const PRE_JOB_SCRIPT: &str = "/opt/github-runner/pre-job.sh";
+/// The runner application tarball inside the instance, unpacked into [`RUNNER_DIR`].
+pub const APP_TARBALL: &str = "/home/ubuntu/actions-runner.tar.gz";
+
+const START_TEMPLATE: &str = include_str!("../../templates/start.sh");
+
+/// A file to write into the instance.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstanceFile {
+    pub path: String,
+    pub content: Vec<u8>,
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+impl std::fmt::Debug for InstanceFile {
+    // Contents may be credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "InstanceFile({}, {} bytes, {:o})",
+            self.path,
+            self.content.len(),
+            self.mode
+        )
+    }
+}
+
+/// Everything the start script needs to know that is not secret.
+#[derive(Clone, Debug)]
+pub struct StartParams<'a> {
+    pub github_web_url: &'a str,
+    pub path: &'a GithubPath,
+    pub name: &'a RunnerName,
+    pub labels: &'a [String],
+}
+
+/// Quotes `value` for a POSIX shell.
+pub fn shell_quote(value: &str) -> String {
+    format!("'{}'", value.replace('\'', r"'\''"))
+}
+
+pub fn render_start_script(p: &StartParams) -> String {
+    let url = format!("{}/{}", p.github_web_url.trim_end_matches('/'), p.path);
+    let group = match p.path {
+        GithubPath::Org { group, .. } => format!("--runnergroup {}", shell_quote(group)),
+        GithubPath::Repo { .. } => String::new(),
+    };
+    START_TEMPLATE
+        .replace("@@RUNNER_DIR@@", &shell_quote(RUNNER_DIR))
+        .replace("@@RUNNER_USER@@", RUNNER_USER)
+        .replace("@@GITHUB_URL@@", &shell_quote(&url))
+        .replace("@@RUNNER_NAME@@", &shell_quote(p.name.as_str()))
+        .replace("@@LABELS@@", &shell_quote(&p.labels.join(",")))
+        .replace("@@GROUP_ARG@@", &group)
+}
+
+/// The credential file the start script consumes (and deletes): readable by the runner
+/// user only.
+pub fn credential_file(credential: &Credential) -> InstanceFile {
+    let (name, content) = match credential {
+        Credential::Jit { encoded, .. } => (".jitconfig", encoded.clone()),
+        Credential::RegistrationToken(token) => (".registration-token", token.clone()),
+    };
+    InstanceFile {
+        path: format!("{RUNNER_DIR}/{name}"),
+        content: content.into_bytes(),
+        uid: RUNNER_UID,
+        gid: RUNNER_UID,
+        mode: 0o600,
+    }
+}
+
+/// The labels a runner registers with: the application name, the image, then the
+/// operator's extra labels, without duplicates.
+pub fn runner_labels(app: &str, image: &str, extra: &[String]) -> Vec<String> {
+    let mut labels: Vec<String> = Vec::new();
+    for l in [app.to_string(), image.to_string()]
+        .into_iter()
+        .chain(extra.iter().cloned())
+    {
+        if !l.is_empty() && !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    labels
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_script_for_an_org_runner() {
+        let path = GithubPath::Org {
+            org: "acme".into(),
+            group: "big ones".into(),
+        };
+        let name = RunnerName("app-0-0000abcd".into());
+        let labels = vec!["app".to_string(), "jammy".to_string()];
+        let s = render_start_script(&StartParams {
+            github_web_url: "https://github.com/",
+            path: &path,
+            name: &name,
+            labels: &labels,
+        });
+        assert!(s.contains("runner_dir='/home/ubuntu/actions-runner'"));
+        assert!(s.contains("--url 'https://github.com/acme'"));
+        assert!(s.contains("--name 'app-0-0000abcd' --labels 'app,jammy' --runnergroup 'big ones'"));
+        assert!(!s.contains("@@"), "every placeholder is filled");
+    }
+
+    #[test]
+    fn repo_runners_have_no_group_and_quotes_are_safe() {
+        let path = GithubPath::Repo {
+            owner: "o".into(),
+            repo: "r".into(),
+        };
+        let name = RunnerName("n".into());
+        let labels = vec!["it's".to_string()];
+        let s = render_start_script(&StartParams {
+            github_web_url: "http://10.0.0.1:8080",
+            path: &path,
+            name: &name,
+            labels: &labels,
+        });
+        assert!(s.contains("--url 'http://10.0.0.1:8080/o/r'"));
+        assert!(s.contains(r"--labels 'it'\''s' "));
+        assert!(!s.contains("--runnergroup"));
+    }
+
+    #[test]
+    fn credentials_are_private_to_the_runner_user() {
+        let f = credential_file(&Credential::Jit {
+            id: 3,
+            encoded: "c2VjcmV0".into(),
+        });
+        assert_eq!(
+            (f.path.as_str(), f.mode, f.uid),
+            ("/home/ubuntu/actions-runner/.jitconfig", 0o600, 1000)
+        );
+        assert!(!format!("{f:?}").contains("c2VjcmV0"));
+        let t = credential_file(&Credential::RegistrationToken("tok".into()));
+        assert!(t.path.ends_with(".registration-token"));
+    }
+
+    #[test]
+    fn labels_are_deduplicated_in_order() {
+        assert_eq!(
+            runner_labels("app", "jammy", &["gpu".into(), "app".into()]),
+            ["app", "jammy", "gpu"]
+        );
+    }
+}
