@@ -6,6 +6,7 @@ pub mod event;
 pub mod handlers;
 pub mod outcome;
 pub mod state;
+pub mod timer;
 
 use std::process::ExitCode;
 

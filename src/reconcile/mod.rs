@@ -4,6 +4,7 @@
 pub mod execute;
 #[cfg(test)]
 pub mod fakes;
+pub mod lock;
 pub mod plan;
 pub mod ports;
 

@@ -1,6 +1,7 @@
 //! Runner identity: names that carry the owning unit's prefix, so a unit only ever
 //! touches its own instances and registrations.
 
+pub mod app;
 pub mod files;
 
 use std::fmt;
