@@ -14,6 +14,7 @@ pub mod config;
 pub mod github;
 pub mod juju;
 pub mod proxy;
+pub mod sim;
 
 /// The charm's version, sent in the GitHub User-Agent and `application-version-set`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
