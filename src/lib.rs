@@ -5,14 +5,18 @@
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
+//! - [`github`]: GitHub REST client (runners, JIT, downloads) with retries and rate limits.
+//! - [`sim`]: an in-memory GitHub simulator with a runner app, for tests and demos.
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
 pub mod charm;
 pub mod config;
+pub mod github;
 pub mod juju;
 pub mod proxy;
 pub mod reconcile;
 pub mod runner;
+pub mod sim;
 
 /// The charm's version, sent in the GitHub User-Agent and `application-version-set`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Run the Juju event named by JUJU_DISPATCH_PATH (what `dispatch` does).
     Hook,
+    /// Run the GitHub simulator (prints its base URL, serves until SIGTERM).
+    Sim(github_runner::sim::SimArgs),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +36,10 @@ fn main() -> ExitCode {
         Command::Hook => {
             github_runner::juju::init_logging(true);
             github_runner::charm::run_hook()
+        }
+        Command::Sim(args) => {
+            github_runner::juju::init_logging(false);
+            github_runner::sim::run_cli(&args)
         }
     }
 }

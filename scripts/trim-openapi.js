@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// Trims GitHub's OpenAPI description to the runner endpoints the client and simulator
+// use, keeping every component those paths reference (transitively), so Prism starts
+// in a second instead of parsing 13 MB.
+// Usage: trim-openapi.js IN.json OUT.json
+'use strict';
+const fs = require('fs');
+
+const KEEP = [
+  '/orgs/{org}/actions/runners',
+  '/orgs/{org}/actions/runners/{runner_id}',
+  '/orgs/{org}/actions/runners/downloads',
+  '/orgs/{org}/actions/runners/registration-token',
+  '/orgs/{org}/actions/runners/remove-token',
+  '/orgs/{org}/actions/runners/generate-jitconfig',
+  '/orgs/{org}/actions/runner-groups',
+  '/repos/{owner}/{repo}/actions/runners',
+  '/repos/{owner}/{repo}/actions/runners/{runner_id}',
+  '/repos/{owner}/{repo}/actions/runners/downloads',
+  '/repos/{owner}/{repo}/actions/runners/registration-token',
+  '/repos/{owner}/{repo}/actions/runners/remove-token',
+  '/repos/{owner}/{repo}/actions/runners/generate-jitconfig',
+];
+
+const [input, output] = process.argv.slice(2);
+if (!input || !output) {
+  console.error('usage: trim-openapi.js IN.json OUT.json');
+  process.exit(2);
+}
+const spec = JSON.parse(fs.readFileSync(input, 'utf8'));
+
+const paths = {};
+for (const p of KEEP) {
+  if (!spec.paths[p]) throw new Error(`path missing from the description: ${p}`);
+  paths[p] = spec.paths[p];
+}
+
+// Collect '#/components/KIND/NAME' references, following them transitively.
+const wanted = new Set();
+function walk(node) {
+  if (Array.isArray(node)) return node.forEach(walk);
+  if (node === null || typeof node !== 'object') return;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === '$ref' && typeof value === 'string' && value.startsWith('#/components/')) {
+      if (!wanted.has(value)) {
+        wanted.add(value);
+        const [, , kind, name] = value.split('/');
+        const target = spec.components[kind] && spec.components[kind][name];
+        if (!target) throw new Error(`dangling reference ${value}`);
+        walk(target);
+      }
+    } else {
+      walk(value);
+    }
+  }
+}
+walk(paths);
+
+const components = {};
+for (const ref of wanted) {
+  const [, , kind, name] = ref.split('/');
+  components[kind] = components[kind] || {};
+  components[kind][name] = spec.components[kind][name];
+}
+
+const trimmed = { ...spec, paths, components };
+delete trimmed.webhooks;
+delete trimmed['x-webhooks'];
+fs.writeFileSync(output, JSON.stringify(trimmed));
+console.error(`kept ${KEEP.length} paths and ${wanted.size} components`);

@@ -1,0 +1,20 @@
+//! GitHub REST client for runner registrations, in three layers: serde [`models`], a
+//! [`transport`] (auth, timeouts, proxy, retries, rate limits) and the [`client`] facade.
+//! The [`retry`] decisions are pure and take an injected clock.
+
+pub mod client;
+pub mod error;
+pub mod models;
+pub mod retry;
+pub mod secret;
+pub mod transport;
+
+pub use client::GithubClient;
+pub use error::GithubError;
+pub use models::{
+    DeleteOutcome, JitConfig, JitRequest, Label, RateLimit, RegistrationToken, Runner,
+    RunnerDownload, RunnerGroup, RunnerId, RunnerName, RunnerStatus,
+};
+pub use retry::{Clock, RetryPolicy, SystemClock};
+pub use secret::Secret;
+pub use transport::ClientOptions;

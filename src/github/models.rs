@@ -1,0 +1,190 @@
+//! Serde types for the runner endpoints of GitHub's REST API, with newtypes for ids and
+//! names. Only the fields the charm uses are required; the rest are optional so that
+//! GHES versions with fewer fields still parse.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::secret::Secret;
+
+/// A runner's numeric id on GitHub.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunnerId(pub u64);
+
+impl fmt::Display for RunnerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A runner's name, unique within its org or repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunnerName(pub String);
+
+impl RunnerName {
+    pub fn new(name: impl Into<String>) -> Self {
+        RunnerName(name.into())
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RunnerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    pub name: String,
+    /// `read-only` (default labels) or `custom`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunnerStatus {
+    Online,
+    Offline,
+    #[serde(other)]
+    Unknown,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Runner {
+    pub id: RunnerId,
+    pub name: RunnerName,
+    pub os: String,
+    pub status: RunnerStatus,
+    pub busy: bool,
+    pub labels: Vec<Label>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_group_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<bool>,
+}
+
+impl Runner {
+    pub fn is_online(&self) -> bool {
+        self.status == RunnerStatus::Online
+    }
+    pub fn label_names(&self) -> impl Iterator<Item = &str> {
+        self.labels.iter().map(|l| l.name.as_str())
+    }
+}
+
+/// One page of `GET .../actions/runners`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RunnerPage {
+    pub total_count: u64,
+    pub runners: Vec<Runner>,
+}
+
+/// A registration or remove token: single purpose, valid for one hour.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RegistrationToken {
+    pub token: Secret,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One runner application build GitHub offers.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RunnerDownload {
+    pub os: String,
+    pub architecture: String,
+    pub download_url: String,
+    pub filename: String,
+    #[serde(default)]
+    pub sha256_checksum: Option<String>,
+    #[serde(default, skip_serializing)]
+    pub temp_download_token: Option<Secret>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+pub struct RunnerGroup {
+    pub id: u64,
+    pub name: String,
+    #[serde(default)]
+    pub default: bool,
+}
+
+/// One page of `GET /orgs/{org}/actions/runner-groups`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct RunnerGroupPage {
+    pub total_count: u64,
+    pub runner_groups: Vec<RunnerGroup>,
+}
+
+/// What the charm asks `generate-jitconfig` for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct JitRequest {
+    pub name: RunnerName,
+    pub runner_group_id: u64,
+    pub labels: Vec<String>,
+    pub work_folder: String,
+}
+
+/// A just-in-time runner: registered already (ephemeral), started with the config.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct JitConfig {
+    pub runner: Runner,
+    pub encoded_jit_config: Secret,
+}
+
+/// What deleting a registration came to; a busy runner is left for a later reconcile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    NotFound,
+    /// GitHub refused (422): the runner is running a job, or its job is not yet given up.
+    Busy,
+}
+
+/// The `x-ratelimit-*` figures of the last response, for status and metrics.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    pub used: u64,
+    pub reset: DateTime<Utc>,
+    pub resource: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runner_parses_github_shape() {
+        let json = r#"{"id":23,"name":"r1","os":"linux","status":"online","busy":true,
+            "labels":[{"id":5,"name":"self-hosted","type":"read-only"},{"name":"x"}],
+            "runner_group_id":1,"ephemeral":true}"#;
+        let r: Runner = serde_json::from_str(json).unwrap();
+        assert_eq!(r.id, RunnerId(23));
+        assert!(r.is_online() && r.busy);
+        assert_eq!(r.label_names().collect::<Vec<_>>(), ["self-hosted", "x"]);
+        let weird: Runner = serde_json::from_str(
+            r#"{"id":1,"name":"a","os":"linux","status":"starting","busy":false,"labels":[]}"#,
+        )
+        .unwrap();
+        assert_eq!(weird.status, RunnerStatus::Unknown);
+    }
+
+    #[test]
+    fn registration_token_debug_is_redacted() {
+        let t: RegistrationToken = serde_json::from_str(
+            r#"{"token":"AAAASECRETTOKEN","expires_at":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert!(!format!("{t:?}").contains("SECRET"));
+    }
+}

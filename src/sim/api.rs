@@ -1,0 +1,150 @@
+//! What wraps every GitHub route of the simulator: per-route counters, injected faults,
+//! PAT authentication (`token` and `Bearer` schemes), the hourly rate-limit budget and
+//! the `x-ratelimit-*` headers; plus GitHub-shaped error bodies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::Utc;
+
+use super::Sim;
+
+const DOCS: &str = "https://docs.github.com/rest";
+
+/// A GitHub error body: `{"message", "documentation_url"}`.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(serde_json::json!({"message": message, "documentation_url": DOCS})),
+    )
+        .into_response()
+}
+
+/// The token of an `Authorization: token X` or `Authorization: Bearer X` header.
+pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    (scheme.eq_ignore_ascii_case("token") || scheme.eq_ignore_ascii_case("bearer"))
+        .then(|| token.trim())
+}
+
+/// The route's template without the GHES prefix, e.g. `/orgs/:org/actions/runners`.
+pub fn template(matched: &MatchedPath) -> String {
+    let path = matched.as_str();
+    path.strip_prefix("/api/v3").unwrap_or(path).to_string()
+}
+
+pub async fn guard(
+    State(sim): State<Arc<Sim>>,
+    matched: MatchedPath,
+    request: Request,
+    next: Next,
+) -> Response {
+    let template = template(&matched);
+    let method = request.method().as_str().to_string();
+    let now = Utc::now();
+    let (fault, authorized, within_budget) = {
+        let mut world = sim.lock();
+        *world
+            .counters
+            .entry(format!("{method} {template}"))
+            .or_default() += 1;
+        let fault = world.take_fault(&method, &template);
+        let authorized =
+            presented_token(request.headers()).is_some_and(|t| world.tokens.contains(t));
+        let within_budget = authorized && world.spend(now);
+        (fault, authorized, within_budget)
+    };
+    if let Some(fault) = fault {
+        if fault.latency_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+        }
+        if fault.drop {
+            return dropped_connection();
+        }
+        if let Some(reset_in) = fault.rate_limit_reset_in {
+            let reset = now.timestamp() + reset_in as i64;
+            let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded (injected)");
+            set_rate_headers(response.headers_mut(), 5000, 0, reset);
+            return response;
+        }
+        if let Some(status) = fault.status {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = error(status, fault.message.as_deref().unwrap_or("injected fault"));
+            if let Some(secs) = fault.retry_after {
+                response
+                    .headers_mut()
+                    .insert("retry-after", HeaderValue::from(secs));
+            }
+            add_rate_headers(&sim, response.headers_mut());
+            return response;
+        }
+    }
+    let mut response = if !authorized {
+        error(StatusCode::UNAUTHORIZED, "Bad credentials")
+    } else if !within_budget {
+        error(
+            StatusCode::FORBIDDEN,
+            "API rate limit exceeded for user. (simulated)",
+        )
+    } else {
+        next.run(request).await
+    };
+    add_rate_headers(&sim, response.headers_mut());
+    response
+}
+
+fn add_rate_headers(sim: &Sim, headers: &mut HeaderMap) {
+    let budget = sim.lock().budget.clone();
+    set_rate_headers(
+        headers,
+        budget.limit,
+        budget.remaining(),
+        budget.reset.timestamp(),
+    );
+}
+
+fn set_rate_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: i64) {
+    headers.insert("x-ratelimit-limit", HeaderValue::from(limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(remaining));
+    headers.insert(
+        "x-ratelimit-used",
+        HeaderValue::from(limit.saturating_sub(remaining)),
+    );
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+    headers.insert("x-ratelimit-resource", HeaderValue::from_static("core"));
+}
+
+/// A response whose body fails at once: hyper aborts the connection, which the
+/// client sees as a connection dropped mid-response.
+fn dropped_connection() -> Response {
+    let failing = futures_util::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "injected drop",
+        ))
+    });
+    Response::new(Body::from_stream(failing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_token_and_bearer_schemes() {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", HeaderValue::from_static("token abc"));
+        assert_eq!(presented_token(&h), Some("abc"));
+        h.insert("authorization", HeaderValue::from_static("Bearer xyz"));
+        assert_eq!(presented_token(&h), Some("xyz"));
+        h.insert("authorization", HeaderValue::from_static("Basic xyz"));
+        assert_eq!(presented_token(&h), None);
+    }
+}

@@ -1,0 +1,276 @@
+//! An in-memory, stateful GitHub for tests and demos: the runner REST endpoints (at the
+//! root, api.github.com style, and under `/api/v3`, GHES style), a runner application
+//! made of shell scripts, and an admin API under `/_sim/`.
+//!
+//! Module map: [`state`] (the world and its rules), [`jobs`] (workflow jobs),
+//! [`api`] (auth, rate limit, faults and counters around every GitHub route),
+//! [`runners`] (GitHub's runner endpoints), [`admin`] (`/_sim/` admin API),
+//! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`].
+//!
+//! # Admin API (no authentication; JSON in and out)
+//! - `POST /_sim/orgs {"name"}`; `POST /_sim/repos {"repository": "owner/name"}`;
+//!   `POST /_sim/orgs/{org}/runner-groups {"name"}` -> `{"id"}`;
+//!   `POST /_sim/tokens {"token"}` adds an accepted PAT.
+//! - `POST /_sim/jobs {"repository", "labels": [..], "event_name", "event": {..},
+//!   "steps": ["shell", ..], "workflow"?, "ref_name"?, "base_ref"?, "head_ref"?, "sha"?}`
+//!   -> the job. Refs not given come from the event (pull_request: base/head ref and
+//!   head sha; push: `ref`, `after`).
+//! - `GET /_sim/jobs`, `GET /_sim/jobs/{id}` -> `{"id", "run_id", "repository",
+//!   "labels", "state": "queued"|"in_progress"|"completed", "conclusion":
+//!   "success"|"failure"|null, "runner_id", "runner_name", "lost", "queued_at",
+//!   "started_at", "finished_at", ...}`.
+//! - `GET /_sim/runners` -> `[{"id", "name", "scope": {"kind": "org"|"repo", "name"},
+//!   "labels", "group_id", "ephemeral", "jit", "busy", "online", "job_id"}]`.
+//! - `POST /_sim/faults {"route", "count", "status"?, "retry_after"?, "latency_ms"?,
+//!   "drop"?, "rate_limit_reset_in"?, "message"?}`: the next `count` requests whose
+//!   route matches misbehave. `route` is `"METHOD /template"` with axum's `:param`
+//!   syntax and without `/api/v3` (e.g. `"GET /orgs/:org/actions/runners"`), a bare
+//!   template for any method, or `"*"`. `drop` closes the connection mid-response;
+//!   `rate_limit_reset_in` answers 403 as an exhausted primary limit. `DELETE
+//!   /_sim/faults` clears them.
+//! - `GET /_sim/counters` -> `{"GET /orgs/:org/actions/runners": 3, ...}` (requests per
+//!   route, every status); `DELETE /_sim/counters` resets them.
+//! - `POST /_sim/rate-limit {"remaining", "reset_in_secs"?}` sets the hourly budget
+//!   (default 5000, shared by all PATs); `GET /_sim/rate-limit` reads it.
+//!
+//! The runner app talks to `/_sim/runner/...` with its own credential (see
+//! [`runner_app`]); the tarball is at `/_sim/runner-app/{filename}`.
+
+pub mod admin;
+pub mod api;
+pub mod jobs;
+pub mod runner_app;
+pub mod runners;
+pub mod state;
+pub mod tarball;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tokio::sync::Notify;
+
+use state::{Timing, World};
+
+/// The runner version the simulator's app claims to be.
+pub const RUNNER_VERSION: &str = "2.319.1";
+
+/// Command-line flags of `github-runner sim`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// A personal access token to accept (repeatable).
+    #[arg(long = "token", required = true)]
+    pub tokens: Vec<String>,
+    #[arg(long = "org")]
+    pub orgs: Vec<String>,
+    /// `owner/name`.
+    #[arg(long = "repo")]
+    pub repos: Vec<String>,
+    /// Seconds without polling after which a runner shows offline.
+    #[arg(long, default_value_t = 30)]
+    pub offline_after: u64,
+    /// Seconds of silence after which a busy runner's job is given up as lost.
+    #[arg(long, default_value_t = 120)]
+    pub lost_job_after: u64,
+}
+
+impl SimArgs {
+    pub fn config(&self) -> SimConfig {
+        SimConfig {
+            tokens: self.tokens.clone(),
+            orgs: self.orgs.clone(),
+            repos: self.repos.clone(),
+            offline_after: Duration::from_secs(self.offline_after),
+            lost_job_after: Duration::from_secs(self.lost_job_after),
+            rate_limit: 5000,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    pub tokens: Vec<String>,
+    pub orgs: Vec<String>,
+    pub repos: Vec<String>,
+    pub offline_after: Duration,
+    pub lost_job_after: Duration,
+    /// Requests per hour for all PATs together.
+    pub rate_limit: u64,
+}
+
+impl SimConfig {
+    pub fn new(token: &str) -> Self {
+        SimConfig {
+            tokens: vec![token.to_string()],
+            orgs: vec![],
+            repos: vec![],
+            offline_after: Duration::from_secs(30),
+            lost_job_after: Duration::from_secs(120),
+            rate_limit: 5000,
+        }
+    }
+}
+
+/// The shared state of one simulator.
+pub struct Sim {
+    world: Mutex<World>,
+    /// Wakes long-polling runners: a job was queued, a runner freed or removed.
+    pub changed: Notify,
+    closing: AtomicBool,
+    pub tarball: tarball::Tarball,
+}
+
+impl Sim {
+    pub fn new(config: &SimConfig) -> Arc<Sim> {
+        let timing = Timing {
+            offline_after: config.offline_after,
+            lost_job_after: config.lost_job_after,
+        };
+        let mut world = World::new(timing, config.rate_limit);
+        world.tokens.extend(config.tokens.iter().cloned());
+        config.orgs.iter().for_each(|o| world.add_org(o));
+        world.repos.extend(config.repos.iter().cloned());
+        Arc::new(Sim {
+            world: Mutex::new(world),
+            changed: Notify::new(),
+            closing: AtomicBool::new(false),
+            tarball: tarball::Tarball::build(RUNNER_VERSION),
+        })
+    }
+
+    /// The world, with lost jobs given up first so every reader sees current state.
+    pub fn lock(&self) -> MutexGuard<'_, World> {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        world.expire_lost_jobs(Instant::now(), chrono::Utc::now());
+        world
+    }
+
+    pub fn closing(&self) -> bool {
+        self.closing.load(Ordering::SeqCst)
+    }
+
+    fn close(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+}
+
+pub fn router(sim: Arc<Sim>) -> Router {
+    let github = runners::routes().route_layer(axum::middleware::from_fn_with_state(
+        sim.clone(),
+        api::guard,
+    ));
+    Router::new()
+        .merge(github.clone())
+        .nest("/api/v3", github)
+        .merge(admin::routes())
+        .merge(runner_app::routes())
+        .with_state(sim)
+}
+
+/// Serves until `shutdown` resolves; long polls are answered at once on shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let closer = sim.clone();
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closer.close();
+        })
+        .await
+}
+
+/// A simulator on its own thread and runtime, for blocking tests; stops on drop.
+pub struct SimServer {
+    pub url: String,
+    pub addr: SocketAddr,
+    pub sim: Arc<Sim>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SimServer {
+    pub fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimServer> {
+        let sim = Sim::new(&config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let listener = runtime.block_on(tokio::net::TcpListener::bind(addr))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = sim.clone();
+        let thread = std::thread::spawn(move || {
+            let result = runtime.block_on(serve(listener, served, async move {
+                let _ = stopped.await;
+            }));
+            if let Err(e) = result {
+                eprintln!("simulator stopped: {e}");
+            }
+        });
+        Ok(SimServer {
+            url: format!("http://{addr}"),
+            addr,
+            sim,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `github-runner sim`: prints the base URL as the first stdout line, serves until
+/// SIGTERM or SIGINT.
+pub fn run_cli(args: &SimArgs) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sim: cannot start runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result: std::io::Result<()> = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        let addr = listener.local_addr()?;
+        {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "http://{addr}")?;
+            out.flush()?;
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        serve(listener, Sim::new(&args.config()), shutdown).await
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sim: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
