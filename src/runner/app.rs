@@ -23,8 +23,8 @@ pub struct AppDownload {
 /// Where downloads come from (the GitHub client in production).
 pub trait AppSource {
     fn downloads(&self) -> Result<Vec<AppDownload>, String>;
-    /// Writes the file at `url` to `dest`.
-    fn fetch(&self, url: &str, dest: &Path) -> Result<(), String>;
+    /// Writes the file `download` names to `dest`.
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String>;
 }
 
 /// What the cache holds now, persisted as `current.json` beside the tarball.
@@ -146,7 +146,7 @@ impl AppCache {
             .tempfile_in(&self.dir)
             .map_err(io)?;
         source
-            .fetch(&d.download_url, partial.path())
+            .fetch(d, partial.path())
             .map_err(AppError::Download)?;
         let rejected = |reason: String| AppError::Rejected {
             file: d.filename.clone(),

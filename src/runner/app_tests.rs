@@ -13,12 +13,13 @@ impl AppSource for Source {
         self.calls.borrow_mut().push("list".into());
         Ok(self.files.iter().map(|(d, _)| d.clone()).collect())
     }
-    fn fetch(&self, url: &str, dest: &Path) -> Result<(), String> {
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String> {
+        let url = &download.download_url;
         self.calls.borrow_mut().push(format!("fetch {url}"));
         let (_, body) = self
             .files
             .iter()
-            .find(|(d, _)| d.download_url == url)
+            .find(|(d, _)| &d.download_url == url)
             .ok_or("404")?;
         fs::write(dest, body).map_err(|e| e.to_string())
     }

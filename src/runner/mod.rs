@@ -3,8 +3,7 @@
 
 pub mod app;
 pub mod files;
-
-use std::fmt;
+pub mod registry;
 
 /// `<app>-<unit number>-`, e.g. `github-runner-0-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -58,20 +57,7 @@ impl RunnerPrefix {
 }
 
 /// The name shared by a runner's LXD instance and its GitHub registration.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RunnerName(pub String);
-
-impl RunnerName {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for RunnerName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use crate::github::RunnerName;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,129 @@
+//! The GitHub side of a runner: [`GithubRegistry`] implements the engine's
+//! [`RunnerRegistry`] over the GitHub client, and [`GithubAppSource`] feeds the runner
+//! application cache.
+
+use std::path::Path;
+
+use crate::config::GithubPath;
+use crate::github::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
+use crate::reconcile::plan::ObservedRegistration;
+use crate::reconcile::ports::{Credential, Deletion, PortError, PortResult, RunnerRegistry};
+use crate::runner::app::{AppDownload, AppSource};
+use crate::runner::RunnerName;
+
+/// The runner group every repository runner belongs to, and the fallback for orgs.
+pub const DEFAULT_GROUP_ID: u64 = 1;
+
+pub struct GithubRegistry {
+    pub client: GithubClient,
+    pub path: GithubPath,
+    pub labels: Vec<String>,
+    pub group_id: u64,
+}
+
+/// Errors the operator must fix block the unit; the rest wait for the next reconcile.
+pub fn port_error(e: GithubError) -> PortError {
+    match e {
+        GithubError::TokenRejected
+        | GithubError::PathNotFound { .. }
+        | GithubError::Forbidden { .. } => PortError::operator(e.to_string()),
+        other => PortError::transient(other.to_string()),
+    }
+}
+
+impl RunnerRegistry for GithubRegistry {
+    fn list(&self) -> PortResult<Vec<ObservedRegistration>> {
+        let runners = self.client.list_runners(&self.path).map_err(port_error)?;
+        Ok(runners
+            .into_iter()
+            .map(|r| ObservedRegistration {
+                id: r.id.0,
+                online: r.is_online(),
+                busy: r.busy,
+                name: r.name,
+            })
+            .collect())
+    }
+
+    fn register(&self, name: &RunnerName) -> PortResult<Credential> {
+        let request = JitRequest {
+            name: name.clone(),
+            runner_group_id: self.group_id,
+            labels: self.labels.clone(),
+            work_folder: "_work".into(),
+        };
+        match self.client.generate_jitconfig(&self.path, &request) {
+            Ok(jit) => Ok(Credential::Jit {
+                id: jit.runner.id.0,
+                encoded: jit.encoded_jit_config.expose().to_string(),
+            }),
+            // Older GitHub Enterprise Server: register from inside with config.sh.
+            Err(GithubError::JitUnavailable) => {
+                let token = self
+                    .client
+                    .registration_token(&self.path)
+                    .map_err(port_error)?;
+                Ok(Credential::RegistrationToken(
+                    token.token.expose().to_string(),
+                ))
+            }
+            Err(e) => Err(port_error(e)),
+        }
+    }
+
+    fn delete(&self, id: u64) -> PortResult<Deletion> {
+        match self
+            .client
+            .delete_runner(&self.path, RunnerId(id))
+            .map_err(port_error)?
+        {
+            DeleteOutcome::Deleted => Ok(Deletion::Deleted),
+            DeleteOutcome::NotFound => Ok(Deletion::NotFound),
+            DeleteOutcome::Busy => Ok(Deletion::Busy),
+        }
+    }
+}
+
+/// Resolves an org's runner group name to its id; repositories use the default group.
+pub fn resolve_group(client: &GithubClient, path: &GithubPath) -> PortResult<u64> {
+    match path {
+        GithubPath::Repo { .. } => Ok(DEFAULT_GROUP_ID),
+        GithubPath::Org { org, group } => client
+            .runner_group_id(org, group)
+            .map_err(port_error)?
+            .ok_or_else(|| {
+                PortError::operator(format!("runner group {group:?} not found in {org}"))
+            }),
+    }
+}
+
+pub struct GithubAppSource<'a> {
+    pub client: &'a GithubClient,
+    pub path: &'a GithubPath,
+}
+
+impl AppSource for GithubAppSource<'_> {
+    fn downloads(&self) -> Result<Vec<AppDownload>, String> {
+        let list = self
+            .client
+            .runner_downloads(self.path)
+            .map_err(|e| e.to_string())?;
+        Ok(list
+            .into_iter()
+            .map(|d| AppDownload {
+                os: d.os,
+                architecture: d.architecture,
+                download_url: d.download_url,
+                filename: d.filename,
+                sha256: d.sha256_checksum,
+            })
+            .collect())
+    }
+
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String> {
+        let sha = download.sha256.as_deref().unwrap_or_default();
+        self.client
+            .download(&download.download_url, dest, sha)
+            .map_err(|e| e.to_string())
+    }
+}
