@@ -5,11 +5,13 @@
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
+//! - [`lxd`]: async LXD REST client over the unix socket (types, transport, typed API).
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
 pub mod charm;
 pub mod config;
 pub mod juju;
+pub mod lxd;
 pub mod proxy;
 
 /// The charm's version, sent in the GitHub User-Agent and `application-version-set`.
