@@ -7,12 +7,14 @@
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
 //! - [`github`]: GitHub REST client (runners, JIT, downloads) with retries and rate limits.
 //! - [`sim`]: an in-memory GitHub simulator with a runner app, for tests and demos.
+//! - [`lxd`]: async LXD REST client over the unix socket (types, transport, typed API).
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
 pub mod charm;
 pub mod config;
 pub mod github;
 pub mod juju;
+pub mod lxd;
 pub mod proxy;
 pub mod reconcile;
 pub mod runner;

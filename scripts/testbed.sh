@@ -1,0 +1,341 @@
+#!/usr/bin/env bash
+# Test LXD daemon for the integration tests: our own daemon in its own LXD_DIR, a
+# NAT-less bridge, a dir pool on tmpfs and a cached Debian runner image.
+#
+#   scripts/testbed.sh up      install what is missing, start (or reuse) everything
+#   scripts/testbed.sh down    stop our daemon, remove what it left in the kernel
+#   scripts/testbed.sh down --purge   also forget the daemon's state and the pool tmpfs
+#   scripts/testbed.sh env     print `export` lines for tests (eval "$(... env)")
+#
+# Every step checks before it acts, so a re-run after a crash or a half-finished run
+# reuses what is there or replaces it cleanly. Must run as root.
+set -euo pipefail
+
+STATE_DIR=/var/lib/ghr-testbed
+RUN_DIR=/run/ghr-testbed
+TESTBED_LXD_DIR=$STATE_DIR/lxd
+PID_FILE=$RUN_DIR/lxd.pid
+FORWARD_FILE=$RUN_DIR/ip_forward.orig
+LOG_FILE=$STATE_DIR/lxd.log
+POOL_DIR=$STATE_DIR/pool
+POOL_SIZE=${GHR_POOL_SIZE:-6G}
+IMAGE_DIR=/var/cache/github-runner/image
+IMAGE_ALIAS=ghr-runner
+BRIDGE=ghrbr0
+BRIDGE_ADDR=10.216.1.1/24
+POOL=ghr-pool
+GUARD_ROUTE=10.216.0.0/13
+PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap)
+
+# The image recipe. Its hash is the cache stamp: change anything here (or in
+# configure_rootfs) and the next `up` rebuilds the image.
+IMAGE_RECIPE_VERSION=1
+IMAGE_SUITE=bookworm
+IMAGE_INCLUDE=systemd-sysv,iproute2,ifupdown,isc-dhcp-client,curl,jq,procps,ca-certificates,sudo,nftables,netcat-openbsd,bash
+
+log() { printf '[testbed %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+now() { date +%s.%N; }
+# Prints "<step>: <seconds>s" for a step that started at $1.
+timing() { awk -v a="$1" -v b="$(now)" -v n="$2" 'BEGIN { printf "[testbed] timing %-14s %6.2fs\n", n, b - a }' >&2; }
+
+lxdc() { LXD_DIR=$TESTBED_LXD_DIR lxc "$@"; }
+
+install_packages() {
+    local missing=() p
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing ${missing[*]}"
+    apt-get update -q
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# Our daemon's pid, if the pid file names a live lxd process (a stale file or a
+# reused pid belonging to something else yields nothing).
+daemon_pid() {
+    [ -f "$PID_FILE" ] || return 1
+    local pid
+    pid=$(cat "$PID_FILE")
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    [ -r "/proc/$pid/cmdline" ] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^lxd ' || return 1
+    echo "$pid"
+}
+
+socket_answers() {
+    [ -S "$TESTBED_LXD_DIR/unix.socket" ] \
+        && LXD_DIR=$TESTBED_LXD_DIR timeout 10 lxc query /1.0 >/dev/null 2>&1
+}
+
+# A fresh tmpfs means the daemon's database describes a pool that no longer exists:
+# start that daemon from scratch rather than repair it (images come back from cache).
+ensure_pool_mount() {
+    mkdir -p "$POOL_DIR"
+    if mountpoint -q "$POOL_DIR"; then
+        return 0
+    fi
+    if [ -e "$TESTBED_LXD_DIR/database" ]; then
+        log "pool tmpfs is gone: resetting daemon state in $TESTBED_LXD_DIR"
+        rm -rf "$TESTBED_LXD_DIR"
+    fi
+    mount -t tmpfs -o "size=$POOL_SIZE,mode=0711" ghr-pool "$POOL_DIR"
+}
+
+start_daemon() {
+    local pid
+    mkdir -p "$RUN_DIR" "$TESTBED_LXD_DIR"
+    chmod 0711 "$TESTBED_LXD_DIR"
+    if pid=$(daemon_pid); then
+        if socket_answers; then
+            log "reusing daemon pid $pid"
+            return 0
+        fi
+        # Alive but deaf: maybe still starting; waitready below decides.
+        log "daemon pid $pid alive, socket not answering yet"
+    else
+        rm -f "$PID_FILE"
+        log "starting lxd (LXD_DIR=$TESTBED_LXD_DIR, log $LOG_FILE)"
+        LXD_DIR=$TESTBED_LXD_DIR setsid lxd --group root --logfile "$LOG_FILE" \
+            </dev/null >>"$LOG_FILE.stdout" 2>&1 &
+        echo $! >"$PID_FILE"
+    fi
+    LXD_DIR=$TESTBED_LXD_DIR lxd waitready --timeout 60 \
+        || die "lxd not ready after 60s, see $LOG_FILE"
+}
+
+preseed() {
+    # `lxd init --preseed` creates what is missing and updates what exists.
+    LXD_DIR=$TESTBED_LXD_DIR lxd init --preseed <<EOF
+networks:
+- name: $BRIDGE
+  type: bridge
+  config:
+    ipv4.address: $BRIDGE_ADDR
+    ipv4.nat: "false"
+    ipv6.address: none
+storage_pools:
+- name: $POOL
+  driver: dir
+  config:
+    source: $POOL_DIR
+profiles:
+- name: default
+  devices:
+    eth0:
+      name: eth0
+      network: $BRIDGE
+      type: nic
+    root:
+      path: /
+      pool: $POOL
+      type: disk
+EOF
+}
+
+mirror_uri() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -f "$f" ] || continue
+        awk '/^URIs:/ {print $2; exit}' "$f"
+        return 0
+    done
+    echo http://deb.debian.org/debian
+}
+
+# Runs inside the image build, on the debootstrapped tree $1.
+configure_rootfs() {
+    local root=$1
+    chroot "$root" useradd --uid 1000 --create-home --shell /bin/bash --user-group ubuntu
+    echo 'ubuntu ALL=(ALL) NOPASSWD:ALL' >"$root/etc/sudoers.d/90-ubuntu"
+    chmod 0440 "$root/etc/sudoers.d/90-ubuntu"
+    mkdir -p "$root/etc/network/interfaces.d"
+    printf 'auto eth0\niface eth0 inet dhcp\n' >"$root/etc/network/interfaces.d/eth0"
+    printf 'source /etc/network/interfaces.d/*\nauto lo\niface lo inet loopback\n' \
+        >"$root/etc/network/interfaces"
+    # /etc/hostname and /etc/hosts come from the image templates (the instance name).
+    rm -f "$root/etc/hostname"
+    : >"$root/etc/machine-id"
+    rm -f "$root/var/lib/dbus/machine-id"
+    rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+}
+
+# LXD renders the templates on instance creation, so sudo and friends resolve the
+# instance's own hostname.
+write_metadata() {
+    local dir=$1 stamp=$2
+    mkdir -p "$dir/templates"
+    cat >"$dir/metadata.yaml" <<META
+architecture: $(uname -m)
+creation_date: $(date +%s)
+properties:
+  os: debian
+  release: $IMAGE_SUITE
+  description: github-runner test image (recipe ${stamp:0:12})
+templates:
+  /etc/hostname:
+    when: [create, copy]
+    template: hostname.tpl
+  /etc/hosts:
+    when: [create, copy]
+    template: hosts.tpl
+META
+    echo '{{ instance.name }}' >"$dir/templates/hostname.tpl"
+    printf '127.0.0.1 localhost\n127.0.1.1 {{ instance.name }}\n' >"$dir/templates/hosts.tpl"
+}
+
+# The debootstrap result alone, cached apart from the configuration so that a change
+# to configure_rootfs costs seconds, not a new download.
+base_stamp() {
+    echo "$IMAGE_SUITE $IMAGE_INCLUDE $(mirror_uri)" | sha256sum | cut -d' ' -f1
+}
+
+recipe_stamp() {
+    {
+        echo "$IMAGE_RECIPE_VERSION $(base_stamp)"
+        declare -f configure_rootfs write_metadata
+    } | sha256sum | cut -d' ' -f1
+}
+
+build_base() {
+    local build=$1 t
+    if [ -f "$IMAGE_DIR/base.stamp" ] && [ "$(cat "$IMAGE_DIR/base.stamp")" = "$(base_stamp)" ] \
+        && [ -f "$IMAGE_DIR/base.tar" ]; then
+        mkdir -p "$build/rootfs"
+        tar -C "$build/rootfs" --numeric-owner -xf "$IMAGE_DIR/base.tar"
+        return 0
+    fi
+    t=$(now)
+    log "debootstrap $IMAGE_SUITE from $(mirror_uri) (one to three minutes)"
+    debootstrap --variant=minbase --include="$IMAGE_INCLUDE" "$IMAGE_SUITE" \
+        "$build/rootfs" "$(mirror_uri)" >"$build/debootstrap.log" 2>&1 \
+        || { tail -20 "$build/debootstrap.log" >&2; die "debootstrap failed"; }
+    chroot "$build/rootfs" apt-get clean
+    tar -C "$build/rootfs" --numeric-owner -cf "$build/base.tar" .
+    mv -f "$build/base.tar" "$IMAGE_DIR/base.tar"
+    base_stamp >"$IMAGE_DIR/base.stamp"
+    timing "$t" debootstrap
+}
+
+build_image() {
+    local stamp build t
+    stamp=$(recipe_stamp)
+    if [ -f "$IMAGE_DIR/stamp" ] && [ "$(cat "$IMAGE_DIR/stamp")" = "$stamp" ] \
+        && [ -f "$IMAGE_DIR/rootfs.tar" ] && [ -f "$IMAGE_DIR/metadata.tar.gz" ]; then
+        log "image cache up to date ($IMAGE_DIR)"
+        return 0
+    fi
+    t=$(now)
+    mkdir -p "$IMAGE_DIR"
+    rm -rf "$IMAGE_DIR"/build.*
+    build=$(mktemp -d "$IMAGE_DIR/build.XXXXXX")
+    # A failed build leaves nothing half-written behind.
+    trap 'rm -rf "$build"' EXIT
+    build_base "$build"
+    configure_rootfs "$build/rootfs"
+    write_metadata "$build/meta" "$stamp"
+    tar -C "$build/meta" -czf "$build/metadata.tar.gz" .
+    tar -C "$build/rootfs" --numeric-owner -cf "$build/rootfs.tar" .
+    cat "$build/metadata.tar.gz" "$build/rootfs.tar" | sha256sum | cut -d' ' -f1 \
+        >"$build/fingerprint"
+    mv -f "$build/metadata.tar.gz" "$build/rootfs.tar" "$build/fingerprint" "$IMAGE_DIR/"
+    echo "$stamp" >"$IMAGE_DIR/stamp"
+    rm -rf "$build"
+    trap - EXIT
+    timing "$t" image-build
+}
+
+import_image() {
+    local want have old
+    want=$(cat "$IMAGE_DIR/fingerprint")
+    have=$(lxdc query "/1.0/images/aliases/$IMAGE_ALIAS" 2>/dev/null | jq -r .target || true)
+    if [ "$have" = "$want" ]; then
+        log "image $IMAGE_ALIAS up to date (${want:0:12})"
+        return 0
+    fi
+    if ! lxdc query "/1.0/images/$want" >/dev/null 2>&1; then
+        lxdc image import "$IMAGE_DIR/metadata.tar.gz" "$IMAGE_DIR/rootfs.tar" >/dev/null
+    fi
+    if [ -n "$have" ]; then
+        old=$have
+        lxdc image alias delete "$IMAGE_ALIAS"
+        # The old image is only removed once no alias points at it any more.
+        lxdc image delete "$old" 2>/dev/null || true
+    fi
+    lxdc image alias create "$IMAGE_ALIAS" "$want"
+    log "imported $IMAGE_ALIAS (${want:0:12})"
+}
+
+enable_forwarding() {
+    mkdir -p "$RUN_DIR"
+    # Record only the value from before our first `up`, so `down` restores that one.
+    [ -f "$FORWARD_FILE" ] || cat /proc/sys/net/ipv4/ip_forward >"$FORWARD_FILE"
+    sysctl -q -w net.ipv4.ip_forward=1
+}
+
+cmd_up() {
+    [ "$(id -u)" = 0 ] || die "must run as root"
+    local t0 t
+    t0=$(now)
+    t=$(now); install_packages; timing "$t" packages
+    ip route replace unreachable "$GUARD_ROUTE"
+    enable_forwarding
+    t=$(now); ensure_pool_mount; start_daemon; timing "$t" daemon
+    t=$(now); preseed; timing "$t" preseed
+    build_image
+    t=$(now); import_image; timing "$t" image-import
+    timing "$t0" up-total
+    log "ready: $(cmd_env | tr '\n' ' ')"
+}
+
+cmd_down() {
+    [ "$(id -u)" = 0 ] || die "must run as root"
+    local t0 pid deadline dns
+    t0=$(now)
+    if pid=$(daemon_pid); then
+        LXD_DIR=$TESTBED_LXD_DIR timeout 120 lxd shutdown || log "lxd shutdown failed"
+        deadline=$((SECONDS + 30))
+        while [ -d "/proc/$pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+        if [ -d "/proc/$pid" ]; then
+            log "daemon $pid still alive, sending TERM"
+            kill "$pid" || true
+        fi
+    else
+        log "no daemon of ours running"
+    fi
+    rm -f "$PID_FILE"
+    # Our daemon's dnsmasq for the bridge, if the shutdown left it behind.
+    dns=$TESTBED_LXD_DIR/networks/$BRIDGE/dnsmasq.pid
+    if [ -f "$dns" ] && pid=$(cat "$dns") && [ -d "/proc/$pid" ] \
+        && grep -q dnsmasq "/proc/$pid/comm"; then
+        kill "$pid" || true
+    fi
+    nft delete table inet lxd 2>/dev/null || true
+    ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
+    if [ -f "$FORWARD_FILE" ]; then
+        sysctl -q -w net.ipv4.ip_forward="$(cat "$FORWARD_FILE")"
+        rm -f "$FORWARD_FILE"
+    fi
+    if [ "${1:-}" = --purge ]; then
+        rm -rf "$TESTBED_LXD_DIR"
+        mountpoint -q "$POOL_DIR" && umount "$POOL_DIR"
+        log "purged daemon state and pool"
+    fi
+    timing "$t0" down-total
+}
+
+cmd_env() {
+    echo "export LXD_DIR=$TESTBED_LXD_DIR"
+    echo "export GHR_TEST_IMAGE=$IMAGE_ALIAS"
+    echo "export GHR_TEST_POOL=$POOL"
+    echo "export GHR_TEST_BRIDGE=$BRIDGE"
+}
+
+case "${1:-}" in
+up) cmd_up ;;
+down) shift; cmd_down "${1:-}" ;;
+env) cmd_env ;;
+*) echo "usage: $0 up|down [--purge]|env" >&2; exit 2 ;;
+esac

@@ -1,0 +1,436 @@
+//! [`LxdClient`]: the typed LXD API. Calls that start background operations wait on
+//! `/1.0/operations/{id}/wait` (LXD's long-poll), never on a timer.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::request::{self as req, Answer, FilePush, Method, Request};
+use super::transport::UnixTransport;
+use super::types::{
+    ConfigMap, ExecPost, ExecResult, Image, ImageAlias, ImageSource, Instance, InstanceState,
+    InstancesPost, Network, Operation, Profile, Server, StatePut, StoragePool,
+};
+use super::LxdError;
+use crate::config::InstanceType;
+
+/// How long an operation may run unless the caller says otherwise.
+const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An LXD client. Clones share one connection pool; use it from many tasks at once.
+#[derive(Debug, Clone)]
+pub struct LxdClient {
+    transport: UnixTransport,
+    operation_timeout: Duration,
+}
+
+/// What to create: `POST /1.0/instances` in typed form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub instance_type: InstanceType,
+    pub source: ImageSource,
+    pub profiles: Vec<String>,
+    pub config: ConfigMap,
+    pub devices: BTreeMap<String, ConfigMap>,
+    /// Ephemeral instances are deleted by LXD when they stop.
+    pub ephemeral: bool,
+}
+
+impl InstanceSpec {
+    /// A spec with the `default` profile, no extra config or devices, not ephemeral.
+    pub fn new(name: &str, instance_type: InstanceType, source: ImageSource) -> Self {
+        InstanceSpec {
+            name: name.into(),
+            instance_type,
+            source,
+            profiles: vec!["default".into()],
+            config: ConfigMap::new(),
+            devices: BTreeMap::new(),
+            ephemeral: false,
+        }
+    }
+
+    pub fn to_post(&self) -> InstancesPost {
+        InstancesPost {
+            name: self.name.clone(),
+            instance_type: self.instance_type.as_lxd().into(),
+            source: self.source.clone(),
+            profiles: self.profiles.clone(),
+            config: self.config.clone(),
+            devices: self.devices.clone(),
+            ephemeral: self.ephemeral,
+        }
+    }
+}
+
+/// A command to run in an instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecSpec {
+    pub command: Vec<String>,
+    pub env: ConfigMap,
+    /// Numeric uid/gid (LXD takes no names); root when unset.
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub cwd: Option<String>,
+    /// How long the command may run; the client's operation timeout when unset.
+    pub timeout: Option<Duration>,
+}
+
+impl ExecSpec {
+    pub fn new<I, S>(command: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        ExecSpec {
+            command: command.into_iter().map(Into::into).collect(),
+            env: ConfigMap::new(),
+            uid: None,
+            gid: None,
+            cwd: None,
+            timeout: None,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Runs as `uid:gid` with `HOME` and the working directory set to `home`
+    /// (LXD sets neither for non-root users).
+    pub fn as_user(mut self, uid: u32, gid: u32, home: &str) -> Self {
+        self.uid = Some(uid);
+        self.gid = Some(gid);
+        self.env.insert("HOME".into(), home.into());
+        self.cwd = Some(home.into());
+        self
+    }
+
+    pub fn cwd(mut self, cwd: &str) -> Self {
+        self.cwd = Some(cwd.into());
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn to_post(&self) -> ExecPost {
+        ExecPost {
+            command: self.command.clone(),
+            environment: self.env.clone(),
+            wait_for_websocket: false,
+            record_output: true,
+            interactive: false,
+            user: self.uid,
+            group: self.gid,
+            cwd: self.cwd.clone(),
+        }
+    }
+}
+
+/// A finished command: its exit code and everything it wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecOutput {
+    pub exit_code: i32,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl ExecOutput {
+    pub fn success(&self) -> bool {
+        self.exit_code == 0
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+}
+
+impl LxdClient {
+    pub fn new(socket: impl Into<PathBuf>) -> Self {
+        LxdClient {
+            transport: UnixTransport::new(socket),
+            operation_timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// A client on [`super::default_socket`] (`LXD_DIR`, the snap's, then Debian's).
+    pub fn from_env() -> Self {
+        LxdClient::new(super::default_socket())
+    }
+
+    /// Sets how long operations (create, start, stop, delete, exec) may take.
+    pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
+        self.operation_timeout = timeout;
+        self
+    }
+
+    pub fn socket(&self) -> &Path {
+        self.transport.socket()
+    }
+
+    async fn call(&self, request: Request) -> Result<Answer, LxdError> {
+        let (status, body) = self.transport.send(request).await?;
+        req::parse_answer(status, &body)
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(&self, request: Request) -> Result<T, LxdError> {
+        req::decode(self.call(request).await?)
+    }
+
+    /// Sends a request and, if LXD answers with an operation, waits for it to end.
+    async fn run(
+        &self,
+        request: Request,
+        timeout: Duration,
+    ) -> Result<Option<Operation>, LxdError> {
+        match self.call(request).await? {
+            Answer::Sync(_) => Ok(None),
+            Answer::Async(op) => self.wait_operation(&op.id, timeout).await.map(Some),
+        }
+    }
+
+    /// Waits until an operation ends (up to `timeout`); a failed one is an error
+    /// carrying LXD's message.
+    pub async fn wait_operation(&self, id: &str, timeout: Duration) -> Result<Operation, LxdError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LxdError::Timeout {
+                    what: format!("operation {id}"),
+                    after: timeout,
+                });
+            }
+            // LXD's timeout is in whole seconds: round up so we never ask for 0 (= no wait).
+            let secs = Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0));
+            let op: Operation = self.get(req::wait_operation(id, secs)).await?;
+            if op.is_done() {
+                return req::operation_result(op);
+            }
+        }
+    }
+
+    pub async fn server(&self) -> Result<Server, LxdError> {
+        self.get(req::get_server()).await
+    }
+
+    /// All instances; `with_state` adds addresses and pids (`recursion=2`).
+    pub async fn list_instances(&self, with_state: bool) -> Result<Vec<Instance>, LxdError> {
+        self.get(req::list_instances(if with_state { 2 } else { 1 }))
+            .await
+    }
+
+    pub async fn get_instance(&self, name: &str) -> Result<Instance, LxdError> {
+        self.get(req::get_instance(name)).await
+    }
+
+    pub async fn instance_state(&self, name: &str) -> Result<InstanceState, LxdError> {
+        self.get(req::get_instance_state(name)).await
+    }
+
+    /// Creates an instance (stopped) and waits until LXD has unpacked it.
+    pub async fn create_instance(&self, spec: &InstanceSpec) -> Result<(), LxdError> {
+        self.run(
+            req::create_instance(&spec.to_post()),
+            self.operation_timeout,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Creates and starts an instance.
+    pub async fn launch(&self, spec: &InstanceSpec) -> Result<(), LxdError> {
+        self.create_instance(spec).await?;
+        self.start_instance(&spec.name).await
+    }
+
+    pub async fn start_instance(&self, name: &str) -> Result<(), LxdError> {
+        self.change_state(name, "start", false).await
+    }
+
+    /// Stops an instance; `force` kills it instead of asking it to shut down.
+    pub async fn stop_instance(&self, name: &str, force: bool) -> Result<(), LxdError> {
+        self.change_state(name, "stop", force).await
+    }
+
+    async fn change_state(&self, name: &str, action: &str, force: bool) -> Result<(), LxdError> {
+        let body = StatePut {
+            action: action.into(),
+            // A clean stop gets 30 s inside LXD; forced ones need no grace.
+            timeout: if force || action != "stop" { -1 } else { 30 },
+            force,
+        };
+        self.run(req::put_instance_state(name, &body), self.operation_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes a stopped instance.
+    pub async fn delete_instance(&self, name: &str) -> Result<(), LxdError> {
+        self.run(req::delete_instance(name), self.operation_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Removes an instance whatever its state: force-stops it if running, then
+    /// deletes it. Gone already (or ephemeral and gone on stop) counts as success.
+    pub async fn remove_instance(&self, name: &str) -> Result<(), LxdError> {
+        let instance = match self.get_instance(name).await {
+            Err(e) if e.is_not_found() => return Ok(()),
+            other => other?,
+        };
+        if instance.is_running() {
+            match self.stop_instance(name, true).await {
+                Err(e) if e.is_not_found() => return Ok(()),
+                other => other?,
+            }
+        }
+        match self.delete_instance(name).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Runs a command and returns its exit code and output (recorded by LXD, fetched
+    /// from the instance's log files, then removed there).
+    pub async fn exec(&self, instance: &str, spec: &ExecSpec) -> Result<ExecOutput, LxdError> {
+        let timeout = spec.timeout.unwrap_or(self.operation_timeout);
+        let op = self
+            .run(req::exec(instance, &spec.to_post()), timeout)
+            .await?
+            .ok_or_else(|| LxdError::Protocol("exec answered without an operation".into()))?;
+        let result: ExecResult = serde_json::from_value(op.metadata.unwrap_or_default())
+            .map_err(|e| LxdError::Protocol(format!("exec result: {e}")))?;
+        let (stdout, stderr) = tokio::try_join!(
+            self.fetch_log(result.output.get("1")),
+            self.fetch_log(result.output.get("2")),
+        )?;
+        Ok(ExecOutput {
+            exit_code: result.exit_code,
+            stdout,
+            stderr,
+        })
+    }
+
+    async fn fetch_log(&self, url: Option<&String>) -> Result<Vec<u8>, LxdError> {
+        let Some(url) = url else {
+            return Ok(Vec::new());
+        };
+        let (status, body) = self
+            .transport
+            .send(req::raw_path(Method::Get, url)?)
+            .await?;
+        let content = req::parse_raw(status, body)?;
+        // Left behind, exec logs pile up in the instance's log directory.
+        if let Err(e) = self.call(req::raw_path(Method::Delete, url)?).await {
+            log::debug!("cannot remove exec log {url}: {e}");
+        }
+        Ok(content)
+    }
+
+    /// Writes a file into an instance (created or overwritten).
+    pub async fn push_file(&self, instance: &str, file: &FilePush) -> Result<(), LxdError> {
+        self.call(req::push_file(instance, file)).await.map(drop)
+    }
+
+    /// Reads a file from an instance.
+    pub async fn pull_file(&self, instance: &str, path: &str) -> Result<Vec<u8>, LxdError> {
+        let (status, body) = self.transport.send(req::pull_file(instance, path)).await?;
+        req::parse_raw(status, body)
+    }
+
+    /// Polls (with backoff, up to `timeout`) until `exec true` succeeds and `interface`
+    /// has a global IPv4 address; returns that address.
+    pub async fn wait_ready(
+        &self,
+        instance: &str,
+        interface: &str,
+        timeout: Duration,
+    ) -> Result<Ipv4Addr, LxdError> {
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(50);
+        let mut exec_ok = false;
+        let mut last = String::from("not checked yet");
+        loop {
+            if !exec_ok {
+                let probe = ExecSpec::new(["true"]).timeout(Duration::from_secs(10));
+                match self.exec(instance, &probe).await {
+                    Ok(out) if out.success() => exec_ok = true,
+                    Ok(out) => last = format!("exec true exited {}", out.exit_code),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if exec_ok {
+                match self.instance_state(instance).await {
+                    Ok(state) => match state.ipv4(interface) {
+                        Some(ip) => return Ok(ip),
+                        None => last = format!("no IPv4 address on {interface} yet"),
+                    },
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            if Instant::now() + pause > deadline {
+                return Err(LxdError::Timeout {
+                    what: format!("instance {instance} ready ({last})"),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    pub async fn get_profile(&self, name: &str) -> Result<Profile, LxdError> {
+        self.get(req::get_profile(name)).await
+    }
+
+    pub async fn create_profile(&self, profile: &Profile) -> Result<(), LxdError> {
+        self.call(req::create_profile(profile)).await.map(drop)
+    }
+
+    /// Replaces the profile's config, devices and description.
+    pub async fn update_profile(&self, profile: &Profile) -> Result<(), LxdError> {
+        self.call(req::update_profile(profile)).await.map(drop)
+    }
+
+    pub async fn get_storage_pool(&self, name: &str) -> Result<StoragePool, LxdError> {
+        self.get(req::get_storage_pool(name)).await
+    }
+
+    pub async fn create_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError> {
+        self.run(req::create_storage_pool(pool), self.operation_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Replaces the pool's config and description.
+    pub async fn update_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError> {
+        self.run(req::update_storage_pool(pool), self.operation_timeout)
+            .await
+            .map(drop)
+    }
+
+    pub async fn get_network(&self, name: &str) -> Result<Network, LxdError> {
+        self.get(req::get_network(name)).await
+    }
+
+    pub async fn get_image_alias(&self, name: &str) -> Result<ImageAlias, LxdError> {
+        self.get(req::get_image_alias(name)).await
+    }
+
+    pub async fn get_image(&self, fingerprint: &str) -> Result<Image, LxdError> {
+        self.get(req::get_image(fingerprint)).await
+    }
+}
