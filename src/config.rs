@@ -58,6 +58,13 @@ impl GithubPath {
     }
 }
 
+impl GithubPath {
+    /// Parses a `path` option value; `group` applies to organisations.
+    pub fn parse(raw: &str, group: &str) -> Result<Self, String> {
+        parse_path(raw, group)
+    }
+}
+
 impl fmt::Display for GithubPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -1,9 +1,18 @@
 //! One handler per event. Each starts from the typed config (an invalid one stops it
 //! before anything on the host or GitHub is touched) and returns an [`Outcome`].
 
-use super::{CharmError, Event, HookEnv, Outcome};
-use crate::config::CharmConfig;
+use std::collections::HashSet;
+
+use serde_json::Value;
+
+use super::runners::{Paths, Runners, Summary};
+use super::state::CharmState;
+use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
+use crate::config::{CharmConfig, GithubPath};
 use crate::juju::{HookTools, Status};
+use crate::reconcile::execute::Report;
+use crate::reconcile::plan::Flush;
+use crate::runner::app::AppUpdate;
 
 /// Reads and validates the configuration; the only place handlers get it from.
 pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
@@ -11,23 +20,181 @@ pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
     Ok(CharmConfig::from_json(&raw)?)
 }
 
-pub fn handle(event: &Event, juju: &dyn HookTools, _env: &HookEnv) -> Result<Outcome, CharmError> {
+pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outcome, CharmError> {
     match event {
         Event::Unknown(name) => {
             log::info!("ignoring event {name:?}: this charm does not handle it");
-            Ok(Outcome::default())
+            return Ok(Outcome::default());
         }
-        Event::Action(super::Action::Unknown(name)) => {
-            Err(CharmError::BadParams(format!("unknown action {name:?}")))
+        Event::Action(Action::Unknown(name)) => {
+            return Err(CharmError::BadParams(format!("unknown action {name:?}")))
         }
-        _ => {
-            let config = load_config(juju)?;
-            log::info!(
-                "configuration valid: {} runners for {}",
-                config.virtual_machines,
-                config.path
-            );
-            Ok(Outcome::status(Status::Active, "configured"))
-        }
+        _ => {}
     }
+    let config = load_config(juju)?;
+    let paths = Paths::from_env();
+    match event {
+        Event::UpdateStatus => Ok(update_status(&config, &paths)),
+        Event::Install => install(&config, env, &paths),
+        Event::ConfigChanged => config_changed(juju, config, env, &paths),
+        Event::Start => reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None)),
+        Event::Stop | Event::Remove => stop(config, env, &paths),
+        Event::UpgradeCharm => {
+            install(&config, env, &paths)?;
+            reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::Idle))
+        }
+        Event::ReconcileTimer => timer_reconcile(config, env),
+        Event::Action(action) => run_action(action, juju, config, env),
+        Event::Unknown(_) => unreachable!("handled above"),
+    }
+}
+
+fn update_status(config: &CharmConfig, paths: &Paths) -> Outcome {
+    match Summary::load(paths) {
+        Some(summary) => Outcome::status(Status::Active, summary.message()),
+        None if config.virtual_machines == 0 => Outcome::status(Status::Active, "0 runners wanted"),
+        None => Outcome::status(Status::Waiting, "waiting for the first reconcile"),
+    }
+}
+
+fn install(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
+    ensure_timer(config, env, paths)?;
+    Ok(Outcome::status(Status::Maintenance, "installed; waiting for the first reconcile"))
+}
+
+fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<(), CharmError> {
+    let units = timer::render(&env.unit_name, config.reconcile_interval_minutes);
+    timer::apply(&paths.systemd_dir(), &units)
+        .map(drop)
+        .map_err(|e| CharmError::Transient(format!("reconcile timer: {e}")))
+}
+
+fn reconciled(result: Result<Report, CharmError>) -> Result<Outcome, CharmError> {
+    let report = result?;
+    Ok(Outcome::status(Status::Active, Summary::from_report(&report).message()))
+}
+
+fn config_changed(
+    juju: &dyn HookTools,
+    config: CharmConfig,
+    env: &HookEnv,
+    paths: &Paths,
+) -> Result<Outcome, CharmError> {
+    ensure_timer(&config, env, paths)?;
+    let mut state = CharmState::load(juju)?;
+    let path_now = config.path.to_string();
+    let fingerprint = config.token.fingerprint();
+    let runners = Runners::new(config.clone(), env.clone())?;
+    let mut keep = HashSet::new();
+    if let Some(old) = state.previous_path.clone().filter(|old| old != &path_now) {
+        let old_path = GithubPath::parse(&old, group_of(&config))
+            .map_err(|e| CharmError::Internal(anyhow::anyhow!("stored path {old:?}: {e}")))?;
+        log::info!("path changed from {old} to {path_now}: flushing the old path's idle runners");
+        keep = runners.flush_old_path(&old_path)?;
+    }
+    let token_changed = state.token_fingerprint.as_ref().is_some_and(|f| f != &fingerprint);
+    if token_changed {
+        log::info!("token changed: flushing idle runners");
+    }
+    let flush = if token_changed { Flush::Idle } else { Flush::None };
+    let report = runners.reconcile_keeping(&keep, flush)?;
+    state.previous_path = Some(path_now);
+    state.token_fingerprint = Some(fingerprint);
+    state.save(juju)?;
+    Ok(Outcome::status(Status::Active, Summary::from_report(&report).message()))
+}
+
+fn group_of(config: &CharmConfig) -> &str {
+    match &config.path {
+        GithubPath::Org { group, .. } => group,
+        GithubPath::Repo { .. } => "default",
+    }
+}
+
+fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
+    timer::remove(&paths.systemd_dir(), &env.unit_name).map_err(CharmError::Transient)?;
+    let report = Runners::new(config, env.clone())?.reconcile(0, Flush::All)?;
+    Ok(Outcome::status(
+        Status::Maintenance,
+        format!("stopped: {} runners removed", report.removed_total()),
+    ))
+}
+
+fn timer_reconcile(config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmError> {
+    let runners = Runners::new(config, env.clone())?;
+    let flush = match runners.update_app(false) {
+        Ok(AppUpdate::Updated { new, .. }) => {
+            log::info!("runner application updated to {new}: flushing idle runners");
+            Flush::Idle
+        }
+        Ok(AppUpdate::Unchanged) => Flush::None,
+        Err(e) => {
+            log::warn!("runner application check failed, keeping the current one: {e}");
+            Flush::None
+        }
+    };
+    reconciled(runners.reconcile_current(flush))
+}
+
+fn run_action(action: &Action, juju: &dyn HookTools, config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmError> {
+    match action {
+        Action::CheckRunners => check_runners(Runners::new(config, env.clone())?),
+        Action::ReconcileRunners => {
+            let report = Runners::new(config, env.clone())?.reconcile_current(Flush::None)?;
+            Ok(report_outcome(&report))
+        }
+        Action::FlushRunners => {
+            let params = juju.action_get()?;
+            let flush = match params.get("flush-busy") {
+                None | Some(Value::Null) | Some(Value::Bool(true)) => Flush::All,
+                Some(Value::Bool(false)) => Flush::Idle,
+                Some(other) => {
+                    return Err(CharmError::BadParams(format!("flush-busy must be true or false, not {other}")))
+                }
+            };
+            let report = Runners::new(config, env.clone())?.reconcile_current(flush)?;
+            Ok(report_outcome(&report))
+        }
+        Action::UpdateDependencies => {
+            let runners = Runners::new(config, env.clone())?;
+            let updated = matches!(runners.update_app(true)?, AppUpdate::Updated { .. });
+            let mut outcome = Outcome::default().with_result("flush", updated);
+            if updated {
+                let report = runners.reconcile_current(Flush::Idle)?;
+                outcome.status = Some((Status::Active, Summary::from_report(&report).message()));
+            }
+            Ok(outcome)
+        }
+        Action::Unknown(_) => unreachable!("handled in handle()"),
+    }
+}
+
+fn report_outcome(report: &Report) -> Outcome {
+    let delta = report.created.len() as i64 - i64::from(report.removed_total());
+    let mut outcome = Outcome::status(Status::Active, Summary::from_report(report).message()).with_result("delta", delta);
+    outcome.results.extend(report.as_results());
+    outcome
+}
+
+fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
+    let observed = runners.check()?;
+    let with_instance: HashSet<_> = observed.instances.iter().map(|i| i.name.clone()).collect();
+    let registered: HashSet<_> = observed.registrations.iter().map(|r| r.name.clone()).collect();
+    let names = |pred: &dyn Fn(&crate::reconcile::plan::ObservedRegistration) -> bool| {
+        let mut v: Vec<String> =
+            observed.registrations.iter().filter(|r| pred(r)).map(|r| r.name.to_string()).collect();
+        v.sort();
+        v
+    };
+    let online = names(&|r| r.online);
+    let offline = names(&|r| !r.online);
+    let busy = names(&|r| r.busy);
+    let mut unknown: Vec<String> =
+        with_instance.difference(&registered).map(|n| n.to_string()).collect();
+    unknown.sort();
+    let mut outcome = Outcome::default();
+    for (key, list) in [("online", &online), ("offline", &offline), ("busy", &busy), ("unknown", &unknown)] {
+        outcome = outcome.with_result(key, list.len()).with_result(format!("{key}-runners"), list.join(","));
+    }
+    Ok(outcome)
 }

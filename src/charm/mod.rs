@@ -5,6 +5,7 @@
 pub mod event;
 pub mod handlers;
 pub mod outcome;
+pub mod runners;
 pub mod state;
 pub mod timer;
 

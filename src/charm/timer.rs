@@ -39,6 +39,49 @@ pub fn render(unit: &str, interval_minutes: u32) -> TimerUnits {
     }
 }
 
+/// Writes the units where they differ and (re)starts the timer; nothing changes (no
+/// systemctl call) when they are already as rendered.
+pub fn apply(systemd_dir: &std::path::Path, units: &TimerUnits) -> Result<bool, String> {
+    std::fs::create_dir_all(systemd_dir).map_err(|e| e.to_string())?;
+    let mut changed = false;
+    for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
+        let path = systemd_dir.join(format!("{}.{suffix}", units.name));
+        if std::fs::read_to_string(&path).ok().as_ref() != Some(content) {
+            std::fs::write(&path, content).map_err(|e| format!("{}: {e}", path.display()))?;
+            changed = true;
+        }
+    }
+    if changed {
+        let timer = format!("{}.timer", units.name);
+        systemctl(&["daemon-reload"])?;
+        systemctl(&["enable", &timer])?;
+        systemctl(&["restart", &timer])?;
+    }
+    Ok(changed)
+}
+
+/// Stops the timer and removes its units.
+pub fn remove(systemd_dir: &std::path::Path, unit: &str) -> Result<(), String> {
+    let name = render(unit, 1).name;
+    let timer_path = systemd_dir.join(format!("{name}.timer"));
+    if timer_path.exists() {
+        systemctl(&["disable", "--now", &format!("{name}.timer")])?;
+    }
+    for suffix in ["service", "timer"] {
+        let _ = std::fs::remove_file(systemd_dir.join(format!("{name}.{suffix}")));
+    }
+    Ok(())
+}
+
+fn systemctl(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("systemctl").args(args).output().map_err(|e| format!("systemctl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("systemctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -46,6 +46,9 @@ pub struct Desired {
     /// How long a new instance may stay unregistered or offline before it is judged dead.
     pub grace_secs: u64,
     pub flush: Flush,
+    /// Instances to leave alone entirely: busy runners of a previous path finishing
+    /// their job.
+    pub keep: HashSet<RunnerName>,
 }
 
 /// Why a runner is removed.
@@ -163,7 +166,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut steps = Vec::new();
     let mut instances: Vec<&ObservedInstance> = observed.instances.iter().collect();
     instances.sort_by(|a, b| a.name.cmp(&b.name));
-    for inst in instances {
+    for inst in instances.into_iter().filter(|i| !desired.keep.contains(&i.name)) {
         let reg = regs.get(&inst.name).copied();
         match health(inst, reg, desired.grace_secs) {
             Health::Dead(reason) => steps.push(remove(&inst.name, reg, true, reason)),

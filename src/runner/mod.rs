@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod files;
+pub mod lxd_host;
+pub mod pool;
 pub mod registry;
 
 /// `<app>-<unit number>-`, e.g. `github-runner-0-`.

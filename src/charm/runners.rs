@@ -1,0 +1,295 @@
+//! Runner operations as the handlers use them: build the real clients from the config,
+//! hold the reconcile lock, keep the storage pool and runner application ready, run the
+//! engine, and remember the result for `update-status`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use super::{CharmError, HookEnv};
+use crate::config::{CharmConfig, GithubPath};
+use crate::github::GithubClient;
+use crate::lxd::LxdClient;
+use crate::reconcile::execute::Report;
+use crate::reconcile::lock::{LockError, ReconcileLock};
+use crate::reconcile::plan::{Desired, Flush};
+use crate::reconcile::plan::{ObservedInstance, Observed};
+use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, RunnerRegistry};
+use crate::reconcile::{self, DEFAULT_PARALLELISM};
+use crate::runner::app::{AppCache, AppUpdate};
+use crate::runner::files::{self, InstanceFile, StartParams};
+use crate::runner::lxd_host::{list_own, InstanceLayout, LxdRunnerHost, RunnerPayload};
+use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
+use crate::runner::{pool, RunnerName, RunnerPrefix};
+
+/// Where the charm keeps its files. `GITHUB_RUNNER_ROOT` (default `/`) moves them all,
+/// for tests that run the real binary on a shared machine.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub root: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env() -> Self {
+        Paths { root: std::env::var_os("GITHUB_RUNNER_ROOT").map(PathBuf::from).unwrap_or_else(|| "/".into()) }
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.root.join("var/lib/github-runner")
+    }
+    pub fn app_dir(&self) -> PathBuf {
+        self.state_dir().join("runner-app")
+    }
+    pub fn pool_dir(&self) -> PathBuf {
+        self.state_dir().join("pool")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.state_dir().join("reconcile.lock")
+    }
+    pub fn summary_file(&self) -> PathBuf {
+        self.state_dir().join("last-reconcile.json")
+    }
+    pub fn systemd_dir(&self) -> PathBuf {
+        self.root.join("etc/systemd/system")
+    }
+}
+
+/// A new instance may take this long to register and come online.
+const GRACE_SECS: u64 = 300;
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+const LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// The last reconcile's counts, for `update-status` (which does no I/O of its own).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    pub idle: u32,
+    pub busy: u32,
+    pub starting: u32,
+    pub failed: Vec<String>,
+    pub at: u64,
+}
+
+impl Summary {
+    pub fn from_report(r: &Report) -> Self {
+        Summary {
+            idle: r.idle,
+            busy: r.busy,
+            starting: r.starting,
+            failed: r.failed.iter().map(|(what, why)| format!("{what}: {why}")).collect(),
+            at: unix_now(),
+        }
+    }
+    pub fn message(&self) -> String {
+        let total = self.idle + self.busy + self.starting;
+        let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
+        if self.starting > 0 {
+            m += &format!(", {} starting", self.starting);
+        }
+        if let Some(first) = self.failed.first() {
+            m += &format!("; {} failed ({first})", self.failed.len());
+        }
+        m
+    }
+    pub fn load(paths: &Paths) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(paths.summary_file()).ok()?).ok()
+    }
+    pub fn save(&self, paths: &Paths) {
+        let _ = std::fs::create_dir_all(paths.state_dir());
+        let _ = std::fs::write(paths.summary_file(), serde_json::to_vec(self).expect("serializable"));
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn port(e: PortError) -> CharmError {
+    if e.needs_operator {
+        CharmError::Blocked(e.message)
+    } else {
+        CharmError::Transient(e.message)
+    }
+}
+
+/// Everything a runner operation needs, built once per hook.
+pub struct Runners {
+    pub config: CharmConfig,
+    pub env: HookEnv,
+    pub paths: Paths,
+    pub prefix: RunnerPrefix,
+    pub github: GithubClient,
+    pub lxd: LxdClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Runners {
+    pub fn new(config: CharmConfig, env: HookEnv) -> Result<Self, CharmError> {
+        let github = GithubClient::new(&config.github_url.api_base(), config.token.clone(), &env.proxy)
+            .map_err(|e| CharmError::Blocked(e.to_string()))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(|e| CharmError::Internal(e.into()))?;
+        Ok(Runners {
+            prefix: RunnerPrefix::from_unit(&env.unit_name),
+            paths: Paths::from_env(),
+            lxd: LxdClient::from_env(),
+            github,
+            config,
+            env,
+            runtime,
+        })
+    }
+
+    fn lock(&self) -> Result<ReconcileLock, CharmError> {
+        ReconcileLock::acquire(&self.paths.lock_file(), LOCK_WAIT).map_err(|e| match e {
+            LockError::Busy(_) => CharmError::Transient(e.to_string()),
+            LockError::Io { .. } => CharmError::Internal(e.into()),
+        })
+    }
+
+    fn pool_name(&self) -> String {
+        format!("{}pool", self.prefix.as_str())
+    }
+
+    /// Refreshes the runner application (at most hourly unless `force`).
+    pub fn update_app(&self, force: bool) -> Result<AppUpdate, CharmError> {
+        let cache = AppCache::new(self.paths.app_dir());
+        let source = GithubAppSource { client: &self.github, path: &self.config.path };
+        cache.ensure(&source, unix_now(), force).map_err(|e| CharmError::Transient(e.to_string()))
+    }
+
+    fn registry(&self, path: &GithubPath) -> Result<Arc<GithubRegistry>, CharmError> {
+        let image = self.config.runner_image.clone().unwrap_or_else(|| "jammy".into());
+        let app = self.env.unit_name.split('/').next().unwrap_or("github-runner");
+        Ok(Arc::new(GithubRegistry {
+            client: self.github.clone(),
+            path: path.clone(),
+            labels: files::runner_labels(app, &image, &self.config.labels),
+            group_id: resolve_group(&self.github, path).map_err(port)?,
+        }))
+    }
+
+    fn host(&self, registry: &GithubRegistry) -> Result<Arc<LxdRunnerHost>, CharmError> {
+        let tarball = AppCache::new(self.paths.app_dir())
+            .tarball()
+            .ok_or_else(|| CharmError::Transient("runner application not downloaded yet".into()))?;
+        let app = std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?;
+        let web = self.config.github_url.web().to_string();
+        let path = registry.path.clone();
+        let labels = registry.labels.clone();
+        let start_script = move |name: &RunnerName| {
+            files::render_start_script(&StartParams { github_web_url: &web, path: &path, name, labels: &labels })
+        };
+        Ok(Arc::new(LxdRunnerHost {
+            client: self.lxd.clone(),
+            prefix: self.prefix.clone(),
+            layout: InstanceLayout::from_config(&self.config, &self.pool_name()),
+            payload: RunnerPayload {
+                app: Arc::new(app),
+                files: self.runner_files(),
+                start_script: Box::new(start_script),
+            },
+            ready_timeout: READY_TIMEOUT,
+        }))
+    }
+
+    fn runner_files(&self) -> Vec<InstanceFile> {
+        let env = files::render_runner_env(&self.env.proxy, self.config.dockerhub_mirror.as_deref());
+        vec![InstanceFile {
+            path: format!("{}/.env", files::RUNNER_DIR),
+            content: env.into_bytes(),
+            uid: files::RUNNER_UID,
+            gid: files::RUNNER_UID,
+            mode: 0o644,
+        }]
+    }
+
+    /// One reconcile of `path` towards `runners` runners, under the lock.
+    pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Report, CharmError> {
+        let _lock = self.lock()?;
+        self.reconcile_locked(&self.config.path.clone(), runners, flush, &HashSet::new())
+    }
+
+    fn reconcile_locked(
+        &self,
+        path: &GithubPath,
+        runners: u32,
+        flush: Flush,
+        keep: &HashSet<RunnerName>,
+    ) -> Result<Report, CharmError> {
+        let registry = self.registry(path)?;
+        if runners > 0 && AppCache::new(self.paths.app_dir()).tarball().is_none() {
+            self.update_app(true)?;
+        }
+        let size = pool::pool_size(self.config.vm_disk, self.config.virtual_machines);
+        self.runtime
+            .block_on(pool::ensure(&self.lxd, &self.pool_name(), &self.paths.pool_dir(), size))
+            .map_err(|e| CharmError::Transient(e.to_string()))?;
+        let host = self.host(&registry)?;
+        let desired = Desired { runners, grace_secs: GRACE_SECS, flush, keep: keep.clone() };
+        let report = self
+            .runtime
+            .block_on(reconcile::reconcile(host, registry, &self.prefix, &desired, DEFAULT_PARALLELISM))
+            .map_err(port)?;
+        log::info!(
+            "reconcile: created {}, removed {}, failed {}, {} idle, {} busy in {:.1}s",
+            report.created.len(),
+            report.removed_total(),
+            report.failed.len(),
+            report.idle,
+            report.busy,
+            report.duration.as_secs_f64()
+        );
+        Summary::from_report(&report).save(&self.paths);
+        Ok(report)
+    }
+
+    /// Removes the idle runners registered to `old` (a previous path) and returns the
+    /// busy ones, which finish their job first.
+    pub fn flush_old_path(&self, old: &GithubPath) -> Result<HashSet<RunnerName>, CharmError> {
+        let _lock = self.lock()?;
+        self.reconcile_locked(old, 0, Flush::Idle, &HashSet::new())?;
+        let still_there = self.registry(old)?.list().map_err(port)?;
+        Ok(still_there.into_iter().filter(|r| self.prefix.owns(r.name.as_str())).map(|r| r.name).collect())
+    }
+
+    /// One reconcile of the configured path to `virtual-machines` runners.
+    pub fn reconcile_current(&self, flush: Flush) -> Result<Report, CharmError> {
+        self.reconcile(self.config.virtual_machines, flush)
+    }
+
+    /// Reconcile of the current path that leaves `keep` (busy runners of an old path) alone.
+    pub fn reconcile_keeping(&self, keep: &HashSet<RunnerName>, flush: Flush) -> Result<Report, CharmError> {
+        let _lock = self.lock()?;
+        self.reconcile_locked(&self.config.path.clone(), self.config.virtual_machines, flush, keep)
+    }
+
+    /// What GitHub and LXD hold for this unit, without changing anything.
+    pub fn check(&self) -> Result<Observed, CharmError> {
+        let registry = self.registry(&self.config.path)?;
+        let host = LxdListOnly { client: self.lxd.clone(), prefix: self.prefix.clone() };
+        self.runtime.block_on(reconcile::observe(&host, registry, &self.prefix)).map_err(port)
+    }
+}
+
+/// A [`RunnerHost`] that can only list: `check-runners` needs no tarball or payload.
+struct LxdListOnly {
+    client: LxdClient,
+    prefix: RunnerPrefix,
+}
+
+impl RunnerHost for LxdListOnly {
+    async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
+        list_own(&self.client, &self.prefix).await
+    }
+    async fn provision(&self, _: &RunnerName, _: &Credential) -> PortResult<()> {
+        Err(PortError::transient("listing only"))
+    }
+    async fn delete(&self, _: &RunnerName) -> PortResult<()> {
+        Err(PortError::transient("listing only"))
+    }
+}

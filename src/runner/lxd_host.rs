@@ -1,0 +1,228 @@
+//! The LXD side of a runner: [`LxdRunnerHost`] implements the engine's [`RunnerHost`]:
+//! launch a single-use instance, wait until it is up, put the runner in and start it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::files::{self, InstanceFile, APP_TARBALL, RUNNER_DIR, RUNNER_HOME, START_SCRIPT};
+use crate::config::{CharmConfig, InstanceType};
+use crate::lxd::types::ImageSource;
+use crate::lxd::{ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
+use crate::reconcile::plan::ObservedInstance;
+use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
+use crate::runner::{RunnerName, RunnerPrefix};
+
+/// Ubuntu's image server, used when `runner-image` is empty.
+pub const UBUNTU_IMAGES: &str = "https://cloud-images.ubuntu.com/releases";
+pub const UBUNTU_ALIAS: &str = "22.04";
+
+/// How an instance is made, from the config: image, type, limits, root disk.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceLayout {
+    pub instance_type: InstanceType,
+    pub source: ImageSource,
+    pub profiles: Vec<String>,
+    pub config: BTreeMap<String, String>,
+    pub devices: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl InstanceLayout {
+    /// `pool` is the RAM-backed storage pool the root disk lives on.
+    pub fn from_config(config: &CharmConfig, pool: &str) -> Self {
+        let source = match &config.runner_image {
+            Some(alias) => ImageSource::local(alias),
+            None => ImageSource::simplestreams(UBUNTU_IMAGES, UBUNTU_ALIAS),
+        };
+        let mut limits = BTreeMap::new();
+        limits.insert("limits.cpu".to_string(), config.vm_cpu.to_string());
+        limits.insert("limits.memory".to_string(), config.vm_memory.to_lxd());
+        let mut root = BTreeMap::new();
+        root.insert("type".to_string(), "disk".to_string());
+        root.insert("path".to_string(), "/".to_string());
+        root.insert("pool".to_string(), pool.to_string());
+        // A dir pool cannot enforce a size on a container; the tmpfs under it bounds all.
+        if config.instance_type == InstanceType::VirtualMachine {
+            root.insert("size".to_string(), config.vm_disk.to_lxd());
+        }
+        InstanceLayout {
+            instance_type: config.instance_type,
+            source,
+            profiles: vec!["default".to_string()],
+            config: limits,
+            devices: BTreeMap::from([("root".to_string(), root)]),
+        }
+    }
+
+    pub fn spec(&self, name: &RunnerName) -> InstanceSpec {
+        InstanceSpec {
+            name: name.as_str().to_string(),
+            instance_type: self.instance_type,
+            source: self.source.clone(),
+            profiles: self.profiles.clone(),
+            config: self.config.clone(),
+            devices: self.devices.clone(),
+            ephemeral: true,
+        }
+    }
+
+    /// The NIC the runner's network comes up on.
+    pub fn interface(&self) -> &'static str {
+        match self.instance_type {
+            InstanceType::Container => "eth0",
+            InstanceType::VirtualMachine => "enp5s0",
+        }
+    }
+}
+
+/// What every runner of one reconcile gets, prepared once.
+pub struct RunnerPayload {
+    /// The runner application tarball.
+    pub app: Arc<Vec<u8>>,
+    /// Files that do not depend on the runner (pre-job script, `.env`, ...).
+    pub files: Vec<InstanceFile>,
+    /// Renders the start script for one runner.
+    pub start_script: Box<dyn Fn(&RunnerName) -> String + Send + Sync>,
+}
+
+pub struct LxdRunnerHost {
+    pub client: LxdClient,
+    pub prefix: RunnerPrefix,
+    pub layout: InstanceLayout,
+    pub payload: RunnerPayload,
+    pub ready_timeout: Duration,
+}
+
+fn lxd_error(e: LxdError) -> PortError {
+    if e.is_not_found() {
+        // The image alias or pool is missing: only the operator can fix that.
+        PortError::operator(format!("LXD: {e}"))
+    } else {
+        PortError::transient(format!("LXD: {e}"))
+    }
+}
+
+fn push(f: &InstanceFile) -> FilePush {
+    FilePush { path: f.path.clone(), content: f.content.clone(), uid: f.uid, gid: f.gid, mode: f.mode }
+}
+
+impl LxdRunnerHost {
+    async fn exec_checked(&self, name: &RunnerName, command: &str, what: &str) -> PortResult<()> {
+        let spec = ExecSpec::new(["/bin/sh", "-c", command]).timeout(Duration::from_secs(120));
+        let out = self.client.exec(name.as_str(), &spec).await.map_err(lxd_error)?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(PortError::transient(format!(
+                "{what} in {name} exited {}: {}",
+                out.exit_code,
+                out.stderr_text().trim()
+            )))
+        }
+    }
+
+    async fn install_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        let dirs = format!(
+            "mkdir -p {RUNNER_DIR} /opt/github-runner && chown {u}:{u} {RUNNER_DIR}",
+            u = files::RUNNER_UID
+        );
+        self.exec_checked(name, &dirs, "preparing directories").await?;
+        let app = InstanceFile {
+            path: APP_TARBALL.into(),
+            content: self.payload.app.as_ref().clone(),
+            uid: files::RUNNER_UID,
+            gid: files::RUNNER_UID,
+            mode: 0o644,
+        };
+        let start = InstanceFile {
+            path: START_SCRIPT.into(),
+            content: (self.payload.start_script)(name).into_bytes(),
+            uid: 0,
+            gid: 0,
+            mode: 0o755,
+        };
+        let credential = files::credential_file(credential);
+        for file in [&app, &start, &credential].into_iter().chain(self.payload.files.iter()) {
+            self.client.push_file(name.as_str(), &push(file)).await.map_err(lxd_error)?;
+        }
+        let start_command = format!(
+            "tar -xzf {APP_TARBALL} -C {RUNNER_DIR} && rm -f {APP_TARBALL} \
+             && chown -R {u}:{u} {RUNNER_HOME} \
+             && systemd-run --unit=github-runner --collect {START_SCRIPT}",
+            u = files::RUNNER_UID
+        );
+        self.exec_checked(name, &start_command, "starting the runner").await
+    }
+}
+
+/// The instances `prefix` owns, with their age.
+pub async fn list_own(client: &LxdClient, prefix: &RunnerPrefix) -> PortResult<Vec<ObservedInstance>> {
+    let now = Utc::now();
+    let instances = client.list_instances(false).await.map_err(lxd_error)?;
+    Ok(instances
+        .into_iter()
+        .filter(|i| prefix.owns(&i.name))
+        .map(|i| {
+            let created = DateTime::parse_from_rfc3339(&i.created_at).map(|t| t.with_timezone(&Utc));
+            let age = created.map(|c| (now - c).num_seconds().max(0) as u64).unwrap_or(0);
+            ObservedInstance { running: i.is_running(), age_secs: age, name: RunnerName::new(i.name) }
+        })
+        .collect())
+}
+
+impl RunnerHost for LxdRunnerHost {
+    async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
+        list_own(&self.client, &self.prefix).await
+    }
+
+    async fn provision(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        self.client.launch(&self.layout.spec(name)).await.map_err(lxd_error)?;
+        self.client
+            .wait_ready(name.as_str(), self.layout.interface(), self.ready_timeout)
+            .await
+            .map_err(lxd_error)?;
+        self.install_runner(name, credential).await
+    }
+
+    async fn delete(&self, name: &RunnerName) -> PortResult<()> {
+        self.client.remove_instance(name.as_str()).await.map_err(lxd_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: serde_json::Value) -> CharmConfig {
+        let mut v = serde_json::json!({"path": "o/r", "token": "t", "vm-cpu": 4, "vm-memory": "2GiB", "vm-disk": "8GiB"});
+        for (k, val) in extra.as_object().unwrap() {
+            v[k] = val.clone();
+        }
+        CharmConfig::from_json(&v).unwrap()
+    }
+
+    #[test]
+    fn vm_layout_from_config() {
+        let layout = InstanceLayout::from_config(&config(serde_json::json!({})), "runners");
+        let spec = layout.spec(&RunnerName::new("app-0-00000001"));
+        assert!(spec.ephemeral);
+        assert_eq!(spec.instance_type, InstanceType::VirtualMachine);
+        assert_eq!(spec.source.server.as_deref(), Some(UBUNTU_IMAGES));
+        assert_eq!(spec.config["limits.cpu"], "4");
+        assert_eq!(spec.config["limits.memory"], "2147483648B");
+        assert_eq!(spec.devices["root"]["size"], "8589934592B");
+        assert_eq!(spec.devices["root"]["pool"], "runners");
+        assert_eq!(layout.interface(), "enp5s0");
+    }
+
+    #[test]
+    fn container_layout_uses_the_configured_image() {
+        let c = config(serde_json::json!({"runner-instance-type": "container", "runner-image": "ghr-runner"}));
+        let layout = InstanceLayout::from_config(&c, "p");
+        assert_eq!(layout.source, ImageSource::local("ghr-runner"));
+        assert!(!layout.devices["root"].contains_key("size"));
+        assert_eq!(layout.interface(), "eth0");
+    }
+}

@@ -1,0 +1,131 @@
+//! The RAM-backed storage pool runner disks live on: a tmpfs sized `vm-disk` x
+//! `virtual-machines`, resized when either changes, under an LXD `dir` pool.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::config::ByteSize;
+use crate::lxd::types::StoragePool;
+use crate::lxd::LxdClient;
+
+/// What to do to the tmpfs mount, decided from `/proc/mounts`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountStep {
+    Mount,
+    Resize,
+    Keep,
+}
+
+/// The tmpfs at `dir` in a `/proc/mounts` text, and its size in bytes if it has one.
+pub fn tmpfs_size(mounts: &str, dir: &Path) -> Option<Option<u64>> {
+    let dir = dir.to_string_lossy();
+    mounts.lines().rev().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() < 4 || fields[1] != dir || fields[2] != "tmpfs" {
+            return None;
+        }
+        let size = fields[3].split(',').find_map(|o| o.strip_prefix("size=")).and_then(parse_kib);
+        Some(size)
+    })
+}
+
+fn parse_kib(raw: &str) -> Option<u64> {
+    let (digits, unit) = raw.split_at(raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len()));
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "" => n,
+        "k" => n << 10,
+        "m" => n << 20,
+        "g" => n << 30,
+        _ => return None,
+    })
+}
+
+pub fn mount_step(mounts: &str, dir: &Path, size: ByteSize) -> MountStep {
+    match tmpfs_size(mounts, dir) {
+        None => MountStep::Mount,
+        // tmpfs rounds to pages; compare in KiB.
+        Some(Some(current)) if current >> 10 == size.0 >> 10 => MountStep::Keep,
+        Some(_) => MountStep::Resize,
+    }
+}
+
+/// Total pool size: room for every runner's disk, at least 1 GiB.
+pub fn pool_size(disk: ByteSize, runners: u32) -> ByteSize {
+    ByteSize(disk.0.saturating_mul(u64::from(runners.max(1))).max(1 << 30))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    /// mount/umount failed; the message is theirs.
+    #[error("storage pool tmpfs at {dir}: {message}")]
+    Mount { dir: String, message: String },
+    #[error("storage pool {name}: {source}")]
+    Lxd { name: String, source: crate::lxd::LxdError },
+}
+
+fn run(args: &[&str], dir: &Path) -> Result<(), PoolError> {
+    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| PoolError::Mount {
+        dir: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(PoolError::Mount {
+            dir: dir.display().to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// Mounts or resizes the tmpfs, then makes sure LXD has a `dir` pool on it.
+pub async fn ensure(client: &LxdClient, name: &str, dir: &Path, size: ByteSize) -> Result<(), PoolError> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| PoolError::Mount { dir: dir.display().to_string(), message: e.to_string() })?;
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    let size_opt = format!("size={}k", size.0 >> 10);
+    let d = dir.to_string_lossy();
+    match mount_step(&mounts, dir, size) {
+        MountStep::Mount => run(&["mount", "-t", "tmpfs", "-o", &format!("{size_opt},mode=0711"), "tmpfs", &d], dir)?,
+        MountStep::Resize => run(&["mount", "-o", &format!("remount,{size_opt}"), &d], dir)?,
+        MountStep::Keep => {}
+    }
+    let lxd = |source| PoolError::Lxd { name: name.to_string(), source };
+    match client.get_storage_pool(name).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => {
+            let pool = StoragePool {
+                name: name.to_string(),
+                driver: "dir".into(),
+                description: "RAM-backed disks of GitHub runners".into(),
+                config: [("source".to_string(), d.to_string())].into_iter().collect(),
+                status: String::new(),
+            };
+            client.create_storage_pool(&pool).await.map_err(lxd)
+        }
+        Err(e) => Err(lxd(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTS: &str = "proc /proc proc rw 0 0\n\
+        tmpfs /var/lib/github-runner/pool tmpfs rw,relatime,size=2097152k,mode=711 0 0\n";
+
+    #[test]
+    fn decides_mount_resize_or_keep() {
+        let dir = Path::new("/var/lib/github-runner/pool");
+        assert_eq!(mount_step(MOUNTS, dir, ByteSize(2 << 30)), MountStep::Keep);
+        assert_eq!(mount_step(MOUNTS, dir, ByteSize(4 << 30)), MountStep::Resize);
+        assert_eq!(mount_step(MOUNTS, Path::new("/elsewhere"), ByteSize(1 << 30)), MountStep::Mount);
+    }
+
+    #[test]
+    fn pool_holds_every_runner_disk() {
+        assert_eq!(pool_size(ByteSize(10 << 30), 3), ByteSize(30 << 30));
+        assert_eq!(pool_size(ByteSize(100 << 20), 0), ByteSize(1 << 30));
+    }
+}
