@@ -51,19 +51,37 @@ fn invalid_ruleset_fails_and_the_previous_table_stays() {
     let Some(ns) = scratch_netns("i") else { return };
     let nft = Nft::in_netns(&ns.name);
     let table = TableName::new("ghr-fw-invalid").unwrap();
-    let _guard = TableGuard { nft: nft.clone(), table: table.clone() };
-    let good = spec(&table, "ghrbr0", Ipv4Addr::new(10, 216, 1, 1), &["10.217.0.0/16".parse().unwrap()]);
+    let _guard = TableGuard {
+        nft: nft.clone(),
+        table: table.clone(),
+    };
+    let good = spec(
+        &table,
+        "ghrbr0",
+        Ipv4Addr::new(10, 216, 1, 1),
+        &["10.217.0.0/16".parse().unwrap()],
+    );
     let before = nft.apply(&good).expect("valid table loads");
     assert!(before.contains("10.217.0.0/16"), "{before}");
 
     // A complete replacement file that breaks in its last rule: nft must abort the whole
     // transaction, including the delete of the old table that precedes it.
-    let broken = github_runner::firewall::render(&good).replace("reject with icmpx admin-prohibited\n\t}\n}", "reject with nonsense\n\t}\n}");
+    let broken = github_runner::firewall::render(&good).replace(
+        "reject with icmpx admin-prohibited\n\t}\n}",
+        "reject with nonsense\n\t}\n}",
+    );
     assert_ne!(broken, github_runner::firewall::render(&good));
     let err = nft.apply_ruleset(&table, &broken).unwrap_err();
     assert!(matches!(err, FirewallError::Rejected { .. }), "{err}");
-    assert!(err.to_string().contains("nonsense"), "error should carry nft's message: {err}");
-    assert_eq!(nft.list(&table).unwrap().as_deref(), Some(before.as_str()), "previous table must stay in force");
+    assert!(
+        err.to_string().contains("nonsense"),
+        "error should carry nft's message: {err}"
+    );
+    assert_eq!(
+        nft.list(&table).unwrap().as_deref(),
+        Some(before.as_str()),
+        "previous table must stay in force"
+    );
 }
 
 #[test]
@@ -71,17 +89,46 @@ fn reapply_replaces_and_remove_is_idempotent() {
     let Some(ns) = scratch_netns("r") else { return };
     let nft = Nft::in_netns(&ns.name);
     let table = TableName::new("ghr-fw-reapply").unwrap();
-    let _guard = TableGuard { nft: nft.clone(), table: table.clone() };
+    let _guard = TableGuard {
+        nft: nft.clone(),
+        table: table.clone(),
+    };
     let host = Ipv4Addr::new(10, 216, 1, 1);
-    let first = nft.apply(&spec(&table, "ghrbr0", host, &["10.1.0.0/16".parse().unwrap()])).unwrap();
-    let second = nft.apply(&spec(&table, "ghrbr0", host, &["10.2.0.0/16".parse().unwrap()])).unwrap();
-    assert!(first.contains("10.1.0.0/16") && !second.contains("10.1.0.0/16") && second.contains("10.2.0.0/16"));
+    let first = nft
+        .apply(&spec(
+            &table,
+            "ghrbr0",
+            host,
+            &["10.1.0.0/16".parse().unwrap()],
+        ))
+        .unwrap();
+    let second = nft
+        .apply(&spec(
+            &table,
+            "ghrbr0",
+            host,
+            &["10.2.0.0/16".parse().unwrap()],
+        ))
+        .unwrap();
+    assert!(
+        first.contains("10.1.0.0/16")
+            && !second.contains("10.1.0.0/16")
+            && second.contains("10.2.0.0/16")
+    );
     // The same spec twice lists the same table: a second install changes nothing.
-    let again = nft.apply(&spec(&table, "ghrbr0", host, &["10.2.0.0/16".parse().unwrap()])).unwrap();
+    let again = nft
+        .apply(&spec(
+            &table,
+            "ghrbr0",
+            host,
+            &["10.2.0.0/16".parse().unwrap()],
+        ))
+        .unwrap();
     assert_eq!(second, again);
     nft.remove(&table).unwrap();
     assert_eq!(nft.list(&table).unwrap(), None);
-    nft.remove(&table).expect("removing a missing table is fine");
+    nft.remove(&table)
+        .expect("removing a missing table is fine");
 }
 
 /// What a request from the container got.
@@ -101,7 +148,10 @@ fn reach(c: &Container, addr: SocketAddr) -> (Reach, Duration) {
     let reach = match out.status.code() {
         Some(0) => Reach::Answered(String::from_utf8_lossy(&out.stdout).into_owned()),
         Some(7) if took < Duration::from_secs(3) => Reach::Refused,
-        code => Reach::Other(format!("exit {code:?} after {took:?}: {}", String::from_utf8_lossy(&out.stderr).trim())),
+        code => Reach::Other(format!(
+            "exit {code:?} after {took:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
     };
     (reach, took)
 }
@@ -120,16 +170,27 @@ fn renew_dhcp(c: &Container) {
         && ip -4 -o addr show eth0 | grep -q inet";
     let out = c.exec(&["sh", "-c", script]);
     let log = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success() && log.contains("bound to"), "DHCP renew failed ({}): {log}", out.status);
+    assert!(
+        out.status.success() && log.contains("bound to"),
+        "DHCP renew failed ({}): {log}",
+        out.status
+    );
 }
 
 /// DNS from the bridge's dnsmasq, over UDP and over TCP (glibc's `use-vc`).
 fn resolve_own_name(c: &Container, ip: Ipv4Addr) {
     let fqdn = format!("{}.lxd", c.name);
-    for (transport, env) in [("udp", "RES_OPTIONS=attempts:1"), ("tcp", "RES_OPTIONS=use-vc attempts:1")] {
+    for (transport, env) in [
+        ("udp", "RES_OPTIONS=attempts:1"),
+        ("tcp", "RES_OPTIONS=use-vc attempts:1"),
+    ] {
         let out = c.exec(&["env", env, "getent", "hosts", &fqdn]);
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(text.starts_with(&format!("{ip} ")), "DNS over {transport} for {fqdn}: {text:?} ({})", out.status);
+        assert!(
+            text.starts_with(&format!("{ip} ")),
+            "DNS over {transport} for {fqdn}: {text:?} ({})",
+            out.status
+        );
     }
 }
 
@@ -148,14 +209,40 @@ fn container_traffic_obeys_the_table() {
     // Guard first: a half-built topology can then never send test traffic off the machine.
     run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
     let ip = |c, d| Ipv4Addr::new(10, c, s, d);
-    let host_a = Netns::create(&format!("ghrfw-{id}-a"), &format!("gfw{id}a"), ip(217, 1), ip(217, 2)).unwrap();
-    let host_b = Netns::create(&format!("ghrfw-{id}-b"), &format!("gfw{id}b"), ip(217, 5), ip(217, 6)).unwrap();
-    let (net_a, net_b): (Ipv4Net, Ipv4Net) = (format!("10.217.{s}.0/30").parse().unwrap(), format!("10.217.{s}.4/30").parse().unwrap());
-    let a = Responder::start(Some(&host_a.name), SocketAddr::from((ip(217, 2), 80)), "host-a").unwrap();
-    let b = Responder::start(Some(&host_b.name), SocketAddr::from((ip(217, 6), 80)), "host-b").unwrap();
+    let host_a = Netns::create(
+        &format!("ghrfw-{id}-a"),
+        &format!("gfw{id}a"),
+        ip(217, 1),
+        ip(217, 2),
+    )
+    .unwrap();
+    let host_b = Netns::create(
+        &format!("ghrfw-{id}-b"),
+        &format!("gfw{id}b"),
+        ip(217, 5),
+        ip(217, 6),
+    )
+    .unwrap();
+    let (net_a, net_b): (Ipv4Net, Ipv4Net) = (
+        format!("10.217.{s}.0/30").parse().unwrap(),
+        format!("10.217.{s}.4/30").parse().unwrap(),
+    );
+    let a = Responder::start(
+        Some(&host_a.name),
+        SocketAddr::from((ip(217, 2), 80)),
+        "host-a",
+    )
+    .unwrap();
+    let b = Responder::start(
+        Some(&host_b.name),
+        SocketAddr::from((ip(217, 6), 80)),
+        "host-b",
+    )
+    .unwrap();
     let bridge_host = ip(216, 1);
     let bridge_net: Ipv4Net = format!("10.216.{s}.0/24").parse().unwrap();
-    let network = LxdNetwork::create(&lxd, &format!("ghrfw{id}"), &format!("{bridge_host}/24")).unwrap();
+    let network =
+        LxdNetwork::create(&lxd, &format!("ghrfw{id}"), &format!("{bridge_host}/24")).unwrap();
     let policy = Responder::start(None, SocketAddr::from((bridge_host, 8080)), "policy").unwrap();
     let other = Responder::start(None, SocketAddr::from((bridge_host, 0)), "other-port").unwrap();
     let t_topology = t0.elapsed();
@@ -163,17 +250,28 @@ fn container_traffic_obeys_the_table() {
     let container = Container::launch(&lxd, &format!("ghr-fw-{id}"), &network.name).unwrap();
     let address = container.wait_ipv4(Duration::from_secs(60));
     let t_container = t0.elapsed();
-    eprintln!("container {} has {address}; baseline without our table:", container.name);
+    eprintln!(
+        "container {} has {address}; baseline without our table:",
+        container.name
+    );
     let answered = |body: &str| Reach::Answered(body.to_string());
     // Without the table everything answers, so every refusal below is the table's doing.
     expect(&container, "host A", a.addr, answered("host-a"));
     expect(&container, "host B", b.addr, answered("host-b"));
     expect(&container, "policy port", policy.addr, answered("policy"));
-    expect(&container, "other host port", other.addr, answered("other-port"));
+    expect(
+        &container,
+        "other host port",
+        other.addr,
+        answered("other-port"),
+    );
 
     let nft = Nft::default();
     let table = TableName::new(&format!("ghr-fw-{id}")).unwrap();
-    let _table_guard = TableGuard { nft: nft.clone(), table: table.clone() };
+    let _table_guard = TableGuard {
+        nft: nft.clone(),
+        table: table.clone(),
+    };
     // The bridge's own network is denylisted too, as a production denylist of 10.0.0.0/8
     // would: the host's services on it must still answer.
     let mut firewall = spec(&table, &network.name, bridge_host, &[net_b, bridge_net]);

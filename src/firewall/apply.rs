@@ -16,13 +16,18 @@ pub struct Nft {
 
 impl Default for Nft {
     fn default() -> Self {
-        Nft { argv: vec!["nft".into()] }
+        Nft {
+            argv: vec!["nft".into()],
+        }
     }
 }
 
 impl Nft {
     /// Runs `program args... <nft arguments>` for every call.
-    pub fn with_command(program: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+    pub fn with_command(
+        program: impl Into<OsString>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Self {
         let mut argv = vec![program.into()];
         argv.extend(args.into_iter().map(Into::into));
         Nft { argv }
@@ -54,8 +59,14 @@ impl Nft {
             missing: "the table itself".into(),
         })?;
         for chain in CHAINS {
-            if !listed.lines().any(|l| l.trim() == format!("chain {chain} {{")) {
-                return Err(FirewallError::Verify { table: table.to_string(), missing: format!("chain {chain}") });
+            if !listed
+                .lines()
+                .any(|l| l.trim() == format!("chain {chain} {{"))
+            {
+                return Err(FirewallError::Verify {
+                    table: table.to_string(),
+                    missing: format!("chain {chain}"),
+                });
             }
         }
         Ok(listed)
@@ -70,7 +81,10 @@ impl Nft {
             return Err(list_error(table, &tables));
         }
         let wanted = format!("table inet {table}");
-        if !String::from_utf8_lossy(&tables.stdout).lines().any(|l| l.trim() == wanted) {
+        if !String::from_utf8_lossy(&tables.stdout)
+            .lines()
+            .any(|l| l.trim() == wanted)
+        {
             return Ok(None);
         }
         let out = self.run(&["list", "table", "inet", table.as_str()], None)?;
@@ -95,13 +109,24 @@ impl Nft {
         Ok(())
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<std::process::Output, FirewallError> {
+    fn run(
+        &self,
+        args: &[&str],
+        stdin: Option<&str>,
+    ) -> Result<std::process::Output, FirewallError> {
         let program = self.argv[0].to_string_lossy().into_owned();
-        let spawn_err = |source| FirewallError::Spawn { program: program.clone(), source };
+        let spawn_err = |source| FirewallError::Spawn {
+            program: program.clone(),
+            source,
+        };
         let mut child = Command::new(&self.argv[0])
             .args(&self.argv[1..])
             .args(args)
-            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -120,7 +145,11 @@ fn stderr_of(out: &std::process::Output) -> String {
 }
 
 fn list_error(table: &TableName, out: &std::process::Output) -> FirewallError {
-    FirewallError::List { table: table.to_string(), status: out.status.to_string(), stderr: stderr_of(out) }
+    FirewallError::List {
+        table: table.to_string(),
+        status: out.status.to_string(),
+        stderr: stderr_of(out),
+    }
 }
 
 #[cfg(test)]
@@ -137,8 +166,17 @@ mod tests {
     #[test]
     fn refusal_carries_nft_stderr() {
         // `sh -c` stands in for an nft that refuses whatever it gets.
-        let nft = Nft::with_command("sh", ["-c", "cat >/dev/null; echo 'syntax error' >&2; exit 1", "nft"]);
-        let err = nft.apply_ruleset(&TableName::default(), "junk").unwrap_err();
+        let nft = Nft::with_command(
+            "sh",
+            [
+                "-c",
+                "cat >/dev/null; echo 'syntax error' >&2; exit 1",
+                "nft",
+            ],
+        );
+        let err = nft
+            .apply_ruleset(&TableName::default(), "junk")
+            .unwrap_err();
         match err {
             FirewallError::Rejected { stderr, .. } => assert_eq!(stderr, "syntax error"),
             other => panic!("{other}"),

@@ -21,17 +21,32 @@ pub use render::{render, FirewallSpec, InterfaceName, TableName, DEFAULT_TABLE, 
 pub enum FirewallError {
     /// A table or interface name that nft would refuse, or that could escape its quotes.
     #[error("invalid {kind} name {value:?}: {reason}")]
-    InvalidName { kind: &'static str, value: String, reason: &'static str },
+    InvalidName {
+        kind: &'static str,
+        value: String,
+        reason: &'static str,
+    },
     /// `nft` could not be started (not installed, not on PATH).
     #[error("could not run {program}: {source}")]
-    Spawn { program: String, source: std::io::Error },
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
     /// `nft -f` refused the ruleset. The transaction was aborted as a whole, so the
     /// previous ruleset is still in force.
     #[error("nft refused the ruleset for table {table} ({status}): {stderr}")]
-    Rejected { table: String, status: String, stderr: String },
+    Rejected {
+        table: String,
+        status: String,
+        stderr: String,
+    },
     /// `nft list table` failed after a successful load.
     #[error("could not list table {table} ({status}): {stderr}")]
-    List { table: String, status: String, stderr: String },
+    List {
+        table: String,
+        status: String,
+        stderr: String,
+    },
     /// The table read back after loading lacks something the rendered ruleset defines.
     #[error("table {table} read back without {missing}")]
     Verify { table: String, missing: String },

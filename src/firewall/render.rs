@@ -20,14 +20,21 @@ pub struct TableName(String);
 impl TableName {
     /// Letters, digits, `_` and `-`, starting with a letter, at most 64 characters.
     pub fn new(name: &str) -> Result<Self, FirewallError> {
-        let invalid = |reason| FirewallError::InvalidName { kind: "table", value: name.to_string(), reason };
+        let invalid = |reason| FirewallError::InvalidName {
+            kind: "table",
+            value: name.to_string(),
+            reason,
+        };
         if name.is_empty() || name.len() > 64 {
             return Err(invalid("must be 1 to 64 characters"));
         }
         if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Err(invalid("must start with a letter"));
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
             return Err(invalid("only letters, digits, '_' and '-' are allowed"));
         }
         Ok(TableName(name.to_string()))
@@ -57,12 +64,21 @@ pub struct InterfaceName(String);
 impl InterfaceName {
     /// 1 to 15 bytes (the kernel's IFNAMSIZ less the NUL) of letters, digits, `_`, `.`, `-`.
     pub fn new(name: &str) -> Result<Self, FirewallError> {
-        let invalid = |reason| FirewallError::InvalidName { kind: "interface", value: name.to_string(), reason };
+        let invalid = |reason| FirewallError::InvalidName {
+            kind: "interface",
+            value: name.to_string(),
+            reason,
+        };
         if name.is_empty() || name.len() > 15 {
             return Err(invalid("must be 1 to 15 characters"));
         }
-        if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
-            return Err(invalid("only letters, digits, '_', '.' and '-' are allowed"));
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(invalid(
+                "only letters, digits, '_', '.' and '-' are allowed",
+            ));
         }
         Ok(InterfaceName(name.to_string()))
     }
@@ -145,16 +161,23 @@ pub fn render(spec: &FirewallSpec) -> String {
     line(&format!("\t\tiifname \"{bridge}\" jump runner-input"));
     line("\t}");
     line("");
-    line("\t# Runners may ask the host for an address, names and the policy service; nothing else.");
+    line(
+        "\t# Runners may ask the host for an address, names and the policy service; nothing else.",
+    );
     line("\tchain runner-input {");
     line("\t\tmeta nfproto ipv6 drop");
     line("\t\tct state established,related accept");
     // DHCP discovery goes to the broadcast address, so the destination is not pinned.
     line("\t\tudp dport 67 accept");
-    line(&format!("\t\tip daddr {host} meta l4proto {{ tcp, udp }} th dport 53 accept"));
+    line(&format!(
+        "\t\tip daddr {host} meta l4proto {{ tcp, udp }} th dport 53 accept"
+    ));
     if !ports.is_empty() {
         let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
-        line(&format!("\t\tip daddr {host} tcp dport {{ {} }} accept", list.join(", ")));
+        line(&format!(
+            "\t\tip daddr {host} tcp dport {{ {} }} accept",
+            list.join(", ")
+        ));
     }
     line("\t\tmeta l4proto tcp reject with tcp reset");
     line("\t\treject with icmpx admin-prohibited");

@@ -19,12 +19,20 @@ fn spec(denylist: &[&str], ports: &[u16]) -> FirewallSpec {
 
 /// Compares with `src/firewall/golden/NAME.nft`; `UPDATE_GOLDEN=1` rewrites the file.
 fn check_golden(name: &str, rendered: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/firewall/golden").join(format!("{name}.nft"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/firewall/golden")
+        .join(format!("{name}.nft"));
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, rendered).unwrap();
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    assert_eq!(rendered, expected, "rendered table differs from {}", path.display());
+    let expected =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert_eq!(
+        rendered,
+        expected,
+        "rendered table differs from {}",
+        path.display()
+    );
 }
 
 #[test]
@@ -32,7 +40,11 @@ fn golden_production() {
     let spec = FirewallSpec::new(
         InterfaceName::new("lxdbr0").unwrap(),
         Ipv4Addr::new(10, 20, 30, 1),
-        vec![net("10.0.0.0/8"), net("172.16.0.0/12"), net("192.168.0.0/16")],
+        vec![
+            net("10.0.0.0/8"),
+            net("172.16.0.0/12"),
+            net("192.168.0.0/16"),
+        ],
     );
     check_golden("production", &render(&spec));
 }
@@ -44,7 +56,16 @@ fn golden_empty_policy() {
 
 #[test]
 fn golden_merges_overlaps_and_host_bits() {
-    let s = spec(&["192.168.1.0/24", "10.1.0.0/16", "10.0.0.5/8", "192.168.0.0/24", "203.0.113.7/32"], &[9000, 8080, 9000]);
+    let s = spec(
+        &[
+            "192.168.1.0/24",
+            "10.1.0.0/16",
+            "10.0.0.5/8",
+            "192.168.0.0/24",
+            "203.0.113.7/32",
+        ],
+        &[9000, 8080, 9000],
+    );
     check_golden("merged", &render(&s));
 }
 
@@ -53,8 +74,19 @@ fn replaces_the_named_table_in_one_file() {
     let mut s = spec(&["10.0.0.0/8"], &[8080]);
     s.table = TableName::new("ghr-test-42").unwrap();
     let out = render(&s);
-    let head: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).take(3).collect();
-    assert_eq!(head, ["table inet ghr-test-42", "delete table inet ghr-test-42", "table inet ghr-test-42 {"]);
+    let head: Vec<&str> = out
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .take(3)
+        .collect();
+    assert_eq!(
+        head,
+        [
+            "table inet ghr-test-42",
+            "delete table inet ghr-test-42",
+            "table inet ghr-test-42 {"
+        ]
+    );
     assert_eq!(out.matches('{').count(), out.matches('}').count());
 }
 
@@ -72,15 +104,29 @@ fn ipv6_is_dropped_first_in_both_runner_chains() {
     let out = render(&spec(&[], &[8080]));
     for chain in ["chain runner-input {", "chain runner-forward {"] {
         let body = out.split(chain).nth(1).unwrap();
-        assert_eq!(body.lines().nth(1).unwrap().trim(), "meta nfproto ipv6 drop", "{chain}");
+        assert_eq!(
+            body.lines().nth(1).unwrap().trim(),
+            "meta nfproto ipv6 drop",
+            "{chain}"
+        );
     }
 }
 
 #[test]
 fn host_input_allows_only_dhcp_dns_and_listed_ports_then_rejects() {
     let out = render(&spec(&[], &[8080]));
-    let body: Vec<&str> = out.split("chain runner-input {").nth(1).unwrap().lines().map(str::trim).collect();
-    let accepts: Vec<&&str> = body.iter().take_while(|l| **l != "}").filter(|l| l.ends_with("accept")).collect();
+    let body: Vec<&str> = out
+        .split("chain runner-input {")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .map(str::trim)
+        .collect();
+    let accepts: Vec<&&str> = body
+        .iter()
+        .take_while(|l| **l != "}")
+        .filter(|l| l.ends_with("accept"))
+        .collect();
     assert_eq!(
         accepts,
         [
@@ -90,7 +136,9 @@ fn host_input_allows_only_dhcp_dns_and_listed_ports_then_rejects() {
             &"ip daddr 10.20.30.1 tcp dport { 8080 } accept",
         ]
     );
-    assert!(out.contains("meta l4proto tcp reject with tcp reset\n\t\treject with icmpx admin-prohibited\n\t}"));
+    assert!(out.contains(
+        "meta l4proto tcp reject with tcp reset\n\t\treject with icmpx admin-prohibited\n\t}"
+    ));
 }
 
 #[test]
@@ -109,14 +157,20 @@ fn names_that_could_escape_are_refused() {
     for bad in ["", "br0\"", "br 0", "br0\n", "abcdefghijklmnop", "br/0"] {
         assert!(InterfaceName::new(bad).is_err(), "interface {bad:?}");
     }
-    assert_eq!(TableName::new("github-runner").unwrap(), TableName::default());
+    assert_eq!(
+        TableName::new("github-runner").unwrap(),
+        TableName::default()
+    );
     assert!(InterfaceName::new("veth-a.1_b").is_ok());
 }
 
 #[test]
 fn invalid_name_error_names_the_value() {
     let err = InterfaceName::new("br 0").unwrap_err().to_string();
-    assert!(err.contains("interface") && err.contains("\"br 0\""), "{err}");
+    assert!(
+        err.contains("interface") && err.contains("\"br 0\""),
+        "{err}"
+    );
 }
 
 fn arb_net() -> impl Strategy<Value = Ipv4Net> {

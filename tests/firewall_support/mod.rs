@@ -34,9 +34,17 @@ pub fn root_and_tools() -> Result<(), String> {
 
 /// Runs a command; Err carries the command line and its stderr.
 pub fn run(argv: &[&str]) -> Result<String, String> {
-    let out = Command::new(argv[0]).args(&argv[1..]).output().map_err(|e| format!("{}: {e}", argv[0]))?;
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
     if !out.status.success() {
-        return Err(format!("`{}` failed ({}): {}", argv.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim()));
+        return Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -49,7 +57,10 @@ pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(500));
     }
@@ -62,7 +73,9 @@ pub fn free_octet(seed: u32) -> u8 {
         + &run(&["ip", "-4", "route", "show"]).unwrap_or_default();
     (0..200u32)
         .map(|i| (20 + (seed + i) % 200) as u8)
-        .find(|s| !used.contains(&format!("10.216.{s}.")) && !used.contains(&format!("10.217.{s}.")))
+        .find(|s| {
+            !used.contains(&format!("10.216.{s}.")) && !used.contains(&format!("10.217.{s}."))
+        })
         .expect("no free test subnet")
 }
 
@@ -76,16 +89,36 @@ impl Netns {
     /// A namespace with only loopback, for tests that need nftables but no packets.
     pub fn bare(name: &str) -> Result<Self, String> {
         run(&["ip", "netns", "add", name])?;
-        Ok(Netns { name: name.to_string(), host_if: None })
+        Ok(Netns {
+            name: name.to_string(),
+            host_if: None,
+        })
     }
 
     /// Host side `host_if` gets `host_addr/30`, the namespace's `veth0` gets `ns_addr/30`
     /// with its default route through the host.
-    pub fn create(name: &str, host_if: &str, host_addr: Ipv4Addr, ns_addr: Ipv4Addr) -> Result<Self, String> {
+    pub fn create(
+        name: &str,
+        host_if: &str,
+        host_addr: Ipv4Addr,
+        ns_addr: Ipv4Addr,
+    ) -> Result<Self, String> {
         run(&["ip", "netns", "add", name])?;
-        let ns = Netns { name: name.to_string(), host_if: Some(host_if.to_string()) };
-        run(&["ip", "link", "add", host_if, "type", "veth", "peer", "name", "veth0", "netns", name])?;
-        run(&["ip", "addr", "add", &format!("{host_addr}/30"), "dev", host_if])?;
+        let ns = Netns {
+            name: name.to_string(),
+            host_if: Some(host_if.to_string()),
+        };
+        run(&[
+            "ip", "link", "add", host_if, "type", "veth", "peer", "name", "veth0", "netns", name,
+        ])?;
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_addr}/30"),
+            "dev",
+            host_if,
+        ])?;
         run(&["ip", "link", "set", host_if, "up"])?;
         let exec = |args: &[&str]| {
             let mut argv = vec!["ip", "netns", "exec", name];
@@ -93,9 +126,23 @@ impl Netns {
             run(&argv)
         };
         exec(&["ip", "link", "set", "lo", "up"])?;
-        exec(&["ip", "addr", "add", &format!("{ns_addr}/30"), "dev", "veth0"])?;
+        exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{ns_addr}/30"),
+            "dev",
+            "veth0",
+        ])?;
         exec(&["ip", "link", "set", "veth0", "up"])?;
-        exec(&["ip", "route", "add", "default", "via", &host_addr.to_string()])?;
+        exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &host_addr.to_string(),
+        ])?;
         Ok(ns)
     }
 }
@@ -127,8 +174,10 @@ impl Responder {
         let thread = std::thread::spawn(move || {
             let bound = (|| {
                 if let Some(ns) = &netns {
-                    let file = File::open(format!("/run/netns/{ns}")).map_err(|e| format!("netns {ns}: {e}"))?;
-                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|e| format!("setns {ns}: {e}"))?;
+                    let file = File::open(format!("/run/netns/{ns}"))
+                        .map_err(|e| format!("netns {ns}: {e}"))?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("setns {ns}: {e}"))?;
                 }
                 TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))
             })();
@@ -146,8 +195,14 @@ impl Responder {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(10)).map_err(|e| format!("responder {addr}: {e}"))??;
-        Ok(Responder { addr, stop, thread: Some(thread) })
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| format!("responder {addr}: {e}"))??;
+        Ok(Responder {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -161,7 +216,11 @@ fn answer(mut conn: TcpStream, body: &str) {
             Ok(n) => request.extend_from_slice(&buf[..n]),
         }
     }
-    let _ = write!(conn, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+    let _ = write!(
+        conn,
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
 }
 
 impl Drop for Responder {
@@ -190,7 +249,12 @@ impl Lxd {
         let dir = std::env::var("LXD_DIR").unwrap_or_else(|_| "/var/lib/ghr-testbed/lxd".into());
         let image = std::env::var("GHR_TEST_IMAGE").unwrap_or_else(|_| "ghr-runner".into());
         let lxd = Lxd { dir, image };
-        lxd.lxc(&["query", "/1.0"]).map_err(|e| format!("no LXD test daemon at {} (run scripts/testbed.sh up): {e}", lxd.dir))?;
+        lxd.lxc(&["query", "/1.0"]).map_err(|e| {
+            format!(
+                "no LXD test daemon at {} (run scripts/testbed.sh up): {e}",
+                lxd.dir
+            )
+        })?;
         lxd.lxc(&["query", &format!("/1.0/images/aliases/{}", lxd.image)])
             .map_err(|e| format!("no image {} (run scripts/testbed.sh up): {e}", lxd.image))?;
         Ok(lxd)
@@ -199,13 +263,21 @@ impl Lxd {
     pub fn lxc(&self, args: &[&str]) -> Result<String, String> {
         let out = self.lxc_output(args)?;
         if !out.status.success() {
-            return Err(format!("lxc {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
+            return Err(format!(
+                "lxc {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     pub fn lxc_output(&self, args: &[&str]) -> Result<Output, String> {
-        Command::new("lxc").args(args).env("LXD_DIR", &self.dir).output().map_err(|e| format!("lxc: {e}"))
+        Command::new("lxc")
+            .args(args)
+            .env("LXD_DIR", &self.dir)
+            .output()
+            .map_err(|e| format!("lxc: {e}"))
     }
 }
 
@@ -219,8 +291,18 @@ pub struct LxdNetwork {
 impl LxdNetwork {
     pub fn create(lxd: &Lxd, name: &str, host_cidr: &str) -> Result<Self, String> {
         let address = format!("ipv4.address={host_cidr}");
-        lxd.lxc(&["network", "create", name, &address, "ipv4.nat=false", "ipv6.address=none"])?;
-        Ok(LxdNetwork { lxd: lxd.clone(), name: name.to_string() })
+        lxd.lxc(&[
+            "network",
+            "create",
+            name,
+            &address,
+            "ipv4.nat=false",
+            "ipv6.address=none",
+        ])?;
+        Ok(LxdNetwork {
+            lxd: lxd.clone(),
+            name: name.to_string(),
+        })
     }
 }
 
@@ -239,8 +321,18 @@ pub struct Container {
 impl Container {
     pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
         lxd.lxc(&["init", &lxd.image, name])?;
-        let c = Container { lxd: lxd.clone(), name: name.to_string() };
-        lxd.lxc(&["config", "device", "override", name, "eth0", &format!("network={network}")])?;
+        let c = Container {
+            lxd: lxd.clone(),
+            name: name.to_string(),
+        };
+        lxd.lxc(&[
+            "config",
+            "device",
+            "override",
+            name,
+            "eth0",
+            &format!("network={network}"),
+        ])?;
         lxd.lxc(&["start", name])?;
         Ok(c)
     }
@@ -249,7 +341,8 @@ impl Container {
     pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
         let path = format!("/1.0/instances/{}/state", self.name);
         poll(timeout, "the container's DHCP address", || {
-            let state: serde_json::Value = serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
+            let state: serde_json::Value =
+                serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
             state["network"]["eth0"]["addresses"]
                 .as_array()?
                 .iter()
