@@ -2,12 +2,14 @@
 //! each in its own single-use LXD instance.
 //!
 //! Module map (ARCHITECTURE.md draws the flow of one event through them):
+//! - [`aproxy`]: the transparent proxy run inside runners (`github-runner aproxy`).
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
 //! - [`firewall`]: the nftables table between runners and the network (render, apply).
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
+pub mod aproxy;
 pub mod charm;
 pub mod config;
 pub mod firewall;

@@ -44,8 +44,26 @@ impl Nft {
         self.apply_ruleset(&spec.table, &render(spec))
     }
 
-    /// Loads an already rendered file for `table` and verifies the table's chains.
+    /// Loads an already rendered firewall file for `table` and verifies its chains.
     pub fn apply_ruleset(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
+        let listed = self.load(table, ruleset)?;
+        for chain in CHAINS {
+            if !listed
+                .lines()
+                .any(|l| l.trim() == format!("chain {chain} {{"))
+            {
+                return Err(FirewallError::Verify {
+                    table: table.to_string(),
+                    missing: format!("chain {chain}"),
+                });
+            }
+        }
+        Ok(listed)
+    }
+
+    /// Loads any `nft -f` file that defines the `inet` table `table` and returns
+    /// the table as listed afterwards.
+    pub fn load(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let out = self.run(&["-f", "-"], Some(ruleset))?;
         if !out.status.success() {
             return Err(FirewallError::Rejected {
@@ -58,17 +76,6 @@ impl Nft {
             table: table.to_string(),
             missing: "the table itself".into(),
         })?;
-        for chain in CHAINS {
-            if !listed
-                .lines()
-                .any(|l| l.trim() == format!("chain {chain} {{"))
-            {
-                return Err(FirewallError::Verify {
-                    table: table.to_string(),
-                    missing: format!("chain {chain}"),
-                });
-            }
-        }
         Ok(listed)
     }
 
