@@ -78,7 +78,7 @@ pub fn render_nat(spec: &NatSpec) -> String {
          \n\
          \t# Connections opened in the runner itself.\n\
          \tchain output {{\n\
-         \t\ttype nat hook output priority dstnat; policy accept;\n\
+         \t\ttype nat hook output priority -100; policy accept;\n\
          \t\tip daddr @bypass return\n\
          \t\tmeta nfproto ipv4 tcp dport {{ {ports} }} redirect to :{port}\n\
          \t}}\n\
