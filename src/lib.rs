@@ -2,17 +2,21 @@
 //! each in its own single-use LXD instance.
 //!
 //! Module map (ARCHITECTURE.md draws the flow of one event through them):
+//! - [`aproxy`]: the transparent proxy run inside runners (`github-runner aproxy`).
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
+//! - [`firewall`]: the nftables table between runners and the network (render, apply).
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
 //! - [`github`]: GitHub REST client (runners, JIT, downloads) with retries and rate limits.
 //! - [`sim`]: an in-memory GitHub simulator with a runner app, for tests and demos.
 //! - [`lxd`]: async LXD REST client over the unix socket (types, transport, typed API).
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
+pub mod aproxy;
 pub mod charm;
 pub mod config;
 pub mod github;
+pub mod firewall;
 pub mod juju;
 pub mod lxd;
 pub mod proxy;

@@ -22,6 +22,17 @@ enum Command {
     Hook,
     /// Run the GitHub simulator (prints its base URL, serves until SIGTERM).
     Sim(github_runner::sim::SimArgs),
+    /// Transparent proxy inside a runner: tunnels redirected TCP 80/443 through the
+    /// upstream HTTP proxy by Host header / TLS SNI.
+    Aproxy {
+        /// Address to listen on (the runner's nftables redirect here).
+        #[arg(long, default_value = "0.0.0.0:54969")]
+        listen: std::net::SocketAddr,
+        /// Upstream proxy URL, http://[user:pass@]host:port. Prefer the environment
+        /// variable when it carries credentials (argv is world-readable).
+        #[arg(long, env = "APROXY_UPSTREAM", hide_env_values = true)]
+        upstream: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -40,6 +51,16 @@ fn main() -> ExitCode {
         Command::Sim(args) => {
             github_runner::juju::init_logging(false);
             github_runner::sim::run_cli(&args)
+        }
+        Command::Aproxy { listen, upstream } => {
+            github_runner::juju::init_logging(false);
+            match github_runner::aproxy::server::run(listen, &upstream) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("aproxy: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -1,0 +1,207 @@
+//! Pure rendering of the charm's nftables table into one `nft -f` file that replaces the
+//! table atomically.
+
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use super::FirewallError;
+
+/// The table the charm owns on a real host.
+pub const DEFAULT_TABLE: &str = "github-runner";
+/// The policy service's port on the bridge address; runners must reach it.
+pub const POLICY_PORT: u16 = 8080;
+
+/// Name of an `inet` table. Checked so it cannot break out of the rendered file; nft's
+/// own keywords (`ip`, `inet`, ...) still pass here and are refused by nft on load.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TableName(String);
+
+impl TableName {
+    /// Letters, digits, `_` and `-`, starting with a letter, at most 64 characters.
+    pub fn new(name: &str) -> Result<Self, FirewallError> {
+        let invalid = |reason| FirewallError::InvalidName {
+            kind: "table",
+            value: name.to_string(),
+            reason,
+        };
+        if name.is_empty() || name.len() > 64 {
+            return Err(invalid("must be 1 to 64 characters"));
+        }
+        if !name.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            return Err(invalid("must start with a letter"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(invalid("only letters, digits, '_' and '-' are allowed"));
+        }
+        Ok(TableName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for TableName {
+    fn default() -> Self {
+        TableName(DEFAULT_TABLE.to_string())
+    }
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A Linux network interface name (the runner bridge), safe to put in quotes in nft.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct InterfaceName(String);
+
+impl InterfaceName {
+    /// 1 to 15 bytes (the kernel's IFNAMSIZ less the NUL) of letters, digits, `_`, `.`, `-`.
+    pub fn new(name: &str) -> Result<Self, FirewallError> {
+        let invalid = |reason| FirewallError::InvalidName {
+            kind: "interface",
+            value: name.to_string(),
+            reason,
+        };
+        if name.is_empty() || name.len() > 15 {
+            return Err(invalid("must be 1 to 15 characters"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+        {
+            return Err(invalid(
+                "only letters, digits, '_', '.' and '-' are allowed",
+            ));
+        }
+        Ok(InterfaceName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for InterfaceName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Everything the table depends on. Built from the parsed charm config, so every CIDR in
+/// `denylist` is already valid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FirewallSpec {
+    pub table: TableName,
+    /// The bridge the runner instances sit on (`lxdbr0` in production).
+    pub bridge: InterfaceName,
+    /// The host's address on that bridge (gateway, DNS, DHCP and policy service).
+    pub host_address: Ipv4Addr,
+    /// Destinations runners must not reach through the host.
+    pub denylist: Vec<Ipv4Net>,
+    /// TCP ports on `host_address` that runners may open (the policy service).
+    pub allowed_host_tcp_ports: Vec<u16>,
+}
+
+impl FirewallSpec {
+    /// The production shape: default table name, only the policy port open on the host.
+    pub fn new(bridge: InterfaceName, host_address: Ipv4Addr, denylist: Vec<Ipv4Net>) -> Self {
+        FirewallSpec {
+            table: TableName::default(),
+            bridge,
+            host_address,
+            denylist,
+            allowed_host_tcp_ports: vec![POLICY_PORT],
+        }
+    }
+}
+
+/// Renders the whole table. The file first creates the table if it is missing, then
+/// deletes it and defines it anew: `nft -f` runs all of that as one transaction, so the
+/// old table stays in force until the new one is complete, and a failure changes nothing.
+///
+/// The output is canonical: the denylist is merged and sorted (nft refuses overlapping
+/// intervals in a set), ports are sorted and deduplicated, so equal policies render equal
+/// files and a reapply can be skipped by comparing text.
+pub fn render(spec: &FirewallSpec) -> String {
+    let table = spec.table.as_str();
+    let bridge = spec.bridge.as_str();
+    let host = spec.host_address;
+    let denylist = Ipv4Net::aggregate(&spec.denylist);
+    let mut ports = spec.allowed_host_tcp_ports.clone();
+    ports.sort_unstable();
+    ports.dedup();
+
+    let mut out = String::new();
+    let mut line = |s: &str| {
+        out.push_str(s);
+        out.push('\n');
+    };
+    line("# Managed by the github-runner charm; replaced as a whole on every change.");
+    line(&format!("table inet {table}"));
+    line(&format!("delete table inet {table}"));
+    line(&format!("table inet {table} {{"));
+    line("\tset denylist {");
+    line("\t\ttype ipv4_addr");
+    line("\t\tflags interval");
+    if !denylist.is_empty() {
+        let elements: Vec<String> = denylist.iter().map(ToString::to_string).collect();
+        line(&format!("\t\telements = {{ {} }}", elements.join(", ")));
+    }
+    line("\t}");
+    line("");
+    line("\tchain input {");
+    line("\t\ttype filter hook input priority filter; policy accept;");
+    line(&format!("\t\tiifname \"{bridge}\" jump runner-input"));
+    line("\t}");
+    line("");
+    line(
+        "\t# Runners may ask the host for an address, names and the policy service; nothing else.",
+    );
+    line("\tchain runner-input {");
+    line("\t\tmeta nfproto ipv6 drop");
+    line("\t\tct state established,related accept");
+    // DHCP discovery goes to the broadcast address, so the destination is not pinned.
+    line("\t\tudp dport 67 accept");
+    line(&format!(
+        "\t\tip daddr {host} meta l4proto {{ tcp, udp }} th dport 53 accept"
+    ));
+    if !ports.is_empty() {
+        let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+        line(&format!(
+            "\t\tip daddr {host} tcp dport {{ {} }} accept",
+            list.join(", ")
+        ));
+    }
+    line("\t\tmeta l4proto tcp reject with tcp reset");
+    line("\t\treject with icmpx admin-prohibited");
+    line("\t}");
+    line("");
+    line("\tchain forward {");
+    line("\t\ttype filter hook forward priority filter; policy accept;");
+    line(&format!("\t\tiifname \"{bridge}\" jump runner-forward"));
+    line("\t}");
+    line("");
+    line("\t# Runners must not reach denylisted networks through the host.");
+    line("\tchain runner-forward {");
+    line("\t\tmeta nfproto ipv6 drop");
+    line(&format!("\t\tip daddr {host} return"));
+    line("\t\tip daddr @denylist meta l4proto tcp reject with tcp reset");
+    line("\t\tip daddr @denylist reject with icmpx admin-prohibited");
+    line("\t}");
+    line("}");
+    out
+}
+
+/// The chains every rendered table defines; the applier checks them after a load.
+pub const CHAINS: [&str; 4] = ["input", "runner-input", "forward", "runner-forward"];
+
+#[cfg(test)]
+#[path = "render_tests.rs"]
+mod tests;

@@ -1,0 +1,365 @@
+//! Test fixtures for the firewall tests: network namespaces with veth links, TCP
+//! responders (also inside namespaces), an LXD network and container from the test
+//! daemon, all removed by Drop guards even when a test fails.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Prints why a test is skipped, or fails it when CI=true (CI must run everything).
+pub fn skip(reason: &str) {
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("CI=true and a prerequisite is missing: {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+/// Root and the `ip` and `nft` tools, or the reason they are missing.
+pub fn root_and_tools() -> Result<(), String> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err("needs root (network namespaces, nftables)".into());
+    }
+    for tool in ["ip", "nft"] {
+        if Command::new(tool).arg("-V").output().is_err() {
+            return Err(format!("`{tool}` is not installed"));
+        }
+    }
+    Ok(())
+}
+
+/// Runs a command; Err carries the command line and its stderr.
+pub fn run(argv: &[&str]) -> Result<String, String> {
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .map_err(|e| format!("{}: {e}", argv[0]))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`{}` failed ({}): {}",
+            argv.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Polls `probe` until it yields a value or `timeout` passes, backing off up to 500 ms.
+pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// A third octet no interface on this machine uses yet in 10.216.X.0/24 or 10.217.X.0/24,
+/// so that tests running side by side get their own subnets.
+pub fn free_octet(seed: u32) -> u8 {
+    let used = run(&["ip", "-o", "-4", "addr", "show"]).unwrap_or_default()
+        + &run(&["ip", "-4", "route", "show"]).unwrap_or_default();
+    (0..200u32)
+        .map(|i| (20 + (seed + i) % 200) as u8)
+        .find(|s| {
+            !used.contains(&format!("10.216.{s}.")) && !used.contains(&format!("10.217.{s}."))
+        })
+        .expect("no free test subnet")
+}
+
+/// A network namespace linked to the host by a veth pair, routed through the host.
+pub struct Netns {
+    pub name: String,
+    host_if: Option<String>,
+}
+
+impl Netns {
+    /// A namespace with only loopback, for tests that need nftables but no packets.
+    pub fn bare(name: &str) -> Result<Self, String> {
+        run(&["ip", "netns", "add", name])?;
+        Ok(Netns {
+            name: name.to_string(),
+            host_if: None,
+        })
+    }
+
+    /// Host side `host_if` gets `host_addr/30`, the namespace's `veth0` gets `ns_addr/30`
+    /// with its default route through the host.
+    pub fn create(
+        name: &str,
+        host_if: &str,
+        host_addr: Ipv4Addr,
+        ns_addr: Ipv4Addr,
+    ) -> Result<Self, String> {
+        run(&["ip", "netns", "add", name])?;
+        let ns = Netns {
+            name: name.to_string(),
+            host_if: Some(host_if.to_string()),
+        };
+        run(&[
+            "ip", "link", "add", host_if, "type", "veth", "peer", "name", "veth0", "netns", name,
+        ])?;
+        run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{host_addr}/30"),
+            "dev",
+            host_if,
+        ])?;
+        run(&["ip", "link", "set", host_if, "up"])?;
+        let exec = |args: &[&str]| {
+            let mut argv = vec!["ip", "netns", "exec", name];
+            argv.extend_from_slice(args);
+            run(&argv)
+        };
+        exec(&["ip", "link", "set", "lo", "up"])?;
+        exec(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{ns_addr}/30"),
+            "dev",
+            "veth0",
+        ])?;
+        exec(&["ip", "link", "set", "veth0", "up"])?;
+        exec(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            &host_addr.to_string(),
+        ])?;
+        Ok(ns)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Deleting one end of a veth pair deletes both.
+        if let Some(host_if) = &self.host_if {
+            let _ = run(&["ip", "link", "del", host_if]);
+        }
+        let _ = run(&["ip", "netns", "del", &self.name]);
+    }
+}
+
+/// A one-line HTTP responder on a thread, optionally inside a network namespace (the
+/// thread enters it before binding; the socket stays there). Answers every request with
+/// `body`, so a test can tell which server it reached.
+pub struct Responder {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Responder {
+    pub fn start(netns: Option<&str>, addr: SocketAddr, body: &str) -> Result<Self, String> {
+        let (tx, rx) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (netns, body, stop2) = (netns.map(str::to_string), body.to_string(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let bound = (|| {
+                if let Some(ns) = &netns {
+                    let file = File::open(format!("/run/netns/{ns}"))
+                        .map_err(|e| format!("netns {ns}: {e}"))?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("setns {ns}: {e}"))?;
+                }
+                TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))
+            })();
+            let listener = match bound {
+                Ok(l) => l,
+                Err(e) => return drop(tx.send(Err(e))),
+            };
+            let _ = tx.send(listener.local_addr().map_err(|e| e.to_string()));
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(conn) = conn {
+                    answer(conn, &body);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| format!("responder {addr}: {e}"))??;
+        Ok(Responder {
+            addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+fn answer(mut conn: TcpStream, body: &str) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut request = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = write!(
+        conn,
+        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the blocking accept. If the address is unreachable by now, the thread
+        // ends with the process instead of blocking this drop.
+        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// The test LXD daemon started by scripts/testbed.sh.
+#[derive(Clone)]
+pub struct Lxd {
+    pub dir: String,
+    pub image: String,
+}
+
+impl Lxd {
+    /// The daemon from `LXD_DIR` (default: the testbed's), with the runner image.
+    pub fn from_env() -> Result<Self, String> {
+        let dir = std::env::var("LXD_DIR").unwrap_or_else(|_| "/var/lib/ghr-testbed/lxd".into());
+        let image = std::env::var("GHR_TEST_IMAGE").unwrap_or_else(|_| "ghr-runner".into());
+        let lxd = Lxd { dir, image };
+        lxd.lxc(&["query", "/1.0"]).map_err(|e| {
+            format!(
+                "no LXD test daemon at {} (run scripts/testbed.sh up): {e}",
+                lxd.dir
+            )
+        })?;
+        lxd.lxc(&["query", &format!("/1.0/images/aliases/{}", lxd.image)])
+            .map_err(|e| format!("no image {} (run scripts/testbed.sh up): {e}", lxd.image))?;
+        Ok(lxd)
+    }
+
+    pub fn lxc(&self, args: &[&str]) -> Result<String, String> {
+        let out = self.lxc_output(args)?;
+        if !out.status.success() {
+            return Err(format!(
+                "lxc {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn lxc_output(&self, args: &[&str]) -> Result<Output, String> {
+        Command::new("lxc")
+            .args(args)
+            .env("LXD_DIR", &self.dir)
+            .output()
+            .map_err(|e| format!("lxc: {e}"))
+    }
+}
+
+/// A managed LXD bridge of the test's own, so its table cannot disturb other tests'
+/// instances on the shared bridge.
+pub struct LxdNetwork {
+    lxd: Lxd,
+    pub name: String,
+}
+
+impl LxdNetwork {
+    pub fn create(lxd: &Lxd, name: &str, host_cidr: &str) -> Result<Self, String> {
+        let address = format!("ipv4.address={host_cidr}");
+        lxd.lxc(&[
+            "network",
+            "create",
+            name,
+            &address,
+            "ipv4.nat=false",
+            "ipv6.address=none",
+        ])?;
+        Ok(LxdNetwork {
+            lxd: lxd.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Drop for LxdNetwork {
+    fn drop(&mut self) {
+        let _ = self.lxd.lxc(&["network", "delete", &self.name]);
+    }
+}
+
+/// A container from the runner image with its `eth0` on the given network.
+pub struct Container {
+    lxd: Lxd,
+    pub name: String,
+}
+
+impl Container {
+    pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
+        lxd.lxc(&["init", &lxd.image, name])?;
+        let c = Container {
+            lxd: lxd.clone(),
+            name: name.to_string(),
+        };
+        lxd.lxc(&[
+            "config",
+            "device",
+            "override",
+            name,
+            "eth0",
+            &format!("network={network}"),
+        ])?;
+        lxd.lxc(&["start", name])?;
+        Ok(c)
+    }
+
+    /// The IPv4 address DHCP gave `eth0`, once there is one.
+    pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
+        let path = format!("/1.0/instances/{}/state", self.name);
+        poll(timeout, "the container's DHCP address", || {
+            let state: serde_json::Value =
+                serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
+            state["network"]["eth0"]["addresses"]
+                .as_array()?
+                .iter()
+                .find(|a| a["family"] == "inet")
+                .and_then(|a| a["address"].as_str()?.parse().ok())
+        })
+    }
+
+    pub fn exec(&self, argv: &[&str]) -> Output {
+        let mut args = vec!["exec", &self.name, "--"];
+        args.extend_from_slice(argv);
+        self.lxd.lxc_output(&args).expect("lxc exec")
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.lxd.lxc(&["delete", "--force", &self.name]);
+    }
+}
