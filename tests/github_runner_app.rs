@@ -17,9 +17,15 @@ const PAT: &str = "ghp_runnerAppTestToken0001";
 
 fn tools_missing() -> Option<String> {
     for tool in ["bash", "curl", "jq", "tar"] {
-        let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).stdout(Stdio::null()).status();
+        let found = Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {tool}"))
+            .stdout(Stdio::null())
+            .status();
         if !found.is_ok_and(|s| s.success()) {
-            return Some(format!("{tool} is not installed (run scripts/deps-github.sh)"));
+            return Some(format!(
+                "{tool} is not installed (run scripts/deps-github.sh)"
+            ));
         }
     }
     None
@@ -55,7 +61,10 @@ impl RunnerProcess {
             if let Some(status) = self.0.try_wait().unwrap() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "runner did not exit in {timeout:?}");
+            assert!(
+                Instant::now() < deadline,
+                "runner did not exit in {timeout:?}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -92,21 +101,49 @@ impl Setup {
         config.offline_after = Duration::from_secs(3);
         config.lost_job_after = Duration::from_secs(3);
         let server = SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-        let client = GithubClient::new(&format!("{}/api/v3", server.url), Token::new(PAT), &ProxyConfig::default()).unwrap();
-        let org = GithubPath::Org { org: "acme".into(), group: "default".into() };
-        Setup { server, client, dir: tempfile::tempdir().unwrap(), org }
+        let client = GithubClient::new(
+            &format!("{}/api/v3", server.url),
+            Token::new(PAT),
+            &ProxyConfig::default(),
+        )
+        .unwrap();
+        let org = GithubPath::Org {
+            org: "acme".into(),
+            group: "default".into(),
+        };
+        Setup {
+            server,
+            client,
+            dir: tempfile::tempdir().unwrap(),
+            org,
+        }
     }
 
     /// Downloads and unpacks the runner app from the simulator, with a hook in `.env`.
     fn install(&self, name: &str, hook_exit: i32) -> PathBuf {
         let downloads = self.client.runner_downloads(&self.org).unwrap();
-        let x64 = downloads.iter().find(|d| d.os == "linux" && d.architecture == "x64").unwrap();
+        let x64 = downloads
+            .iter()
+            .find(|d| d.os == "linux" && d.architecture == "x64")
+            .unwrap();
         assert!(downloads.iter().any(|d| d.architecture == "arm64"));
         let root = self.dir.path().join(name);
         std::fs::create_dir_all(&root).unwrap();
         let tarball = root.join(&x64.filename);
-        self.client.download(&x64.download_url, &tarball, x64.sha256_checksum.as_deref().unwrap()).unwrap();
-        let status = Command::new("tar").arg("-xzf").arg(&tarball).arg("-C").arg(&root).status().unwrap();
+        self.client
+            .download(
+                &x64.download_url,
+                &tarball,
+                x64.sha256_checksum.as_deref().unwrap(),
+            )
+            .unwrap();
+        let status = Command::new("tar")
+            .arg("-xzf")
+            .arg(&tarball)
+            .arg("-C")
+            .arg(&root)
+            .status()
+            .unwrap();
         assert!(status.success());
         let marks = self.marks(name);
         std::fs::create_dir_all(&marks).unwrap();
@@ -119,8 +156,14 @@ impl Setup {
             ),
         )
         .unwrap();
-        std::fs::write(root.join(".env"), format!("ACTIONS_RUNNER_HOOK_JOB_STARTED={}\nLANG=C.UTF-8\n", hook.display()))
-            .unwrap();
+        std::fs::write(
+            root.join(".env"),
+            format!(
+                "ACTIONS_RUNNER_HOOK_JOB_STARTED={}\nLANG=C.UTF-8\n",
+                hook.display()
+            ),
+        )
+        .unwrap();
         root
     }
 
@@ -140,7 +183,10 @@ impl Setup {
 
     fn queue_job(&self, name: &str, labels: &[&str]) -> u64 {
         let marks = self.marks(name);
-        let steps = [format!("echo one > {}/step1", marks.display()), format!("echo \"$GITHUB_REPOSITORY\" > {}/step2", marks.display())];
+        let steps = [
+            format!("echo one > {}/step1", marks.display()),
+            format!("echo \"$GITHUB_REPOSITORY\" > {}/step2", marks.display()),
+        ];
         self.queue_job_with(labels, &steps)
     }
 
@@ -161,13 +207,21 @@ impl Setup {
 
     fn runner_state(&self, name: &str) -> Option<(bool, bool)> {
         let runners = self.client.list_runners(&self.org).unwrap();
-        runners.iter().find(|r| r.name.as_str() == name).map(|r| (r.is_online(), r.busy))
+        runners
+            .iter()
+            .find(|r| r.name.as_str() == name)
+            .map(|r| (r.is_online(), r.busy))
     }
 }
 
 fn spawn(root: &Path, args: &[&str]) -> RunnerProcess {
     use std::os::unix::process::CommandExt;
-    let child = Command::new(root.join("run.sh")).args(args).current_dir(root).stdin(Stdio::null()).process_group(0).spawn();
+    let child = Command::new(root.join("run.sh"))
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn();
     RunnerProcess(child.unwrap())
 }
 
@@ -189,9 +243,13 @@ fn assert_job_ran(setup: &Setup, name: &str, job_id: u64, conclusion: &str) {
         "GITHUB_WORKFLOW=CI",
         "GITHUB_RUN_ID=",
     ] {
-        assert!(hook_env.contains(expected), "{expected} missing from {hook_env}");
+        assert!(
+            hook_env.contains(expected),
+            "{expected} missing from {hook_env}"
+        );
     }
-    let event: Value = serde_json::from_str(&std::fs::read_to_string(marks.join("event.json")).unwrap()).unwrap();
+    let event: Value =
+        serde_json::from_str(&std::fs::read_to_string(marks.join("event.json")).unwrap()).unwrap();
     assert_eq!(event["number"], 42);
 }
 
@@ -205,23 +263,51 @@ fn config_sh_runner_registers_runs_a_job_and_deregisters() {
     let token = setup.client.registration_token(&setup.org).unwrap();
     let url = format!("{}/acme", setup.server.url);
     let status = Command::new(root.join("config.sh"))
-        .args(["--url", &url, "--token", token.token.expose(), "--name", "cfg-runner", "--labels", "custom1,gpu"])
+        .args([
+            "--url",
+            &url,
+            "--token",
+            token.token.expose(),
+            "--name",
+            "cfg-runner",
+            "--labels",
+            "custom1,gpu",
+        ])
         .args(["--ephemeral", "--unattended", "--work", "_work"])
         .status()
         .unwrap();
     assert!(status.success());
-    assert_eq!(setup.runner_state("cfg-runner"), Some((false, false)), "registered, not yet online");
+    assert_eq!(
+        setup.runner_state("cfg-runner"),
+        Some((false, false)),
+        "registered, not yet online"
+    );
 
     let mut runner = spawn(&root, &[]);
-    wait_until("runner online", Duration::from_secs(20), || setup.runner_state("cfg-runner") == Some((true, false)));
+    wait_until("runner online", Duration::from_secs(20), || {
+        setup.runner_state("cfg-runner") == Some((true, false))
+    });
     let job = setup.queue_job("cfg-runner", &["self-hosted", "custom1"]);
     let status = runner.wait_exit(Duration::from_secs(30));
-    assert!(status.success(), "ephemeral runner exits 0 after its job: {status:?}");
+    assert!(
+        status.success(),
+        "ephemeral runner exits 0 after its job: {status:?}"
+    );
     assert_job_ran(&setup, "cfg-runner", job, "success");
     let marks = setup.marks("cfg-runner");
-    assert_eq!(std::fs::read_to_string(marks.join("step1")).unwrap().trim(), "one");
-    assert_eq!(std::fs::read_to_string(marks.join("step2")).unwrap().trim(), "acme/web");
-    assert_eq!(setup.runner_state("cfg-runner"), None, "ephemeral runner deregistered");
+    assert_eq!(
+        std::fs::read_to_string(marks.join("step1")).unwrap().trim(),
+        "one"
+    );
+    assert_eq!(
+        std::fs::read_to_string(marks.join("step2")).unwrap().trim(),
+        "acme/web"
+    );
+    assert_eq!(
+        setup.runner_state("cfg-runner"),
+        None,
+        "ephemeral runner deregistered"
+    );
 }
 
 #[test]
@@ -231,21 +317,35 @@ fn jit_runner_registers_runs_a_job_and_its_config_is_single_use() {
     }
     let setup = Setup::new();
     let root = setup.install("jit-runner", 0);
-    let group = setup.client.runner_group_id("acme", "default").unwrap().unwrap();
+    let group = setup
+        .client
+        .runner_group_id("acme", "default")
+        .unwrap()
+        .unwrap();
     let request = JitRequest {
         name: RunnerName::new("jit-runner"),
         runner_group_id: group,
         labels: vec!["jitlabel".into(), "linux".into()],
         work_folder: "_work".into(),
     };
-    let jit = setup.client.generate_jitconfig(&setup.org, &request).unwrap();
+    let jit = setup
+        .client
+        .generate_jitconfig(&setup.org, &request)
+        .unwrap();
     assert_eq!(jit.runner.ephemeral, Some(true));
-    assert_eq!(setup.runner_state("jit-runner"), Some((false, false)), "JIT registers at once");
+    assert_eq!(
+        setup.runner_state("jit-runner"),
+        Some((false, false)),
+        "JIT registers at once"
+    );
 
     let mut runner = spawn(&root, &["--jitconfig", jit.encoded_jit_config.expose()]);
-    wait_until("runner online", Duration::from_secs(20), || setup.runner_state("jit-runner") == Some((true, false)));
+    wait_until("runner online", Duration::from_secs(20), || {
+        setup.runner_state("jit-runner") == Some((true, false))
+    });
     let copy = setup.install("jit-again", 0);
-    let status = spawn(&copy, &["--jitconfig", jit.encoded_jit_config.expose()]).wait_exit(Duration::from_secs(20));
+    let status = spawn(&copy, &["--jitconfig", jit.encoded_jit_config.expose()])
+        .wait_exit(Duration::from_secs(20));
     assert!(!status.success(), "a JIT config works once");
 
     let job = setup.queue_job("jit-runner", &["jitlabel"]);
@@ -269,12 +369,18 @@ fn failing_hook_fails_the_job_before_its_steps() {
         labels: vec!["h".into()],
         work_folder: "_work".into(),
     };
-    let jit = setup.client.generate_jitconfig(&setup.org, &request).unwrap();
+    let jit = setup
+        .client
+        .generate_jitconfig(&setup.org, &request)
+        .unwrap();
     let mut runner = spawn(&root, &["--jitconfig", jit.encoded_jit_config.expose()]);
     let job = setup.queue_job("hook-fails", &["h"]);
     assert!(runner.wait_exit(Duration::from_secs(30)).success());
     assert_job_ran(&setup, "hook-fails", job, "failure");
-    assert!(!setup.marks("hook-fails").join("step1").exists(), "steps must not run after a failed hook");
+    assert!(
+        !setup.marks("hook-fails").join("step1").exists(),
+        "steps must not run after a failed hook"
+    );
 }
 
 #[test]
@@ -287,22 +393,41 @@ fn listener_stops_on_sigint_and_config_remove_deregisters() {
     let token = setup.client.registration_token(&setup.org).unwrap();
     let url = format!("{}/acme", setup.server.url);
     let status = Command::new(root.join("config.sh"))
-        .args(["--url", &url, "--token", token.token.expose(), "--name", "persistent", "--unattended"])
+        .args([
+            "--url",
+            &url,
+            "--token",
+            token.token.expose(),
+            "--name",
+            "persistent",
+            "--unattended",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
     let mut runner = spawn(&root, &[]);
-    wait_until("runner online", Duration::from_secs(20), || setup.runner_state("persistent") == Some((true, false)));
+    wait_until("runner online", Duration::from_secs(20), || {
+        setup.runner_state("persistent") == Some((true, false))
+    });
     let pid = nix::unistd::Pid::from_raw(runner.0.id() as i32);
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
-    assert_eq!(comm.trim(), "Runner.Listener", "pkill -2 Runner.Listener must find it");
+    assert_eq!(
+        comm.trim(),
+        "Runner.Listener",
+        "pkill -2 Runner.Listener must find it"
+    );
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
     let status = runner.wait_exit(Duration::from_secs(5));
     assert!(!status.success());
-    wait_until("runner offline", Duration::from_secs(10), || setup.runner_state("persistent") == Some((false, false)));
+    wait_until("runner offline", Duration::from_secs(10), || {
+        setup.runner_state("persistent") == Some((false, false))
+    });
 
     let remove = setup.client.remove_token(&setup.org).unwrap();
-    let status = Command::new(root.join("config.sh")).args(["remove", "--token", remove.token.expose()]).status().unwrap();
+    let status = Command::new(root.join("config.sh"))
+        .args(["remove", "--token", remove.token.expose()])
+        .status()
+        .unwrap();
     assert!(status.success());
     assert_eq!(setup.runner_state("persistent"), None);
 }
@@ -320,16 +445,36 @@ fn a_runner_that_dies_mid_job_stays_busy_until_the_job_is_lost() {
         labels: vec!["die".into()],
         work_folder: "_work".into(),
     };
-    let jit = setup.client.generate_jitconfig(&setup.org, &request).unwrap();
+    let jit = setup
+        .client
+        .generate_jitconfig(&setup.org, &request)
+        .unwrap();
     let id = jit.runner.id;
     let mut runner = spawn(&root, &["--jitconfig", jit.encoded_jit_config.expose()]);
     let job = setup.queue_job_with(&["die"], &["sleep 60".to_string()]);
-    wait_until("runner busy", Duration::from_secs(20), || setup.runner_state("dies") == Some((true, true)));
+    wait_until("runner busy", Duration::from_secs(20), || {
+        setup.runner_state("dies") == Some((true, true))
+    });
     runner.kill_group();
     runner.wait_exit(Duration::from_secs(5));
-    assert_eq!(setup.client.delete_runner(&setup.org, id).unwrap(), github_runner::github::DeleteOutcome::Busy);
-    wait_until("job given up", Duration::from_secs(15), || setup.runner_state("dies") == Some((false, false)));
+    assert_eq!(
+        setup.client.delete_runner(&setup.org, id).unwrap(),
+        github_runner::github::DeleteOutcome::Busy
+    );
+    wait_until("job given up", Duration::from_secs(15), || {
+        setup.runner_state("dies") == Some((false, false))
+    });
     let state = setup.admin("GET", &format!("/_sim/jobs/{job}"), None);
-    assert_eq!((state["state"].as_str(), state["conclusion"].as_str(), state["lost"].as_bool()), (Some("completed"), Some("failure"), Some(true)));
-    assert_eq!(setup.client.delete_runner(&setup.org, id).unwrap(), github_runner::github::DeleteOutcome::Deleted);
+    assert_eq!(
+        (
+            state["state"].as_str(),
+            state["conclusion"].as_str(),
+            state["lost"].as_bool()
+        ),
+        (Some("completed"), Some("failure"), Some(true))
+    );
+    assert_eq!(
+        setup.client.delete_runner(&setup.org, id).unwrap(),
+        github_runner::github::DeleteOutcome::Deleted
+    );
 }
