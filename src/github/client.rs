@@ -239,6 +239,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_can_be_shared_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<GithubClient>();
+    }
+
+    #[test]
     fn finds_next_link() {
         let h = r#"<https://api.github.com/orgs/a/actions/runners?per_page=100&page=2>; rel="next", <https://api.github.com/orgs/a/actions/runners?per_page=100&page=3>; rel="last""#;
         assert_eq!(

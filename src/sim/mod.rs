@@ -161,8 +161,14 @@ impl Sim {
     }
 }
 
+/// GitHub's REST route families, each a module with its own `routes()`; a new family
+/// (e.g. repository endpoints) is one more `merge` here and gets the same guard.
+fn github_api() -> Router<Arc<Sim>> {
+    runners::routes()
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
-    let github = runners::routes().route_layer(axum::middleware::from_fn_with_state(
+    let github = github_api().route_layer(axum::middleware::from_fn_with_state(
         sim.clone(),
         api::guard,
     ));
