@@ -19,6 +19,9 @@ impl Drop for SimProcess {
 
 #[test]
 fn sim_subcommand_prints_url_serves_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("tokens");
+    std::fs::write(&token_file, "file-token\n").unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_github-runner"))
         .args([
             "sim",
@@ -37,6 +40,8 @@ fn sim_subcommand_prints_url_serves_and_stops_on_sigterm() {
             "--lost-job-after",
             "60",
         ])
+        .arg("--token-file")
+        .arg(&token_file)
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -59,6 +64,12 @@ fn sim_subcommand_prints_url_serves_and_stops_on_sigterm() {
         assert_eq!(response.status(), 200, "{path}");
         assert_eq!(response.header("x-ratelimit-limit"), Some("5000"));
     }
+
+    let from_file = ureq::get(&format!("{url}/orgs/acme/actions/runners"))
+        .set("Authorization", "Bearer file-token")
+        .call()
+        .unwrap();
+    assert_eq!(from_file.status(), 200);
 
     let pid = nix::unistd::Pid::from_raw(sim.0.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
