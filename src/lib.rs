@@ -15,8 +15,8 @@
 pub mod aproxy;
 pub mod charm;
 pub mod config;
-pub mod github;
 pub mod firewall;
+pub mod github;
 pub mod juju;
 pub mod lxd;
 pub mod proxy;

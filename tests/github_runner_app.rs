@@ -70,12 +70,19 @@ impl RunnerProcess {
     }
 }
 
+impl RunnerProcess {
+    /// SIGKILL to the runner's own process group: the listener, its job and heartbeat,
+    /// as when the instance under a runner dies.
+    fn kill_group(&mut self) {
+        let group = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    }
+}
+
 impl Drop for RunnerProcess {
     fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
+        self.kill_group();
+        let _ = self.0.wait();
     }
 }
 
@@ -92,6 +99,7 @@ impl Setup {
         config.orgs = vec!["acme".into()];
         config.repos = vec!["acme/web".into()];
         config.offline_after = Duration::from_secs(3);
+        config.lost_job_after = Duration::from_secs(3);
         let server = SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
         let client = GithubClient::new(
             &format!("{}/api/v3", server.url),
@@ -175,6 +183,14 @@ impl Setup {
 
     fn queue_job(&self, name: &str, labels: &[&str]) -> u64 {
         let marks = self.marks(name);
+        let steps = [
+            format!("echo one > {}/step1", marks.display()),
+            format!("echo \"$GITHUB_REPOSITORY\" > {}/step2", marks.display()),
+        ];
+        self.queue_job_with(labels, &steps)
+    }
+
+    fn queue_job_with(&self, labels: &[&str], steps: &[String]) -> u64 {
         let job = self.admin(
             "POST",
             "/_sim/jobs",
@@ -183,7 +199,7 @@ impl Setup {
                 "labels": labels,
                 "event_name": "pull_request",
                 "event": {"number": 42, "pull_request": {"base": {"ref": "main"}, "head": {"ref": "feature", "sha": "abc123"}}},
-                "steps": [format!("echo one > {}/step1", marks.display()), format!("echo \"$GITHUB_REPOSITORY\" > {}/step2", marks.display())],
+                "steps": steps,
             })),
         );
         job["id"].as_u64().unwrap()
@@ -199,14 +215,14 @@ impl Setup {
 }
 
 fn spawn(root: &Path, args: &[&str]) -> RunnerProcess {
-    RunnerProcess(
-        Command::new(root.join("run.sh"))
-            .args(args)
-            .current_dir(root)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
+    use std::os::unix::process::CommandExt;
+    let child = Command::new(root.join("run.sh"))
+        .args(args)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .process_group(0)
+        .spawn();
+    RunnerProcess(child.unwrap())
 }
 
 fn assert_job_ran(setup: &Setup, name: &str, job_id: u64, conclusion: &str) {
@@ -414,4 +430,51 @@ fn listener_stops_on_sigint_and_config_remove_deregisters() {
         .unwrap();
     assert!(status.success());
     assert_eq!(setup.runner_state("persistent"), None);
+}
+
+#[test]
+fn a_runner_that_dies_mid_job_stays_busy_until_the_job_is_lost() {
+    if skip() {
+        return;
+    }
+    let setup = Setup::new();
+    let root = setup.install("dies", 0);
+    let request = JitRequest {
+        name: RunnerName::new("dies"),
+        runner_group_id: 1,
+        labels: vec!["die".into()],
+        work_folder: "_work".into(),
+    };
+    let jit = setup
+        .client
+        .generate_jitconfig(&setup.org, &request)
+        .unwrap();
+    let id = jit.runner.id;
+    let mut runner = spawn(&root, &["--jitconfig", jit.encoded_jit_config.expose()]);
+    let job = setup.queue_job_with(&["die"], &["sleep 60".to_string()]);
+    wait_until("runner busy", Duration::from_secs(20), || {
+        setup.runner_state("dies") == Some((true, true))
+    });
+    runner.kill_group();
+    runner.wait_exit(Duration::from_secs(5));
+    assert_eq!(
+        setup.client.delete_runner(&setup.org, id).unwrap(),
+        github_runner::github::DeleteOutcome::Busy
+    );
+    wait_until("job given up", Duration::from_secs(15), || {
+        setup.runner_state("dies") == Some((false, false))
+    });
+    let state = setup.admin("GET", &format!("/_sim/jobs/{job}"), None);
+    assert_eq!(
+        (
+            state["state"].as_str(),
+            state["conclusion"].as_str(),
+            state["lost"].as_bool()
+        ),
+        (Some("completed"), Some("failure"), Some(true))
+    );
+    assert_eq!(
+        setup.client.delete_runner(&setup.org, id).unwrap(),
+        github_runner::github::DeleteOutcome::Deleted
+    );
 }

@@ -37,7 +37,9 @@ pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outc
         Event::UpdateStatus => Ok(update_status(&config, &paths)),
         Event::Install => install(&config, env, &paths),
         Event::ConfigChanged => config_changed(juju, config, env, &paths),
-        Event::Start => reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None)),
+        Event::Start => {
+            reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None))
+        }
         Event::Stop | Event::Remove => stop(config, env, &paths),
         Event::UpgradeCharm => {
             install(&config, env, &paths)?;
@@ -59,7 +61,10 @@ fn update_status(config: &CharmConfig, paths: &Paths) -> Outcome {
 
 fn install(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
     ensure_timer(config, env, paths)?;
-    Ok(Outcome::status(Status::Maintenance, "installed; waiting for the first reconcile"))
+    Ok(Outcome::status(
+        Status::Maintenance,
+        "installed; waiting for the first reconcile",
+    ))
 }
 
 fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<(), CharmError> {
@@ -71,7 +76,10 @@ fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<()
 
 fn reconciled(result: Result<Report, CharmError>) -> Result<Outcome, CharmError> {
     let report = result?;
-    Ok(Outcome::status(Status::Active, Summary::from_report(&report).message()))
+    Ok(Outcome::status(
+        Status::Active,
+        Summary::from_report(&report).message(),
+    ))
 }
 
 fn config_changed(
@@ -92,16 +100,26 @@ fn config_changed(
         log::info!("path changed from {old} to {path_now}: flushing the old path's idle runners");
         keep = runners.flush_old_path(&old_path)?;
     }
-    let token_changed = state.token_fingerprint.as_ref().is_some_and(|f| f != &fingerprint);
+    let token_changed = state
+        .token_fingerprint
+        .as_ref()
+        .is_some_and(|f| f != &fingerprint);
     if token_changed {
         log::info!("token changed: flushing idle runners");
     }
-    let flush = if token_changed { Flush::Idle } else { Flush::None };
+    let flush = if token_changed {
+        Flush::Idle
+    } else {
+        Flush::None
+    };
     let report = runners.reconcile_keeping(&keep, flush)?;
     state.previous_path = Some(path_now);
     state.token_fingerprint = Some(fingerprint);
     state.save(juju)?;
-    Ok(Outcome::status(Status::Active, Summary::from_report(&report).message()))
+    Ok(Outcome::status(
+        Status::Active,
+        Summary::from_report(&report).message(),
+    ))
 }
 
 fn group_of(config: &CharmConfig) -> &str {
@@ -136,7 +154,12 @@ fn timer_reconcile(config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmE
     reconciled(runners.reconcile_current(flush))
 }
 
-fn run_action(action: &Action, juju: &dyn HookTools, config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmError> {
+fn run_action(
+    action: &Action,
+    juju: &dyn HookTools,
+    config: CharmConfig,
+    env: &HookEnv,
+) -> Result<Outcome, CharmError> {
     match action {
         Action::CheckRunners => check_runners(Runners::new(config, env.clone())?),
         Action::ReconcileRunners => {
@@ -149,7 +172,9 @@ fn run_action(action: &Action, juju: &dyn HookTools, config: CharmConfig, env: &
                 None | Some(Value::Null) | Some(Value::Bool(true)) => Flush::All,
                 Some(Value::Bool(false)) => Flush::Idle,
                 Some(other) => {
-                    return Err(CharmError::BadParams(format!("flush-busy must be true or false, not {other}")))
+                    return Err(CharmError::BadParams(format!(
+                        "flush-busy must be true or false, not {other}"
+                    )))
                 }
             };
             let report = Runners::new(config, env.clone())?.reconcile_current(flush)?;
@@ -171,7 +196,8 @@ fn run_action(action: &Action, juju: &dyn HookTools, config: CharmConfig, env: &
 
 fn report_outcome(report: &Report) -> Outcome {
     let delta = report.created.len() as i64 - i64::from(report.removed_total());
-    let mut outcome = Outcome::status(Status::Active, Summary::from_report(report).message()).with_result("delta", delta);
+    let mut outcome = Outcome::status(Status::Active, Summary::from_report(report).message())
+        .with_result("delta", delta);
     outcome.results.extend(report.as_results());
     outcome
 }
@@ -179,22 +205,39 @@ fn report_outcome(report: &Report) -> Outcome {
 fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
     let observed = runners.check()?;
     let with_instance: HashSet<_> = observed.instances.iter().map(|i| i.name.clone()).collect();
-    let registered: HashSet<_> = observed.registrations.iter().map(|r| r.name.clone()).collect();
+    let registered: HashSet<_> = observed
+        .registrations
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
     let names = |pred: &dyn Fn(&crate::reconcile::plan::ObservedRegistration) -> bool| {
-        let mut v: Vec<String> =
-            observed.registrations.iter().filter(|r| pred(r)).map(|r| r.name.to_string()).collect();
+        let mut v: Vec<String> = observed
+            .registrations
+            .iter()
+            .filter(|r| pred(r))
+            .map(|r| r.name.to_string())
+            .collect();
         v.sort();
         v
     };
     let online = names(&|r| r.online);
     let offline = names(&|r| !r.online);
     let busy = names(&|r| r.busy);
-    let mut unknown: Vec<String> =
-        with_instance.difference(&registered).map(|n| n.to_string()).collect();
+    let mut unknown: Vec<String> = with_instance
+        .difference(&registered)
+        .map(|n| n.to_string())
+        .collect();
     unknown.sort();
     let mut outcome = Outcome::default();
-    for (key, list) in [("online", &online), ("offline", &offline), ("busy", &busy), ("unknown", &unknown)] {
-        outcome = outcome.with_result(key, list.len()).with_result(format!("{key}-runners"), list.join(","));
+    for (key, list) in [
+        ("online", &online),
+        ("offline", &offline),
+        ("busy", &busy),
+        ("unknown", &unknown),
+    ] {
+        outcome = outcome
+            .with_result(key, list.len())
+            .with_result(format!("{key}-runners"), list.join(","));
     }
     Ok(outcome)
 }

@@ -16,7 +16,7 @@ use crate::lxd::LxdClient;
 use crate::reconcile::execute::Report;
 use crate::reconcile::lock::{LockError, ReconcileLock};
 use crate::reconcile::plan::{Desired, Flush};
-use crate::reconcile::plan::{ObservedInstance, Observed};
+use crate::reconcile::plan::{Observed, ObservedInstance};
 use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
@@ -34,7 +34,11 @@ pub struct Paths {
 
 impl Paths {
     pub fn from_env() -> Self {
-        Paths { root: std::env::var_os("GITHUB_RUNNER_ROOT").map(PathBuf::from).unwrap_or_else(|| "/".into()) }
+        Paths {
+            root: std::env::var_os("GITHUB_RUNNER_ROOT")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| "/".into()),
+        }
     }
     pub fn state_dir(&self) -> PathBuf {
         self.root.join("var/lib/github-runner")
@@ -77,7 +81,11 @@ impl Summary {
             idle: r.idle,
             busy: r.busy,
             starting: r.starting,
-            failed: r.failed.iter().map(|(what, why)| format!("{what}: {why}")).collect(),
+            failed: r
+                .failed
+                .iter()
+                .map(|(what, why)| format!("{what}: {why}"))
+                .collect(),
             at: unix_now(),
         }
     }
@@ -97,12 +105,18 @@ impl Summary {
     }
     pub fn save(&self, paths: &Paths) {
         let _ = std::fs::create_dir_all(paths.state_dir());
-        let _ = std::fs::write(paths.summary_file(), serde_json::to_vec(self).expect("serializable"));
+        let _ = std::fs::write(
+            paths.summary_file(),
+            serde_json::to_vec(self).expect("serializable"),
+        );
     }
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn port(e: PortError) -> CharmError {
@@ -126,8 +140,12 @@ pub struct Runners {
 
 impl Runners {
     pub fn new(config: CharmConfig, env: HookEnv) -> Result<Self, CharmError> {
-        let github = GithubClient::new(&config.github_url.api_base(), config.token.clone(), &env.proxy)
-            .map_err(|e| CharmError::Blocked(e.to_string()))?;
+        let github = GithubClient::new(
+            &config.github_url.api_base(),
+            config.token.clone(),
+            &env.proxy,
+        )
+        .map_err(|e| CharmError::Blocked(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -158,13 +176,27 @@ impl Runners {
     /// Refreshes the runner application (at most hourly unless `force`).
     pub fn update_app(&self, force: bool) -> Result<AppUpdate, CharmError> {
         let cache = AppCache::new(self.paths.app_dir());
-        let source = GithubAppSource { client: &self.github, path: &self.config.path };
-        cache.ensure(&source, unix_now(), force).map_err(|e| CharmError::Transient(e.to_string()))
+        let source = GithubAppSource {
+            client: &self.github,
+            path: &self.config.path,
+        };
+        cache
+            .ensure(&source, unix_now(), force)
+            .map_err(|e| CharmError::Transient(e.to_string()))
     }
 
     fn registry(&self, path: &GithubPath) -> Result<Arc<GithubRegistry>, CharmError> {
-        let image = self.config.runner_image.clone().unwrap_or_else(|| "jammy".into());
-        let app = self.env.unit_name.split('/').next().unwrap_or("github-runner");
+        let image = self
+            .config
+            .runner_image
+            .clone()
+            .unwrap_or_else(|| "jammy".into());
+        let app = self
+            .env
+            .unit_name
+            .split('/')
+            .next()
+            .unwrap_or("github-runner");
         Ok(Arc::new(GithubRegistry {
             client: self.github.clone(),
             path: path.clone(),
@@ -182,7 +214,12 @@ impl Runners {
         let path = registry.path.clone();
         let labels = registry.labels.clone();
         let start_script = move |name: &RunnerName| {
-            files::render_start_script(&StartParams { github_web_url: &web, path: &path, name, labels: &labels })
+            files::render_start_script(&StartParams {
+                github_web_url: &web,
+                path: &path,
+                name,
+                labels: &labels,
+            })
         };
         Ok(Arc::new(LxdRunnerHost {
             client: self.lxd.clone(),
@@ -198,7 +235,8 @@ impl Runners {
     }
 
     fn runner_files(&self) -> Vec<InstanceFile> {
-        let env = files::render_runner_env(&self.env.proxy, self.config.dockerhub_mirror.as_deref());
+        let env =
+            files::render_runner_env(&self.env.proxy, self.config.dockerhub_mirror.as_deref());
         vec![InstanceFile {
             path: format!("{}/.env", files::RUNNER_DIR),
             content: env.into_bytes(),
@@ -227,13 +265,29 @@ impl Runners {
         }
         let size = pool::pool_size(self.config.vm_disk, self.config.virtual_machines);
         self.runtime
-            .block_on(pool::ensure(&self.lxd, &self.pool_name(), &self.paths.pool_dir(), size))
+            .block_on(pool::ensure(
+                &self.lxd,
+                &self.pool_name(),
+                &self.paths.pool_dir(),
+                size,
+            ))
             .map_err(|e| CharmError::Transient(e.to_string()))?;
         let host = self.host(&registry)?;
-        let desired = Desired { runners, grace_secs: GRACE_SECS, flush, keep: keep.clone() };
+        let desired = Desired {
+            runners,
+            grace_secs: GRACE_SECS,
+            flush,
+            keep: keep.clone(),
+        };
         let report = self
             .runtime
-            .block_on(reconcile::reconcile(host, registry, &self.prefix, &desired, DEFAULT_PARALLELISM))
+            .block_on(reconcile::reconcile(
+                host,
+                registry,
+                &self.prefix,
+                &desired,
+                DEFAULT_PARALLELISM,
+            ))
             .map_err(port)?;
         log::info!(
             "reconcile: created {}, removed {}, failed {}, {} idle, {} busy in {:.1}s",
@@ -254,7 +308,11 @@ impl Runners {
         let _lock = self.lock()?;
         self.reconcile_locked(old, 0, Flush::Idle, &HashSet::new())?;
         let still_there = self.registry(old)?.list().map_err(port)?;
-        Ok(still_there.into_iter().filter(|r| self.prefix.owns(r.name.as_str())).map(|r| r.name).collect())
+        Ok(still_there
+            .into_iter()
+            .filter(|r| self.prefix.owns(r.name.as_str()))
+            .map(|r| r.name)
+            .collect())
     }
 
     /// One reconcile of the configured path to `virtual-machines` runners.
@@ -263,16 +321,30 @@ impl Runners {
     }
 
     /// Reconcile of the current path that leaves `keep` (busy runners of an old path) alone.
-    pub fn reconcile_keeping(&self, keep: &HashSet<RunnerName>, flush: Flush) -> Result<Report, CharmError> {
+    pub fn reconcile_keeping(
+        &self,
+        keep: &HashSet<RunnerName>,
+        flush: Flush,
+    ) -> Result<Report, CharmError> {
         let _lock = self.lock()?;
-        self.reconcile_locked(&self.config.path.clone(), self.config.virtual_machines, flush, keep)
+        self.reconcile_locked(
+            &self.config.path.clone(),
+            self.config.virtual_machines,
+            flush,
+            keep,
+        )
     }
 
     /// What GitHub and LXD hold for this unit, without changing anything.
     pub fn check(&self) -> Result<Observed, CharmError> {
         let registry = self.registry(&self.config.path)?;
-        let host = LxdListOnly { client: self.lxd.clone(), prefix: self.prefix.clone() };
-        self.runtime.block_on(reconcile::observe(&host, registry, &self.prefix)).map_err(port)
+        let host = LxdListOnly {
+            client: self.lxd.clone(),
+            prefix: self.prefix.clone(),
+        };
+        self.runtime
+            .block_on(reconcile::observe(&host, registry, &self.prefix))
+            .map_err(port)
     }
 }
 

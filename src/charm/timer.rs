@@ -74,11 +74,18 @@ pub fn remove(systemd_dir: &std::path::Path, unit: &str) -> Result<(), String> {
 }
 
 fn systemctl(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("systemctl").args(args).output().map_err(|e| format!("systemctl: {e}"))?;
+    let out = std::process::Command::new("systemctl")
+        .args(args)
+        .output()
+        .map_err(|e| format!("systemctl: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!("systemctl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()))
+        Err(format!(
+            "systemctl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
     }
 }
 

@@ -139,7 +139,25 @@ impl GithubClient {
 
     /// Fetches the runner tarball to `dest`, verified against `expected_sha256`.
     pub fn download(&self, url: &str, dest: &Path, expected_sha256: &str) -> Result<()> {
-        self.transport.download(url, dest, expected_sha256)
+        self.transport.download(url, dest, expected_sha256, None)
+    }
+
+    /// Fetches one entry of [`Self::runner_downloads`], verified against its checksum and
+    /// authorised by its `temp_download_token` when it has one (GHES).
+    pub fn download_runner_app(&self, app: &RunnerDownload, dest: &Path) -> Result<()> {
+        let checksum = app
+            .sha256_checksum
+            .as_deref()
+            .ok_or_else(|| GithubError::Decode {
+                endpoint: "runner downloads".into(),
+                message: format!("no sha256_checksum for {}", app.filename),
+            })?;
+        self.transport.download(
+            &app.download_url,
+            dest,
+            checksum,
+            app.temp_download_token.as_ref(),
+        )
     }
 
     pub fn last_rate_limit(&self) -> Option<RateLimit> {
@@ -237,6 +255,12 @@ pub fn next_link(header: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn client_can_be_shared_across_threads() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<GithubClient>();
+    }
 
     #[test]
     fn finds_next_link() {

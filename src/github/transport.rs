@@ -14,7 +14,7 @@ use super::models::RateLimit;
 use super::retry::{
     parse_rate_limit, run_with_retry, Attempt, Clock, RawResponse, RetryPolicy, SystemClock,
 };
-use super::secret::scrub;
+use super::secret::{scrub, Secret};
 use crate::config::Token;
 use crate::proxy::ProxyConfig;
 
@@ -227,7 +227,14 @@ impl Transport {
     /// Downloads `url` to `dest` through a temporary file in the same directory, checks
     /// its sha256 and renames it into place, so `dest` is either whole and verified or
     /// untouched. Sends no GitHub token: the tarball host is not the API host.
-    pub fn download(&self, url: &str, dest: &Path, expected_sha256: &str) -> Result<()> {
+    /// `bearer` is GHES's `temp_download_token`, when the downloads list gives one.
+    pub fn download(
+        &self,
+        url: &str,
+        dest: &Path,
+        expected_sha256: &str,
+        bearer: Option<&Secret>,
+    ) -> Result<()> {
         let agent = build_agent(
             url,
             &self.proxy,
@@ -245,7 +252,11 @@ impl Transport {
         let mut result: Option<Result<(tempfile::NamedTempFile, String)>> = None;
         let mut send = || {
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = match agent.get(url).call() {
+            let mut request = agent.get(url);
+            if let Some(token) = bearer {
+                request = request.set("Authorization", &format!("Bearer {}", token.expose()));
+            }
+            let response = match request.call() {
                 Ok(r) => r,
                 Err(ureq::Error::Status(status, r)) => {
                     return Attempt::Response(RawResponse {

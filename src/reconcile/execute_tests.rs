@@ -14,6 +14,7 @@ fn desired(n: u32, flush: Flush) -> Desired {
         runners: n,
         grace_secs: 300,
         flush,
+        keep: Default::default(),
     }
 }
 

@@ -166,7 +166,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     let mut steps = Vec::new();
     let mut instances: Vec<&ObservedInstance> = observed.instances.iter().collect();
     instances.sort_by(|a, b| a.name.cmp(&b.name));
-    for inst in instances.into_iter().filter(|i| !desired.keep.contains(&i.name)) {
+    for inst in instances
+        .into_iter()
+        .filter(|i| !desired.keep.contains(&i.name))
+    {
         let reg = regs.get(&inst.name).copied();
         match health(inst, reg, desired.grace_secs) {
             Health::Dead(reason) => steps.push(remove(&inst.name, reg, true, reason)),

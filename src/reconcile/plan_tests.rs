@@ -26,6 +26,7 @@ fn want(runners: u32) -> Desired {
         runners,
         grace_secs: 300,
         flush: Flush::None,
+        keep: Default::default(),
     }
 }
 

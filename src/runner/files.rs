@@ -101,14 +101,20 @@ pub fn runner_labels(app: &str, image: &str, extra: &[String]) -> Vec<String> {
 
 /// The runner's `.env`: the pre-job hook, Juju's proxy settings (both cases, the
 /// runner's own address space left out of the proxy) and the Docker Hub mirror.
-pub fn render_runner_env(proxy: &crate::proxy::ProxyConfig, dockerhub_mirror: Option<&str>) -> String {
+pub fn render_runner_env(
+    proxy: &crate::proxy::ProxyConfig,
+    dockerhub_mirror: Option<&str>,
+) -> String {
     let mut lines = vec![format!("ACTIONS_RUNNER_HOOK_JOB_STARTED={PRE_JOB_SCRIPT}")];
-    let no_proxy = [proxy.no_proxy.as_deref().unwrap_or(""), "localhost,127.0.0.1,::1,.svc"]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(",");
+    let no_proxy = [
+        proxy.no_proxy.as_deref().unwrap_or(""),
+        "localhost,127.0.0.1,::1,.svc",
+    ]
+    .iter()
+    .filter(|s| !s.is_empty())
+    .cloned()
+    .collect::<Vec<_>>()
+    .join(",");
     for (key, value) in [("http_proxy", &proxy.http), ("https_proxy", &proxy.https)] {
         if let Some(v) = value {
             lines.push(format!("{key}={v}"));

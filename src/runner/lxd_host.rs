@@ -105,13 +105,23 @@ fn lxd_error(e: LxdError) -> PortError {
 }
 
 fn push(f: &InstanceFile) -> FilePush {
-    FilePush { path: f.path.clone(), content: f.content.clone(), uid: f.uid, gid: f.gid, mode: f.mode }
+    FilePush {
+        path: f.path.clone(),
+        content: f.content.clone(),
+        uid: f.uid,
+        gid: f.gid,
+        mode: f.mode,
+    }
 }
 
 impl LxdRunnerHost {
     async fn exec_checked(&self, name: &RunnerName, command: &str, what: &str) -> PortResult<()> {
         let spec = ExecSpec::new(["/bin/sh", "-c", command]).timeout(Duration::from_secs(120));
-        let out = self.client.exec(name.as_str(), &spec).await.map_err(lxd_error)?;
+        let out = self
+            .client
+            .exec(name.as_str(), &spec)
+            .await
+            .map_err(lxd_error)?;
         if out.success() {
             Ok(())
         } else {
@@ -128,7 +138,8 @@ impl LxdRunnerHost {
             "mkdir -p {RUNNER_DIR} /opt/github-runner && chown {u}:{u} {RUNNER_DIR}",
             u = files::RUNNER_UID
         );
-        self.exec_checked(name, &dirs, "preparing directories").await?;
+        self.exec_checked(name, &dirs, "preparing directories")
+            .await?;
         let app = InstanceFile {
             path: APP_TARBALL.into(),
             content: self.payload.app.as_ref().clone(),
@@ -144,8 +155,14 @@ impl LxdRunnerHost {
             mode: 0o755,
         };
         let credential = files::credential_file(credential);
-        for file in [&app, &start, &credential].into_iter().chain(self.payload.files.iter()) {
-            self.client.push_file(name.as_str(), &push(file)).await.map_err(lxd_error)?;
+        for file in [&app, &start, &credential]
+            .into_iter()
+            .chain(self.payload.files.iter())
+        {
+            self.client
+                .push_file(name.as_str(), &push(file))
+                .await
+                .map_err(lxd_error)?;
         }
         let start_command = format!(
             "tar -xzf {APP_TARBALL} -C {RUNNER_DIR} && rm -f {APP_TARBALL} \
@@ -153,21 +170,32 @@ impl LxdRunnerHost {
              && systemd-run --unit=github-runner --collect {START_SCRIPT}",
             u = files::RUNNER_UID
         );
-        self.exec_checked(name, &start_command, "starting the runner").await
+        self.exec_checked(name, &start_command, "starting the runner")
+            .await
     }
 }
 
 /// The instances `prefix` owns, with their age.
-pub async fn list_own(client: &LxdClient, prefix: &RunnerPrefix) -> PortResult<Vec<ObservedInstance>> {
+pub async fn list_own(
+    client: &LxdClient,
+    prefix: &RunnerPrefix,
+) -> PortResult<Vec<ObservedInstance>> {
     let now = Utc::now();
     let instances = client.list_instances(false).await.map_err(lxd_error)?;
     Ok(instances
         .into_iter()
         .filter(|i| prefix.owns(&i.name))
         .map(|i| {
-            let created = DateTime::parse_from_rfc3339(&i.created_at).map(|t| t.with_timezone(&Utc));
-            let age = created.map(|c| (now - c).num_seconds().max(0) as u64).unwrap_or(0);
-            ObservedInstance { running: i.is_running(), age_secs: age, name: RunnerName::new(i.name) }
+            let created =
+                DateTime::parse_from_rfc3339(&i.created_at).map(|t| t.with_timezone(&Utc));
+            let age = created
+                .map(|c| (now - c).num_seconds().max(0) as u64)
+                .unwrap_or(0);
+            ObservedInstance {
+                running: i.is_running(),
+                age_secs: age,
+                name: RunnerName::new(i.name),
+            }
         })
         .collect())
 }
@@ -178,7 +206,10 @@ impl RunnerHost for LxdRunnerHost {
     }
 
     async fn provision(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
-        self.client.launch(&self.layout.spec(name)).await.map_err(lxd_error)?;
+        self.client
+            .launch(&self.layout.spec(name))
+            .await
+            .map_err(lxd_error)?;
         self.client
             .wait_ready(name.as_str(), self.layout.interface(), self.ready_timeout)
             .await
@@ -187,7 +218,10 @@ impl RunnerHost for LxdRunnerHost {
     }
 
     async fn delete(&self, name: &RunnerName) -> PortResult<()> {
-        self.client.remove_instance(name.as_str()).await.map_err(lxd_error)
+        self.client
+            .remove_instance(name.as_str())
+            .await
+            .map_err(lxd_error)
     }
 }
 
@@ -219,7 +253,9 @@ mod tests {
 
     #[test]
     fn container_layout_uses_the_configured_image() {
-        let c = config(serde_json::json!({"runner-instance-type": "container", "runner-image": "ghr-runner"}));
+        let c = config(
+            serde_json::json!({"runner-instance-type": "container", "runner-image": "ghr-runner"}),
+        );
         let layout = InstanceLayout::from_config(&c, "p");
         assert_eq!(layout.source, ImageSource::local("ghr-runner"));
         assert!(!layout.devices["root"].contains_key("size"));

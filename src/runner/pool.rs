@@ -24,7 +24,10 @@ pub fn tmpfs_size(mounts: &str, dir: &Path) -> Option<Option<u64>> {
         if fields.len() < 4 || fields[1] != dir || fields[2] != "tmpfs" {
             return None;
         }
-        let size = fields[3].split(',').find_map(|o| o.strip_prefix("size=")).and_then(parse_kib);
+        let size = fields[3]
+            .split(',')
+            .find_map(|o| o.strip_prefix("size="))
+            .and_then(parse_kib);
         Some(size)
     })
 }
@@ -52,7 +55,11 @@ pub fn mount_step(mounts: &str, dir: &Path, size: ByteSize) -> MountStep {
 
 /// Total pool size: room for every runner's disk, at least 1 GiB.
 pub fn pool_size(disk: ByteSize, runners: u32) -> ByteSize {
-    ByteSize(disk.0.saturating_mul(u64::from(runners.max(1))).max(1 << 30))
+    ByteSize(
+        disk.0
+            .saturating_mul(u64::from(runners.max(1)))
+            .max(1 << 30),
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,14 +68,20 @@ pub enum PoolError {
     #[error("storage pool tmpfs at {dir}: {message}")]
     Mount { dir: String, message: String },
     #[error("storage pool {name}: {source}")]
-    Lxd { name: String, source: crate::lxd::LxdError },
+    Lxd {
+        name: String,
+        source: crate::lxd::LxdError,
+    },
 }
 
 fn run(args: &[&str], dir: &Path) -> Result<(), PoolError> {
-    let out = Command::new(args[0]).args(&args[1..]).output().map_err(|e| PoolError::Mount {
-        dir: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let out = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| PoolError::Mount {
+            dir: dir.display().to_string(),
+            message: e.to_string(),
+        })?;
     if out.status.success() {
         Ok(())
     } else {
@@ -80,18 +93,39 @@ fn run(args: &[&str], dir: &Path) -> Result<(), PoolError> {
 }
 
 /// Mounts or resizes the tmpfs, then makes sure LXD has a `dir` pool on it.
-pub async fn ensure(client: &LxdClient, name: &str, dir: &Path, size: ByteSize) -> Result<(), PoolError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|e| PoolError::Mount { dir: dir.display().to_string(), message: e.to_string() })?;
+pub async fn ensure(
+    client: &LxdClient,
+    name: &str,
+    dir: &Path,
+    size: ByteSize,
+) -> Result<(), PoolError> {
+    std::fs::create_dir_all(dir).map_err(|e| PoolError::Mount {
+        dir: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let size_opt = format!("size={}k", size.0 >> 10);
     let d = dir.to_string_lossy();
     match mount_step(&mounts, dir, size) {
-        MountStep::Mount => run(&["mount", "-t", "tmpfs", "-o", &format!("{size_opt},mode=0711"), "tmpfs", &d], dir)?,
+        MountStep::Mount => run(
+            &[
+                "mount",
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("{size_opt},mode=0711"),
+                "tmpfs",
+                &d,
+            ],
+            dir,
+        )?,
         MountStep::Resize => run(&["mount", "-o", &format!("remount,{size_opt}"), &d], dir)?,
         MountStep::Keep => {}
     }
-    let lxd = |source| PoolError::Lxd { name: name.to_string(), source };
+    let lxd = |source| PoolError::Lxd {
+        name: name.to_string(),
+        source,
+    };
     match client.get_storage_pool(name).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_not_found() => {
@@ -99,7 +133,9 @@ pub async fn ensure(client: &LxdClient, name: &str, dir: &Path, size: ByteSize) 
                 name: name.to_string(),
                 driver: "dir".into(),
                 description: "RAM-backed disks of GitHub runners".into(),
-                config: [("source".to_string(), d.to_string())].into_iter().collect(),
+                config: [("source".to_string(), d.to_string())]
+                    .into_iter()
+                    .collect(),
                 status: String::new(),
             };
             client.create_storage_pool(&pool).await.map_err(lxd)
@@ -119,8 +155,14 @@ mod tests {
     fn decides_mount_resize_or_keep() {
         let dir = Path::new("/var/lib/github-runner/pool");
         assert_eq!(mount_step(MOUNTS, dir, ByteSize(2 << 30)), MountStep::Keep);
-        assert_eq!(mount_step(MOUNTS, dir, ByteSize(4 << 30)), MountStep::Resize);
-        assert_eq!(mount_step(MOUNTS, Path::new("/elsewhere"), ByteSize(1 << 30)), MountStep::Mount);
+        assert_eq!(
+            mount_step(MOUNTS, dir, ByteSize(4 << 30)),
+            MountStep::Resize
+        );
+        assert_eq!(
+            mount_step(MOUNTS, Path::new("/elsewhere"), ByteSize(1 << 30)),
+            MountStep::Mount
+        );
     }
 
     #[test]

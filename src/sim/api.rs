@@ -97,6 +97,7 @@ pub async fn guard(
         next.run(request).await
     };
     add_rate_headers(&sim, response.headers_mut());
+    log::debug!("{method} {template} -> {}", response.status());
     response
 }
 

@@ -193,7 +193,70 @@ impl World {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sim::state::{Scope, Timing};
     use serde_json::json;
+    use std::time::Duration;
+
+    fn runner(id: u64, scope: Scope, labels: &[&str], ephemeral: bool) -> SimRunner {
+        SimRunner {
+            id,
+            name: format!("r{id}"),
+            scope,
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            default_labels: 0,
+            group_id: 1,
+            ephemeral,
+            jit: false,
+            busy: false,
+            job_id: None,
+            credential: format!("cred{id}"),
+            session_started: true,
+            last_contact: None,
+            polls: 0,
+        }
+    }
+
+    #[test]
+    fn jobs_go_to_idle_runners_of_their_scope_with_all_labels() {
+        let timing = Timing {
+            offline_after: Duration::from_secs(5),
+            lost_job_after: Duration::from_secs(5),
+        };
+        let mut w = World::new(timing, 100);
+        let now = Utc::now();
+        w.runners.insert(
+            1,
+            runner(1, Scope::Org("other".into()), &["gpu", "x64"], false),
+        );
+        w.runners
+            .insert(2, runner(2, Scope::Org("acme".into()), &["x64"], false));
+        w.runners.insert(
+            3,
+            runner(3, Scope::Repo("acme/web".into()), &["GPU", "X64"], true),
+        );
+        let spec = JobSpec {
+            repository: "acme/web".into(),
+            labels: vec!["gpu".into(), "x64".into()],
+            ..Default::default()
+        };
+        w.jobs.insert(10, Job::new(10, spec, now));
+        assert!(w.assign(1, now).is_none(), "wrong org");
+        assert!(w.assign(2, now).is_none(), "missing a label");
+        let got = w.assign(3, now).expect("labels match case-insensitively");
+        assert_eq!(got["job_id"], 10);
+        assert!(w.runners[&3].busy);
+        assert_eq!(w.jobs[&10].state, JobState::InProgress);
+        assert!(
+            !w.complete(2, 10, "success", now),
+            "only its runner completes a job"
+        );
+        assert!(w.complete(3, 10, "success", now));
+        assert_eq!(w.jobs[&10].conclusion.as_deref(), Some("success"));
+        assert!(
+            !w.runners.contains_key(&3),
+            "an ephemeral runner goes after its job"
+        );
+    }
 
     #[test]
     fn pull_request_context_comes_from_the_event() {

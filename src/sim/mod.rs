@@ -65,8 +65,11 @@ pub struct SimArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
     /// A personal access token to accept (repeatable).
-    #[arg(long = "token", required = true)]
+    #[arg(long = "token", required_unless_present = "token_file")]
     pub tokens: Vec<String>,
+    /// A file holding tokens to accept, one a line: keeps them out of `ps`.
+    #[arg(long)]
+    pub token_file: Option<std::path::PathBuf>,
     #[arg(long = "org")]
     pub orgs: Vec<String>,
     /// `owner/name`.
@@ -81,15 +84,25 @@ pub struct SimArgs {
 }
 
 impl SimArgs {
-    pub fn config(&self) -> SimConfig {
-        SimConfig {
-            tokens: self.tokens.clone(),
+    pub fn config(&self) -> std::io::Result<SimConfig> {
+        let mut tokens = self.tokens.clone();
+        if let Some(file) = &self.token_file {
+            let text = std::fs::read_to_string(file)?;
+            tokens.extend(
+                text.lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        Ok(SimConfig {
+            tokens,
             orgs: self.orgs.clone(),
             repos: self.repos.clone(),
             offline_after: Duration::from_secs(self.offline_after),
             lost_job_after: Duration::from_secs(self.lost_job_after),
             rate_limit: 5000,
-        }
+        })
     }
 }
 
@@ -161,8 +174,14 @@ impl Sim {
     }
 }
 
+/// GitHub's REST route families, each a module with its own `routes()`; a new family
+/// (e.g. repository endpoints) is one more `merge` here and gets the same guard.
+fn github_api() -> Router<Arc<Sim>> {
+    runners::routes()
+}
+
 pub fn router(sim: Arc<Sim>) -> Router {
-    let github = runners::routes().route_layer(axum::middleware::from_fn_with_state(
+    let github = github_api().route_layer(axum::middleware::from_fn_with_state(
         sim.clone(),
         api::guard,
     ));
@@ -264,7 +283,7 @@ pub fn run_cli(args: &SimArgs) -> std::process::ExitCode {
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
-        serve(listener, Sim::new(&args.config()), shutdown).await
+        serve(listener, Sim::new(&args.config()?), shutdown).await
     });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -43,17 +43,18 @@ pub fn routes() -> Router<Arc<Sim>> {
 }
 
 /// The runner presenting its credential, with its last contact refreshed.
-fn authenticate(sim: &Sim, headers: &HeaderMap) -> Result<u64, Response> {
-    let unauthorized = || error(StatusCode::UNAUTHORIZED, "unknown runner credential");
-    let credential = presented_token(headers).ok_or_else(unauthorized)?;
+fn authenticate(sim: &Sim, headers: &HeaderMap) -> Option<u64> {
+    let credential = presented_token(headers)?;
     let mut world = sim.lock();
-    let id = world
-        .runner_by_credential(credential)
-        .ok_or_else(unauthorized)?;
+    let id = world.runner_by_credential(credential)?;
     if let Some(runner) = world.runners.get_mut(&id) {
         runner.last_contact = Some(Instant::now());
     }
-    Ok(id)
+    Some(id)
+}
+
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, "unknown runner credential")
 }
 
 #[derive(Deserialize)]
@@ -142,9 +143,8 @@ async fn register(State(sim): State<Arc<Sim>>, Json(body): Json<Registration>) -
 }
 
 async fn session(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
-    let id = match authenticate(&sim, &headers) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = authenticate(&sim, &headers) else {
+        return unauthorized();
     };
     let mut world = sim.lock();
     let heartbeat =
@@ -192,9 +192,8 @@ async fn poll(
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let id = match authenticate(&sim, &headers) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = authenticate(&sim, &headers) else {
+        return unauthorized();
     };
     let wait = q
         .get("wait")
@@ -229,8 +228,8 @@ async fn poll(
 
 async fn heartbeat(State(sim): State<Arc<Sim>>, headers: HeaderMap) -> Response {
     match authenticate(&sim, &headers) {
-        Ok(_) => StatusCode::NO_CONTENT.into_response(),
-        Err(response) => response,
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => unauthorized(),
     }
 }
 
@@ -245,9 +244,8 @@ async fn complete(
     Path(job): Path<u64>,
     Json(body): Json<Completion>,
 ) -> Response {
-    let id = match authenticate(&sim, &headers) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = authenticate(&sim, &headers) else {
+        return unauthorized();
     };
     let conclusion = if body.conclusion == "success" {
         "success"
@@ -273,9 +271,8 @@ async fn remove(
     headers: HeaderMap,
     Json(body): Json<Removal>,
 ) -> Response {
-    let id = match authenticate(&sim, &headers) {
-        Ok(id) => id,
-        Err(response) => return response,
+    let Some(id) = authenticate(&sim, &headers) else {
+        return unauthorized();
     };
     let mut world = sim.lock();
     let scope = world

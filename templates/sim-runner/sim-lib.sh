@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers of the simulator's runner app (sourced; bash, curl and jq only).
 # Secrets never go on a command line: curl reads its Authorization header from a config
 # on stdin and request bodies from files only the runner user can read.
