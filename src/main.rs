@@ -16,6 +16,13 @@ struct Cli {
 enum Command {
     /// Run the Juju event named by JUJU_DISPATCH_PATH (what `dispatch` does).
     Hook,
+    /// Run the repository policy service (reads GITHUB_TOKEN, CHARM_TOKEN, GITHUB_URL,
+    /// POLICY_DOCUMENT from the environment).
+    PolicyServer {
+        /// Address to listen on, ADDR:PORT; may be repeated.
+        #[arg(long = "bind", required = true)]
+        bind: Vec<std::net::SocketAddr>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -29,6 +36,10 @@ fn main() -> ExitCode {
         Command::Hook => {
             github_runner::juju::init_logging(true);
             github_runner::charm::run_hook()
+        }
+        Command::PolicyServer { bind } => {
+            github_runner::juju::init_logging(false);
+            github_runner::policy::run(&bind)
         }
     }
 }
