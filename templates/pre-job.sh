@@ -31,25 +31,20 @@ deny() {
     exit 1
 }
 
-event_json() {
-    jq -er "$1" "${GITHUB_EVENT_PATH:?GITHUB_EVENT_PATH is not set}"
-}
-
 case "${GITHUB_EVENT_NAME:-}" in
     pull_request | pull_request_target)
         endpoint=pull_request
         # The head of a fork's pull request lives in the fork: take it from the event.
-        source_repository=$(event_json '.pull_request.head.repo.full_name') || deny "no head repository in the event"
-        commit_sha=$(event_json '.pull_request.head.sha') || deny "no head sha in the event"
-        target_branch=$(event_json '.pull_request.base.ref') || deny "no base branch in the event"
-        source_branch=$(event_json '.pull_request.head.ref') || deny "no head branch in the event"
-        body=$(jq -cn \
-            --arg repository_name "${GITHUB_REPOSITORY:-}" \
-            --arg source_repository_name "$source_repository" \
-            --arg target_branch_name "$target_branch" \
-            --arg source_branch_name "$source_branch" \
-            --arg commit_sha "$commit_sha" \
-            '$ARGS.named') || deny "cannot build the request"
+        # One jq run builds the body; a missing value fails it rather than sending "null".
+        body=$(jq -ce --arg repository_name "${GITHUB_REPOSITORY:-}" '
+            .pull_request as $pr
+            | {repository_name: $repository_name,
+               source_repository_name: $pr.head.repo.full_name,
+               target_branch_name: $pr.base.ref,
+               source_branch_name: $pr.head.ref,
+               commit_sha: $pr.head.sha}
+            | if any(.[]; . == null) then error("the event has no pull request head or base") else . end
+            ' "${GITHUB_EVENT_PATH:-/nonexistent}") || deny "cannot read the pull request from the event file"
         ;;
     workflow_dispatch | push | schedule)
         endpoint=$GITHUB_EVENT_NAME
