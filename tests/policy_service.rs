@@ -484,3 +484,30 @@ fn no_token_is_ever_logged() {
         );
     }
 }
+
+/// The service's own time per check, on the heaviest path (a fork's pull request
+/// approved by comment: every rule runs). `cargo test --test policy_service
+/// check_latency -- --nocapture` prints the numbers for BENCHMARKS.md.
+#[test]
+fn check_latency() {
+    let mut approved = app();
+    let approval = format!("/canonical/self-hosted-runners/run-workflows {SHA}");
+    approved
+        .comments
+        .insert(7, vec![comment("maint", &approval)]);
+    let api = Arc::new(FakeRepoApi::new().with_repo("canonical/app", approved));
+    let report = github_runner::policy::bench::measure_check_latency(
+        api,
+        "/pull_request/check-run",
+        &pr_body("alice/app"),
+        204,
+        200,
+    )
+    .unwrap();
+    println!("policy check latency (in-memory GitHub): {report}");
+    assert!(report.github_calls >= 7, "{report}");
+    assert!(
+        report.own_p50 < std::time::Duration::from_millis(50),
+        "{report}"
+    );
+}
