@@ -127,10 +127,54 @@ pub struct Slug {
 
 /// An entry of `GET .../collaborators?affiliation=outside`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawCollaborator")]
 pub struct Collaborator {
     pub login: String,
     /// `read`, `triage`, `write`, `maintain`, `admin` or a custom role's name.
     pub role_name: String,
+}
+
+/// The wire form: older GitHub Enterprise Server versions send only `permissions`.
+#[derive(Deserialize)]
+struct RawCollaborator {
+    login: String,
+    #[serde(default)]
+    role_name: Option<String>,
+    #[serde(default)]
+    permissions: Option<RawPermissions>,
+}
+
+#[derive(Deserialize)]
+struct RawPermissions {
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    maintain: bool,
+    #[serde(default)]
+    push: bool,
+    #[serde(default)]
+    triage: bool,
+}
+
+impl From<RawCollaborator> for Collaborator {
+    fn from(raw: RawCollaborator) -> Self {
+        let role_name = raw.role_name.filter(|r| !r.is_empty()).unwrap_or_else(|| {
+            // No role at all is treated as the highest the flags allow, never as read by default.
+            match raw.permissions {
+                Some(p) if p.admin => "admin",
+                Some(p) if p.maintain => "maintain",
+                Some(p) if p.push => "write",
+                Some(p) if p.triage => "triage",
+                Some(_) => "read",
+                None => "unknown",
+            }
+            .to_string()
+        });
+        Collaborator {
+            login: raw.login,
+            role_name,
+        }
+    }
 }
 
 /// A user's permission on a repository, from `GET .../collaborators/{user}/permission`.
@@ -207,4 +251,41 @@ pub trait RepoApi: Send + Sync {
     fn issue_comments(&self, repo: &RepoName, number: u64) -> Result<Vec<Comment>, ApiError>;
     /// Whether GitHub answers a request made with the token (for `/health`).
     fn check_token(&self) -> Result<(), ApiError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn collaborator_role_falls_back_to_permission_flags() {
+        let parse =
+            |v: serde_json::Value| serde_json::from_value::<Collaborator>(v).unwrap().role_name;
+        assert_eq!(
+            parse(serde_json::json!({"login": "a", "role_name": "read"})),
+            "read"
+        );
+        let flags = |push: bool| serde_json::json!({"login": "a", "permissions": {"pull": true, "push": push}});
+        assert_eq!(parse(flags(true)), "write");
+        assert_eq!(parse(flags(false)), "read");
+        assert_eq!(
+            parse(serde_json::json!({"login": "a"})),
+            "unknown",
+            "no information is not read"
+        );
+    }
+
+    #[test]
+    fn repo_names_are_checked() {
+        assert_eq!(
+            RepoName::parse("canonical/app.rs").unwrap().to_string(),
+            "canonical/app.rs"
+        );
+        for bad in ["", "a", "a/", "/b", "a/b/c", "a/..", "a b/c", "a/b?x"] {
+            assert!(RepoName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(RepoName::parse("A/B")
+            .unwrap()
+            .same_as(&RepoName::parse("a/b").unwrap()));
+    }
 }
