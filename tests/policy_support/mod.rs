@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
 use github_runner::policy::document::DocumentFile;
-use github_runner::policy::fake::FakeRepoApi;
+use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
+use github_runner::policy::github::Permission;
 use github_runner::policy::server::{serve, AppState};
 
 pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
@@ -184,4 +185,38 @@ pub fn request(
 
 pub fn json(text: &str) -> Option<(&'static str, &str)> {
     Some(("application/json", text))
+}
+
+pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// canonical/app: compliant, with an open pull request from the fork alice/app.
+pub fn app() -> FakeRepo {
+    let mut app = FakeRepo::compliant("main");
+    app.pulls.push(pull(
+        7,
+        "alice/app",
+        "feature",
+        SHA,
+        "canonical/app",
+        "main",
+    ));
+    app.permissions.insert("maint".into(), Permission::Write);
+    app
+}
+
+pub fn github() -> Arc<FakeRepoApi> {
+    let mut leaky = FakeRepo::compliant("main");
+    leaky.outside_collaborators = vec![collaborator("mallory", "write")];
+    Arc::new(
+        FakeRepoApi::new()
+            .with_repo("canonical/app", app())
+            .with_repo("canonical/leaky", leaky),
+    )
+}
+
+pub fn pr_body(source: &str) -> String {
+    format!(
+        r#"{{"repository_name": "canonical/app", "source_repository_name": "{source}",
+            "target_branch_name": "main", "source_branch_name": "feature", "commit_sha": "{SHA}"}}"#
+    )
 }
