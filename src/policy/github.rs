@@ -121,8 +121,25 @@ pub struct Login {
 
 /// A team or app as it appears inside bypass allowances.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "RawSlug")]
 pub struct Slug {
     pub slug: String,
+}
+
+/// GitHub's app ("integration") schema does not require `slug`; `name` is required.
+#[derive(Deserialize)]
+struct RawSlug {
+    #[serde(default)]
+    slug: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+impl From<RawSlug> for Slug {
+    fn from(raw: RawSlug) -> Self {
+        let slug = raw.slug.or(raw.name).unwrap_or_else(|| "(unnamed)".into());
+        Slug { slug }
+    }
 }
 
 /// An entry of `GET .../collaborators?affiliation=outside`.
