@@ -68,6 +68,16 @@ impl Service {
 
     /// Starts on `listeners` loopback ports (the `--bind` repeat case).
     pub fn start_on(api: Arc<FakeRepoApi>, document: Option<PathBuf>, listeners: usize) -> Self {
+        let addresses = vec!["127.0.0.1:0".parse().unwrap(); listeners];
+        Self::start_at(api, document, &addresses)
+    }
+
+    /// Starts on the given addresses (port 0: any free port).
+    pub fn start_at(
+        api: Arc<FakeRepoApi>,
+        document: Option<PathBuf>,
+        addresses: &[std::net::SocketAddr],
+    ) -> Self {
         init_capture();
         let state = AppState::new(CHARM_TOKEN, api.clone(), document.map(DocumentFile::new))
             .expect("state");
@@ -76,9 +86,10 @@ impl Service {
             .enable_all()
             .build()
             .unwrap();
-        let bound: Vec<std::net::TcpListener> = (0..listeners)
-            .map(|_| {
-                let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let bound: Vec<std::net::TcpListener> = addresses
+            .iter()
+            .map(|address| {
+                let l = std::net::TcpListener::bind(address).unwrap();
                 l.set_nonblocking(true).unwrap();
                 l
             })
