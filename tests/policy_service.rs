@@ -208,3 +208,48 @@ fn no_token_is_ever_logged() {
         );
     }
 }
+
+#[test]
+fn charm_client_gets_tokens_sets_policy_and_checks_health() {
+    use github_runner::config::Token;
+    use github_runner::policy::client::{ClientError, PolicyClient};
+    use github_runner::policy::document::PolicyDocument;
+
+    let s = Service::start(github(), None);
+    let client = PolicyClient::new(&format!("{}/", s.url()), Token::new(CHARM_TOKEN));
+    let token = client.one_time_token().unwrap();
+    let r = request(
+        s.url(),
+        "POST",
+        "/push/check-run",
+        Some(token.expose()),
+        json(r#"{"repository_name": "canonical/app"}"#),
+    );
+    assert_eq!(r.status, 204);
+    let doc =
+        PolicyDocument::parse(r#"{"schedule": {"collaborators": {"enabled": false}}}"#).unwrap();
+    client.set_policy(&doc).unwrap();
+    client.health().unwrap();
+
+    let wrong = PolicyClient::new(s.url(), Token::new("wrong"));
+    match wrong.one_time_token() {
+        Err(ClientError::Status { status: 401, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    s.api
+        .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
+    assert!(matches!(
+        client.health(),
+        Err(ClientError::Status { status: 500, .. })
+    ));
+    drop(s);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gone = PolicyClient::new(&format!("http://{closed}"), Token::new(CHARM_TOKEN));
+    match gone.one_time_token() {
+        Err(e @ ClientError::Unreachable { .. }) => assert!(!e.to_string().contains(CHARM_TOKEN)),
+        other => panic!("{other:?}"),
+    }
+}

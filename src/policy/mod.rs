@@ -7,11 +7,13 @@
 //! - [`github_api`]: the trait over GitHub's REST API.
 //! - [`tokens`]: charm and one-time tokens, compared in constant time.
 //! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
+//! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks.
 
 pub mod bench;
 pub mod checks;
+pub mod client;
 pub mod document;
 pub mod fake;
 pub mod github;
