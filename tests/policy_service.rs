@@ -253,3 +253,20 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_stuck_client_does_not_hold_the_stop_up() {
+    use std::io::Write;
+    let s = Service::start(github(), None);
+    let mut stuck = std::net::TcpStream::connect(s.url().trim_start_matches("http://")).unwrap();
+    stuck
+        .write_all(b"POST /push/check-run HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    s.stop().unwrap();
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -116,13 +116,23 @@ pub async fn serve(
         Some(joined) = servers.join_next() => result = flatten(joined),
     }
     let _ = stop.send(true);
-    while let Some(joined) = servers.join_next().await {
-        if result.is_ok() {
-            result = flatten(joined);
+    let drain = async {
+        while let Some(joined) = servers.join_next().await {
+            if result.is_ok() {
+                result = flatten(joined);
+            }
         }
+    };
+    // A client that never finishes its request must not hold the stop up forever.
+    if tokio::time::timeout(DRAIN_LIMIT, drain).await.is_err() {
+        log::warn!("requests still open {DRAIN_LIMIT:?} after the stop: dropping them");
+        servers.abort_all();
     }
     result
 }
+
+/// How long requests in flight may take to finish after a stop.
+const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn flatten(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
     joined.map_err(std::io::Error::other)?
