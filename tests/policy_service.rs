@@ -146,7 +146,17 @@ fn bodies_are_validated() {
 #[test]
 fn health_follows_github() {
     let s = Service::start(github(), None);
-    assert_eq!(request(s.url(), "GET", "/health", None, None).status, 204);
+    let before = s.api.calls();
+    for _ in 0..20 {
+        assert_eq!(request(s.url(), "GET", "/health", None, None).status, 204);
+    }
+    assert_eq!(
+        s.api.calls() - before,
+        1,
+        "health answers are reused: one GitHub call"
+    );
+
+    let s = Service::start(github(), None);
     s.api
         .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
     let r = request(s.url(), "GET", "/health", None, None);
@@ -236,8 +246,11 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
         Err(ClientError::Status { status: 401, .. }) => {}
         other => panic!("{other:?}"),
     }
-    s.api
+    let failing = Service::start(github(), None);
+    failing
+        .api
         .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
+    let client = PolicyClient::new(failing.url(), Token::new(CHARM_TOKEN));
     assert!(matches!(
         client.health(),
         Err(ClientError::Status { status: 500, .. })
@@ -254,6 +267,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     }
 }
 
+/// A client that sent half a request: the stop still completes (bounded drain).
 #[test]
 fn a_stuck_client_does_not_hold_the_stop_up() {
     use std::io::Write;
@@ -264,9 +278,6 @@ fn a_stuck_client_does_not_hold_the_stop_up() {
         .unwrap();
     let started = std::time::Instant::now();
     s.stop().unwrap();
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
-    );
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
 }

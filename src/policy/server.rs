@@ -29,7 +29,13 @@ pub struct AppState {
     document_lock: Mutex<()>,
     document_file: Option<DocumentFile>,
     api: Arc<dyn RepoApi>,
+    /// The last health answer: anyone on the bridge may ask, so GitHub is asked at most
+    /// once per [`HEALTH_CACHE`] however often /health is called.
+    health: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
+
+/// How long a health answer is reused.
+const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl AppState {
     /// Loads the stored policy document (or the default policy when there is none).
@@ -52,6 +58,7 @@ impl AppState {
             document_lock: Mutex::new(()),
             document_file,
             api,
+            health: tokio::sync::Mutex::new(None),
         })
     }
 
@@ -393,14 +400,29 @@ async fn run_check(state: Arc<AppState>, request: CheckRequest) -> Response {
 }
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
-    let api = state.api.clone();
-    match tokio::task::spawn_blocking(move || api.check_token()).await {
-        Ok(Ok(())) => StatusCode::NO_CONTENT.into_response(),
-        Ok(Err(e)) => {
+    // Held across the GitHub call so concurrent callers share one answer.
+    let mut cached = state.health.lock().await;
+    let fresh = cached
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < HEALTH_CACHE);
+    let answer = match fresh {
+        Some((_, answer)) => answer.clone(),
+        None => {
+            let api = state.api.clone();
+            let answer = match tokio::task::spawn_blocking(move || api.check_token()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            *cached = Some((std::time::Instant::now(), answer.clone()));
+            answer
+        }
+    };
+    match answer {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
             log::warn!("health: {e}");
             let reason = format!("GitHub did not answer with the token: {e}");
             text(StatusCode::INTERNAL_SERVER_ERROR, reason)
         }
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
