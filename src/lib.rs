@@ -10,6 +10,7 @@
 //! - [`github`]: GitHub REST client (runners, JIT, downloads) with retries and rate limits.
 //! - [`sim`]: an in-memory GitHub simulator with a runner app, for tests and demos.
 //! - [`lxd`]: async LXD REST client over the unix socket (types, transport, typed API).
+//! - [`policy`]: the repository policy service runners ask before a job starts.
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
 
 pub mod aproxy;
@@ -19,6 +20,7 @@ pub mod firewall;
 pub mod github;
 pub mod juju;
 pub mod lxd;
+pub mod policy;
 pub mod proxy;
 pub mod reconcile;
 pub mod runner;

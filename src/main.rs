@@ -33,6 +33,13 @@ enum Command {
         #[arg(long, env = "APROXY_UPSTREAM", hide_env_values = true)]
         upstream: String,
     },
+    /// Run the repository policy service (reads GITHUB_TOKEN, CHARM_TOKEN, GITHUB_URL,
+    /// POLICY_DOCUMENT from the environment).
+    PolicyServer {
+        /// Address to listen on, ADDR:PORT; may be repeated.
+        #[arg(long = "bind", required = true)]
+        bind: Vec<std::net::SocketAddr>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +68,10 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::PolicyServer { bind } => {
+            github_runner::juju::init_logging(false);
+            github_runner::policy::run(&bind)
         }
     }
 }

@@ -1,0 +1,189 @@
+//! The repository policy service: each runner's pre-job script asks it whether the job's
+//! repository (and pull request) may run on a self-hosted runner.
+//!
+//! - [`document`]: the policy document, its defaults and its file (pure + atomic store).
+//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through.
+//! - [`checks`]: the rules, over that trait (pure given the trait).
+//! - [`github_api`]: the trait over GitHub's REST API.
+//! - [`tokens`]: charm and one-time tokens, compared in constant time.
+//! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
+//! - [`client`]: the charm's client of the service (one-time tokens, policy).
+//! - [`prejob`]: renders the runner's pre-job script that calls the service.
+//! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks.
+
+pub mod bench;
+pub mod checks;
+pub mod client;
+pub mod document;
+pub mod fake;
+pub mod github;
+pub mod github_api;
+pub mod prejob;
+pub mod server;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::config::{GithubUrl, Token};
+
+/// Why the service could not start or store its policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A required environment variable is unset or empty.
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    /// An environment variable has an unusable value.
+    #[error("environment variable {name}: {reason}")]
+    InvalidEnv { name: &'static str, reason: String },
+    /// The policy document could not be read, parsed or written.
+    #[error(transparent)]
+    Document(#[from] document::DocumentError),
+    /// The GitHub client could not be built.
+    #[error(transparent)]
+    Github(#[from] github::ApiError),
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The runtime or a server failed.
+    #[error("policy server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The service's settings, from its environment (the unit's 0600 EnvironmentFile).
+pub struct ServiceEnv {
+    pub github_token: Token,
+    pub charm_token: Token,
+    pub github_url: GithubUrl,
+    /// Where the active policy document is kept; `None` keeps it in memory only.
+    pub policy_document: Option<std::path::PathBuf>,
+}
+
+impl ServiceEnv {
+    /// Reads the settings through `lookup` (the process environment in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PolicyError> {
+        let get = |name| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let github_url = get("GITHUB_URL").unwrap_or_else(|| "https://github.com".into());
+        Ok(ServiceEnv {
+            github_token: Token::new(
+                get("GITHUB_TOKEN").ok_or(PolicyError::MissingEnv("GITHUB_TOKEN"))?,
+            ),
+            charm_token: Token::new(
+                get("CHARM_TOKEN").ok_or(PolicyError::MissingEnv("CHARM_TOKEN"))?,
+            ),
+            github_url: GithubUrl::parse(&github_url).map_err(|reason| {
+                PolicyError::InvalidEnv {
+                    name: "GITHUB_URL",
+                    reason,
+                }
+            })?,
+            policy_document: get("POLICY_DOCUMENT").map(Into::into),
+        })
+    }
+}
+
+/// `github-runner policy-server --bind ADDR:PORT...`: runs until SIGTERM or SIGINT.
+pub fn run(binds: &[SocketAddr]) -> ExitCode {
+    match run_inner(binds) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
+    let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
+    let api_base = env.github_url.api_base();
+    let proxy = crate::proxy::ProxyConfig::from_env();
+    let api = github_api::GithubApi::new(&api_base, env.github_token, proxy.for_url(&api_base))?;
+    if env.policy_document.is_none() {
+        log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
+    }
+    let file = env.policy_document.map(document::DocumentFile::new);
+    let state = Arc::new(server::AppState::new(
+        env.charm_token.expose(),
+        Arc::new(api),
+        file,
+    )?);
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let mut listeners = Vec::new();
+        for &addr in binds {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| PolicyError::Bind { addr, source })?;
+            log::info!("policy server listening on {}", listener.local_addr()?);
+            listeners.push(listener);
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => log::info!("SIGTERM: stopping"),
+                _ = tokio::signal::ctrl_c() => log::info!("SIGINT: stopping"),
+            }
+        };
+        server::serve(listeners, state, shutdown).await?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_requires_tokens_and_defaults_the_url() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let env =
+            ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", "c")])).unwrap();
+        assert_eq!(env.github_url.api_base(), "https://api.github.com");
+        assert!(env.policy_document.is_none());
+        let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
+            .err()
+            .unwrap();
+        assert!(matches!(err, PolicyError::MissingEnv("CHARM_TOKEN")));
+        assert!(ServiceEnv::from_lookup(vars(&[("CHARM_TOKEN", "c")])).is_err());
+        let bad = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("GITHUB_URL", "ftp://x"),
+        ]));
+        assert!(matches!(
+            bad,
+            Err(PolicyError::InvalidEnv {
+                name: "GITHUB_URL",
+                ..
+            })
+        ));
+        let ghes = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("GITHUB_URL", "https://ghes.example"),
+            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
+        ]))
+        .unwrap();
+        assert_eq!(ghes.github_url.api_base(), "https://ghes.example/api/v3");
+        assert_eq!(
+            ghes.policy_document.unwrap(),
+            std::path::PathBuf::from("/var/lib/x/policy.json")
+        );
+    }
+}

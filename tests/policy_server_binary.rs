@@ -1,0 +1,199 @@
+//! The `github-runner policy-server` binary itself: environment, repeated `--bind`,
+//! stderr logging without secrets, the stored policy, and a clean stop on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const CHARM_TOKEN: &str = "charm-token-binary-test";
+const GITHUB_TOKEN: &str = "ghp_binary_test_token";
+
+/// The server process; killed by PID on drop if a test failed before stopping it.
+struct Server {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Server {
+    fn start(env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_github-runner"))
+            .args([
+                "policy-server",
+                "--bind",
+                "127.0.0.1:0",
+                "--bind",
+                "127.0.0.1:0",
+            ])
+            .env_clear()
+            .envs(env.iter().copied())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Server {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Stderr lines until one contains `needle` (or the deadline passes).
+    fn wait_for(&mut self, needle: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    fn addresses(&mut self) -> Vec<String> {
+        (0..2)
+            .map(|_| {
+                let line = self.wait_for("listening on").expect("listening line");
+                line.rsplit(' ').next().unwrap().to_string()
+            })
+            .collect()
+    }
+
+    fn exit_code(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn get(url: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = ureq::get(url).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    match req.call() {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+#[test]
+fn serves_on_every_bind_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("policy.json");
+    // GitHub on a closed loopback port: /health must say 500, and nothing leaves the machine.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let github_url = format!("http://{closed}");
+    let env = [
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("CHARM_TOKEN", CHARM_TOKEN),
+        ("GITHUB_URL", github_url.as_str()),
+        ("POLICY_DOCUMENT", document.to_str().unwrap()),
+    ];
+    let mut server = Server::start(&env);
+    let addresses = server.addresses();
+    for address in &addresses {
+        let (status, token) = get(
+            &format!("http://{address}/one-time-token"),
+            Some(CHARM_TOKEN),
+        );
+        assert_eq!((status, token.len()), (200, 64));
+        assert_eq!(
+            get(&format!("http://{address}/one-time-token"), Some(&token)).0,
+            403
+        );
+    }
+    let (status, body) = get(&format!("http://{}/health", addresses[0]), None);
+    assert_eq!(status, 500, "{body}");
+
+    let doc = r#"{"pull_request": {"disallow_fork": {"enabled": true}}}"#;
+    let posted = ureq::post(&format!("http://{}/policy", addresses[1]))
+        .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
+        .set("Content-Type", "application/json")
+        .send_string(doc)
+        .unwrap();
+    assert_eq!(posted.status(), 204);
+    assert!(document.exists());
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(server.exit_code(), Some(0), "clean exit on SIGTERM");
+    server.wait_for("never printed");
+    assert!(
+        server.seen.iter().any(|l| l.contains("SIGTERM")),
+        "{:?}",
+        server.seen
+    );
+    for line in &server.seen {
+        assert!(
+            !line.contains(CHARM_TOKEN) && !line.contains(GITHUB_TOKEN),
+            "secret in {line:?}"
+        );
+    }
+}
+
+#[test]
+fn refuses_to_start_without_its_environment() {
+    let mut server = Server::start(&[("CHARM_TOKEN", CHARM_TOKEN)]);
+    assert!(
+        server.wait_for("GITHUB_TOKEN").is_some(),
+        "{:?}",
+        server.seen
+    );
+    assert_eq!(server.exit_code(), Some(1));
+
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("policy.json");
+    std::fs::write(
+        &document,
+        r#"{"push": {"colaborators": {"enabled": false}}}"#,
+    )
+    .unwrap();
+    let env = [
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("CHARM_TOKEN", CHARM_TOKEN),
+        ("POLICY_DOCUMENT", document.to_str().unwrap()),
+    ];
+    let mut server = Server::start(&env);
+    assert!(
+        server.wait_for("colaborators").is_some(),
+        "a corrupt stored policy stops the start: {:?}",
+        server.seen
+    );
+    assert_eq!(server.exit_code(), Some(1));
+}

@@ -1,0 +1,283 @@
+//! The policy service's HTTP contract, case by case: bearer roles, one-time tokens,
+//! request bodies, health, listeners and logging. The real server on loopback, driven
+//! over HTTP, with an in-memory GitHub behind the `RepoApi` trait.
+
+mod policy_support;
+
+use github_runner::policy::github::ApiError;
+use policy_support::{github, json, log_lines, pr_body, request, Service, CHARM_TOKEN};
+
+#[test]
+fn one_time_token_needs_the_charm_token() {
+    let s = Service::start(github(), None);
+    let none = request(s.url(), "GET", "/one-time-token", None, None);
+    assert_eq!(
+        (none.status, none.www_authenticate.as_deref()),
+        (401, Some("Bearer"))
+    );
+    let wrong = request(s.url(), "GET", "/one-time-token", Some("guess"), None);
+    assert_eq!(
+        (wrong.status, wrong.www_authenticate.as_deref()),
+        (401, Some("Bearer"))
+    );
+    let basic = ureq::get(&format!("{}/one-time-token", s.url()))
+        .set("Authorization", &format!("Basic {CHARM_TOKEN}"))
+        .call();
+    assert!(matches!(basic, Err(ureq::Error::Status(401, _))));
+
+    let token = s.one_time_token();
+    assert_eq!(token.len(), 64);
+    assert!(token.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_ne!(token, s.one_time_token());
+
+    // A one-time token has the wrong role here: 403, and it is used up by trying.
+    let misuse = request(s.url(), "GET", "/one-time-token", Some(&token), None);
+    assert_eq!(misuse.status, 403);
+    let again = request(
+        s.url(),
+        "POST",
+        "/push/check-run",
+        Some(&token),
+        json(r#"{"repository_name": "canonical/app"}"#),
+    );
+    assert_eq!(again.status, 401);
+}
+
+#[test]
+fn tokens_are_single_use_whatever_the_outcome() {
+    let s = Service::start(github(), None);
+    let path = "/push/check-run";
+    let body = r#"{"repository_name": "canonical/app"}"#;
+    // Used up by a pass, a failure, a bad body and a non-JSON body alike.
+    let outcomes = [
+        (path, json(body), 204),
+        (path, json(r#"{"repository_name": "canonical/leaky"}"#), 403),
+        (path, json("{}"), 400),
+        (path, Some(("text/plain", body)), 415),
+    ];
+    for (path, body_first, first) in outcomes {
+        let token = s.one_time_token();
+        assert_eq!(
+            request(s.url(), "POST", path, Some(&token), body_first).status,
+            first
+        );
+        let replay = request(s.url(), "POST", path, Some(&token), json(body));
+        assert_eq!(
+            (replay.status, replay.www_authenticate.as_deref()),
+            (401, Some("Bearer"))
+        );
+    }
+    // The charm token may not run checks.
+    assert_eq!(
+        request(s.url(), "POST", path, Some(CHARM_TOKEN), json(body)).status,
+        403
+    );
+    assert_eq!(request(s.url(), "POST", path, None, json(body)).status, 401);
+}
+
+#[test]
+fn bodies_are_validated() {
+    let s = Service::start(github(), None);
+    let post = |body: Option<(&str, &str)>| {
+        request(
+            s.url(),
+            "POST",
+            "/pull_request/check-run",
+            Some(&s.one_time_token()),
+            body,
+        )
+    };
+    assert_eq!(
+        post(Some(("text/plain", &pr_body("canonical/app")))).status,
+        415
+    );
+    assert_eq!(post(None).status, 415);
+    assert_eq!(post(json("{not json")).status, 415);
+    assert_eq!(post(json("[1]")).status, 400);
+    assert_eq!(
+        post(Some((
+            "application/json; charset=utf-8",
+            &pr_body("canonical/app")
+        )))
+        .status,
+        204
+    );
+    let full: serde_json::Value = serde_json::from_str(&pr_body("canonical/app")).unwrap();
+    for field in [
+        "repository_name",
+        "source_repository_name",
+        "target_branch_name",
+        "source_branch_name",
+        "commit_sha",
+    ] {
+        let mut missing = full.clone();
+        missing.as_object_mut().unwrap().remove(field);
+        let r = post(json(&missing.to_string()));
+        assert_eq!(r.status, 400, "{field}");
+        assert!(r.body.contains(field), "{field}: {}", r.body);
+        let mut empty = full.clone();
+        empty[field] = "".into();
+        let r = post(json(&empty.to_string()));
+        assert_eq!(r.status, 400, "{field}");
+        assert!(r.body.contains(field), "{field}: {}", r.body);
+    }
+    let mut extra = full.clone();
+    extra["unexpected"] = "ignored".into();
+    assert_eq!(post(json(&extra.to_string())).status, 204);
+    let mut bad_sha = full.clone();
+    bad_sha["commit_sha"] = "main".into();
+    assert_eq!(post(json(&bad_sha.to_string())).status, 400);
+    let mut bad_repo = full;
+    bad_repo["repository_name"] = "../etc".into();
+    assert_eq!(post(json(&bad_repo.to_string())).status, 400);
+    let r = request(
+        s.url(),
+        "POST",
+        "/push/check-run",
+        Some(&s.one_time_token()),
+        json(r#"{"repo": "x"}"#),
+    );
+    assert!(
+        r.status == 400 && r.body.contains("repository_name"),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn health_follows_github() {
+    let s = Service::start(github(), None);
+    let before = s.api.calls();
+    for _ in 0..20 {
+        assert_eq!(request(s.url(), "GET", "/health", None, None).status, 204);
+    }
+    assert_eq!(
+        s.api.calls() - before,
+        1,
+        "health answers are reused: one GitHub call"
+    );
+
+    let s = Service::start(github(), None);
+    s.api
+        .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
+    let r = request(s.url(), "GET", "/health", None, None);
+    assert_eq!(r.status, 500);
+    assert!(r.body.contains("Bad credentials"), "{}", r.body);
+}
+
+#[test]
+fn serves_every_listener_and_stops_cleanly() {
+    let s = Service::start_on(github(), None, 2);
+    for url in s.urls.clone() {
+        assert_eq!(request(&url, "GET", "/health", None, None).status, 204);
+    }
+    let token = s.one_time_token();
+    // A token issued through one listener works on the other: one state behind both.
+    let r = request(
+        &s.urls[1],
+        "POST",
+        "/push/check-run",
+        Some(&token),
+        json(r#"{"repository_name": "canonical/app"}"#),
+    );
+    assert_eq!(r.status, 204);
+    assert_eq!(request(s.url(), "GET", "/nope", None, None).status, 404);
+    s.stop().expect("serve returns Ok after shutdown");
+}
+
+#[test]
+fn no_token_is_ever_logged() {
+    let s = Service::start(github(), None);
+    let mut tokens = vec![CHARM_TOKEN.to_string()];
+    for body in [
+        r#"{"repository_name": "canonical/app"}"#,
+        r#"{"repository_name": "canonical/leaky"}"#,
+        "{}",
+    ] {
+        let t = s.one_time_token();
+        request(s.url(), "POST", "/push/check-run", Some(&t), json(body));
+        request(s.url(), "POST", "/push/check-run", Some(&t), json(body));
+        tokens.push(t);
+    }
+    let unused = s.one_time_token();
+    request(s.url(), "GET", "/one-time-token", Some(&unused), None);
+    tokens.push(unused);
+    request(s.url(), "GET", "/one-time-token", Some("not-a-token"), None);
+    drop(s);
+    let lines = log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("refused")),
+        "the refusals were logged: {lines:?}"
+    );
+    for line in &lines {
+        for t in &tokens {
+            assert!(!line.contains(t.as_str()), "token in log line {line:?}");
+        }
+        assert!(
+            !line.contains("not-a-token"),
+            "presented token in log line {line:?}"
+        );
+    }
+}
+
+#[test]
+fn charm_client_gets_tokens_sets_policy_and_checks_health() {
+    use github_runner::config::Token;
+    use github_runner::policy::client::{ClientError, PolicyClient};
+    use github_runner::policy::document::PolicyDocument;
+
+    let s = Service::start(github(), None);
+    let client = PolicyClient::new(&format!("{}/", s.url()), Token::new(CHARM_TOKEN));
+    let token = client.one_time_token().unwrap();
+    let r = request(
+        s.url(),
+        "POST",
+        "/push/check-run",
+        Some(token.expose()),
+        json(r#"{"repository_name": "canonical/app"}"#),
+    );
+    assert_eq!(r.status, 204);
+    let doc =
+        PolicyDocument::parse(r#"{"schedule": {"collaborators": {"enabled": false}}}"#).unwrap();
+    client.set_policy(&doc).unwrap();
+    client.health().unwrap();
+
+    let wrong = PolicyClient::new(s.url(), Token::new("wrong"));
+    match wrong.one_time_token() {
+        Err(ClientError::Status { status: 401, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    let failing = Service::start(github(), None);
+    failing
+        .api
+        .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
+    let client = PolicyClient::new(failing.url(), Token::new(CHARM_TOKEN));
+    assert!(matches!(
+        client.health(),
+        Err(ClientError::Status { status: 500, .. })
+    ));
+    drop(s);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let gone = PolicyClient::new(&format!("http://{closed}"), Token::new(CHARM_TOKEN));
+    match gone.one_time_token() {
+        Err(e @ ClientError::Unreachable { .. }) => assert!(!e.to_string().contains(CHARM_TOKEN)),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A client that sent half a request: the stop still completes (bounded drain).
+#[test]
+fn a_stuck_client_does_not_hold_the_stop_up() {
+    use std::io::Write;
+    let s = Service::start(github(), None);
+    let mut stuck = std::net::TcpStream::connect(s.url().trim_start_matches("http://")).unwrap();
+    stuck
+        .write_all(b"POST /push/check-run HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = std::time::Instant::now();
+    s.stop().unwrap();
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+}

@@ -1,0 +1,233 @@
+//! Shared by the policy service tests: the real server on 127.0.0.1:0 (stopped by Drop)
+//! over an in-memory GitHub, a raw HTTP helper, and a logger that keeps every line so
+//! tests can prove no token was logged.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+
+use github_runner::policy::document::DocumentFile;
+use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
+use github_runner::policy::github::Permission;
+use github_runner::policy::server::{serve, AppState};
+
+pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
+
+/// Every log line written in this test process.
+pub fn log_lines() -> Vec<String> {
+    LOGGER
+        .get()
+        .map(|l| l.lines.lock().unwrap().clone())
+        .unwrap_or_default()
+}
+
+struct Capture {
+    lines: Mutex<Vec<String>>,
+}
+
+impl log::Log for Capture {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        self.lines
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", record.level(), record.args()));
+    }
+    fn flush(&self) {}
+}
+
+static LOGGER: OnceLock<&'static Capture> = OnceLock::new();
+
+fn init_capture() {
+    LOGGER.get_or_init(|| {
+        let capture: &'static Capture = Box::leak(Box::new(Capture {
+            lines: Mutex::new(Vec::new()),
+        }));
+        log::set_logger(capture).expect("no other logger in this test binary");
+        log::set_max_level(log::LevelFilter::Trace);
+        capture
+    });
+}
+
+/// A running policy server; dropping it shuts the server down and joins its thread.
+pub struct Service {
+    pub urls: Vec<String>,
+    pub api: Arc<FakeRepoApi>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Service {
+    pub fn start(api: Arc<FakeRepoApi>, document: Option<PathBuf>) -> Self {
+        Self::start_on(api, document, 1)
+    }
+
+    /// Starts on `listeners` loopback ports (the `--bind` repeat case).
+    pub fn start_on(api: Arc<FakeRepoApi>, document: Option<PathBuf>, listeners: usize) -> Self {
+        let addresses = vec!["127.0.0.1:0".parse().unwrap(); listeners];
+        Self::start_at(api, document, &addresses)
+    }
+
+    /// Starts on the given addresses (port 0: any free port).
+    pub fn start_at(
+        api: Arc<FakeRepoApi>,
+        document: Option<PathBuf>,
+        addresses: &[std::net::SocketAddr],
+    ) -> Self {
+        init_capture();
+        let state = AppState::new(CHARM_TOKEN, api.clone(), document.map(DocumentFile::new))
+            .expect("state");
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let bound: Vec<std::net::TcpListener> = addresses
+            .iter()
+            .map(|address| {
+                let l = std::net::TcpListener::bind(address).unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        let urls = bound
+            .iter()
+            .map(|l| format!("http://{}", l.local_addr().unwrap()))
+            .collect();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            runtime.block_on(async move {
+                let listeners = bound
+                    .into_iter()
+                    .map(|l| tokio::net::TcpListener::from_std(l).unwrap())
+                    .collect();
+                serve(listeners, Arc::new(state), async move {
+                    let _ = stopped.await;
+                })
+                .await
+            })
+        });
+        Service {
+            urls,
+            api,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        &self.urls[0]
+    }
+
+    /// Stops the server and returns what `serve` returned.
+    pub fn stop(mut self) -> std::io::Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> std::io::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.thread.take() {
+            Some(t) => t.join().expect("server thread"),
+            None => Ok(()),
+        }
+    }
+
+    pub fn one_time_token(&self) -> String {
+        let r = request(
+            self.url(),
+            "GET",
+            "/one-time-token",
+            Some(CHARM_TOKEN),
+            None,
+        );
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.body
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// What came back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub www_authenticate: Option<String>,
+    pub body: String,
+}
+
+/// One request; `body` is `(content type, text)`.
+pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> Reply {
+    let mut req =
+        ureq::request(method, &format!("{base}{path}")).timeout(std::time::Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let result = match body {
+        Some((content_type, text)) => req.set("Content-Type", content_type).send_string(text),
+        None => req.call(),
+    };
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {path}: {e}"),
+    };
+    Reply {
+        status: response.status(),
+        www_authenticate: response.header("www-authenticate").map(str::to_string),
+        body: response.into_string().unwrap(),
+    }
+}
+
+pub fn json(text: &str) -> Option<(&'static str, &str)> {
+    Some(("application/json", text))
+}
+
+pub const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// canonical/app: compliant, with an open pull request from the fork alice/app.
+pub fn app() -> FakeRepo {
+    let mut app = FakeRepo::compliant("main");
+    app.pulls.push(pull(
+        7,
+        "alice/app",
+        "feature",
+        SHA,
+        "canonical/app",
+        "main",
+    ));
+    app.permissions.insert("maint".into(), Permission::Write);
+    app
+}
+
+pub fn github() -> Arc<FakeRepoApi> {
+    let mut leaky = FakeRepo::compliant("main");
+    leaky.outside_collaborators = vec![collaborator("mallory", "write")];
+    Arc::new(
+        FakeRepoApi::new()
+            .with_repo("canonical/app", app())
+            .with_repo("canonical/leaky", leaky),
+    )
+}
+
+pub fn pr_body(source: &str) -> String {
+    format!(
+        r#"{{"repository_name": "canonical/app", "source_repository_name": "{source}",
+            "target_branch_name": "main", "source_branch_name": "feature", "commit_sha": "{SHA}"}}"#
+    )
+}
