@@ -23,6 +23,8 @@ use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, InstanceFile, StartParams};
 use crate::runner::lxd_host::{list_own, InstanceLayout, LxdRunnerHost, RunnerPayload};
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
+use crate::policy::client::PolicyClient;
+use crate::policy::prejob::render_pre_job;
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
 /// Where the charm keeps its files. `GITHUB_RUNNER_ROOT` (default `/`) moves them all,
@@ -52,12 +54,40 @@ impl Paths {
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("reconcile.lock")
     }
+    /// The secret the charm presents to its policy service (0600, made at install).
+    pub fn charm_token_file(&self) -> PathBuf {
+        self.state_dir().join("charm-token")
+    }
     pub fn summary_file(&self) -> PathBuf {
         self.state_dir().join("last-reconcile.json")
     }
     pub fn systemd_dir(&self) -> PathBuf {
         self.root.join("etc/systemd/system")
     }
+}
+
+type PerRunner = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
+
+/// The policy service as the charm reaches it on this host.
+pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
+pub const POLICY_PORT: u16 = 8080;
+
+/// The host's address on the bridge the default profile's `eth0` uses.
+async fn bridge_address(lxd: &LxdClient) -> PortResult<std::net::Ipv4Addr> {
+    let lxd_err = |e: crate::lxd::LxdError| PortError::transient(format!("LXD: {e}"));
+    let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
+    let network = profile
+        .devices
+        .values()
+        .find(|d| d.get("type").map(String::as_str) == Some("nic"))
+        .and_then(|d| d.get("network").or_else(|| d.get("parent")))
+        .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
+    let net = lxd.get_network(network).await.map_err(lxd_err)?;
+    net.config
+        .get("ipv4.address")
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))
 }
 
 /// A new instance may take this long to register and come online.
@@ -229,8 +259,32 @@ impl Runners {
                 app: Arc::new(app),
                 files: self.runner_files(),
                 start_script: Box::new(start_script),
+                per_runner: self.pre_job_renderer()?,
             },
             ready_timeout: READY_TIMEOUT,
+        }))
+    }
+
+    /// Each runner's pre-job script carries its own one-time token for the policy
+    /// service, which the runner reaches on the bridge's host address.
+    fn pre_job_renderer(&self) -> Result<PerRunner, CharmError> {
+        let bridge = self.runtime.block_on(bridge_address(&self.lxd)).map_err(port)?;
+        let token = std::fs::read_to_string(self.paths.charm_token_file()).map_err(|e| {
+            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
+        })?;
+        let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
+        let policy_url = format!("http://{bridge}:{POLICY_PORT}");
+        Ok(Box::new(move |_name: &RunnerName| {
+            let one_time = client
+                .one_time_token()
+                .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
+            Ok(vec![InstanceFile {
+                path: files::PRE_JOB_SCRIPT.into(),
+                content: render_pre_job(&policy_url, one_time.expose()).into_bytes(),
+                uid: files::RUNNER_UID,
+                gid: files::RUNNER_UID,
+                mode: 0o700,
+            }])
         }))
     }
 

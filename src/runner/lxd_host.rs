@@ -85,6 +85,9 @@ pub struct RunnerPayload {
     pub files: Vec<InstanceFile>,
     /// Renders the start script for one runner.
     pub start_script: Box<dyn Fn(&RunnerName) -> String + Send + Sync>,
+    /// Files made for one runner alone (the pre-job script with its one-time token).
+    /// Blocking: it may ask the policy service.
+    pub per_runner: Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>,
 }
 
 pub struct LxdRunnerHost {
