@@ -69,6 +69,7 @@ ensure_charmcraft() {
         ! "$venv/bin/charmcraft" version 2>/dev/null | grep -q '^charmcraft 4\.'; then
         say "installing charmcraft>=4,<5 into $venv"
         "$venv/bin/pip" install -q --disable-pip-version-check 'charmcraft>=4,<5'
+        say "charmcraft ready after ${SECONDS}s"
     fi
 }
 
@@ -107,7 +108,8 @@ build_binary() {
 }
 
 main() {
-    ensure_debs python3 python3-venv python3-apt binutils
+    # binutils for objdump (glibc check); unzip for tests/charm_package.rs.
+    ensure_debs python3 python3-venv python3-apt binutils unzip
     ensure_charmcraft
 
     local bin need
@@ -139,7 +141,9 @@ main() {
     # skips the check. The binary's glibc was checked above, so the claim holds for
     # what we ship. On a real Ubuntu 22.04 host nothing is faked.
     local host_id host_version
+    # shellcheck source=/dev/null
     host_id=$(. /etc/os-release && printf '%s' "${ID:-}")
+    # shellcheck source=/dev/null
     host_version=$(. /etc/os-release && printf '%s' "${VERSION_ID:-}")
     if [ "$host_id" != ubuntu ] || [ "$host_version" != 22.04 ]; then
         local etc=$cache/charmcraft-etc
@@ -156,7 +160,9 @@ main() {
     (cd "$repo" && "$venv/bin/charmcraft" pack --destructive-mode --output "$repo")
     [ -f "$repo/$charm" ] || die "charmcraft did not produce $charm"
     clean_work
-    say "packed $repo/$charm"
+    say "packed $repo/$charm in ${SECONDS}s"
 }
 
-main "$@"
+# One line, ending in exit: bash reads a script as it runs, so an edit made to this file
+# during a (long) pack must not make it run what follows.
+main "$@"; exit
