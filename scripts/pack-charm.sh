@@ -128,10 +128,10 @@ main() {
     install -m 0755 "$repo/dispatch" "$tree/dispatch"
     install -m 0755 "$repo"/hooks/* "$tree/hooks/"
 
-    # charmcraft keeps parts/, stage/ and prime/ in its working directory, which must
+    # charmcraft keeps parts/, stage/, prime/ and overlay/ in its working directory, which must
     # be the project root (relative part sources resolve against it). Remove what an
     # earlier or interrupted pack left there, so no stale file leaks into the charm.
-    clean_work() { rm -rf "$repo/parts" "$repo/stage" "$repo/prime"; }
+    clean_work() { rm -rf "$repo/parts" "$repo/stage" "$repo/prime" "$repo/overlay"; }
     clean_work
 
     # --destructive-mode builds on this host, and refuses one that is not the charm's
