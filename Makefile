@@ -4,29 +4,34 @@
 SHELL := /bin/bash
 CARGO_TARGET_DIR ?= /var/cache/github-runner/target
 export CARGO_TARGET_DIR
+CHARM := $(CURDIR)/github-runner_ubuntu-22.04-amd64.charm
 
 .PHONY: test lint unit setup charm demo bench clean
 
-test: lint setup unit
+test: lint setup charm unit
 
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-unit:
-	cargo test --no-fail-fast
-
+# Test prerequisites, each idempotent: curl/jq for the simulator's runner app, Prism and
+# GitHub's OpenAPI description, and our own LXD daemon with a bridge, pool and image.
 setup:
-	@true
+	scripts/deps-github.sh
+	scripts/prism-setup.sh
+	scripts/testbed.sh up
+
+unit:
+	GHR_CHARM=$(CHARM) cargo test --no-fail-fast
 
 charm:
-	@echo "packaging arrives with scripts/pack-charm.sh" && false
+	scripts/pack-charm.sh
 
 demo:
-	@echo "make demo arrives with the runners work" && false
+	scripts/demo.sh
 
 bench:
-	@echo "make bench arrives with the benchmarks work" && false
+	scripts/bench.sh
 
 clean:
-	rm -f *.charm
+	rm -rf *.charm build parts stage prime overlay

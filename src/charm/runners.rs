@@ -13,6 +13,8 @@ use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::github::GithubClient;
 use crate::lxd::LxdClient;
+use crate::policy::client::PolicyClient;
+use crate::policy::prejob::render_pre_job;
 use crate::reconcile::execute::Report;
 use crate::reconcile::lock::{LockError, ReconcileLock};
 use crate::reconcile::plan::{Desired, Flush};
@@ -23,8 +25,6 @@ use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, InstanceFile, StartParams};
 use crate::runner::lxd_host::{list_own, InstanceLayout, LxdRunnerHost, RunnerPayload};
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
-use crate::policy::client::PolicyClient;
-use crate::policy::prejob::render_pre_job;
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
 /// Where the charm keeps its files. `GITHUB_RUNNER_ROOT` (default `/`) moves them all,
@@ -268,7 +268,10 @@ impl Runners {
     /// Each runner's pre-job script carries its own one-time token for the policy
     /// service, which the runner reaches on the bridge's host address.
     fn pre_job_renderer(&self) -> Result<PerRunner, CharmError> {
-        let bridge = self.runtime.block_on(bridge_address(&self.lxd)).map_err(port)?;
+        let bridge = self
+            .runtime
+            .block_on(bridge_address(&self.lxd))
+            .map_err(port)?;
         let token = std::fs::read_to_string(self.paths.charm_token_file()).map_err(|e| {
             CharmError::Transient(format!("policy service charm token not there yet: {e}"))
         })?;
