@@ -23,7 +23,9 @@ use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, Run
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, InstanceFile, StartParams};
-use crate::runner::lxd_host::{list_own, InstanceLayout, LxdRunnerHost, RunnerPayload};
+use crate::runner::lxd_host::{
+    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
+};
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
@@ -65,8 +67,6 @@ impl Paths {
         self.root.join("etc/systemd/system")
     }
 }
-
-type PerRunner = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
 
 /// The policy service as the charm reaches it on this host.
 pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
@@ -267,7 +267,7 @@ impl Runners {
 
     /// Each runner's pre-job script carries its own one-time token for the policy
     /// service, which the runner reaches on the bridge's host address.
-    fn pre_job_renderer(&self) -> Result<PerRunner, CharmError> {
+    fn pre_job_renderer(&self) -> Result<PerRunnerFiles, CharmError> {
         let bridge = self
             .runtime
             .block_on(bridge_address(&self.lxd))

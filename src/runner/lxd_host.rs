@@ -77,6 +77,9 @@ impl InstanceLayout {
     }
 }
 
+/// Makes the files of one runner alone; may block.
+pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
+
 /// What every runner of one reconcile gets, prepared once.
 pub struct RunnerPayload {
     /// The runner application tarball.
@@ -87,7 +90,7 @@ pub struct RunnerPayload {
     pub start_script: Box<dyn Fn(&RunnerName) -> String + Send + Sync>,
     /// Files made for one runner alone (the pre-job script with its one-time token).
     /// Blocking: it may ask the policy service.
-    pub per_runner: Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>,
+    pub per_runner: PerRunnerFiles,
 }
 
 pub struct LxdRunnerHost {
