@@ -2,6 +2,8 @@
 //! Juju needs: manifest, dispatch, the binary, the yaml files and the hooks, executable
 //! where they must be, with a binary that runs on Ubuntu 22.04 (glibc <= 2.35).
 
+mod harness;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -171,4 +173,19 @@ fn packed_charm_holds_what_juju_needs() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains(github_runner::VERSION));
+
+    // The unpacked charm, run as Juju would through its own dispatch, with nothing
+    // configured: blocked, naming what is missing.
+    let h = harness::Harness::with_binary(dir.join("dispatch"));
+    h.shadow(harness::HOST_COMMANDS);
+    h.set_config(serde_json::json!({"token": "", "path": ""}));
+    let run = h.run("hooks/config-changed");
+    assert!(run.success(), "dispatch failed: {}", run.stderr());
+    assert_eq!(
+        h.last_status(),
+        Some((
+            "blocked".to_string(),
+            "Missing required charm configuration: token, path".to_string()
+        ))
+    );
 }
