@@ -161,10 +161,11 @@ impl LxdRunnerHost {
             mode: 0o755,
         };
         let credential = files::credential_file(credential);
-        for file in [&app, &start, &credential]
+        let own = tokio::task::block_in_place(|| (self.payload.per_runner)(name))?;
+        let shared = [&app, &start, &credential]
             .into_iter()
-            .chain(self.payload.files.iter())
-        {
+            .chain(self.payload.files.iter());
+        for file in shared.chain(own.iter()) {
             self.client
                 .push_file(name.as_str(), &push(file))
                 .await

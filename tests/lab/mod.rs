@@ -1,0 +1,346 @@
+//! A lab for end-to-end runner tests on the real LXD test daemon: the GitHub simulator
+//! in a network namespace of its own (runners reach it through the host, as they would
+//! reach GitHub), the policy service on the bridge, and charm units driven by the
+//! hook-tool harness. Everything is removed by Drop guards, also when a test fails.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::firewall_support::{free_octet, poll, run, Lxd, Netns};
+use crate::harness::{Harness, HookRun};
+
+pub const PAT: &str = "ghp_labTokenForRunnerTests0001";
+pub const CHARM_TOKEN: &str = "labcharmtoken0123456789abcdef0123456789abcdef0123456789abcdef01";
+/// The testbed's bridge, where the policy service listens for runners.
+pub const BRIDGE_IP: &str = "10.216.1.1";
+
+/// One end-to-end test at a time: they share the host's policy port and 2 cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The test LXD daemon, or None (skip) outside CI when it is missing.
+pub fn lxd() -> Option<Lxd> {
+    match Lxd::from_env() {
+        Ok(l) => Some(l),
+        Err(reason) => {
+            crate::firewall_support::skip(&reason);
+            None
+        }
+    }
+}
+
+fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_github-runner")
+}
+
+/// A child process ended by PID on drop.
+pub struct Process(pub Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
+    }
+}
+
+/// The simulator, serving from its own namespace.
+pub struct Sim {
+    process: Process,
+    _netns: Netns,
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Sim {
+    pub fn start(orgs: &[&str], repos: &[&str]) -> Sim {
+        run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
+        let octet = free_octet(std::process::id() % 200 + 7);
+        let host = Ipv4Addr::new(10, 217, octet, 1);
+        let inside = Ipv4Addr::new(10, 217, octet, 2);
+        let netns = Netns::create(
+            &format!("ghrsim{octet}"),
+            &format!("ghrsim{octet}"),
+            host,
+            inside,
+        )
+        .unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &netns.name,
+            binary(),
+            "sim",
+            "--listen",
+            &format!("{inside}:0"),
+        ])
+        .args([
+            "--token",
+            PAT,
+            "--offline-after",
+            "15",
+            "--lost-job-after",
+            "20",
+        ]);
+        for o in orgs {
+            cmd.args(["--org", o]);
+        }
+        for r in repos {
+            cmd.args(["--repo", r]);
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let process = Process(child);
+        assert!(line.starts_with("http://"), "sim printed {line:?}");
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(10))
+            .build();
+        Sim {
+            process,
+            _netns: netns,
+            url: line.trim().to_string(),
+            agent,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Value {
+        self.agent
+            .get(&format!("{}{path}", self.url))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+
+    pub fn post(&self, path: &str, body: Value) -> Value {
+        self.agent
+            .post(&format!("{}{path}", self.url))
+            .send_json(body)
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+
+    /// Runners registered under names starting with `prefix`.
+    pub fn runners(&self, prefix: &str) -> Vec<Value> {
+        let all = self.get("/_sim/runners");
+        all.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["name"].as_str().unwrap_or("").starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    pub fn online_idle(&self, prefix: &str) -> usize {
+        self.runners(prefix)
+            .iter()
+            .filter(|r| r["online"] == json!(true) && r["busy"] == json!(false))
+            .count()
+    }
+
+    pub fn queue_job(&self, repository: &str, labels: &[&str], steps: &[&str]) -> u64 {
+        let job = self.post(
+            "/_sim/jobs",
+            json!({"repository": repository, "labels": labels, "event_name": "push",
+                   "event": {"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567"},
+                   "steps": steps}),
+        );
+        job["id"].as_u64().unwrap()
+    }
+
+    pub fn job(&self, id: u64) -> Value {
+        self.get(&format!("/_sim/jobs/{id}"))
+    }
+
+    pub fn wait_job(&self, id: u64, state: &str, timeout: Duration) -> Value {
+        poll(timeout, &format!("job {id} {state}"), || {
+            let job = self.job(id);
+            (job["state"] == json!(state)).then_some(job)
+        })
+    }
+}
+
+/// Every rule off: for tests about runners, not about policy.
+pub fn permissive_policy() -> Value {
+    let off = json!({"enabled": false});
+    json!({
+        "pull_request": {"target_branch_protection": off, "collaborators": off, "disallow_fork": off, "execute_job": off},
+        "workflow_dispatch": {"collaborators": off},
+        "push": {"collaborators": off},
+        "schedule": {"collaborators": off},
+    })
+}
+
+/// The policy service on the bridge and loopback, as the charm's unit runs it.
+pub struct Policy {
+    _process: Process,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Policy {
+    pub fn start(sim: &Sim, document: Value) -> Policy {
+        let dir = tempfile::tempdir().unwrap();
+        let doc = dir.path().join("policy.json");
+        std::fs::write(&doc, document.to_string()).unwrap();
+        let log = dir.path().join("policy.log");
+        let child = Command::new(binary())
+            .args([
+                "policy-server",
+                "--bind",
+                &format!("{BRIDGE_IP}:8080"),
+                "--bind",
+                "127.0.0.1:8080",
+            ])
+            .env("GITHUB_TOKEN", PAT)
+            .env("CHARM_TOKEN", CHARM_TOKEN)
+            .env("GITHUB_URL", &sim.url)
+            .env("POLICY_DOCUMENT", &doc)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let process = Process(child);
+        poll(Duration::from_secs(10), "policy service listening", || {
+            std::net::TcpStream::connect("127.0.0.1:8080").ok()
+        });
+        Policy {
+            _process: process,
+            log,
+            _dir: dir,
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// A charm unit: the real binary under the harness, with its own file root.
+pub struct Unit {
+    pub h: Harness,
+    pub lxd: Lxd,
+    root: tempfile::TempDir,
+    pub prefix: String,
+}
+
+impl Unit {
+    pub fn new(lxd: &Lxd, app: &str, number: u32, sim: &Sim, config: Value) -> Unit {
+        let mut h = Harness::new();
+        h.unit = format!("{app}/{number}");
+        h.shadow(&["systemctl", "juju-exec", "juju-run"]);
+        let root = tempfile::tempdir().unwrap();
+        let state = root.path().join("var/lib/github-runner");
+        std::fs::create_dir_all(&state).unwrap();
+        std::fs::write(state.join("charm-token"), CHARM_TOKEN).unwrap();
+        h.extra_env.insert("LXD_DIR".into(), lxd.dir.clone());
+        h.extra_env.insert(
+            "GITHUB_RUNNER_ROOT".into(),
+            root.path().display().to_string(),
+        );
+        let unit = Unit {
+            h,
+            lxd: lxd.clone(),
+            root,
+            prefix: format!("{app}-{number}-"),
+        };
+        unit.configure(sim, config);
+        unit
+    }
+
+    pub fn configure(&self, sim: &Sim, overrides: Value) {
+        let mut config = json!({
+            "token": PAT, "github-url": sim.url, "runner-instance-type": "container",
+            "runner-image": self.lxd.image, "test-mode": "insecure", "vm-cpu": 1,
+            "vm-memory": "1GiB", "vm-disk": "1GiB", "reconcile-interval": 5,
+        });
+        for (k, v) in overrides.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        self.h.set_config(config);
+    }
+
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Runs an event and insists it succeeded.
+    pub fn run(&self, dispatch_path: &str) -> HookRun {
+        let run = self.h.run(dispatch_path);
+        assert!(
+            run.success(),
+            "{dispatch_path} failed: {}\nlogs: {:?}",
+            run.stderr(),
+            self.h.logs()
+        );
+        run
+    }
+
+    /// This unit's instance names.
+    pub fn instances(&self) -> Vec<String> {
+        let out = self.lxd.lxc(&["list", "--format", "json"]).unwrap();
+        let list: Value = serde_json::from_str(&out).unwrap();
+        let mut names: Vec<String> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|i| i["name"].as_str())
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(String::from)
+            .collect();
+        names.sort();
+        names
+    }
+
+    pub fn wait_pool(&self, sim: &Sim, idle: usize, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        while sim.online_idle(&self.prefix) != idle || self.instances().len() < idle {
+            if std::time::Instant::now() > deadline {
+                panic!(
+                    "timed out waiting for {idle} idle online runners of {}\nsim: {:?}\ninstances: {:?}\nstatus: {:?}\nlogs: {:#?}",
+                    self.prefix,
+                    sim.runners(&self.prefix),
+                    self.instances(),
+                    self.h.last_status(),
+                    self.h.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        for name in self.instances() {
+            let _ = self.lxd.lxc(&["delete", "--force", &name]);
+        }
+        let _ = self
+            .lxd
+            .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
+        let pool = self.root.path().join("var/lib/github-runner/pool");
+        let _ = run(&["umount", &pool.display().to_string()]);
+    }
+}
