@@ -20,6 +20,16 @@ pub fn handle(event: &Event, juju: &dyn HookTools, _env: &HookEnv) -> Result<Out
         Event::Action(super::Action::Unknown(name)) => {
             Err(CharmError::BadParams(format!("unknown action {name:?}")))
         }
+        Event::Install | Event::UpgradeCharm => {
+            let config = load_config(juju)?;
+            let kind = match event {
+                Event::Install => super::install::InstallKind::Install,
+                _ => super::install::InstallKind::Upgrade,
+            };
+            let host = crate::host::HostPaths::from_env();
+            let (commands, clock) = (crate::host::SystemCommands, crate::host::SystemClock);
+            super::install::install(juju, _env, &config, &commands, &clock, &host, kind)
+        }
         _ => {
             let config = load_config(juju)?;
             log::info!(

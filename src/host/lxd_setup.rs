@@ -57,20 +57,32 @@ pub fn render_preseed(need_pool: bool, need_bridge: bool) -> Option<String> {
 
 /// `lxd waitready`, bounded by LXD's own timeout.
 pub fn wait_ready(commands: &dyn Commands) -> Result<(), HostError> {
-    run_ok(commands, &Cmd::new("lxd", &["waitready", "--timeout", "120"]))?;
+    run_ok(
+        commands,
+        &Cmd::new("lxd", &["waitready", "--timeout", "120"]),
+    )?;
     Ok(())
 }
 
 /// Runs `lxd init --preseed` for whatever of the pool and bridge is missing.
 pub fn ensure_initialised(commands: &dyn Commands) -> Result<bool, HostError> {
-    let pools = run_ok(commands, &Cmd::new("lxc", &["storage", "list", "--format", "csv"]))?;
-    let nets = run_ok(commands, &Cmd::new("lxc", &["network", "list", "--format", "csv"]))?;
+    let pools = run_ok(
+        commands,
+        &Cmd::new("lxc", &["storage", "list", "--format", "csv"]),
+    )?;
+    let nets = run_ok(
+        commands,
+        &Cmd::new("lxc", &["network", "list", "--format", "csv"]),
+    )?;
     let need_pool = !csv_names(&pools.stdout).iter().any(|n| n == POOL);
     let need_bridge = !csv_names(&nets.stdout).iter().any(|n| n == BRIDGE);
     match render_preseed(need_pool, need_bridge) {
         None => Ok(false),
         Some(preseed) => {
-            run_ok(commands, &Cmd::new("lxd", &["init", "--preseed"]).stdin(preseed))?;
+            run_ok(
+                commands,
+                &Cmd::new("lxd", &["init", "--preseed"]).stdin(preseed),
+            )?;
             Ok(true)
         }
     }
@@ -86,7 +98,9 @@ pub fn missing_hardening(profile_yaml: &str) -> Result<(String, Vec<&'static str
             .find(|(_, dev)| dev.get("type").and_then(Value::as_str) == Some("nic"))
     });
     let Some((name, device)) = nic else {
-        return Err(HostError::Lxd("the default profile has no NIC device".into()));
+        return Err(HostError::Lxd(
+            "the default profile has no NIC device".into(),
+        ));
     };
     let name = name.as_str().unwrap_or("eth0").to_string();
     let missing = NIC_HARDENING
@@ -157,7 +171,10 @@ pub fn ensure_core_proxy(commands: &dyn Commands, proxy: &ProxyConfig) -> Result
 
 /// The host's address on the runner bridge (the policy service binds to it).
 pub fn bridge_address(commands: &dyn Commands) -> Result<Ipv4Addr, HostError> {
-    let out = run_ok(commands, &Cmd::new("lxc", &["network", "get", BRIDGE, "ipv4.address"]))?;
+    let out = run_ok(
+        commands,
+        &Cmd::new("lxc", &["network", "get", BRIDGE, "ipv4.address"]),
+    )?;
     let raw = out.stdout.trim();
     let addr = raw.split('/').next().unwrap_or_default();
     addr.parse()

@@ -36,8 +36,18 @@ fn init_runs_once() {
     drop(calls);
 
     let c = FakeCommands::new();
-    c.on("lxc", &["storage", "list"], vec![CmdOutput::ok("default,dir,,,1,CREATED\n")]);
-    c.on("lxc", &["network", "list"], vec![CmdOutput::ok("eth0,physical,NO,,,,0,\nlxdbr0,bridge,YES,10.1.2.1/24,none,,1,CREATED\n")]);
+    c.on(
+        "lxc",
+        &["storage", "list"],
+        vec![CmdOutput::ok("default,dir,,,1,CREATED\n")],
+    );
+    c.on(
+        "lxc",
+        &["network", "list"],
+        vec![CmdOutput::ok(
+            "eth0,physical,NO,,,,0,\nlxdbr0,bridge,YES,10.1.2.1/24,none,,1,CREATED\n",
+        )],
+    );
     assert!(!ensure_initialised(&c).unwrap());
     assert_eq!(c.lines().len(), 2);
 }
@@ -45,7 +55,11 @@ fn init_runs_once() {
 #[test]
 fn hardening_sets_the_missing_keys_in_one_call() {
     let c = FakeCommands::new();
-    c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(PROFILE_FRESH)]);
+    c.on(
+        "lxc",
+        &["profile", "show"],
+        vec![CmdOutput::ok(PROFILE_FRESH)],
+    );
     assert!(ensure_nic_hardening(&c).unwrap());
     assert_eq!(
         c.lines()[1],
@@ -53,7 +67,11 @@ fn hardening_sets_the_missing_keys_in_one_call() {
     );
 
     let c = FakeCommands::new();
-    c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(PROFILE_HARDENED)]);
+    c.on(
+        "lxc",
+        &["profile", "show"],
+        vec![CmdOutput::ok(PROFILE_HARDENED)],
+    );
     assert!(!ensure_nic_hardening(&c).unwrap());
     assert_eq!(c.lines(), ["lxc profile show default"]);
 }
@@ -72,7 +90,13 @@ fn core_proxy_is_set_changed_and_unset() {
         no_proxy: Some("localhost,10.0.0.0/8".into()),
     };
     let c = FakeCommands::new();
-    c.on("lxc", &["config", "show"], vec![CmdOutput::ok("config:\n  core.proxy_http: http://old:1\n  core.https_address: '[::]:8443'\n")]);
+    c.on(
+        "lxc",
+        &["config", "show"],
+        vec![CmdOutput::ok(
+            "config:\n  core.proxy_http: http://old:1\n  core.https_address: '[::]:8443'\n",
+        )],
+    );
     assert!(ensure_core_proxy(&c, &proxy).unwrap());
     assert_eq!(
         c.lines()[1..],
@@ -88,13 +112,19 @@ fn core_proxy_is_set_changed_and_unset() {
     let unset = proxy_changes(same, &ProxyConfig::default()).unwrap();
     assert_eq!(unset.len(), 3);
     assert!(unset.iter().all(|(_, v)| v.is_none()));
-    assert!(proxy_changes("config: {}\n", &ProxyConfig::default()).unwrap().is_empty());
+    assert!(proxy_changes("config: {}\n", &ProxyConfig::default())
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
 fn bridge_address_parses_the_cidr() {
     let c = FakeCommands::new();
-    c.on("lxc", &["network", "get"], vec![CmdOutput::ok("10.91.4.1/24\n")]);
+    c.on(
+        "lxc",
+        &["network", "get"],
+        vec![CmdOutput::ok("10.91.4.1/24\n")],
+    );
     assert_eq!(bridge_address(&c).unwrap(), Ipv4Addr::new(10, 91, 4, 1));
     let c = FakeCommands::new();
     assert!(bridge_address(&c).is_err());

@@ -192,6 +192,9 @@ mod tests {
             p.host_view(&p.policy_env_file()),
             PathBuf::from("/var/lib/github-runner/policy-server.env")
         );
-        assert_eq!(HostPaths::new("/").reboot_required(), PathBuf::from("/var/run/reboot-required"));
+        assert_eq!(
+            HostPaths::new("/").reboot_required(),
+            PathBuf::from("/var/run/reboot-required")
+        );
     }
 }

@@ -100,7 +100,10 @@ impl Apt<'_> {
     /// Installed packages among `names`. dpkg-query exits 1 when one is unknown, yet still
     /// lists the others: its output is the answer either way.
     pub fn installed(&self, names: &[&str]) -> Result<BTreeSet<String>, HostError> {
-        let mut cmd = Cmd::new("dpkg-query", &["-W", "-f=${Package} ${db:Status-Status}\\n"]);
+        let mut cmd = Cmd::new(
+            "dpkg-query",
+            &["-W", "-f=${Package} ${db:Status-Status}\\n"],
+        );
         cmd.args.extend(names.iter().map(|n| n.to_string()));
         let out = self.commands.run(&cmd)?;
         Ok(parse_installed(&out.stdout))

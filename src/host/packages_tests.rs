@@ -67,7 +67,10 @@ fn exit_100_runs_dpkg_configure_then_retries_once() {
         "apt-get",
         &["update"],
         vec![
-            CmdOutput::failed(100, "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'"),
+            CmdOutput::failed(
+                100,
+                "E: dpkg was interrupted, you must manually run 'dpkg --configure -a'",
+            ),
             CmdOutput::ok(""),
         ],
     );
@@ -87,9 +90,16 @@ fn exit_100_runs_dpkg_configure_then_retries_once() {
 #[test]
 fn exit_100_twice_is_an_error_naming_the_command() {
     let (c, clock) = (FakeCommands::new(), FakeClock::new());
-    c.on("apt-get", &["update"], vec![CmdOutput::failed(100, "E: broken")]);
+    c.on(
+        "apt-get",
+        &["update"],
+        vec![CmdOutput::failed(100, "E: broken")],
+    );
     let err = apt(&c, &clock).apply(&install_plan()).unwrap_err();
-    assert_eq!(err.to_string(), "`apt-get update` failed (exit 100): E: broken");
+    assert_eq!(
+        err.to_string(),
+        "`apt-get update` failed (exit 100): E: broken"
+    );
     assert_eq!(c.lines().len(), 3);
 }
 
@@ -120,7 +130,11 @@ fn lock_contention_is_bounded_by_the_deadline() {
     let err = apt(&c, &clock).apply(&install_plan()).unwrap_err();
     assert!(matches!(err, HostError::LockTimeout(_)), "{err}");
     assert!(clock.slept() <= LockWait::default().deadline);
-    assert!(clock.sleeps.borrow().iter().all(|d| *d <= Duration::from_secs(20)));
+    assert!(clock
+        .sleeps
+        .borrow()
+        .iter()
+        .all(|d| *d <= Duration::from_secs(20)));
     // 1+2+4+8+16 then 20 s steps up to 300 s: a bounded number of attempts.
     assert!(c.lines().len() < 20, "{}", c.lines().len());
 }
@@ -128,7 +142,11 @@ fn lock_contention_is_bounded_by_the_deadline() {
 #[test]
 fn the_lxd_snap_is_installed_once_and_refreshed_on_upgrade() {
     let c = FakeCommands::new();
-    c.on("snap", &["list"], vec![CmdOutput::failed(1, "error: no matching snaps installed")]);
+    c.on(
+        "snap",
+        &["list"],
+        vec![CmdOutput::failed(1, "error: no matching snaps installed")],
+    );
     assert!(ensure_lxd_snap(&c, &[], false).unwrap());
     assert_eq!(c.lines(), ["snap list lxd", "snap install lxd"]);
 
@@ -136,14 +154,24 @@ fn the_lxd_snap_is_installed_once_and_refreshed_on_upgrade() {
     assert!(!ensure_lxd_snap(&c, &[], false).unwrap());
     assert_eq!(c.lines(), ["snap list lxd"]);
     assert!(ensure_lxd_snap(&c, &[], true).unwrap());
-    assert_eq!(c.lines(), ["snap list lxd", "snap list lxd", "snap refresh lxd"]);
+    assert_eq!(
+        c.lines(),
+        ["snap list lxd", "snap list lxd", "snap refresh lxd"]
+    );
 }
 
 #[test]
 fn a_snap_failure_names_the_command_and_its_error() {
     let c = FakeCommands::new();
     c.on("snap", &["list"], vec![CmdOutput::failed(1, "")]);
-    c.on("snap", &["install"], vec![CmdOutput::failed(1, "error: cannot install \"lxd\": store unreachable")]);
+    c.on(
+        "snap",
+        &["install"],
+        vec![CmdOutput::failed(
+            1,
+            "error: cannot install \"lxd\": store unreachable",
+        )],
+    );
     let err = ensure_lxd_snap(&c, &[], false).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -132,7 +132,11 @@ impl RunnerEnv<'_> {
         let vars = self.proxy_vars();
         let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
         let mut m = Map::new();
-        for (key, var) in [(http, "http_proxy"), (https, "https_proxy"), (no, "no_proxy")] {
+        for (key, var) in [
+            (http, "http_proxy"),
+            (https, "https_proxy"),
+            (no, "no_proxy"),
+        ] {
             if let Some(v) = get(var) {
                 m.insert(key.into(), Value::String(v));
             }

@@ -20,7 +20,9 @@ fn env<'a>(proxy: &'a ProxyConfig, mirror: Option<&'a str>) -> RunnerEnv<'a> {
 #[test]
 fn dot_env_with_proxy_mirror_and_hook() {
     let p = proxy();
-    let got = env(&p, Some("https://mirror.example.com")).render_dot_env().unwrap();
+    let got = env(&p, Some("https://mirror.example.com"))
+        .render_dot_env()
+        .unwrap();
     assert_eq!(
         got,
         "http_proxy=http://proxy.internal:3128\n\
@@ -75,7 +77,12 @@ fn a_newline_in_a_value_is_refused() {
         ..ProxyConfig::default()
     };
     let err = env(&p, None).render_dot_env().unwrap_err();
-    assert_eq!(err, RenderError::BadValue { key: "http_proxy".into() });
+    assert_eq!(
+        err,
+        RenderError::BadValue {
+            key: "http_proxy".into()
+        }
+    );
     assert!(env(&p, None).render_etc_environment().is_err());
 }
 
@@ -96,9 +103,11 @@ fn docker_daemon_gets_mirror_and_proxies() {
             }
         })
     );
-    let client: Value =
-        serde_json::from_str(&env(&p, None).render_docker_client_config()).unwrap();
-    assert_eq!(client["proxies"]["default"]["httpsProxy"], "http://sproxy.internal:3128");
+    let client: Value = serde_json::from_str(&env(&p, None).render_docker_client_config()).unwrap();
+    assert_eq!(
+        client["proxies"]["default"]["httpsProxy"],
+        "http://sproxy.internal:3128"
+    );
 }
 
 #[test]

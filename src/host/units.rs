@@ -154,8 +154,7 @@ pub fn install_policy_service(
         0o600,
     )?;
     let unit_path = paths.systemd_dir().join(POLICY_UNIT);
-    let unit_changed =
-        write_if_changed(&unit_path, render_policy_unit(unit).as_bytes(), 0o644)?;
+    let unit_changed = write_if_changed(&unit_path, render_policy_unit(unit).as_bytes(), 0o644)?;
     let systemctl = |args: &[&str]| run_ok(commands, &Cmd::new("systemctl", args));
     if unit_changed {
         systemctl(&["daemon-reload"])?;

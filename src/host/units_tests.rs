@@ -46,8 +46,15 @@ fn env_file_holds_the_four_variables() {
         )
     );
     let bad = Token::new("x\nEVIL=1");
-    let err = render_policy_env(&PolicySecrets { github_token: &bad, ..s }).unwrap_err();
-    assert_eq!(err.to_string(), "the value for GITHUB_TOKEN holds a newline, quote or control character");
+    let err = render_policy_env(&PolicySecrets {
+        github_token: &bad,
+        ..s
+    })
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the value for GITHUB_TOKEN holds a newline, quote or control character"
+    );
 }
 
 #[test]
@@ -100,8 +107,18 @@ fn service_restarts_only_on_change() {
     assert!(c.lines().is_empty());
 
     let new_token = Token::new("ghp_rotated");
-    let rotated = PolicySecrets { github_token: &new_token, ..secrets };
+    let rotated = PolicySecrets {
+        github_token: &new_token,
+        ..secrets
+    };
     assert!(install_policy_service(&c, &paths, &unit(&paths), &rotated).unwrap());
-    assert_eq!(c.lines(), ["systemctl restart github-runner-policy.service"]);
-    assert!(c.calls.borrow().iter().all(|cmd| !cmd.to_string().contains("ghp_")));
+    assert_eq!(
+        c.lines(),
+        ["systemctl restart github-runner-policy.service"]
+    );
+    assert!(c
+        .calls
+        .borrow()
+        .iter()
+        .all(|cmd| !cmd.to_string().contains("ghp_")));
 }
