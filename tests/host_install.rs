@@ -225,18 +225,24 @@ fn a_second_install_changes_nothing() {
 }
 
 #[test]
-fn upgrade_charm_refreshes_the_snap_and_keeps_the_rest() {
+fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
     let h = fresh_ubuntu();
     assert!(h.run("hooks/install").success());
     as_installed(&h, &[]);
+    let before = snapshot(&root(&h));
     h.clear_calls();
     assert!(h.run("hooks/upgrade-charm").success());
     let calls = host_calls(&h);
     assert!(calls.contains(&"snap refresh lxd".to_string()), "{calls:?}");
-    assert!(
-        !calls.iter().any(|c| c.starts_with("systemctl")),
-        "{calls:?}"
+    let systemctl: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("systemctl"))
+        .collect();
+    assert_eq!(
+        systemctl,
+        ["systemctl restart github-runner-policy.service"]
     );
+    assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
 }
 
 #[test]
@@ -291,6 +297,27 @@ fn a_held_apt_lock_is_waited_for_then_the_install_goes_on() {
     assert!(
         !calls.iter().any(|c| c.starts_with("dpkg --configure")),
         "{calls:?}"
+    );
+}
+
+#[test]
+fn lock_contention_is_bounded() {
+    let mut h = fresh_ubuntu();
+    h.extra_env
+        .insert("GITHUB_RUNNER_APT_LOCK_WAIT".into(), "4".into());
+    h.script("apt-get", &["update"], Reply::fail(100, LOCKED));
+    let started = std::time::Instant::now();
+    let run = h.run("hooks/install");
+    assert!(!run.success());
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    // Tries at 0 s, 1 s and 3 s; waiting 4 s more would pass the deadline.
+    assert_eq!(h.calls_of("apt-get").count(), 3);
+    assert_eq!(
+        h.last_status().unwrap(),
+        (
+            "maintenance".into(),
+            "installing packages failed: the apt lock was still held after 4s; another package operation is running".into()
+        )
     );
 }
 

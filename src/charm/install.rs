@@ -50,7 +50,7 @@ pub fn install(
             .into_iter()
             .chain(proxy_env.iter().cloned())
             .collect(),
-        lock_wait: LockWait::default(),
+        lock_wait: LockWait::from_env(),
     };
     let (wanted, unwanted) = package_sets(os);
     let all: Vec<&str> = wanted.iter().chain(&unwanted).copied().collect();
@@ -81,7 +81,7 @@ pub fn install(
         .map_err(failed("configuring LXD's proxy"))?;
 
     step("installing the policy service")?;
-    install_policy_service(env, config, commands, paths)
+    install_policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)
         .map_err(failed("installing the policy service"))?;
 
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
@@ -116,6 +116,7 @@ fn install_policy_service(
     config: &CharmConfig,
     commands: &dyn Commands,
     paths: &HostPaths,
+    upgraded: bool,
 ) -> Result<bool, HostError> {
     let bridge_address = lxd_setup::bridge_address(commands)?;
     let charm_token = units::ensure_charm_token(paths)?;
@@ -131,7 +132,7 @@ fn install_policy_service(
         github_url: config.github_url.web(),
         policy_document: &document,
     };
-    units::install_policy_service(commands, paths, &unit, &secrets)
+    units::install_policy_service(commands, paths, &unit, &secrets, upgraded)
 }
 
 /// The error policy for host steps: a value that cannot be written is the operator's

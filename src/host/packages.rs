@@ -76,6 +76,23 @@ impl Default for LockWait {
     }
 }
 
+impl LockWait {
+    /// The default, or a deadline of `GITHUB_RUNNER_APT_LOCK_WAIT` seconds: only tests
+    /// set it, to see the bound reached through the real binary in seconds.
+    pub fn from_env() -> Self {
+        let secs = std::env::var("GITHUB_RUNNER_APT_LOCK_WAIT")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
+        match secs {
+            Some(s) => LockWait {
+                deadline: Duration::from_secs(s),
+                ..LockWait::default()
+            },
+            None => LockWait::default(),
+        }
+    }
+}
+
 /// apt and dpkg say the lock is held in these words (exit 100 for apt, 2 for dpkg).
 fn lock_held(out: &CmdOutput) -> bool {
     let text = out.stderr.as_str();

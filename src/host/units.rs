@@ -140,12 +140,14 @@ pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
 }
 
 /// Writes the env file (0600) and the unit, then reloads, enables and restarts through
-/// systemctl only as far as something changed. Returns whether the service restarted.
+/// systemctl only as far as something changed, or restarts anyway when `binary_changed`
+/// (upgrade-charm replaced the program the unit runs). Returns whether it restarted.
 pub fn install_policy_service(
     commands: &dyn Commands,
     paths: &HostPaths,
     unit: &PolicyUnit,
     secrets: &PolicySecrets,
+    binary_changed: bool,
 ) -> Result<bool, HostError> {
     ensure_private_dir(&paths.state_dir())?;
     let env_changed = write_if_changed(
@@ -160,7 +162,7 @@ pub fn install_policy_service(
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", POLICY_UNIT])?;
     }
-    if unit_changed || env_changed {
+    if unit_changed || env_changed || binary_changed {
         systemctl(&["restart", POLICY_UNIT])?;
         return Ok(true);
     }

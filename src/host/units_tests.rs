@@ -88,7 +88,7 @@ fn service_restarts_only_on_change() {
         policy_document: &doc,
     };
     let c = FakeCommands::new();
-    assert!(install_policy_service(&c, &paths, &unit(&paths), &secrets).unwrap());
+    assert!(install_policy_service(&c, &paths, &unit(&paths), &secrets, false).unwrap());
     assert_eq!(
         c.lines(),
         [
@@ -103,7 +103,7 @@ fn service_restarts_only_on_change() {
     assert!(!unit_text.contains(charm.expose()));
 
     c.clear();
-    assert!(!install_policy_service(&c, &paths, &unit(&paths), &secrets).unwrap());
+    assert!(!install_policy_service(&c, &paths, &unit(&paths), &secrets, false).unwrap());
     assert!(c.lines().is_empty());
 
     let new_token = Token::new("ghp_rotated");
@@ -111,7 +111,7 @@ fn service_restarts_only_on_change() {
         github_token: &new_token,
         ..secrets
     };
-    assert!(install_policy_service(&c, &paths, &unit(&paths), &rotated).unwrap());
+    assert!(install_policy_service(&c, &paths, &unit(&paths), &rotated, false).unwrap());
     assert_eq!(
         c.lines(),
         ["systemctl restart github-runner-policy.service"]
