@@ -3,8 +3,14 @@
 //! `env` or `stdin`, never in `args`, which may be logged and are visible in `ps`.
 
 use std::fmt;
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a host command may run unless it says otherwise: long enough for a slow
+/// mirror or snap store, short enough that a hung command does not hold the hook forever.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// One program invocation.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -14,6 +20,8 @@ pub struct Cmd {
     /// Added to (not replacing) the charm's own environment.
     pub env: Vec<(String, String)>,
     pub stdin: Option<Vec<u8>>,
+    /// Killed (with its process group) after this long; [`DEFAULT_TIMEOUT`] when `None`.
+    pub timeout: Option<Duration>,
 }
 
 impl Cmd {
@@ -34,6 +42,10 @@ impl Cmd {
     }
     pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(input.into());
+        self
+    }
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
         self
     }
 }
@@ -139,19 +151,64 @@ impl Commands for SystemCommands {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group, so that a timeout also ends what it started
+            // (apt-get's dpkg, for one).
+            .process_group(0)
             .spawn()
             .map_err(spawn_error)?;
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
         if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
             // A program that exits without reading its input closes the pipe; its exit
             // status, not the write error, is the answer.
             let _ = pipe.write_all(input);
         }
-        let out = child.wait_with_output().map_err(spawn_error)?;
+        let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
+        let code = wait_with_deadline(&mut child, timeout).map_err(spawn_error)?;
+        let mut stderr = stderr.join().unwrap_or_default();
+        if code.is_none() {
+            stderr.push_str(&format!("\n{} timed out after {timeout:?}\n", cmd.program));
+        }
         Ok(CmdOutput {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            code: code.flatten(),
+            stdout: stdout.join().unwrap_or_default(),
+            stderr,
         })
+    }
+}
+
+/// Reads a pipe to its end on a thread, so that a chatty program never blocks on a full
+/// pipe while we wait for it.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(mut p) = pipe {
+            let _ = p.read_to_end(&mut buf);
+        }
+        String::from_utf8_lossy(&buf).into_owned()
+    })
+}
+
+/// `Some(exit code)` when the child ended in time (`Some(None)` for a signal), `None`
+/// when it was killed at the deadline.
+fn wait_with_deadline(
+    child: &mut Child,
+    timeout: Duration,
+) -> std::io::Result<Option<Option<i32>>> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status.code()));
+        }
+        if Instant::now() >= deadline {
+            let group = nix::unistd::Pid::from_raw(child.id() as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 
@@ -170,6 +227,38 @@ mod tests {
             .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "hello-hi\n");
+    }
+
+    #[test]
+    fn a_command_past_its_timeout_is_killed_with_its_children() {
+        let started = Instant::now();
+        let out = SystemCommands
+            .run(
+                &Cmd::new("sh", &["-c", "sleep 30 & sleep 30"]).timeout(Duration::from_millis(300)),
+            )
+            .unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        assert_eq!(out.code, None);
+        assert!(
+            out.stderr.contains("sh timed out after 300ms"),
+            "{}",
+            out.stderr
+        );
+    }
+
+    #[test]
+    fn large_output_does_not_block() {
+        let out = SystemCommands
+            .run(&Cmd::new(
+                "sh",
+                &[
+                    "-c",
+                    "head -c 1000000 /dev/zero | tr '\\0' x; echo done >&2",
+                ],
+            ))
+            .unwrap();
+        assert_eq!(out.stdout.len(), 1_000_000);
+        assert_eq!(out.stderr, "done\n");
     }
 
     #[test]
