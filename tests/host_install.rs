@@ -19,7 +19,7 @@ fn a_fresh_install_runs_every_step_in_order() {
     let want = [
         "dpkg-query -W -f=${Package} ${db:Status-Status}\\n nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic lxd lxd-client",
         "apt-get update",
-        "apt-get install -y nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic",
+        "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic",
         "snap list lxd",
         "snap install lxd",
         "modprobe br_netfilter",

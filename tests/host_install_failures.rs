@@ -28,7 +28,7 @@ fn apt_exit_100_runs_dpkg_configure_and_retries() {
         .collect();
     assert_eq!(apt.len(), 4, "{apt:?}");
     assert_eq!(apt[0], "apt-get update");
-    assert!(apt[1].starts_with("apt-get install -y nftables"));
+    assert!(apt[1].starts_with("apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables"));
     assert_eq!(apt[2], "dpkg --configure -a");
     assert_eq!(apt[3], apt[1]);
 }

@@ -139,7 +139,18 @@ impl Apt<'_> {
         }
         if !plan.install.is_empty() {
             self.apt_get(&["update".into()])?;
-            let mut args = vec!["install".to_string(), "-y".into()];
+            // Keep locally changed configuration files without asking: there is no one
+            // to answer a dpkg conffile prompt in a hook.
+            let mut args: Vec<String> = [
+                "install",
+                "-y",
+                "-o",
+                "Dpkg::Options::=--force-confdef",
+                "-o",
+                "Dpkg::Options::=--force-confold",
+            ]
+            .map(String::from)
+            .to_vec();
             args.extend(plan.install.iter().cloned());
             self.apt_get(&args)?;
         }

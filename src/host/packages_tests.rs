@@ -52,7 +52,7 @@ fn removes_then_updates_then_installs_with_the_env() {
         [
             "apt-get remove -y lxd",
             "apt-get update",
-            "apt-get install -y nftables cpu-checker"
+            "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables cpu-checker"
         ]
     );
     assert!(c.calls.borrow().iter().all(|cmd| cmd
@@ -81,7 +81,7 @@ fn exit_100_runs_dpkg_configure_then_retries_once() {
             "apt-get update",
             "dpkg --configure -a",
             "apt-get update",
-            "apt-get install -y nftables"
+            "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables"
         ]
     );
     assert!(clock.sleeps.borrow().is_empty());
