@@ -178,3 +178,25 @@ fn a_snap_failure_names_the_command_and_its_error() {
         "`snap install lxd` failed (exit 1): error: cannot install \"lxd\": store unreachable"
     );
 }
+
+#[test]
+fn the_real_dpkg_query_answers_in_the_parsed_format() {
+    if std::process::Command::new("dpkg-query")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipping: dpkg-query is not installed");
+        return;
+    }
+    let clock = FakeClock::new();
+    let apt = Apt {
+        commands: &crate::host::SystemCommands,
+        clock: &clock,
+        env: Vec::new(),
+        lock_wait: LockWait::default(),
+    };
+    let installed = apt.installed(&["dpkg", "no-such-package-ghr"]).unwrap();
+    assert!(installed.contains("dpkg"), "{installed:?}");
+    assert!(!installed.contains("no-such-package-ghr"));
+}
