@@ -81,8 +81,7 @@ pub fn install(
         .map_err(failed("configuring LXD's proxy"))?;
 
     step("installing the policy service")?;
-    install_policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)
-        .map_err(failed("installing the policy service"))?;
+    policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)?;
 
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
         Some(now) => {
@@ -109,6 +108,20 @@ fn package_sets(os: OsFamily) -> (Vec<&'static str>, Vec<&'static str>) {
             (wanted, Vec::new())
         }
     }
+}
+
+/// Writes the policy service's unit and env file from `config` and restarts it when
+/// they changed (or when `upgraded`: a new binary). For config-changed too: a new token
+/// reaches the service this way. Returns whether the service restarted.
+pub fn policy_service(
+    env: &HookEnv,
+    config: &CharmConfig,
+    commands: &dyn Commands,
+    paths: &HostPaths,
+    upgraded: bool,
+) -> Result<bool, CharmError> {
+    install_policy_service(env, config, commands, paths, upgraded)
+        .map_err(failed("installing the policy service"))
 }
 
 fn install_policy_service(

@@ -169,6 +169,22 @@ pub fn install_policy_service(
     Ok(false)
 }
 
+/// Whether systemd reports the policy service running (a first, cheap health check;
+/// the HTTP check belongs to the caller).
+pub fn policy_service_active(commands: &dyn Commands) -> Result<bool, HostError> {
+    let out = commands.run(&Cmd::new(
+        "systemctl",
+        &["is-active", "--quiet", POLICY_UNIT],
+    ))?;
+    Ok(out.success())
+}
+
+/// Restarts the policy service, e.g. after a failed health check.
+pub fn restart_policy_service(commands: &dyn Commands) -> Result<(), HostError> {
+    run_ok(commands, &Cmd::new("systemctl", &["restart", POLICY_UNIT]))?;
+    Ok(())
+}
+
 #[cfg(test)]
 #[path = "units_tests.rs"]
 mod tests;

@@ -122,3 +122,25 @@ fn service_restarts_only_on_change() {
         .iter()
         .all(|cmd| !cmd.to_string().contains("ghp_")));
 }
+
+#[test]
+fn health_and_restart_commands() {
+    use crate::host::CmdOutput;
+    let c = FakeCommands::new();
+    c.on(
+        "systemctl",
+        &["is-active"],
+        vec![CmdOutput::failed(3, ""), CmdOutput::ok("")],
+    );
+    assert!(!policy_service_active(&c).unwrap());
+    assert!(policy_service_active(&c).unwrap());
+    restart_policy_service(&c).unwrap();
+    assert_eq!(
+        c.lines(),
+        [
+            "systemctl is-active --quiet github-runner-policy.service",
+            "systemctl is-active --quiet github-runner-policy.service",
+            "systemctl restart github-runner-policy.service"
+        ]
+    );
+}
