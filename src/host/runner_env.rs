@@ -64,8 +64,13 @@ fn no_proxy_list(proxy: &ProxyConfig, extra: &[&str]) -> String {
 }
 
 impl RunnerEnv<'_> {
+    /// Loopback, the runner's own name and cluster-local `.svc` names never go through
+    /// the proxy.
     fn proxy_vars(&self) -> Vec<(String, String)> {
-        proxy_vars(self.proxy, &[self.runner_name, ".svc"])
+        proxy_vars(
+            self.proxy,
+            &["localhost", "127.0.0.1", "::1", self.runner_name, ".svc"],
+        )
     }
 
     fn checked(vars: Vec<(String, String)>) -> Result<Vec<(String, String)>, RenderError> {

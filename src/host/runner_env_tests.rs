@@ -29,8 +29,8 @@ fn dot_env_with_proxy_mirror_and_hook() {
          HTTP_PROXY=http://proxy.internal:3128\n\
          https_proxy=http://sproxy.internal:3128\n\
          HTTPS_PROXY=http://sproxy.internal:3128\n\
-         no_proxy=localhost,10.0.0.0/8,.svc,github-runner-0-abc123\n\
-         NO_PROXY=localhost,10.0.0.0/8,.svc,github-runner-0-abc123\n\
+         no_proxy=localhost,10.0.0.0/8,.svc,127.0.0.1,::1,github-runner-0-abc123\n\
+         NO_PROXY=localhost,10.0.0.0/8,.svc,127.0.0.1,::1,github-runner-0-abc123\n\
          DOCKERHUB_MIRROR=https://mirror.example.com\n\
          ACTIONS_RUNNER_HOOK_JOB_STARTED=/home/ubuntu/actions-runner/pre-job.sh\n"
     );
@@ -58,7 +58,10 @@ fn https_falls_back_to_the_http_proxy_and_no_proxy_gets_name_and_svc() {
     };
     let vars = env(&p, None).proxy_vars();
     assert!(vars.contains(&("HTTPS_PROXY".into(), "http://p:1".into())));
-    assert!(vars.contains(&("no_proxy".into(), "github-runner-0-abc123,.svc".into())));
+    assert!(vars.contains(&(
+        "no_proxy".into(),
+        "localhost,127.0.0.1,::1,github-runner-0-abc123,.svc".into()
+    )));
 }
 
 #[test]
@@ -67,7 +70,9 @@ fn etc_environment_quotes_values() {
     let got = env(&p, None).render_etc_environment().unwrap();
     assert!(got.starts_with("PATH=\"/usr/local/sbin:"));
     assert!(got.contains("\nhttp_proxy=\"http://proxy.internal:3128\"\n"));
-    assert!(got.contains("\nNO_PROXY=\"localhost,10.0.0.0/8,.svc,github-runner-0-abc123\"\n"));
+    assert!(got.contains(
+        "\nNO_PROXY=\"localhost,10.0.0.0/8,.svc,127.0.0.1,::1,github-runner-0-abc123\"\n"
+    ));
 }
 
 #[test]
@@ -99,7 +104,7 @@ fn docker_daemon_gets_mirror_and_proxies() {
             "proxies": {
                 "http-proxy": "http://proxy.internal:3128",
                 "https-proxy": "http://sproxy.internal:3128",
-                "no-proxy": "localhost,10.0.0.0/8,.svc,github-runner-0-abc123"
+                "no-proxy": "localhost,10.0.0.0/8,.svc,127.0.0.1,::1,github-runner-0-abc123"
             }
         })
     );
