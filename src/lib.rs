@@ -6,6 +6,7 @@
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
 //! - [`firewall`]: the nftables table between runners and the network (render, apply).
+//! - [`host`]: the machine itself: packages, kernel, LXD setup, systemd units, runner env files.
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
 //! - [`github`]: GitHub REST client (runners, JIT, downloads) with retries and rate limits.
 //! - [`sim`]: an in-memory GitHub simulator with a runner app, for tests and demos.
@@ -18,6 +19,7 @@ pub mod charm;
 pub mod config;
 pub mod firewall;
 pub mod github;
+pub mod host;
 pub mod juju;
 pub mod lxd;
 pub mod policy;

@@ -8,6 +8,12 @@
 //! - `config.json`, `action.json`, `leader.json`, `state.json`: what the tools answer.
 //! - `fail/TOOL`: when present, TOOL prints its content to stderr and exits 1.
 //! - `stdout/TOOL` and `exit/TOOL`: canned output and exit code for other commands.
+//! - `rules/TOOL`: a JSON array of `{"args": [PREFIX...], "stdout", "stderr", "exit",
+//!   "times"}` tried in order before `stdout/`/`exit/`: the first rule whose `args` is a
+//!   prefix of the call's arguments answers; a rule with `times` answers that many calls
+//!   and is then used up (so "first call fails, second succeeds" is two rules).
+//!
+//! Each record also holds `env`: the proxy variables and `DEBIAN_FRONTEND` the call saw.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -32,6 +38,9 @@ fn main() -> ExitCode {
     };
     let stdin = reads_stdin(&tool, &args).then(read_stdin);
     record(&dir, &tool, &args, stdin.as_deref());
+    if let Some(code) = scripted(&dir, &tool, &args) {
+        return ExitCode::from(code);
+    }
     if let Ok(message) = fs::read_to_string(dir.join("fail").join(&tool)) {
         eprintln!("{}", message.trim_end());
         return ExitCode::from(1);
@@ -56,8 +65,27 @@ fn read_stdin() -> String {
     buf
 }
 
+/// Environment variables worth asserting on: how proxies reach host commands.
+const RECORDED_ENV: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "no_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "NO_PROXY",
+    "DEBIAN_FRONTEND",
+];
+
 fn record(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) {
-    let line = json!({"tool": tool, "args": args, "stdin": stdin}).to_string() + "\n";
+    let env: Map<String, Value> = RECORDED_ENV
+        .iter()
+        .filter_map(|k| {
+            std::env::var(k)
+                .ok()
+                .map(|v| (k.to_string(), Value::String(v)))
+        })
+        .collect();
+    let line = json!({"tool": tool, "args": args, "stdin": stdin, "env": env}).to_string() + "\n";
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -65,6 +93,33 @@ fn record(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) {
     if let Ok(mut f) = file {
         let _ = f.write_all(line.as_bytes());
     }
+}
+
+/// Answers from the first matching rule in `rules/TOOL`, using up counted rules.
+fn scripted(dir: &Path, tool: &str, args: &[String]) -> Option<u8> {
+    let path = dir.join("rules").join(tool);
+    let mut rules = read_json(&path, json!([]));
+    let list = rules.as_array_mut()?;
+    let index = list.iter().position(|rule| {
+        let prefix = rule["args"].as_array().cloned().unwrap_or_default();
+        prefix.len() <= args.len()
+            && prefix
+                .iter()
+                .zip(args)
+                .all(|(want, got)| want.as_str() == Some(got.as_str()))
+    })?;
+    let rule = list[index].clone();
+    if let Some(times) = rule["times"].as_u64() {
+        if times <= 1 {
+            list.remove(index);
+        } else {
+            list[index]["times"] = json!(times - 1);
+        }
+        let _ = write_json(&path, &rules);
+    }
+    print!("{}", rule["stdout"].as_str().unwrap_or_default());
+    eprint!("{}", rule["stderr"].as_str().unwrap_or_default());
+    Some(rule["exit"].as_u64().unwrap_or(0) as u8)
 }
 
 fn read_json(path: &Path, default: Value) -> Value {

@@ -5,10 +5,12 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
+use super::install::InstallKind;
 use super::runners::{Paths, Runners, Summary};
 use super::state::CharmState;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
+use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
 use crate::reconcile::execute::Report;
 use crate::reconcile::plan::Flush;
@@ -35,14 +37,14 @@ pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outc
     let paths = Paths::from_env();
     match event {
         Event::UpdateStatus => Ok(update_status(&config, &paths)),
-        Event::Install => install(&config, env, &paths),
+        Event::Install => install(juju, &config, env, &paths, InstallKind::Install),
         Event::ConfigChanged => config_changed(juju, config, env, &paths),
         Event::Start => {
             reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None))
         }
         Event::Stop | Event::Remove => stop(config, env, &paths),
         Event::UpgradeCharm => {
-            install(&config, env, &paths)?;
+            install(juju, &config, env, &paths, InstallKind::Upgrade)?;
             reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::Idle))
         }
         Event::ReconcileTimer => timer_reconcile(config, env),
@@ -59,17 +61,30 @@ fn update_status(config: &CharmConfig, paths: &Paths) -> Outcome {
     }
 }
 
-fn install(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
+/// The reconcile timer, then host setup (packages, LXD, kernel, policy service).
+fn install(
+    juju: &dyn HookTools,
+    config: &CharmConfig,
+    env: &HookEnv,
+    paths: &Paths,
+    kind: InstallKind,
+) -> Result<Outcome, CharmError> {
+    // The timer first: install ends with the reboot request when one is due.
     ensure_timer(config, env, paths)?;
-    Ok(Outcome::status(
-        Status::Maintenance,
-        "installed; waiting for the first reconcile",
-    ))
+    super::install::install(
+        juju,
+        env,
+        config,
+        &SystemCommands,
+        &SystemClock,
+        paths,
+        kind,
+    )
 }
 
 fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<(), CharmError> {
     let units = timer::render(&env.unit_name, config.reconcile_interval_minutes);
-    timer::apply(&paths.systemd_dir(), &units)
+    timer::apply(&SystemCommands, &paths.systemd_dir(), &units)
         .map(drop)
         .map_err(|e| CharmError::Transient(format!("reconcile timer: {e}")))
 }
@@ -106,6 +121,7 @@ fn config_changed(
         .is_some_and(|f| f != &fingerprint);
     if token_changed {
         log::info!("token changed: flushing idle runners");
+        super::install::policy_service(env, &config, &SystemCommands, paths, false)?;
     }
     let flush = if token_changed {
         Flush::Idle
@@ -130,7 +146,8 @@ fn group_of(config: &CharmConfig) -> &str {
 }
 
 fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
-    timer::remove(&paths.systemd_dir(), &env.unit_name).map_err(CharmError::Transient)?;
+    timer::remove(&SystemCommands, &paths.systemd_dir(), &env.unit_name)
+        .map_err(CharmError::Transient)?;
     let report = Runners::new(config, env.clone())?.reconcile(0, Flush::All)?;
     Ok(Outcome::status(
         Status::Maintenance,

@@ -4,6 +4,7 @@
 
 pub mod event;
 pub mod handlers;
+pub mod install;
 pub mod outcome;
 pub mod runners;
 pub mod state;

@@ -3,7 +3,6 @@
 //! engine, and remember the result for `update-status`.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -29,44 +28,7 @@ use crate::runner::lxd_host::{
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
-/// Where the charm keeps its files. `GITHUB_RUNNER_ROOT` (default `/`) moves them all,
-/// for tests that run the real binary on a shared machine.
-#[derive(Clone, Debug)]
-pub struct Paths {
-    pub root: PathBuf,
-}
-
-impl Paths {
-    pub fn from_env() -> Self {
-        Paths {
-            root: std::env::var_os("GITHUB_RUNNER_ROOT")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| "/".into()),
-        }
-    }
-    pub fn state_dir(&self) -> PathBuf {
-        self.root.join("var/lib/github-runner")
-    }
-    pub fn app_dir(&self) -> PathBuf {
-        self.state_dir().join("runner-app")
-    }
-    pub fn pool_dir(&self) -> PathBuf {
-        self.state_dir().join("pool")
-    }
-    pub fn lock_file(&self) -> PathBuf {
-        self.state_dir().join("reconcile.lock")
-    }
-    /// The secret the charm presents to its policy service (0600, made at install).
-    pub fn charm_token_file(&self) -> PathBuf {
-        self.state_dir().join("charm-token")
-    }
-    pub fn summary_file(&self) -> PathBuf {
-        self.state_dir().join("last-reconcile.json")
-    }
-    pub fn systemd_dir(&self) -> PathBuf {
-        self.root.join("etc/systemd/system")
-    }
-}
+pub use crate::host::HostPaths as Paths;
 
 /// The policy service as the charm reaches it on this host.
 pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
@@ -272,7 +234,7 @@ impl Runners {
             .runtime
             .block_on(bridge_address(&self.lxd))
             .map_err(port)?;
-        let token = std::fs::read_to_string(self.paths.charm_token_file()).map_err(|e| {
+        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
             CharmError::Transient(format!("policy service charm token not there yet: {e}"))
         })?;
         let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));

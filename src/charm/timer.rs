@@ -2,6 +2,8 @@
 //! that sends the custom `reconcile-runners` event through `juju-exec` every
 //! `reconcile-interval` minutes.
 
+use crate::host::commands::{Cmd, Commands};
+
 const SERVICE_TEMPLATE: &str = include_str!("../../templates/reconcile.service");
 const TIMER_TEMPLATE: &str = include_str!("../../templates/reconcile.timer");
 
@@ -41,7 +43,11 @@ pub fn render(unit: &str, interval_minutes: u32) -> TimerUnits {
 
 /// Writes the units where they differ and (re)starts the timer; nothing changes (no
 /// systemctl call) when they are already as rendered.
-pub fn apply(systemd_dir: &std::path::Path, units: &TimerUnits) -> Result<bool, String> {
+pub fn apply(
+    commands: &dyn Commands,
+    systemd_dir: &std::path::Path,
+    units: &TimerUnits,
+) -> Result<bool, String> {
     std::fs::create_dir_all(systemd_dir).map_err(|e| e.to_string())?;
     let mut changed = false;
     for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
@@ -53,19 +59,23 @@ pub fn apply(systemd_dir: &std::path::Path, units: &TimerUnits) -> Result<bool, 
     }
     if changed {
         let timer = format!("{}.timer", units.name);
-        systemctl(&["daemon-reload"])?;
-        systemctl(&["enable", &timer])?;
-        systemctl(&["restart", &timer])?;
+        systemctl(commands, &["daemon-reload"])?;
+        systemctl(commands, &["enable", &timer])?;
+        systemctl(commands, &["restart", &timer])?;
     }
     Ok(changed)
 }
 
 /// Stops the timer and removes its units.
-pub fn remove(systemd_dir: &std::path::Path, unit: &str) -> Result<(), String> {
+pub fn remove(
+    commands: &dyn Commands,
+    systemd_dir: &std::path::Path,
+    unit: &str,
+) -> Result<(), String> {
     let name = render(unit, 1).name;
     let timer_path = systemd_dir.join(format!("{name}.timer"));
     if timer_path.exists() {
-        systemctl(&["disable", "--now", &format!("{name}.timer")])?;
+        systemctl(commands, &["disable", "--now", &format!("{name}.timer")])?;
     }
     for suffix in ["service", "timer"] {
         let _ = std::fs::remove_file(systemd_dir.join(format!("{name}.{suffix}")));
@@ -73,18 +83,17 @@ pub fn remove(systemd_dir: &std::path::Path, unit: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn systemctl(args: &[&str]) -> Result<(), String> {
-    let out = std::process::Command::new("systemctl")
-        .args(args)
-        .output()
-        .map_err(|e| format!("systemctl: {e}"))?;
-    if out.status.success() {
+fn systemctl(commands: &dyn Commands, args: &[&str]) -> Result<(), String> {
+    let out = commands
+        .run(&Cmd::new("systemctl", args))
+        .map_err(|e| e.to_string())?;
+    if out.code == Some(0) {
         Ok(())
     } else {
         Err(format!(
             "systemctl {}: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            out.stderr.trim()
         ))
     }
 }

@@ -31,6 +31,7 @@ pub const HOOK_TOOLS: &[&str] = &[
 pub const HOST_COMMANDS: &[&str] = &[
     "apt-get",
     "dpkg",
+    "dpkg-query",
     "snap",
     "systemctl",
     "modprobe",
@@ -46,6 +47,38 @@ pub struct Call {
     pub tool: String,
     pub args: Vec<String>,
     pub stdin: Option<String>,
+    /// Proxy variables and DEBIAN_FRONTEND as the call saw them.
+    pub env: BTreeMap<String, String>,
+}
+
+/// One scripted answer of a shadowed host command (see [`Harness::script`]).
+#[derive(Clone, Debug, Default)]
+pub struct Reply {
+    pub stdout: String,
+    pub stderr: String,
+    pub exit: u8,
+    /// How many calls this answer serves; `None`: all.
+    pub times: Option<u32>,
+}
+
+impl Reply {
+    pub fn ok(stdout: &str) -> Self {
+        Reply {
+            stdout: stdout.into(),
+            ..Reply::default()
+        }
+    }
+    pub fn fail(exit: u8, stderr: &str) -> Self {
+        Reply {
+            stderr: stderr.into(),
+            exit,
+            ..Reply::default()
+        }
+    }
+    pub fn times(mut self, n: u32) -> Self {
+        self.times = Some(n);
+        self
+    }
 }
 
 pub struct Harness {
@@ -160,6 +193,28 @@ impl Harness {
         }
     }
 
+    /// Answers TOOL calls whose arguments start with `args_prefix` with `reply`. Rules
+    /// are tried in the order they were added, before [`Harness::respond`]'s answer.
+    pub fn script(&self, tool: &str, args_prefix: &[&str], reply: Reply) {
+        let dir = self.path().join("rules");
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(tool);
+        let mut rules: Vec<Value> = fs::read_to_string(&path)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default();
+        rules.push(json!({
+            "args": args_prefix, "stdout": reply.stdout, "stderr": reply.stderr,
+            "exit": reply.exit, "times": reply.times,
+        }));
+        fs::write(path, Value::Array(rules).to_string()).unwrap();
+    }
+
+    /// Forgets every scripted answer of TOOL.
+    pub fn clear_script(&self, tool: &str) {
+        let _ = fs::remove_file(self.path().join("rules").join(tool));
+    }
+
     fn command(&self, dispatch_path: &str) -> Command {
         let path = format!(
             "{}:{}",
@@ -208,6 +263,14 @@ impl Harness {
                     })
                     .unwrap_or_default(),
                 stdin: v["stdin"].as_str().map(String::from),
+                env: v["env"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             })
             .collect()
     }

@@ -1,0 +1,162 @@
+//! The install and upgrade-charm handler: brings the host to the state the runners need
+//! (packages, the LXD snap, `br_netfilter`, LXD initialised and hardened, LXD's proxy,
+//! the policy service), step by step with a status message for each, and asks Juju for
+//! a reboot at the end when a package asked for one. Every step reads before it writes,
+//! so a second run changes nothing.
+
+use super::{CharmError, HookEnv, Outcome};
+use crate::config::{CharmConfig, TestMode};
+use crate::host::kernel::{self, RebootPhase};
+use crate::host::packages::{self, Apt, LockWait};
+use crate::host::runner_env::proxy_vars;
+use crate::host::units::{self, PolicySecrets, PolicyUnit};
+use crate::host::{lxd_setup, Clock, Commands, HostError, HostPaths, OsFamily};
+use crate::juju::{HookTools, Status};
+
+/// Which hook runs: upgrade-charm also refreshes the LXD snap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstallKind {
+    Install,
+    Upgrade,
+}
+
+/// The name of the charm's binary inside the charm directory.
+pub const BINARY: &str = "github-runner";
+
+/// Prepares the host. Failures name the step; they leave the unit in `maintenance` and
+/// exit non-zero so that Juju retries the hook (the steps already done are skipped).
+pub fn install(
+    juju: &dyn HookTools,
+    env: &HookEnv,
+    config: &CharmConfig,
+    commands: &dyn Commands,
+    clock: &dyn Clock,
+    paths: &HostPaths,
+    kind: InstallKind,
+) -> Result<Outcome, CharmError> {
+    let os = OsFamily::detect(paths);
+    let proxy_env = proxy_vars(&env.proxy, &[]);
+    let step = |message: &str| -> Result<(), CharmError> {
+        log::info!("{message}");
+        juju.status_set(Status::Maintenance, message)?;
+        Ok(())
+    };
+
+    step("installing packages")?;
+    let apt = Apt {
+        commands,
+        clock,
+        env: [("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())]
+            .into_iter()
+            .chain(proxy_env.iter().cloned())
+            .collect(),
+        lock_wait: LockWait::from_env(),
+    };
+    let (wanted, unwanted) = package_sets(os);
+    let all: Vec<&str> = wanted.iter().chain(&unwanted).copied().collect();
+    let installed = apt.installed(&all).map_err(failed("installing packages"))?;
+    let plan = packages::plan(&installed, &wanted, &unwanted);
+    apt.apply(&plan).map_err(failed("installing packages"))?;
+
+    if os == OsFamily::Ubuntu {
+        step("installing the lxd snap")?;
+        packages::ensure_lxd_snap(commands, &proxy_env, kind == InstallKind::Upgrade)
+            .map_err(failed("installing the lxd snap"))?;
+    }
+
+    step("loading br_netfilter")?;
+    kernel::ensure_br_netfilter(commands, paths).map_err(failed("loading br_netfilter"))?;
+
+    step("initialising LXD")?;
+    lxd_setup::wait_ready(commands).map_err(failed("waiting for LXD"))?;
+    lxd_setup::ensure_initialised(commands).map_err(failed("initialising LXD"))?;
+    if config.test_mode == TestMode::Insecure {
+        log::warn!("test-mode insecure: the default profile's NIC is not hardened");
+    } else {
+        step("hardening the LXD default profile")?;
+        lxd_setup::ensure_nic_hardening(commands).map_err(failed("hardening the LXD profile"))?;
+    }
+    step("configuring LXD's proxy")?;
+    lxd_setup::ensure_core_proxy(commands, &env.proxy)
+        .map_err(failed("configuring LXD's proxy"))?;
+
+    step("installing the policy service")?;
+    policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)?;
+
+    match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
+        Some(now) => {
+            log::info!("a package asked for a reboot; asking Juju for one");
+            juju.reboot(now)?;
+            Ok(Outcome::status(
+                Status::Maintenance,
+                "rebooting to activate the new kernel",
+            ))
+        }
+        None => Ok(Outcome::status(Status::Active, "host ready")),
+    }
+}
+
+/// Packages to have and to be rid of: on Ubuntu the kernel meta-package is ours and LXD
+/// comes as a snap, so the deb LXD goes; elsewhere the distribution's LXD is used.
+fn package_sets(os: OsFamily) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut wanted = packages::BASE_PACKAGES.to_vec();
+    wanted.extend(kernel::kernel_package(os));
+    match os {
+        OsFamily::Ubuntu => (wanted, packages::DEB_LXD.to_vec()),
+        OsFamily::Other => {
+            wanted.extend(packages::DEB_LXD);
+            (wanted, Vec::new())
+        }
+    }
+}
+
+/// Writes the policy service's unit and env file from `config` and restarts it when
+/// they changed (or when `upgraded`: a new binary). For config-changed too: a new token
+/// reaches the service this way. Returns whether the service restarted.
+pub fn policy_service(
+    env: &HookEnv,
+    config: &CharmConfig,
+    commands: &dyn Commands,
+    paths: &HostPaths,
+    upgraded: bool,
+) -> Result<bool, CharmError> {
+    install_policy_service(env, config, commands, paths, upgraded)
+        .map_err(failed("installing the policy service"))
+}
+
+fn install_policy_service(
+    env: &HookEnv,
+    config: &CharmConfig,
+    commands: &dyn Commands,
+    paths: &HostPaths,
+    upgraded: bool,
+) -> Result<bool, HostError> {
+    let bridge_address = lxd_setup::bridge_address(commands)?;
+    let charm_token = units::ensure_charm_token(paths)?;
+    let document = paths.host_view(&paths.policy_document());
+    let unit = PolicyUnit {
+        binary: env.charm_dir.join(BINARY),
+        bridge_address,
+        env_file: paths.host_view(&paths.policy_env_file()),
+    };
+    let secrets = PolicySecrets {
+        github_token: &config.token,
+        charm_token: &charm_token,
+        github_url: config.github_url.web(),
+        policy_document: &document,
+    };
+    units::install_policy_service(commands, paths, &unit, &secrets, upgraded)
+}
+
+/// The error policy for host steps: a value that cannot be written is the operator's
+/// to fix (`blocked`); anything else is retried with the hook.
+fn failed(step: &'static str) -> impl Fn(HostError) -> CharmError {
+    move |err| match err {
+        HostError::Render(e) => CharmError::Blocked(format!("{step}: {e}")),
+        other => CharmError::Internal(anyhow::anyhow!("{step} failed: {other}")),
+    }
+}
+
+#[cfg(test)]
+#[path = "install_tests.rs"]
+mod tests;

@@ -1,0 +1,311 @@
+use std::cell::RefCell;
+use std::fs;
+
+use serde_json::{json, Map, Value};
+
+use super::*;
+use crate::host::fakes::{FakeClock, FakeCommands};
+use crate::host::CmdOutput;
+use crate::juju::{LogLevel, ToolResult};
+use crate::proxy::ProxyConfig;
+
+/// Records statuses and reboots; nothing else is used by install.
+#[derive(Default)]
+struct FakeJuju {
+    statuses: RefCell<Vec<String>>,
+    reboots: RefCell<Vec<bool>>,
+}
+
+impl HookTools for FakeJuju {
+    fn config_get(&self) -> ToolResult<Value> {
+        Ok(json!({}))
+    }
+    fn status_set(&self, _: Status, message: &str) -> ToolResult<()> {
+        self.statuses.borrow_mut().push(message.into());
+        Ok(())
+    }
+    fn action_get(&self) -> ToolResult<Value> {
+        Ok(json!({}))
+    }
+    fn action_set(&self, _: &[(String, String)]) -> ToolResult<()> {
+        Ok(())
+    }
+    fn action_fail(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn action_log(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn juju_log(&self, _: LogLevel, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn is_leader(&self) -> ToolResult<bool> {
+        Ok(true)
+    }
+    fn state_get(&self, _: Option<&str>) -> ToolResult<Value> {
+        Ok(Value::Null)
+    }
+    fn state_set(&self, _: &Map<String, Value>) -> ToolResult<()> {
+        Ok(())
+    }
+    fn state_delete(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn reboot(&self, now: bool) -> ToolResult<()> {
+        self.reboots.borrow_mut().push(now);
+        Ok(())
+    }
+    fn application_version_set(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+}
+
+const HARDENED: &str = "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n    security.ipv4_filtering: \"true\"\n    security.ipv6_filtering: \"true\"\n    security.mac_filtering: \"true\"\n    security.port_isolation: \"true\"\n";
+
+struct Host {
+    dir: tempfile::TempDir,
+    paths: HostPaths,
+    env: HookEnv,
+    cmds: FakeCommands,
+}
+
+fn ubuntu_host(proxy: ProxyConfig) -> Host {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HostPaths::new(dir.path());
+    fs::create_dir_all(paths.os_release().parent().unwrap()).unwrap();
+    fs::write(paths.os_release(), "ID=ubuntu\n").unwrap();
+    let cmds = FakeCommands::new();
+    cmds.on(
+        "lxc",
+        &["network", "get"],
+        vec![CmdOutput::ok("10.5.6.1/24\n")],
+    );
+    cmds.on(
+        "lxc",
+        &["profile", "show"],
+        vec![CmdOutput::ok(
+            "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n",
+        )],
+    );
+    cmds.on(
+        "snap",
+        &["list"],
+        vec![CmdOutput::failed(1, "error: no matching snaps installed")],
+    );
+    let env = HookEnv {
+        charm_dir: "/charm".into(),
+        proxy,
+        ..HookEnv::default()
+    };
+    Host {
+        dir,
+        paths,
+        env,
+        cmds,
+    }
+}
+
+fn config(extra: Value) -> CharmConfig {
+    let mut raw = json!({"path": "acme", "token": "ghp_unit_test_token"});
+    for (k, v) in extra.as_object().unwrap() {
+        raw[k] = v.clone();
+    }
+    CharmConfig::from_json(&raw).unwrap()
+}
+
+fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, CharmError> {
+    let clock = FakeClock::new();
+    install(
+        juju,
+        &h.env,
+        config,
+        &h.cmds,
+        &clock,
+        &h.paths,
+        InstallKind::Install,
+    )
+}
+
+#[test]
+fn a_fresh_ubuntu_host_is_prepared_in_order() {
+    let h = ubuntu_host(ProxyConfig::default());
+    let juju = FakeJuju::default();
+    let outcome = run(&h, &juju, &config(json!({}))).unwrap();
+    assert_eq!(outcome, Outcome::status(Status::Active, "host ready"));
+    let lines = h.cmds.lines();
+    let programs: Vec<String> = lines
+        .iter()
+        .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+        .collect();
+    assert_eq!(
+        programs,
+        [
+            "dpkg-query -W",
+            "apt-get update",
+            "apt-get install",
+            "snap list",
+            "snap install",
+            "modprobe br_netfilter",
+            "lxd waitready",
+            "lxc storage",
+            "lxc network",
+            "lxd init",
+            "lxc profile",
+            "lxc profile",
+            "lxc config",
+            "lxc network",
+            "systemctl daemon-reload",
+            "systemctl enable",
+            "systemctl restart",
+        ]
+    );
+    assert!(
+        lines[2].ends_with("apparmor-utils linux-generic"),
+        "{}",
+        lines[2]
+    );
+    assert_eq!(
+        *juju.statuses.borrow(),
+        [
+            "installing packages",
+            "installing the lxd snap",
+            "loading br_netfilter",
+            "initialising LXD",
+            "hardening the LXD default profile",
+            "configuring LXD's proxy",
+            "installing the policy service"
+        ]
+    );
+    assert!(juju.reboots.borrow().is_empty());
+    let _ = h.dir;
+}
+
+#[test]
+fn insecure_test_mode_skips_nic_hardening() {
+    let h = ubuntu_host(ProxyConfig::default());
+    let juju = FakeJuju::default();
+    run(&h, &juju, &config(json!({"test-mode": "insecure"}))).unwrap();
+    assert!(!h.cmds.lines().iter().any(|l| l.starts_with("lxc profile")));
+}
+
+#[test]
+fn a_reboot_is_requested_at_the_end_when_required() {
+    let h = ubuntu_host(ProxyConfig::default());
+    fs::create_dir_all(h.paths.reboot_required().parent().unwrap()).unwrap();
+    fs::write(h.paths.reboot_required(), "").unwrap();
+    let juju = FakeJuju::default();
+    let outcome = run(&h, &juju, &config(json!({}))).unwrap();
+    assert_eq!(*juju.reboots.borrow(), [false]);
+    assert_eq!(outcome.status.unwrap().0, Status::Maintenance);
+}
+
+#[test]
+fn proxy_reaches_apt_snap_and_lxd() {
+    let proxy = ProxyConfig {
+        http: Some("http://squid.internal:3128".into()),
+        https: None,
+        no_proxy: Some("10.0.0.0/8".into()),
+    };
+    let h = ubuntu_host(proxy);
+    run(&h, &FakeJuju::default(), &config(json!({}))).unwrap();
+    let calls = h.cmds.calls.borrow();
+    let has_proxy = |c: &&crate::host::Cmd| {
+        c.env
+            .contains(&("https_proxy".into(), "http://squid.internal:3128".into()))
+    };
+    for c in calls
+        .iter()
+        .filter(|c| c.program == "apt-get" || c.args.first().is_some_and(|a| a == "install"))
+    {
+        assert!(has_proxy(&c), "{c}");
+    }
+    assert!(h
+        .cmds
+        .lines()
+        .contains(&"lxc config set core.proxy_ignore_hosts 10.0.0.0/8".to_string()));
+}
+
+#[test]
+fn a_snap_failure_is_a_retried_maintenance_status_naming_the_step() {
+    let h = ubuntu_host(ProxyConfig::default());
+    h.cmds.on(
+        "snap",
+        &["install"],
+        vec![CmdOutput::failed(1, "error: cannot reach the store")],
+    );
+    let err = run(&h, &FakeJuju::default(), &config(json!({}))).unwrap_err();
+    let d = err.disposition(false);
+    assert!(d.retry);
+    assert_eq!(
+        d.status,
+        Some((
+            Status::Maintenance,
+            "installing the lxd snap failed: `snap install lxd` failed (exit 1): error: cannot reach the store".into()
+        ))
+    );
+}
+
+#[test]
+fn debian_uses_the_deb_lxd_and_no_kernel_package() {
+    let h = ubuntu_host(ProxyConfig::default());
+    fs::write(h.paths.os_release(), "ID=debian\n").unwrap();
+    run(&h, &FakeJuju::default(), &config(json!({}))).unwrap();
+    let lines = h.cmds.lines();
+    assert!(
+        lines[2].ends_with("apparmor-utils lxd lxd-client"),
+        "{}",
+        lines[2]
+    );
+    assert!(!lines.iter().any(|l| l.starts_with("snap")));
+}
+
+#[test]
+fn a_second_install_changes_nothing() {
+    let h = ubuntu_host(ProxyConfig::default());
+    let cfg = config(json!({}));
+    run(&h, &FakeJuju::default(), &cfg).unwrap();
+
+    // The host as the first run left it.
+    let all: Vec<&str> = package_sets(OsFamily::Ubuntu).0;
+    let dpkg: String = all.iter().map(|p| format!("{p} installed\n")).collect();
+    let c = FakeCommands::new();
+    c.on("dpkg-query", &[], vec![CmdOutput::ok(&dpkg)]);
+    c.on(
+        "lxc",
+        &["storage", "list"],
+        vec![CmdOutput::ok("default,dir\n")],
+    );
+    c.on(
+        "lxc",
+        &["network", "list"],
+        vec![CmdOutput::ok("lxdbr0,bridge,YES\n")],
+    );
+    c.on(
+        "lxc",
+        &["network", "get"],
+        vec![CmdOutput::ok("10.5.6.1/24\n")],
+    );
+    c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(HARDENED)]);
+    fs::create_dir_all(h.paths.sys_module("br_netfilter")).unwrap();
+    let h2 = Host { cmds: c, ..h };
+    let juju = FakeJuju::default();
+    run(&h2, &juju, &cfg).unwrap();
+    assert_eq!(
+        h2.cmds
+            .lines()
+            .iter()
+            .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>(),
+        [
+            "dpkg-query -W -f=${Package}",
+            "snap list lxd",
+            "lxd waitready --timeout",
+            "lxc storage list",
+            "lxc network list",
+            "lxc profile show",
+            "lxc config show",
+            "lxc network get",
+        ]
+    );
+    assert!(juju.reboots.borrow().is_empty());
+}

@@ -1,0 +1,104 @@
+//! The kernel side of the host: the kernel meta-package, the `br_netfilter` module the
+//! firewall needs to see bridged traffic, and when to ask Juju for a reboot.
+
+use super::files::write_if_changed;
+use super::packages::run_ok;
+use super::{Cmd, Commands, HostError, HostPaths, OsFamily};
+
+/// The module that makes bridged (runner) traffic pass through nftables' inet hooks.
+pub const BR_NETFILTER: &str = "br_netfilter";
+
+/// The kernel meta-package that keeps the host on a current kernel; `None` where the
+/// distribution's kernel is not ours to manage.
+pub fn kernel_package(os: OsFamily) -> Option<&'static str> {
+    match os {
+        OsFamily::Ubuntu => Some("linux-generic"),
+        OsFamily::Other => None,
+    }
+}
+
+/// Whether a package asked for a reboot (Ubuntu's update-notifier hook creates the file).
+pub fn reboot_required(paths: &HostPaths) -> bool {
+    paths.reboot_required().exists()
+}
+
+/// Where a reboot request comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RebootPhase {
+    /// The end of install/upgrade-charm: reboot once the hook is done.
+    Install,
+    /// A reconcile, with the number of runners currently running a job.
+    Reconcile { busy_runners: usize },
+}
+
+/// `Some(now)` when Juju should be asked to reboot: after install (`juju-reboot`), or
+/// during a reconcile right away (`--now`) but only when no job would be cut short.
+pub fn reboot_request(required: bool, phase: RebootPhase) -> Option<bool> {
+    match (required, phase) {
+        (false, _) => None,
+        (true, RebootPhase::Install) => Some(false),
+        (true, RebootPhase::Reconcile { busy_runners: 0 }) => Some(true),
+        (true, RebootPhase::Reconcile { .. }) => None,
+    }
+}
+
+/// Loads `br_netfilter` unless loaded, and lists it in modules-load.d so it comes back
+/// after a reboot. Returns whether anything changed.
+pub fn ensure_br_netfilter(commands: &dyn Commands, paths: &HostPaths) -> Result<bool, HostError> {
+    let mut changed = false;
+    if !paths.sys_module(BR_NETFILTER).exists() {
+        run_ok(commands, &Cmd::new("modprobe", &[BR_NETFILTER]))?;
+        changed = true;
+    }
+    let conf = paths.modules_load_dir().join("github-runner.conf");
+    changed |= write_if_changed(&conf, format!("{BR_NETFILTER}\n").as_bytes(), 0o644)?;
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fakes::FakeCommands;
+
+    #[test]
+    fn reboot_requests() {
+        assert_eq!(reboot_request(false, RebootPhase::Install), None);
+        assert_eq!(reboot_request(true, RebootPhase::Install), Some(false));
+        let reconcile = |busy_runners| RebootPhase::Reconcile { busy_runners };
+        assert_eq!(reboot_request(true, reconcile(0)), Some(true));
+        assert_eq!(reboot_request(true, reconcile(2)), None);
+        assert_eq!(reboot_request(false, reconcile(0)), None);
+    }
+
+    #[test]
+    fn kernel_package_only_on_ubuntu() {
+        assert_eq!(kernel_package(OsFamily::Ubuntu), Some("linux-generic"));
+        assert_eq!(kernel_package(OsFamily::Other), None);
+    }
+
+    #[test]
+    fn br_netfilter_is_loaded_and_persisted_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HostPaths::new(dir.path());
+        let c = FakeCommands::new();
+        assert!(ensure_br_netfilter(&c, &paths).unwrap());
+        assert_eq!(c.lines(), ["modprobe br_netfilter"]);
+        let conf = std::fs::read_to_string(paths.modules_load_dir().join("github-runner.conf"));
+        assert_eq!(conf.unwrap(), "br_netfilter\n");
+
+        std::fs::create_dir_all(paths.sys_module(BR_NETFILTER)).unwrap();
+        c.clear();
+        assert!(!ensure_br_netfilter(&c, &paths).unwrap());
+        assert!(c.lines().is_empty());
+    }
+
+    #[test]
+    fn reboot_required_reads_the_marker_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HostPaths::new(dir.path());
+        assert!(!reboot_required(&paths));
+        std::fs::create_dir_all(paths.reboot_required().parent().unwrap()).unwrap();
+        std::fs::write(paths.reboot_required(), "*** System restart required ***\n").unwrap();
+        assert!(reboot_required(&paths));
+    }
+}

@@ -1,0 +1,215 @@
+//! The charm's own machine: packages, kernel, LXD initialisation, systemd units and the
+//! files handed to runners. Pure renderers live next to thin appliers; every process is
+//! started through [`commands::Commands`] and every path comes from [`HostPaths`], so
+//! tests run the real logic against recording stand-ins inside a temporary root.
+
+pub mod commands;
+pub mod files;
+pub mod kernel;
+pub mod lxd_setup;
+pub mod packages;
+pub mod runner_env;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub use commands::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
+
+/// Where the host's files live. Production uses `/`; tests point `root` at a temporary
+/// directory (the binary reads `GITHUB_RUNNER_ROOT`, see [`HostPaths::from_env`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPaths {
+    pub root: PathBuf,
+}
+
+impl HostPaths {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        HostPaths { root: root.into() }
+    }
+
+    /// `GITHUB_RUNNER_ROOT` (default `/`). Only tests set it: it relocates every host
+    /// file the charm writes or reads into a temporary directory.
+    pub fn from_env() -> Self {
+        let root = std::env::var_os("GITHUB_RUNNER_ROOT")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/"));
+        HostPaths::new(root)
+    }
+
+    fn at(&self, absolute: &str) -> PathBuf {
+        self.root.join(absolute.trim_start_matches('/'))
+    }
+
+    /// The charm's state on the host: charm token, policy env file, policy document.
+    pub fn state_dir(&self) -> PathBuf {
+        self.at("/var/lib/github-runner")
+    }
+    pub fn systemd_dir(&self) -> PathBuf {
+        self.at("/etc/systemd/system")
+    }
+    pub fn os_release(&self) -> PathBuf {
+        self.at("/etc/os-release")
+    }
+    pub fn reboot_required(&self) -> PathBuf {
+        self.at("/var/run/reboot-required")
+    }
+    pub fn modules_load_dir(&self) -> PathBuf {
+        self.at("/etc/modules-load.d")
+    }
+    /// Present while a kernel module is loaded.
+    pub fn sys_module(&self, name: &str) -> PathBuf {
+        self.at("/sys/module").join(name)
+    }
+    /// The cached runner application tarballs.
+    pub fn app_dir(&self) -> PathBuf {
+        self.state_dir().join("runner-app")
+    }
+    /// Mount point of the tmpfs under the runners' storage pool.
+    pub fn pool_dir(&self) -> PathBuf {
+        self.state_dir().join("pool")
+    }
+    pub fn lock_file(&self) -> PathBuf {
+        self.state_dir().join("reconcile.lock")
+    }
+    /// The last reconcile's counts, read by update-status.
+    pub fn summary_file(&self) -> PathBuf {
+        self.state_dir().join("last-reconcile.json")
+    }
+    pub fn charm_token(&self) -> PathBuf {
+        self.state_dir().join("charm-token")
+    }
+    pub fn policy_env_file(&self) -> PathBuf {
+        self.state_dir().join("policy-server.env")
+    }
+    pub fn policy_document(&self) -> PathBuf {
+        self.state_dir().join("policy.json")
+    }
+    /// How a path under `root` appears on the real host, for files that name other
+    /// files (the unit's `EnvironmentFile=`).
+    pub fn host_view(&self, path: &Path) -> PathBuf {
+        match path.strip_prefix(&self.root) {
+            Ok(rel) => Path::new("/").join(rel),
+            Err(_) => path.to_path_buf(),
+        }
+    }
+}
+
+/// Time, injected so that retries with a deadline are tested without real sleeps.
+pub trait Clock {
+    fn now(&self) -> Instant;
+    fn sleep(&self, duration: Duration);
+}
+
+/// The wall clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration)
+    }
+}
+
+/// The Linux distribution, from `/etc/os-release`: the charm targets Ubuntu (snap LXD,
+/// `linux-generic`); other systems (the Debian test machine) use the distribution's LXD.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OsFamily {
+    Ubuntu,
+    Other,
+}
+
+impl OsFamily {
+    pub fn parse(os_release: &str) -> Self {
+        let is_ubuntu = os_release.lines().any(|l| {
+            l.strip_prefix("ID=")
+                .is_some_and(|v| v.trim_matches('"').eq_ignore_ascii_case("ubuntu"))
+        });
+        if is_ubuntu {
+            OsFamily::Ubuntu
+        } else {
+            OsFamily::Other
+        }
+    }
+
+    pub fn detect(paths: &HostPaths) -> Self {
+        Self::parse(&std::fs::read_to_string(paths.os_release()).unwrap_or_default())
+    }
+}
+
+/// Every way preparing the host can fail. Messages name the step and the command, never
+/// a secret (commands never carry one in argv).
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A command could not be started.
+    #[error(transparent)]
+    Spawn(#[from] CommandError),
+    /// A command ran and failed; `stderr` is the tail of what it printed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    /// The apt/dpkg lock stayed held past the deadline.
+    #[error("the apt lock was still held after {0:?}; another package operation is running")]
+    LockTimeout(Duration),
+    /// A file could not be read or written.
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// LXD answered something we could not use.
+    #[error("LXD: {0}")]
+    Lxd(String),
+    /// A value for a runner or unit file would break its format.
+    #[error(transparent)]
+    Render(#[from] runner_env::RenderError),
+}
+
+impl HostError {
+    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
+        HostError::Io {
+            what,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod fakes;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn os_family_from_os_release() {
+        assert_eq!(
+            OsFamily::parse("NAME=\"Ubuntu\"\nID=ubuntu\nVERSION_ID=\"22.04\"\n"),
+            OsFamily::Ubuntu
+        );
+        assert_eq!(OsFamily::parse("ID=debian\n"), OsFamily::Other);
+        assert_eq!(OsFamily::parse(""), OsFamily::Other);
+    }
+
+    #[test]
+    fn paths_are_relocated_under_root() {
+        let p = HostPaths::new("/tmp/r");
+        assert_eq!(p.state_dir(), PathBuf::from("/tmp/r/var/lib/github-runner"));
+        assert_eq!(
+            p.host_view(&p.policy_env_file()),
+            PathBuf::from("/var/lib/github-runner/policy-server.env")
+        );
+        assert_eq!(
+            HostPaths::new("/").reboot_required(),
+            PathBuf::from("/var/run/reboot-required")
+        );
+    }
+}

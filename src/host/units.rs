@@ -1,0 +1,190 @@
+//! The policy service as a systemd unit: the unit and its root-only environment file
+//! rendered purely, the charm token generated once, and a thin applier that writes
+//! them and restarts the service only when something changed.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use rand::RngCore;
+
+use super::files::write_if_changed;
+use super::packages::run_ok;
+use super::runner_env::RenderError;
+use super::{Cmd, Commands, HostError, HostPaths};
+use crate::config::Token;
+
+pub const POLICY_UNIT: &str = "github-runner-policy.service";
+pub const POLICY_PORT: u16 = 8080;
+
+/// The secret the charm shows the policy service to get one-time tokens. Debug and
+/// Display never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CharmToken(String);
+
+impl CharmToken {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    fn is_well_formed(raw: &str) -> bool {
+        raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit())
+    }
+}
+
+impl fmt::Debug for CharmToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CharmToken(<redacted>)")
+    }
+}
+
+/// Reads the charm token, or generates one (32 bytes from the OS CSPRNG, as 64 hex
+/// characters) and keeps it in a 0600 file. Generated once: later calls return it.
+pub fn ensure_charm_token(paths: &HostPaths) -> Result<CharmToken, HostError> {
+    let path = paths.charm_token();
+    if let Ok(raw) = std::fs::read_to_string(&path) {
+        let raw = raw.trim();
+        if CharmToken::is_well_formed(raw) {
+            // Also narrows a mode someone widened.
+            write_if_changed(&path, format!("{raw}\n").as_bytes(), 0o600)?;
+            return Ok(CharmToken(raw.to_string()));
+        }
+        log::warn!("the charm token file is malformed; generating a new token");
+    }
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let token = hex::encode(bytes);
+    ensure_private_dir(&paths.state_dir())?;
+    write_if_changed(&path, format!("{token}\n").as_bytes(), 0o600)?;
+    Ok(CharmToken(token))
+}
+
+fn ensure_private_dir(dir: &Path) -> Result<(), HostError> {
+    use std::os::unix::fs::DirBuilderExt;
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| HostError::io("creating", dir, e))
+}
+
+/// What the unit file says; no secret among it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyUnit {
+    /// The charm's binary, as the host sees it.
+    pub binary: PathBuf,
+    pub bridge_address: Ipv4Addr,
+    /// The environment file, as the host sees it.
+    pub env_file: PathBuf,
+}
+
+pub fn render_policy_unit(unit: &PolicyUnit) -> String {
+    format!(
+        "# Managed by the github-runner charm; changes are overwritten.\n\
+         [Unit]\n\
+         Description=GitHub runner repository policy service\n\
+         After=network-online.target snap.lxd.daemon.service\n\
+         Wants=network-online.target\n\
+         \n\
+         [Service]\n\
+         Type=simple\n\
+         EnvironmentFile={env}\n\
+         ExecStart={bin} policy-server --bind {bridge}:{port} --bind 127.0.0.1:{port}\n\
+         Restart=always\n\
+         RestartSec=5\n\
+         NoNewPrivileges=yes\n\
+         PrivateTmp=yes\n\
+         \n\
+         [Install]\n\
+         WantedBy=multi-user.target\n",
+        env = unit.env_file.display(),
+        bin = unit.binary.display(),
+        bridge = unit.bridge_address,
+        port = POLICY_PORT,
+    )
+}
+
+/// The values only the service and root may read.
+#[derive(Clone, Copy, Debug)]
+pub struct PolicySecrets<'a> {
+    pub github_token: &'a Token,
+    pub charm_token: &'a CharmToken,
+    pub github_url: &'a str,
+    /// Where the service keeps the active policy document, as the host sees it.
+    pub policy_document: &'a Path,
+}
+
+/// The unit's EnvironmentFile. Values are unquoted, so anything that systemd would
+/// interpret (quotes, backslashes, control characters) is refused.
+pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
+    let document = s.policy_document.display().to_string();
+    let vars = [
+        ("GITHUB_TOKEN", s.github_token.expose()),
+        ("CHARM_TOKEN", s.charm_token.expose()),
+        ("GITHUB_URL", s.github_url),
+        ("POLICY_DOCUMENT", document.as_str()),
+    ];
+    let mut out = String::new();
+    for (key, value) in vars {
+        if value
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\'))
+        {
+            return Err(RenderError::BadValue { key: key.into() });
+        }
+        out.push_str(&format!("{key}={value}\n"));
+    }
+    Ok(out)
+}
+
+/// Writes the env file (0600) and the unit, then reloads, enables and restarts through
+/// systemctl only as far as something changed, or restarts anyway when `binary_changed`
+/// (upgrade-charm replaced the program the unit runs). Returns whether it restarted.
+pub fn install_policy_service(
+    commands: &dyn Commands,
+    paths: &HostPaths,
+    unit: &PolicyUnit,
+    secrets: &PolicySecrets,
+    binary_changed: bool,
+) -> Result<bool, HostError> {
+    ensure_private_dir(&paths.state_dir())?;
+    let env_changed = write_if_changed(
+        &paths.policy_env_file(),
+        render_policy_env(secrets)?.as_bytes(),
+        0o600,
+    )?;
+    let unit_path = paths.systemd_dir().join(POLICY_UNIT);
+    let unit_changed = write_if_changed(&unit_path, render_policy_unit(unit).as_bytes(), 0o644)?;
+    let systemctl = |args: &[&str]| run_ok(commands, &Cmd::new("systemctl", args));
+    if unit_changed {
+        systemctl(&["daemon-reload"])?;
+        systemctl(&["enable", POLICY_UNIT])?;
+    }
+    if unit_changed || env_changed || binary_changed {
+        systemctl(&["restart", POLICY_UNIT])?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Whether systemd reports the policy service running (a first, cheap health check;
+/// the HTTP check belongs to the caller).
+pub fn policy_service_active(commands: &dyn Commands) -> Result<bool, HostError> {
+    let out = commands.run(&Cmd::new(
+        "systemctl",
+        &["is-active", "--quiet", POLICY_UNIT],
+    ))?;
+    Ok(out.success())
+}
+
+/// Restarts the policy service, e.g. after a failed health check.
+pub fn restart_policy_service(commands: &dyn Commands) -> Result<(), HostError> {
+    run_ok(commands, &Cmd::new("systemctl", &["restart", POLICY_UNIT]))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "units_tests.rs"]
+mod tests;

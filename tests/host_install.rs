@@ -1,0 +1,241 @@
+//! install and upgrade-charm through the real binary, with apt-get, dpkg, snap, lxd, lxc,
+//! modprobe and systemctl replaced by recording stand-ins and the host's files relocated
+//! into a temporary root: the steps, their order, idempotency, proxies and secrets.
+
+mod harness;
+mod host_support;
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+use host_support::*;
+use serde_json::json;
+
+#[test]
+fn a_fresh_install_runs_every_step_in_order() {
+    let h = fresh_ubuntu();
+    let run = h.run("hooks/install");
+    assert!(run.success(), "{}", run.stderr());
+    let want = [
+        "systemctl daemon-reload",
+        "systemctl enable ghr-reconcile-github-runner-0.timer",
+        "systemctl restart ghr-reconcile-github-runner-0.timer",
+        "dpkg-query -W -f=${Package} ${db:Status-Status}\\n nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic lxd lxd-client",
+        "apt-get update",
+        "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic",
+        "snap list lxd",
+        "snap install lxd",
+        "modprobe br_netfilter",
+        "lxd waitready --timeout 120",
+        "lxc storage list --format csv",
+        "lxc network list --format csv",
+        "lxd init --preseed",
+        "lxc profile show default",
+        "lxc profile device set default eth0 security.mac_filtering=true security.ipv4_filtering=true security.ipv6_filtering=true security.port_isolation=true",
+        "lxc config show",
+        "lxc network get lxdbr0 ipv4.address",
+        "systemctl daemon-reload",
+        "systemctl enable github-runner-policy.service",
+        "systemctl restart github-runner-policy.service",
+    ];
+    assert_eq!(host_calls(&h), want);
+    let statuses: Vec<String> = h.statuses().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(
+        statuses,
+        [
+            "installing packages",
+            "installing the lxd snap",
+            "loading br_netfilter",
+            "initialising LXD",
+            "hardening the LXD default profile",
+            "configuring LXD's proxy",
+            "installing the policy service",
+            "host ready",
+        ]
+    );
+    assert_eq!(h.last_status().unwrap().0, "active");
+    assert!(h.reboots().is_empty());
+    let modules = fs::read_to_string(root(&h).join("etc/modules-load.d/github-runner.conf"));
+    assert_eq!(modules.unwrap(), "br_netfilter\n");
+    for call in h.calls_of("apt-get") {
+        assert_eq!(
+            call.env.get("DEBIAN_FRONTEND").map(String::as_str),
+            Some("noninteractive")
+        );
+    }
+}
+
+#[test]
+fn the_preseed_goes_on_stdin_with_the_bridge_and_no_ipv6() {
+    let mut h = fresh_ubuntu();
+    h.extra_env
+        .insert("HOOK_STANDIN_READ_STDIN".into(), "lxd".into());
+    assert!(h.run("hooks/install").success());
+    let init = h
+        .calls_of("lxd")
+        .find(|c| c.args.first().map(String::as_str) == Some("init"))
+        .unwrap();
+    let preseed = init.stdin.unwrap();
+    assert!(preseed.contains("name: lxdbr0"), "{preseed}");
+    assert!(preseed.contains("ipv6.address: none"), "{preseed}");
+    assert!(preseed.contains("driver: dir"), "{preseed}");
+}
+
+#[test]
+fn a_second_install_changes_nothing() {
+    let h = fresh_ubuntu();
+    assert!(h.run("hooks/install").success());
+    as_installed(&h, &[]);
+    let before = snapshot(&root(&h));
+    h.clear_calls();
+
+    let run = h.run("hooks/install");
+    assert!(run.success(), "{}", run.stderr());
+    assert_eq!(
+        host_calls(&h),
+        [
+            "dpkg-query -W -f=${Package} ${db:Status-Status}\\n nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic lxd lxd-client",
+            "snap list lxd",
+            "lxd waitready --timeout 120",
+            "lxc storage list --format csv",
+            "lxc network list --format csv",
+            "lxc profile show default",
+            "lxc config show",
+            "lxc network get lxdbr0 ipv4.address",
+        ],
+        "only reads on a second install"
+    );
+    assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
+    assert!(h.reboots().is_empty());
+    assert_eq!(
+        h.last_status().unwrap(),
+        ("active".into(), "host ready".into())
+    );
+}
+
+#[test]
+fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
+    let h = fresh_ubuntu();
+    assert!(h.run("hooks/install").success());
+    as_installed(&h, &[]);
+    let before = snapshot(&root(&h));
+    h.clear_calls();
+    assert!(h.run("hooks/upgrade-charm").success());
+    let calls = host_calls(&h);
+    assert!(calls.contains(&"snap refresh lxd".to_string()), "{calls:?}");
+    let systemctl: Vec<&String> = calls
+        .iter()
+        .filter(|c| c.starts_with("systemctl"))
+        .collect();
+    assert_eq!(
+        systemctl,
+        ["systemctl restart github-runner-policy.service"]
+    );
+    assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
+}
+
+#[test]
+fn proxy_settings_reach_apt_snap_and_lxd() {
+    let mut h = fresh_ubuntu();
+    for (k, v) in [
+        ("JUJU_CHARM_HTTP_PROXY", "http://squid.internal:3128"),
+        ("JUJU_CHARM_HTTPS_PROXY", "http://squid.internal:3129"),
+        ("JUJU_CHARM_NO_PROXY", "127.0.0.1,localhost,::1"),
+    ] {
+        h.extra_env.insert(k.into(), v.into());
+    }
+    assert!(h.run("hooks/install").success());
+    for call in h
+        .calls()
+        .into_iter()
+        .filter(|c| c.tool == "apt-get" || (c.tool == "snap" && c.args[0] == "install"))
+    {
+        for (k, v) in [
+            ("http_proxy", "http://squid.internal:3128"),
+            ("HTTPS_PROXY", "http://squid.internal:3129"),
+            ("no_proxy", "127.0.0.1,localhost,::1"),
+        ] {
+            assert_eq!(
+                call.env.get(k).map(String::as_str),
+                Some(v),
+                "{k} for {call:?}"
+            );
+        }
+    }
+    let calls = host_calls(&h);
+    for want in [
+        "lxc config set core.proxy_http http://squid.internal:3128",
+        "lxc config set core.proxy_https http://squid.internal:3129",
+        "lxc config set core.proxy_ignore_hosts 127.0.0.1,localhost,::1",
+    ] {
+        assert!(calls.contains(&want.to_string()), "{want} in {calls:?}");
+    }
+
+    as_installed(
+        &h,
+        &[
+            ("core.proxy_http", "http://squid.internal:3128"),
+            ("core.proxy_https", "http://squid.internal:3129"),
+            ("core.proxy_ignore_hosts", "127.0.0.1,localhost,::1"),
+        ],
+    );
+    h.clear_calls();
+    assert!(h.run("hooks/install").success());
+    assert!(!host_calls(&h)
+        .iter()
+        .any(|c| c.starts_with("lxc config set")));
+}
+
+#[test]
+fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
+    let h = fresh_ubuntu();
+    assert!(h.run("hooks/install").success());
+    let state = root(&h).join("var/lib/github-runner");
+    let env_file = state.join("policy-server.env");
+    let env_text = fs::read_to_string(&env_file).unwrap();
+    assert_eq!(mode(&env_file), 0o600);
+    assert_eq!(fs::metadata(&env_file).unwrap().uid(), nix_uid());
+    let charm_token = fs::read_to_string(state.join("charm-token")).unwrap();
+    let charm_token = charm_token.trim();
+    assert_eq!(charm_token.len(), 64);
+    assert_eq!(mode(&state.join("charm-token")), 0o600);
+    assert!(env_text.contains(&format!("GITHUB_TOKEN={TOKEN}\n")));
+    assert!(env_text.contains(&format!("CHARM_TOKEN={charm_token}\n")));
+    assert!(env_text.contains("GITHUB_URL=http://127.0.0.1:9\n"));
+    assert!(env_text.contains("POLICY_DOCUMENT=/var/lib/github-runner/policy.json\n"));
+
+    let unit = fs::read_to_string(root(&h).join("etc/systemd/system/github-runner-policy.service"))
+        .unwrap();
+    let binary = h.charm_dir.join("github-runner");
+    assert!(unit.contains(&format!(
+        "ExecStart={} policy-server --bind 10.20.30.1:8080 --bind 127.0.0.1:8080\n",
+        binary.display()
+    )));
+    assert!(unit.contains("EnvironmentFile=/var/lib/github-runner/policy-server.env\n"));
+    assert!(!unit.contains(TOKEN) && !unit.contains(charm_token));
+    for call in h.calls() {
+        let text = format!("{:?} {:?}", call.args, call.stdin);
+        assert!(
+            !text.contains(TOKEN) && !text.contains(charm_token),
+            "{call:?}"
+        );
+    }
+
+    // A token change rewrites the env file and restarts, keeping the charm token.
+    as_installed(&h, &[]);
+    h.clear_calls();
+    h.set_config(json!({"path": "acme/widgets", "token": "ghp_rotatedToken"}));
+    assert!(h.run("hooks/upgrade-charm").success());
+    let systemctl: Vec<String> = host_calls(&h)
+        .into_iter()
+        .filter(|c| c.starts_with("systemctl"))
+        .collect();
+    assert_eq!(
+        systemctl,
+        ["systemctl restart github-runner-policy.service"]
+    );
+    assert!(fs::read_to_string(&env_file)
+        .unwrap()
+        .contains(&format!("CHARM_TOKEN={charm_token}\n")));
+    assert_eq!(mode(&env_file), 0o600);
+}
