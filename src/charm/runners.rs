@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::github::GithubClient;
+use crate::host::runner_env::RunnerEnv;
 use crate::lxd::LxdClient;
 use crate::policy::client::PolicyClient;
 use crate::policy::prejob::render_pre_job;
@@ -21,7 +22,7 @@ use crate::reconcile::plan::{Observed, ObservedInstance};
 use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
-use crate::runner::files::{self, InstanceFile, StartParams};
+use crate::runner::files::{self, StartParams};
 use crate::runner::lxd_host::{
     list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
 };
@@ -219,17 +220,17 @@ impl Runners {
             layout: InstanceLayout::from_config(&self.config, &self.pool_name()),
             payload: RunnerPayload {
                 app: Arc::new(app),
-                files: self.runner_files(),
                 start_script: Box::new(start_script),
-                per_runner: self.pre_job_renderer()?,
+                per_runner: self.per_runner_files()?,
             },
             ready_timeout: READY_TIMEOUT,
         }))
     }
 
-    /// Each runner's pre-job script carries its own one-time token for the policy
-    /// service, which the runner reaches on the bridge's host address.
-    fn pre_job_renderer(&self) -> Result<PerRunnerFiles, CharmError> {
+    /// Each runner gets its own files: the pre-job script with a one-time token for the
+    /// policy service (reached on the bridge's host address), and its environment
+    /// (proxies with its own name left out, the Docker Hub mirror).
+    fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
         let bridge = self
             .runtime
             .block_on(bridge_address(&self.lxd))
@@ -239,30 +240,25 @@ impl Runners {
         })?;
         let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
         let policy_url = format!("http://{bridge}:{POLICY_PORT}");
-        Ok(Box::new(move |_name: &RunnerName| {
+        let proxy = self.env.proxy.clone();
+        let mirror = self.config.dockerhub_mirror.clone();
+        Ok(Box::new(move |name: &RunnerName| {
+            let env = RunnerEnv {
+                proxy: &proxy,
+                runner_name: name.as_str(),
+                dockerhub_mirror: mirror.as_deref(),
+                job_started_hook: files::PRE_JOB_SCRIPT,
+            };
+            let mut out = files::env_files(&env).map_err(|e| PortError::operator(e.to_string()))?;
             let one_time = client
                 .one_time_token()
                 .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
-            Ok(vec![InstanceFile {
-                path: files::PRE_JOB_SCRIPT.into(),
-                content: render_pre_job(&policy_url, one_time.expose()).into_bytes(),
-                uid: files::RUNNER_UID,
-                gid: files::RUNNER_UID,
-                mode: 0o700,
-            }])
+            out.push(files::pre_job_file(render_pre_job(
+                &policy_url,
+                one_time.expose(),
+            )));
+            Ok(out)
         }))
-    }
-
-    fn runner_files(&self) -> Vec<InstanceFile> {
-        let env =
-            files::render_runner_env(&self.env.proxy, self.config.dockerhub_mirror.as_deref());
-        vec![InstanceFile {
-            path: format!("{}/.env", files::RUNNER_DIR),
-            content: env.into_bytes(),
-            uid: files::RUNNER_UID,
-            gid: files::RUNNER_UID,
-            mode: 0o644,
-        }]
     }
 
     /// One reconcile of `path` towards `runners` runners, under the lock.

@@ -2,6 +2,8 @@
 //! rendered by pure functions from templates/.
 
 use crate::config::GithubPath;
+use crate::host::runner_env::RenderError;
+use crate::host::runner_env::RunnerEnv;
 use crate::reconcile::ports::Credential;
 use crate::runner::RunnerName;
 
@@ -13,6 +15,14 @@ pub const START_SCRIPT: &str = "/opt/github-runner/start.sh";
 pub const PRE_JOB_SCRIPT: &str = "/opt/github-runner/pre-job.sh";
 /// The runner application tarball inside the instance, unpacked into [`RUNNER_DIR`].
 pub const APP_TARBALL: &str = "/home/ubuntu/actions-runner.tar.gz";
+pub const DOCKER_CLIENT_CONFIG: &str = "/home/ubuntu/.docker/config.json";
+/// Directories the pushed files go into (LXD's file API does not make parents).
+pub const DIRECTORIES: &[&str] = &[
+    RUNNER_DIR,
+    "/opt/github-runner",
+    "/etc/docker",
+    "/home/ubuntu/.docker",
+];
 
 const START_TEMPLATE: &str = include_str!("../../templates/start.sh");
 
@@ -99,36 +109,45 @@ pub fn runner_labels(app: &str, image: &str, extra: &[String]) -> Vec<String> {
     labels
 }
 
-/// The runner's `.env`: the pre-job hook, Juju's proxy settings (both cases, the
-/// runner's own address space left out of the proxy) and the Docker Hub mirror.
-pub fn render_runner_env(
-    proxy: &crate::proxy::ProxyConfig,
-    dockerhub_mirror: Option<&str>,
-) -> String {
-    let mut lines = vec![format!("ACTIONS_RUNNER_HOOK_JOB_STARTED={PRE_JOB_SCRIPT}")];
-    let no_proxy = [
-        proxy.no_proxy.as_deref().unwrap_or(""),
-        "localhost,127.0.0.1,::1,.svc",
-    ]
-    .iter()
-    .filter(|s| !s.is_empty())
-    .cloned()
-    .collect::<Vec<_>>()
-    .join(",");
-    for (key, value) in [("http_proxy", &proxy.http), ("https_proxy", &proxy.https)] {
-        if let Some(v) = value {
-            lines.push(format!("{key}={v}"));
-            lines.push(format!("{}={v}", key.to_uppercase()));
-        }
+fn file(path: &str, content: String, uid: u32, mode: u32) -> InstanceFile {
+    InstanceFile {
+        path: path.to_string(),
+        content: content.into_bytes(),
+        uid,
+        gid: uid,
+        mode,
     }
-    if !proxy.is_empty() {
-        lines.push(format!("no_proxy={no_proxy}"));
-        lines.push(format!("NO_PROXY={no_proxy}"));
-    }
-    if let Some(m) = dockerhub_mirror {
-        lines.push(format!("DOCKERHUB_MIRROR={m}"));
-    }
-    lines.join("\n") + "\n"
+}
+
+/// The runner's environment as files: its `.env`, `/etc/environment`, and Docker's
+/// daemon and client configuration (proxies, Docker Hub mirror).
+pub fn env_files(env: &RunnerEnv) -> Result<Vec<InstanceFile>, RenderError> {
+    Ok(vec![
+        file(
+            &format!("{RUNNER_DIR}/.env"),
+            env.render_dot_env()?,
+            RUNNER_UID,
+            0o644,
+        ),
+        file("/etc/environment", env.render_etc_environment()?, 0, 0o644),
+        file(
+            "/etc/docker/daemon.json",
+            env.render_docker_daemon_json(),
+            0,
+            0o644,
+        ),
+        file(
+            DOCKER_CLIENT_CONFIG,
+            env.render_docker_client_config(),
+            RUNNER_UID,
+            0o644,
+        ),
+    ])
+}
+
+/// The pre-job script holds a one-time token: the runner user's alone.
+pub fn pre_job_file(script: String) -> InstanceFile {
+    file(PRE_JOB_SCRIPT, script, RUNNER_UID, 0o700)
 }
 
 #[cfg(test)]

@@ -84,8 +84,6 @@ pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile
 pub struct RunnerPayload {
     /// The runner application tarball.
     pub app: Arc<Vec<u8>>,
-    /// Files that do not depend on the runner (pre-job script, `.env`, ...).
-    pub files: Vec<InstanceFile>,
     /// Renders the start script for one runner.
     pub start_script: Box<dyn Fn(&RunnerName) -> String + Send + Sync>,
     /// Files made for one runner alone (the pre-job script with its one-time token).
@@ -141,7 +139,8 @@ impl LxdRunnerHost {
 
     async fn install_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
         let dirs = format!(
-            "mkdir -p {RUNNER_DIR} /opt/github-runner && chown {u}:{u} {RUNNER_DIR}",
+            "mkdir -p {} && chown {u}:{u} {RUNNER_DIR} {RUNNER_HOME}/.docker",
+            files::DIRECTORIES.join(" "),
             u = files::RUNNER_UID
         );
         self.exec_checked(name, &dirs, "preparing directories")
@@ -162,10 +161,7 @@ impl LxdRunnerHost {
         };
         let credential = files::credential_file(credential);
         let own = tokio::task::block_in_place(|| (self.payload.per_runner)(name))?;
-        let shared = [&app, &start, &credential]
-            .into_iter()
-            .chain(self.payload.files.iter());
-        for file in shared.chain(own.iter()) {
+        for file in [&app, &start, &credential].into_iter().chain(own.iter()) {
             self.client
                 .push_file(name.as_str(), &push(file))
                 .await
