@@ -1,6 +1,9 @@
 //! Test fixtures for the firewall tests: network namespaces with veth links, TCP
 //! responders (also inside namespaces), an LXD network and container from the test
-//! daemon, all removed by Drop guards even when a test fails.
+//! daemon, all removed by Drop guards even when a test fails. Shared by several test
+//! crates, each using a part of it.
+
+#![allow(dead_code)]
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -361,5 +364,41 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         let _ = self.lxd.lxc(&["delete", "--force", &self.name]);
+    }
+}
+
+/// A child process (a server the test started), killed and reaped by PID on drop.
+pub struct Spawned {
+    pub what: String,
+    child: std::process::Child,
+}
+
+impl Spawned {
+    pub fn start(what: &str, argv: &[&str]) -> Result<Self, String> {
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{what}: {e}"))?;
+        Ok(Spawned {
+            what: what.to_string(),
+            child,
+        })
+    }
+
+    /// Fails when the process already exited (a server that could not start).
+    pub fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited: {status}", self.what)),
+            Err(e) => Err(format!("{}: {e}", self.what)),
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
