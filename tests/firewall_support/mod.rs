@@ -292,16 +292,21 @@ pub struct LxdNetwork {
 }
 
 impl LxdNetwork {
-    pub fn create(lxd: &Lxd, name: &str, host_cidr: &str) -> Result<Self, String> {
-        let address = format!("ipv4.address={host_cidr}");
-        lxd.lxc(&[
-            "network",
-            "create",
-            name,
-            &address,
-            "ipv4.nat=false",
-            "ipv6.address=none",
-        ])?;
+    /// A NAT-less bridge with `host_cidr`; with `ipv6_cidr` also a ULA prefix, routing
+    /// off so LXD leaves the host's IPv6 forwarding alone.
+    pub fn create(
+        lxd: &Lxd,
+        name: &str,
+        host_cidr: &str,
+        ipv6_cidr: Option<&str>,
+    ) -> Result<Self, String> {
+        let v4 = format!("ipv4.address={host_cidr}");
+        let v6 = format!("ipv6.address={}", ipv6_cidr.unwrap_or("none"));
+        let mut args = vec!["network", "create", name, &v4, "ipv4.nat=false", &v6];
+        if ipv6_cidr.is_some() {
+            args.extend(["ipv6.nat=false", "ipv6.routing=false"]);
+        }
+        lxd.lxc(&args)?;
         Ok(LxdNetwork {
             lxd: lxd.clone(),
             name: name.to_string(),
@@ -342,16 +347,27 @@ impl Container {
 
     /// The IPv4 address DHCP gave `eth0`, once there is one.
     pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
-        let path = format!("/1.0/instances/{}/state", self.name);
         poll(timeout, "the container's DHCP address", || {
-            let state: serde_json::Value =
-                serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
-            state["network"]["eth0"]["addresses"]
-                .as_array()?
-                .iter()
-                .find(|a| a["family"] == "inet")
-                .and_then(|a| a["address"].as_str()?.parse().ok())
+            self.eth0_address("inet")?.parse().ok()
         })
+    }
+
+    /// The global IPv6 address SLAAC gave `eth0`, once there is one.
+    pub fn wait_ipv6(&self, timeout: Duration) -> std::net::Ipv6Addr {
+        poll(timeout, "the container's SLAAC address", || {
+            self.eth0_address("inet6")?.parse().ok()
+        })
+    }
+
+    fn eth0_address(&self, family: &str) -> Option<String> {
+        let path = format!("/1.0/instances/{}/state", self.name);
+        let state: serde_json::Value =
+            serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
+        state["network"]["eth0"]["addresses"]
+            .as_array()?
+            .iter()
+            .find(|a| a["family"] == family && a["scope"] == "global")
+            .and_then(|a| Some(a["address"].as_str()?.to_string()))
     }
 
     pub fn exec(&self, argv: &[&str]) -> Output {
