@@ -3,12 +3,16 @@
 //! daemon, all removed by Drop guards even when a test fails. Shared by several test
 //! crates, each using a part of it.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
+
+mod lxd;
+
+pub use lxd::{Container, Lxd, LxdNetwork};
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -66,6 +70,15 @@ pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<
         );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Runs a cleanup step and reports it when it is slow, so a slow teardown is explained.
+pub fn timed_cleanup(what: &str, step: impl FnOnce()) {
+    let start = Instant::now();
+    step();
+    if start.elapsed() > Duration::from_secs(1) {
+        eprintln!("cleanup: {what} took {:?}", start.elapsed());
     }
 }
 
@@ -152,11 +165,13 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting one end of a veth pair deletes both.
-        if let Some(host_if) = &self.host_if {
-            let _ = run(&["ip", "link", "del", host_if]);
-        }
-        let _ = run(&["ip", "netns", "del", &self.name]);
+        timed_cleanup(&format!("namespace {}", self.name), || {
+            // Deleting one end of a veth pair deletes both.
+            if let Some(host_if) = &self.host_if {
+                let _ = run(&["ip", "link", "del", host_if]);
+            }
+            let _ = run(&["ip", "netns", "del", &self.name]);
+        });
     }
 }
 
@@ -231,155 +246,13 @@ impl Drop for Responder {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept. If the address is unreachable by now, the thread
         // ends with the process instead of blocking this drop.
-        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+        timed_cleanup(&format!("responder {}", self.addr), || {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
             }
-        }
-    }
-}
-
-/// The test LXD daemon started by scripts/testbed.sh.
-#[derive(Clone)]
-pub struct Lxd {
-    pub dir: String,
-    pub image: String,
-}
-
-impl Lxd {
-    /// The daemon from `LXD_DIR` (default: the testbed's), with the runner image.
-    pub fn from_env() -> Result<Self, String> {
-        let dir = std::env::var("LXD_DIR").unwrap_or_else(|_| "/var/lib/ghr-testbed/lxd".into());
-        let image = std::env::var("GHR_TEST_IMAGE").unwrap_or_else(|_| "ghr-runner".into());
-        let lxd = Lxd { dir, image };
-        lxd.lxc(&["query", "/1.0"]).map_err(|e| {
-            format!(
-                "no LXD test daemon at {} (run scripts/testbed.sh up): {e}",
-                lxd.dir
-            )
-        })?;
-        lxd.lxc(&["query", &format!("/1.0/images/aliases/{}", lxd.image)])
-            .map_err(|e| format!("no image {} (run scripts/testbed.sh up): {e}", lxd.image))?;
-        Ok(lxd)
-    }
-
-    pub fn lxc(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.lxc_output(args)?;
-        if !out.status.success() {
-            return Err(format!(
-                "lxc {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn lxc_output(&self, args: &[&str]) -> Result<Output, String> {
-        Command::new("lxc")
-            .args(args)
-            .env("LXD_DIR", &self.dir)
-            .output()
-            .map_err(|e| format!("lxc: {e}"))
-    }
-}
-
-/// A managed LXD bridge of the test's own, so its table cannot disturb other tests'
-/// instances on the shared bridge.
-pub struct LxdNetwork {
-    lxd: Lxd,
-    pub name: String,
-}
-
-impl LxdNetwork {
-    /// A NAT-less bridge with `host_cidr`; with `ipv6_cidr` also a ULA prefix, routing
-    /// off so LXD leaves the host's IPv6 forwarding alone.
-    pub fn create(
-        lxd: &Lxd,
-        name: &str,
-        host_cidr: &str,
-        ipv6_cidr: Option<&str>,
-    ) -> Result<Self, String> {
-        let v4 = format!("ipv4.address={host_cidr}");
-        let v6 = format!("ipv6.address={}", ipv6_cidr.unwrap_or("none"));
-        let mut args = vec!["network", "create", name, &v4, "ipv4.nat=false", &v6];
-        if ipv6_cidr.is_some() {
-            args.extend(["ipv6.nat=false", "ipv6.routing=false"]);
-        }
-        lxd.lxc(&args)?;
-        Ok(LxdNetwork {
-            lxd: lxd.clone(),
-            name: name.to_string(),
-        })
-    }
-}
-
-impl Drop for LxdNetwork {
-    fn drop(&mut self) {
-        let _ = self.lxd.lxc(&["network", "delete", &self.name]);
-    }
-}
-
-/// A container from the runner image with its `eth0` on the given network.
-pub struct Container {
-    lxd: Lxd,
-    pub name: String,
-}
-
-impl Container {
-    pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
-        lxd.lxc(&["init", &lxd.image, name])?;
-        let c = Container {
-            lxd: lxd.clone(),
-            name: name.to_string(),
-        };
-        lxd.lxc(&[
-            "config",
-            "device",
-            "override",
-            name,
-            "eth0",
-            &format!("network={network}"),
-        ])?;
-        lxd.lxc(&["start", name])?;
-        Ok(c)
-    }
-
-    /// The IPv4 address DHCP gave `eth0`, once there is one.
-    pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
-        poll(timeout, "the container's DHCP address", || {
-            self.eth0_address("inet")?.parse().ok()
-        })
-    }
-
-    /// The global IPv6 address SLAAC gave `eth0`, once there is one.
-    pub fn wait_ipv6(&self, timeout: Duration) -> std::net::Ipv6Addr {
-        poll(timeout, "the container's SLAAC address", || {
-            self.eth0_address("inet6")?.parse().ok()
-        })
-    }
-
-    fn eth0_address(&self, family: &str) -> Option<String> {
-        let path = format!("/1.0/instances/{}/state", self.name);
-        let state: serde_json::Value =
-            serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
-        state["network"]["eth0"]["addresses"]
-            .as_array()?
-            .iter()
-            .find(|a| a["family"] == family && a["scope"] == "global")
-            .and_then(|a| Some(a["address"].as_str()?.to_string()))
-    }
-
-    pub fn exec(&self, argv: &[&str]) -> Output {
-        let mut args = vec!["exec", &self.name, "--"];
-        args.extend_from_slice(argv);
-        self.lxd.lxc_output(&args).expect("lxc exec")
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = self.lxd.lxc(&["delete", "--force", &self.name]);
+        });
     }
 }
 
