@@ -78,11 +78,14 @@ fn container_web_traffic_goes_through_the_proxy() {
     {
         return skip(&reason);
     }
+    // From before the first LXD call: the shared daemon has been seen to stall for a
+    // minute or more, and the timings should show it.
+    let t0 = Instant::now();
     let lxd = match Lxd::from_env() {
         Ok(lxd) => lxd,
         Err(reason) => return skip(&reason),
     };
-    let t0 = Instant::now();
+    let t_daemon = t0.elapsed();
     let id = std::process::id() % 100_000;
     let s = free_octet(id + 7);
     run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
@@ -171,7 +174,7 @@ fn container_web_traffic_goes_through_the_proxy() {
     let conf = format!("{dir}/tinyproxy.conf");
     std::fs::write(
         &conf,
-        format!("User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {proxy_ip}\nTimeout 60\nLogFile \"{log}\"\nLogLevel Info\nMaxClients 20\n"),
+        format!("User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {proxy_ip}\nTimeout 60\nLogFile \"{log}\"\nLogLevel Info\nMaxClients 20\nConnectPort 443\n"),
     )
     .unwrap();
     let mut tinyproxy = Spawned::start(
@@ -210,10 +213,7 @@ fn container_web_traffic_goes_through_the_proxy() {
 
     // Baseline: without aproxy the container reaches the origin directly, unseen by the proxy.
     assert_eq!(curl(&container, http_url, &resolve_http), "origin-http");
-    assert!(
-        !proxied("CONNECT origin.test"),
-        "baseline must bypass the proxy"
-    );
+    assert!(!proxied("origin.test"), "baseline must bypass the proxy");
 
     let binary = env!("CARGO_BIN_EXE_github-runner");
     lxd.lxc(&[
@@ -267,7 +267,12 @@ fn container_web_traffic_goes_through_the_proxy() {
     let aproxy_log =
         String::from_utf8_lossy(&container.exec(&["cat", "/var/log/aproxy.log"]).stdout)
             .into_owned();
-    for target in ["CONNECT origin.test:80 ", "CONNECT origin.test:443 "] {
+    // HTTP arrives as a proxy request (tinyproxy here, like squid by default, allows
+    // CONNECT only to 443); HTTPS as a CONNECT to the SNI name.
+    for target in [
+        "GET http://origin.test/ HTTP/1.1",
+        "CONNECT origin.test:443 ",
+    ] {
         assert!(
             text.contains(target),
             "tinyproxy log lacks {target:?}:\n{text}\naproxy log:\n{aproxy_log}"
@@ -276,12 +281,12 @@ fn container_web_traffic_goes_through_the_proxy() {
     eprintln!(
         "tinyproxy saw:\n{}",
         text.lines()
-            .filter(|l| l.contains("CONNECT origin"))
+            .filter(|l| l.contains("Request (file descriptor"))
             .collect::<Vec<_>>()
             .join("\n")
     );
     eprintln!(
-        "timings: topology {t_topology:?}, container {t_container:?}, aproxy up {t_aproxy:?}, total {:?}",
+        "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container {t_container:?}, aproxy up {t_aproxy:?}, total {:?}",
         t0.elapsed()
     );
     drop(container);

@@ -204,11 +204,14 @@ fn container_traffic_obeys_the_table() {
     if let Err(reason) = root_and_tools() {
         return skip(&reason);
     }
+    // From before the first LXD call: the shared daemon has been seen to stall for a
+    // minute or more, and the timings should show it.
+    let t0 = Instant::now();
     let lxd = match Lxd::from_env() {
         Ok(lxd) => lxd,
         Err(reason) => return skip(&reason),
     };
-    let t0 = Instant::now();
+    let t_daemon = t0.elapsed();
     let id = std::process::id() % 100_000;
     let s = free_octet(id);
     // Guard first: a half-built topology can then never send test traffic off the machine.
@@ -346,7 +349,7 @@ fn container_traffic_obeys_the_table() {
     resolve_own_name(&container, address);
 
     eprintln!(
-        "timings: topology {t_topology:?}, container ready at {t_container:?}, apply {apply_took:?}, total {:?}",
+        "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container ready at {t_container:?}, apply {apply_took:?}, total {:?}",
         t0.elapsed()
     );
 }

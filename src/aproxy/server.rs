@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::http::proxy_request_head;
 use super::sniff::{sniff, Sniffed};
 use super::AproxyError;
 
@@ -201,6 +202,9 @@ async fn carry(mut client: TcpStream, upstream: &Upstream) -> Result<(), AproxyE
     .map_err(|_| AproxyError::SniffTimeout(SNIFF_TIMEOUT))?
     .map_err(io("reading from client"))?;
     let target = route(&sniffed, original)?;
+    if let Sniffed::Http { .. } = sniffed {
+        return relay_http(client, upstream, &head, &target, original).await;
+    }
     log::info!("aproxy: {:?} -> CONNECT {target}", original);
     let (mut server, leftover) = tokio::time::timeout(UPSTREAM_TIMEOUT, connect(upstream, &target))
         .await
@@ -214,6 +218,54 @@ async fn carry(mut client: TcpStream, upstream: &Upstream) -> Result<(), AproxyE
         .map_err(io("writing to client"))?;
     server
         .write_all(&head)
+        .await
+        .map_err(io("writing to upstream"))?;
+    tokio::io::copy_bidirectional(&mut client, &mut server)
+        .await
+        .map_err(io("relaying"))?;
+    Ok(())
+}
+
+/// Sends the one request of a plain HTTP connection to the proxy in absolute form and
+/// relays the answer; `Connection: close` makes the client open a new connection (and so
+/// come through here again) for its next request.
+async fn relay_http(
+    mut client: TcpStream,
+    upstream: &Upstream,
+    head: &[u8],
+    target: &str,
+    original: Option<SocketAddrV4>,
+) -> Result<(), AproxyError> {
+    let io = |context: &'static str| {
+        move |source| AproxyError::Io {
+            context: context.into(),
+            source,
+        }
+    };
+    // `sniff` only reports Http once the blank line ending the head has arrived.
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 4);
+    let request = proxy_request_head(&head[..end], target, upstream.basic_auth.as_deref()).ok_or(
+        AproxyError::Unroutable("HTTP request target is not in origin form"),
+    )?;
+    log::info!("aproxy: {original:?} -> proxy request for http://{target}");
+    let unreachable = |source| AproxyError::UpstreamConnect {
+        proxy: upstream.authority.clone(),
+        source,
+    };
+    let mut server =
+        tokio::time::timeout(UPSTREAM_TIMEOUT, TcpStream::connect(&upstream.authority))
+            .await
+            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(unreachable)?;
+    server
+        .write_all(&request)
+        .await
+        .map_err(io("writing to upstream"))?;
+    server
+        .write_all(&head[end..])
         .await
         .map_err(io("writing to upstream"))?;
     tokio::io::copy_bidirectional(&mut client, &mut server)

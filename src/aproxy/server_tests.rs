@@ -76,8 +76,8 @@ fn upstream_url_parsing_keeps_credentials_out_of_debug_and_errors() {
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A stub HTTP proxy: records each CONNECT head, answers `status`, and on 200 tunnels
-/// to the named `host:port`.
+/// A stub HTTP proxy: records each request head and answers `status`. With 200 it
+/// tunnels a CONNECT, or forwards an absolute-URI request, to the named `host:port`.
 async fn stub_proxy(
     status: &'static str,
 ) -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<String>) {
@@ -97,14 +97,30 @@ async fn stub_proxy(
                 }
                 let _ = tx.send(head.clone());
                 let mut conn = conn.into_inner();
-                conn.write_all(format!("HTTP/1.1 {status}\r\n\r\n").as_bytes())
-                    .await
-                    .unwrap();
-                if status.starts_with("200") {
-                    let target = head.split(' ').nth(1).unwrap().to_string();
-                    let mut origin = TcpStream::connect(target).await.unwrap();
-                    let _ = tokio::io::copy_bidirectional(&mut conn, &mut origin).await;
+                if !status.starts_with("200") {
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                    return;
                 }
+                let target = head.split(' ').nth(1).unwrap().to_string();
+                let mut origin = if head.starts_with("CONNECT ") {
+                    conn.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                        .await
+                        .unwrap();
+                    TcpStream::connect(target).await.unwrap()
+                } else {
+                    let authority = target
+                        .trim_start_matches("http://")
+                        .split('/')
+                        .next()
+                        .unwrap();
+                    let mut origin = TcpStream::connect(authority).await.unwrap();
+                    origin.write_all(head.as_bytes()).await.unwrap();
+                    origin
+                };
+                let _ = tokio::io::copy_bidirectional(&mut conn, &mut origin).await;
             });
         }
     });
@@ -136,13 +152,13 @@ async fn start_aproxy(upstream: &str) -> SocketAddr {
 }
 
 #[tokio::test]
-async fn http_request_is_tunnelled_by_host_header_with_credentials() {
+async fn http_request_goes_to_the_proxy_in_absolute_form_with_credentials() {
     let origin = origin().await;
-    let (proxy, mut seen) = stub_proxy("200 Connection established").await;
+    let (proxy, mut seen) = stub_proxy("200 OK").await;
     let aproxy = start_aproxy(&format!("http://u:p%40ss@{proxy}")).await;
     let mut client = TcpStream::connect(aproxy).await.unwrap();
     let request = format!(
-        "GET / HTTP/1.1\r\nHost: localhost:{}\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: localhost:{}\r\nConnection: keep-alive\r\n\r\n",
         origin.port()
     );
     client.write_all(request.as_bytes()).await.unwrap();
@@ -150,33 +166,49 @@ async fn http_request_is_tunnelled_by_host_header_with_credentials() {
     client.read_to_string(&mut answer).await.unwrap();
     assert!(answer.ends_with("origin"), "{answer}");
     let head = seen.recv().await.unwrap();
-    assert!(
-        head.starts_with(&format!("CONNECT localhost:{} HTTP/1.1\r\n", origin.port())),
-        "{head}"
-    );
+    let want = format!("GET http://localhost:{}/x HTTP/1.1\r\n", origin.port());
+    assert!(head.starts_with(&want), "{head}");
     // base64("u:p@ss")
     assert!(
         head.contains("Proxy-Authorization: Basic dTpwQHNz\r\n"),
         "{head}"
     );
+    assert!(
+        head.contains("Connection: close\r\n") && !head.contains("keep-alive"),
+        "{head}"
+    );
 }
 
 #[tokio::test]
-async fn refused_connect_closes_the_client() {
-    let (proxy, mut seen) = stub_proxy("403 Forbidden").await;
+async fn proxy_refusal_of_http_reaches_the_client() {
+    let (proxy, _seen) = stub_proxy("403 Forbidden").await;
     let aproxy = start_aproxy(&format!("http://{proxy}")).await;
     let mut client = TcpStream::connect(aproxy).await.unwrap();
     client
         .write_all(b"GET / HTTP/1.1\r\nHost: blocked.test\r\n\r\n")
         .await
         .unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn tls_is_tunnelled_by_sni_and_a_refused_connect_closes_the_client() {
+    let (proxy, mut seen) = stub_proxy("403 Forbidden").await;
+    let aproxy = start_aproxy(&format!("http://{proxy}")).await;
+    let mut client = TcpStream::connect(aproxy).await.unwrap();
+    client
+        .write_all(include_bytes!("testdata/curl_client_hello.bin"))
+        .await
+        .unwrap();
     let mut answer = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
     assert!(read.is_ok(), "client left hanging");
     assert!(answer.is_empty());
-    assert!(seen
-        .recv()
-        .await
-        .unwrap()
-        .starts_with("CONNECT blocked.test:80 "));
+    let head = seen.recv().await.unwrap();
+    assert!(
+        head.starts_with("CONNECT example.test:443 HTTP/1.1\r\n"),
+        "{head}"
+    );
 }

@@ -287,7 +287,9 @@ impl Spawned {
 
 impl Drop for Spawned {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        timed_cleanup(&self.what.clone(), || {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        });
     }
 }
