@@ -85,10 +85,13 @@ impl LxdNetwork {
 impl Drop for LxdNetwork {
     fn drop(&mut self) {
         timed_cleanup(&format!("network {}", self.name), || {
-            if self.lxd.lxc(&["network", "delete", &self.name]).is_ok() {
-                // LXD keeps the dnsmasq log of a deleted network.
-                let log = format!("{}/logs/dnsmasq.{}.log", self.lxd.dir, self.name);
-                let _ = std::fs::remove_file(log);
+            match self.lxd.lxc(&["network", "delete", &self.name]) {
+                Ok(_) => {
+                    // LXD keeps the dnsmasq log of a deleted network.
+                    let log = format!("{}/logs/dnsmasq.{}.log", self.lxd.dir, self.name);
+                    let _ = std::fs::remove_file(log);
+                }
+                Err(e) => eprintln!("cleanup: could not delete network {}: {e}", self.name),
             }
         });
     }
@@ -164,7 +167,11 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         timed_cleanup(&format!("container {}", self.name), || {
-            let _ = self.lxd.lxc(&["delete", "--force", &self.name]);
+            // One retry: a stalled daemon has been seen to fail the first delete.
+            let deleted = self.lxd.lxc(&["delete", "--force", &self.name]);
+            if let Err(e) = deleted.or_else(|_| self.lxd.lxc(&["delete", "--force", &self.name])) {
+                eprintln!("cleanup: could not delete container {}: {e}", self.name);
+            }
         });
     }
 }
