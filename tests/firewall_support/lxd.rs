@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{poll, timed_cleanup};
+use super::{poll, retry, timed_cleanup};
 
 /// The test LXD daemon started by scripts/testbed.sh.
 #[derive(Clone)]
@@ -85,7 +85,10 @@ impl LxdNetwork {
 impl Drop for LxdNetwork {
     fn drop(&mut self) {
         timed_cleanup(&format!("network {}", self.name), || {
-            match self.lxd.lxc(&["network", "delete", &self.name]) {
+            let deleted = retry(Duration::from_secs(60), || {
+                self.lxd.lxc(&["network", "delete", &self.name])
+            });
+            match deleted {
                 Ok(_) => {
                     // LXD keeps the dnsmasq log of a deleted network.
                     let log = format!("{}/logs/dnsmasq.{}.log", self.lxd.dir, self.name);
@@ -167,9 +170,12 @@ impl Container {
 impl Drop for Container {
     fn drop(&mut self) {
         timed_cleanup(&format!("container {}", self.name), || {
-            // One retry: a stalled daemon has been seen to fail the first delete.
-            let deleted = self.lxd.lxc(&["delete", "--force", &self.name]);
-            if let Err(e) = deleted.or_else(|_| self.lxd.lxc(&["delete", "--force", &self.name])) {
+            // The shared daemon has been seen to stall for minutes and then refuse the
+            // delete while a stop is still pending: keep trying for a while.
+            let deleted = retry(Duration::from_secs(300), || {
+                self.lxd.lxc(&["delete", "--force", &self.name])
+            });
+            if let Err(e) = deleted {
                 eprintln!("cleanup: could not delete container {}: {e}", self.name);
             }
         });

@@ -73,6 +73,24 @@ pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<
     }
 }
 
+/// Retries `step` with backoff until it succeeds or `timeout` passes; the last error
+/// otherwise. Unlike [`poll`] it never panics, so Drop guards can use it.
+pub fn retry<T>(
+    timeout: Duration,
+    mut step: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match step() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(pause),
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
 /// Runs a cleanup step and reports it when it is slow, so a slow teardown is explained.
 pub fn timed_cleanup(what: &str, step: impl FnOnce()) {
     let start = Instant::now();
