@@ -28,10 +28,10 @@ enum Command {
         /// Address to listen on (the runner's nftables redirect here).
         #[arg(long, default_value = "0.0.0.0:54969")]
         listen: std::net::SocketAddr,
-        /// Upstream proxy URL, http://[user:pass@]host:port. Prefer the environment
-        /// variable when it carries credentials (argv is world-readable).
-        #[arg(long, env = "APROXY_UPSTREAM", hide_env_values = true)]
-        upstream: String,
+        /// Upstream proxy URL, http://[user:pass@]host:port; default: $APROXY_UPSTREAM,
+        /// which is where credentials belong (argv is world-readable).
+        #[arg(long)]
+        upstream: Option<String>,
     },
     /// Run the repository policy service (reads GITHUB_TOKEN, CHARM_TOKEN, GITHUB_URL,
     /// POLICY_DOCUMENT from the environment).
@@ -61,6 +61,10 @@ fn main() -> ExitCode {
         }
         Command::Aproxy { listen, upstream } => {
             github_runner::juju::init_logging(false);
+            let Some(upstream) = upstream.or_else(|| std::env::var("APROXY_UPSTREAM").ok()) else {
+                eprintln!("aproxy: no upstream proxy (--upstream or APROXY_UPSTREAM)");
+                return ExitCode::from(2);
+            };
             match github_runner::aproxy::server::run(listen, &upstream) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {

@@ -1,9 +1,12 @@
 //! aproxy: a transparent proxy run inside each runner when `experimental-use-aproxy` is
 //! on. The runner's nftables ([`nat`]) redirect outbound TCP 80/443 to public addresses to
-//! it; it learns the destination from the HTTP `Host` header or the TLS SNI ([`sniff`]),
-//! then tunnels the connection through the Juju HTTP proxy with `CONNECT` ([`server`]).
+//! it; it learns the destination from the HTTP `Host` header or the TLS SNI ([`sniff`]).
+//! TLS (and anything else) is tunnelled through the Juju HTTP proxy with `CONNECT`;
+//! plain HTTP is relayed as one absolute-URI proxy request per connection ([`http`]),
+//! since proxies commonly refuse `CONNECT` to port 80 ([`server`] does both).
 //! Jobs need no proxy variables, and the proxy sees names, not just addresses.
 
+pub mod http;
 pub mod nat;
 pub mod server;
 pub mod sniff;

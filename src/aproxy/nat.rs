@@ -29,6 +29,9 @@ pub struct NatSpec {
     pub listen_port: u16,
     /// The upstream proxy's addresses: aproxy's own connections there must not loop back.
     pub proxy_addresses: Vec<Ipv4Addr>,
+    /// When aproxy runs as its own user: its connections are never redirected, whatever
+    /// address the proxy's name resolves to later.
+    pub aproxy_uid: Option<u32>,
     /// Destination ports to intercept.
     pub ports: Vec<u16>,
 }
@@ -39,6 +42,7 @@ impl NatSpec {
             table: TableName::new("aproxy").expect("valid"),
             listen_port: DEFAULT_LISTEN_PORT,
             proxy_addresses,
+            aproxy_uid: None,
             ports: vec![80, 443],
         }
     }
@@ -64,6 +68,10 @@ pub fn render_nat(spec: &NatSpec) -> String {
     proxies.dedup();
     skip.extend(proxies.iter().map(ToString::to_string));
     let port = spec.listen_port;
+    let own_traffic = spec
+        .aproxy_uid
+        .map(|uid| format!("\t\tmeta skuid {uid} return\n"))
+        .unwrap_or_default();
     format!(
         "# Managed by github-runner: outbound TCP {ports} to public addresses goes to aproxy.\n\
          table inet {t}\n\
@@ -79,6 +87,7 @@ pub fn render_nat(spec: &NatSpec) -> String {
          \t# Connections opened in the runner itself.\n\
          \tchain output {{\n\
          \t\ttype nat hook output priority -100; policy accept;\n\
+         {own_traffic}\
          \t\tip daddr @bypass return\n\
          \t\tmeta nfproto ipv4 tcp dport {{ {ports} }} redirect to :{port}\n\
          \t}}\n\
@@ -112,6 +121,16 @@ mod tests {
             std::fs::write(&path, &rendered).unwrap();
         }
         assert_eq!(rendered, std::fs::read_to_string(&path).unwrap());
+    }
+
+    #[test]
+    fn aproxy_own_user_is_never_redirected() {
+        let mut spec = NatSpec::new(vec![]);
+        spec.aproxy_uid = Some(997);
+        let out = render_nat(&spec);
+        let output = out.split("chain output {").nth(1).unwrap();
+        assert!(output.find("meta skuid 997 return").unwrap() < output.find("redirect").unwrap());
+        assert!(!render_nat(&NatSpec::new(vec![])).contains("skuid"));
     }
 
     #[test]

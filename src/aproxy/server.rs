@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::http::proxy_request_head;
 use super::sniff::{sniff, Sniffed};
 use super::AproxyError;
 
@@ -201,6 +202,9 @@ async fn carry(mut client: TcpStream, upstream: &Upstream) -> Result<(), AproxyE
     .map_err(|_| AproxyError::SniffTimeout(SNIFF_TIMEOUT))?
     .map_err(io("reading from client"))?;
     let target = route(&sniffed, original)?;
+    if let Sniffed::Http { .. } = sniffed {
+        return relay_http(client, upstream, &head, &target, original).await;
+    }
     log::info!("aproxy: {:?} -> CONNECT {target}", original);
     let (mut server, leftover) = tokio::time::timeout(UPSTREAM_TIMEOUT, connect(upstream, &target))
         .await
@@ -214,6 +218,54 @@ async fn carry(mut client: TcpStream, upstream: &Upstream) -> Result<(), AproxyE
         .map_err(io("writing to client"))?;
     server
         .write_all(&head)
+        .await
+        .map_err(io("writing to upstream"))?;
+    tokio::io::copy_bidirectional(&mut client, &mut server)
+        .await
+        .map_err(io("relaying"))?;
+    Ok(())
+}
+
+/// Sends the one request of a plain HTTP connection to the proxy in absolute form and
+/// relays the answer; `Connection: close` makes the client open a new connection (and so
+/// come through here again) for its next request.
+async fn relay_http(
+    mut client: TcpStream,
+    upstream: &Upstream,
+    head: &[u8],
+    target: &str,
+    original: Option<SocketAddrV4>,
+) -> Result<(), AproxyError> {
+    let io = |context: &'static str| {
+        move |source| AproxyError::Io {
+            context: context.into(),
+            source,
+        }
+    };
+    // `sniff` only reports Http once the blank line ending the head has arrived.
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(head.len(), |p| p + 4);
+    let request = proxy_request_head(&head[..end], target, upstream.basic_auth.as_deref()).ok_or(
+        AproxyError::Unroutable("HTTP request target is not in origin form"),
+    )?;
+    log::info!("aproxy: {original:?} -> proxy request for http://{target}");
+    let unreachable = |source| AproxyError::UpstreamConnect {
+        proxy: upstream.authority.clone(),
+        source,
+    };
+    let mut server =
+        tokio::time::timeout(UPSTREAM_TIMEOUT, TcpStream::connect(&upstream.authority))
+            .await
+            .map_err(|_| unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(unreachable)?;
+    server
+        .write_all(&request)
+        .await
+        .map_err(io("writing to upstream"))?;
+    server
+        .write_all(&head[end..])
         .await
         .map_err(io("writing to upstream"))?;
     tokio::io::copy_bidirectional(&mut client, &mut server)
@@ -292,77 +344,5 @@ fn original_destination(client: &TcpStream) -> Option<SocketAddrV4> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn orig(s: &str) -> Option<SocketAddrV4> {
-        Some(s.parse().unwrap())
-    }
-
-    #[test]
-    fn names_win_over_addresses_and_the_original_port_wins() {
-        let http = |h: Option<&str>, p| Sniffed::Http {
-            host: h.map(String::from),
-            port: p,
-        };
-        let tls = |n: Option<&str>| Sniffed::Tls {
-            sni: n.map(String::from),
-        };
-        assert_eq!(
-            route(&http(Some("a.test"), None), orig("203.0.113.5:80")).unwrap(),
-            "a.test:80"
-        );
-        assert_eq!(
-            route(&http(Some("a.test"), Some(8080)), orig("203.0.113.5:80")).unwrap(),
-            "a.test:80"
-        );
-        assert_eq!(
-            route(&http(Some("a.test"), Some(8080)), None).unwrap(),
-            "a.test:8080"
-        );
-        assert_eq!(
-            route(&http(Some("a.test"), None), None).unwrap(),
-            "a.test:80"
-        );
-        assert_eq!(
-            route(&http(None, None), orig("203.0.113.5:80")).unwrap(),
-            "203.0.113.5:80"
-        );
-        assert_eq!(
-            route(&tls(Some("b.test")), orig("203.0.113.6:443")).unwrap(),
-            "b.test:443"
-        );
-        assert_eq!(route(&tls(Some("b.test")), None).unwrap(), "b.test:443");
-        assert_eq!(
-            route(&tls(None), orig("203.0.113.6:443")).unwrap(),
-            "203.0.113.6:443"
-        );
-        assert_eq!(
-            route(&Sniffed::Unknown("x"), orig("203.0.113.7:443")).unwrap(),
-            "203.0.113.7:443"
-        );
-        assert!(route(&tls(None), None).is_err());
-        assert!(route(&Sniffed::Unknown("x"), None).is_err());
-    }
-
-    #[test]
-    fn upstream_url_parsing_keeps_credentials_out_of_debug_and_errors() {
-        let u = Upstream::from_url("http://user:s3cret@proxy.internal:3128").unwrap();
-        assert_eq!(u.authority, "proxy.internal:3128");
-        assert!(!format!("{u:?}").contains("s3cret"));
-        assert_eq!(
-            Upstream::from_url("http://10.0.0.1").unwrap().authority,
-            "10.0.0.1:80"
-        );
-        let enc = Upstream::from_url("http://us%40er:p%3Ass@p:1").unwrap();
-        use base64::Engine as _;
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(enc.basic_auth.unwrap())
-            .unwrap();
-        assert_eq!(decoded, b"us@er:p:ss");
-        let err = Upstream::from_url("socks5://user:s3cret@proxy:1080")
-            .unwrap_err()
-            .to_string();
-        assert!(!err.contains("s3cret") && err.contains("http://"), "{err}");
-    }
-}
+#[path = "server_tests.rs"]
+mod tests;

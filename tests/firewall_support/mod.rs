@@ -1,11 +1,18 @@
 //! Test fixtures for the firewall tests: network namespaces with veth links, TCP
 //! responders (also inside namespaces), an LXD network and container from the test
-//! daemon, all removed by Drop guards even when a test fails.
+//! daemon, all removed by Drop guards even when a test fails. Shared by several test
+//! crates, each using a part of it.
+
+#![allow(dead_code, unused_imports)]
+
+mod lxd;
+
+pub use lxd::{Container, Lxd, LxdNetwork};
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
@@ -63,6 +70,33 @@ pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<
         );
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Retries `step` with backoff until it succeeds or `timeout` passes; the last error
+/// otherwise. Unlike [`poll`] it never panics, so Drop guards can use it.
+pub fn retry<T>(
+    timeout: Duration,
+    mut step: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match step() {
+            Ok(v) => return Ok(v),
+            Err(e) if Instant::now() >= deadline => return Err(e),
+            Err(_) => std::thread::sleep(pause),
+        }
+        pause = (pause * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Runs a cleanup step and reports it when it is slow, so a slow teardown is explained.
+pub fn timed_cleanup(what: &str, step: impl FnOnce()) {
+    let start = Instant::now();
+    step();
+    if start.elapsed() > Duration::from_secs(1) {
+        eprintln!("cleanup: {what} took {:?}", start.elapsed());
     }
 }
 
@@ -149,11 +183,13 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Deleting one end of a veth pair deletes both.
-        if let Some(host_if) = &self.host_if {
-            let _ = run(&["ip", "link", "del", host_if]);
-        }
-        let _ = run(&["ip", "netns", "del", &self.name]);
+        timed_cleanup(&format!("namespace {}", self.name), || {
+            // Deleting one end of a veth pair deletes both.
+            if let Some(host_if) = &self.host_if {
+                let _ = run(&["ip", "link", "del", host_if]);
+            }
+            let _ = run(&["ip", "netns", "del", &self.name]);
+        });
     }
 }
 
@@ -228,138 +264,50 @@ impl Drop for Responder {
         self.stop.store(true, Ordering::SeqCst);
         // Wake the blocking accept. If the address is unreachable by now, the thread
         // ends with the process instead of blocking this drop.
-        if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
+        timed_cleanup(&format!("responder {}", self.addr), || {
+            if TcpStream::connect_timeout(&self.addr, Duration::from_secs(1)).is_ok() {
+                if let Some(t) = self.thread.take() {
+                    let _ = t.join();
+                }
             }
+        });
+    }
+}
+
+/// A child process (a server the test started), killed and reaped by PID on drop.
+pub struct Spawned {
+    pub what: String,
+    child: std::process::Child,
+}
+
+impl Spawned {
+    pub fn start(what: &str, argv: &[&str]) -> Result<Self, String> {
+        let child = Command::new(argv[0])
+            .args(&argv[1..])
+            .stdin(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| format!("{what}: {e}"))?;
+        Ok(Spawned {
+            what: what.to_string(),
+            child,
+        })
+    }
+
+    /// Fails when the process already exited (a server that could not start).
+    pub fn alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(None) => Ok(()),
+            Ok(Some(status)) => Err(format!("{} exited: {status}", self.what)),
+            Err(e) => Err(format!("{}: {e}", self.what)),
         }
     }
 }
 
-/// The test LXD daemon started by scripts/testbed.sh.
-#[derive(Clone)]
-pub struct Lxd {
-    pub dir: String,
-    pub image: String,
-}
-
-impl Lxd {
-    /// The daemon from `LXD_DIR` (default: the testbed's), with the runner image.
-    pub fn from_env() -> Result<Self, String> {
-        let dir = std::env::var("LXD_DIR").unwrap_or_else(|_| "/var/lib/ghr-testbed/lxd".into());
-        let image = std::env::var("GHR_TEST_IMAGE").unwrap_or_else(|_| "ghr-runner".into());
-        let lxd = Lxd { dir, image };
-        lxd.lxc(&["query", "/1.0"]).map_err(|e| {
-            format!(
-                "no LXD test daemon at {} (run scripts/testbed.sh up): {e}",
-                lxd.dir
-            )
-        })?;
-        lxd.lxc(&["query", &format!("/1.0/images/aliases/{}", lxd.image)])
-            .map_err(|e| format!("no image {} (run scripts/testbed.sh up): {e}", lxd.image))?;
-        Ok(lxd)
-    }
-
-    pub fn lxc(&self, args: &[&str]) -> Result<String, String> {
-        let out = self.lxc_output(args)?;
-        if !out.status.success() {
-            return Err(format!(
-                "lxc {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    pub fn lxc_output(&self, args: &[&str]) -> Result<Output, String> {
-        Command::new("lxc")
-            .args(args)
-            .env("LXD_DIR", &self.dir)
-            .output()
-            .map_err(|e| format!("lxc: {e}"))
-    }
-}
-
-/// A managed LXD bridge of the test's own, so its table cannot disturb other tests'
-/// instances on the shared bridge.
-pub struct LxdNetwork {
-    lxd: Lxd,
-    pub name: String,
-}
-
-impl LxdNetwork {
-    pub fn create(lxd: &Lxd, name: &str, host_cidr: &str) -> Result<Self, String> {
-        let address = format!("ipv4.address={host_cidr}");
-        lxd.lxc(&[
-            "network",
-            "create",
-            name,
-            &address,
-            "ipv4.nat=false",
-            "ipv6.address=none",
-        ])?;
-        Ok(LxdNetwork {
-            lxd: lxd.clone(),
-            name: name.to_string(),
-        })
-    }
-}
-
-impl Drop for LxdNetwork {
+impl Drop for Spawned {
     fn drop(&mut self) {
-        let _ = self.lxd.lxc(&["network", "delete", &self.name]);
-    }
-}
-
-/// A container from the runner image with its `eth0` on the given network.
-pub struct Container {
-    lxd: Lxd,
-    pub name: String,
-}
-
-impl Container {
-    pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
-        lxd.lxc(&["init", &lxd.image, name])?;
-        let c = Container {
-            lxd: lxd.clone(),
-            name: name.to_string(),
-        };
-        lxd.lxc(&[
-            "config",
-            "device",
-            "override",
-            name,
-            "eth0",
-            &format!("network={network}"),
-        ])?;
-        lxd.lxc(&["start", name])?;
-        Ok(c)
-    }
-
-    /// The IPv4 address DHCP gave `eth0`, once there is one.
-    pub fn wait_ipv4(&self, timeout: Duration) -> Ipv4Addr {
-        let path = format!("/1.0/instances/{}/state", self.name);
-        poll(timeout, "the container's DHCP address", || {
-            let state: serde_json::Value =
-                serde_json::from_str(&self.lxd.lxc(&["query", &path]).ok()?).ok()?;
-            state["network"]["eth0"]["addresses"]
-                .as_array()?
-                .iter()
-                .find(|a| a["family"] == "inet")
-                .and_then(|a| a["address"].as_str()?.parse().ok())
-        })
-    }
-
-    pub fn exec(&self, argv: &[&str]) -> Output {
-        let mut args = vec!["exec", &self.name, "--"];
-        args.extend_from_slice(argv);
-        self.lxd.lxc_output(&args).expect("lxc exec")
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = self.lxd.lxc(&["delete", "--force", &self.name]);
+        timed_cleanup(&self.what.clone(), || {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        });
     }
 }

@@ -1,0 +1,307 @@
+//! aproxy end to end: a real LXD container with our binary as its transparent proxy and
+//! the runner NAT table loaded, Debian's tinyproxy as the Juju HTTP proxy, and an HTTP
+//! and an HTTPS origin on a "public" address (203.0.113.0/24) in a namespace. Plain
+//! `curl` in the container, with no proxy variables, must go through tinyproxy.
+//!
+//! Needs root, nft, tinyproxy, openssl and the LXD test daemon (scripts/testbed.sh up);
+//! skips with the reason otherwise, unless CI=true.
+
+#[path = "firewall_support/mod.rs"]
+mod support;
+
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use github_runner::aproxy::nat::{render_nat, NatSpec};
+use support::*;
+
+const APROXY_PORT: u16 = 54969;
+const PROXY_PORT: u16 = 8888;
+
+fn tool(name: &str) -> Result<(), String> {
+    run(&["sh", "-c", &format!("command -v {name}")])
+        .map(drop)
+        .map_err(|_| format!("`{name}` is not installed"))
+}
+
+/// A free /30 in 203.0.113.0/24: (host side, namespace side).
+fn free_public_pair(seed: u32) -> (Ipv4Addr, Ipv4Addr) {
+    let used = run(&["ip", "-o", "-4", "addr", "show"]).unwrap_or_default();
+    let k = (0..63u32)
+        .map(|i| 1 + (seed + i) % 63)
+        .find(|k| {
+            !used.contains(&format!("203.0.113.{} ", 4 * k + 1))
+                && !used.contains(&format!("203.0.113.{}/", 4 * k + 1))
+        })
+        .expect("no free /30 in 203.0.113.0/24") as u8;
+    (
+        Ipv4Addr::new(203, 0, 113, 4 * k + 1),
+        Ipv4Addr::new(203, 0, 113, 4 * k + 2),
+    )
+}
+
+fn wait_listening(addr: SocketAddr, what: &str) {
+    poll(Duration::from_secs(20), what, || {
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()
+    });
+}
+
+fn curl(c: &Container, url: &str, resolve: &str) -> String {
+    // No proxy variables at all: the interception must be transparent.
+    let out = c.exec(&[
+        "env",
+        "-i",
+        "PATH=/usr/bin:/bin",
+        "curl",
+        "-sS",
+        "-k",
+        "--max-time",
+        "20",
+        "--resolve",
+        resolve,
+        url,
+    ]);
+    assert!(
+        out.status.success(),
+        "curl {url}: {} {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn container_web_traffic_goes_through_the_proxy() {
+    if let Err(reason) = root_and_tools()
+        .and_then(|_| tool("tinyproxy"))
+        .and_then(|_| tool("openssl"))
+    {
+        return skip(&reason);
+    }
+    // From before the first LXD call: the shared daemon has been seen to stall for a
+    // minute or more, and the timings should show it.
+    let t0 = Instant::now();
+    let lxd = match Lxd::from_env() {
+        Ok(lxd) => lxd,
+        Err(reason) => return skip(&reason),
+    };
+    let t_daemon = t0.elapsed();
+    let id = std::process::id() % 100_000;
+    let s = free_octet(id + 7);
+    run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
+    run(&["ip", "route", "replace", "unreachable", "203.0.113.0/24"]).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().to_str().unwrap().to_string();
+
+    // The origin: HTTP and HTTPS on a public test address.
+    let (origin_gw, origin_ip) = free_public_pair(id);
+    let origin = Netns::create(
+        &format!("ghrap-{id}-o"),
+        &format!("gap{id}o"),
+        origin_gw,
+        origin_ip,
+    )
+    .unwrap();
+    let _http = Responder::start(
+        Some(&origin.name),
+        SocketAddr::from((origin_ip, 80)),
+        "origin-http",
+    )
+    .unwrap();
+    let (cert, key) = (format!("{dir}/cert.pem"), format!("{dir}/key.pem"));
+    run(&[
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=origin.test",
+        "-days",
+        "1",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+    ])
+    .unwrap();
+    let mut https = Spawned::start(
+        "openssl s_server",
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &origin.name,
+            "openssl",
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("{origin_ip}:443"),
+            "-cert",
+            &cert,
+            "-key",
+            &key,
+            "-www",
+        ],
+    )
+    .unwrap();
+    wait_listening(SocketAddr::from((origin_ip, 443)), "the HTTPS origin");
+    https.alive().unwrap();
+
+    // The "Juju HTTP proxy": tinyproxy in a namespace whose /etc/hosts knows origin.test.
+    let proxy_ns = format!("ghrap-{id}-p");
+    let hosts_dir = format!("/etc/netns/{proxy_ns}");
+    std::fs::create_dir_all(&hosts_dir).unwrap();
+    let _hosts_guard = RemoveDir(hosts_dir.clone());
+    std::fs::write(
+        format!("{hosts_dir}/hosts"),
+        format!("127.0.0.1 localhost\n{origin_ip} origin.test\n"),
+    )
+    .unwrap();
+    let proxy_ip = Ipv4Addr::new(10, 217, s, 2);
+    let proxy = Netns::create(
+        &proxy_ns,
+        &format!("gap{id}p"),
+        Ipv4Addr::new(10, 217, s, 1),
+        proxy_ip,
+    )
+    .unwrap();
+    let log = format!("{dir}/tinyproxy.log");
+    std::fs::write(&log, "").unwrap();
+    run(&["chmod", "0777", &dir]).unwrap();
+    run(&["chmod", "0666", &log]).unwrap();
+    let conf = format!("{dir}/tinyproxy.conf");
+    std::fs::write(
+        &conf,
+        format!("User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {proxy_ip}\nTimeout 60\nLogFile \"{log}\"\nLogLevel Info\nMaxClients 20\nConnectPort 443\n"),
+    )
+    .unwrap();
+    let mut tinyproxy = Spawned::start(
+        "tinyproxy",
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &proxy_ns,
+            "tinyproxy",
+            "-d",
+            "-c",
+            &conf,
+        ],
+    )
+    .unwrap();
+    wait_listening(SocketAddr::from((proxy_ip, PROXY_PORT)), "tinyproxy");
+    tinyproxy.alive().unwrap();
+    let t_topology = t0.elapsed();
+
+    // The runner.
+    let bridge = std::env::var("GHR_TEST_BRIDGE").unwrap_or_else(|_| "ghrbr0".into());
+    let container = Container::launch(&lxd, &format!("ghr-ap-{id}"), &bridge).unwrap();
+    container.wait_ipv4(Duration::from_secs(60));
+    let t_container = t0.elapsed();
+    let (http_url, https_url) = ("http://origin.test/", "https://origin.test/");
+    let (resolve_http, resolve_https) = (
+        format!("origin.test:80:{origin_ip}"),
+        format!("origin.test:443:{origin_ip}"),
+    );
+    let proxied = |needle: &str| {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains(needle)
+    };
+
+    // Baseline: without aproxy the container reaches the origin directly, unseen by the proxy.
+    assert_eq!(curl(&container, http_url, &resolve_http), "origin-http");
+    assert!(!proxied("origin.test"), "baseline must bypass the proxy");
+
+    let binary = env!("CARGO_BIN_EXE_github-runner");
+    lxd.lxc(&[
+        "file",
+        "push",
+        binary,
+        &format!("{}/usr/local/bin/github-runner", container.name),
+    ])
+    .unwrap();
+    let upstream = format!("APROXY_UPSTREAM=http://{proxy_ip}:{PROXY_PORT}");
+    let start = format!("{upstream} setsid -f github-runner aproxy --listen 0.0.0.0:{APROXY_PORT} >/var/log/aproxy.log 2>&1 </dev/null");
+    let out = container.exec(&["sh", "-c", &start]);
+    assert!(
+        out.status.success(),
+        "starting aproxy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    poll(
+        Duration::from_secs(20),
+        "aproxy listening in the container",
+        || {
+            let probe = container.exec(&[
+                "bash",
+                "-c",
+                &format!("exec 3<>/dev/tcp/127.0.0.1/{APROXY_PORT}"),
+            ]);
+            probe.status.success().then_some(())
+        },
+    );
+    let nat = render_nat(&NatSpec::new(vec![proxy_ip]));
+    std::fs::write(format!("{dir}/aproxy.nft"), &nat).unwrap();
+    lxd.lxc(&[
+        "file",
+        "push",
+        &format!("{dir}/aproxy.nft"),
+        &format!("{}/etc/aproxy.nft", container.name),
+    ])
+    .unwrap();
+    let out = container.exec(&["nft", "-f", "/etc/aproxy.nft"]);
+    assert!(
+        out.status.success(),
+        "loading the NAT table in the container: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t_aproxy = t0.elapsed();
+
+    assert_eq!(curl(&container, http_url, &resolve_http), "origin-http");
+    let page = curl(&container, https_url, &resolve_https);
+    assert!(page.contains("s_server"), "HTTPS page: {page:.200}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let aproxy_log =
+        String::from_utf8_lossy(&container.exec(&["cat", "/var/log/aproxy.log"]).stdout)
+            .into_owned();
+    // HTTP arrives as a proxy request (tinyproxy here, like squid by default, allows
+    // CONNECT only to 443); HTTPS as a CONNECT to the SNI name.
+    for target in [
+        "GET http://origin.test/ HTTP/1.1",
+        "CONNECT origin.test:443 ",
+    ] {
+        assert!(
+            text.contains(target),
+            "tinyproxy log lacks {target:?}:\n{text}\naproxy log:\n{aproxy_log}"
+        );
+    }
+    eprintln!(
+        "tinyproxy saw:\n{}",
+        text.lines()
+            .filter(|l| l.contains("Request (file descriptor"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    eprintln!(
+        "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container {t_container:?}, aproxy up {t_aproxy:?}, total {:?}",
+        t0.elapsed()
+    );
+    drop(container);
+    drop(proxy);
+}
+
+/// Removes a directory the test created outside its temp dir (`/etc/netns/NAME`).
+struct RemoveDir(String);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        // The parent too, if this test created it and nothing else uses it (fails if not empty).
+        if let Some(parent) = std::path::Path::new(&self.0).parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
