@@ -2,9 +2,9 @@
 //! repository (and pull request) may run on a self-hosted runner.
 //!
 //! - [`document`]: the policy document, its defaults and its file (pure + atomic store).
-//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through.
+//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
+//!   implementation on the shared [`crate::github::GithubClient`].
 //! - [`checks`]: the rules, over that trait (pure given the trait).
-//! - [`github_api`]: the trait over GitHub's REST API.
 //! - [`tokens`]: charm and one-time tokens, compared in constant time.
 //! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
@@ -17,7 +17,6 @@ pub mod client;
 pub mod document;
 pub mod fake;
 pub mod github;
-pub mod github_api;
 pub mod prejob;
 pub mod server;
 pub mod tokens;
@@ -42,7 +41,7 @@ pub enum PolicyError {
     Document(#[from] document::DocumentError),
     /// The GitHub client could not be built.
     #[error(transparent)]
-    Github(#[from] github::ApiError),
+    Github(#[from] crate::github::GithubError),
     /// Listening on an address failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -91,6 +90,17 @@ impl ServiceEnv {
     }
 }
 
+/// The client's bounds for the service: a check makes several calls and the pre-job
+/// script gives up after 60 s, so no one call may wait long.
+pub fn client_options() -> crate::github::ClientOptions {
+    let mut options = crate::github::ClientOptions {
+        request_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    options.retry.max_total = std::time::Duration::from_secs(8);
+    options
+}
+
 /// `github-runner policy-server --bind ADDR:PORT...`: runs until SIGTERM or SIGINT.
 pub fn run(binds: &[SocketAddr]) -> ExitCode {
     match run_inner(binds) {
@@ -106,7 +116,12 @@ fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
     let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
     let api_base = env.github_url.api_base();
     let proxy = crate::proxy::ProxyConfig::from_env();
-    let api = github_api::GithubApi::new(&api_base, env.github_token, proxy.for_url(&api_base))?;
+    let api = crate::github::GithubClient::with_options(
+        &api_base,
+        env.github_token,
+        &proxy,
+        client_options(),
+    )?;
     if env.policy_document.is_none() {
         log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
     }

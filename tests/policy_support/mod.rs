@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+pub mod sim_repo;
+
 use github_runner::policy::document::DocumentFile;
 use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
 use github_runner::policy::github::Permission;
