@@ -5,7 +5,8 @@
 //! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
 //!   implementation on the shared [`crate::github::GithubClient`].
 //! - [`checks`]: the rules, over that trait (pure given the trait).
-//! - [`tokens`]: charm and one-time tokens, compared in constant time.
+//! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
+//!   keeps unused one-time tokens' digests across restarts.
 //! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
@@ -19,6 +20,7 @@ pub mod fake;
 pub mod github;
 pub mod prejob;
 pub mod server;
+pub mod token_store;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -49,6 +51,9 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+    /// The one-time token file could not be read.
+    #[error(transparent)]
+    TokenStore(#[from] token_store::TokenStoreError),
     /// The runtime or a server failed.
     #[error("policy server: {0}")]
     Io(#[from] std::io::Error),
@@ -61,6 +66,9 @@ pub struct ServiceEnv {
     pub github_url: GithubUrl,
     /// Where the active policy document is kept; `None` keeps it in memory only.
     pub policy_document: Option<std::path::PathBuf>,
+    /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
+    /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
+    pub one_time_tokens: Option<std::path::PathBuf>,
 }
 
 impl ServiceEnv {
@@ -86,6 +94,13 @@ impl ServiceEnv {
                 }
             })?,
             policy_document: get("POLICY_DOCUMENT").map(Into::into),
+            one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
+                get("POLICY_DOCUMENT").map(|p| {
+                    token_store::TokenFile::next_to(std::path::Path::new(&p))
+                        .path()
+                        .to_path_buf()
+                })
+            }),
         })
     }
 }
@@ -126,11 +141,12 @@ fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
         log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
     }
     let file = env.policy_document.map(document::DocumentFile::new);
-    let state = Arc::new(server::AppState::new(
-        env.charm_token.expose(),
-        Arc::new(api),
-        file,
-    )?);
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?;
+    match env.one_time_tokens {
+        Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
+        None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
+    }
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
@@ -171,6 +187,7 @@ mod tests {
             ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", "c")])).unwrap();
         assert_eq!(env.github_url.api_base(), "https://api.github.com");
         assert!(env.policy_document.is_none());
+        assert!(env.one_time_tokens.is_none());
         let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
             .err()
             .unwrap();
@@ -199,6 +216,21 @@ mod tests {
         assert_eq!(
             ghes.policy_document.unwrap(),
             std::path::PathBuf::from("/var/lib/x/policy.json")
+        );
+        assert_eq!(
+            ghes.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/var/lib/x/one-time-tokens")
+        );
+        let explicit = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
+            ("ONE_TIME_TOKENS_FILE", "/run/x/tokens"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            explicit.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/run/x/tokens")
         );
     }
 }
