@@ -23,6 +23,9 @@ enum Auth {
     OneTime,
 }
 
+/// method, path, who asks, body (content type, text), status, text the answer holds.
+type Row<'a> = (&'a str, &'a str, Auth, Option<(&'a str, &'a str)>, u16, &'a str);
+
 fn pr_body(repo: &str) -> String {
     format!(
         r#"{{"repository_name": "{repo}", "source_repository_name": "{repo}",
@@ -43,7 +46,7 @@ fn behaviour_table_against_the_simulator() {
     let (app_push, leaky_push) = (push(APP), push("canonical/leaky"));
     let valid_policy = r#"{"pull_request": {"disallow_fork": {"enabled": false}}}"#;
     #[rustfmt::skip]
-    let rows: Vec<(&str, &str, Auth, Option<(&str, &str)>, u16, &str)> = vec![
+    let rows: Vec<Row> = vec![
         ("GET", "/one-time-token", Auth::None, None, 401, ""),
         ("GET", "/one-time-token", Auth::Wrong, None, 401, ""),
         ("GET", "/one-time-token", Auth::OneTime, None, 403, ""),
