@@ -10,9 +10,11 @@
 //! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
-//! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks.
+//! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
+//!   [`bench_sim`] measure the service's own time per check.
 
 pub mod bench;
+pub mod bench_sim;
 pub mod checks;
 pub mod client;
 pub mod document;
