@@ -5,7 +5,7 @@
 //! Module map: [`state`] (the world and its rules), [`jobs`] (workflow jobs),
 //! [`api`] (auth, rate limit, faults and counters around every GitHub route),
 //! [`runners`] (GitHub's runner endpoints), [`repos`] (repository endpoints the policy
-//! checks read) over [`repo_state`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
+//! checks read) over [`repo_state`] and [`repo_json`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
 //! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`].
 //!
 //! # Repository endpoints (authenticated, rate-limited, faults and counters as above)
@@ -64,6 +64,7 @@ pub mod admin;
 pub mod api;
 pub mod jobs;
 pub mod repo_admin;
+pub mod repo_json;
 pub mod repo_state;
 pub mod repos;
 pub mod runner_app;
