@@ -24,7 +24,14 @@ enum Auth {
 }
 
 /// method, path, who asks, body (content type, text), status, text the answer holds.
-type Row<'a> = (&'a str, &'a str, Auth, Option<(&'a str, &'a str)>, u16, &'a str);
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    Auth,
+    Option<(&'a str, &'a str)>,
+    u16,
+    &'a str,
+);
 
 fn pr_body(repo: &str) -> String {
     format!(
