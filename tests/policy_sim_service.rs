@@ -152,6 +152,11 @@ fn github_errors_through_the_simulator() {
     );
     let limited = check(&app);
     assert_eq!(limited.status, 500, "{}", limited.body);
+    assert_eq!(
+        request(s.url(), "GET", "/health", None, None).status,
+        204,
+        "/rate_limit is free and answers with the budget spent"
+    );
     assert!(limited.body.contains("rate limit"), "{}", limited.body);
     let pr = request(
         s.url(),

@@ -295,11 +295,9 @@ async fn comments(
     })
 }
 
-/// `rate-limit-overview`: reading it costs nothing against the budget on GitHub; the
-/// guard has already spent one here, which is refunded.
+/// `rate-limit-overview` (free: the guard does not spend the budget on it).
 async fn rate_limit(State(sim): State<Arc<Sim>>) -> Json<Value> {
-    let mut world = sim.lock();
-    world.budget.used = world.budget.used.saturating_sub(1);
+    let world = sim.lock();
     let b = &world.budget;
     let core = json!({"limit": b.limit, "remaining": b.remaining(), "used": b.used,
         "reset": b.reset.timestamp(), "resource": "core"});
