@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Trims GitHub's OpenAPI description to the runner endpoints the client and simulator
-// use, keeping every component those paths reference (transitively), so Prism starts
+// Trims GitHub's OpenAPI description to the endpoints the client and simulator use
+// (runners; the repository reads of the policy checks), keeping every component those paths reference (transitively), so Prism starts
 // in a second instead of parsing 13 MB.
 // Usage: trim-openapi.js IN.json OUT.json
 'use strict';
@@ -20,6 +20,15 @@ const KEEP = [
   '/repos/{owner}/{repo}/actions/runners/registration-token',
   '/repos/{owner}/{repo}/actions/runners/remove-token',
   '/repos/{owner}/{repo}/actions/runners/generate-jitconfig',
+  // The policy checks' repository reads.
+  '/repos/{owner}/{repo}',
+  '/repos/{owner}/{repo}/branches/{branch}',
+  '/repos/{owner}/{repo}/branches/{branch}/protection',
+  '/repos/{owner}/{repo}/collaborators',
+  '/repos/{owner}/{repo}/collaborators/{username}/permission',
+  '/repos/{owner}/{repo}/pulls',
+  '/repos/{owner}/{repo}/issues/{issue_number}/comments',
+  '/rate_limit',
 ];
 
 const [input, output] = process.argv.slice(2);
@@ -32,7 +41,10 @@ const spec = JSON.parse(fs.readFileSync(input, 'utf8'));
 const paths = {};
 for (const p of KEEP) {
   if (!spec.paths[p]) throw new Error(`path missing from the description: ${p}`);
-  paths[p] = spec.paths[p];
+  // Only the methods we call: the repository paths also carry writes we never make.
+  paths[p] = p.startsWith('/repos/{owner}/{repo}/actions') || p.startsWith('/orgs/')
+    ? spec.paths[p]
+    : { parameters: spec.paths[p].parameters, get: spec.paths[p].get };
 }
 
 // Collect '#/components/KIND/NAME' references, following them transitively.

@@ -197,3 +197,82 @@ fn refuses_to_start_without_its_environment() {
     );
     assert_eq!(server.exit_code(), Some(1));
 }
+
+fn check_run(address: &str, token: &str) -> u16 {
+    let response = ureq::post(&format!("http://{address}/push/check-run"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .set("Content-Type", "application/json")
+        .send_string(r#"{"repository_name": "canonical/app"}"#);
+    match response {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn stop(server: &mut Server) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(server.exit_code(), Some(0));
+}
+
+#[test]
+fn one_time_tokens_survive_a_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let sim = github_runner::sim::SimServer::start(
+        github_runner::sim::SimConfig::new(GITHUB_TOKEN),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .unwrap();
+    ureq::post(&format!("{}/_sim/repos/canonical/app/branches", sim.url))
+        .send_json(serde_json::json!({"name": "main", "protection": {"required_reviews": {}}}))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("policy.json");
+    let env = [
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("CHARM_TOKEN", CHARM_TOKEN),
+        ("GITHUB_URL", sim.url.as_str()),
+        ("POLICY_DOCUMENT", document.to_str().unwrap()),
+    ];
+    let mut server = Server::start(&env);
+    let address = server.addresses().remove(0);
+    let issue = |address: &str| {
+        let (status, token) = get(
+            &format!("http://{address}/one-time-token"),
+            Some(CHARM_TOKEN),
+        );
+        assert_eq!(status, 200);
+        token
+    };
+    let (idle, used) = (issue(&address), issue(&address));
+    assert_eq!(check_run(&address, &used), 204);
+    let file = dir.path().join("one-time-tokens");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(text.lines().count(), 1, "one unused token: {text}");
+    assert!(!text.contains(&idle), "only digests are stored");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    stop(&mut server);
+
+    // The restarted service accepts the idle runner's token once, and never the used one.
+    let mut server = Server::start(&env);
+    let address = server.addresses().remove(0);
+    assert_eq!(check_run(&address, &used), 401);
+    assert_eq!(check_run(&address, &idle), 204);
+    assert_eq!(check_run(&address, &idle), 401);
+    stop(&mut server);
+
+    // An explicit ONE_TIME_TOKENS_FILE wins over the derived place.
+    let explicit = dir.path().join("elsewhere");
+    let mut env = env.to_vec();
+    env.push(("ONE_TIME_TOKENS_FILE", explicit.to_str().unwrap()));
+    let mut server = Server::start(&env);
+    let address = server.addresses().remove(0);
+    issue(&address);
+    assert!(explicit.exists());
+    stop(&mut server);
+}

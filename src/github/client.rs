@@ -160,6 +160,11 @@ impl GithubClient {
         )
     }
 
+    /// The transport, for the other endpoint families' facades ([`super::repos`]).
+    pub(crate) fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
     pub fn last_rate_limit(&self) -> Option<RateLimit> {
         self.transport.last_rate_limit()
     }

@@ -1,10 +1,13 @@
 //! GitHub REST client for runner registrations, in three layers: serde [`models`], a
 //! [`transport`] (auth, timeouts, proxy, retries, rate limits) and the [`client`] facade.
+//! [`repos`] adds the repository reads of the policy checks ([`repo_models`]).
 //! The [`retry`] decisions are pure and take an injected clock.
 
 pub mod client;
 pub mod error;
 pub mod models;
+pub mod repo_models;
+pub mod repos;
 pub mod retry;
 pub mod secret;
 pub mod transport;

@@ -2,24 +2,27 @@
 //! repository (and pull request) may run on a self-hosted runner.
 //!
 //! - [`document`]: the policy document, its defaults and its file (pure + atomic store).
-//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through.
+//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
+//!   implementation on the shared [`crate::github::GithubClient`].
 //! - [`checks`]: the rules, over that trait (pure given the trait).
-//! - [`github_api`]: the trait over GitHub's REST API.
-//! - [`tokens`]: charm and one-time tokens, compared in constant time.
+//! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
+//!   keeps unused one-time tokens' digests across restarts.
 //! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
-//! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks.
+//! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
+//!   [`bench_sim`] measure the service's own time per check.
 
 pub mod bench;
+pub mod bench_sim;
 pub mod checks;
 pub mod client;
 pub mod document;
 pub mod fake;
 pub mod github;
-pub mod github_api;
 pub mod prejob;
 pub mod server;
+pub mod token_store;
 pub mod tokens;
 
 use std::net::SocketAddr;
@@ -42,7 +45,7 @@ pub enum PolicyError {
     Document(#[from] document::DocumentError),
     /// The GitHub client could not be built.
     #[error(transparent)]
-    Github(#[from] github::ApiError),
+    Github(#[from] crate::github::GithubError),
     /// Listening on an address failed.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -50,6 +53,9 @@ pub enum PolicyError {
         #[source]
         source: std::io::Error,
     },
+    /// The one-time token file could not be read.
+    #[error(transparent)]
+    TokenStore(#[from] token_store::TokenStoreError),
     /// The runtime or a server failed.
     #[error("policy server: {0}")]
     Io(#[from] std::io::Error),
@@ -62,6 +68,9 @@ pub struct ServiceEnv {
     pub github_url: GithubUrl,
     /// Where the active policy document is kept; `None` keeps it in memory only.
     pub policy_document: Option<std::path::PathBuf>,
+    /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
+    /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
+    pub one_time_tokens: Option<std::path::PathBuf>,
 }
 
 impl ServiceEnv {
@@ -87,8 +96,26 @@ impl ServiceEnv {
                 }
             })?,
             policy_document: get("POLICY_DOCUMENT").map(Into::into),
+            one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
+                get("POLICY_DOCUMENT").map(|p| {
+                    token_store::TokenFile::next_to(std::path::Path::new(&p))
+                        .path()
+                        .to_path_buf()
+                })
+            }),
         })
     }
+}
+
+/// The client's bounds for the service: a check makes several calls and the pre-job
+/// script gives up after 60 s, so no one call may wait long.
+pub fn client_options() -> crate::github::ClientOptions {
+    let mut options = crate::github::ClientOptions {
+        request_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    options.retry.max_total = std::time::Duration::from_secs(8);
+    options
 }
 
 /// `github-runner policy-server --bind ADDR:PORT...`: runs until SIGTERM or SIGINT.
@@ -106,16 +133,22 @@ fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
     let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
     let api_base = env.github_url.api_base();
     let proxy = crate::proxy::ProxyConfig::from_env();
-    let api = github_api::GithubApi::new(&api_base, env.github_token, proxy.for_url(&api_base))?;
+    let api = crate::github::GithubClient::with_options(
+        &api_base,
+        env.github_token,
+        &proxy,
+        client_options(),
+    )?;
     if env.policy_document.is_none() {
         log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
     }
     let file = env.policy_document.map(document::DocumentFile::new);
-    let state = Arc::new(server::AppState::new(
-        env.charm_token.expose(),
-        Arc::new(api),
-        file,
-    )?);
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?;
+    match env.one_time_tokens {
+        Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
+        None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
+    }
+    let state = Arc::new(state);
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let mut listeners = Vec::new();
@@ -156,6 +189,7 @@ mod tests {
             ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", "c")])).unwrap();
         assert_eq!(env.github_url.api_base(), "https://api.github.com");
         assert!(env.policy_document.is_none());
+        assert!(env.one_time_tokens.is_none());
         let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
             .err()
             .unwrap();
@@ -184,6 +218,21 @@ mod tests {
         assert_eq!(
             ghes.policy_document.unwrap(),
             std::path::PathBuf::from("/var/lib/x/policy.json")
+        );
+        assert_eq!(
+            ghes.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/var/lib/x/one-time-tokens")
+        );
+        let explicit = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
+            ("ONE_TIME_TOKENS_FILE", "/run/x/tokens"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            explicit.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/run/x/tokens")
         );
     }
 }

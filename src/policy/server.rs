@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::{RepoApi, RepoName};
+use super::token_store::TokenFile;
 use super::tokens::{CharmToken, OneTimeTokens};
 use super::PolicyError;
 
@@ -60,6 +61,13 @@ impl AppState {
             api,
             health: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Keeps one-time tokens in `file` (replacing the in-memory store), so tokens that
+    /// idle runners hold survive a restart of the service.
+    pub fn with_token_file(mut self, file: TokenFile) -> Result<Self, PolicyError> {
+        self.tokens = OneTimeTokens::persistent(file)?;
+        Ok(self)
     }
 
     /// The active policy.
@@ -288,7 +296,16 @@ async fn one_time_token(
     headers: HeaderMap,
 ) -> Result<Response, Reject> {
     authorize(&state, &headers, Role::Charm, "/one-time-token")?;
-    Ok(text(StatusCode::OK, state.tokens.issue()))
+    match state.tokens.issue() {
+        Ok(token) => Ok(text(StatusCode::OK, token)),
+        Err(e) => {
+            log::error!("cannot issue a one-time token: {e}");
+            Err(Reject::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot store the one-time token; see the service log",
+            ))
+        }
+    }
 }
 
 async fn set_policy(

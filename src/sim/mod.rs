@@ -4,8 +4,18 @@
 //!
 //! Module map: [`state`] (the world and its rules), [`jobs`] (workflow jobs),
 //! [`api`] (auth, rate limit, faults and counters around every GitHub route),
-//! [`runners`] (GitHub's runner endpoints), [`admin`] (`/_sim/` admin API),
+//! [`runners`] (GitHub's runner endpoints), [`repos`] (repository endpoints the policy
+//! checks read) over [`repo_state`] and [`repo_json`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
 //! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`].
+//!
+//! # Repository endpoints (authenticated, rate-limited, faults and counters as above)
+//! `GET /repos/{o}/{r}`, `.../branches/{b}`, `.../branches/{b}/protection` (404 "Branch
+//! not protected" without a rule), `.../collaborators?affiliation=outside|direct|all`,
+//! `.../collaborators/{u}/permission` (404 for a user the repository does not know),
+//! `.../pulls?state=open|closed|all`, `.../issues/{n}/comments`, and `GET /rate_limit`
+//! (free). Lists take `per_page` (1..=100, default 30) and `page` and answer a `Link`
+//! header that keeps the other query parameters. A new repository has the default
+//! branch `main`, unprotected; its owner login is admin.
 //!
 //! # Admin API (no authentication; JSON in and out)
 //! - `POST /_sim/orgs {"name"}`; `POST /_sim/repos {"repository": "owner/name"}`;
@@ -33,12 +43,30 @@
 //! - `POST /_sim/rate-limit {"remaining", "reset_in_secs"?}` sets the hourly budget
 //!   (default 5000, shared by all PATs); `GET /_sim/rate-limit` reads it.
 //!
+//! - `PATCH /_sim/repos/{o}/{r} {"default_branch"}`; `GET /_sim/repos/{o}/{r}` shows
+//!   the repository's data. Every `/_sim/repos/{o}/{r}/...` call creates the
+//!   repository when it does not exist.
+//! - `POST /_sim/repos/{o}/{r}/branches {"name", "sha"?, "protection"?: {
+//!   "required_reviews"?: {"required_approving_review_count"?, "bypass"?: {"users",
+//!   "teams", "apps"}}}}` adds or replaces a branch (no `protection`: unprotected).
+//! - `PUT /_sim/repos/{o}/{r}/outside-collaborators [{"login", "role"}]` and
+//!   `PUT /_sim/repos/{o}/{r}/roles [{"login", "role"}]` replace the outside
+//!   collaborators and other users' roles (`read`, `triage`, `write`, `maintain`,
+//!   `admin`, a custom name, or `none`).
+//! - `POST /_sim/repos/{o}/{r}/pulls {"head_ref", "head_sha", "head_repo" ("owner/name"
+//!   or null), "base_ref", "number"?, "state"? ("open"), "user"?}` -> `{"number"}`.
+//! - `POST /_sim/repos/{o}/{r}/issues/{n}/comments [{"user", "body"}]` appends comments.
+//!
 //! The runner app talks to `/_sim/runner/...` with its own credential (see
 //! [`runner_app`]); the tarball is at `/_sim/runner-app/{filename}`.
 
 pub mod admin;
 pub mod api;
 pub mod jobs;
+pub mod repo_admin;
+pub mod repo_json;
+pub mod repo_state;
+pub mod repos;
 pub mod runner_app;
 pub mod runners;
 pub mod state;
@@ -175,9 +203,9 @@ impl Sim {
 }
 
 /// GitHub's REST route families, each a module with its own `routes()`; a new family
-/// (e.g. repository endpoints) is one more `merge` here and gets the same guard.
+/// is one more `merge` here and gets the same guard.
 fn github_api() -> Router<Arc<Sim>> {
-    runners::routes()
+    runners::routes().merge(repos::routes())
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {
@@ -189,6 +217,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(github.clone())
         .nest("/api/v3", github)
         .merge(admin::routes())
+        .merge(repo_admin::routes())
         .merge(runner_app::routes())
         .with_state(sim)
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::jobs::Job;
+use super::repo_state::RepoData;
 
 /// Where a runner or token belongs: an organisation or one `owner/name` repository.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -158,6 +159,8 @@ pub struct World {
     pub tokens: BTreeSet<String>,
     pub orgs: BTreeMap<String, Vec<Group>>,
     pub repos: BTreeSet<String>,
+    /// Settings and content of the repositories in `repos`, made on first use.
+    pub repo_data: BTreeMap<String, RepoData>,
     pub runners: BTreeMap<u64, SimRunner>,
     pub jobs: BTreeMap<u64, Job>,
     pub issued: HashMap<String, IssuedToken>,
@@ -174,6 +177,7 @@ impl World {
             tokens: BTreeSet::new(),
             orgs: BTreeMap::new(),
             repos: BTreeSet::new(),
+            repo_data: BTreeMap::new(),
             runners: BTreeMap::new(),
             jobs: BTreeMap::new(),
             issued: HashMap::new(),
@@ -218,6 +222,21 @@ impl World {
             Scope::Org(org) => self.orgs.contains_key(org),
             Scope::Repo(full) => self.repos.contains(full),
         }
+    }
+
+    /// A repository's data; `create` adds the repository first when it is unknown.
+    pub fn repo_data(&mut self, full: &str, create: bool) -> Option<&mut RepoData> {
+        if create {
+            self.repos.insert(full.to_string());
+        }
+        if !self.repos.contains(full) {
+            return None;
+        }
+        if !self.repo_data.contains_key(full) {
+            let id = self.next_id();
+            self.repo_data.insert(full.to_string(), RepoData::new(id));
+        }
+        self.repo_data.get_mut(full)
     }
 
     pub fn group_id(&self, scope: &Scope, name: Option<&str>) -> Option<u64> {

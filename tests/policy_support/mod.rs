@@ -8,9 +8,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
+pub mod prism;
+pub mod sim_repo;
+
 use github_runner::policy::document::DocumentFile;
 use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
-use github_runner::policy::github::Permission;
+use github_runner::policy::github::{Permission, RepoApi};
 use github_runner::policy::server::{serve, AppState};
 
 pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
@@ -78,9 +81,25 @@ impl Service {
         document: Option<PathBuf>,
         addresses: &[std::net::SocketAddr],
     ) -> Self {
+        let mut service = Self::launch(api.clone(), document, addresses);
+        service.api = api;
+        service
+    }
+
+    /// Starts on one loopback port over any GitHub view (the simulator's client);
+    /// `self.api` is then an unused, empty fake.
+    pub fn over(api: Arc<dyn RepoApi>, document: Option<PathBuf>) -> Self {
+        Self::launch(api, document, &["127.0.0.1:0".parse().unwrap()])
+    }
+
+    fn launch(
+        api: Arc<dyn RepoApi>,
+        document: Option<PathBuf>,
+        addresses: &[std::net::SocketAddr],
+    ) -> Self {
         init_capture();
-        let state = AppState::new(CHARM_TOKEN, api.clone(), document.map(DocumentFile::new))
-            .expect("state");
+        let state =
+            AppState::new(CHARM_TOKEN, api, document.map(DocumentFile::new)).expect("state");
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -113,7 +132,7 @@ impl Service {
         });
         Service {
             urls,
-            api,
+            api: Arc::new(FakeRepoApi::new()),
             stop: Some(stop),
             thread: Some(thread),
         }
