@@ -17,7 +17,7 @@ lint:
 # Test prerequisites, each idempotent: curl/jq for the simulator's runner app, Prism and
 # GitHub's OpenAPI description, and our own LXD daemon with a bridge, pool and image.
 setup:
-	scripts/deps-github.sh
+	scripts/deps.sh
 	scripts/prism-setup.sh
 	scripts/testbed.sh up
 

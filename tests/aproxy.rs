@@ -1,6 +1,7 @@
 //! aproxy end to end: a real LXD container with our binary as its transparent proxy and
 //! the runner NAT table loaded, Debian's tinyproxy as the Juju HTTP proxy, and an HTTP
-//! and an HTTPS origin on a "public" address (203.0.113.0/24) in a namespace. Plain
+//! and an HTTPS origin on a "public" address (198.51.100.0/24; not 203.0.113.0/24, where
+//! this sandbox puts its package registries) in a namespace. Plain
 //! `curl` in the container, with no proxy variables, must go through tinyproxy.
 //!
 //! Needs root, nft, tinyproxy, openssl and the LXD test daemon (scripts/testbed.sh up);
@@ -24,16 +25,16 @@ fn tool(name: &str) -> Result<(), String> {
         .map_err(|_| format!("`{name}` is not installed"))
 }
 
-/// A free /30 in 203.0.113.0/24: (host side, namespace side).
+/// A free /30 in 198.51.100.0/24: (host side, namespace side).
 fn free_public_pair(seed: u32) -> (Ipv4Addr, Ipv4Addr) {
     let used = run(&["ip", "-o", "-4", "addr", "show"]).unwrap_or_default();
     let k = (0..63u32)
         .map(|i| 1 + (seed + i) % 63)
         .find(|k| {
-            !used.contains(&format!("203.0.113.{} ", 4 * k + 1))
-                && !used.contains(&format!("203.0.113.{}/", 4 * k + 1))
+            !used.contains(&format!("198.51.100.{} ", 4 * k + 1))
+                && !used.contains(&format!("198.51.100.{}/", 4 * k + 1))
         })
-        .expect("no free /30 in 203.0.113.0/24") as u8;
+        .expect("no free /30 in 198.51.100.0/24") as u8;
     (
         Ipv4Addr::new(203, 0, 113, 4 * k + 1),
         Ipv4Addr::new(203, 0, 113, 4 * k + 2),
@@ -89,7 +90,7 @@ fn container_web_traffic_goes_through_the_proxy() {
     let id = std::process::id() % 100_000;
     let s = free_octet(id + 7);
     run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
-    run(&["ip", "route", "replace", "unreachable", "203.0.113.0/24"]).unwrap();
+    run(&["ip", "route", "replace", "unreachable", "198.51.100.0/24"]).unwrap();
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().to_str().unwrap().to_string();
 

@@ -1,7 +1,7 @@
 //! The simulator's runner app, run on this machine as host processes against the
 //! simulator: registers through `config.sh` and through `--jitconfig`, goes online,
 //! takes a queued job, runs the job-started hook and the steps, and deregisters.
-//! Needs bash, curl and jq (scripts/deps-github.sh installs them).
+//! Needs bash, curl and jq (scripts/deps.sh installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -23,9 +23,7 @@ fn tools_missing() -> Option<String> {
             .stdout(Stdio::null())
             .status();
         if !found.is_ok_and(|s| s.success()) {
-            return Some(format!(
-                "{tool} is not installed (run scripts/deps-github.sh)"
-            ));
+            return Some(format!("{tool} is not installed (run scripts/deps.sh)"));
         }
     }
     None

@@ -76,3 +76,160 @@ fn pool_runs_jobs_and_is_refilled() {
     unit.wait_pool(&sim, 3, SETTLE);
     assert!(!unit.instances().contains(&ran_on));
 }
+
+/// Waits until `runner`'s job is in progress and returns the runner's name.
+fn busy_runner(sim: &Sim, job: u64) -> String {
+    let started = sim.wait_job(job, "in_progress", SETTLE);
+    started["runner_name"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = Unit::new(
+        &lxd,
+        "ghr-scale",
+        0,
+        &sim,
+        json!({"path": "acme", "virtual-machines": 3}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 3, SETTLE);
+
+    let long = sim.queue_job(REPO, &["ghr-scale"], &["sleep 600"]);
+    let busy = busy_runner(&sim, long);
+
+    // 3 -> 1 while a job runs: the two idle runners go, the busy one stays.
+    unit.configure(&sim, json!({"path": "acme", "virtual-machines": 1}));
+    unit.run("hooks/config-changed");
+    firewall_support::poll(SETTLE, "only the busy runner left", || {
+        (unit.instances() == [busy.clone()]).then_some(())
+    });
+    assert_eq!(sim.job(long)["state"], json!("in_progress"));
+
+    // flush-busy=false keeps the busy runner.
+    unit.h.set_action_params(json!({"flush-busy": false}));
+    unit.run("actions/flush-runners");
+    assert!(unit.instances().contains(&busy), "{:?}", unit.instances());
+    assert_eq!(sim.job(long)["state"], json!("in_progress"));
+
+    // flush-busy=true removes it; its job is lost.
+    unit.h.set_action_params(json!({"flush-busy": true}));
+    unit.run("actions/flush-runners");
+    assert!(!unit.instances().contains(&busy));
+    unit.configure(&sim, json!({"path": "acme", "virtual-machines": 0}));
+    unit.run("hooks/config-changed");
+    firewall_support::poll(SETTLE, "no instance left", || {
+        unit.instances().is_empty().then_some(())
+    });
+}
+
+#[test]
+fn a_reconcile_repairs_what_changed_behind_its_back() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = Unit::new(
+        &lxd,
+        "ghr-repair",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 2}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 2, SETTLE);
+    let before = unit.instances();
+
+    // An instance deleted behind the charm's back.
+    lxd.lxc(&["delete", "--force", &before[0]]).unwrap();
+    // A registration deleted behind its back: its runner notices and ends.
+    let victim = sim
+        .runners(&unit.prefix)
+        .into_iter()
+        .find(|r| r["name"] == json!(before[1]))
+        .unwrap();
+    let client = github_runner::github::GithubClient::new(
+        &format!("{}/api/v3", sim.url),
+        github_runner::config::Token::new(lab::PAT),
+        &Default::default(),
+    )
+    .unwrap();
+    let path = github_runner::config::GithubPath::parse(REPO, "default").unwrap();
+    client
+        .delete_runner(
+            &path,
+            github_runner::github::RunnerId(victim["id"].as_u64().unwrap()),
+        )
+        .unwrap();
+
+    // The timer's reconciles: the runner whose registration went notices on its next
+    // poll and ends; the reconcile after that replaces it.
+    firewall_support::poll(SETTLE, "two fresh runners", || {
+        unit.run("reconcile-runners");
+        let now = unit.instances();
+        let fresh = !now.contains(&before[0]) && !now.contains(&before[1]);
+        (sim.online_idle(&unit.prefix) == 2 && now.len() == 2 && fresh).then_some(())
+    });
+    // Nothing is left registered without an instance.
+    let instances = unit.instances();
+    for r in sim.runners(&unit.prefix) {
+        assert!(
+            instances.contains(&r["name"].as_str().unwrap().to_string()),
+            "leaked registration {r}"
+        );
+    }
+}
+
+#[test]
+fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let other_repo = "acme/gadgets";
+    let sim = Sim::start(&["acme"], &[REPO, other_repo]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let first = Unit::new(
+        &lxd,
+        "ghr-two",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 2}),
+    );
+    let second = Unit::new(
+        &lxd,
+        "ghr-two",
+        1,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 1}),
+    );
+    first.run("hooks/config-changed");
+    second.run("hooks/config-changed");
+    first.wait_pool(&sim, 2, SETTLE);
+    second.wait_pool(&sim, 1, SETTLE);
+    let seconds_runner = second.instances();
+
+    // The first unit moves to another repository.
+    first.configure(&sim, json!({"path": other_repo, "virtual-machines": 2}));
+    first.run("hooks/config-changed");
+    first.wait_pool(&sim, 2, SETTLE);
+    for r in sim.runners(&first.prefix) {
+        assert_eq!(
+            r["scope"]["name"],
+            json!(other_repo),
+            "left on the old path: {r}"
+        );
+    }
+    // Flushing everything on one unit leaves the other's runner alone.
+    first.h.set_action_params(json!({"flush-busy": true}));
+    first.run("actions/flush-runners");
+    assert_eq!(second.instances(), seconds_runner);
+    second.run("reconcile-runners");
+    assert_eq!(
+        second.instances(),
+        seconds_runner,
+        "nothing to do costs no change"
+    );
+}

@@ -108,6 +108,7 @@ fn config_changed(
     let path_now = config.path.to_string();
     let fingerprint = config.token.fingerprint();
     let runners = Runners::new(config.clone(), env.clone())?;
+    runners.apply_firewall()?;
     let mut keep = HashSet::new();
     if let Some(old) = state.previous_path.clone().filter(|old| old != &path_now) {
         let old_path = GithubPath::parse(&old, group_of(&config))

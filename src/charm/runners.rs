@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::github::GithubClient;
+use crate::firewall::{FirewallSpec, InterfaceName, Nft};
 use crate::host::runner_env::RunnerEnv;
 use crate::lxd::LxdClient;
 use crate::policy::client::PolicyClient;
@@ -35,8 +36,8 @@ pub use crate::host::HostPaths as Paths;
 pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
 pub const POLICY_PORT: u16 = 8080;
 
-/// The host's address on the bridge the default profile's `eth0` uses.
-async fn bridge_address(lxd: &LxdClient) -> PortResult<std::net::Ipv4Addr> {
+/// The bridge the default profile's NIC uses, and the host's address on it.
+async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
     let lxd_err = |e: crate::lxd::LxdError| PortError::transient(format!("LXD: {e}"));
     let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
     let network = profile
@@ -46,11 +47,13 @@ async fn bridge_address(lxd: &LxdClient) -> PortResult<std::net::Ipv4Addr> {
         .and_then(|d| d.get("network").or_else(|| d.get("parent")))
         .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
     let net = lxd.get_network(network).await.map_err(lxd_err)?;
-    net.config
+    let address = net
+        .config
         .get("ipv4.address")
         .and_then(|a| a.split('/').next())
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))
+        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
+    Ok((network.clone(), address))
 }
 
 /// A new instance may take this long to register and come online.
@@ -231,9 +234,9 @@ impl Runners {
     /// policy service (reached on the bridge's host address), and its environment
     /// (proxies with its own name left out, the Docker Hub mirror).
     fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
-        let bridge = self
+        let (_, bridge) = self
             .runtime
-            .block_on(bridge_address(&self.lxd))
+            .block_on(runner_bridge(&self.lxd))
             .map_err(port)?;
         let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
             CharmError::Transient(format!("policy service charm token not there yet: {e}"))
@@ -259,6 +262,18 @@ impl Runners {
             )));
             Ok(out)
         }))
+    }
+
+    /// Replaces the firewall between the runners' bridge and everything else with one
+    /// built from the current `denylist`, atomically.
+    pub fn apply_firewall(&self) -> Result<(), CharmError> {
+        let (bridge, address) = self.runtime.block_on(runner_bridge(&self.lxd)).map_err(port)?;
+        let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
+        let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
+        Nft::default()
+            .apply(&spec)
+            .map(drop)
+            .map_err(|e| CharmError::Transient(format!("firewall: {e}")))
     }
 
     /// One reconcile of `path` towards `runners` runners, under the lock.
