@@ -204,6 +204,11 @@ impl LxdClient {
     /// Waits until an operation ends (up to `timeout`); a failed one is an error
     /// carrying LXD's message.
     pub async fn wait_operation(&self, id: &str, timeout: Duration) -> Result<Operation, LxdError> {
+        req::operation_result(self.wait_finished(id, timeout).await?)
+    }
+
+    /// Waits until an operation ends, whether it succeeded or not.
+    async fn wait_finished(&self, id: &str, timeout: Duration) -> Result<Operation, LxdError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,7 +222,7 @@ impl LxdClient {
             let secs = Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0));
             let op: Operation = self.get(req::wait_operation(id, secs)).await?;
             if op.is_done() {
-                return req::operation_result(op);
+                return Ok(op);
             }
         }
     }
@@ -307,12 +312,18 @@ impl LxdClient {
     /// from the instance's log files, then removed there).
     pub async fn exec(&self, instance: &str, spec: &ExecSpec) -> Result<ExecOutput, LxdError> {
         let timeout = spec.timeout.unwrap_or(self.operation_timeout);
-        let op = self
-            .run(req::exec(instance, &spec.to_post()), timeout)
-            .await?
-            .ok_or_else(|| LxdError::Protocol("exec answered without an operation".into()))?;
-        let result: ExecResult = serde_json::from_value(op.metadata.unwrap_or_default())
-            .map_err(|e| LxdError::Protocol(format!("exec result: {e}")))?;
+        let Answer::Async(started) = self.call(req::exec(instance, &spec.to_post())).await? else {
+            return Err(LxdError::Protocol("exec answered without an operation".into()));
+        };
+        let op = self.wait_finished(&started.id, timeout).await?;
+        // LXD marks exits 126/127 as failed operations ("Command not found") but still
+        // reports the code and output: pass those through like any other exit code.
+        let result = match op.metadata.clone().map(serde_json::from_value::<ExecResult>) {
+            Some(Ok(result)) if op.succeeded() || !result.output.is_empty() => result,
+            _ => return req::operation_result(op).and(Err(LxdError::Protocol(
+                "exec finished without a result".into(),
+            ))),
+        };
         let (stdout, stderr) = tokio::try_join!(
             self.fetch_log(result.output.get("1")),
             self.fetch_log(result.output.get("2")),
@@ -403,6 +414,10 @@ impl LxdClient {
     /// Replaces the profile's config, devices and description.
     pub async fn update_profile(&self, profile: &Profile) -> Result<(), LxdError> {
         self.call(req::update_profile(profile)).await.map(drop)
+    }
+
+    pub async fn delete_profile(&self, name: &str) -> Result<(), LxdError> {
+        self.call(req::delete_profile(name)).await.map(drop)
     }
 
     pub async fn get_storage_pool(&self, name: &str) -> Result<StoragePool, LxdError> {
