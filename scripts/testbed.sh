@@ -25,7 +25,8 @@ BRIDGE=ghrbr0
 BRIDGE_ADDR=10.216.1.1/24
 POOL=ghr-pool
 GUARD_ROUTE=10.216.0.0/13
-PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap)
+# jq: the script reads LXD's JSON answers.
+PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap jq)
 
 # The image recipe. Its hash is the cache stamp: change anything here (or in
 # configure_rootfs) and the next `up` rebuilds the image.
@@ -106,9 +107,8 @@ start_daemon() {
         || die "lxd not ready after 60s, see $LOG_FILE"
 }
 
-preseed() {
-    # `lxd init --preseed` creates what is missing and updates what exists.
-    LXD_DIR=$TESTBED_LXD_DIR lxd init --preseed <<EOF
+network_yaml() {
+    cat <<YAML
 networks:
 - name: $BRIDGE
   type: bridge
@@ -116,11 +116,21 @@ networks:
     ipv4.address: $BRIDGE_ADDR
     ipv4.nat: "false"
     ipv6.address: none
+YAML
+}
+
+pool_yaml() {
+    cat <<YAML
 storage_pools:
 - name: $POOL
   driver: dir
   config:
     source: $POOL_DIR
+YAML
+}
+
+profile_yaml() {
+    cat <<YAML
 profiles:
 - name: default
   devices:
@@ -132,7 +142,27 @@ profiles:
       path: /
       pool: $POOL
       type: disk
-EOF
+YAML
+}
+
+# Applies only the parts that are missing or differ: re-applying an unchanged default
+# profile would make LXD touch every instance using it, and fail on busy ones.
+preseed() {
+    local doc="" net devices
+    net=$(lxdc query "/1.0/networks/$BRIDGE" 2>/dev/null \
+        | jq -r '[.config["ipv4.address"], .config["ipv4.nat"], .config["ipv6.address"]] | join(" ")' \
+        || true)
+    [ "$net" = "$BRIDGE_ADDR false none" ] || doc+=$(network_yaml)$'\n'
+    lxdc query "/1.0/storage-pools/$POOL" >/dev/null 2>&1 || doc+=$(pool_yaml)$'\n'
+    devices=$(lxdc query /1.0/profiles/default 2>/dev/null | jq -cS '.devices' || true)
+    [ "$devices" = "$(jq -cnS --arg br "$BRIDGE" --arg pool "$POOL" \
+        '{eth0: {name: "eth0", network: $br, type: "nic"}, root: {path: "/", pool: $pool, type: "disk"}}')" ] \
+        || doc+=$(profile_yaml)$'\n'
+    if [ -z "$doc" ]; then
+        log "bridge $BRIDGE, pool $POOL and default profile already in place"
+        return 0
+    fi
+    LXD_DIR=$TESTBED_LXD_DIR lxd init --preseed <<<"$doc"
 }
 
 mirror_uri() {

@@ -46,8 +46,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}-{:06x}", rand::random::<u32>() & 0xff_ffff)
 }
 
-/// Removes the named instances (and profiles) when dropped, on a runtime of its own
-/// so it also works while a failing test's runtime unwinds.
+/// Removes the named instances (and profiles) when dropped, also when a test fails.
 struct Guard {
     socket: PathBuf,
     instances: Vec<String>,
@@ -75,33 +74,30 @@ impl Drop for Guard {
         let socket = self.socket.clone();
         let instances = std::mem::take(&mut self.instances);
         let profiles = std::mem::take(&mut self.profiles);
-        let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("cleanup runtime");
-            rt.block_on(async move {
-                let client = LxdClient::new(socket);
-                let mut tasks = JoinSet::new();
-                for name in instances {
-                    let client = client.clone();
-                    tasks.spawn(async move {
-                        if let Err(e) = client.remove_instance(&name).await {
-                            eprintln!("cleanup of instance {name} failed: {e}");
-                        }
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-                for name in profiles {
-                    match client.delete_profile(&name).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_not_found() => {}
-                        Err(e) => eprintln!("cleanup of profile {name} failed: {e}"),
+        let cleanup = async move {
+            let client = LxdClient::new(socket);
+            let mut tasks = JoinSet::new();
+            for name in instances {
+                let client = client.clone();
+                tasks.spawn(async move {
+                    if let Err(e) = client.remove_instance(&name).await {
+                        eprintln!("cleanup of instance {name} failed: {e}");
                     }
+                });
+            }
+            while tasks.join_next().await.is_some() {}
+            for name in profiles {
+                match client.delete_profile(&name).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => eprintln!("cleanup of profile {name} failed: {e}"),
                 }
-            });
-        });
-        let _ = cleanup.join();
+            }
+        };
+        // The tests run on a multi-thread runtime: finish the cleanup on it, also while
+        // a failed test unwinds.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(move || handle.block_on(cleanup));
     }
 }
 
@@ -325,3 +321,4 @@ async fn launch_floor_benchmark() {
         );
     }
 }
+
