@@ -107,7 +107,9 @@ fn spec(name: &str) -> InstanceSpec {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn instance_lifecycle_exec_files_and_listing() {
-    let Some(client) = client_or_skip() else { return };
+    let Some(client) = client_or_skip() else {
+        return;
+    };
     let mut guard = Guard::new(&client);
     let name = guard.instance("t-lxd");
 
@@ -123,7 +125,10 @@ async fn instance_lifecycle_exec_files_and_listing() {
         launched,
         started.elapsed()
     );
-    assert!(ip.octets()[..3] == [10, 216, 1], "address {ip} not on ghrbr0");
+    assert!(
+        ip.octets()[..3] == [10, 216, 1],
+        "address {ip} not on ghrbr0"
+    );
 
     // Exit codes and both streams pass through.
     let out = client
@@ -211,7 +216,9 @@ async fn instance_lifecycle_exec_files_and_listing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn missing_image_alias_gives_lxd_message() {
-    let Some(client) = client_or_skip() else { return };
+    let Some(client) = client_or_skip() else {
+        return;
+    };
     let mut guard = Guard::new(&client);
     let name = guard.instance("t-lxd");
     let alias = "ghr-no-such-image";
@@ -232,16 +239,24 @@ async fn missing_image_alias_gives_lxd_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn profiles_pools_networks_images() {
-    let Some(client) = client_or_skip() else { return };
+    let Some(client) = client_or_skip() else {
+        return;
+    };
     let mut guard = Guard::new(&client);
 
     let net = client.get_network("ghrbr0").await.expect("network");
     assert!(net.managed);
-    assert_eq!(net.config.get("ipv4.nat").map(String::as_str), Some("false"));
+    assert_eq!(
+        net.config.get("ipv4.nat").map(String::as_str),
+        Some("false")
+    );
     let pool = client.get_storage_pool("ghr-pool").await.expect("pool");
     assert_eq!(pool.driver, "dir");
     // Updating a pool with its own config is a no-op LXD accepts.
-    client.update_storage_pool(&pool).await.expect("pool update");
+    client
+        .update_storage_pool(&pool)
+        .await
+        .expect("pool update");
     let alias = client.get_image_alias(&image()).await.expect("alias");
     let img = client.get_image(&alias.target).await.expect("image");
     assert_eq!(img.fingerprint, alias.target);
@@ -254,11 +269,19 @@ async fn profiles_pools_networks_images() {
         ..Default::default()
     };
     profile.config.insert("limits.cpu".into(), "1".into());
-    client.create_profile(&profile).await.expect("create profile");
+    client
+        .create_profile(&profile)
+        .await
+        .expect("create profile");
     let err = client.create_profile(&profile).await.unwrap_err();
     assert!(matches!(err, LxdError::Api { .. }), "{err:?}");
-    profile.config.insert("limits.memory".into(), "512MiB".into());
-    client.update_profile(&profile).await.expect("update profile");
+    profile
+        .config
+        .insert("limits.memory".into(), "512MiB".into());
+    client
+        .update_profile(&profile)
+        .await
+        .expect("update profile");
     let back = client.get_profile(&name).await.expect("get profile");
     assert_eq!(back.config, profile.config);
     client.delete_profile(&name).await.expect("delete profile");
@@ -267,7 +290,9 @@ async fn profiles_pools_networks_images() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn eight_parallel_creations() {
-    let Some(client) = client_or_skip() else { return };
+    let Some(client) = client_or_skip() else {
+        return;
+    };
     let mut guard = Guard::new(&client);
     let names: Vec<String> = (0..8).map(|_| guard.instance("t-lxd-par")).collect();
 
@@ -284,7 +309,10 @@ async fn eight_parallel_creations() {
     while let Some(joined) = tasks.join_next().await {
         ips.push(joined.expect("task").expect("launch and ready"));
     }
-    eprintln!("8 parallel: all ready (exec + IPv4) after {:?}", started.elapsed());
+    eprintln!(
+        "8 parallel: all ready (exec + IPv4) after {:?}",
+        started.elapsed()
+    );
     ips.sort();
     ips.dedup();
     assert_eq!(ips.len(), 8, "addresses must be distinct");
@@ -309,7 +337,9 @@ async fn eight_parallel_creations() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "benchmark: run alone"]
 async fn launch_floor_benchmark() {
-    let Some(client) = client_or_skip() else { return };
+    let Some(client) = client_or_skip() else {
+        return;
+    };
     for n in [1, 8] {
         let prefix = unique("t-lxd-bench");
         let floor = github_runner::lxd::bench::launch_floor(&client, &image(), &prefix, n)
@@ -321,4 +351,3 @@ async fn launch_floor_benchmark() {
         );
     }
 }
-

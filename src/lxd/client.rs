@@ -313,16 +313,24 @@ impl LxdClient {
     pub async fn exec(&self, instance: &str, spec: &ExecSpec) -> Result<ExecOutput, LxdError> {
         let timeout = spec.timeout.unwrap_or(self.operation_timeout);
         let Answer::Async(started) = self.call(req::exec(instance, &spec.to_post())).await? else {
-            return Err(LxdError::Protocol("exec answered without an operation".into()));
+            return Err(LxdError::Protocol(
+                "exec answered without an operation".into(),
+            ));
         };
         let op = self.wait_finished(&started.id, timeout).await?;
         // LXD marks exits 126/127 as failed operations ("Command not found") but still
         // reports the code and output: pass those through like any other exit code.
-        let result = match op.metadata.clone().map(serde_json::from_value::<ExecResult>) {
+        let result = match op
+            .metadata
+            .clone()
+            .map(serde_json::from_value::<ExecResult>)
+        {
             Some(Ok(result)) if op.succeeded() || !result.output.is_empty() => result,
-            _ => return req::operation_result(op).and(Err(LxdError::Protocol(
-                "exec finished without a result".into(),
-            ))),
+            _ => {
+                return req::operation_result(op).and(Err(LxdError::Protocol(
+                    "exec finished without a result".into(),
+                )))
+            }
         };
         let (stdout, stderr) = tokio::try_join!(
             self.fetch_log(result.output.get("1")),
