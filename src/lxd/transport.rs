@@ -1,5 +1,5 @@
 //! HTTP over LXD's unix socket (hyper 1 + hyperlocal): sends a [`Request`] and
-//! returns the status and body. Pooled and cheap to clone, so many tasks can share it.
+//! returns the status and body. Cheap to clone; many tasks can share it.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +8,8 @@ use std::time::Duration;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
-use hyperlocal::{UnixClientExt, UnixConnector};
+use hyper_util::rt::TokioExecutor;
+use hyperlocal::UnixConnector;
 
 use super::request::Request;
 use super::LxdError;
@@ -16,7 +17,7 @@ use super::LxdError;
 /// How long an ordinary request may take; long-polls set their own.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A connection pool to one LXD socket.
+/// HTTP client for one LXD socket (a fresh connection per request, see `new`).
 #[derive(Clone)]
 pub struct UnixTransport {
     client: Client<UnixConnector, Full<Bytes>>,
@@ -41,7 +42,15 @@ impl UnixTransport {
             hex::encode(socket.as_os_str().as_encoded_bytes())
         );
         UnixTransport {
-            client: Client::unix(),
+            // No idle pool. LXD's unix listener peeks at the first bytes of each new
+            // connection inside Accept(), so a connection that is open but silent stalls
+            // every other client of the daemon (its own hooks included, whose 30 s
+            // timeouts then fail starts and stops). hyper's pool races a spare connect
+            // whenever a request waits and parks the loser idle for 90 s; without a pool
+            // that loser is closed at once. A unix connect costs microseconds.
+            client: Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(0)
+                .build(UnixConnector),
             socket: Arc::new(socket),
             authority: authority.into(),
         }
