@@ -11,8 +11,10 @@
 # reuses what is there or replaces it cleanly. Must run as root.
 set -euo pipefail
 
-STATE_DIR=/var/lib/ghr-testbed
-RUN_DIR=/run/ghr-testbed
+# The defaults are the shared test address plan. The overrides exist so the script
+# can test itself on a second daemon without disturbing the first.
+STATE_DIR=${GHR_TESTBED_DIR:-/var/lib/ghr-testbed}
+RUN_DIR=/run/$(basename "$STATE_DIR")
 TESTBED_LXD_DIR=$STATE_DIR/lxd
 PID_FILE=$RUN_DIR/lxd.pid
 FORWARD_FILE=$RUN_DIR/ip_forward.orig
@@ -21,12 +23,12 @@ POOL_DIR=$STATE_DIR/pool
 POOL_SIZE=${GHR_POOL_SIZE:-6G}
 IMAGE_DIR=/var/cache/github-runner/image
 IMAGE_ALIAS=ghr-runner
-BRIDGE=ghrbr0
-BRIDGE_ADDR=10.216.1.1/24
+BRIDGE=${GHR_TESTBED_BRIDGE:-ghrbr0}
+BRIDGE_ADDR=${GHR_TESTBED_BRIDGE_ADDR:-10.216.1.1/24}
 POOL=ghr-pool
 GUARD_ROUTE=10.216.0.0/13
-# jq: the script reads LXD's JSON answers.
-PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap jq)
+# jq reads LXD's JSON answers; procps gives pgrep.
+PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap jq procps)
 
 # The image recipe. Its hash is the cache stamp: change anything here (or in
 # configure_rootfs) and the next `up` rebuilds the image.
@@ -320,6 +322,20 @@ cmd_up() {
     log "ready: $(cmd_env | tr '\n' ' ')"
 }
 
+# LXD leaves its `inet lxd` table behind. Another LXD daemon on this host shares that
+# table, so while one runs only our bridge's chains go.
+remove_nft_leftovers() {
+    local chain
+    if ! pgrep -x lxd >/dev/null; then
+        nft delete table inet lxd 2>/dev/null || true
+        return 0
+    fi
+    for chain in $(nft -j list table inet lxd 2>/dev/null \
+        | jq -r --arg br "$BRIDGE" '.nftables[].chain? | select(. != null) | .name | select(endswith("." + $br))'); do
+        nft delete chain inet lxd "$chain" || true
+    done
+}
+
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "must run as root"
     local t0 pid deadline dns
@@ -342,7 +358,7 @@ cmd_down() {
         && grep -q dnsmasq "/proc/$pid/comm"; then
         kill "$pid" || true
     fi
-    nft delete table inet lxd 2>/dev/null || true
+    remove_nft_leftovers
     ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
     if [ -f "$FORWARD_FILE" ]; then
         sysctl -q -w net.ipv4.ip_forward="$(cat "$FORWARD_FILE")"
