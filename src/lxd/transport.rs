@@ -119,3 +119,99 @@ impl UnixTransport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::UnixListener;
+
+    use super::*;
+    use crate::lxd::request;
+
+    /// Reads one HTTP request (headers and a Content-Length body) from the stream.
+    async fn read_request(stream: &mut tokio::net::UnixStream) -> String {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>().unwrap())
+                    })
+                    .unwrap_or(0);
+                if buf.len() >= end + 4 + length {
+                    return text;
+                }
+            }
+            assert!(n > 0, "connection closed mid-request");
+        }
+    }
+
+    #[tokio::test]
+    async fn sends_request_and_closes_connection_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("unix.socket");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let server = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let text = read_request(&mut stream).await;
+            let body = r#"{"type":"sync","status_code":200,"metadata":{}}"#;
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(reply.as_bytes()).await.unwrap();
+            // LXD peeks at every new connection inside Accept(): a client that keeps a
+            // silent connection open stalls the daemon. Ours must close it.
+            let mut rest = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            (text, closed.is_ok())
+        });
+        let transport = UnixTransport::new(&socket);
+        let file = request::FilePush {
+            path: "/etc/x".into(),
+            content: b"abc".to_vec(),
+            uid: 1,
+            gid: 2,
+            mode: 0o600,
+        };
+        let (status, body) = transport
+            .send(request::push_file("c1", &file))
+            .await
+            .unwrap();
+        assert_eq!(status, 200);
+        assert!(request::parse_answer(status, &body).is_ok());
+        let (text, closed) = server.await.unwrap();
+        assert!(
+            text.starts_with("POST /1.0/instances/c1/files?path=%2Fetc%2Fx HTTP/1.1\r\n"),
+            "{text}"
+        );
+        let lower = text.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-lxd-mode: 0600") && lower.contains("x-lxd-uid: 1"),
+            "{text}"
+        );
+        assert!(text.ends_with("\r\n\r\nabc"), "{text}");
+        assert!(closed, "client kept its connection open");
+    }
+
+    #[tokio::test]
+    async fn missing_socket_is_a_transport_error_naming_it() {
+        let transport = UnixTransport::new("/nonexistent/unix.socket");
+        let err = transport.send(request::get_server()).await.unwrap_err();
+        assert!(matches!(err, LxdError::Transport { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains("/nonexistent/unix.socket"),
+            "{err}"
+        );
+    }
+}
