@@ -9,6 +9,12 @@
 #
 # Every step checks before it acts, so a re-run after a crash or a half-finished run
 # reuses what is there or replaces it cleanly. Must run as root.
+#
+# Environment: GHR_TESTBED_DIR (default /var/lib/ghr-testbed; pid file and saved
+# ip_forward under /run/<its basename>), GHR_TESTBED_BRIDGE (ghrbr0),
+# GHR_TESTBED_BRIDGE_ADDR (10.216.1.1/24), GHR_POOL_SIZE (tmpfs size, 6G).
+# Image cache: /var/cache/github-runner/image (base.tar = debootstrap result,
+# rootfs.tar + metadata.tar.gz = the image, stamp = recipe hash, fingerprint).
 set -euo pipefail
 
 # The defaults are the shared test address plan. The overrides exist so the script

@@ -56,7 +56,8 @@ pub struct ExecSpec {
     pub uid: Option<u32>,
     pub gid: Option<u32>,
     pub cwd: Option<String>,
-    /// How long the command may run; the client's operation timeout when unset.
+    /// How long to wait for the command (the client's operation timeout when unset).
+    /// LXD does not stop a command whose caller gave up waiting.
     pub timeout: Option<Duration>,
 }
 
