@@ -71,6 +71,8 @@ daemon_pid() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [ -r "/proc/$pid/cmdline" ] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^lxd ' || return 1
+    # Another lxd (Debian's own, a self-test) is not ours: check its LXD_DIR too.
+    tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "LXD_DIR=$TESTBED_LXD_DIR" || return 1
     echo "$pid"
 }
 
@@ -104,6 +106,10 @@ start_daemon() {
         fi
         # Alive but deaf: maybe still starting; waitready below decides.
         log "daemon pid $pid alive, socket not answering yet"
+    elif socket_answers; then
+        # Started by hand or the pid file was lost: use it, but `down` cannot stop it.
+        log "a daemon answers on $TESTBED_LXD_DIR/unix.socket without our pid file: reusing it"
+        return 0
     else
         rm -f "$PID_FILE"
         log "starting lxd (LXD_DIR=$TESTBED_LXD_DIR, log $LOG_FILE)"
