@@ -9,10 +9,18 @@
 #
 # Every step checks before it acts, so a re-run after a crash or a half-finished run
 # reuses what is there or replaces it cleanly. Must run as root.
+#
+# Environment: GHR_TESTBED_DIR (default /var/lib/ghr-testbed; pid file and saved
+# ip_forward under /run/<its basename>), GHR_TESTBED_BRIDGE (ghrbr0),
+# GHR_TESTBED_BRIDGE_ADDR (10.216.1.1/24), GHR_POOL_SIZE (tmpfs size, 6G).
+# Image cache: /var/cache/github-runner/image (base.tar = debootstrap result,
+# rootfs.tar + metadata.tar.gz = the image, stamp = recipe hash, fingerprint).
 set -euo pipefail
 
-STATE_DIR=/var/lib/ghr-testbed
-RUN_DIR=/run/ghr-testbed
+# The defaults are the shared test address plan. The overrides exist so the script
+# can test itself on a second daemon without disturbing the first.
+STATE_DIR=${GHR_TESTBED_DIR:-/var/lib/ghr-testbed}
+RUN_DIR=/run/$(basename "$STATE_DIR")
 TESTBED_LXD_DIR=$STATE_DIR/lxd
 PID_FILE=$RUN_DIR/lxd.pid
 FORWARD_FILE=$RUN_DIR/ip_forward.orig
@@ -21,11 +29,12 @@ POOL_DIR=$STATE_DIR/pool
 POOL_SIZE=${GHR_POOL_SIZE:-6G}
 IMAGE_DIR=/var/cache/github-runner/image
 IMAGE_ALIAS=ghr-runner
-BRIDGE=ghrbr0
-BRIDGE_ADDR=10.216.1.1/24
+BRIDGE=${GHR_TESTBED_BRIDGE:-ghrbr0}
+BRIDGE_ADDR=${GHR_TESTBED_BRIDGE_ADDR:-10.216.1.1/24}
 POOL=ghr-pool
 GUARD_ROUTE=10.216.0.0/13
-PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap)
+# jq reads LXD's JSON answers; procps gives pgrep.
+PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap jq procps)
 
 # The image recipe. Its hash is the cache stamp: change anything here (or in
 # configure_rootfs) and the next `up` rebuilds the image.
@@ -62,6 +71,8 @@ daemon_pid() {
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     [ -r "/proc/$pid/cmdline" ] || return 1
     tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q '^lxd ' || return 1
+    # Another lxd (Debian's own, a self-test) is not ours: check its LXD_DIR too.
+    tr '\0' '\n' <"/proc/$pid/environ" | grep -qx "LXD_DIR=$TESTBED_LXD_DIR" || return 1
     echo "$pid"
 }
 
@@ -95,6 +106,10 @@ start_daemon() {
         fi
         # Alive but deaf: maybe still starting; waitready below decides.
         log "daemon pid $pid alive, socket not answering yet"
+    elif socket_answers; then
+        # Started by hand or the pid file was lost: use it, but `down` cannot stop it.
+        log "a daemon answers on $TESTBED_LXD_DIR/unix.socket without our pid file: reusing it"
+        return 0
     else
         rm -f "$PID_FILE"
         log "starting lxd (LXD_DIR=$TESTBED_LXD_DIR, log $LOG_FILE)"
@@ -106,9 +121,8 @@ start_daemon() {
         || die "lxd not ready after 60s, see $LOG_FILE"
 }
 
-preseed() {
-    # `lxd init --preseed` creates what is missing and updates what exists.
-    LXD_DIR=$TESTBED_LXD_DIR lxd init --preseed <<EOF
+network_yaml() {
+    cat <<YAML
 networks:
 - name: $BRIDGE
   type: bridge
@@ -116,11 +130,21 @@ networks:
     ipv4.address: $BRIDGE_ADDR
     ipv4.nat: "false"
     ipv6.address: none
+YAML
+}
+
+pool_yaml() {
+    cat <<YAML
 storage_pools:
 - name: $POOL
   driver: dir
   config:
     source: $POOL_DIR
+YAML
+}
+
+profile_yaml() {
+    cat <<YAML
 profiles:
 - name: default
   devices:
@@ -132,7 +156,27 @@ profiles:
       path: /
       pool: $POOL
       type: disk
-EOF
+YAML
+}
+
+# Applies only the parts that are missing or differ: re-applying an unchanged default
+# profile would make LXD touch every instance using it, and fail on busy ones.
+preseed() {
+    local doc="" net devices
+    net=$(lxdc query "/1.0/networks/$BRIDGE" 2>/dev/null \
+        | jq -r '[.config["ipv4.address"], .config["ipv4.nat"], .config["ipv6.address"]] | join(" ")' \
+        || true)
+    [ "$net" = "$BRIDGE_ADDR false none" ] || doc+=$(network_yaml)$'\n'
+    lxdc query "/1.0/storage-pools/$POOL" >/dev/null 2>&1 || doc+=$(pool_yaml)$'\n'
+    devices=$(lxdc query /1.0/profiles/default 2>/dev/null | jq -cS '.devices' || true)
+    [ "$devices" = "$(jq -cnS --arg br "$BRIDGE" --arg pool "$POOL" \
+        '{eth0: {name: "eth0", network: $br, type: "nic"}, root: {path: "/", pool: $pool, type: "disk"}}')" ] \
+        || doc+=$(profile_yaml)$'\n'
+    if [ -z "$doc" ]; then
+        log "bridge $BRIDGE, pool $POOL and default profile already in place"
+        return 0
+    fi
+    LXD_DIR=$TESTBED_LXD_DIR lxd init --preseed <<<"$doc"
 }
 
 mirror_uri() {
@@ -290,6 +334,20 @@ cmd_up() {
     log "ready: $(cmd_env | tr '\n' ' ')"
 }
 
+# LXD leaves its `inet lxd` table behind. Another LXD daemon on this host shares that
+# table, so while one runs only our bridge's chains go.
+remove_nft_leftovers() {
+    local chain
+    if ! pgrep -x lxd >/dev/null; then
+        nft delete table inet lxd 2>/dev/null || true
+        return 0
+    fi
+    for chain in $(nft -j list table inet lxd 2>/dev/null \
+        | jq -r --arg br "$BRIDGE" '.nftables[].chain? | select(. != null) | .name | select(endswith("." + $br))'); do
+        nft delete chain inet lxd "$chain" || true
+    done
+}
+
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "must run as root"
     local t0 pid deadline dns
@@ -312,7 +370,7 @@ cmd_down() {
         && grep -q dnsmasq "/proc/$pid/comm"; then
         kill "$pid" || true
     fi
-    nft delete table inet lxd 2>/dev/null || true
+    remove_nft_leftovers
     ip link show "$BRIDGE" >/dev/null 2>&1 && ip link delete "$BRIDGE"
     if [ -f "$FORWARD_FILE" ]; then
         sysctl -q -w net.ipv4.ip_forward="$(cat "$FORWARD_FILE")"

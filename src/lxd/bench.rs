@@ -7,7 +7,8 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::client::{ExecSpec, InstanceSpec, LxdClient};
+use super::client::LxdClient;
+use super::spec::{ExecSpec, InstanceSpec};
 use super::types::ImageSource;
 use super::LxdError;
 use crate::config::InstanceType;

@@ -1,7 +1,6 @@
 //! [`LxdClient`]: the typed LXD API. Calls that start background operations wait on
 //! `/1.0/operations/{id}/wait` (LXD's long-poll), never on a timer.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,13 +8,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::request::{self as req, Answer, FilePush, Method, Request};
+use super::spec::{ExecOutput, ExecSpec, InstanceSpec};
 use super::transport::UnixTransport;
 use super::types::{
-    ConfigMap, ExecPost, ExecResult, Image, ImageAlias, ImageSource, Instance, InstanceState,
-    InstancesPost, Network, Operation, Profile, Server, StatePut, StoragePool,
+    ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile, Server,
+    StatePut, StoragePool,
 };
 use super::LxdError;
-use crate::config::InstanceType;
 
 /// How long an operation may run unless the caller says otherwise.
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -25,136 +24,6 @@ const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct LxdClient {
     transport: UnixTransport,
     operation_timeout: Duration,
-}
-
-/// What to create: `POST /1.0/instances` in typed form.
-#[derive(Debug, Clone, PartialEq)]
-pub struct InstanceSpec {
-    pub name: String,
-    pub instance_type: InstanceType,
-    pub source: ImageSource,
-    pub profiles: Vec<String>,
-    pub config: ConfigMap,
-    pub devices: BTreeMap<String, ConfigMap>,
-    /// Ephemeral instances are deleted by LXD when they stop.
-    pub ephemeral: bool,
-}
-
-impl InstanceSpec {
-    /// A spec with the `default` profile, no extra config or devices, not ephemeral.
-    pub fn new(name: &str, instance_type: InstanceType, source: ImageSource) -> Self {
-        InstanceSpec {
-            name: name.into(),
-            instance_type,
-            source,
-            profiles: vec!["default".into()],
-            config: ConfigMap::new(),
-            devices: BTreeMap::new(),
-            ephemeral: false,
-        }
-    }
-
-    pub fn to_post(&self) -> InstancesPost {
-        InstancesPost {
-            name: self.name.clone(),
-            instance_type: self.instance_type.as_lxd().into(),
-            source: self.source.clone(),
-            profiles: self.profiles.clone(),
-            config: self.config.clone(),
-            devices: self.devices.clone(),
-            ephemeral: self.ephemeral,
-        }
-    }
-}
-
-/// A command to run in an instance.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ExecSpec {
-    pub command: Vec<String>,
-    pub env: ConfigMap,
-    /// Numeric uid/gid (LXD takes no names); root when unset.
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub cwd: Option<String>,
-    /// How long the command may run; the client's operation timeout when unset.
-    pub timeout: Option<Duration>,
-}
-
-impl ExecSpec {
-    pub fn new<I, S>(command: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        ExecSpec {
-            command: command.into_iter().map(Into::into).collect(),
-            env: ConfigMap::new(),
-            uid: None,
-            gid: None,
-            cwd: None,
-            timeout: None,
-        }
-    }
-
-    pub fn env(mut self, key: &str, value: &str) -> Self {
-        self.env.insert(key.into(), value.into());
-        self
-    }
-
-    /// Runs as `uid:gid` with `HOME` and the working directory set to `home`
-    /// (LXD sets neither for non-root users).
-    pub fn as_user(mut self, uid: u32, gid: u32, home: &str) -> Self {
-        self.uid = Some(uid);
-        self.gid = Some(gid);
-        self.env.insert("HOME".into(), home.into());
-        self.cwd = Some(home.into());
-        self
-    }
-
-    pub fn cwd(mut self, cwd: &str) -> Self {
-        self.cwd = Some(cwd.into());
-        self
-    }
-
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    pub fn to_post(&self) -> ExecPost {
-        ExecPost {
-            command: self.command.clone(),
-            environment: self.env.clone(),
-            wait_for_websocket: false,
-            record_output: true,
-            interactive: false,
-            user: self.uid,
-            group: self.gid,
-            cwd: self.cwd.clone(),
-        }
-    }
-}
-
-/// A finished command: its exit code and everything it wrote.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExecOutput {
-    pub exit_code: i32,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl ExecOutput {
-    pub fn success(&self) -> bool {
-        self.exit_code == 0
-    }
-
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    pub fn stderr_text(&self) -> String {
-        String::from_utf8_lossy(&self.stderr).into_owned()
-    }
 }
 
 impl LxdClient {
@@ -204,6 +73,11 @@ impl LxdClient {
     /// Waits until an operation ends (up to `timeout`); a failed one is an error
     /// carrying LXD's message.
     pub async fn wait_operation(&self, id: &str, timeout: Duration) -> Result<Operation, LxdError> {
+        req::operation_result(self.wait_finished(id, timeout).await?)
+    }
+
+    /// Waits until an operation ends, whether it succeeded or not.
+    async fn wait_finished(&self, id: &str, timeout: Duration) -> Result<Operation, LxdError> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -217,7 +91,7 @@ impl LxdClient {
             let secs = Duration::from_secs(left.as_secs() + u64::from(left.subsec_nanos() > 0));
             let op: Operation = self.get(req::wait_operation(id, secs)).await?;
             if op.is_done() {
-                return req::operation_result(op);
+                return Ok(op);
             }
         }
     }
@@ -307,12 +181,26 @@ impl LxdClient {
     /// from the instance's log files, then removed there).
     pub async fn exec(&self, instance: &str, spec: &ExecSpec) -> Result<ExecOutput, LxdError> {
         let timeout = spec.timeout.unwrap_or(self.operation_timeout);
-        let op = self
-            .run(req::exec(instance, &spec.to_post()), timeout)
-            .await?
-            .ok_or_else(|| LxdError::Protocol("exec answered without an operation".into()))?;
-        let result: ExecResult = serde_json::from_value(op.metadata.unwrap_or_default())
-            .map_err(|e| LxdError::Protocol(format!("exec result: {e}")))?;
+        let Answer::Async(started) = self.call(req::exec(instance, &spec.to_post())).await? else {
+            return Err(LxdError::Protocol(
+                "exec answered without an operation".into(),
+            ));
+        };
+        let op = self.wait_finished(&started.id, timeout).await?;
+        // LXD marks exits 126/127 as failed operations ("Command not found") but still
+        // reports the code and output: pass those through like any other exit code.
+        let result = match op
+            .metadata
+            .clone()
+            .map(serde_json::from_value::<ExecResult>)
+        {
+            Some(Ok(result)) if op.succeeded() || !result.output.is_empty() => result,
+            _ => {
+                return req::operation_result(op).and(Err(LxdError::Protocol(
+                    "exec finished without a result".into(),
+                )))
+            }
+        };
         let (stdout, stderr) = tokio::try_join!(
             self.fetch_log(result.output.get("1")),
             self.fetch_log(result.output.get("2")),
@@ -403,6 +291,10 @@ impl LxdClient {
     /// Replaces the profile's config, devices and description.
     pub async fn update_profile(&self, profile: &Profile) -> Result<(), LxdError> {
         self.call(req::update_profile(profile)).await.map(drop)
+    }
+
+    pub async fn delete_profile(&self, name: &str) -> Result<(), LxdError> {
+        self.call(req::delete_profile(name)).await.map(drop)
     }
 
     pub async fn get_storage_pool(&self, name: &str) -> Result<StoragePool, LxdError> {

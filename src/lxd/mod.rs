@@ -1,7 +1,8 @@
 //! The LXD client: typed async API over the daemon's unix socket.
 //!
 //! Three layers, as in kube-core/kube-client:
-//! - [`types`] and [`request`]: serde types, request builders and answer parsing (pure);
+//! - [`types`], [`spec`] and [`request`]: serde types, typed specs, request builders and
+//!   answer parsing (pure);
 //! - [`transport`]: HTTP over `$LXD_DIR/unix.socket` (hyper + hyperlocal);
 //! - [`client`]: [`LxdClient`], the typed API (instances, operations, exec, files,
 //!   profiles, storage pools, networks, images) that waits on operations.
@@ -11,14 +12,16 @@
 pub mod bench;
 pub mod client;
 pub mod request;
+pub mod spec;
 pub mod transport;
 pub mod types;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use client::{ExecOutput, ExecSpec, InstanceSpec, LxdClient};
+pub use client::LxdClient;
 pub use request::FilePush;
+pub use spec::{ExecOutput, ExecSpec, InstanceSpec};
 pub use types::{
     ConfigMap, Image, ImageAlias, ImageSource, Instance, InstanceState, Network, Operation,
     Profile, StoragePool,

@@ -208,6 +208,10 @@ pub fn update_profile(profile: &Profile) -> Request {
     )
 }
 
+pub fn delete_profile(name: &str) -> Request {
+    Request::new(Method::Delete, format!("/1.0/profiles/{}", segment(name)))
+}
+
 pub fn get_storage_pool(name: &str) -> Request {
     Request::new(Method::Get, format!("/1.0/storage-pools/{}", segment(name)))
 }

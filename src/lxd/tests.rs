@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::client::{ExecSpec, InstanceSpec};
 use super::request::{self as req, Answer, FilePush, Method};
+use super::spec::{ExecSpec, InstanceSpec};
 use super::types::{ImageSource, Instance, Profile, StoragePool};
 use super::*;
 use crate::config::InstanceType;
