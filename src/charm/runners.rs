@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
-use crate::github::GithubClient;
 use crate::firewall::{FirewallSpec, InterfaceName, Nft};
+use crate::github::GithubClient;
 use crate::host::runner_env::RunnerEnv;
 use crate::lxd::LxdClient;
 use crate::policy::client::PolicyClient;
@@ -267,7 +267,10 @@ impl Runners {
     /// Replaces the firewall between the runners' bridge and everything else with one
     /// built from the current `denylist`, atomically.
     pub fn apply_firewall(&self) -> Result<(), CharmError> {
-        let (bridge, address) = self.runtime.block_on(runner_bridge(&self.lxd)).map_err(port)?;
+        let (bridge, address) = self
+            .runtime
+            .block_on(runner_bridge(&self.lxd))
+            .map_err(port)?;
         let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
         Nft::default()
