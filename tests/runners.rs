@@ -2,7 +2,6 @@
 //! keeps a pool of container runners registered on the simulator; jobs run on them and
 //! their instances go away; the reconcile repairs what happens behind its back.
 
-#[allow(dead_code)]
 mod firewall_support;
 mod harness;
 mod lab;
