@@ -342,5 +342,7 @@ impl Drop for Unit {
             .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
         let pool = self.root.path().join("var/lib/github-runner/pool");
         let _ = run(&["umount", &pool.display().to_string()]);
+        // config-changed put the charm's firewall on the shared test bridge.
+        let _ = run(&["nft", "delete", "table", "inet", "github-runner"]);
     }
 }
