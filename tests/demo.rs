@@ -23,16 +23,48 @@ const JOBS: usize = 5;
 /// token, policy service unit and its 0600 environment) are written for real.
 fn script_installed_host(unit: &Unit) {
     let h = &unit.h;
-    h.shadow(&["apt-get", "dpkg", "dpkg-query", "snap", "modprobe", "lxd", "lxc"]);
-    let installed: String = ["nftables", "cpu-checker", "libvirt-clients", "libvirt-daemon-driver-qemu", "apparmor-utils"]
-        .iter()
-        .map(|p| format!("{p} installed\n"))
-        .collect();
+    h.shadow(&[
+        "apt-get",
+        "dpkg",
+        "dpkg-query",
+        "snap",
+        "modprobe",
+        "lxd",
+        "lxc",
+    ]);
+    let installed: String = [
+        "nftables",
+        "cpu-checker",
+        "libvirt-clients",
+        "libvirt-daemon-driver-qemu",
+        "apparmor-utils",
+    ]
+    .iter()
+    .map(|p| format!("{p} installed\n"))
+    .collect();
     h.script("dpkg-query", &[], Reply::ok(&installed));
-    h.script("lxc", &["storage", "list"], Reply::ok("default,dir,,,2,CREATED\n"));
-    h.script("lxc", &["network", "list"], Reply::ok(&format!("lxdbr0,bridge,YES,{BRIDGE_IP}/24,none,,2,CREATED\n")));
-    h.script("lxc", &["network", "get"], Reply::ok(&format!("{BRIDGE_IP}/24\n")));
-    h.script("lxc", &["profile", "show"], Reply::ok("config: {}\ndevices: {}\nname: default\n"));
+    h.script(
+        "lxc",
+        &["storage", "list"],
+        Reply::ok("default,dir,,,2,CREATED\n"),
+    );
+    h.script(
+        "lxc",
+        &["network", "list"],
+        Reply::ok(&format!(
+            "lxdbr0,bridge,YES,{BRIDGE_IP}/24,none,,2,CREATED\n"
+        )),
+    );
+    h.script(
+        "lxc",
+        &["network", "get"],
+        Reply::ok(&format!("{BRIDGE_IP}/24\n")),
+    );
+    h.script(
+        "lxc",
+        &["profile", "show"],
+        Reply::ok("config: {}\ndevices: {}\nname: default\n"),
+    );
     h.script("lxc", &["config", "show"], Reply::ok("config: {}\n"));
 }
 
@@ -40,15 +72,26 @@ fn script_installed_host(unit: &Unit) {
 /// the charm wrote, the environment from the charm's 0600 file.
 fn start_policy_service(unit: &Unit) -> Process {
     let state = unit.root().join("var/lib/github-runner");
-    let env_text = std::fs::read_to_string(state.join("policy-server.env")).expect("install wrote the env file");
+    let env_text = std::fs::read_to_string(state.join("policy-server.env"))
+        .expect("install wrote the env file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_github-runner"));
-    cmd.args(["policy-server", "--bind", &format!("{BRIDGE_IP}:8080"), "--bind", "127.0.0.1:8080"]);
+    cmd.args([
+        "policy-server",
+        "--bind",
+        &format!("{BRIDGE_IP}:8080"),
+        "--bind",
+        "127.0.0.1:8080",
+    ]);
     for line in env_text.lines().filter_map(|l| l.split_once('=')) {
         cmd.env(line.0, line.1);
     }
     // The unit keeps its policy under /var/lib; the demo keeps it in its own root.
     cmd.env("POLICY_DOCUMENT", state.join("policy.json"));
-    let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     firewall_support::poll(Duration::from_secs(10), "policy service", || {
         std::net::TcpStream::connect("127.0.0.1:8080").ok()
     });
@@ -56,7 +99,10 @@ fn start_policy_service(unit: &Unit) -> Process {
 }
 
 fn time_of(job: &Value, key: &str) -> String {
-    job[key].as_str().map(|t| t.get(11..23).unwrap_or(t).to_string()).unwrap_or_else(|| "-".into())
+    job[key]
+        .as_str()
+        .map(|t| t.get(11..23).unwrap_or(t).to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 #[test]
@@ -67,10 +113,19 @@ fn demo() {
     let started = Instant::now();
     println!("\n== GitHub simulator in its own network namespace");
     let sim = Sim::start(&["acme"], &[REPO]);
-    sim.post(&format!("/_sim/repos/{REPO}/branches"), json!({"name": "main", "protection": {"required_reviews": {}}}));
+    sim.post(
+        &format!("/_sim/repos/{REPO}/branches"),
+        json!({"name": "main", "protection": {"required_reviews": {}}}),
+    );
     println!("   {} serving {REPO}", sim.url);
 
-    let unit = Unit::new(&lxd, "github-runner", 0, &sim, json!({"path": REPO, "virtual-machines": 3}));
+    let unit = Unit::new(
+        &lxd,
+        "github-runner",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 3}),
+    );
     script_installed_host(&unit);
     println!("== install");
     unit.run("hooks/install");
@@ -82,15 +137,28 @@ fn demo() {
     let t = Instant::now();
     unit.run("hooks/config-changed");
     unit.wait_pool(&sim, 3, Duration::from_secs(180));
-    println!("   3 runners online after {:.1}s; status: {:?}", t.elapsed().as_secs_f64(), unit.h.last_status().unwrap());
+    println!(
+        "   3 runners online after {:.1}s; status: {:?}",
+        t.elapsed().as_secs_f64(),
+        unit.h.last_status().unwrap()
+    );
 
     println!("== queueing {JOBS} jobs");
     let jobs: Vec<u64> = (0..JOBS)
-        .map(|i| sim.queue_job(REPO, &["github-runner"], &[&format!("echo job {i} on $(hostname)"), "sleep 2"]))
+        .map(|i| {
+            sim.queue_job(
+                REPO,
+                &["github-runner"],
+                &[&format!("echo job {i} on $(hostname)"), "sleep 2"],
+            )
+        })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let done = jobs.iter().filter(|j| sim.job(**j)["state"] == json!("completed")).count();
+        let done = jobs
+            .iter()
+            .filter(|j| sim.job(**j)["state"] == json!("completed"))
+            .count();
         if done == JOBS {
             break;
         }
@@ -104,9 +172,17 @@ fn demo() {
 
     println!("\n{:<24} {:<8} {:<8}", "runner", "online", "busy");
     for r in sim.runners(&unit.prefix) {
-        println!("{:<24} {:<8} {:<8}", r["name"].as_str().unwrap_or(""), r["online"], r["busy"]);
+        println!(
+            "{:<24} {:<8} {:<8}",
+            r["name"].as_str().unwrap_or(""),
+            r["online"],
+            r["busy"]
+        );
     }
-    println!("\n{:<4} {:<24} {:<13} {:<13} {:<13} {}", "job", "runner", "queued", "started", "finished", "result");
+    println!(
+        "\n{:<4} {:<24} {:<13} {:<13} {:<13} {}",
+        "job", "runner", "queued", "started", "finished", "result"
+    );
     for id in &jobs {
         let j = sim.job(*id);
         println!(
@@ -121,6 +197,9 @@ fn demo() {
         assert_eq!(j["conclusion"], json!("success"), "{j}");
     }
     println!("\nstatus: {:?}", unit.h.last_status().unwrap());
-    println!("demo finished in {:.0}s; cleaning up", started.elapsed().as_secs_f64());
+    println!(
+        "demo finished in {:.0}s; cleaning up",
+        started.elapsed().as_secs_f64()
+    );
     let _ = PAT;
 }

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# `make bench`: release build, then the measurements of tests/bench.rs against the real
+# LXD test daemon and the GitHub simulator; writes BENCHMARKS.md. With
+# GHR_BENCH_QUICK=1 (CI) it runs each measurement once, small, and writes elsewhere:
+# a check that the benchmarks still work, never a judgement of speed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" -eq 0 ] || { echo "make bench needs root (LXD, network namespaces)" >&2; exit 1; }
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/cache/github-runner/target}
+scripts/deps.sh
+scripts/testbed.sh up
+eval "$(scripts/testbed.sh env)"
+profile=(--release)
+build=release
+if [ "${GHR_BENCH_QUICK:-}" = 1 ]; then
+    # Speed is not judged in quick mode: the debug build `make test` made will do.
+    export GHR_BENCH_OUT=${GHR_BENCH_OUT:-$(mktemp --suffix=-BENCHMARKS.md)}
+    profile=()
+    build=debug
+fi
+# The hook is measured through the repo's own dispatch next to the binary, as the
+# packed charm lays them out.
+cargo build "${profile[@]}" --bin github-runner --bin hook-standin
+charm_dir=$(mktemp -d)
+trap 'rm -rf "$charm_dir"' EXIT
+cp dispatch "$charm_dir/dispatch"
+cp "$CARGO_TARGET_DIR/$build/github-runner" "$charm_dir/github-runner"
+GHR_BENCH_DISPATCH=$charm_dir/dispatch cargo test "${profile[@]}" --test bench -- --ignored --nocapture --test-threads 1

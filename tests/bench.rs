@@ -1,0 +1,435 @@
+//! `make bench`: measures the figures BENCHMARKS.md records, on this machine, against
+//! the real LXD test daemon and the GitHub simulator. Not a timed test: it asserts that
+//! each measurement ran, never how fast. `GHR_BENCH_QUICK=1` (what CI runs) does one
+//! round of each with small counts and writes to `GHR_BENCH_OUT` instead.
+
+mod firewall_support;
+mod harness;
+mod lab;
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use github_runner::reconcile::plan::{
+    plan, Desired, Flush, Observed, ObservedInstance, ObservedRegistration,
+};
+use github_runner::runner::RunnerName;
+use lab::{Policy, Sim, Unit};
+use serde_json::{json, Value};
+
+const REPO: &str = "acme/widgets";
+
+fn quick() -> bool {
+    std::env::var("GHR_BENCH_QUICK").is_ok_and(|v| v == "1")
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// Peak RSS in KiB of the largest child waited for so far.
+fn children_max_rss_kib() -> i64 {
+    nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)
+        .unwrap()
+        .max_rss()
+}
+
+fn hook_overhead(out: &mut String, runs: usize) {
+    let mut truth = Vec::new();
+    for _ in 0..runs {
+        let t = Instant::now();
+        assert!(std::process::Command::new("/bin/true")
+            .status()
+            .unwrap()
+            .success());
+        truth.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let true_rss = children_max_rss_kib();
+    let dispatch = std::env::var("GHR_BENCH_DISPATCH")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_BIN_EXE_github-runner"))
+                .with_file_name("github-runner")
+        });
+    let h = harness::Harness::with_binary(dispatch.clone());
+    h.set_config(json!({"path": REPO, "token": "ghp_benchToken"}));
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("var/lib/github-runner");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("last-reconcile.json"),
+        r#"{"idle":3,"busy":1,"starting":0,"failed":[],"at":0}"#,
+    )
+    .unwrap();
+    let mut h = h;
+    h.extra_env.insert(
+        "GITHUB_RUNNER_ROOT".into(),
+        root.path().display().to_string(),
+    );
+    let mut wall = Vec::new();
+    for _ in 0..runs {
+        h.clear_calls();
+        let t = Instant::now();
+        let run = h.run("hooks/update-status");
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+        assert!(run.success(), "{}", run.stderr());
+    }
+    assert_eq!(h.last_status().unwrap().1, "4 runners: 3 idle, 1 busy");
+    let rss = children_max_rss_kib();
+    writeln!(out, "## Hook overhead (update-status)\n").unwrap();
+    writeln!(
+        out,
+        "`{}` for `hooks/update-status` under the hook-tool harness, {runs} runs (the",
+        dispatch.display()
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "wall time includes the two hook-tool stand-ins it calls: config-get and status-set).\n"
+    )
+    .unwrap();
+    writeln!(out, "| command | median wall | peak RSS |\n|---|---|---|").unwrap();
+    writeln!(
+        out,
+        "| /bin/true | {:.2} ms | {} KiB |",
+        median(truth),
+        true_rss
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| dispatch update-status | {:.2} ms | {} KiB |",
+        median(wall),
+        rss
+    )
+    .unwrap();
+    writeln!(out, "\nTarget: under 10 ms and under 8 MiB.\n").unwrap();
+}
+
+fn floor(lxd: &firewall_support::Lxd, n: usize) -> Duration {
+    let client = github_runner::lxd::LxdClient::new(format!("{}/unix.socket", lxd.dir));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let prefix = format!("ghr-floor-{}", std::process::id());
+    rt.block_on(github_runner::lxd::bench::launch_floor(
+        &client, &lxd.image, &prefix, n,
+    ))
+    .unwrap()
+    .total
+}
+
+fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usize]) {
+    writeln!(out, "## Spawn: config-changed to all runners online\n").unwrap();
+    writeln!(
+        out,
+        "Container runners from the `ghr-runner` image on the test daemon (dir pool on tmpfs);"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "the floor is LXD launching the same number of bare containers of that image in"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "parallel until `exec true` succeeds, measured just before.\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| runners | floor | charm | ratio |\n|---|---|---|---|"
+    )
+    .unwrap();
+    let unit = Unit::new(
+        lxd,
+        "ghr-bench",
+        0,
+        sim,
+        json!({"path": REPO, "virtual-machines": 1}),
+    );
+    // Warm-up: the runner application download and the pool belong to the first run only.
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 1, Duration::from_secs(180));
+    for &n in counts {
+        unit.configure(sim, json!({"path": REPO, "virtual-machines": 0}));
+        unit.run("hooks/config-changed");
+        firewall_support::poll(Duration::from_secs(120), "empty pool", || {
+            unit.instances().is_empty().then_some(())
+        });
+        let floor = floor(lxd, n);
+        unit.configure(sim, json!({"path": REPO, "virtual-machines": n}));
+        let t = Instant::now();
+        unit.run("hooks/config-changed");
+        unit.wait_pool(sim, n, Duration::from_secs(300));
+        let took = t.elapsed();
+        let ratio = took.as_secs_f64() / floor.as_secs_f64();
+        writeln!(
+            out,
+            "| {n} | {:.2} s | {:.2} s | {ratio:.2}x |",
+            floor.as_secs_f64(),
+            took.as_secs_f64()
+        )
+        .unwrap();
+    }
+    writeln!(out, "\nTarget: at most 1.5x the floor for each count.\n").unwrap();
+}
+
+fn github_requests(sim: &Sim) -> u64 {
+    let counters = sim.get("/_sim/counters");
+    counters
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(route, _)| !route.contains("/_sim/"))
+        .map(|(_, n)| n.as_u64().unwrap())
+        .sum()
+}
+
+fn reset_counters(sim: &Sim) {
+    ureq::delete(&format!("{}/_sim/counters", sim.url))
+        .call()
+        .unwrap();
+}
+
+fn requests(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, k: usize) {
+    let unit = Unit::new(
+        lxd,
+        "ghr-calls",
+        0,
+        sim,
+        json!({"path": REPO, "virtual-machines": 2}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 2, Duration::from_secs(180));
+    let mut rows = Vec::new();
+    let mut measure = |what: String, target: String, act: &dyn Fn()| {
+        reset_counters(sim);
+        act();
+        rows.push((what, github_requests(sim), target));
+    };
+    measure("steady-state reconcile".into(), "1".into(), &|| {
+        unit.run("reconcile-runners");
+    });
+    measure(
+        format!("reconcile creating {k} runners"),
+        format!("{}", k + 1),
+        &|| {
+            unit.configure(sim, json!({"path": REPO, "virtual-machines": 2 + k}));
+            unit.run("hooks/config-changed");
+        },
+    );
+    unit.wait_pool(sim, 2 + k, Duration::from_secs(180));
+    measure(
+        format!("flush of {} idle runners (and their replacement)", 2 + k),
+        "-".into(),
+        &|| {
+            unit.h.set_action_params(json!({"flush-busy": false}));
+            unit.run("actions/flush-runners");
+        },
+    );
+    measure("check-runners".into(), "-".into(), &|| {
+        unit.run("actions/check-runners");
+    });
+    writeln!(out, "## GitHub requests (simulator counters)\n").unwrap();
+    writeln!(
+        out,
+        "Requests to GitHub's API routes, runner application traffic excluded.\n"
+    )
+    .unwrap();
+    writeln!(out, "| operation | requests | target |\n|---|---|---|").unwrap();
+    for (what, n, target) in rows {
+        writeln!(out, "| {what} | {n} | {target} |").unwrap();
+    }
+    writeln!(out).unwrap();
+}
+
+fn planner(out: &mut String, sizes: &[usize]) {
+    writeln!(out, "## Planner scaling\n").unwrap();
+    writeln!(
+        out,
+        "`plan()` over n observed runners (every one healthy, a third busy), best of 5.\n"
+    )
+    .unwrap();
+    writeln!(out, "| runners | plan time |\n|---|---|").unwrap();
+    for &n in sizes {
+        let name = |i: usize| RunnerName::new(format!("app-0-{i:08x}"));
+        let observed = Observed {
+            instances: (0..n)
+                .map(|i| ObservedInstance {
+                    name: name(i),
+                    running: true,
+                    age_secs: 900,
+                })
+                .collect(),
+            registrations: (0..n)
+                .map(|i| ObservedRegistration {
+                    id: i as u64,
+                    name: name(i),
+                    online: true,
+                    busy: i % 3 == 0,
+                })
+                .collect(),
+        };
+        let desired = Desired {
+            runners: n as u32,
+            grace_secs: 300,
+            flush: Flush::None,
+            keep: Default::default(),
+        };
+        let best = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                let p = plan(&desired, &observed);
+                let took = t.elapsed();
+                assert!(p.is_empty());
+                took
+            })
+            .min()
+            .unwrap();
+        writeln!(out, "| {n} | {:.3} ms |", best.as_secs_f64() * 1000.0).unwrap();
+    }
+    writeln!(out, "\nTarget: linear, under 5 ms at 10,000.\n").unwrap();
+}
+
+fn pickup(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, rounds: usize) {
+    let unit = Unit::new(
+        lxd,
+        "ghr-pickup",
+        0,
+        sim,
+        json!({"path": REPO, "virtual-machines": 2}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 2, Duration::from_secs(180));
+    writeln!(out, "## Job pickup (warm pool of 2)\n").unwrap();
+    writeln!(
+        out,
+        "Queued to steps started (the pre-job policy check included), and from the job's end"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "to a full pool again with a reconcile right after the job (the timer's next tick).\n"
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "| round | queued -> started | job end -> pool full |\n|---|---|---|"
+    )
+    .unwrap();
+    for round in 1..=rounds {
+        let id = sim.queue_job(REPO, &["ghr-pickup"], &["true"]);
+        let job: Value = sim.wait_job(id, "completed", Duration::from_secs(120));
+        assert_eq!(job["conclusion"], json!("success"), "{job}");
+        let t = Instant::now();
+        let at = |k: &str| chrono::DateTime::parse_from_rfc3339(job[k].as_str().unwrap()).unwrap();
+        let pickup = (at("started_at") - at("queued_at"))
+            .num_microseconds()
+            .unwrap() as f64
+            / 1000.0;
+        firewall_support::poll(Duration::from_secs(120), "the used instance gone", || {
+            (!unit
+                .instances()
+                .contains(&job["runner_name"].as_str().unwrap().to_string()))
+            .then_some(())
+        });
+        unit.run("reconcile-runners");
+        unit.wait_pool(sim, 2, Duration::from_secs(180));
+        writeln!(
+            out,
+            "| {round} | {pickup:.0} ms | {:.2} s |",
+            t.elapsed().as_secs_f64()
+        )
+        .unwrap();
+    }
+    writeln!(out).unwrap();
+}
+
+fn policy_latency(out: &mut String, samples: usize) {
+    let scenarios =
+        github_runner::policy::bench_sim::measure_with_simulator(samples, 250, 250).unwrap();
+    writeln!(out, "## Policy check latency\n").unwrap();
+    writeln!(
+        out,
+        "The service's own time per check (round trip minus time inside GitHub calls), the"
+    )
+    .unwrap();
+    writeln!(out, "simulator on loopback with 250 outside collaborators and 250 comments, {samples} checks.\n").unwrap();
+    writeln!(
+        out,
+        "| check | own p50 | own p95 | round trip p50 | GitHub calls |\n|---|---|---|---|---|"
+    )
+    .unwrap();
+    for s in scenarios {
+        let r = s.report;
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        writeln!(
+            out,
+            "| {} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            s.name,
+            ms(r.own_p50),
+            ms(r.own_p95),
+            ms(r.total_p50),
+            r.github_calls
+        )
+        .unwrap();
+    }
+    writeln!(out, "\nTarget: under 50 ms of its own time.\n").unwrap();
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    format!("{cores} cores, {cpu}")
+}
+
+#[test]
+#[ignore = "benchmarks; run by `make bench`"]
+fn bench() {
+    let _serial = lab::serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let quick = quick();
+    let mut out = String::new();
+    writeln!(out, "# Benchmarks\n").unwrap();
+    writeln!(
+        out,
+        "Produced by `make bench` ({}), on {}, {}.",
+        if quick { "quick mode" } else { "full" },
+        machine(),
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC")
+    )
+    .unwrap();
+    writeln!(
+        out,
+        "Release build; LXD 5.0 containers (this kind of machine has no KVM).\n"
+    )
+    .unwrap();
+    hook_overhead(&mut out, if quick { 3 } else { 20 });
+    planner(
+        &mut out,
+        if quick {
+            &[10, 100]
+        } else {
+            &[10, 100, 1_000, 10_000]
+        },
+    );
+    policy_latency(&mut out, if quick { 5 } else { 100 });
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    spawn(&mut out, &lxd, &sim, if quick { &[1] } else { &[1, 4, 8] });
+    requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
+    pickup(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
+    let path = std::env::var("GHR_BENCH_OUT")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md").into());
+    std::fs::write(&path, &out).unwrap();
+    println!("{out}\nwritten to {path}");
+}
