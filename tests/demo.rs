@@ -180,8 +180,8 @@ fn demo() {
         );
     }
     println!(
-        "\n{:<4} {:<24} {:<13} {:<13} {:<13} {}",
-        "job", "runner", "queued", "started", "finished", "result"
+        "\n{:<4} {:<24} {:<13} {:<13} {:<13} result",
+        "job", "runner", "queued", "started", "finished"
     );
     for id in &jobs {
         let j = sim.job(*id);
