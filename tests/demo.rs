@@ -170,23 +170,23 @@ fn demo() {
     unit.run("reconcile-runners");
     unit.wait_pool(&sim, 3, Duration::from_secs(180));
 
-    println!("\n{:<24} {:<8} {:<8}", "runner", "online", "busy");
+    println!("\n{:<26} {:<8} {:<8}", "runner", "online", "busy");
     for r in sim.runners(&unit.prefix) {
         println!(
-            "{:<24} {:<8} {:<8}",
+            "{:<26} {:<8} {:<8}",
             r["name"].as_str().unwrap_or(""),
             r["online"],
             r["busy"]
         );
     }
     println!(
-        "\n{:<4} {:<24} {:<13} {:<13} {:<13} result",
+        "\n{:<4} {:<26} {:<13} {:<13} {:<13} result",
         "job", "runner", "queued", "started", "finished"
     );
     for id in &jobs {
         let j = sim.job(*id);
         println!(
-            "{:<4} {:<24} {:<13} {:<13} {:<13} {}",
+            "{:<4} {:<26} {:<13} {:<13} {:<13} {}",
             id,
             j["runner_name"].as_str().unwrap_or("-"),
             time_of(&j, "queued_at"),
