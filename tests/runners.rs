@@ -232,3 +232,57 @@ fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
         "nothing to do costs no change"
     );
 }
+
+/// A step that leaves a mark outside the instance: it creates an org in the simulator.
+fn marker_step(sim: &Sim, marker: &str) -> String {
+    format!("curl -fsS --noproxy '*' -X POST -H 'Content-Type: application/json' -d '{{\"name\":\"{marker}\"}}' {}/_sim/orgs", sim.url)
+}
+
+fn marker_exists(sim: &Sim, marker: &str) -> bool {
+    ureq::get(&format!("{}/orgs/{marker}/actions/runner-groups", sim.url))
+        .set("Authorization", &format!("Bearer {}", lab::PAT))
+        .call()
+        .is_ok()
+}
+
+#[test]
+fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_step() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    // Compliant: main protected with required reviews, no outside collaborators.
+    sim.post(&format!("/_sim/repos/{REPO}/branches"), json!({"name": "main", "protection": {"required_reviews": {}}}));
+    let sha = "89abcdef0123456789abcdef0123456789abcdef";
+    sim.post(
+        &format!("/_sim/repos/{REPO}/pulls"),
+        json!({"head_ref": "feature", "head_sha": sha, "head_repo": "mallory/widgets", "base_ref": "main", "user": "mallory"}),
+    );
+    let policy = Policy::start(&sim, json!({}));
+    let unit = Unit::new(&lxd, "ghr-policy", 0, &sim, json!({"path": REPO, "virtual-machines": 2}));
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 2, SETTLE);
+
+    let push = sim.queue_job(REPO, &["ghr-policy"], &[&marker_step(&sim, "marker-push")]);
+    let done = sim.wait_job(push, "completed", SETTLE);
+    assert_eq!(done["conclusion"], json!("success"), "{done}\n{}", policy.log_text());
+    assert!(marker_exists(&sim, "marker-push"), "the push job's step ran");
+
+    let event = json!({"pull_request": {
+        "head": {"ref": "feature", "sha": sha, "repo": {"full_name": "mallory/widgets"}},
+        "base": {"ref": "main", "repo": {"full_name": REPO}}}});
+    let fork = sim.post(
+        "/_sim/jobs",
+        json!({"repository": REPO, "labels": ["ghr-policy"], "event_name": "pull_request",
+               "event": event, "steps": [marker_step(&sim, "marker-fork")]}),
+    );
+    let id = fork["id"].as_u64().unwrap();
+    let done = sim.wait_job(id, "completed", SETTLE);
+    assert_eq!(done["conclusion"], json!("failure"), "{done}");
+    assert!(!marker_exists(&sim, "marker-fork"), "no step of the refused job ran");
+    let log = policy.log_text();
+    assert!(log.contains("fail"), "the policy service refused it: {log}");
+    let refused_on = done["runner_name"].as_str().unwrap().to_string();
+    firewall_support::poll(SETTLE, "the refused runner's instance to go", || {
+        (!unit.instances().contains(&refused_on)).then_some(())
+    });
+}
