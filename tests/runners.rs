@@ -109,6 +109,13 @@ fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
     });
     assert_eq!(sim.job(long)["state"], json!("in_progress"));
 
+    // A new kernel waits: no reboot while a job runs.
+    let flag = unit.root().join("var/run/reboot-required");
+    std::fs::create_dir_all(flag.parent().unwrap()).unwrap();
+    std::fs::write(&flag, "").unwrap();
+    unit.run("reconcile-runners");
+    assert!(unit.h.reboots().is_empty(), "no reboot with a busy runner");
+
     // flush-busy=false keeps the busy runner.
     unit.h.set_action_params(json!({"flush-busy": false}));
     unit.run("actions/flush-runners");
@@ -119,6 +126,10 @@ fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
     unit.h.set_action_params(json!({"flush-busy": true}));
     unit.run("actions/flush-runners");
     assert!(!unit.instances().contains(&busy));
+    // Nothing busy any more: the timer's reconcile reboots into the new kernel now.
+    unit.run("reconcile-runners");
+    assert_eq!(unit.h.reboots(), [vec!["--now".to_string()]]);
+    std::fs::remove_file(&flag).unwrap();
     unit.configure(&sim, json!({"path": "acme", "virtual-machines": 0}));
     unit.run("hooks/config-changed");
     firewall_support::poll(SETTLE, "no instance left", || {
@@ -251,21 +262,38 @@ fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_
     let Some(lxd) = lab::lxd() else { return };
     let sim = Sim::start(&["acme"], &[REPO]);
     // Compliant: main protected with required reviews, no outside collaborators.
-    sim.post(&format!("/_sim/repos/{REPO}/branches"), json!({"name": "main", "protection": {"required_reviews": {}}}));
+    sim.post(
+        &format!("/_sim/repos/{REPO}/branches"),
+        json!({"name": "main", "protection": {"required_reviews": {}}}),
+    );
     let sha = "89abcdef0123456789abcdef0123456789abcdef";
     sim.post(
         &format!("/_sim/repos/{REPO}/pulls"),
         json!({"head_ref": "feature", "head_sha": sha, "head_repo": "mallory/widgets", "base_ref": "main", "user": "mallory"}),
     );
     let policy = Policy::start(&sim, json!({}));
-    let unit = Unit::new(&lxd, "ghr-policy", 0, &sim, json!({"path": REPO, "virtual-machines": 2}));
+    let unit = Unit::new(
+        &lxd,
+        "ghr-policy",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 2}),
+    );
     unit.run("hooks/config-changed");
     unit.wait_pool(&sim, 2, SETTLE);
 
     let push = sim.queue_job(REPO, &["ghr-policy"], &[&marker_step(&sim, "marker-push")]);
     let done = sim.wait_job(push, "completed", SETTLE);
-    assert_eq!(done["conclusion"], json!("success"), "{done}\n{}", policy.log_text());
-    assert!(marker_exists(&sim, "marker-push"), "the push job's step ran");
+    assert_eq!(
+        done["conclusion"],
+        json!("success"),
+        "{done}\n{}",
+        policy.log_text()
+    );
+    assert!(
+        marker_exists(&sim, "marker-push"),
+        "the push job's step ran"
+    );
 
     let event = json!({"pull_request": {
         "head": {"ref": "feature", "sha": sha, "repo": {"full_name": "mallory/widgets"}},
@@ -278,7 +306,10 @@ fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_
     let id = fork["id"].as_u64().unwrap();
     let done = sim.wait_job(id, "completed", SETTLE);
     assert_eq!(done["conclusion"], json!("failure"), "{done}");
-    assert!(!marker_exists(&sim, "marker-fork"), "no step of the refused job ran");
+    assert!(
+        !marker_exists(&sim, "marker-fork"),
+        "no step of the refused job ran"
+    );
     let log = policy.log_text();
     assert!(log.contains("fail"), "the policy service refused it: {log}");
     let refused_on = done["runner_name"].as_str().unwrap().to_string();

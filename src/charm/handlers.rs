@@ -10,6 +10,7 @@ use super::runners::{Paths, Runners, Summary};
 use super::state::CharmState;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
+use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
 use crate::reconcile::execute::Report;
@@ -47,7 +48,7 @@ pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outc
             install(juju, &config, env, &paths, InstallKind::Upgrade)?;
             reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::Idle))
         }
-        Event::ReconcileTimer => timer_reconcile(config, env),
+        Event::ReconcileTimer => timer_reconcile(juju, config, env, &paths),
         Event::Action(action) => run_action(action, juju, config, env),
         Event::Unknown(_) => unreachable!("handled above"),
     }
@@ -156,11 +157,19 @@ fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, Ch
     ))
 }
 
-fn timer_reconcile(config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmError> {
+/// The timer's event: keep the runner application current, reconcile, and reboot
+/// into a new kernel when one waits and no job would be cut short.
+fn timer_reconcile(
+    juju: &dyn HookTools,
+    config: CharmConfig,
+    env: &HookEnv,
+    paths: &Paths,
+) -> Result<Outcome, CharmError> {
     let runners = Runners::new(config, env.clone())?;
     let flush = match runners.update_app(false) {
         Ok(AppUpdate::Updated { new, .. }) => {
             log::info!("runner application updated to {new}: flushing idle runners");
+            remember_app_version(juju, &new)?;
             Flush::Idle
         }
         Ok(AppUpdate::Unchanged) => Flush::None,
@@ -169,7 +178,25 @@ fn timer_reconcile(config: CharmConfig, env: &HookEnv) -> Result<Outcome, CharmE
             Flush::None
         }
     };
-    reconciled(runners.reconcile_current(flush))
+    let report = runners.reconcile_current(flush)?;
+    let phase = RebootPhase::Reconcile {
+        busy_runners: report.busy as usize,
+    };
+    if let Some(now) = reboot_request(reboot_required(paths), phase) {
+        log::info!("a new kernel is installed and no runner is busy: rebooting");
+        juju.reboot(now)?;
+    }
+    Ok(Outcome::status(
+        Status::Active,
+        Summary::from_report(&report).message(),
+    ))
+}
+
+fn remember_app_version(juju: &dyn HookTools, filename: &str) -> Result<(), CharmError> {
+    let mut state = CharmState::load(juju)?;
+    state.runner_app_version = Some(filename.to_string());
+    state.save(juju)?;
+    Ok(())
 }
 
 fn run_action(
@@ -200,7 +227,13 @@ fn run_action(
         }
         Action::UpdateDependencies => {
             let runners = Runners::new(config, env.clone())?;
-            let updated = matches!(runners.update_app(true)?, AppUpdate::Updated { .. });
+            let updated = match runners.update_app(true)? {
+                AppUpdate::Updated { new, .. } => {
+                    remember_app_version(juju, &new)?;
+                    true
+                }
+                AppUpdate::Unchanged => false,
+            };
             let mut outcome = Outcome::default().with_result("flush", updated);
             if updated {
                 let report = runners.reconcile_current(Flush::Idle)?;
