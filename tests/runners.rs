@@ -317,3 +317,50 @@ fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_
         (!unit.instances().contains(&refused_on)).then_some(())
     });
 }
+
+#[test]
+fn without_jit_runners_register_from_inside_with_a_registration_token() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    // An older GitHub Enterprise Server: generate-jitconfig does not exist.
+    sim.post(
+        "/_sim/faults",
+        json!({"route": "POST /repos/:owner/:repo/actions/runners/generate-jitconfig", "count": 100, "status": 404}),
+    );
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = Unit::new(
+        &lxd,
+        "ghr-nojit",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 1}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 1, SETTLE);
+    let runner = &sim.runners(&unit.prefix)[0];
+    assert_eq!(runner["jit"], json!(false), "{runner}");
+    assert_eq!(runner["ephemeral"], json!(true), "{runner}");
+    // The registration token was used and deleted: nothing reusable is left inside.
+    let name = unit.instances()[0].clone();
+    let out = lxd
+        .lxc_output(&[
+            "exec",
+            &name,
+            "--",
+            "ls",
+            "-A",
+            "/home/ubuntu/actions-runner",
+        ])
+        .unwrap();
+    let files = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        !files.contains(".registration-token") && !files.contains(".jitconfig"),
+        "{files}"
+    );
+    let job = sim.queue_job(REPO, &["ghr-nojit"], &["true"]);
+    assert_eq!(
+        sim.wait_job(job, "completed", SETTLE)["conclusion"],
+        json!("success")
+    );
+}
