@@ -37,6 +37,10 @@ fn a_fresh_install_runs_every_step_in_order() {
         "systemctl daemon-reload",
         "systemctl enable github-runner-policy.service",
         "systemctl restart github-runner-policy.service",
+        "lxc network get lxdbr0 ipv4.address",
+        "nft -f -",
+        "nft list tables inet",
+        "nft list table inet github-runner",
     ];
     assert_eq!(host_calls(&h), want);
     let statuses: Vec<String> = h.statuses().into_iter().map(|(_, m)| m).collect();
@@ -50,6 +54,7 @@ fn a_fresh_install_runs_every_step_in_order() {
             "hardening the LXD default profile",
             "configuring LXD's proxy",
             "installing the policy service",
+            "applying the firewall",
             "host ready",
         ]
     );
@@ -102,6 +107,8 @@ fn a_second_install_changes_nothing() {
             "lxc profile show default",
             "lxc config show",
             "lxc network get lxdbr0 ipv4.address",
+            "lxc network get lxdbr0 ipv4.address",
+            "nft list tables inet",
         ],
         "only reads on a second install"
     );

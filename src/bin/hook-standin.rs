@@ -55,7 +55,8 @@ fn main() -> ExitCode {
 }
 
 fn reads_stdin(tool: &str, args: &[String]) -> bool {
-    tool == "state-set" && args.iter().any(|a| a == "-")
+    // `state-set --file -`, `nft -f -`: a file on stdin.
+    args.iter().any(|a| a == "-")
         || std::env::var_os("HOOK_STANDIN_READ_STDIN").is_some_and(|v| v == tool)
 }
 

@@ -6,6 +6,7 @@
 
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
+use crate::firewall::{FirewallSpec, InterfaceName, Nft};
 use crate::host::kernel::{self, RebootPhase};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
@@ -83,6 +84,9 @@ pub fn install(
     step("installing the policy service")?;
     policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)?;
 
+    step("applying the firewall")?;
+    apply_firewall(config, commands, paths)?;
+
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
         Some(now) => {
             log::info!("a package asked for a reboot; asking Juju for one");
@@ -94,6 +98,25 @@ pub fn install(
         }
         None => Ok(Outcome::status(Status::Active, "host ready")),
     }
+}
+
+/// The charm's nftables table for the LXD bridge, replaced whole; config-changed
+/// applies it again with every denylist change.
+fn apply_firewall(
+    config: &CharmConfig,
+    commands: &dyn Commands,
+    paths: &HostPaths,
+) -> Result<(), CharmError> {
+    let address = lxd_setup::bridge_address(commands).map_err(failed("applying the firewall"))?;
+    let bridge =
+        InterfaceName::new(lxd_setup::BRIDGE).map_err(|e| CharmError::Internal(e.into()))?;
+    Nft::default()
+        .ensure(
+            &FirewallSpec::new(bridge, address, config.denylist.clone()),
+            &paths.firewall_record(),
+        )
+        .map(drop)
+        .map_err(|e| CharmError::Transient(format!("applying the firewall: {e}")))
 }
 
 /// Packages to have and to be rid of: on Ubuntu the kernel meta-package is ours and LXD

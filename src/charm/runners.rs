@@ -274,7 +274,7 @@ impl Runners {
         let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
         Nft::default()
-            .apply(&spec)
+            .ensure(&spec, &self.paths.firewall_record())
             .map(drop)
             .map_err(|e| CharmError::Transient(format!("firewall: {e}")))
     }

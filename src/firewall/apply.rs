@@ -44,6 +44,36 @@ impl Nft {
         self.apply_ruleset(&spec.table, &render(spec))
     }
 
+    /// Applies `spec` unless the kernel already holds the table and `record` (the file
+    /// where the last applied ruleset is kept) shows the same ruleset, so a repeated
+    /// install or config-changed writes nothing. Returns whether it applied.
+    pub fn ensure(
+        &self,
+        spec: &FirewallSpec,
+        record: &std::path::Path,
+    ) -> Result<bool, FirewallError> {
+        let ruleset = render(spec);
+        let same = std::fs::read_to_string(record).is_ok_and(|r| r == ruleset);
+        if same && self.table_exists(&spec.table)? {
+            return Ok(false);
+        }
+        self.apply_ruleset(&spec.table, &ruleset)?;
+        // Losing the record only costs a reload next time.
+        let _ = std::fs::write(record, &ruleset);
+        Ok(true)
+    }
+
+    fn table_exists(&self, table: &TableName) -> Result<bool, FirewallError> {
+        let tables = self.run(&["list", "tables", "inet"], None)?;
+        if !tables.status.success() {
+            return Err(list_error(table, &tables));
+        }
+        let wanted = format!("table inet {table}");
+        Ok(String::from_utf8_lossy(&tables.stdout)
+            .lines()
+            .any(|l| l.trim() == wanted))
+    }
+
     /// Loads an already rendered firewall file for `table` and verifies its chains.
     pub fn apply_ruleset(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let listed = self.load(table, ruleset)?;
@@ -83,15 +113,7 @@ impl Nft {
     pub fn list(&self, table: &TableName) -> Result<Option<String>, FirewallError> {
         // Listing a missing table fails with ENOENT; ask for the table names first so
         // "absent" is not confused with "nft is broken".
-        let tables = self.run(&["list", "tables", "inet"], None)?;
-        if !tables.status.success() {
-            return Err(list_error(table, &tables));
-        }
-        let wanted = format!("table inet {table}");
-        if !String::from_utf8_lossy(&tables.stdout)
-            .lines()
-            .any(|l| l.trim() == wanted)
-        {
+        if !self.table_exists(table)? {
             return Ok(None);
         }
         let out = self.run(&["list", "table", "inet", table.as_str()], None)?;

@@ -70,6 +70,10 @@ impl HostPaths {
     pub fn pool_dir(&self) -> PathBuf {
         self.state_dir().join("pool")
     }
+    /// The firewall ruleset last applied, to skip reloading an identical one.
+    pub fn firewall_record(&self) -> PathBuf {
+        self.state_dir().join("firewall.nft")
+    }
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("reconcile.lock")
     }

@@ -29,6 +29,7 @@ pub const HOOK_TOOLS: &[&str] = &[
 
 /// Host commands that change the machine; shadowed when a test asks for it.
 pub const HOST_COMMANDS: &[&str] = &[
+    "nft",
     "apt-get",
     "dpkg",
     "dpkg-query",

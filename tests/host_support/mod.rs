@@ -30,6 +30,16 @@ pub fn root(h: &Harness) -> PathBuf {
     h.path().join("root")
 }
 
+/// What `nft` lists once the charm's table is loaded (the chains apply checks for).
+pub const NFT_TABLES: &str = "table inet github-runner\n";
+pub const NFT_TABLE: &str = "table inet github-runner {\n\tchain input {\n\t}\n\tchain runner-input {\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t}\n}\n";
+
+/// Scripts `nft` as a kernel that takes the charm's table.
+pub fn script_nft(h: &Harness) {
+    h.script("nft", &["list", "tables"], Reply::ok(NFT_TABLES));
+    h.script("nft", &["list", "table"], Reply::ok(NFT_TABLE));
+}
+
 /// A harness on a fresh Ubuntu host: nothing installed, LXD not initialised.
 pub fn fresh_ubuntu() -> Harness {
     let mut h = Harness::new();
@@ -53,6 +63,7 @@ pub fn fresh_ubuntu() -> Harness {
     );
     h.script("lxc", &["network", "get"], Reply::ok("10.20.30.1/24\n"));
     h.script("lxc", &["profile", "show"], Reply::ok(FRESH_PROFILE));
+    script_nft(&h);
     h
 }
 
@@ -62,6 +73,7 @@ pub fn as_installed(h: &Harness, proxy: &[(&str, &str)]) {
     for tool in ["snap", "lxc", "apt-get", "dpkg-query"] {
         h.clear_script(tool);
     }
+    script_nft(h);
     let dpkg: String = PACKAGES
         .iter()
         .map(|p| format!("{p} installed\n"))
