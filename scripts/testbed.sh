@@ -326,6 +326,9 @@ cmd_up() {
     t=$(now); install_packages; timing "$t" packages
     ip route replace unreachable "$GUARD_ROUTE"
     enable_forwarding
+    # The charm's own firewall table, left on the test bridge by a run that died before
+    # its cleanup, would refuse other tests' connections to the host.
+    nft delete table inet github-runner 2>/dev/null || true
     t=$(now); ensure_pool_mount; start_daemon; timing "$t" daemon
     t=$(now); preseed; timing "$t" preseed
     build_image

@@ -6,7 +6,7 @@
 
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
-use crate::firewall::{FirewallSpec, InterfaceName, Nft};
+use crate::firewall::{FirewallSpec, InterfaceName};
 use crate::host::kernel::{self, RebootPhase};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
@@ -110,13 +110,13 @@ fn apply_firewall(
     let address = lxd_setup::bridge_address(commands).map_err(failed("applying the firewall"))?;
     let bridge =
         InterfaceName::new(lxd_setup::BRIDGE).map_err(|e| CharmError::Internal(e.into()))?;
-    Nft::default()
-        .ensure(
-            &FirewallSpec::new(bridge, address, config.denylist.clone()),
-            &paths.firewall_record(),
-        )
-        .map(drop)
-        .map_err(|e| CharmError::Transient(format!("applying the firewall: {e}")))
+    crate::firewall::apply::ensure(
+        commands,
+        &FirewallSpec::new(bridge, address, config.denylist.clone()),
+        &paths.firewall_record(),
+    )
+    .map(drop)
+    .map_err(|e| CharmError::Transient(format!("applying the firewall: {e}")))
 }
 
 /// Packages to have and to be rid of: on Ubuntu the kernel meta-package is ours and LXD

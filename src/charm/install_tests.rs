@@ -69,6 +69,10 @@ struct Host {
     cmds: FakeCommands,
 }
 
+const NFT_TABLES: &str = "table inet github-runner\n";
+const NFT_TABLE: &str =
+    "table inet github-runner {\n\tchain input {\n\tchain runner-input {\n\tchain forward {\n\tchain runner-forward {\n}\n";
+
 fn ubuntu_host(proxy: ProxyConfig) -> Host {
     let dir = tempfile::tempdir().unwrap();
     let paths = HostPaths::new(dir.path());
@@ -92,6 +96,8 @@ fn ubuntu_host(proxy: ProxyConfig) -> Host {
         &["list"],
         vec![CmdOutput::failed(1, "error: no matching snaps installed")],
     );
+    cmds.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
+    cmds.on("nft", &["list", "table"], vec![CmdOutput::ok(NFT_TABLE)]);
     let env = HookEnv {
         charm_dir: "/charm".into(),
         proxy,
@@ -157,6 +163,9 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "systemctl daemon-reload",
             "systemctl enable",
             "systemctl restart",
+            "lxc network",
+            "nft -f",
+            "nft list",
         ]
     );
     assert!(
@@ -173,7 +182,8 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "initialising LXD",
             "hardening the LXD default profile",
             "configuring LXD's proxy",
-            "installing the policy service"
+            "installing the policy service",
+            "applying the firewall"
         ]
     );
     assert!(juju.reboots.borrow().is_empty());
@@ -286,6 +296,7 @@ fn a_second_install_changes_nothing() {
         vec![CmdOutput::ok("10.5.6.1/24\n")],
     );
     c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(HARDENED)]);
+    c.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
     fs::create_dir_all(h.paths.sys_module("br_netfilter")).unwrap();
     let h2 = Host { cmds: c, ..h };
     let juju = FakeJuju::default();
@@ -305,6 +316,8 @@ fn a_second_install_changes_nothing() {
             "lxc profile show",
             "lxc config show",
             "lxc network get",
+            "lxc network get",
+            "nft list tables",
         ]
     );
     assert!(juju.reboots.borrow().is_empty());

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
-use crate::firewall::{FirewallSpec, InterfaceName, Nft};
+use crate::firewall::{FirewallSpec, InterfaceName};
 use crate::github::GithubClient;
 use crate::host::runner_env::RunnerEnv;
+use crate::host::SystemCommands;
 use crate::lxd::LxdClient;
 use crate::policy::client::PolicyClient;
 use crate::policy::prejob::render_pre_job;
@@ -273,8 +274,7 @@ impl Runners {
             .map_err(port)?;
         let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
-        Nft::default()
-            .ensure(&spec, &self.paths.firewall_record())
+        crate::firewall::apply::ensure(&SystemCommands, &spec, &self.paths.firewall_record())
             .map(drop)
             .map_err(|e| CharmError::Transient(format!("firewall: {e}")))
     }

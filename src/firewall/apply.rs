@@ -4,8 +4,11 @@ use std::ffi::OsString;
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 
+use std::path::Path;
+
 use super::render::{render, FirewallSpec, TableName, CHAINS};
 use super::FirewallError;
+use crate::host::commands::{Cmd, Commands};
 
 /// How to run `nft`: the plain binary on the host, or a command prefix such as
 /// `ip netns exec NS nft` so tests can work in a namespace of their own.
@@ -42,25 +45,6 @@ impl Nft {
     /// table as nft lists it. On error the previous table (if any) is still in force.
     pub fn apply(&self, spec: &FirewallSpec) -> Result<String, FirewallError> {
         self.apply_ruleset(&spec.table, &render(spec))
-    }
-
-    /// Applies `spec` unless the kernel already holds the table and `record` (the file
-    /// where the last applied ruleset is kept) shows the same ruleset, so a repeated
-    /// install or config-changed writes nothing. Returns whether it applied.
-    pub fn ensure(
-        &self,
-        spec: &FirewallSpec,
-        record: &std::path::Path,
-    ) -> Result<bool, FirewallError> {
-        let ruleset = render(spec);
-        let same = std::fs::read_to_string(record).is_ok_and(|r| r == ruleset);
-        if same && self.table_exists(&spec.table)? {
-            return Ok(false);
-        }
-        self.apply_ruleset(&spec.table, &ruleset)?;
-        // Losing the record only costs a reload next time.
-        let _ = std::fs::write(record, &ruleset);
-        Ok(true)
     }
 
     fn table_exists(&self, table: &TableName) -> Result<bool, FirewallError> {
@@ -179,6 +163,44 @@ fn list_error(table: &TableName, out: &std::process::Output) -> FirewallError {
         status: out.status.to_string(),
         stderr: stderr_of(out),
     }
+}
+
+/// Applies `spec` through `commands` unless the kernel already holds the table and
+/// `record` (where the last applied ruleset is kept) shows the same ruleset, so a
+/// repeated install or config-changed writes nothing. Returns whether it applied.
+pub fn ensure(commands: &dyn Commands, spec: &FirewallSpec, record: &Path) -> Result<bool, String> {
+    let ruleset = render(spec);
+    let nft = |args: &[&str], stdin: Option<&str>| -> Result<String, String> {
+        let mut cmd = Cmd::new("nft", args);
+        if let Some(input) = stdin {
+            cmd = cmd.stdin(input.as_bytes().to_vec());
+        }
+        let out = commands.run(&cmd).map_err(|e| e.to_string())?;
+        match out.code {
+            Some(0) => Ok(out.stdout),
+            _ => Err(format!("nft {}: {}", args.join(" "), out.stderr.trim())),
+        }
+    };
+    let wanted = format!("table inet {}", spec.table);
+    let present = |listing: &str| listing.lines().any(|l| l.trim() == wanted);
+    let same = std::fs::read_to_string(record).is_ok_and(|r| r == ruleset);
+    if same && present(&nft(&["list", "tables", "inet"], None)?) {
+        return Ok(false);
+    }
+    nft(&["-f", "-"], Some(&ruleset))?;
+    let listed = nft(&["list", "table", "inet", spec.table.as_str()], None)?;
+    if let Some(chain) = CHAINS
+        .iter()
+        .find(|c| !listed.lines().any(|l| l.trim() == format!("chain {c} {{")))
+    {
+        return Err(format!(
+            "table {} lacks chain {chain} after loading",
+            spec.table
+        ));
+    }
+    // Losing the record only costs a reload next time.
+    let _ = std::fs::write(record, &ruleset);
+    Ok(true)
 }
 
 #[cfg(test)]
