@@ -25,7 +25,7 @@ use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, StartParams};
 use crate::runner::lxd_host::{
-    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
+    list_own, InstanceLayout, Journal, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
 };
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
@@ -227,6 +227,9 @@ impl Runners {
                 per_runner: self.per_runner_files()?,
             },
             ready_timeout: READY_TIMEOUT,
+            journal: Journal {
+                dir: self.paths.state_dir().join("provisioning"),
+            },
         }))
     }
 
