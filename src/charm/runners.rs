@@ -61,6 +61,16 @@ const GRACE_SECS: u64 = 300;
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// For tests only (like `GITHUB_RUNNER_ROOT`): seconds that replace the GitHub client's
+/// request timeout and the reconcile lock's wait, so fault tests need not wait minutes.
+const TEST_GITHUB_TIMEOUT: &str = "GITHUB_RUNNER_TEST_GITHUB_TIMEOUT";
+const TEST_LOCK_WAIT: &str = "GITHUB_RUNNER_TEST_LOCK_WAIT";
+
+fn test_seconds(name: &str) -> Option<Duration> {
+    let secs: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
 /// The last reconcile's counts, for `update-status` (which does no I/O of its own).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
@@ -132,14 +142,21 @@ pub struct Runners {
     pub github: GithubClient,
     pub lxd: LxdClient,
     runtime: tokio::runtime::Runtime,
+    lock_wait: Duration,
 }
 
 impl Runners {
     pub fn new(config: CharmConfig, env: HookEnv) -> Result<Self, CharmError> {
-        let github = GithubClient::new(
+        let mut options = crate::github::transport::ClientOptions::default();
+        if let Some(timeout) = test_seconds(TEST_GITHUB_TIMEOUT) {
+            options.request_timeout = timeout;
+            options.connect_timeout = options.connect_timeout.min(timeout);
+        }
+        let github = GithubClient::with_options(
             &config.github_url.api_base(),
             config.token.clone(),
             &env.proxy,
+            options,
         )
         .map_err(|e| CharmError::Blocked(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -155,11 +172,12 @@ impl Runners {
             config,
             env,
             runtime,
+            lock_wait: test_seconds(TEST_LOCK_WAIT).unwrap_or(LOCK_WAIT),
         })
     }
 
     fn lock(&self) -> Result<ReconcileLock, CharmError> {
-        ReconcileLock::acquire(&self.paths.lock_file(), LOCK_WAIT).map_err(|e| match e {
+        ReconcileLock::acquire(&self.paths.lock_file(), self.lock_wait).map_err(|e| match e {
             LockError::Busy(_) => CharmError::Transient(e.to_string()),
             LockError::Io { .. } => CharmError::Internal(e.into()),
         })
