@@ -326,6 +326,9 @@ impl Runners {
                 size,
             ))
             .map_err(|e| CharmError::Transient(e.to_string()))?;
+        if runners > 0 {
+            self.check_image()?;
+        }
         let host = self.host(&registry)?;
         let desired = Desired {
             runners,
@@ -354,6 +357,24 @@ impl Runners {
         );
         Summary::from_report(&report).save(&self.paths);
         Ok(report)
+    }
+
+    /// A local image alias that is missing blocks: every creation would fail on it, and
+    /// only the operator can import it or change `runner-image`.
+    fn check_image(&self) -> Result<(), CharmError> {
+        let layout = InstanceLayout::from_config(&self.config, &self.pool_name());
+        if layout.source.server.is_some() {
+            return Ok(());
+        }
+        let alias = layout.source.alias;
+        match self.runtime.block_on(self.lxd.get_image_alias(&alias)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
+                "runner-image {alias:?}: no such image alias in LXD; import the image \
+                 under that alias or change runner-image"
+            ))),
+            Err(e) => Err(CharmError::Transient(format!("LXD: {e}"))),
+        }
     }
 
     /// Removes the idle runners registered to `old` (a previous path) and returns the
