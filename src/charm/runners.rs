@@ -78,6 +78,9 @@ pub struct Summary {
     pub busy: u32,
     pub starting: u32,
     pub failed: Vec<String>,
+    /// Registrations still busy on GitHub whose instance is gone (a lost job).
+    #[serde(default)]
+    pub lost: u32,
     pub at: u64,
 }
 
@@ -92,6 +95,7 @@ impl Summary {
                 .iter()
                 .map(|(what, why)| format!("{what}: {why}"))
                 .collect(),
+            lost: r.waiting_for_github,
             at: unix_now(),
         }
     }
@@ -100,6 +104,12 @@ impl Summary {
         let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
         if self.starting > 0 {
             m += &format!(", {} starting", self.starting);
+        }
+        if self.lost > 0 {
+            m += &format!(
+                "; {} lost mid-job, removed once GitHub gives the job up",
+                self.lost
+            );
         }
         if let Some(first) = self.failed.first() {
             m += &format!("; {} failed ({first})", self.failed.len());
