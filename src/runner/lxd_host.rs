@@ -147,6 +147,14 @@ impl Journal {
     }
 }
 
+/// How long a delete waits for an operation LXD is still running on the instance.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// LXD refuses to delete an instance while another operation (its creation) runs.
+fn is_busy(e: &LxdError) -> bool {
+    e.to_string().contains("is busy running")
+}
+
 fn lxd_error(e: LxdError) -> PortError {
     if e.is_not_found() {
         // The image alias or pool is missing: only the operator can fix that.
@@ -275,10 +283,36 @@ impl RunnerHost for LxdRunnerHost {
     }
 
     async fn delete(&self, name: &RunnerName) -> PortResult<()> {
-        self.client
-            .remove_instance(name.as_str())
-            .await
-            .map_err(lxd_error)?;
+        // An instance whose maker died may still be in LXD's own "create" operation,
+        // which LXD finishes without its client; deleting waits for it, bounded.
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        let mut pause = Duration::from_millis(200);
+        // A delete accepted during that operation can also leave the instance behind:
+        // it is gone only when LXD no longer has it.
+        loop {
+            let result = match self.client.remove_instance(name.as_str()).await {
+                Ok(()) => match self.client.get_instance(name.as_str()).await {
+                    Err(e) if e.is_not_found() => Ok(true),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(false),
+                },
+                Err(e) if is_busy(&e) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match result.map_err(lxd_error)? {
+                true => break,
+                false if tokio::time::Instant::now() + pause < deadline => {
+                    log::info!("{name} is busy in LXD; waiting to delete it");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                false => {
+                    return Err(PortError::transient(format!(
+                        "LXD: {name} still busy after {BUSY_WAIT:?}; a later reconcile deletes it"
+                    )))
+                }
+            }
+        }
         self.journal.end(name);
         Ok(())
     }
