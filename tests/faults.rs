@@ -97,6 +97,7 @@ fn github_failures_wait_delete_nothing_and_recover() {
         let started = Instant::now();
         unit.run("reconcile-runners");
         let (s, message) = status(&unit);
+        eprintln!("{why}: {s}: {message}");
         assert_eq!(s, "waiting", "{why}: {message}");
         for w in words {
             assert!(message.contains(w), "{why}: {message:?} lacks {w:?}");
@@ -138,7 +139,18 @@ fn github_failures_wait_delete_nothing_and_recover() {
     // The primary rate limit exhausted: the status says until when; even a flush
     // deletes nothing, since GitHub cannot be read.
     rate_limit(&sim, json!({"remaining": 0, "reset_in_secs": 900}));
-    waits_with("rate limit", &["rate limit exhausted until", "T"]);
+    waits_with("rate limit", &["rate limit exhausted until "]);
+    let message = status(&unit).1;
+    let until = message
+        .split("until ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(until).expect("an RFC 3339 time");
+    let ahead = until.timestamp() - chrono::Utc::now().timestamp();
+    assert!((800..=1000).contains(&ahead), "{message}: {ahead}s ahead");
     unit.h.set_action_params(json!({"flush-busy": true}));
     let run = unit.h.run("actions/flush-runners");
     assert!(run.success(), "{}", run.stderr());
@@ -246,6 +258,7 @@ fn a_container_killed_mid_job_is_replaced_and_cleaned_later() {
     assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
     let (s, message) = status(&unit);
     assert_eq!(s, "active", "{message}");
+    eprintln!("lost mid-job: {message}");
     assert!(message.contains("1 lost mid-job"), "{message}");
     let dead = sim
         .runners(&unit.prefix)
@@ -373,6 +386,7 @@ fn a_full_storage_pool_fails_cleanly() {
     unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
     unit.run("reconcile-runners");
     let (_, message) = status(&unit);
+    eprintln!("pool full: {message}");
     assert!(message.contains("1 failed"), "{message}");
     assert!(unit.instances().is_empty(), "{:?}", unit.instances());
     assert!(sim.runners(&unit.prefix).is_empty());
