@@ -396,3 +396,61 @@ fn a_full_storage_pool_fails_cleanly() {
     unit.wait_pool(&sim, 1, SETTLE);
     assert_no_leaks(&unit, &sim);
 }
+
+/// LXD unreachable (its socket gone, as while the daemon restarts): a reconcile waits
+/// and deletes nothing on GitHub; an outage in the middle of creating runners is
+/// repaired by the following reconciles. The shared test daemon itself is never
+/// stopped: the charm reaches it through a socket link this test removes and restores.
+#[test]
+fn lxd_unreachable_then_back() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let mut unit = converged(&lxd, &sim, "ghr-lxdgone", 1);
+    let before = unit.instances();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("unix.socket");
+    let real = std::path::Path::new(&lxd.dir).join("unix.socket");
+    let up = || std::os::unix::fs::symlink(&real, &link).unwrap();
+    let down = || std::fs::remove_file(&link).unwrap();
+    unit.h
+        .extra_env
+        .insert("LXD_DIR".into(), dir.path().display().to_string());
+
+    // Down for a whole reconcile.
+    unit.run("reconcile-runners");
+    let (s, message) = status(&unit);
+    eprintln!("LXD down: {s}: {message}");
+    assert_eq!(s, "waiting", "{message}");
+    assert_eq!(unit.instances(), before);
+    assert_eq!(sim.runners(&unit.prefix).len(), 1, "nothing deleted");
+
+    // Gone for a few seconds while runners are being made.
+    up();
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 3}));
+    let markers = unit.root().join("var/lib/github-runner/provisioning");
+    let mut child = unit.h.spawn("reconcile-runners");
+    poll(SETTLE, "an instance being made", || {
+        let marked: Vec<String> = std::fs::read_dir(&markers)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let now = unit.instances();
+        now.iter().any(|n| marked.contains(n)).then_some(())
+    });
+    down();
+    // The outage lasts a few seconds, as a daemon restart does.
+    std::thread::sleep(Duration::from_secs(3));
+    up();
+    child.wait().unwrap();
+
+    poll(SETTLE, "a full pool again", || {
+        unit.run("reconcile-runners");
+        (sim.online_idle(&unit.prefix) == 3 && unit.instances().len() == 3).then_some(())
+    });
+    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+    assert_no_leaks(&unit, &sim);
+}
