@@ -275,8 +275,8 @@ const MAX_STRING: usize = 4096;
 impl CharmConfig {
     /// Parses `config-get --format=json` output.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_json::from_value(value.clone())
-            .map_err(|e| ConfigError::Malformed(redact_serde_error(&e.to_string())))?;
+        let raw: RawConfig =
+            serde_json::from_value(value.clone()).map_err(|e| wrong_types(value, &e))?;
         Self::from_raw(&raw)
     }
 
@@ -287,12 +287,21 @@ impl CharmConfig {
             .map(|(name, _)| name)
             .collect();
         let mut bad = Vec::new();
+        // A token pasted into another option must not be echoed by that option's error.
+        let secret = raw.token.trim();
+        let redact = |text: &str| {
+            if secret.len() >= 8 {
+                text.replace(secret, "<redacted>")
+            } else {
+                text.to_string()
+            }
+        };
         let mut check = |option: &'static str, value: &str, result: Result<(), String>| {
             if let Err(reason) = result {
                 bad.push(InvalidOption {
                     option,
-                    value: shorten(value),
-                    reason,
+                    value: shorten(&redact(value)),
+                    reason: redact(&reason),
                 });
             }
         };
@@ -425,21 +434,62 @@ fn ok<T>(r: Result<T, String>) -> Result<T, ConfigError> {
     r.map_err(ConfigError::Malformed)
 }
 
-/// serde's messages quote the offending value; for a string that may be the token.
-fn redact_serde_error(msg: &str) -> String {
-    match msg.find(": ") {
-        Some(_) if msg.contains("invalid type") => {
-            msg.split(", expected")
-                .next()
-                .unwrap_or(msg)
-                .split(':')
-                .next()
-                .unwrap_or(msg)
-                .to_string()
-                + " (an option has the wrong type)"
-        }
-        _ => "an option has the wrong type".into(),
+/// Options by the JSON type config.yaml declares; anything else is a string.
+const INTEGER_OPTIONS: &[&str] = &["virtual-machines", "vm-cpu", "reconcile-interval"];
+const BOOLEAN_OPTIONS: &[&str] = &["experimental-use-aproxy"];
+const STRING_OPTIONS: &[&str] = &[
+    "path",
+    "group",
+    "token",
+    "vm-memory",
+    "vm-disk",
+    "denylist",
+    "dockerhub-mirror",
+    "test-mode",
+    "labels",
+    "github-url",
+    "runner-instance-type",
+    "runner-image",
+];
+
+/// Names every option whose value has the wrong JSON type. serde stops at the first
+/// and quotes the value (which may be the token), so each option is tried on its own.
+fn wrong_types(value: &serde_json::Value, error: &serde_json::Error) -> ConfigError {
+    let Some(map) = value.as_object() else {
+        return ConfigError::Malformed("config-get did not return a JSON object".into());
+    };
+    let known = INTEGER_OPTIONS
+        .iter()
+        .map(|o| (*o, "an integer"))
+        .chain(BOOLEAN_OPTIONS.iter().map(|o| (*o, "true or false")))
+        .chain(STRING_OPTIONS.iter().map(|o| (*o, "a string")));
+    let bad: Vec<InvalidOption> = known
+        .filter_map(|(option, expected)| {
+            let v = map.get(option)?;
+            let alone = serde_json::json!({ option: v });
+            serde_json::from_value::<RawConfig>(alone).err()?;
+            // The value itself is not shown: it may be the token in the wrong option.
+            let shown = match v {
+                serde_json::Value::Null => "<null>",
+                serde_json::Value::Bool(_) => "<a boolean>",
+                serde_json::Value::Number(_) => "<a number>",
+                serde_json::Value::String(_) => "<a string>",
+                serde_json::Value::Array(_) => "<a list>",
+                serde_json::Value::Object(_) => "<an object>",
+            };
+            Some(InvalidOption {
+                option,
+                value: shown.to_string(),
+                reason: format!("has the wrong type: must be {expected}"),
+            })
+        })
+        .collect();
+    if bad.is_empty() {
+        // Not a type error of a known option; serde's text may quote a value.
+        log::debug!("config-get output rejected ({:?})", error.classify());
+        return ConfigError::Malformed("an option has the wrong type".into());
     }
+    ConfigError::Invalid(bad)
 }
 
 fn shorten(value: &str) -> String {

@@ -26,7 +26,7 @@ use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, StartParams};
 use crate::runner::lxd_host::{
-    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
+    list_own, InstanceLayout, Journal, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
 };
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
@@ -62,6 +62,16 @@ const GRACE_SECS: u64 = 300;
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
+/// For tests only (like `GITHUB_RUNNER_ROOT`): seconds that replace the GitHub client's
+/// request timeout and the reconcile lock's wait, so fault tests need not wait minutes.
+const TEST_GITHUB_TIMEOUT: &str = "GITHUB_RUNNER_TEST_GITHUB_TIMEOUT";
+const TEST_LOCK_WAIT: &str = "GITHUB_RUNNER_TEST_LOCK_WAIT";
+
+fn test_seconds(name: &str) -> Option<Duration> {
+    let secs: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
+    Some(Duration::from_secs(secs))
+}
+
 /// The last reconcile's counts, for `update-status` (which does no I/O of its own).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
@@ -69,6 +79,9 @@ pub struct Summary {
     pub busy: u32,
     pub starting: u32,
     pub failed: Vec<String>,
+    /// Registrations still busy on GitHub whose instance is gone (a lost job).
+    #[serde(default)]
+    pub lost: u32,
     pub at: u64,
 }
 
@@ -83,6 +96,7 @@ impl Summary {
                 .iter()
                 .map(|(what, why)| format!("{what}: {why}"))
                 .collect(),
+            lost: r.waiting_for_github,
             at: unix_now(),
         }
     }
@@ -91,6 +105,12 @@ impl Summary {
         let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
         if self.starting > 0 {
             m += &format!(", {} starting", self.starting);
+        }
+        if self.lost > 0 {
+            m += &format!(
+                "; {} lost mid-job, removed once GitHub gives the job up",
+                self.lost
+            );
         }
         if let Some(first) = self.failed.first() {
             m += &format!("; {} failed ({first})", self.failed.len());
@@ -133,14 +153,21 @@ pub struct Runners {
     pub github: GithubClient,
     pub lxd: LxdClient,
     runtime: tokio::runtime::Runtime,
+    lock_wait: Duration,
 }
 
 impl Runners {
     pub fn new(config: CharmConfig, env: HookEnv) -> Result<Self, CharmError> {
-        let github = GithubClient::new(
+        let mut options = crate::github::transport::ClientOptions::default();
+        if let Some(timeout) = test_seconds(TEST_GITHUB_TIMEOUT) {
+            options.request_timeout = timeout;
+            options.connect_timeout = options.connect_timeout.min(timeout);
+        }
+        let github = GithubClient::with_options(
             &config.github_url.api_base(),
             config.token.clone(),
             &env.proxy,
+            options,
         )
         .map_err(|e| CharmError::Blocked(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -156,11 +183,12 @@ impl Runners {
             config,
             env,
             runtime,
+            lock_wait: test_seconds(TEST_LOCK_WAIT).unwrap_or(LOCK_WAIT),
         })
     }
 
     fn lock(&self) -> Result<ReconcileLock, CharmError> {
-        ReconcileLock::acquire(&self.paths.lock_file(), LOCK_WAIT).map_err(|e| match e {
+        ReconcileLock::acquire(&self.paths.lock_file(), self.lock_wait).map_err(|e| match e {
             LockError::Busy(_) => CharmError::Transient(e.to_string()),
             LockError::Io { .. } => CharmError::Internal(e.into()),
         })
@@ -228,6 +256,9 @@ impl Runners {
                 per_runner: self.per_runner_files()?,
             },
             ready_timeout: READY_TIMEOUT,
+            journal: Journal {
+                dir: self.paths.state_dir().join("provisioning"),
+            },
         }))
     }
 
@@ -305,6 +336,9 @@ impl Runners {
                 size,
             ))
             .map_err(|e| CharmError::Transient(e.to_string()))?;
+        if runners > 0 {
+            self.check_image()?;
+        }
         let host = self.host(&registry)?;
         let desired = Desired {
             runners,
@@ -333,6 +367,24 @@ impl Runners {
         );
         Summary::from_report(&report).save(&self.paths);
         Ok(report)
+    }
+
+    /// A local image alias that is missing blocks: every creation would fail on it, and
+    /// only the operator can import it or change `runner-image`.
+    fn check_image(&self) -> Result<(), CharmError> {
+        let layout = InstanceLayout::from_config(&self.config, &self.pool_name());
+        if layout.source.server.is_some() {
+            return Ok(());
+        }
+        let alias = layout.source.alias;
+        match self.runtime.block_on(self.lxd.get_image_alias(&alias)) {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
+                "runner-image {alias:?}: no such image alias in LXD; import the image \
+                 under that alias or change runner-image"
+            ))),
+            Err(e) => Err(CharmError::Transient(format!("LXD: {e}"))),
+        }
     }
 
     /// Removes the idle runners registered to `old` (a previous path) and returns the

@@ -97,6 +97,62 @@ pub struct LxdRunnerHost {
     pub layout: InstanceLayout,
     pub payload: RunnerPayload,
     pub ready_timeout: Duration,
+    /// Where a marker file per instance being made is kept (see [`Journal`]).
+    pub journal: Journal,
+}
+
+/// One empty file per instance while it is being made. The reconcile lock means only
+/// one process makes instances at a time, so a marker that is still there when the
+/// next reconcile lists the instances was left by a process that died (killed, host
+/// reboot) half-way: its instance will never run a runner and can go at once instead
+/// of waiting out the grace time given to runners that are still starting.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    pub dir: std::path::PathBuf,
+}
+
+impl Journal {
+    fn marker(&self, name: &RunnerName) -> std::path::PathBuf {
+        self.dir.join(name.as_str())
+    }
+    fn begin(&self, name: &RunnerName) -> PortResult<()> {
+        std::fs::create_dir_all(&self.dir)
+            .and_then(|()| std::fs::write(self.marker(name), b""))
+            .map_err(|e| PortError::transient(format!("{}: {e}", self.dir.display())))
+    }
+    fn end(&self, name: &RunnerName) {
+        let _ = std::fs::remove_file(self.marker(name));
+    }
+    /// Marks the instances left half-made as ended, and forgets markers of instances
+    /// that are gone.
+    fn settle(&self, instances: &mut [ObservedInstance]) {
+        for inst in instances.iter_mut() {
+            if self.marker(&inst.name).exists() {
+                log::warn!(
+                    "{} was left half-made by a reconcile that did not finish; removing it",
+                    inst.name
+                );
+                inst.running = false;
+            }
+        }
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !instances.iter().any(|i| i.name.as_str() == name) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// How long a delete waits for an operation LXD is still running on the instance.
+const BUSY_WAIT: Duration = Duration::from_secs(60);
+
+/// LXD refuses to delete an instance while another operation (its creation) runs.
+fn is_busy(e: &LxdError) -> bool {
+    e.to_string().contains("is busy running")
 }
 
 fn lxd_error(e: LxdError) -> PortError {
@@ -205,10 +261,13 @@ pub async fn list_own(
 
 impl RunnerHost for LxdRunnerHost {
     async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
-        list_own(&self.client, &self.prefix).await
+        let mut instances = list_own(&self.client, &self.prefix).await?;
+        self.journal.settle(&mut instances);
+        Ok(instances)
     }
 
     async fn provision(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        self.journal.begin(name)?;
         self.client
             .launch(&self.layout.spec(name))
             .await
@@ -217,14 +276,45 @@ impl RunnerHost for LxdRunnerHost {
             .wait_ready(name.as_str(), self.layout.interface(), self.ready_timeout)
             .await
             .map_err(lxd_error)?;
-        self.install_runner(name, credential).await
+        self.install_runner(name, credential).await?;
+        // Only a finished runner loses its marker; a failed one is deleted next.
+        self.journal.end(name);
+        Ok(())
     }
 
     async fn delete(&self, name: &RunnerName) -> PortResult<()> {
-        self.client
-            .remove_instance(name.as_str())
-            .await
-            .map_err(lxd_error)
+        // An instance whose maker died may still be in LXD's own "create" operation,
+        // which LXD finishes without its client; deleting waits for it, bounded.
+        let deadline = tokio::time::Instant::now() + BUSY_WAIT;
+        let mut pause = Duration::from_millis(200);
+        // A delete accepted during that operation can also leave the instance behind:
+        // it is gone only when LXD no longer has it.
+        loop {
+            let result = match self.client.remove_instance(name.as_str()).await {
+                Ok(()) => match self.client.get_instance(name.as_str()).await {
+                    Err(e) if e.is_not_found() => Ok(true),
+                    Err(e) => Err(e),
+                    Ok(_) => Ok(false),
+                },
+                Err(e) if is_busy(&e) => Ok(false),
+                Err(e) => Err(e),
+            };
+            match result.map_err(lxd_error)? {
+                true => break,
+                false if tokio::time::Instant::now() + pause < deadline => {
+                    log::info!("{name} is busy in LXD; waiting to delete it");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                false => {
+                    return Err(PortError::transient(format!(
+                        "LXD: {name} still busy after {BUSY_WAIT:?}; a later reconcile deletes it"
+                    )))
+                }
+            }
+        }
+        self.journal.end(name);
+        Ok(())
     }
 }
 

@@ -249,6 +249,15 @@ impl Harness {
         HookRun { output }
     }
 
+    /// Starts one event without waiting for it (to kill it, or run another beside it).
+    pub fn spawn(&self, dispatch_path: &str) -> std::process::Child {
+        self.command(dispatch_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn charm binary")
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         let text = fs::read_to_string(self.path().join("calls.jsonl")).unwrap_or_default();
         text.lines()

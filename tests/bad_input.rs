@@ -1,0 +1,389 @@
+//! A corpus of bad configuration values and action parameters fed to the real binary
+//! under the hook-tool harness, with every host command shadowed: each one must end in
+//! a `blocked` status or an action failure naming the option or parameter, without a
+//! panic, a host command, a file under GITHUB_RUNNER_ROOT, or the token in any output.
+
+mod harness;
+
+use std::path::Path;
+
+use harness::{Harness, HOST_COMMANDS};
+use serde_json::{json, Value};
+
+/// A valid token, distinctive enough that finding it in output is never a coincidence.
+const TOKEN: &str = "ghp_badInputCorpusToken0123456789xyz";
+
+/// Calls that only read, or report; anything else would change the unit or the host.
+const READ_OR_REPORT: &[&str] = &[
+    "config-get",
+    "status-set",
+    "juju-log",
+    "state-get",
+    "is-leader",
+    "action-get",
+    "action-fail",
+    "action-log",
+];
+
+/// Commands the charm may run on the host beyond the harness's list.
+const MORE_HOST_COMMANDS: &[&str] = &["nft", "ip", "mount", "umount", "mkfs.ext4", "useradd"];
+
+/// One bad input: which event sees it, the config overrides or action parameters, and
+/// the words the blocked message or action failure must contain.
+struct Case {
+    event: &'static str,
+    config: Value,
+    params: Option<Value>,
+    want: &'static [&'static str],
+}
+
+fn hook(option: &str, value: Value, want: &'static [&'static str]) -> Case {
+    Case {
+        event: "hooks/config-changed",
+        config: json!({ option: value }),
+        params: None,
+        want,
+    }
+}
+
+fn action(name: &'static str, params: Value, want: &'static [&'static str]) -> Case {
+    Case {
+        event: name,
+        config: json!({}),
+        params: Some(params),
+        want,
+    }
+}
+
+fn long(c: char, n: usize) -> String {
+    c.to_string().repeat(n)
+}
+
+fn corpus() -> Vec<Case> {
+    vec![
+        // path
+        hook("path", json!(""), &["Missing", "path"]),
+        hook("path", json!("   "), &["Missing", "path"]),
+        hook(
+            "path",
+            json!("a/b/c"),
+            &["path", "organisation or owner/repo"],
+        ),
+        hook("path", json!("/"), &["path"]),
+        hook("path", json!("acme/"), &["path"]),
+        hook("path", json!("/widgets"), &["path"]),
+        hook("path", json!("ac me"), &["path"]),
+        hook("path", json!("acme/.."), &["path"]),
+        hook("path", json!("../../etc/passwd"), &["path"]),
+        hook("path", json!("org\nname"), &["path"]),
+        hook("path", json!(long('a', 5000)), &["path", "too long"]),
+        hook("path", json!("ünïcødé/répö"), &["path"]),
+        hook("path", json!(42), &["path", "wrong type"]),
+        // group (only meaningful for an organisation path)
+        hook("group", json!(""), &["group"]),
+        hook("group", json!("g\u{0}x"), &["group"]),
+        hook("group", json!(long('g', 101)), &["group"]),
+        // token
+        hook("token", json!(""), &["Missing", "token"]),
+        hook(
+            "token",
+            json!("ghp_with space_0123456789"),
+            &["token", "whitespace"],
+        ),
+        hook("token", json!("ghp_newline0123\nsecondline"), &["token"]),
+        hook("token", json!("ghp_tab0123456789\tx"), &["token"]),
+        hook("token", json!(long('t', 600)), &["token", "too long"]),
+        hook("token", json!(12345), &["token", "wrong type"]),
+        // virtual-machines
+        hook(
+            "virtual-machines",
+            json!(-1),
+            &["virtual-machines", "at least 0"],
+        ),
+        hook(
+            "virtual-machines",
+            json!(501),
+            &["virtual-machines", "at most"],
+        ),
+        hook(
+            "virtual-machines",
+            json!(1_000_000_000_000i64),
+            &["virtual-machines"],
+        ),
+        hook(
+            "virtual-machines",
+            json!("3"),
+            &["virtual-machines", "wrong type"],
+        ),
+        hook(
+            "virtual-machines",
+            json!(2.5),
+            &["virtual-machines", "wrong type"],
+        ),
+        hook("virtual-machines", json!(u64::MAX), &["virtual-machines"]),
+        // vm-cpu
+        hook("vm-cpu", json!(0), &["vm-cpu", "at least 1"]),
+        hook("vm-cpu", json!(-2), &["vm-cpu"]),
+        hook("vm-cpu", json!(1025), &["vm-cpu", "at most"]),
+        hook("vm-cpu", json!("two"), &["vm-cpu", "wrong type"]),
+        // vm-memory
+        hook("vm-memory", json!(""), &["vm-memory"]),
+        hook("vm-memory", json!("7XB"), &["vm-memory", "unknown unit"]),
+        hook("vm-memory", json!("-1GiB"), &["vm-memory"]),
+        hook("vm-memory", json!("1KiB"), &["vm-memory", "at least 64MiB"]),
+        hook(
+            "vm-memory",
+            json!("99999999999999999999GiB"),
+            &["vm-memory"],
+        ),
+        hook(
+            "vm-memory",
+            json!("18446744073709551615TiB"),
+            &["vm-memory"],
+        ),
+        hook("vm-memory", json!("7 gigs"), &["vm-memory"]),
+        hook("vm-memory", json!("1.5.2GiB"), &["vm-memory"]),
+        hook("vm-memory", json!(7), &["vm-memory", "wrong type"]),
+        // vm-disk
+        hook("vm-disk", json!("lots"), &["vm-disk"]),
+        hook("vm-disk", json!("0"), &["vm-disk"]),
+        hook("vm-disk", json!("18446744073709551616"), &["vm-disk"]),
+        hook("vm-disk", json!("10GiB\u{202e}"), &["vm-disk"]),
+        // reconcile-interval
+        hook(
+            "reconcile-interval",
+            json!(0),
+            &["reconcile-interval", "at least 1"],
+        ),
+        hook("reconcile-interval", json!(-5), &["reconcile-interval"]),
+        hook(
+            "reconcile-interval",
+            json!(1441),
+            &["reconcile-interval", "at most"],
+        ),
+        hook(
+            "reconcile-interval",
+            json!(1_000_000),
+            &["reconcile-interval"],
+        ),
+        // denylist
+        hook("denylist", json!("10.0.0.0/99"), &["denylist", "IPv4 CIDR"]),
+        hook("denylist", json!("10.0.0"), &["denylist"]),
+        hook("denylist", json!("not-an-ip"), &["denylist"]),
+        hook(
+            "denylist",
+            json!("10.0.0.0/8,300.1.1.1"),
+            &["denylist", "300.1.1.1"],
+        ),
+        hook("denylist", json!("::1"), &["denylist"]),
+        hook("denylist", json!("10.0.0.0/8 10.1.0.0/16"), &["denylist"]),
+        hook("denylist", json!("10.0.0.0/-1"), &["denylist"]),
+        // dockerhub-mirror
+        hook(
+            "dockerhub-mirror",
+            json!("http://mirror.example"),
+            &["dockerhub-mirror", "https"],
+        ),
+        hook(
+            "dockerhub-mirror",
+            json!("mirror.example"),
+            &["dockerhub-mirror"],
+        ),
+        hook("dockerhub-mirror", json!("https://"), &["dockerhub-mirror"]),
+        hook(
+            "dockerhub-mirror",
+            json!("ftp://mirror.example"),
+            &["dockerhub-mirror"],
+        ),
+        hook(
+            "dockerhub-mirror",
+            json!("javascript:alert(1)"),
+            &["dockerhub-mirror"],
+        ),
+        // test-mode
+        hook("test-mode", json!("sometimes"), &["test-mode"]),
+        hook("test-mode", json!("INSECURE"), &["test-mode"]),
+        // labels
+        hook("labels", json!("a b"), &["labels"]),
+        hook("labels", json!("ok,bad\nlabel"), &["labels"]),
+        hook("labels", json!(long('l', 300)), &["labels"]),
+        // github-url
+        hook("github-url", json!("gopher://x"), &["github-url"]),
+        hook("github-url", json!("not a url"), &["github-url"]),
+        hook("github-url", json!(""), &["github-url"]),
+        // runner-instance-type
+        hook(
+            "runner-instance-type",
+            json!("vm"),
+            &["runner-instance-type"],
+        ),
+        hook("runner-instance-type", json!(""), &["runner-instance-type"]),
+        hook(
+            "runner-instance-type",
+            json!("VIRTUAL-MACHINE"),
+            &["runner-instance-type"],
+        ),
+        // runner-image
+        hook(
+            "runner-image",
+            json!("no spaces allowed"),
+            &["runner-image"],
+        ),
+        hook("runner-image", json!("img;rm -rf /"), &["runner-image"]),
+        hook("runner-image", json!(long('i', 5000)), &["runner-image"]),
+        hook(
+            "runner-image",
+            json!("\u{1F600}\u{200B}"),
+            &["runner-image"],
+        ),
+        // experimental-use-aproxy
+        hook(
+            "experimental-use-aproxy",
+            json!("maybe"),
+            &["experimental-use-aproxy"],
+        ),
+        hook(
+            "experimental-use-aproxy",
+            json!(1),
+            &["experimental-use-aproxy"],
+        ),
+        // action parameters
+        action(
+            "actions/flush-runners",
+            json!({"flush-busy": "yes"}),
+            &["flush-busy"],
+        ),
+        action(
+            "actions/flush-runners",
+            json!({"flush-busy": "true"}),
+            &["flush-busy"],
+        ),
+        action(
+            "actions/flush-runners",
+            json!({"flush-busy": 1}),
+            &["flush-busy"],
+        ),
+        action(
+            "actions/flush-runners",
+            json!({"flush-busy": []}),
+            &["flush-busy"],
+        ),
+        action(
+            "actions/flush-runners",
+            json!({"flush-busy": {"a": 1}}),
+            &["flush-busy"],
+        ),
+        action(
+            "actions/destroy-everything",
+            json!({}),
+            &["unknown action", "destroy-everything"],
+        ),
+        // an action run with a bad config fails naming the option
+        Case {
+            event: "actions/reconcile-runners",
+            config: json!({"vm-cpu": -1}),
+            params: Some(json!({})),
+            want: &["vm-cpu"],
+        },
+        Case {
+            event: "actions/check-runners",
+            config: json!({"path": "a/b/c"}),
+            params: Some(json!({})),
+            want: &["path"],
+        },
+    ]
+}
+
+/// Every file and directory under `dir`.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path().display().to_string());
+        if e.path().is_dir() {
+            out.extend(entries(&e.path()));
+        }
+    }
+    out
+}
+
+fn check(case: &Case) -> Result<(), String> {
+    let h = Harness::new();
+    h.shadow(HOST_COMMANDS);
+    h.shadow(MORE_HOST_COMMANDS);
+    let root = tempfile::tempdir().unwrap();
+    let mut h = h;
+    h.extra_env.insert(
+        "GITHUB_RUNNER_ROOT".into(),
+        root.path().display().to_string(),
+    );
+    let mut config = json!({"path": "acme", "token": TOKEN});
+    for (k, v) in case.config.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    h.set_config(config.clone());
+    if let Some(params) = &case.params {
+        h.set_action_params(params.clone());
+    }
+    let run = h.run(case.event);
+    let what = format!("{} {}", case.event, case.config);
+    let everything = format!("{:?}\n{}\n{}", h.calls(), run.stdout(), run.stderr());
+    if everything.contains("panicked") {
+        return Err(format!("{what}: panicked: {}", run.stderr()));
+    }
+    if !run.success() {
+        return Err(format!(
+            "{what}: exit {:?}: {}",
+            run.output.status,
+            run.stderr()
+        ));
+    }
+    // The token of this case, whatever it is, never shows.
+    let token = config["token"].as_str().unwrap_or(TOKEN).trim().to_string();
+    if token.len() >= 8 && everything.contains(&token) {
+        return Err(format!("{what}: the token leaked"));
+    }
+    if everything.contains(TOKEN) {
+        return Err(format!("{what}: the token leaked"));
+    }
+    let said = if case.event.starts_with("actions/") {
+        h.action_failure()
+            .ok_or_else(|| format!("{what}: no action-fail; calls {:?}", h.calls()))?
+    } else {
+        match h.last_status() {
+            Some((status, message)) if status == "blocked" => message,
+            other => return Err(format!("{what}: status {other:?}, want blocked")),
+        }
+    };
+    for word in case.want {
+        if !said.contains(word) {
+            return Err(format!("{what}: {said:?} does not contain {word:?}"));
+        }
+    }
+    if said.chars().count() > 2000 {
+        return Err(format!("{what}: message of {} chars", said.chars().count()));
+    }
+    for call in h.calls() {
+        if !READ_OR_REPORT.contains(&call.tool.as_str()) {
+            return Err(format!("{what}: unexpected call {call:?}"));
+        }
+    }
+    let written = entries(root.path());
+    if !written.is_empty() {
+        return Err(format!("{what}: wrote {written:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn every_bad_input_is_refused_clearly_and_changes_nothing() {
+    let cases = corpus();
+    assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
+    let failures: Vec<String> = cases.iter().filter_map(|c| check(c).err()).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}

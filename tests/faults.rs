@@ -1,0 +1,456 @@
+//! Fault injection on the real LXD test daemon, through the real charm binary: GitHub
+//! failing in every way the simulator can fail, the charm killed half-way, a runner's
+//! container killed mid-job, a missing image, a full storage pool and a second
+//! reconcile racing the first. Each test ends with a converged pool, no leaked instance
+//! or registration, no busy runner removed, and a status that says what happened.
+
+mod firewall_support;
+mod harness;
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use firewall_support::poll;
+use lab::{serial, Policy, Sim, Unit};
+use serde_json::{json, Value};
+
+const REPO: &str = "acme/widgets";
+const SETTLE: Duration = Duration::from_secs(120);
+
+/// Test-only knobs the charm reads (see src/charm/runners.rs).
+fn fast(unit: &mut Unit) {
+    let env = &mut unit.h.extra_env;
+    env.insert("GITHUB_RUNNER_TEST_GITHUB_TIMEOUT".into(), "2".into());
+    env.insert("GITHUB_RUNNER_TEST_LOCK_WAIT".into(), "3".into());
+}
+
+fn fault(sim: &Sim, fault: Value) {
+    ureq::post(&format!("{}/_sim/faults", sim.url))
+        .send_json(fault)
+        .expect("sim accepts the fault");
+}
+
+fn clear_faults(sim: &Sim) {
+    ureq::delete(&format!("{}/_sim/faults", sim.url))
+        .call()
+        .expect("sim clears faults");
+}
+
+fn rate_limit(sim: &Sim, body: Value) {
+    ureq::post(&format!("{}/_sim/rate-limit", sim.url))
+        .send_json(body)
+        .expect("sim sets the rate limit");
+}
+
+fn status(unit: &Unit) -> (String, String) {
+    unit.h.last_status().expect("a status was set")
+}
+
+/// Every registration has an instance and every instance a registration.
+fn assert_no_leaks(unit: &Unit, sim: &Sim) {
+    let instances = unit.instances();
+    let registered: Vec<String> = sim
+        .runners(&unit.prefix)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in &registered {
+        assert!(instances.contains(name), "leaked registration {name}");
+    }
+    for name in &instances {
+        assert!(registered.contains(name), "leaked instance {name}");
+    }
+}
+
+/// A unit with a converged pool of `n` runners.
+fn converged(lxd: &firewall_support::Lxd, sim: &Sim, app: &str, n: u32) -> Unit {
+    let mut unit = Unit::new(
+        lxd,
+        app,
+        0,
+        sim,
+        json!({"path": REPO, "virtual-machines": n}),
+    );
+    fast(&mut unit);
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, n as usize, SETTLE);
+    unit
+}
+
+/// GitHub failing, one way after the other, against a steady pool: each failure ends
+/// the reconcile `waiting` with the cause, deletes nothing, and the pool is untouched
+/// once GitHub is healthy again.
+#[test]
+fn github_failures_wait_delete_nothing_and_recover() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = converged(&lxd, &sim, "ghr-gh", 1);
+    let before = unit.instances();
+
+    let steady = |why: &str| {
+        assert_eq!(unit.instances(), before, "{why}: the pool changed");
+        assert_eq!(sim.runners(&unit.prefix).len(), 1, "{why}");
+    };
+    let waits_with = |why: &str, words: &[&str]| {
+        let started = Instant::now();
+        unit.run("reconcile-runners");
+        let (s, message) = status(&unit);
+        eprintln!("{why}: {s}: {message}");
+        assert_eq!(s, "waiting", "{why}: {message}");
+        for w in words {
+            assert!(message.contains(w), "{why}: {message:?} lacks {w:?}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(45),
+            "{why}: too slow"
+        );
+        steady(why);
+    };
+    let recovers = |why: &str| {
+        clear_faults(&sim);
+        unit.run("reconcile-runners");
+        let (s, message) = status(&unit);
+        assert_eq!(s, "active", "{why}: {message}");
+        steady(why);
+    };
+
+    // 500s for a while, then healthy.
+    fault(&sim, json!({"route": "*", "count": 100, "status": 500}));
+    waits_with("500s", &["GitHub server error 500"]);
+    recovers("after 500s");
+
+    // A secondary rate limit with retry-after: waited for, then it passes.
+    fault(
+        &sim,
+        json!({"route": "*", "count": 1, "status": 429, "retry_after": 1,
+               "message": "You have exceeded a secondary rate limit"}),
+    );
+    unit.run("reconcile-runners");
+    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+    assert!(
+        unit.h.logs().iter().any(|(_, m)| m.contains("429")),
+        "the retry is logged: {:?}",
+        unit.h.logs()
+    );
+    steady("429");
+
+    // The primary rate limit exhausted: the status says until when; even a flush
+    // deletes nothing, since GitHub cannot be read.
+    rate_limit(&sim, json!({"remaining": 0, "reset_in_secs": 900}));
+    waits_with("rate limit", &["rate limit exhausted until "]);
+    let message = status(&unit).1;
+    let until = message
+        .split("until ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap();
+    let until = chrono::DateTime::parse_from_rfc3339(until).expect("an RFC 3339 time");
+    let ahead = until.timestamp() - chrono::Utc::now().timestamp();
+    assert!((800..=1000).contains(&ahead), "{message}: {ahead}s ahead");
+    unit.h.set_action_params(json!({"flush-busy": true}));
+    let run = unit.h.run("actions/flush-runners");
+    assert!(run.success(), "{}", run.stderr());
+    let failure = unit.h.action_failure().expect("the flush fails");
+    assert!(failure.contains("rate limit"), "{failure}");
+    steady("flush under the rate limit");
+    rate_limit(&sim, json!({"remaining": 5000}));
+    recovers("after the rate limit");
+
+    // Answers slower than the client's timeout (2 s under the test knob).
+    fault(
+        &sim,
+        json!({"route": "*", "count": 100, "latency_ms": 4000}),
+    );
+    waits_with("slow GitHub", &["cannot reach GitHub"]);
+    recovers("after slow answers");
+
+    // The connection dropped mid-response: once is retried, always waits.
+    fault(&sim, json!({"route": "*", "count": 1, "drop": true}));
+    unit.run("reconcile-runners");
+    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+    fault(&sim, json!({"route": "*", "count": 100, "drop": true}));
+    waits_with("dropped connections", &["cannot reach GitHub"]);
+    recovers("after dropped connections");
+
+    unit.wait_pool(&sim, 1, SETTLE);
+    assert_no_leaks(&unit, &sim);
+}
+
+/// SIGKILL while creating runners: the next reconcile removes what was half made at
+/// once (not after the grace time) and fills the pool.
+#[test]
+fn a_charm_killed_mid_creation_is_cleaned_up_next_time() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = converged(&lxd, &sim, "ghr-kill", 0);
+
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 2}));
+    let markers = unit.root().join("var/lib/github-runner/provisioning");
+    let marked = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&markers)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let mut child = unit.h.spawn("reconcile-runners");
+    // Killed while an instance exists in LXD and is not finished yet.
+    let half_made = poll(SETTLE, "an instance being made", || {
+        let now = unit.instances();
+        let marked = marked();
+        now.iter().any(|n| marked.contains(n)).then_some(marked)
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    eprintln!(
+        "killed while making {half_made:?}; instances {:?}",
+        unit.instances()
+    );
+
+    unit.h.clear_calls();
+    unit.run("reconcile-runners");
+    eprintln!(
+        "next reconcile: {:?}\n{:#?}",
+        unit.h.last_status(),
+        unit.h.logs()
+    );
+    unit.wait_pool(&sim, 2, SETTLE);
+    let now = unit.instances();
+    for name in &half_made {
+        assert!(!now.contains(name), "half-made {name} is still there");
+    }
+    assert!(
+        unit.h.logs().iter().any(|(_, m)| m.contains("half-made")),
+        "{:?}",
+        unit.h.logs()
+    );
+    assert_eq!(now.len(), 2);
+    assert_no_leaks(&unit, &sim);
+}
+
+/// A runner's container killed mid-job: its registration stays busy until GitHub gives
+/// the job up; the reconcile neither spins nor fails on it, replaces the runner, and a
+/// later reconcile removes the registration.
+#[test]
+fn a_container_killed_mid_job_is_replaced_and_cleaned_later() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = converged(&lxd, &sim, "ghr-lost", 1);
+
+    let job = sim.queue_job(REPO, &["ghr-lost"], &["sleep 600"]);
+    let started = sim.wait_job(job, "in_progress", SETTLE);
+    let busy = started["runner_name"].as_str().unwrap().to_string();
+    lxd.lxc(&["delete", "--force", &busy]).unwrap();
+
+    let t = Instant::now();
+    unit.run("reconcile-runners");
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+    let (s, message) = status(&unit);
+    assert_eq!(s, "active", "{message}");
+    eprintln!("lost mid-job: {message}");
+    assert!(message.contains("1 lost mid-job"), "{message}");
+    let dead = sim
+        .runners(&unit.prefix)
+        .into_iter()
+        .find(|r| r["name"] == json!(busy))
+        .expect("the busy registration is kept while GitHub holds the job");
+    assert_eq!(dead["busy"], json!(true));
+
+    // The simulator gives the job up after --lost-job-after (20 s in the lab).
+    poll(SETTLE, "the lost runner's registration to go", || {
+        unit.run("reconcile-runners");
+        let gone = !sim
+            .runners(&unit.prefix)
+            .iter()
+            .any(|r| r["name"] == json!(busy));
+        gone.then_some(())
+    });
+    assert_eq!(sim.job(job)["state"], json!("completed"));
+    unit.wait_pool(&sim, 1, SETTLE);
+    assert!(!status(&unit).1.contains("lost"), "{:?}", status(&unit));
+    assert_no_leaks(&unit, &sim);
+}
+
+/// A runner image alias that LXD does not have blocks, naming it; nothing is made.
+#[test]
+fn a_missing_image_blocks_naming_it() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let mut unit = Unit::new(
+        &lxd,
+        "ghr-noimg",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 1, "runner-image": "ghr-no-such-image"}),
+    );
+    fast(&mut unit);
+    unit.run("hooks/config-changed");
+    let (s, message) = status(&unit);
+    assert_eq!(s, "blocked", "{message}");
+    assert!(
+        message.contains("\"ghr-no-such-image\"") && message.contains("runner-image"),
+        "{message}"
+    );
+    assert!(unit.instances().is_empty());
+    assert!(sim.runners(&unit.prefix).is_empty());
+
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 1, SETTLE);
+    assert_no_leaks(&unit, &sim);
+}
+
+/// A reconcile started while another runs waits for the lock, then says it skipped;
+/// the first one's work is not doubled.
+#[test]
+fn a_second_reconcile_waits_for_the_first() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let mut unit = converged(&lxd, &sim, "ghr-lock", 0);
+    unit.h
+        .extra_env
+        .insert("GITHUB_RUNNER_TEST_LOCK_WAIT".into(), "1".into());
+
+    // The first reconcile holds the lock for at least its slow first GitHub call and
+    // the creation of a runner.
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
+    fault(
+        &sim,
+        json!({"route": "GET /repos/:owner/:repo/actions/runners", "count": 1, "latency_ms": 1500}),
+    );
+    let lock_file = unit.root().join("var/lib/github-runner/reconcile.lock");
+    let mut first = unit.h.spawn("reconcile-runners");
+    poll(SETTLE, "the first reconcile holding the lock", || {
+        let file = std::fs::File::open(&lock_file).ok()?;
+        let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock).is_err();
+        held.then_some(())
+    });
+    unit.h.clear_calls();
+    let t = Instant::now();
+    unit.run("reconcile-runners");
+    let (s, message) = status(&unit);
+    assert_eq!(s, "waiting", "{message}");
+    assert!(
+        message.contains("another reconcile is still running after waiting 1s"),
+        "{message}"
+    );
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    assert!(first.wait().unwrap().success());
+
+    unit.run("reconcile-runners");
+    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+    unit.wait_pool(&sim, 1, SETTLE);
+    assert_eq!(unit.instances().len(), 1, "no runner made twice");
+    assert_no_leaks(&unit, &sim);
+}
+
+/// The runners' RAM-backed pool full: creation fails cleanly, saying so, leaves no
+/// instance or registration, and works again once there is room.
+#[test]
+fn a_full_storage_pool_fails_cleanly() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let unit = converged(&lxd, &sim, "ghr-full", 0);
+
+    // Leave a few MiB free in the pool's tmpfs: less than one container needs.
+    let pool = unit.root().join("var/lib/github-runner/pool");
+    let filler = pool.join("filler");
+    let stat = nix::sys::statvfs::statvfs(&pool).unwrap();
+    let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;
+    let fill = free.saturating_sub(8 << 20);
+    firewall_support::run(&[
+        "fallocate",
+        "-l",
+        &fill.to_string(),
+        &filler.display().to_string(),
+    ])
+    .unwrap();
+
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
+    unit.run("reconcile-runners");
+    let (_, message) = status(&unit);
+    eprintln!("pool full: {message}");
+    assert!(message.contains("1 failed"), "{message}");
+    assert!(unit.instances().is_empty(), "{:?}", unit.instances());
+    assert!(sim.runners(&unit.prefix).is_empty());
+
+    std::fs::remove_file(&filler).unwrap();
+    unit.run("reconcile-runners");
+    unit.wait_pool(&sim, 1, SETTLE);
+    assert_no_leaks(&unit, &sim);
+}
+
+/// LXD unreachable (its socket gone, as while the daemon restarts): a reconcile waits
+/// and deletes nothing on GitHub; an outage in the middle of creating runners is
+/// repaired by the following reconciles. The shared test daemon itself is never
+/// stopped: the charm reaches it through a socket link this test removes and restores.
+#[test]
+fn lxd_unreachable_then_back() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let mut unit = converged(&lxd, &sim, "ghr-lxdgone", 1);
+    let before = unit.instances();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("unix.socket");
+    let real = std::path::Path::new(&lxd.dir).join("unix.socket");
+    let up = || std::os::unix::fs::symlink(&real, &link).unwrap();
+    let down = || std::fs::remove_file(&link).unwrap();
+    unit.h
+        .extra_env
+        .insert("LXD_DIR".into(), dir.path().display().to_string());
+
+    // Down for a whole reconcile.
+    unit.run("reconcile-runners");
+    let (s, message) = status(&unit);
+    eprintln!("LXD down: {s}: {message}");
+    assert_eq!(s, "waiting", "{message}");
+    assert_eq!(unit.instances(), before);
+    assert_eq!(sim.runners(&unit.prefix).len(), 1, "nothing deleted");
+
+    // Gone for a few seconds while runners are being made.
+    up();
+    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 3}));
+    let markers = unit.root().join("var/lib/github-runner/provisioning");
+    let mut child = unit.h.spawn("reconcile-runners");
+    poll(SETTLE, "an instance being made", || {
+        let marked: Vec<String> = std::fs::read_dir(&markers)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let now = unit.instances();
+        now.iter().any(|n| marked.contains(n)).then_some(())
+    });
+    down();
+    // The outage lasts a few seconds, as a daemon restart does.
+    std::thread::sleep(Duration::from_secs(3));
+    up();
+    child.wait().unwrap();
+
+    poll(SETTLE, "a full pool again", || {
+        unit.run("reconcile-runners");
+        (sim.online_idle(&unit.prefix) == 3 && unit.instances().len() == 3).then_some(())
+    });
+    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+    assert_no_leaks(&unit, &sim);
+}
