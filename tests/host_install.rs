@@ -39,7 +39,6 @@ fn a_fresh_install_runs_every_step_in_order() {
         "systemctl restart github-runner-policy.service",
         "lxc network get lxdbr0 ipv4.address",
         "nft -f -",
-        "nft list tables inet",
         "nft list table inet github-runner",
     ];
     assert_eq!(host_calls(&h), want);
