@@ -4,9 +4,6 @@
 //! missing unless CI=true. Statuses the description leaves out (401, 403, and 404 on
 //! a runner or a path) are asserted directly against the simulator.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -18,107 +15,9 @@ use github_runner::proxy::ProxyConfig;
 use github_runner::sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
+mod prism;
+
 const PAT: &str = "ghp_contractTestToken0000001";
-
-fn prism_dir() -> PathBuf {
-    std::env::var_os("PRISM_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| "/var/cache/github-runner/prism".into())
-}
-
-/// Prism's binary and the trimmed description, if installed. In CI, installs them.
-fn prism() -> Option<(PathBuf, PathBuf)> {
-    let dir = prism_dir();
-    let found = || {
-        let (bin, spec) = (
-            dir.join("node_modules/.bin/prism"),
-            dir.join("github-runners.json"),
-        );
-        (bin.exists() && spec.exists()).then_some((bin, spec))
-    };
-    if found().is_none() && std::env::var("CI").as_deref() == Ok("true") {
-        let setup = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/prism-setup.sh");
-        let status = Command::new("bash")
-            .arg(setup)
-            .status()
-            .expect("running prism-setup.sh");
-        assert!(status.success(), "prism-setup.sh failed");
-    }
-    found()
-}
-
-/// A Prism proxy process; killed by PID on drop. Its log is kept to read violations.
-struct Prism {
-    child: Child,
-    log: PathBuf,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prism {
-    fn start(bin: &PathBuf, spec: &PathBuf, upstream: &str) -> Prism {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("prism.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new(bin)
-            .args([
-                "proxy",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--errors",
-            ])
-            .arg(spec)
-            .arg(upstream)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("starting prism");
-        let prism = Prism {
-            child,
-            log,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "prism did not start:\n{}",
-                prism.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        prism
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Every violation Prism logged, for requests and responses alike.
-    fn violations(&self) -> Vec<String> {
-        self.log_text()
-            .lines()
-            .filter(|l| l.contains("Violation") || l.contains("sl-violations"))
-            .map(str::to_string)
-            .collect()
-    }
-}
-
-impl Drop for Prism {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn sim() -> SimServer {
     let mut config = SimConfig::new(PAT);
@@ -179,12 +78,12 @@ fn make_busy(server: &SimServer, encoded: &str, label: &str) -> (String, u64) {
 
 #[test]
 fn client_repertoire_passes_prism_without_violations() {
-    let Some((bin, spec)) = prism() else {
+    let Some((bin, spec)) = prism::installed() else {
         eprintln!("skipping: Prism not installed (run scripts/prism-setup.sh)");
         return;
     };
     let server = sim();
-    let prism = Prism::start(&bin, &spec, &server.url);
+    let prism = prism::Prism::start(&bin, &spec, &server.url);
     let gh = client(&prism.url, PAT);
     let org = GithubPath::Org {
         org: "acme".into(),

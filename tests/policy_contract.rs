@@ -4,14 +4,15 @@
 //! followed through `Link`. Skipped when Prism is missing unless CI=true.
 
 mod policy_support;
+mod prism;
 
 use github_runner::policy::checks::{
     check, CheckRequest, Outcome, PullRequestInput, RepositoryEvent,
 };
 use github_runner::policy::document::Policy;
 use github_runner::policy::github::{ApiError, Permission, RepoApi, RepoName};
-use policy_support::prism::{installed, Prism};
 use policy_support::sim_repo::{self, client, PAT};
+use prism::{installed, Prism};
 use serde_json::json;
 
 const SHA: &str = "00112233445566778899aabbccddeeff00112233";

@@ -219,8 +219,13 @@ fn url_path(url: &str) -> &str {
         .unwrap_or(url)
 }
 
-/// Maps the statuses every endpoint shares; `ok` lists the success statuses.
-fn check(response: RawResponse, path: &GithubPath, ok: &[u16]) -> Result<RawResponse> {
+/// Maps the statuses every endpoint shares; `ok` lists the success statuses. Rate
+/// limits were handled by the transport already: a 403 here is a refusal.
+pub(crate) fn check(
+    response: RawResponse,
+    path: &dyn std::fmt::Display,
+    ok: &[u16],
+) -> Result<RawResponse> {
     let status = response.status;
     if ok.contains(&status) {
         return Ok(response);

@@ -6,7 +6,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::client::{next_link, GithubClient};
+use super::client::{check, next_link, GithubClient};
 use super::error::{GithubError, Result};
 use super::repo_models::{
     Branch, BranchProtection, Collaborator, Comment, Permission, PullRequest, Repository,
@@ -69,7 +69,7 @@ impl GithubClient {
         if response.status == 404 && response.message() == "Branch not protected" {
             return Ok(None);
         }
-        decode(&checked(response, &path)?, &path).map(Some)
+        decode(&check(response, &path, &[200])?, &path).map(Some)
     }
 
     /// Every outside collaborator (`affiliation=outside`), all pages.
@@ -118,7 +118,7 @@ impl GithubClient {
 
     /// `GET /rate_limit`: free of rate-limit cost, and answers 401 to a bad token.
     pub fn verify_token(&self) -> Result<()> {
-        checked(self.get_raw("rate_limit")?, "rate_limit").map(|_| ())
+        check(self.get_raw("rate_limit")?, &"rate_limit", &[200]).map(|_| ())
     }
 
     fn get_raw(&self, path: &str) -> Result<RawResponse> {
@@ -127,7 +127,7 @@ impl GithubClient {
     }
 
     fn get_one<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
-        decode(&checked(self.get_raw(path)?, path)?, path)
+        decode(&check(self.get_raw(path)?, &path, &[200])?, path)
     }
 
     fn get_all<T: DeserializeOwned>(&self, first: &str) -> Result<Vec<T>> {
@@ -135,7 +135,7 @@ impl GithubClient {
         let mut items = Vec::new();
         let mut url = self.transport().url(first);
         for _ in 0..MAX_PAGES {
-            let response = checked(self.transport().request("GET", &url, None)?, &what)?;
+            let response = check(self.transport().request("GET", &url, None)?, &what, &[200])?;
             let page: Vec<T> = decode(&response, &what)?;
             items.extend(page);
             match response.header("link").and_then(next_link) {
@@ -149,24 +149,6 @@ impl GithubClient {
             message: format!("more than {MAX_PAGES} pages at {what}"),
         })
     }
-}
-
-/// Maps the statuses that are not a success (rate limits were handled by the
-/// transport already: what reaches here as 403 is a refusal).
-fn checked(response: RawResponse, path: &str) -> Result<RawResponse> {
-    let status = response.status;
-    if status == 200 {
-        return Ok(response);
-    }
-    let message = response.message();
-    Err(match status {
-        401 => GithubError::TokenRejected,
-        404 => GithubError::PathNotFound {
-            path: path.to_string(),
-        },
-        403 => GithubError::Forbidden { status, message },
-        _ => GithubError::Unexpected { status, message },
-    })
 }
 
 fn decode<T: DeserializeOwned>(response: &RawResponse, path: &str) -> Result<T> {

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 
-pub mod prism;
 pub mod sim_repo;
 
 use github_runner::policy::document::DocumentFile;

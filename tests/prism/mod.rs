@@ -1,5 +1,6 @@
-//! Prism (`prism proxy --errors`) in front of the simulator for the policy contract
-//! test; installed by scripts/prism-setup.sh. The process is killed by PID on drop.
+//! Prism (`prism proxy --errors`) in front of the simulator for the contract tests;
+//! installed by scripts/prism-setup.sh. The process is killed by PID on drop.
+#![allow(dead_code)]
 
 use std::net::TcpStream;
 use std::path::PathBuf;
