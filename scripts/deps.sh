@@ -2,16 +2,17 @@
 # Debian packages the tests use on this machine, beyond the LXD testbed's own
 # (scripts/testbed.sh): curl and jq for the simulator's runner app, tinyproxy and
 # openssl for the aproxy test, iproute2 and nftables for namespaces and firewalls,
-# unzip and binutils (objdump) for the packed-charm check.
+# unzip and binutils (objdump) for the packed-charm check, GNU time for `make bench`.
 # Idempotent: installs only what is missing.
 set -euo pipefail
 declare -A package_of=(
     [curl]=curl [jq]=jq [tinyproxy]=tinyproxy [openssl]=openssl [ip]=iproute2
-    [nft]=nftables [unzip]=unzip [objdump]=binutils
+    [nft]=nftables [unzip]=unzip [objdump]=binutils [time]=time
 )
 missing=()
 for tool in "${!package_of[@]}"; do
-    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/bin/$tool" ] || [ -x "/usr/sbin/$tool" ] \
+    # Paths, not `command -v`: `time` is also a shell keyword.
+    [ -x "/usr/bin/$tool" ] || [ -x "/usr/sbin/$tool" ] || [ -x "/bin/$tool" ] || [ -x "/sbin/$tool" ] \
         || missing+=("${package_of[$tool]}")
 done
 if ((${#missing[@]})); then

@@ -18,6 +18,13 @@ power_off() {
 }
 
 cd "$runner_dir" || power_off "no runner directory"
+# The charm starts us before DHCP may be done: a runner without a route would only waste
+# its connection retries.
+for _ in $(seq 1200); do
+    ip -4 route show default | grep -q . && break
+    sleep 0.1
+done
+ip -4 route show default | grep -q . || power_off "no network after 120s"
 if [ -s .jitconfig ]; then
     config=$(cat .jitconfig)
     rm -f .jitconfig

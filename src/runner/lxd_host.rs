@@ -193,14 +193,37 @@ impl LxdRunnerHost {
         }
     }
 
+    /// Runs `command` as soon as the instance can run anything, polling with backoff
+    /// until the ready timeout: the first successful exec is also the readiness check.
+    async fn until_exec_works(&self, name: &RunnerName, command: &str) -> PortResult<()> {
+        let deadline = tokio::time::Instant::now() + self.ready_timeout;
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self
+                .exec_checked(name, command, "preparing the instance")
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(e) if tokio::time::Instant::now() + pause > deadline => {
+                    return Err(PortError::transient(format!(
+                        "instance {name} not ready after {:?}: {}",
+                        self.ready_timeout, e.message
+                    )))
+                }
+                Err(_) => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(500));
+        }
+    }
+
     async fn install_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
         let dirs = format!(
             "mkdir -p {} && chown {u}:{u} {RUNNER_DIR} {RUNNER_HOME}/.docker",
             files::DIRECTORIES.join(" "),
             u = files::RUNNER_UID
         );
-        self.exec_checked(name, &dirs, "preparing directories")
-            .await?;
+        self.until_exec_works(name, &dirs).await?;
         let app = InstanceFile {
             path: APP_TARBALL.into(),
             content: self.payload.app.as_ref().clone(),
@@ -217,16 +240,25 @@ impl LxdRunnerHost {
         };
         let credential = files::credential_file(credential);
         let own = tokio::task::block_in_place(|| (self.payload.per_runner)(name))?;
-        for file in [&app, &start, &credential].into_iter().chain(own.iter()) {
-            self.client
-                .push_file(name.as_str(), &push(file))
-                .await
-                .map_err(lxd_error)?;
-        }
+        let files: Vec<FilePush> = [&app, &start, &credential]
+            .into_iter()
+            .chain(own.iter())
+            .map(push)
+            .collect();
+        let pushes = files
+            .iter()
+            .map(|file| self.client.push_file(name.as_str(), file));
+        futures_util::future::try_join_all(pushes)
+            .await
+            .map_err(lxd_error)?;
+        // Exec works before systemd has finished booting: retry until it takes the unit.
         let start_command = format!(
             "tar -xzf {APP_TARBALL} -C {RUNNER_DIR} && rm -f {APP_TARBALL} \
-             && chown -R {u}:{u} {RUNNER_HOME} \
-             && systemd-run --unit=github-runner --collect {START_SCRIPT}",
+             && chown -R {u}:{u} {RUNNER_HOME} || exit 1; \
+             for _ in $(seq 300); do \
+                 systemd-run --unit=github-runner --collect {START_SCRIPT} 2>/dev/null && exit 0; \
+                 sleep 0.1; \
+             done; echo 'systemd did not take the runner unit within 30s' >&2; exit 1",
             u = files::RUNNER_UID
         );
         self.exec_checked(name, &start_command, "starting the runner")
@@ -272,10 +304,7 @@ impl RunnerHost for LxdRunnerHost {
             .launch(&self.layout.spec(name))
             .await
             .map_err(lxd_error)?;
-        self.client
-            .wait_ready(name.as_str(), self.layout.interface(), self.ready_timeout)
-            .await
-            .map_err(lxd_error)?;
+        // The network comes up while files are pushed; start.sh waits for it.
         self.install_runner(name, credential).await?;
         // Only a finished runner loses its marker; a failed one is deleted next.
         self.journal.end(name);

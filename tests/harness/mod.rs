@@ -240,6 +240,22 @@ impl Harness {
         cmd
     }
 
+    /// Runs an event under `wrapper` (e.g. `/usr/bin/time -f %M -o FILE`).
+    pub fn run_wrapped(&self, dispatch_path: &str, wrapper: &[&str]) -> HookRun {
+        let inner = self.command(dispatch_path);
+        let mut cmd = Command::new(wrapper[0]);
+        cmd.args(&wrapper[1..]).arg(inner.get_program());
+        cmd.env_clear();
+        for (k, v) in inner.get_envs() {
+            if let Some(v) = v {
+                cmd.env(k, v);
+            }
+        }
+        HookRun {
+            output: cmd.output().expect("run wrapped charm binary"),
+        }
+    }
+
     /// Runs one hook, action or custom event, e.g. `hooks/config-changed`.
     pub fn run(&self, dispatch_path: &str) -> HookRun {
         let output = self
