@@ -1,0 +1,275 @@
+//! The charm's configuration: raw `config-get` JSON parsed once into a typed, validated
+//! [`CharmConfig`]. Nothing downstream reads raw option strings; building it has no
+//! side effects, so an invalid value can be reported before anything is touched.
+
+mod types;
+mod values;
+
+use std::fmt;
+
+use ipnet::Ipv4Net;
+use serde::Deserialize;
+
+pub use types::{ByteSize, GithubPath, GithubUrl, InstanceType, TestMode, Token};
+pub use values::parse_denylist;
+use values::*;
+
+/// The validated configuration every handler works from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CharmConfig {
+    pub path: GithubPath,
+    pub token: Token,
+    pub virtual_machines: u32,
+    pub vm_cpu: u32,
+    pub vm_memory: ByteSize,
+    pub vm_disk: ByteSize,
+    pub reconcile_interval_minutes: u32,
+    pub denylist: Vec<Ipv4Net>,
+    pub dockerhub_mirror: Option<String>,
+    pub use_aproxy: bool,
+    pub test_mode: TestMode,
+    pub labels: Vec<String>,
+    pub github_url: GithubUrl,
+    pub instance_type: InstanceType,
+    pub runner_image: Option<String>,
+}
+
+/// Why the configuration cannot be used. Its Display is the `blocked` status message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Required options are empty; lists only those.
+    #[error("Missing required charm configuration: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    /// One or more options hold values that cannot be used.
+    #[error("invalid config: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<InvalidOption>),
+    /// config-get returned something that is not an object of known types.
+    #[error("invalid config: {0}")]
+    Malformed(String),
+}
+
+/// One bad option: its name, the offending value (already redacted where secret) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidOption {
+    pub option: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl fmt::Display for InvalidOption {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {:?}: {}", self.option, self.value, self.reason)
+    }
+}
+
+/// The options exactly as `config-get --format=json` gives them, defaults as config.yaml.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(rename_all = "kebab-case", default)]
+pub struct RawConfig {
+    pub path: String,
+    pub group: String,
+    pub token: String,
+    pub virtual_machines: i64,
+    pub vm_cpu: i64,
+    pub vm_memory: String,
+    pub vm_disk: String,
+    pub reconcile_interval: i64,
+    pub denylist: String,
+    pub dockerhub_mirror: String,
+    pub experimental_use_aproxy: bool,
+    pub test_mode: String,
+    pub labels: String,
+    pub github_url: String,
+    pub runner_instance_type: String,
+    pub runner_image: String,
+}
+
+impl Default for RawConfig {
+    fn default() -> Self {
+        RawConfig {
+            path: String::new(),
+            group: "default".into(),
+            token: String::new(),
+            virtual_machines: 1,
+            vm_cpu: 2,
+            vm_memory: "7GiB".into(),
+            vm_disk: "10GiB".into(),
+            reconcile_interval: 10,
+            denylist: String::new(),
+            dockerhub_mirror: String::new(),
+            experimental_use_aproxy: false,
+            test_mode: String::new(),
+            labels: String::new(),
+            github_url: "https://github.com".into(),
+            runner_instance_type: "virtual-machine".into(),
+            runner_image: String::new(),
+        }
+    }
+}
+
+/// Upper bounds that keep a typo from asking for an absurd pool.
+pub const MAX_VIRTUAL_MACHINES: i64 = 500;
+pub const MAX_VM_CPU: i64 = 1024;
+pub const MAX_RECONCILE_INTERVAL: i64 = 24 * 60;
+const MAX_STRING: usize = 4096;
+
+impl CharmConfig {
+    /// Parses `config-get --format=json` output.
+    pub fn from_json(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        let raw: RawConfig =
+            serde_json::from_value(value.clone()).map_err(|e| wrong_types(value, &e))?;
+        Self::from_raw(&raw)
+    }
+
+    pub fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
+        let missing: Vec<&'static str> = [("token", &raw.token), ("path", &raw.path)]
+            .into_iter()
+            .filter(|(_, v)| v.trim().is_empty())
+            .map(|(name, _)| name)
+            .collect();
+        let mut bad = Vec::new();
+        // A token pasted into another option must not be echoed by that option's error.
+        let secret = raw.token.trim();
+        let redact = |text: &str| {
+            if secret.len() >= 8 {
+                text.replace(secret, "<redacted>")
+            } else {
+                text.to_string()
+            }
+        };
+        let mut check = |option: &'static str, value: &str, result: Result<(), String>| {
+            if let Err(reason) = result {
+                bad.push(InvalidOption {
+                    option,
+                    value: shorten(&redact(value)),
+                    reason: redact(&reason),
+                });
+            }
+        };
+        let path = parse_path(&raw.path, &raw.group);
+        if !raw.path.trim().is_empty() {
+            check(
+                "path",
+                &raw.path,
+                path.as_ref().map(|_| ()).map_err(Clone::clone),
+            );
+        }
+        if !raw.path.trim().is_empty() && matches!(path, Ok(GithubPath::Org { .. })) {
+            check("group", &raw.group, validate_group(&raw.group));
+        }
+        if !raw.token.trim().is_empty() {
+            // The value shown is never the token's.
+            check("token", "<redacted>", validate_token(&raw.token));
+        }
+        let vms = int_in(
+            "virtual-machines",
+            raw.virtual_machines,
+            0,
+            MAX_VIRTUAL_MACHINES,
+        );
+        check(
+            "virtual-machines",
+            &raw.virtual_machines.to_string(),
+            vms.clone().map(|_| ()),
+        );
+        let cpu = int_in("vm-cpu", raw.vm_cpu, 1, MAX_VM_CPU);
+        check("vm-cpu", &raw.vm_cpu.to_string(), cpu.clone().map(|_| ()));
+        let memory = ByteSize::parse(&raw.vm_memory).and_then(|m| at_least(m, 64 << 20, "64MiB"));
+        check("vm-memory", &raw.vm_memory, memory.map(|_| ()));
+        let disk = ByteSize::parse(&raw.vm_disk).and_then(|d| at_least(d, 64 << 20, "64MiB"));
+        check("vm-disk", &raw.vm_disk, disk.map(|_| ()));
+        let interval = int_in(
+            "reconcile-interval",
+            raw.reconcile_interval,
+            1,
+            MAX_RECONCILE_INTERVAL,
+        );
+        check(
+            "reconcile-interval",
+            &raw.reconcile_interval.to_string(),
+            interval.clone().map(|_| ()),
+        );
+        let denylist = parse_denylist(&raw.denylist);
+        check(
+            "denylist",
+            &raw.denylist,
+            denylist.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let mirror = parse_mirror(&raw.dockerhub_mirror);
+        check(
+            "dockerhub-mirror",
+            &raw.dockerhub_mirror,
+            mirror.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let test_mode = match raw.test_mode.trim() {
+            "" => Ok(TestMode::Off),
+            "insecure" => Ok(TestMode::Insecure),
+            _ => Err("must be empty or \"insecure\"".to_string()),
+        };
+        check("test-mode", &raw.test_mode, test_mode.map(|_| ()));
+        let labels = parse_labels(&raw.labels);
+        check(
+            "labels",
+            &raw.labels,
+            labels.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let github_url = GithubUrl::parse(&raw.github_url);
+        check(
+            "github-url",
+            &raw.github_url,
+            github_url.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+        let instance_type = match raw.runner_instance_type.trim() {
+            "virtual-machine" => Ok(InstanceType::VirtualMachine),
+            "container" => Ok(InstanceType::Container),
+            _ => Err("must be \"virtual-machine\" or \"container\"".to_string()),
+        };
+        check(
+            "runner-instance-type",
+            &raw.runner_instance_type,
+            instance_type.map(|_| ()),
+        );
+        let image = parse_image(&raw.runner_image);
+        check(
+            "runner-image",
+            &raw.runner_image,
+            image.as_ref().map(|_| ()).map_err(Clone::clone),
+        );
+
+        if !bad.is_empty() {
+            return Err(ConfigError::Invalid(bad));
+        }
+        if !missing.is_empty() {
+            return Err(ConfigError::Missing(missing));
+        }
+        // Every Result below was checked above; `bad` being empty means they are Ok.
+        Ok(CharmConfig {
+            path: ok(path)?,
+            token: Token::new(raw.token.trim()),
+            virtual_machines: ok(vms)? as u32,
+            vm_cpu: ok(cpu)? as u32,
+            vm_memory: ok(ByteSize::parse(&raw.vm_memory))?,
+            vm_disk: ok(ByteSize::parse(&raw.vm_disk))?,
+            reconcile_interval_minutes: ok(interval)? as u32,
+            denylist: ok(denylist)?,
+            dockerhub_mirror: ok(mirror)?,
+            use_aproxy: raw.experimental_use_aproxy,
+            test_mode: if raw.test_mode.trim() == "insecure" {
+                TestMode::Insecure
+            } else {
+                TestMode::Off
+            },
+            labels: ok(labels)?,
+            github_url: ok(github_url)?,
+            instance_type: if raw.runner_instance_type.trim() == "container" {
+                InstanceType::Container
+            } else {
+                InstanceType::VirtualMachine
+            },
+            runner_image: ok(image)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;
