@@ -126,6 +126,9 @@ proptest! {
 
     #[test]
     fn config_never_panics_and_never_shows_the_token(raw in any_config()) {
+        // The junk value may replace the token itself; then TOKEN elsewhere is just text
+        // to the charm, which has no secret to hide.
+        let secret = raw["token"] == json!(TOKEN);
         match CharmConfig::from_json(&raw) {
             Ok(c) => {
                 prop_assert!(c.virtual_machines <= 500);
@@ -133,11 +136,11 @@ proptest! {
                 prop_assert!(c.vm_memory.0 >= 64 << 20 && c.vm_disk.0 >= 64 << 20);
                 prop_assert!((1..=1440).contains(&c.reconcile_interval_minutes));
                 let shown = format!("{:?}", c);
-                prop_assert!(!shown.contains(TOKEN));
+                prop_assert!(!secret || !shown.contains(TOKEN));
             }
             Err(e) => {
                 let message = e.to_string();
-                prop_assert!(!message.contains(TOKEN), "{}", message);
+                prop_assert!(!secret || !message.contains(TOKEN), "{}", message);
                 prop_assert!(!message.is_empty());
             }
         }
