@@ -8,6 +8,7 @@ pub mod install;
 pub mod outcome;
 pub mod runners;
 pub mod state;
+pub mod summary;
 pub mod timer;
 
 use std::process::ExitCode;

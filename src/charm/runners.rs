@@ -4,10 +4,9 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
+pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName};
@@ -70,70 +69,6 @@ const TEST_LOCK_WAIT: &str = "GITHUB_RUNNER_TEST_LOCK_WAIT";
 fn test_seconds(name: &str) -> Option<Duration> {
     let secs: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs))
-}
-
-/// The last reconcile's counts, for `update-status` (which does no I/O of its own).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Summary {
-    pub idle: u32,
-    pub busy: u32,
-    pub starting: u32,
-    pub failed: Vec<String>,
-    /// Registrations still busy on GitHub whose instance is gone (a lost job).
-    #[serde(default)]
-    pub lost: u32,
-    pub at: u64,
-}
-
-impl Summary {
-    pub fn from_report(r: &Report) -> Self {
-        Summary {
-            idle: r.idle,
-            busy: r.busy,
-            starting: r.starting,
-            failed: r
-                .failed
-                .iter()
-                .map(|(what, why)| format!("{what}: {why}"))
-                .collect(),
-            lost: r.waiting_for_github,
-            at: unix_now(),
-        }
-    }
-    pub fn message(&self) -> String {
-        let total = self.idle + self.busy + self.starting;
-        let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
-        if self.starting > 0 {
-            m += &format!(", {} starting", self.starting);
-        }
-        if self.lost > 0 {
-            m += &format!(
-                "; {} lost mid-job, removed once GitHub gives the job up",
-                self.lost
-            );
-        }
-        if let Some(first) = self.failed.first() {
-            m += &format!("; {} failed ({first})", self.failed.len());
-        }
-        m
-    }
-    pub fn load(paths: &Paths) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(paths.summary_file()).ok()?).ok()
-    }
-    pub fn save(&self, paths: &Paths) {
-        let _ = std::fs::create_dir_all(paths.state_dir());
-        let _ = std::fs::write(
-            paths.summary_file(),
-            serde_json::to_vec(self).expect("serializable"),
-        );
-    }
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn port(e: PortError) -> CharmError {

@@ -1,0 +1,110 @@
+//! The last reconcile's counts, kept in a file so that `update-status` can report them
+//! without any I/O beyond the hook tools.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::host::HostPaths as Paths;
+use crate::reconcile::execute::Report;
+
+/// The last reconcile's counts, for `update-status` (which does no I/O of its own).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    pub idle: u32,
+    pub busy: u32,
+    pub starting: u32,
+    pub failed: Vec<String>,
+    /// Registrations still busy on GitHub whose instance is gone (a lost job).
+    #[serde(default)]
+    pub lost: u32,
+    pub at: u64,
+}
+
+impl Summary {
+    pub fn from_report(r: &Report) -> Self {
+        Summary {
+            idle: r.idle,
+            busy: r.busy,
+            starting: r.starting,
+            failed: r
+                .failed
+                .iter()
+                .map(|(what, why)| format!("{what}: {why}"))
+                .collect(),
+            lost: r.waiting_for_github,
+            at: unix_now(),
+        }
+    }
+    pub fn message(&self) -> String {
+        let total = self.idle + self.busy + self.starting;
+        let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
+        if self.starting > 0 {
+            m += &format!(", {} starting", self.starting);
+        }
+        if self.lost > 0 {
+            m += &format!(
+                "; {} lost mid-job, removed once GitHub gives the job up",
+                self.lost
+            );
+        }
+        if let Some(first) = self.failed.first() {
+            m += &format!("; {} failed ({first})", self.failed.len());
+        }
+        m
+    }
+    pub fn load(paths: &Paths) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(paths.summary_file()).ok()?).ok()
+    }
+    pub fn save(&self, paths: &Paths) {
+        let _ = std::fs::create_dir_all(paths.state_dir());
+        let _ = std::fs::write(
+            paths.summary_file(),
+            serde_json::to_vec(self).expect("serializable"),
+        );
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_counts_and_explains() {
+        let mut s = Summary {
+            idle: 2,
+            busy: 1,
+            ..Summary::default()
+        };
+        assert_eq!(s.message(), "3 runners: 2 idle, 1 busy");
+        s.starting = 1;
+        s.lost = 1;
+        s.failed = vec!["create x: image missing".into()];
+        assert_eq!(
+            s.message(),
+            "4 runners: 2 idle, 1 busy, 1 starting; 1 lost mid-job, removed once GitHub gives \
+             the job up; 1 failed (create x: image missing)"
+        );
+    }
+
+    #[test]
+    fn survives_a_round_trip_through_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        assert_eq!(Summary::load(&paths), None);
+        let s = Summary {
+            idle: 1,
+            at: 7,
+            ..Summary::default()
+        };
+        s.save(&paths);
+        assert_eq!(Summary::load(&paths), Some(s));
+    }
+}
