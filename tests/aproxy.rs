@@ -36,8 +36,8 @@ fn free_public_pair(seed: u32) -> (Ipv4Addr, Ipv4Addr) {
         })
         .expect("no free /30 in 198.51.100.0/24") as u8;
     (
-        Ipv4Addr::new(203, 0, 113, 4 * k + 1),
-        Ipv4Addr::new(203, 0, 113, 4 * k + 2),
+        Ipv4Addr::new(198, 51, 100, 4 * k + 1),
+        Ipv4Addr::new(198, 51, 100, 4 * k + 2),
     )
 }
 
