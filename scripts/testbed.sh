@@ -6,6 +6,9 @@
 #   scripts/testbed.sh down    stop our daemon, remove what it left in the kernel
 #   scripts/testbed.sh down --purge   also forget the daemon's state and the pool tmpfs
 #   scripts/testbed.sh env     print `export` lines for tests (eval "$(... env)")
+#   scripts/testbed.sh pid     print our daemon's pid (exit 1 if it is not running)
+#   scripts/testbed.sh start   start the daemon alone (or reuse it) and wait until it
+#                              answers: for fault tests that stop it by its pid
 #
 # Every step checks before it acts, so a re-run after a crash or a half-finished run
 # reuses what is there or replaces it cleanly. Must run as root.
@@ -113,8 +116,17 @@ start_daemon() {
     else
         rm -f "$PID_FILE"
         log "starting lxd (LXD_DIR=$TESTBED_LXD_DIR, log $LOG_FILE)"
-        LXD_DIR=$TESTBED_LXD_DIR setsid lxd --group root --logfile "$LOG_FILE" \
-            </dev/null >>"$LOG_FILE.stdout" 2>&1 &
+        # Without the descriptors we inherited: started under `flock /tmp/ghr-lxd.lock`
+        # (a fault test starting the daemon again), the daemon would hold that lock
+        # for as long as it runs and every other test would wait for it forever.
+        (
+            for fd in /proc/$BASHPID/fd/*; do
+                fd=${fd##*/}
+                [ "$fd" -gt 2 ] && eval "exec $fd>&-"
+            done
+            LXD_DIR=$TESTBED_LXD_DIR exec setsid lxd --group root --logfile "$LOG_FILE" \
+                </dev/null >>"$LOG_FILE.stdout" 2>&1
+        ) &
         echo $! >"$PID_FILE"
     fi
     LXD_DIR=$TESTBED_LXD_DIR lxd waitready --timeout 60 \
@@ -387,6 +399,18 @@ cmd_down() {
     timing "$t0" down-total
 }
 
+cmd_pid() {
+    daemon_pid || die "no daemon of ours running (pid file $PID_FILE)"
+}
+
+# Only the daemon: the rest of `up` (packages, preseed, image) is left as it was by the
+# daemon a fault test stopped, and the daemon finds it all again in its state.
+cmd_start() {
+    [ "$(id -u)" = 0 ] || die "must run as root"
+    local t
+    t=$(now); ensure_pool_mount; start_daemon; timing "$t" daemon
+}
+
 cmd_env() {
     echo "export LXD_DIR=$TESTBED_LXD_DIR"
     echo "export GHR_TEST_IMAGE=$IMAGE_ALIAS"
@@ -398,5 +422,7 @@ case "${1:-}" in
 up) cmd_up ;;
 down) shift; cmd_down "${1:-}" ;;
 env) cmd_env ;;
-*) echo "usage: $0 up|down [--purge]|env" >&2; exit 2 ;;
+pid) cmd_pid ;;
+start) cmd_start ;;
+*) echo "usage: $0 up|down [--purge]|env|pid|start" >&2; exit 2 ;;
 esac

@@ -11,7 +11,9 @@ mod lab;
 use std::time::{Duration, Instant};
 
 use firewall_support::poll;
+use lab::daemon::Daemon;
 use lab::{serial, Policy, Sim, Unit};
+use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 const REPO: &str = "acme/widgets";
@@ -397,41 +399,44 @@ fn a_full_storage_pool_fails_cleanly() {
     assert_no_leaks(&unit, &sim);
 }
 
-/// LXD unreachable (its socket gone, as while the daemon restarts): a reconcile waits
-/// and deletes nothing on GitHub; an outage in the middle of creating runners is
-/// repaired by the following reconciles. The shared test daemon itself is never
-/// stopped: the charm reaches it through a socket link this test removes and restores.
+/// The LXD daemon stopped by its PID (SIGTERM: it exits and leaves the containers
+/// running), then started again. Down for a whole reconcile: the reconcile waits,
+/// naming LXD, and deletes nothing on GitHub. Stopped while runners are being made and
+/// started a few seconds later: the following reconciles converge, leaking nothing.
 #[test]
-fn lxd_unreachable_then_back() {
+fn lxd_stopped_then_started_again() {
     let _serial = serial();
     let Some(lxd) = lab::lxd() else { return };
     let sim = Sim::start(&["acme"], &[REPO]);
     let _policy = Policy::start(&sim, lab::permissive_policy());
-    let mut unit = converged(&lxd, &sim, "ghr-lxdgone", 1);
+    let unit = converged(&lxd, &sim, "ghr-lxdstop", 1);
     let before = unit.instances();
-    let dir = tempfile::tempdir().unwrap();
-    let link = dir.path().join("unix.socket");
-    let real = std::path::Path::new(&lxd.dir).join("unix.socket");
-    let up = || std::os::unix::fs::symlink(&real, &link).unwrap();
-    let down = || std::fs::remove_file(&link).unwrap();
-    unit.h
-        .extra_env
-        .insert("LXD_DIR".into(), dir.path().display().to_string());
+    // Declared after the unit, so it is dropped first: the daemon answers again before
+    // the unit's own cleanup needs it.
+    let daemon = match Daemon::of(&lxd) {
+        Ok(d) => d,
+        Err(reason) => return firewall_support::skip(&reason),
+    };
 
     // Down for a whole reconcile.
+    let took = daemon.stop(Signal::SIGTERM).expect("lxd stops");
+    eprintln!("lxd stopped (SIGTERM) in {took:?}");
+    let t = Instant::now();
     unit.run("reconcile-runners");
     let (s, message) = status(&unit);
-    eprintln!("LXD down: {s}: {message}");
+    eprintln!("LXD down: {s}: {message} ({:?})", t.elapsed());
     assert_eq!(s, "waiting", "{message}");
-    assert_eq!(unit.instances(), before);
+    assert!(message.contains("LXD"), "{message}");
     assert_eq!(sim.runners(&unit.prefix).len(), 1, "nothing deleted");
+    let took = daemon.start().expect("lxd starts");
+    eprintln!("lxd started again in {took:?}");
+    assert_eq!(unit.instances(), before, "the runner survived the outage");
 
-    // Gone for a few seconds while runners are being made.
-    up();
+    // Stopped while runners are being made, started again a few seconds later.
     unit.configure(&sim, json!({"path": REPO, "virtual-machines": 3}));
     let markers = unit.root().join("var/lib/github-runner/provisioning");
     let mut child = unit.h.spawn("reconcile-runners");
-    poll(SETTLE, "an instance being made", || {
+    let half_made = poll(SETTLE, "an instance being made", || {
         let marked: Vec<String> = std::fs::read_dir(&markers)
             .into_iter()
             .flatten()
@@ -439,18 +444,27 @@ fn lxd_unreachable_then_back() {
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .collect();
         let now = unit.instances();
-        now.iter().any(|n| marked.contains(n)).then_some(())
+        now.iter().any(|n| marked.contains(n)).then_some(marked)
     });
-    down();
+    let took = daemon.stop(Signal::SIGTERM).expect("lxd stops");
+    eprintln!("lxd stopped in {took:?} while making {half_made:?}");
     // The outage lasts a few seconds, as a daemon restart does.
     std::thread::sleep(Duration::from_secs(3));
-    up();
-    child.wait().unwrap();
+    let took = daemon.start().expect("lxd starts");
+    eprintln!("lxd started again in {took:?}");
+    let exit = child.wait().unwrap();
+    eprintln!(
+        "the interrupted reconcile: {exit}, {:?}\n{:#?}",
+        unit.h.last_status(),
+        unit.h.logs()
+    );
 
+    let t = Instant::now();
     poll(SETTLE, "a full pool again", || {
         unit.run("reconcile-runners");
         (sim.online_idle(&unit.prefix) == 3 && unit.instances().len() == 3).then_some(())
     });
+    eprintln!("converged {:?} after the restart", t.elapsed());
     assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
     assert_no_leaks(&unit, &sim);
 }

@@ -4,6 +4,8 @@
 //! hook-tool harness. Everything is removed by Drop guards, also when a test fails.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
