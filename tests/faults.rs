@@ -48,6 +48,17 @@ fn status(unit: &Unit) -> (String, String) {
     unit.h.last_status().expect("a status was set")
 }
 
+/// The instances the unit's journal says are being made.
+fn provisioning(unit: &Unit) -> Vec<String> {
+    let markers = unit.root().join("var/lib/github-runner/provisioning");
+    std::fs::read_dir(markers)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 /// Every registration has an instance and every instance a registration.
 fn assert_no_leaks(unit: &Unit, sim: &Sim) {
     let instances = unit.instances();
@@ -432,39 +443,48 @@ fn lxd_stopped_then_started_again() {
     eprintln!("lxd started again in {took:?}");
     assert_eq!(unit.instances(), before, "the runner survived the outage");
 
-    // Stopped while runners are being made, started again a few seconds later.
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 3}));
-    let markers = unit.root().join("var/lib/github-runner/provisioning");
-    let mut child = unit.h.spawn("reconcile-runners");
-    let half_made = poll(SETTLE, "an instance being made", || {
-        let marked: Vec<String> = std::fs::read_dir(&markers)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        let now = unit.instances();
-        now.iter().any(|n| marked.contains(n)).then_some(marked)
-    });
-    let took = daemon.stop(Signal::SIGTERM).expect("lxd stops");
-    eprintln!("lxd stopped in {took:?} while making {half_made:?}");
-    // The outage lasts a few seconds, as a daemon restart does.
-    std::thread::sleep(Duration::from_secs(3));
-    let took = daemon.start().expect("lxd starts");
-    eprintln!("lxd started again in {took:?}");
-    let exit = child.wait().unwrap();
-    eprintln!(
-        "the interrupted reconcile: {exit}, {:?}\n{:#?}",
-        unit.h.last_status(),
-        unit.h.logs()
-    );
+    // Stopped while runners are being made, started again a few seconds later: once
+    // asked to (SIGTERM, LXD fails what is in flight with 503 "shutting down"), once
+    // not (SIGKILL, connections cut and operations lost half-way).
+    for (signal, pool) in [(Signal::SIGTERM, 3), (Signal::SIGKILL, 5)] {
+        unit.configure(&sim, json!({"path": REPO, "virtual-machines": pool}));
+        unit.h.clear_calls();
+        let mut child = unit.h.spawn("reconcile-runners");
+        let half_made = poll(SETTLE, "an instance being made", || {
+            let marked = provisioning(&unit);
+            let now = unit.instances();
+            now.iter().any(|n| marked.contains(n)).then_some(marked)
+        });
+        let took = daemon.stop(signal).expect("lxd stops");
+        eprintln!("lxd stopped ({signal}) in {took:?} while making {half_made:?}");
+        // The outage lasts a few seconds, as a daemon restart does.
+        std::thread::sleep(Duration::from_secs(3));
+        let took = daemon.start().expect("lxd starts");
+        eprintln!("lxd started again in {took:?}");
+        let exit = child.wait().unwrap();
+        let (s, message) = status(&unit);
+        eprintln!("the interrupted reconcile: {exit}, {s}: {message}");
+        assert!(
+            message.contains("failed") && message.contains("LXD"),
+            "{message}"
+        );
 
-    let t = Instant::now();
-    poll(SETTLE, "a full pool again", || {
-        unit.run("reconcile-runners");
-        (sim.online_idle(&unit.prefix) == 3 && unit.instances().len() == 3).then_some(())
-    });
-    eprintln!("converged {:?} after the restart", t.elapsed());
-    assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
-    assert_no_leaks(&unit, &sim);
+        let t = Instant::now();
+        poll(SETTLE, "a full pool again", || {
+            unit.run("reconcile-runners");
+            let full = sim.online_idle(&unit.prefix) == pool as usize;
+            (full && unit.instances().len() == pool as usize).then_some(())
+        });
+        eprintln!(
+            "{signal}: converged {:?} after the restart\n{:#?}",
+            t.elapsed(),
+            unit.h.logs()
+        );
+        let now = unit.instances();
+        for name in &half_made {
+            assert!(!now.contains(name), "half-made {name} is still there");
+        }
+        assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
+        assert_no_leaks(&unit, &sim);
+    }
 }
