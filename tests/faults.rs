@@ -1,7 +1,7 @@
 //! Fault injection on the real LXD test daemon, through the real charm binary: GitHub
 //! failing in every way the simulator can fail, the charm killed half-way, a runner's
-//! container killed mid-job, a missing image, a full storage pool and a second
-//! reconcile racing the first. Each test ends with a converged pool, no leaked instance
+//! container killed mid-job, the LXD daemon itself stopped by its PID and started
+//! again, a missing image, a full storage pool and a second reconcile racing the first. Each test ends with a converged pool, no leaked instance
 //! or registration, no busy runner removed, and a status that says what happened.
 
 mod firewall_support;
