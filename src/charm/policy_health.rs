@@ -18,6 +18,9 @@ pub const GITHUB_RESTART_INTERVAL: Duration = Duration::from_secs(3600);
 pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a restarted service has to start listening again.
 pub const RESTART_DEADLINE: Duration = Duration::from_secs(15);
+/// How long an active unit whose port is closed gets before it counts as dead: one
+/// just (re)started by install, upgrade or a token change binds within milliseconds.
+pub const START_GRACE: Duration = Duration::from_secs(5);
 const POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// What one `GET /health` got.
@@ -216,9 +219,26 @@ impl HealthCheck<'_> {
             log::warn!("policy service: {e}");
             true
         });
+        let answer = if unit_active {
+            self.ask_until_listening(START_GRACE)
+        } else {
+            self.probe.ask()
+        };
         Seen {
             unit_active,
-            answer: self.probe.ask(),
+            answer,
+        }
+    }
+
+    /// Asks until the port takes the connection or `limit` has passed: polled, no fixed
+    /// wait.
+    fn ask_until_listening(&self, limit: Duration) -> Answer {
+        let deadline = self.clock.now() + limit;
+        loop {
+            match self.probe.ask() {
+                Answer::Down(_) if self.clock.now() < deadline => self.clock.sleep(POLL_EVERY),
+                answer => return answer,
+            }
         }
     }
 
@@ -235,14 +255,7 @@ impl HealthCheck<'_> {
         }
         // The first answer of the new process is fresh (no cached health), so only a
         // closed port is waited out.
-        let deadline = self.clock.now() + RESTART_DEADLINE;
-        let answer = loop {
-            match self.probe.ask() {
-                Answer::Down(_) if self.clock.now() < deadline => self.clock.sleep(POLL_EVERY),
-                answer => break answer,
-            }
-        };
-        match answer {
+        match self.ask_until_listening(RESTART_DEADLINE) {
             Answer::Healthy => {
                 log::info!("policy service healthy again after the restart");
                 Health::Healthy

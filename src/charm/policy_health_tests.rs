@@ -97,6 +97,27 @@ impl HealthProbe for Probe {
     }
 }
 
+/// A service that is down until a restart was asked for, then answers `after`.
+struct DownUntilRestart<'a> {
+    commands: &'a FakeCommands,
+    after: Answer,
+}
+
+impl HealthProbe for DownUntilRestart<'_> {
+    fn ask(&self) -> Answer {
+        let restarted = self
+            .commands
+            .lines()
+            .iter()
+            .any(|l| l.contains(" restart "));
+        if restarted {
+            self.after.clone()
+        } else {
+            Answer::Down("connection refused".into())
+        }
+    }
+}
+
 fn now() -> u64 {
     NOW
 }
@@ -118,7 +139,7 @@ impl Setup {
             dir,
         }
     }
-    fn check<'a>(&'a self, probe: &'a Probe) -> HealthCheck<'a> {
+    fn check<'a>(&'a self, probe: &'a dyn HealthProbe) -> HealthCheck<'a> {
         HealthCheck {
             commands: &self.commands,
             probe,
@@ -148,7 +169,7 @@ fn a_healthy_service_costs_one_look() {
 }
 
 #[test]
-fn a_killed_service_is_restarted_and_waited_for_until_it_listens() {
+fn a_just_started_service_gets_a_moment_to_listen_not_a_restart() {
     let s = Setup::new();
     let down = Answer::Down("connection refused".into());
     let probe = Probe::new(&[down.clone(), down.clone(), down, Answer::Healthy]);
@@ -156,8 +177,24 @@ fn a_killed_service_is_restarted_and_waited_for_until_it_listens() {
         s.check(&probe).before_reconcile(),
         Checked::Done(Health::Healthy)
     );
+    assert_eq!(s.restarts(), 0);
+    assert_eq!(s.clock.sleeps.borrow().len(), 3, "polled, no fixed wait");
+}
+
+#[test]
+fn a_killed_service_is_restarted_and_waited_for_until_it_listens() {
+    let s = Setup::new();
+    let probe = DownUntilRestart {
+        commands: &s.commands,
+        after: Answer::Healthy,
+    };
+    assert_eq!(
+        s.check(&probe).before_reconcile(),
+        Checked::Done(Health::Healthy)
+    );
     assert_eq!(s.restarts(), 1);
-    assert_eq!(s.clock.sleeps.borrow().len(), 2, "polled, no fixed wait");
+    assert!(s.clock.slept() >= START_GRACE, "the grace was given first");
+    assert!(s.clock.slept() < START_GRACE + Duration::from_secs(1));
     assert!(
         !s.paths.policy_health_file().exists(),
         "a dead service's restart is not rate-limited"
@@ -175,6 +212,7 @@ fn an_inactive_unit_that_does_not_come_back_is_reported_by_the_deadline() {
     };
     assert!(why.contains("connection refused"), "{why}");
     assert_eq!(s.restarts(), 1);
+    // An inactive unit gets no grace, only the restart's deadline.
     assert!(s.clock.slept() >= RESTART_DEADLINE);
     assert!(s.clock.slept() < RESTART_DEADLINE + Duration::from_secs(1));
 }

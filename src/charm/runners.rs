@@ -266,10 +266,6 @@ impl Runners {
         flush: Flush,
         keep: &HashSet<RunnerName>,
     ) -> Result<Reconciled, CharmError> {
-        // The runners' pre-job checks need the policy service: looked at (and restarted
-        // when dead) first, so new runners meet a live one; not when none are wanted.
-        let policy = LocalCheck::new(&self.paths, LOCAL_POLICY_URL);
-        let before = (runners > 0).then(|| policy.check().before_reconcile());
         let registry = self.registry(path)?;
         if runners > 0 && AppCache::new(self.paths.app_dir()).tarball().is_none() {
             self.update_app(true)?;
@@ -287,6 +283,11 @@ impl Runners {
             self.check_image()?;
         }
         let host = self.host(&registry)?;
+        // The runners' pre-job checks need the policy service: looked at (and restarted
+        // when dead) right before the engine runs, so new runners meet a live one; not
+        // when no runner is wanted.
+        let policy = LocalCheck::new(&self.paths, LOCAL_POLICY_URL);
+        let before = (runners > 0).then(|| policy.check().before_reconcile());
         let desired = Desired {
             runners,
             grace_secs: GRACE_SECS,
