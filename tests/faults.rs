@@ -17,6 +17,8 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 const REPO: &str = "acme/widgets";
+/// The route of the charm's runner list for [`REPO`], as the simulator's faults name it.
+const RUNNERS: &str = "GET /repos/:owner/:repo/actions/runners";
 const SETTLE: Duration = Duration::from_secs(120);
 
 /// Test-only knobs the charm reads (see src/charm/runners.rs).
@@ -134,10 +136,12 @@ fn github_failures_wait_delete_nothing_and_recover() {
     waits_with("500s", &["GitHub server error 500"]);
     recovers("after 500s");
 
-    // A secondary rate limit with retry-after: waited for, then it passes.
+    // A secondary rate limit with retry-after: waited for, then it passes. One-shot
+    // faults go to the charm's runner list: on "*" the policy service's health call
+    // (GET /rate_limit, before the reconcile) could take them instead.
     fault(
         &sim,
-        json!({"route": "*", "count": 1, "status": 429, "retry_after": 1,
+        json!({"route": RUNNERS, "count": 1, "status": 429, "retry_after": 1,
                "message": "You have exceeded a secondary rate limit"}),
     );
     unit.run("reconcile-runners");
@@ -182,7 +186,7 @@ fn github_failures_wait_delete_nothing_and_recover() {
     recovers("after slow answers");
 
     // The connection dropped mid-response: once is retried, always waits.
-    fault(&sim, json!({"route": "*", "count": 1, "drop": true}));
+    fault(&sim, json!({"route": RUNNERS, "count": 1, "drop": true}));
     unit.run("reconcile-runners");
     assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
     fault(&sim, json!({"route": "*", "count": 100, "drop": true}));

@@ -11,7 +11,10 @@
 //! - `rules/TOOL`: a JSON array of `{"args": [PREFIX...], "stdout", "stderr", "exit",
 //!   "times"}` tried in order before `stdout/`/`exit/`: the first rule whose `args` is a
 //!   prefix of the call's arguments answers; a rule with `times` answers that many calls
-//!   and is then used up (so "first call fails, second succeeds" is two rules).
+//!   and is then used up (so "first call fails, second succeeds" is two rules). A rule
+//!   with `"spawn": [PROGRAM, ARGS...]` also starts that program in the background (a
+//!   stand-in `systemctl restart` that really starts the service); its PID is appended
+//!   to `spawned`.
 //!
 //! Each record also holds `env`: the proxy variables and `DEBIAN_FRONTEND` the call saw.
 
@@ -118,9 +121,42 @@ fn scripted(dir: &Path, tool: &str, args: &[String]) -> Option<u8> {
         }
         let _ = write_json(&path, &rules);
     }
+    if let Some(argv) = rule["spawn"].as_array() {
+        spawn(dir, argv);
+    }
     print!("{}", rule["stdout"].as_str().unwrap_or_default());
     eprint!("{}", rule["stderr"].as_str().unwrap_or_default());
     Some(rule["exit"].as_u64().unwrap_or(0) as u8)
+}
+
+/// Starts `argv` in the background, as a service manager would: in its own process
+/// group, no stdio, outliving this call. Its PID goes to `spawned` for the harness to
+/// end it.
+fn spawn(dir: &Path, argv: &[Value]) {
+    use std::os::unix::process::CommandExt;
+    let argv: Vec<&str> = argv.iter().filter_map(Value::as_str).collect();
+    let Some((program, args)) = argv.split_first() else {
+        return;
+    };
+    let child = std::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    match child {
+        Ok(child) => {
+            let file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join("spawned"));
+            if let Ok(mut f) = file {
+                let _ = writeln!(f, "{}", child.id());
+            }
+        }
+        Err(e) => eprintln!("could not start {program}: {e}"),
+    }
 }
 
 fn read_json(path: &Path, default: Value) -> Value {

@@ -6,14 +6,13 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use super::install::InstallKind;
-use super::runners::{Paths, Runners, Summary};
+use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
-use crate::reconcile::execute::Report;
 use crate::reconcile::plan::Flush;
 use crate::runner::app::AppUpdate;
 
@@ -90,12 +89,8 @@ fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<()
         .map_err(|e| CharmError::Transient(format!("reconcile timer: {e}")))
 }
 
-fn reconciled(result: Result<Report, CharmError>) -> Result<Outcome, CharmError> {
-    let report = result?;
-    Ok(Outcome::status(
-        Status::Active,
-        Summary::from_report(&report).message(),
-    ))
+fn reconciled(result: Result<Reconciled, CharmError>) -> Result<Outcome, CharmError> {
+    Ok(Outcome::status(Status::Active, result?.summary.message()))
 }
 
 fn config_changed(
@@ -130,14 +125,11 @@ fn config_changed(
     } else {
         Flush::None
     };
-    let report = runners.reconcile_keeping(&keep, flush)?;
+    let done = runners.reconcile_keeping(&keep, flush)?;
     state.previous_path = Some(path_now);
     state.token_fingerprint = Some(fingerprint);
     state.save(juju)?;
-    Ok(Outcome::status(
-        Status::Active,
-        Summary::from_report(&report).message(),
-    ))
+    Ok(Outcome::status(Status::Active, done.summary.message()))
 }
 
 fn group_of(config: &CharmConfig) -> &str {
@@ -150,7 +142,9 @@ fn group_of(config: &CharmConfig) -> &str {
 fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
     timer::remove(&SystemCommands, &paths.systemd_dir(), &env.unit_name)
         .map_err(CharmError::Transient)?;
-    let report = Runners::new(config, env.clone())?.reconcile(0, Flush::All)?;
+    let report = Runners::new(config, env.clone())?
+        .reconcile(0, Flush::All)?
+        .report;
     Ok(Outcome::status(
         Status::Maintenance,
         format!("stopped: {} runners removed", report.removed_total()),
@@ -178,18 +172,15 @@ fn timer_reconcile(
             Flush::None
         }
     };
-    let report = runners.reconcile_current(flush)?;
+    let done = runners.reconcile_current(flush)?;
     let phase = RebootPhase::Reconcile {
-        busy_runners: report.busy as usize,
+        busy_runners: done.report.busy as usize,
     };
     if let Some(now) = reboot_request(reboot_required(paths), phase) {
         log::info!("a new kernel is installed and no runner is busy: rebooting");
         juju.reboot(now)?;
     }
-    Ok(Outcome::status(
-        Status::Active,
-        Summary::from_report(&report).message(),
-    ))
+    Ok(Outcome::status(Status::Active, done.summary.message()))
 }
 
 fn remember_app_version(juju: &dyn HookTools, filename: &str) -> Result<(), CharmError> {
@@ -208,8 +199,8 @@ fn run_action(
     match action {
         Action::CheckRunners => check_runners(Runners::new(config, env.clone())?),
         Action::ReconcileRunners => {
-            let report = Runners::new(config, env.clone())?.reconcile_current(Flush::None)?;
-            Ok(report_outcome(&report))
+            let done = Runners::new(config, env.clone())?.reconcile_current(Flush::None)?;
+            Ok(report_outcome(&done))
         }
         Action::FlushRunners => {
             let params = juju.action_get()?;
@@ -222,8 +213,8 @@ fn run_action(
                     )))
                 }
             };
-            let report = Runners::new(config, env.clone())?.reconcile_current(flush)?;
-            Ok(report_outcome(&report))
+            let done = Runners::new(config, env.clone())?.reconcile_current(flush)?;
+            Ok(report_outcome(&done))
         }
         Action::UpdateDependencies => {
             let runners = Runners::new(config, env.clone())?;
@@ -236,8 +227,8 @@ fn run_action(
             };
             let mut outcome = Outcome::default().with_result("flush", updated);
             if updated {
-                let report = runners.reconcile_current(Flush::Idle)?;
-                outcome.status = Some((Status::Active, Summary::from_report(&report).message()));
+                let done = runners.reconcile_current(Flush::Idle)?;
+                outcome.status = Some((Status::Active, done.summary.message()));
             }
             Ok(outcome)
         }
@@ -245,10 +236,11 @@ fn run_action(
     }
 }
 
-fn report_outcome(report: &Report) -> Outcome {
+fn report_outcome(done: &Reconciled) -> Outcome {
+    let report = &done.report;
     let delta = report.created.len() as i64 - i64::from(report.removed_total());
-    let mut outcome = Outcome::status(Status::Active, Summary::from_report(report).message())
-        .with_result("delta", delta);
+    let mut outcome =
+        Outcome::status(Status::Active, done.summary.message()).with_result("delta", delta);
     outcome.results.extend(report.as_results());
     outcome
 }

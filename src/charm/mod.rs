@@ -6,6 +6,7 @@ pub mod event;
 pub mod handlers;
 pub mod install;
 pub mod outcome;
+pub mod policy_health;
 pub mod runners;
 pub mod state;
 pub mod summary;

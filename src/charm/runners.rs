@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::policy_health::{Checked, LocalCheck};
 pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
@@ -77,6 +78,13 @@ fn port(e: PortError) -> CharmError {
     } else {
         CharmError::Transient(e.message)
     }
+}
+
+/// What a reconcile did, and the summary the status shows (its counts and the policy
+/// service's health).
+pub struct Reconciled {
+    pub report: Report,
+    pub summary: Summary,
 }
 
 /// Everything a runner operation needs, built once per hook.
@@ -246,7 +254,7 @@ impl Runners {
     }
 
     /// One reconcile of `path` towards `runners` runners, under the lock.
-    pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Report, CharmError> {
+    pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Reconciled, CharmError> {
         let _lock = self.lock()?;
         self.reconcile_locked(&self.config.path.clone(), runners, flush, &HashSet::new())
     }
@@ -257,7 +265,7 @@ impl Runners {
         runners: u32,
         flush: Flush,
         keep: &HashSet<RunnerName>,
-    ) -> Result<Report, CharmError> {
+    ) -> Result<Reconciled, CharmError> {
         let registry = self.registry(path)?;
         if runners > 0 && AppCache::new(self.paths.app_dir()).tarball().is_none() {
             self.update_app(true)?;
@@ -275,6 +283,11 @@ impl Runners {
             self.check_image()?;
         }
         let host = self.host(&registry)?;
+        // The runners' pre-job checks need the policy service: looked at (and restarted
+        // when dead) right before the engine runs, so new runners meet a live one; not
+        // when no runner is wanted.
+        let policy = LocalCheck::new(&self.paths, LOCAL_POLICY_URL);
+        let before = (runners > 0).then(|| policy.check().before_reconcile());
         let desired = Desired {
             runners,
             grace_secs: GRACE_SECS,
@@ -300,8 +313,15 @@ impl Runners {
             report.busy,
             report.duration.as_secs_f64()
         );
-        Summary::from_report(&report).save(&self.paths);
-        Ok(report)
+        let health = before.map(|checked| match checked {
+            Checked::Done(health) => health,
+            // The engine has just listed runners on GitHub with the service's token.
+            Checked::AskAfterReconcile => policy.check().after_github_answered(),
+        });
+        let summary =
+            Summary::from_report(&report).with_policy_problem(health.and_then(|h| h.problem()));
+        summary.save(&self.paths);
+        Ok(Reconciled { report, summary })
     }
 
     /// A local image alias that is missing blocks: every creation would fail on it, and
@@ -336,7 +356,7 @@ impl Runners {
     }
 
     /// One reconcile of the configured path to `virtual-machines` runners.
-    pub fn reconcile_current(&self, flush: Flush) -> Result<Report, CharmError> {
+    pub fn reconcile_current(&self, flush: Flush) -> Result<Reconciled, CharmError> {
         self.reconcile(self.config.virtual_machines, flush)
     }
 
@@ -345,7 +365,7 @@ impl Runners {
         &self,
         keep: &HashSet<RunnerName>,
         flush: Flush,
-    ) -> Result<Report, CharmError> {
+    ) -> Result<Reconciled, CharmError> {
         let _lock = self.lock()?;
         self.reconcile_locked(
             &self.config.path.clone(),

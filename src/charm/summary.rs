@@ -18,6 +18,9 @@ pub struct Summary {
     /// Registrations still busy on GitHub whose instance is gone (a lost job).
     #[serde(default)]
     pub lost: u32,
+    /// Why the policy service was unhealthy after this reconcile's check, if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_problem: Option<String>,
     pub at: u64,
 }
 
@@ -33,12 +36,24 @@ impl Summary {
                 .map(|(what, why)| format!("{what}: {why}"))
                 .collect(),
             lost: r.waiting_for_github,
+            policy_problem: None,
             at: unix_now(),
         }
     }
+    /// The status stays `active` when the policy service is unhealthy: the pool is kept
+    /// and the pre-job checks fail closed, and it may be GitHub's fault; the message
+    /// leads with the problem so that the operator sees it.
+    pub fn with_policy_problem(mut self, problem: Option<String>) -> Self {
+        self.policy_problem = problem;
+        self
+    }
     pub fn message(&self) -> String {
         let total = self.idle + self.busy + self.starting;
-        let mut m = format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
+        let mut m = String::new();
+        if let Some(problem) = &self.policy_problem {
+            m += &format!("policy service unhealthy: {problem}; ");
+        }
+        m += &format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
         if self.starting > 0 {
             m += &format!(", {} starting", self.starting);
         }
@@ -92,6 +107,27 @@ mod tests {
             "4 runners: 2 idle, 1 busy, 1 starting; 1 lost mid-job, removed once GitHub gives \
              the job up; 1 failed (create x: image missing)"
         );
+    }
+
+    #[test]
+    fn message_leads_with_an_unhealthy_policy_service() {
+        let s = Summary {
+            idle: 1,
+            ..Summary::default()
+        }
+        .with_policy_problem(Some("nothing answered: connection refused".into()));
+        assert_eq!(
+            s.message(),
+            "policy service unhealthy: nothing answered: connection refused; 1 runners: 1 \
+             idle, 0 busy"
+        );
+    }
+
+    #[test]
+    fn an_older_file_without_the_policy_field_still_loads() {
+        let s: Summary =
+            serde_json::from_str(r#"{"idle":1,"busy":0,"starting":0,"failed":[],"at":5}"#).unwrap();
+        assert_eq!(s.policy_problem, None);
     }
 
     #[test]

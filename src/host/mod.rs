@@ -90,6 +90,11 @@ impl HostPaths {
     pub fn policy_document(&self) -> PathBuf {
         self.state_dir().join("policy.json")
     }
+    /// When the charm last restarted the policy service over a failing /health (the
+    /// restarts that are rate-limited, see `charm::policy_health`).
+    pub fn policy_health_file(&self) -> PathBuf {
+        self.state_dir().join("policy-health.json")
+    }
     /// How a path under `root` appears on the real host, for files that name other
     /// files (the unit's `EnvironmentFile=`).
     pub fn host_view(&self, path: &Path) -> PathBuf {

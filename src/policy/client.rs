@@ -9,9 +9,16 @@ use crate::config::Token;
 /// Why a call to the policy service failed. Never contains a token.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The service could not be reached (not running yet, wrong address).
+    /// The service could not be reached (not running yet, wrong address) or did not
+    /// answer in time.
     #[error("policy service unreachable at {url}: {message}")]
-    Unreachable { url: String, message: String },
+    Unreachable {
+        url: String,
+        message: String,
+        /// No connection at all (refused): nothing listens there. `false` when the
+        /// connection was made and the answer did not come (timeout, reset).
+        connect_failed: bool,
+    },
     /// The service answered with an error status; `message` is its text.
     #[error("policy service answered {status} to {path}: {message}")]
     Status {
@@ -34,10 +41,14 @@ pub struct PolicyClient {
 impl PolicyClient {
     /// `base` like `http://127.0.0.1:8080`.
     pub fn new(base: &str, charm_token: Token) -> Self {
+        Self::with_timeout(base, charm_token, Duration::from_secs(10))
+    }
+
+    /// A client whose every call gives up after `timeout` (the health check before a
+    /// reconcile must not hold the hook).
+    pub fn with_timeout(base: &str, charm_token: Token, timeout: Duration) -> Self {
         // No proxy: the service is on this host, and the agent ignores proxy variables.
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(10))
-            .build();
+        let agent = ureq::AgentBuilder::new().timeout(timeout).build();
         PolicyClient {
             agent,
             base: base.trim_end_matches('/').to_string(),
@@ -100,6 +111,7 @@ impl PolicyClient {
             }),
             Err(ureq::Error::Transport(t)) => Err(ClientError::Unreachable {
                 url: self.base.clone(),
+                connect_failed: t.kind() == ureq::ErrorKind::ConnectionFailed,
                 message: t.to_string(),
             }),
         }

@@ -60,6 +60,9 @@ pub struct Reply {
     pub exit: u8,
     /// How many calls this answer serves; `None`: all.
     pub times: Option<u32>,
+    /// A program (and its arguments) the stand-in starts in the background when it
+    /// answers, e.g. the service a `systemctl restart` restarts.
+    pub spawn: Vec<String>,
 }
 
 impl Reply {
@@ -78,6 +81,10 @@ impl Reply {
     }
     pub fn times(mut self, n: u32) -> Self {
         self.times = Some(n);
+        self
+    }
+    pub fn spawn(mut self, argv: &[&str]) -> Self {
+        self.spawn = argv.iter().map(|a| a.to_string()).collect();
         self
     }
 }
@@ -206,9 +213,18 @@ impl Harness {
             .unwrap_or_default();
         rules.push(json!({
             "args": args_prefix, "stdout": reply.stdout, "stderr": reply.stderr,
-            "exit": reply.exit, "times": reply.times,
+            "exit": reply.exit, "times": reply.times, "spawn": reply.spawn,
         }));
         fs::write(path, Value::Array(rules).to_string()).unwrap();
+    }
+
+    /// PIDs of the programs scripted answers started ([`Reply::spawn`]).
+    pub fn spawned(&self) -> Vec<i32> {
+        fs::read_to_string(self.path().join("spawned"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
     }
 
     /// Forgets every scripted answer of TOOL.
@@ -359,6 +375,26 @@ impl Harness {
 
     pub fn calls_of<'a>(&self, tool: &'a str) -> impl Iterator<Item = Call> + 'a {
         self.calls().into_iter().filter(move |c| c.tool == tool)
+    }
+}
+
+/// Programs that scripted answers started are ended by PID, also when a test fails.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        use nix::sys::signal::{kill, Signal};
+        let pids: Vec<_> = self
+            .spawned()
+            .into_iter()
+            .map(nix::unistd::Pid::from_raw)
+            .collect();
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGTERM);
+        }
+        // Gone before the next test binds the same ports.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pids.iter().any(|p| kill(*p, None).is_ok()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 }
 
