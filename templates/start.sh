@@ -1,14 +1,16 @@
 #!/bin/bash
-# Start script of a single-use runner instance; the charm pushes it to
-# /opt/github-runner/start.sh and starts it as a transient systemd unit.
-# It registers (JIT config, or a registration token on GitHub servers without JIT),
-# runs the runner for one job as the unprivileged user, then powers the instance off:
-# the instance is ephemeral, so LXD deletes it when it stops.
+# Start script of a single-use runner instance, run by github-runner.service, which the
+# charm starts once it has pushed this and the other files.
+# It unpacks the runner application, registers (JIT config, or a registration token on
+# GitHub servers without JIT), runs the runner for one job as the unprivileged user, then
+# powers the instance off: the instance is ephemeral, so LXD deletes it when it stops.
+# Credentials reach the runner through ACTIONS_RUNNER_INPUT_* variables, never argv.
 # Placeholders filled by the charm: @@RUNNER_DIR@@ @@RUNNER_USER@@ @@GITHUB_URL@@
-# @@RUNNER_NAME@@ @@LABELS@@ @@GROUP_ARG@@
+# @@RUNNER_NAME@@ @@LABELS@@ @@GROUP_ARG@@ @@APP_TARBALL@@
 set -u
 runner_dir=@@RUNNER_DIR@@
 runner_user=@@RUNNER_USER@@
+tarball=@@APP_TARBALL@@
 log=/var/log/github-runner.log
 exec >>"$log" 2>&1
 
@@ -18,25 +20,32 @@ power_off() {
 }
 
 cd "$runner_dir" || power_off "no runner directory"
-# The charm starts us before DHCP may be done: a runner without a route would only waste
-# its connection retries.
-for _ in $(seq 1200); do
+# Unpacked as the runner user (so no chown of thousands of files) while DHCP finishes.
+runuser -u "$runner_user" -- tar -xzf "$tarball" -C "$runner_dir" &
+unpack=$!
+# We start while the instance boots: a runner without a route would only waste its
+# connection retries.
+for _ in $(seq 2400); do
     ip -4 route show default | grep -q . && break
-    sleep 0.1
+    sleep 0.05
 done
 ip -4 route show default | grep -q . || power_off "no network after 120s"
+wait "$unpack" || power_off "cannot unpack the runner application"
+rm -f "$tarball"
 if [ -s .jitconfig ]; then
-    config=$(cat .jitconfig)
+    ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat .jitconfig)
+    export ACTIONS_RUNNER_INPUT_JITCONFIG
     rm -f .jitconfig
-    runuser -u "$runner_user" -- ./run.sh --jitconfig "$config"
+    runuser -u "$runner_user" -- ./run.sh
     power_off "exit $?"
 elif [ -s .registration-token ]; then
-    token=$(cat .registration-token)
+    ACTIONS_RUNNER_INPUT_TOKEN=$(cat .registration-token)
+    export ACTIONS_RUNNER_INPUT_TOKEN
     rm -f .registration-token
-    runuser -u "$runner_user" -- ./config.sh --url @@GITHUB_URL@@ --token "$token" \
+    runuser -u "$runner_user" -- ./config.sh --url @@GITHUB_URL@@ \
         --name @@RUNNER_NAME@@ --labels @@LABELS@@ @@GROUP_ARG@@ \
         --ephemeral --unattended --replace || power_off "registration failed"
-    unset token
+    unset ACTIONS_RUNNER_INPUT_TOKEN
     runuser -u "$runner_user" -- ./run.sh
     power_off "exit $?"
 else

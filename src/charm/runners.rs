@@ -29,6 +29,7 @@ use crate::runner::lxd_host::{
     list_own, InstanceLayout, Journal, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
 };
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
+use crate::runner::units::Aproxy;
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
 pub use crate::host::HostPaths as Paths;
@@ -197,12 +198,21 @@ impl Runners {
                 app: Arc::new(app),
                 start_script: Box::new(start_script),
                 per_runner: self.per_runner_files()?,
+                aproxy: self.aproxy()?,
             },
             ready_timeout: READY_TIMEOUT,
             journal: Journal {
                 dir: self.paths.state_dir().join("provisioning"),
             },
         }))
+    }
+
+    /// aproxy for the runners, if asked for; the binary it runs is this one.
+    fn aproxy(&self) -> Result<Option<Aproxy>, CharmError> {
+        Aproxy::from_config(self.config.use_aproxy, &self.env.proxy, || {
+            std::fs::read(std::env::current_exe()?)
+        })
+        .map_err(CharmError::Blocked)
     }
 
     /// Each runner gets its own files: the pre-job script with a one-time token for the
@@ -218,7 +228,12 @@ impl Runners {
         })?;
         let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
         let policy_url = format!("http://{bridge}:{POLICY_PORT}");
-        let proxy = self.env.proxy.clone();
+        // With aproxy the runner's traffic is proxied without it knowing.
+        let proxy = if self.config.use_aproxy {
+            crate::proxy::ProxyConfig::default()
+        } else {
+            self.env.proxy.clone()
+        };
         let mirror = self.config.dockerhub_mirror.clone();
         Ok(Box::new(move |name: &RunnerName| {
             let env = RunnerEnv {

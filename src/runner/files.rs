@@ -16,12 +16,13 @@ pub const PRE_JOB_SCRIPT: &str = "/opt/github-runner/pre-job.sh";
 /// The runner application tarball inside the instance, unpacked into [`RUNNER_DIR`].
 pub const APP_TARBALL: &str = "/home/ubuntu/actions-runner.tar.gz";
 pub const DOCKER_CLIENT_CONFIG: &str = "/home/ubuntu/.docker/config.json";
-/// Directories the pushed files go into (LXD's file API does not make parents).
-pub const DIRECTORIES: &[&str] = &[
-    RUNNER_DIR,
-    "/opt/github-runner",
-    "/etc/docker",
-    "/home/ubuntu/.docker",
+/// Directories the pushed files go into (LXD's file API does not make parents), parents
+/// first, with their owner.
+pub const DIRECTORIES: &[(&str, u32)] = &[
+    (RUNNER_DIR, RUNNER_UID),
+    ("/opt/github-runner", 0),
+    ("/etc/docker", 0),
+    ("/home/ubuntu/.docker", RUNNER_UID),
 ];
 
 const START_TEMPLATE: &str = include_str!("../../templates/start.sh");
@@ -76,6 +77,7 @@ pub fn render_start_script(p: &StartParams) -> String {
         .replace("@@RUNNER_NAME@@", &shell_quote(p.name.as_str()))
         .replace("@@LABELS@@", &shell_quote(&p.labels.join(",")))
         .replace("@@GROUP_ARG@@", &group)
+        .replace("@@APP_TARBALL@@", &shell_quote(APP_TARBALL))
 }
 
 /// The credential file the start script consumes (and deletes): readable by the runner

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::files::{self, InstanceFile, APP_TARBALL, RUNNER_DIR, RUNNER_HOME, START_SCRIPT};
+use super::files::{self, InstanceFile, APP_TARBALL, START_SCRIPT};
+use super::units::{self, Aproxy};
 use crate::config::{CharmConfig, InstanceType};
 use crate::lxd::types::ImageSource;
 use crate::lxd::{ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
@@ -89,6 +90,8 @@ pub struct RunnerPayload {
     /// Files made for one runner alone (the pre-job script with its one-time token).
     /// Blocking: it may ask the policy service.
     pub per_runner: PerRunnerFiles,
+    /// aproxy in every runner, when `experimental-use-aproxy` is on.
+    pub aproxy: Option<Aproxy>,
 }
 
 pub struct LxdRunnerHost {
@@ -146,6 +149,9 @@ impl Journal {
         }
     }
 }
+
+/// A directory to make in an instance, and its owner's uid.
+type OwnedDir = (&'static str, u32);
 
 /// How long a delete waits for an operation LXD is still running on the instance.
 const BUSY_WAIT: Duration = Duration::from_secs(60);
@@ -217,13 +223,13 @@ impl LxdRunnerHost {
         }
     }
 
-    async fn install_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
-        let dirs = format!(
-            "mkdir -p {} && chown {u}:{u} {RUNNER_DIR} {RUNNER_HOME}/.docker",
-            files::DIRECTORIES.join(" "),
-            u = files::RUNNER_UID
-        );
-        self.until_exec_works(name, &dirs).await?;
+    /// Every directory and file of one runner: the runner application, its start script
+    /// and credential, its own files, and the systemd units that start it.
+    fn runner_files(
+        &self,
+        name: &RunnerName,
+        credential: &Credential,
+    ) -> PortResult<(Vec<OwnedDir>, Vec<FilePush>)> {
         let app = InstanceFile {
             path: APP_TARBALL.into(),
             content: self.payload.app.as_ref().clone(),
@@ -240,29 +246,58 @@ impl LxdRunnerHost {
         };
         let credential = files::credential_file(credential);
         let own = tokio::task::block_in_place(|| (self.payload.per_runner)(name))?;
-        let files: Vec<FilePush> = [&app, &start, &credential]
+        let aproxy = self.payload.aproxy.as_ref();
+        let mut dirs = files::DIRECTORIES.to_vec();
+        dirs.extend(units::unit_directories(aproxy).into_iter().map(|d| (d, 0)));
+        let pushes = [app, start, credential]
             .into_iter()
-            .chain(own.iter())
-            .map(push)
+            .chain(own)
+            .chain(units::unit_files(aproxy))
+            .map(|f| push(&f))
             .collect();
-        let pushes = files
+        Ok((dirs, pushes))
+    }
+
+    /// Writes the runner's directories (in order: parents first; LXD accepts one that
+    /// exists) and then its files (all at once) into the instance.
+    async fn put_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        let (dirs, pushes) = self.runner_files(name, credential)?;
+        for (dir, uid) in dirs {
+            self.client
+                .make_directory(name.as_str(), dir, (uid, uid), 0o755)
+                .await
+                .map_err(lxd_error)?;
+        }
+        let pushes = pushes
             .iter()
             .map(|file| self.client.push_file(name.as_str(), file));
         futures_util::future::try_join_all(pushes)
             .await
-            .map_err(lxd_error)?;
-        // Exec works before systemd has finished booting: retry until it takes the unit.
-        let start_command = format!(
-            "tar -xzf {APP_TARBALL} -C {RUNNER_DIR} && rm -f {APP_TARBALL} \
-             && chown -R {u}:{u} {RUNNER_HOME} || exit 1; \
-             for _ in $(seq 300); do \
-                 systemd-run --unit=github-runner --collect {START_SCRIPT} 2>/dev/null && exit 0; \
-                 sleep 0.1; \
-             done; echo 'systemd did not take the runner unit within 30s' >&2; exit 1",
-            u = files::RUNNER_UID
-        );
-        self.exec_checked(name, &start_command, "starting the runner")
+            .map_err(lxd_error)
+            .map(drop)
+    }
+
+    /// Launch, write the runner in as soon as the instance runs anything, start its
+    /// units. (Writing into a container before its first boot was measured slower: the
+    /// boots then all start at once.)
+    async fn install(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        self.client
+            .launch(&self.layout.spec(name))
             .await
+            .map_err(lxd_error)?;
+        // The first exec that works is also the readiness check; the network comes up
+        // while files are pushed, and start.sh waits for it.
+        self.until_exec_works(name, "true").await?;
+        self.put_runner(name, credential).await?;
+        let units = units::start_units(self.payload.aproxy.is_some());
+        // Exec works before systemd has finished booting: retry until it takes the units.
+        let start = format!(
+            "for _ in $(seq 300); do \
+                 systemctl start --no-block {units} 2>/dev/null && exit 0; \
+                 sleep 0.1; \
+             done; echo 'systemd did not take the runner units within 30s' >&2; exit 1"
+        );
+        self.exec_checked(name, &start, "starting the runner").await
     }
 }
 
@@ -299,15 +334,12 @@ impl RunnerHost for LxdRunnerHost {
     }
 
     async fn provision(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
+        let t0 = tokio::time::Instant::now();
         self.journal.begin(name)?;
-        self.client
-            .launch(&self.layout.spec(name))
-            .await
-            .map_err(lxd_error)?;
-        // The network comes up while files are pushed; start.sh waits for it.
-        self.install_runner(name, credential).await?;
+        self.install(name, credential).await?;
         // Only a finished runner loses its marker; a failed one is deleted next.
         self.journal.end(name);
+        log::info!("{name} provisioned in {:.2} s", t0.elapsed().as_secs_f64());
         Ok(())
     }
 

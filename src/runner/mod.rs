@@ -6,6 +6,7 @@ pub mod files;
 pub mod lxd_host;
 pub mod pool;
 pub mod registry;
+pub mod units;
 
 /// `<app>-<unit number>-`, e.g. `github-runner-0-`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

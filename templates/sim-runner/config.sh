@@ -8,7 +8,10 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=sim-lib.sh
 source "$ROOT/bin/sim-lib.sh"
 
-mode=register url='' token='' name=${HOSTNAME:-$(cat /etc/hostname 2>/dev/null)} labels='' group='' work=_work
+# --token may come as ACTIONS_RUNNER_INPUT_TOKEN (out of argv), as with the real runner.
+token=${ACTIONS_RUNNER_INPUT_TOKEN:-}
+unset ACTIONS_RUNNER_INPUT_TOKEN
+mode=register url='' name=${HOSTNAME:-$(cat /etc/hostname 2>/dev/null)} labels='' group='' work=_work
 ephemeral=false replace=false no_default_labels=false
 while [[ $# -gt 0 ]]; do
     case $1 in

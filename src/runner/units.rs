@@ -1,0 +1,217 @@
+//! The systemd units inside a runner instance: the runner itself and, with
+//! `experimental-use-aproxy`, aproxy and its NAT table. Rendered purely; the charm
+//! starts them once the files are in.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use super::files::InstanceFile;
+use crate::aproxy::nat::{render_nat, NatSpec, DEFAULT_LISTEN_PORT};
+use crate::proxy::ProxyConfig;
+
+pub const RUNNER_UNIT: &str = "github-runner.service";
+pub const APROXY_UNIT: &str = "github-runner-aproxy.service";
+const UNIT_DIR: &str = "/etc/systemd/system";
+pub const APROXY_DIR: &str = "/etc/github-runner";
+pub const APROXY_BINARY: &str = "/usr/local/bin/github-runner";
+/// `nobody` on Ubuntu and Debian alike; aproxy runs as this user.
+pub const NOBODY_UID: u32 = 65534;
+
+const RUNNER_TEMPLATE: &str = include_str!("../../templates/github-runner.service");
+const APROXY_TEMPLATE: &str = include_str!("../../templates/github-runner-aproxy.service");
+
+/// What aproxy needs in every runner: our own binary, and where to send traffic.
+#[derive(Clone)]
+pub struct Aproxy {
+    pub binary: Arc<Vec<u8>>,
+    /// `http://[user:pass@]host:port`; may hold credentials.
+    pub upstream: String,
+}
+
+impl std::fmt::Debug for Aproxy {
+    // The upstream URL may hold proxy credentials.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Aproxy({} byte binary)", self.binary.len())
+    }
+}
+
+impl Aproxy {
+    /// aproxy for the runners when the option is on and Juju gives an HTTP(S) proxy;
+    /// an error names what makes it impossible.
+    pub fn from_config(
+        enabled: bool,
+        proxy: &ProxyConfig,
+        binary: impl FnOnce() -> std::io::Result<Vec<u8>>,
+    ) -> Result<Option<Aproxy>, String> {
+        if !enabled {
+            return Ok(None);
+        }
+        let Some(upstream) = proxy.http.clone().or_else(|| proxy.https.clone()) else {
+            return Err("experimental-use-aproxy needs a Juju HTTP proxy (juju-http-proxy)".into());
+        };
+        // systemd's environment files give quotes and backslashes a meaning.
+        if upstream
+            .chars()
+            .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\'))
+        {
+            return Err(
+                "the Juju HTTP proxy URL holds a quote, backslash or control character".into(),
+            );
+        }
+        let binary = binary().map_err(|e| format!("cannot read the charm's binary: {e}"))?;
+        Ok(Some(Aproxy {
+            binary: Arc::new(binary),
+            upstream,
+        }))
+    }
+
+    /// The proxy's address when the URL names one: belt and braces beside the
+    /// `nobody` exception, for a proxy reached by address.
+    fn proxy_address(&self) -> Option<Ipv4Addr> {
+        let url = url::Url::parse(&self.upstream).ok()?;
+        match url.host()? {
+            url::Host::Ipv4(ip) => Some(ip),
+            _ => None,
+        }
+    }
+}
+
+fn file(path: String, content: Vec<u8>, mode: u32) -> InstanceFile {
+    InstanceFile {
+        path,
+        content,
+        uid: 0,
+        gid: 0,
+        mode,
+    }
+}
+
+/// The directories [`unit_files`] needs beyond the image's own.
+pub fn unit_directories(aproxy: Option<&Aproxy>) -> Vec<&'static str> {
+    if aproxy.is_some() {
+        vec![APROXY_DIR]
+    } else {
+        Vec::new()
+    }
+}
+
+/// The unit files, and aproxy's binary, NAT table and environment.
+pub fn unit_files(aproxy: Option<&Aproxy>) -> Vec<InstanceFile> {
+    let mut out = vec![file(
+        format!("{UNIT_DIR}/{RUNNER_UNIT}"),
+        RUNNER_TEMPLATE.as_bytes().to_vec(),
+        0o644,
+    )];
+    if let Some(a) = aproxy {
+        let unit = APROXY_TEMPLATE.replace("@@PORT@@", &DEFAULT_LISTEN_PORT.to_string());
+        out.push(file(
+            format!("{UNIT_DIR}/{APROXY_UNIT}"),
+            unit.into_bytes(),
+            0o644,
+        ));
+        out.push(file(APROXY_BINARY.into(), a.binary.as_ref().clone(), 0o755));
+        let mut nat = NatSpec::new(a.proxy_address().into_iter().collect());
+        nat.aproxy_uid = Some(NOBODY_UID);
+        out.push(file(
+            format!("{APROXY_DIR}/aproxy.nft"),
+            render_nat(&nat).into_bytes(),
+            0o644,
+        ));
+        out.push(file(
+            format!("{APROXY_DIR}/aproxy.env"),
+            format!("APROXY_UPSTREAM={}\n", a.upstream).into_bytes(),
+            0o600,
+        ));
+    }
+    out
+}
+
+/// The units to start, aproxy first: its table must be in place before any job.
+pub fn start_units(aproxy: bool) -> String {
+    if aproxy {
+        format!("{APROXY_UNIT} {RUNNER_UNIT}")
+    } else {
+        RUNNER_UNIT.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxy(http: &str) -> ProxyConfig {
+        ProxyConfig {
+            http: Some(http.into()),
+            ..ProxyConfig::default()
+        }
+    }
+
+    fn aproxy(upstream: &str) -> Aproxy {
+        Aproxy::from_config(true, &proxy(upstream), || Ok(b"ELF".to_vec()))
+            .unwrap()
+            .unwrap()
+    }
+
+    fn find<'a>(files: &'a [InstanceFile], suffix: &str) -> &'a InstanceFile {
+        files.iter().find(|f| f.path.ends_with(suffix)).unwrap()
+    }
+
+    #[test]
+    fn without_aproxy_only_the_runner_unit() {
+        let files = unit_files(None);
+        assert_eq!(files.len(), 1);
+        assert!(find(&files, RUNNER_UNIT)
+            .content
+            .starts_with(b"# The single-use runner"));
+        assert!(unit_directories(None).is_empty());
+        assert_eq!(start_units(false), RUNNER_UNIT);
+    }
+
+    #[test]
+    fn aproxy_gets_its_binary_table_and_a_private_environment() {
+        let a = aproxy("http://user:pw@10.1.2.3:3128");
+        let files = unit_files(Some(&a));
+        let text = |s: &str| String::from_utf8(find(&files, s).content.clone()).unwrap();
+        let env = find(&files, "aproxy.env");
+        assert_eq!((env.mode, env.uid), (0o600, 0));
+        assert_eq!(
+            text("aproxy.env"),
+            "APROXY_UPSTREAM=http://user:pw@10.1.2.3:3128\n"
+        );
+        let nft = text("aproxy.nft");
+        assert!(nft.contains("meta skuid 65534 return"));
+        assert!(nft.contains("10.1.2.3"));
+        assert!(text(APROXY_UNIT).contains("--listen 0.0.0.0:54969"));
+        assert!(!text(APROXY_UNIT).contains("@@"));
+        assert_eq!(find(&files, "/usr/local/bin/github-runner").mode, 0o755);
+        assert!(
+            !format!("{a:?}").contains("pw"),
+            "credentials stay out of Debug"
+        );
+        assert_eq!(
+            start_units(true),
+            "github-runner-aproxy.service github-runner.service"
+        );
+        assert_eq!(unit_directories(Some(&a)), [APROXY_DIR]);
+    }
+
+    #[test]
+    fn aproxy_needs_a_proxy_and_is_off_unless_asked() {
+        let never = || -> std::io::Result<Vec<u8>> { panic!("binary read when not needed") };
+        assert!(Aproxy::from_config(false, &proxy("http://p:3128"), never)
+            .unwrap()
+            .is_none());
+        let err = Aproxy::from_config(true, &ProxyConfig::default(), never).unwrap_err();
+        assert!(err.contains("juju-http-proxy"), "{err}");
+        let https_only = ProxyConfig {
+            https: Some("http://p:3129".into()),
+            ..ProxyConfig::default()
+        };
+        let a = Aproxy::from_config(true, &https_only, || Ok(vec![]))
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.upstream, "http://p:3129");
+        assert!(a.proxy_address().is_none(), "a name is not an address");
+        assert!(Aproxy::from_config(true, &proxy("http://p:1\nX=1"), || Ok(vec![])).is_err());
+    }
+}
