@@ -1,22 +1,23 @@
-//! aproxy end to end: a real LXD container with our binary as its transparent proxy and
-//! the runner NAT table loaded, Debian's tinyproxy as the Juju HTTP proxy, and an HTTP
-//! and an HTTPS origin on a "public" address (198.51.100.0/24; not 203.0.113.0/24, where
-//! this sandbox puts its package registries) in a namespace. Plain
-//! `curl` in the container, with no proxy variables, must go through tinyproxy.
+//! aproxy end to end: the charm, with `experimental-use-aproxy` and Debian's tinyproxy as
+//! the Juju HTTP proxy, makes a runner on the real LXD daemon; an HTTP and an HTTPS
+//! origin sit on a "public" address (198.51.100.0/24; not 203.0.113.0/24, where this
+//! sandbox puts its package registries) in a namespace. Plain `curl` in the runner, with
+//! no proxy variables, must go through tinyproxy.
 //!
 //! Needs root, nft, tinyproxy, openssl and the LXD test daemon (scripts/testbed.sh up);
 //! skips with the reason otherwise, unless CI=true.
 
-#[path = "firewall_support/mod.rs"]
-mod support;
+mod firewall_support;
+mod harness;
+mod lab;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use github_runner::aproxy::nat::{render_nat, NatSpec};
-use support::*;
+use firewall_support::*;
+use lab::{Policy, Sim, Unit};
+use serde_json::json;
 
-const APROXY_PORT: u16 = 54969;
 const PROXY_PORT: u16 = 8888;
 
 fn tool(name: &str) -> Result<(), String> {
@@ -47,21 +48,26 @@ fn wait_listening(addr: SocketAddr, what: &str) {
     });
 }
 
-fn curl(c: &Container, url: &str, resolve: &str) -> String {
+fn curl(lxd: &Lxd, instance: &str, url: &str, resolve: &str) -> String {
     // No proxy variables at all: the interception must be transparent.
-    let out = c.exec(&[
-        "env",
-        "-i",
-        "PATH=/usr/bin:/bin",
-        "curl",
-        "-sS",
-        "-k",
-        "--max-time",
-        "20",
-        "--resolve",
-        resolve,
-        url,
-    ]);
+    let out = lxd
+        .lxc_output(&[
+            "exec",
+            instance,
+            "--",
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            "curl",
+            "-sS",
+            "-k",
+            "--max-time",
+            "20",
+            "--resolve",
+            resolve,
+            url,
+        ])
+        .unwrap();
     assert!(
         out.status.success(),
         "curl {url}: {} {}",
@@ -69,6 +75,11 @@ fn curl(c: &Container, url: &str, resolve: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn in_runner(lxd: &Lxd, instance: &str, command: &str) -> String {
+    lxd.lxc(&["exec", instance, "--", "sh", "-c", command])
+        .unwrap_or_else(|e| format!("({command} failed: {e})"))
 }
 
 #[test]
@@ -196,78 +207,68 @@ fn container_web_traffic_goes_through_the_proxy() {
     tinyproxy.alive().unwrap();
     let t_topology = t0.elapsed();
 
-    // The runner.
-    let bridge = std::env::var("GHR_TEST_BRIDGE").unwrap_or_else(|_| "ghrbr0".into());
-    let container = Container::launch(&lxd, &format!("ghr-ap-{id}"), &bridge).unwrap();
-    container.wait_ipv4(Duration::from_secs(60));
-    let t_container = t0.elapsed();
+    // The charm, told to use aproxy, with tinyproxy as the Juju HTTP proxy; the simulator
+    // and the policy service are private addresses and bypass it.
+    let _serial = lab::serial();
+    let sim = Sim::start(&["acme"], &["acme/widgets"]);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let mut unit = Unit::new(
+        &lxd,
+        "ghr-aproxy",
+        0,
+        &sim,
+        json!({"path": "acme/widgets", "virtual-machines": 1, "experimental-use-aproxy": true}),
+    );
+    let proxy_url = format!("http://{proxy_ip}:{PROXY_PORT}");
+    for (k, v) in [
+        ("JUJU_CHARM_HTTP_PROXY", proxy_url.as_str()),
+        ("JUJU_CHARM_HTTPS_PROXY", proxy_url.as_str()),
+        ("JUJU_CHARM_NO_PROXY", "127.0.0.1,localhost,10.0.0.0/8"),
+    ] {
+        unit.h.extra_env.insert(k.into(), v.into());
+    }
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&sim, 1, Duration::from_secs(180));
+    let runner = unit.instances().remove(0);
+    let t_runner = t0.elapsed();
+
+    // The runner knows nothing of the proxy; aproxy runs unprivileged with a private
+    // environment file.
+    let environment = in_runner(
+        &lxd,
+        &runner,
+        "cat /etc/environment /home/ubuntu/actions-runner/.env",
+    );
+    assert!(
+        !environment.to_lowercase().contains("proxy="),
+        "{environment}"
+    );
+    assert_eq!(
+        in_runner(
+            &lxd,
+            &runner,
+            "stat -c '%U %a' /etc/github-runner/aproxy.env"
+        )
+        .trim(),
+        "root 600"
+    );
+    let user = in_runner(&lxd, &runner, "ps -o user= -C github-runner");
+    assert_eq!(user.trim(), "nobody", "aproxy's user");
+
     let (http_url, https_url) = ("http://origin.test/", "https://origin.test/");
     let (resolve_http, resolve_https) = (
         format!("origin.test:80:{origin_ip}"),
         format!("origin.test:443:{origin_ip}"),
     );
-    let proxied = |needle: &str| {
-        std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains(needle)
-    };
-
-    // Baseline: without aproxy the container reaches the origin directly, unseen by the proxy.
-    assert_eq!(curl(&container, http_url, &resolve_http), "origin-http");
-    assert!(!proxied("origin.test"), "baseline must bypass the proxy");
-
-    let binary = env!("CARGO_BIN_EXE_github-runner");
-    lxd.lxc(&[
-        "file",
-        "push",
-        binary,
-        &format!("{}/usr/local/bin/github-runner", container.name),
-    ])
-    .unwrap();
-    let upstream = format!("APROXY_UPSTREAM=http://{proxy_ip}:{PROXY_PORT}");
-    let start = format!("{upstream} setsid -f github-runner aproxy --listen 0.0.0.0:{APROXY_PORT} >/var/log/aproxy.log 2>&1 </dev/null");
-    let out = container.exec(&["sh", "-c", &start]);
-    assert!(
-        out.status.success(),
-        "starting aproxy: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    poll(
-        Duration::from_secs(20),
-        "aproxy listening in the container",
-        || {
-            let probe = container.exec(&[
-                "bash",
-                "-c",
-                &format!("exec 3<>/dev/tcp/127.0.0.1/{APROXY_PORT}"),
-            ]);
-            probe.status.success().then_some(())
-        },
-    );
-    let nat = render_nat(&NatSpec::new(vec![proxy_ip]));
-    std::fs::write(format!("{dir}/aproxy.nft"), &nat).unwrap();
-    lxd.lxc(&[
-        "file",
-        "push",
-        &format!("{dir}/aproxy.nft"),
-        &format!("{}/etc/aproxy.nft", container.name),
-    ])
-    .unwrap();
-    let out = container.exec(&["nft", "-f", "/etc/aproxy.nft"]);
-    assert!(
-        out.status.success(),
-        "loading the NAT table in the container: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let t_aproxy = t0.elapsed();
-
-    assert_eq!(curl(&container, http_url, &resolve_http), "origin-http");
-    let page = curl(&container, https_url, &resolve_https);
+    assert_eq!(curl(&lxd, &runner, http_url, &resolve_http), "origin-http");
+    let page = curl(&lxd, &runner, https_url, &resolve_https);
     assert!(page.contains("s_server"), "HTTPS page: {page:.200}");
     let text = std::fs::read_to_string(&log).unwrap();
-    let aproxy_log =
-        String::from_utf8_lossy(&container.exec(&["cat", "/var/log/aproxy.log"]).stdout)
-            .into_owned();
+    let aproxy_log = in_runner(
+        &lxd,
+        &runner,
+        "journalctl -u github-runner-aproxy --no-pager | tail -20",
+    );
     // HTTP arrives as a proxy request (tinyproxy here, like squid by default, allows
     // CONNECT only to 443); HTTPS as a CONNECT to the SNI name.
     for target in [
@@ -287,10 +288,10 @@ fn container_web_traffic_goes_through_the_proxy() {
             .join("\n")
     );
     eprintln!(
-        "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container {t_container:?}, aproxy up {t_aproxy:?}, total {:?}",
+        "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, runner online {t_runner:?}, total {:?}",
         t0.elapsed()
     );
-    drop(container);
+    drop(unit);
     drop(proxy);
 }
 
