@@ -319,6 +319,11 @@ impl Runners {
                 DEFAULT_PARALLELISM,
             ))
             .map_err(port)?;
+        // Only now is the room of the removed runners free; a failure leaves the pool
+        // larger than wanted, which harms nothing until a later reconcile shrinks it.
+        if let Err(e) = pool::shrink(&self.paths.pool_dir(), size) {
+            log::warn!("{e}");
+        }
         log::info!(
             "reconcile: created {}, removed {}, failed {}, {} idle, {} busy in {:.1}s",
             report.created.len(),

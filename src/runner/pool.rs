@@ -1,5 +1,7 @@
 //! The RAM-backed storage pool runner disks live on: a tmpfs sized `vm-disk` x
-//! `virtual-machines`, resized when either changes, under an LXD `dir` pool.
+//! `virtual-machines`, resized when either changes, under an LXD `dir` pool. It grows
+//! before a reconcile (new runners need the room) and shrinks after one: tmpfs refuses
+//! a size below what its files use, so it shrinks only once the surplus runners are gone.
 
 use std::path::Path;
 use std::process::Command;
@@ -12,7 +14,9 @@ use crate::lxd::LxdClient;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MountStep {
     Mount,
-    Resize,
+    Grow,
+    /// Larger than wanted, or unbounded: waits for [`shrink`], after the reconcile.
+    Shrink,
     Keep,
 }
 
@@ -49,8 +53,15 @@ pub fn mount_step(mounts: &str, dir: &Path, size: ByteSize) -> MountStep {
         None => MountStep::Mount,
         // tmpfs rounds to pages; compare in KiB.
         Some(Some(current)) if current >> 10 == size.0 >> 10 => MountStep::Keep,
-        Some(_) => MountStep::Resize,
+        Some(Some(current)) if current < size.0 => MountStep::Grow,
+        Some(_) => MountStep::Shrink,
     }
+}
+
+/// Whether the tmpfs can take `size` now: the kernel refuses (EINVAL) a size below the
+/// blocks in use, which busy runners (or ones whose removal failed) still hold.
+pub fn can_shrink(used: u64, size: ByteSize) -> bool {
+    used <= size.0
 }
 
 /// Total pool size: room for every runner's disk, at least 1 GiB.
@@ -92,7 +103,13 @@ fn run(args: &[&str], dir: &Path) -> Result<(), PoolError> {
     }
 }
 
-/// Mounts or resizes the tmpfs, then makes sure LXD has a `dir` pool on it.
+fn resize(dir: &Path, size: ByteSize) -> Result<(), PoolError> {
+    let option = format!("remount,size={}k", size.0 >> 10);
+    run(&["mount", "-o", &option, &dir.to_string_lossy()], dir)
+}
+
+/// Mounts or grows the tmpfs, then makes sure LXD has a `dir` pool on it. Never
+/// shrinks it: the runners about to be removed still use the space (see [`shrink`]).
 pub async fn ensure(
     client: &LxdClient,
     name: &str,
@@ -119,8 +136,8 @@ pub async fn ensure(
             ],
             dir,
         )?,
-        MountStep::Resize => run(&["mount", "-o", &format!("remount,{size_opt}"), &d], dir)?,
-        MountStep::Keep => {}
+        MountStep::Grow => resize(dir, size)?,
+        MountStep::Shrink | MountStep::Keep => {}
     }
     let lxd = |source| PoolError::Lxd {
         name: name.to_string(),
@@ -144,6 +161,31 @@ pub async fn ensure(
     }
 }
 
+/// Shrinks the tmpfs to `size` when it is larger and its files fit; call it after a
+/// reconcile removed the surplus runners. `Ok(false)`: nothing to do, or the space is
+/// still used (busy runners finishing their job) and a later reconcile shrinks it.
+pub fn shrink(dir: &Path, size: ByteSize) -> Result<bool, PoolError> {
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if mount_step(&mounts, dir, size) != MountStep::Shrink {
+        return Ok(false);
+    }
+    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| PoolError::Mount {
+        dir: dir.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let used = (stat.blocks() - stat.blocks_free()) as u64 * stat.fragment_size() as u64;
+    if !can_shrink(used, size) {
+        log::info!(
+            "storage pool tmpfs at {} keeps its size while {} MiB are in use",
+            dir.display(),
+            used >> 20
+        );
+        return Ok(false);
+    }
+    resize(dir, size)?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,17 +194,29 @@ mod tests {
         tmpfs /var/lib/github-runner/pool tmpfs rw,relatime,size=2097152k,mode=711 0 0\n";
 
     #[test]
-    fn decides_mount_resize_or_keep() {
+    fn decides_mount_grow_shrink_or_keep() {
         let dir = Path::new("/var/lib/github-runner/pool");
         assert_eq!(mount_step(MOUNTS, dir, ByteSize(2 << 30)), MountStep::Keep);
+        assert_eq!(mount_step(MOUNTS, dir, ByteSize(4 << 30)), MountStep::Grow);
         assert_eq!(
-            mount_step(MOUNTS, dir, ByteSize(4 << 30)),
-            MountStep::Resize
+            mount_step(MOUNTS, dir, ByteSize(1 << 30)),
+            MountStep::Shrink
+        );
+        let unbounded = "tmpfs /var/lib/github-runner/pool tmpfs rw,mode=711 0 0\n";
+        assert_eq!(
+            mount_step(unbounded, dir, ByteSize(1 << 30)),
+            MountStep::Shrink
         );
         assert_eq!(
             mount_step(MOUNTS, Path::new("/elsewhere"), ByteSize(1 << 30)),
             MountStep::Mount
         );
+    }
+
+    #[test]
+    fn shrinks_only_when_the_files_fit() {
+        assert!(can_shrink(1 << 30, ByteSize(1 << 30)));
+        assert!(!can_shrink((1 << 30) + 4096, ByteSize(1 << 30)));
     }
 
     #[test]
