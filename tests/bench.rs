@@ -454,6 +454,20 @@ fn bench() {
         "Release build; LXD 5.0 containers (this kind of machine has no KVM).\n"
     )
     .unwrap();
+    // For working on spawn speed: `GHR_BENCH_ONLY=spawn GHR_BENCH_COUNTS=8,8` measures
+    // just that, into GHR_BENCH_OUT (never BENCHMARKS.md).
+    if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("spawn") {
+        let counts: Vec<usize> = std::env::var("GHR_BENCH_COUNTS")
+            .unwrap_or_else(|_| "1,4,8".into())
+            .split(',')
+            .map(|c| c.trim().parse().expect("GHR_BENCH_COUNTS: numbers"))
+            .collect();
+        let sim = Sim::start(&["acme"], &[REPO]);
+        let _policy = Policy::start(&sim, lab::permissive_policy());
+        spawn(&mut out, &lxd, &sim, &counts);
+        println!("{out}");
+        return;
+    }
     hook_overhead(&mut out, if quick { 3 } else { 20 });
     planner(
         &mut out,

@@ -233,20 +233,6 @@ impl LxdClient {
         self.call(req::push_file(instance, file)).await.map(drop)
     }
 
-    /// Creates a directory in an instance, running or not (containers); its parent
-    /// must exist.
-    pub async fn make_directory(
-        &self,
-        instance: &str,
-        path: &str,
-        owner: (u32, u32),
-        mode: u32,
-    ) -> Result<(), LxdError> {
-        self.call(req::make_directory(instance, path, owner.0, owner.1, mode))
-            .await
-            .map(drop)
-    }
-
     /// Reads a file from an instance.
     pub async fn pull_file(&self, instance: &str, path: &str) -> Result<Vec<u8>, LxdError> {
         let (status, body) = self.transport.send(req::pull_file(instance, path)).await?;

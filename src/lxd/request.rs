@@ -165,23 +165,6 @@ pub fn push_file(instance: &str, file: &FilePush) -> Request {
     r
 }
 
-/// Creates a directory (its parent must exist) owned by `uid`:`gid` with `mode`.
-pub fn make_directory(instance: &str, path: &str, uid: u32, gid: u32, mode: u32) -> Request {
-    let path = format!(
-        "/1.0/instances/{}/files?path={}",
-        segment(instance),
-        query_value(path)
-    );
-    let mut r = Request::new(Method::Post, path);
-    r.headers = vec![
-        ("X-LXD-uid", uid.to_string()),
-        ("X-LXD-gid", gid.to_string()),
-        ("X-LXD-mode", format!("{mode:04o}")),
-        ("X-LXD-type", "directory".into()),
-    ];
-    r
-}
-
 pub fn pull_file(instance: &str, path: &str) -> Request {
     let path = format!(
         "/1.0/instances/{}/files?path={}",

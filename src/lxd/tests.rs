@@ -164,25 +164,6 @@ fn file_push_sets_owner_mode_and_encodes_path() {
 }
 
 #[test]
-fn directory_request_has_owner_mode_and_no_body() {
-    let r = req::make_directory("c1", "/home/ubuntu/actions-runner", 1000, 1000, 0o755);
-    assert_eq!(
-        r.path,
-        "/1.0/instances/c1/files?path=%2Fhome%2Fubuntu%2Factions-runner"
-    );
-    assert!(r.body.is_empty());
-    let header = |name: &str| {
-        r.headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-    };
-    assert_eq!(header("X-LXD-type").as_deref(), Some("directory"));
-    assert_eq!(header("X-LXD-uid").as_deref(), Some("1000"));
-    assert_eq!(header("X-LXD-mode").as_deref(), Some("0755"));
-}
-
-#[test]
 fn wait_request_has_server_timeout_and_longer_client_timeout() {
     let r = req::wait_operation("6916c8a6-9b7d", Duration::from_secs(30));
     assert_eq!(r.path, "/1.0/operations/6916c8a6-9b7d/wait?timeout=30");

@@ -258,23 +258,18 @@ impl LxdRunnerHost {
         Ok((dirs, pushes))
     }
 
-    /// Writes the runner's directories (in order: parents first; LXD accepts one that
-    /// exists) and then its files (all at once) into the instance.
-    async fn put_runner(&self, name: &RunnerName, credential: &Credential) -> PortResult<()> {
-        let (dirs, pushes) = self.runner_files(name, credential)?;
-        for (dir, uid) in dirs {
-            self.client
-                .make_directory(name.as_str(), dir, (uid, uid), 0o755)
-                .await
-                .map_err(lxd_error)?;
+    /// The shell command that makes the runner's directories with their owners.
+    fn directories_command(dirs: &[OwnedDir]) -> String {
+        let quoted = |d: &&str| files::shell_quote(d);
+        let all: Vec<String> = dirs.iter().map(|(d, _)| d).map(quoted).collect();
+        let mut command = format!("mkdir -p {}", all.join(" "));
+        for (dir, uid) in dirs.iter().filter(|(_, uid)| *uid != 0) {
+            command.push_str(&format!(
+                " && chown {uid}:{uid} {}",
+                files::shell_quote(dir)
+            ));
         }
-        let pushes = pushes
-            .iter()
-            .map(|file| self.client.push_file(name.as_str(), file));
-        futures_util::future::try_join_all(pushes)
-            .await
-            .map_err(lxd_error)
-            .map(drop)
+        command
     }
 
     /// Launch, write the runner in as soon as the instance runs anything, start its
@@ -285,10 +280,18 @@ impl LxdRunnerHost {
             .launch(&self.layout.spec(name))
             .await
             .map_err(lxd_error)?;
-        // The first exec that works is also the readiness check; the network comes up
-        // while files are pushed, and start.sh waits for it.
-        self.until_exec_works(name, "true").await?;
-        self.put_runner(name, credential).await?;
+        let (dirs, pushes) = self.runner_files(name, credential)?;
+        // The first exec that works (making the directories: LXD's file API makes no
+        // parents) is also the readiness check; the network comes up while files are
+        // pushed, and start.sh waits for it.
+        self.until_exec_works(name, &Self::directories_command(&dirs))
+            .await?;
+        let pushes = pushes
+            .iter()
+            .map(|file| self.client.push_file(name.as_str(), file));
+        futures_util::future::try_join_all(pushes)
+            .await
+            .map_err(lxd_error)?;
         let units = units::start_units(self.payload.aproxy.is_some());
         // Exec works before systemd has finished booting: retry until it takes the units.
         let start = format!(
@@ -403,6 +406,19 @@ mod tests {
         assert_eq!(spec.devices["root"]["size"], "8589934592B");
         assert_eq!(spec.devices["root"]["pool"], "runners");
         assert_eq!(layout.interface(), "enp5s0");
+    }
+
+    #[test]
+    fn directories_are_made_with_their_owners() {
+        let command = LxdRunnerHost::directories_command(&[
+            ("/home/ubuntu/actions-runner", 1000),
+            ("/etc/github-runner", 0),
+        ]);
+        assert_eq!(
+            command,
+            "mkdir -p '/home/ubuntu/actions-runner' '/etc/github-runner' \
+             && chown 1000:1000 '/home/ubuntu/actions-runner'"
+        );
     }
 
     #[test]
