@@ -25,8 +25,9 @@ use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, Run
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files::{self, StartParams};
+use crate::runner::journal::Journal;
 use crate::runner::lxd_host::{
-    list_own, InstanceLayout, Journal, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
+    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
 };
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::units::Aproxy;

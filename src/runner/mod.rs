@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod files;
+pub mod journal;
 pub mod lxd_host;
 pub mod pool;
 pub mod registry;
