@@ -13,6 +13,7 @@
 //! - [`lxd`]: async LXD REST client over the unix socket (types, transport, typed API).
 //! - [`policy`]: the repository policy service runners ask before a job starts.
 //! - [`proxy`]: Juju's proxy settings, for every HTTP client and runner.
+//! - [`ustar`]: a minimal tar writer (the simulator's runner app, a runner's files).
 
 pub mod aproxy;
 pub mod charm;
@@ -27,6 +28,7 @@ pub mod proxy;
 pub mod reconcile;
 pub mod runner;
 pub mod sim;
+pub mod ustar;
 
 /// The charm's version, sent in the GitHub User-Agent and `application-version-set`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -152,6 +152,7 @@ fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usi
         "| runners | floor | charm | ratio |\n|---|---|---|---|"
     )
     .unwrap();
+    let mut ratios: std::collections::BTreeMap<usize, Vec<f64>> = Default::default();
     let unit = Unit::new(
         lxd,
         "ghr-bench",
@@ -176,6 +177,7 @@ fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usi
         // Each online runner has its instance (checked apart: `lxc list` is slow).
         unit.wait_pool(sim, n, Duration::from_secs(300));
         let ratio = took.as_secs_f64() / floor.as_secs_f64();
+        ratios.entry(n).or_default().push(ratio);
         writeln!(
             out,
             "| {n} | {:.2} s | {:.2} s | {ratio:.2}x |",
@@ -184,7 +186,17 @@ fn spawn(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, counts: &[usi
         )
         .unwrap();
     }
-    writeln!(out, "\nTarget: at most 1.5x the floor for each count.\n").unwrap();
+    // On two shared cores one pair swings by a fifth either way; the judgement is on
+    // the median of the pairs of each count.
+    writeln!(out, "\n| runners | pairs | median ratio |\n|---|---|---|").unwrap();
+    for (n, r) in ratios {
+        writeln!(out, "| {n} | {} | {:.2}x |", r.len(), median(r)).unwrap();
+    }
+    writeln!(
+        out,
+        "\nTarget: a median of at most 1.5x the floor for each count.\n"
+    )
+    .unwrap();
 }
 
 /// Time from `t` until `n` runners of `prefix` are online and idle, polled every 20 ms
@@ -480,7 +492,16 @@ fn bench() {
     policy_latency(&mut out, if quick { 5 } else { 100 });
     let sim = Sim::start(&["acme"], &[REPO]);
     let _policy = Policy::start(&sim, lab::permissive_policy());
-    spawn(&mut out, &lxd, &sim, if quick { &[1] } else { &[1, 4, 8] });
+    spawn(
+        &mut out,
+        &lxd,
+        &sim,
+        if quick {
+            &[1]
+        } else {
+            &[1, 4, 8, 1, 4, 8, 1, 4, 8]
+        },
+    );
     requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     pickup(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     let path = std::env::var("GHR_BENCH_OUT")

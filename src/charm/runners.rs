@@ -74,6 +74,11 @@ fn test_seconds(name: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
+/// The machine's CPUs, which LXD's containers share.
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 fn port(e: PortError) -> CharmError {
     if e.needs_operator {
         CharmError::Blocked(e.message)
@@ -194,7 +199,7 @@ impl Runners {
         Ok(Arc::new(LxdRunnerHost {
             client: self.lxd.clone(),
             prefix: self.prefix.clone(),
-            layout: InstanceLayout::from_config(&self.config, &self.pool_name()),
+            layout: InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus()),
             payload: RunnerPayload {
                 app: Arc::new(app),
                 start_script: Box::new(start_script),
@@ -348,7 +353,7 @@ impl Runners {
     /// A local image alias that is missing blocks: every creation would fail on it, and
     /// only the operator can import it or change `runner-image`.
     fn check_image(&self) -> Result<(), CharmError> {
-        let layout = InstanceLayout::from_config(&self.config, &self.pool_name());
+        let layout = InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus());
         if layout.source.server.is_some() {
             return Ok(());
         }

@@ -1,10 +1,12 @@
 //! The simulator's runner application: the scripts in `templates/sim-runner/`, packed
-//! at start-up into a gzipped tar (written here: ustar is a few fixed fields) whose
+//! at start-up into a gzipped tar ([`crate::ustar`]) whose
 //! sha256 the downloads endpoint advertises.
 
 use std::io::Write;
 
 use sha2::{Digest, Sha256};
+
+use crate::ustar::{self, Entry, MTIME};
 
 /// Files of the app: path inside the tarball, content, mode.
 const FILES: &[(&str, &str, u32)] = &[
@@ -30,9 +32,6 @@ const FILES: &[(&str, &str, u32)] = &[
     ),
 ];
 
-/// A fixed timestamp keeps the tarball, and so its checksum, reproducible.
-const MTIME: u64 = 1_700_000_000;
-
 pub struct Tarball {
     pub version: String,
     pub bytes: Vec<u8>,
@@ -41,14 +40,20 @@ pub struct Tarball {
 
 impl Tarball {
     pub fn build(version: &str) -> Tarball {
-        let mut tar = Vec::new();
-        tar.extend_from_slice(&header("bin/", 0o755, 0, b'5'));
-        for (path, content, mode) in FILES {
-            tar.extend_from_slice(&header(path, *mode, content.len() as u64, b'0'));
-            tar.extend_from_slice(content.as_bytes());
-            tar.resize(tar.len().div_ceil(512) * 512, 0);
-        }
-        tar.resize(tar.len() + 1024, 0);
+        let dir = Entry::Dir {
+            path: "bin/",
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let files = FILES.iter().map(|(path, content, mode)| Entry::File {
+            path,
+            mode: *mode,
+            uid: 0,
+            gid: 0,
+            content: content.as_bytes(),
+        });
+        let tar = ustar::archive(std::iter::once(dir).chain(files)).expect("fixed short paths");
         let mut gz = flate2::GzBuilder::new()
             .mtime(MTIME as u32)
             .write(Vec::new(), flate2::Compression::default());
@@ -66,33 +71,6 @@ impl Tarball {
     pub fn filename(&self, arch: &str) -> String {
         format!("actions-runner-linux-{arch}-{}.tar.gz", self.version)
     }
-}
-
-/// A ustar header block for a regular file (`b'0'`) or directory (`b'5'`).
-fn header(path: &str, mode: u32, size: u64, kind: u8) -> [u8; 512] {
-    assert!(path.len() < 100, "tar path too long: {path}");
-    let mut h = [0u8; 512];
-    h[..path.len()].copy_from_slice(path.as_bytes());
-    octal(&mut h[100..108], mode as u64);
-    octal(&mut h[108..116], 0);
-    octal(&mut h[116..124], 0);
-    octal(&mut h[124..136], size);
-    octal(&mut h[136..148], MTIME);
-    h[156] = kind;
-    h[257..263].copy_from_slice(b"ustar\0");
-    h[263..265].copy_from_slice(b"00");
-    // The checksum is computed with its own field as spaces.
-    h[148..156].fill(b' ');
-    let sum: u32 = h.iter().map(|&b| b as u32).sum();
-    let digits = format!("{sum:06o}\0 ");
-    h[148..156].copy_from_slice(digits.as_bytes());
-    h
-}
-
-fn octal(field: &mut [u8], value: u64) {
-    let digits = format!("{value:0width$o}", width = field.len() - 1);
-    field[..digits.len()].copy_from_slice(digits.as_bytes());
-    field[digits.len()] = 0;
 }
 
 #[cfg(test)]
