@@ -499,7 +499,7 @@ fn bench() {
         if quick {
             &[1]
         } else {
-            &[1, 4, 8, 1, 4, 8, 1, 4, 8]
+            &[1, 4, 8, 1, 4, 8, 1, 4, 8, 8, 8]
         },
     );
     requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });

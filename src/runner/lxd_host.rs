@@ -260,18 +260,22 @@ fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Vec<u8
 
 /// Unpacks the archive (directories the image already has keep their owner and mode),
 /// then hands the units to systemd. Exec works before systemd has finished booting, so
-/// the start is retried until systemd takes it.
+/// the start waits for systemd's socket, checked by a shell builtin: a `systemctl`
+/// retried every 50 ms in each of 8 booting instances kept a whole CPU busy (measured).
 fn start_command(units: &str) -> String {
     let archive = files::shell_quote(FILES_ARCHIVE);
     format!(
         "tar --numeric-owner --same-owner --same-permissions --no-overwrite-dir \
              -xf {archive} -C / && rm -f {archive} || exit 1; \
          for _ in $(seq 600); do \
-             systemctl start --no-block {units} 2>/dev/null && exit 0; \
+             [ -S {SYSTEMD_SOCKET} ] && systemctl start --no-block {units} 2>/dev/null && exit 0; \
              sleep 0.05; \
          done; echo 'systemd did not take the runner units within 30s' >&2; exit 1"
     )
 }
+
+/// systemd's own socket, which `systemctl` run as root talks to.
+const SYSTEMD_SOCKET: &str = "/run/systemd/private";
 
 /// The instances `prefix` owns, with their age.
 pub async fn list_own(
