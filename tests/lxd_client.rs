@@ -171,7 +171,7 @@ async fn instance_lifecycle_exec_files_and_listing() {
     let content = b"A=1\nB=two words\n\x00\xffbinary".to_vec();
     let file = FilePush {
         path: "/home/ubuntu/test file.env".into(),
-        content: content.clone(),
+        content: content.clone().into(),
         uid: 1000,
         gid: 1000,
         mode: 0o640,

@@ -201,7 +201,7 @@ impl Runners {
             prefix: self.prefix.clone(),
             layout: InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus()),
             payload: RunnerPayload {
-                app: Arc::new(app),
+                app: app.into(),
                 start_script: Box::new(start_script),
                 per_runner: self.per_runner_files()?,
                 aproxy: self.aproxy()?,

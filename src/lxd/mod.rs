@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use client::LxdClient;
-pub use request::FilePush;
+pub use request::{Bytes, FilePush};
 pub use spec::{ExecOutput, ExecSpec, InstanceSpec};
 pub use types::{
     ConfigMap, Image, ImageAlias, ImageSource, Instance, InstanceState, Network, Operation,

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+pub use hyper::body::Bytes;
+
 use serde::Serialize;
 use serde_json::Value;
 
@@ -36,8 +38,9 @@ pub struct Request {
     /// Absolute path with query, e.g. `/1.0/instances?recursion=1`.
     pub path: String,
     pub headers: Vec<(&'static str, String)>,
-    /// JSON or raw bytes; `content_type` says which.
-    pub body: Vec<u8>,
+    /// JSON or raw bytes; `content_type` says which. Shared, not copied: a pushed
+    /// runner application may be hundreds of megabytes.
+    pub body: Bytes,
     pub content_type: Option<&'static str>,
     /// How long the transport waits for the answer (long-polls need more than the default).
     pub timeout: Option<Duration>,
@@ -49,7 +52,7 @@ impl Request {
             method,
             path,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Bytes::new(),
             content_type: None,
             timeout: None,
         }
@@ -58,7 +61,9 @@ impl Request {
     fn json(method: Method, path: String, body: &impl Serialize) -> Self {
         let mut r = Request::new(method, path);
         // Serialising our own plain structs cannot fail.
-        r.body = serde_json::to_vec(body).expect("serialisable request body");
+        r.body = serde_json::to_vec(body)
+            .expect("serialisable request body")
+            .into();
         r.content_type = Some("application/json");
         r
     }
@@ -140,7 +145,8 @@ pub fn raw_path(method: Method, url: &str) -> Result<Request, LxdError> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FilePush {
     pub path: String,
-    pub content: Vec<u8>,
+    /// Cheap to clone: every runner of a reconcile shares one copy of the application.
+    pub content: Bytes,
     pub uid: u32,
     pub gid: u32,
     pub mode: u32,

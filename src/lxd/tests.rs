@@ -138,7 +138,7 @@ fn state_and_delete_requests() {
 fn file_push_sets_owner_mode_and_encodes_path() {
     let file = FilePush {
         path: "/home/ubuntu/a b&c.env".into(),
-        content: b"X=1\n".to_vec(),
+        content: b"X=1\n".to_vec().into(),
         uid: 1000,
         gid: 1000,
         mode: 0o600,
@@ -148,7 +148,9 @@ fn file_push_sets_owner_mode_and_encodes_path() {
         r.path,
         "/1.0/instances/c1/files?path=%2Fhome%2Fubuntu%2Fa+b%26c.env"
     );
-    assert_eq!(r.body, b"X=1\n");
+    assert_eq!(r.body.as_ref(), b"X=1\n");
+    // The body shares the file's bytes: 8 runners do not make 8 copies of the app.
+    assert_eq!(r.body.as_ptr(), file.content.as_ptr());
     assert_eq!(r.content_type, Some("application/octet-stream"));
     let h = |name: &str| {
         r.headers

@@ -77,7 +77,7 @@ impl UnixTransport {
             builder = builder.header(*name, value);
         }
         let http = builder
-            .body(Full::new(Bytes::from(request.body)))
+            .body(Full::new(request.body))
             .map_err(|e| LxdError::Protocol(format!("cannot build request: {e}")))?;
         let limit = request.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let exchange = async {
@@ -179,7 +179,7 @@ mod tests {
         let transport = UnixTransport::new(&socket);
         let file = request::FilePush {
             path: "/etc/x".into(),
-            content: b"abc".to_vec(),
+            content: Bytes::from_static(b"abc"),
             uid: 1,
             gid: 2,
             mode: 0o600,

@@ -2,7 +2,6 @@
 //! launch a single-use instance, wait until it is up, put the runner in and start it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -12,7 +11,7 @@ use super::journal::Journal;
 use super::units::{self, Aproxy};
 use crate::config::{CharmConfig, InstanceType};
 use crate::lxd::types::ImageSource;
-use crate::lxd::{ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
+use crate::lxd::{Bytes, ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
 use crate::reconcile::plan::ObservedInstance;
 use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::{RunnerName, RunnerPrefix};
@@ -94,8 +93,8 @@ pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile
 
 /// What every runner of one reconcile gets, prepared once.
 pub struct RunnerPayload {
-    /// The runner application tarball.
-    pub app: Arc<Vec<u8>>,
+    /// The runner application tarball, one copy shared by every push.
+    pub app: Bytes,
     /// Renders the start script for one runner.
     pub start_script: Box<dyn Fn(&RunnerName) -> String + Send + Sync>,
     /// Files made for one runner alone (the pre-job script with its one-time token).
@@ -185,7 +184,7 @@ impl LxdRunnerHost {
     ) -> PortResult<[FilePush; 2]> {
         let app = FilePush {
             path: APP_TARBALL.into(),
-            content: self.payload.app.as_ref().clone(),
+            content: self.payload.app.clone(),
             uid: files::RUNNER_UID,
             gid: files::RUNNER_UID,
             mode: 0o644,
@@ -209,7 +208,7 @@ impl LxdRunnerHost {
             .collect();
         let archive = FilePush {
             path: FILES_ARCHIVE.into(),
-            content: files_archive(&dirs, &files)?,
+            content: files_archive(&dirs, &files)?.into(),
             uid: 0,
             gid: 0,
             mode: 0o600,
