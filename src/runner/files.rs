@@ -1,11 +1,13 @@
-//! What goes into a runner instance: the files the charm pushes and the start command,
-//! rendered by pure functions from templates/.
+//! What goes into a runner instance: the files the charm pushes (as one archive) and the
+//! command that unpacks and starts them, rendered by pure functions from templates/.
 
 use crate::config::GithubPath;
 use crate::host::runner_env::RenderError;
 use crate::host::runner_env::RunnerEnv;
 use crate::reconcile::ports::Credential;
+use crate::reconcile::ports::{PortError, PortResult};
 use crate::runner::RunnerName;
+use crate::ustar::{self, Entry};
 
 pub const RUNNER_USER: &str = "ubuntu";
 pub const RUNNER_UID: u32 = 1000;
@@ -18,7 +20,7 @@ pub const APP_TARBALL: &str = "/home/ubuntu/actions-runner.tar.gz";
 pub const DOCKER_CLIENT_CONFIG: &str = "/home/ubuntu/.docker/config.json";
 /// Directories the pushed files go into (LXD's file API does not make parents), parents
 /// first, with their owner.
-pub const DIRECTORIES: &[(&str, u32)] = &[
+pub const DIRECTORIES: &[OwnedDir] = &[
     (RUNNER_DIR, RUNNER_UID),
     ("/opt/github-runner", 0),
     ("/etc/docker", 0),
@@ -152,6 +154,50 @@ pub fn pre_job_file(script: String) -> InstanceFile {
     file(PRE_JOB_SCRIPT, script, RUNNER_UID, 0o700)
 }
 
+/// Where the archive of a runner's files waits inside the instance: root's home exists
+/// in every image, is never cleaned at boot, and the runner user cannot read it.
+pub const FILES_ARCHIVE: &str = "/root/.github-runner-files.tar";
+
+/// A directory to make in an instance, and its owner's uid.
+pub type OwnedDir = (&'static str, u32);
+
+/// The runner's directories (with their owners) and files, as one tar archive.
+pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Vec<u8>> {
+    let dirs = dirs.iter().map(|&(path, uid)| Entry::Dir {
+        path,
+        mode: 0o755,
+        uid,
+        gid: uid,
+    });
+    let files = files.iter().map(|f| Entry::File {
+        path: &f.path,
+        mode: f.mode,
+        uid: f.uid,
+        gid: f.gid,
+        content: &f.content,
+    });
+    ustar::archive(dirs.chain(files)).map_err(PortError::transient)
+}
+
+/// Unpacks the archive (directories the image already has keep their owner and mode),
+/// then hands the units to systemd. Exec works before systemd has finished booting, so
+/// the start waits for systemd's socket, checked by a shell builtin: a `systemctl`
+/// retried every 50 ms in each of 8 booting instances kept a whole CPU busy (measured).
+pub fn start_command(units: &str) -> String {
+    let archive = shell_quote(FILES_ARCHIVE);
+    format!(
+        "tar --numeric-owner --same-owner --same-permissions --no-overwrite-dir \
+             -xf {archive} -C / && rm -f {archive} || exit 1; \
+         for _ in $(seq 600); do \
+             [ -S {SYSTEMD_SOCKET} ] && systemctl start --no-block {units} 2>/dev/null && exit 0; \
+             sleep 0.05; \
+         done; echo 'systemd did not take the runner units within 30s' >&2; exit 1"
+    )
+}
+
+/// systemd's own socket, which `systemctl` run as root talks to.
+const SYSTEMD_SOCKET: &str = "/run/systemd/private";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +261,67 @@ mod tests {
         assert_eq!(
             runner_labels("app", "jammy", &["gpu".into(), "app".into()]),
             ["app", "jammy", "gpu"]
+        );
+    }
+
+    #[test]
+    fn the_start_command_unpacks_then_starts_the_units() {
+        let command = start_command("a.service b.service");
+        let unpack = command
+            .find("-xf '/root/.github-runner-files.tar' -C /")
+            .unwrap();
+        let remove = command
+            .find("rm -f '/root/.github-runner-files.tar'")
+            .unwrap();
+        let start = command
+            .find("systemctl start --no-block a.service b.service")
+            .unwrap();
+        assert!(unpack < remove && remove < start, "{command}");
+        // A directory the image has keeps its owner and mode.
+        assert!(command.contains("--no-overwrite-dir"));
+    }
+
+    #[test]
+    fn the_archive_holds_directories_then_files_with_their_owners() {
+        let secret = InstanceFile {
+            path: "/home/ubuntu/actions-runner/.jitconfig".into(),
+            content: b"cred".to_vec(),
+            uid: 1000,
+            gid: 1000,
+            mode: 0o600,
+        };
+        let tar = files_archive(
+            &[("/home/ubuntu/actions-runner", 1000), ("/opt/x", 0)],
+            &[secret],
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("files.tar");
+        std::fs::write(&path, tar).unwrap();
+        let out = std::process::Command::new("tar")
+            .args(["--numeric-owner", "-tvf"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let listing = String::from_utf8(out.stdout).unwrap();
+        let rows: Vec<(&str, &str, &str)> = listing
+            .lines()
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                (f[0], f[1], f[5])
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("drwxr-xr-x", "1000/1000", "home/ubuntu/actions-runner/"),
+                ("drwxr-xr-x", "0/0", "opt/x/"),
+                (
+                    "-rw-------",
+                    "1000/1000",
+                    "home/ubuntu/actions-runner/.jitconfig"
+                ),
+            ]
         );
     }
 }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::files::{self, InstanceFile, APP_TARBALL, START_SCRIPT};
+use super::files::{
+    self, files_archive, start_command, InstanceFile, APP_TARBALL, FILES_ARCHIVE, START_SCRIPT,
+};
 use super::journal::Journal;
 use super::units::{self, Aproxy};
 use crate::config::{CharmConfig, InstanceType};
@@ -15,7 +17,6 @@ use crate::lxd::{Bytes, ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
 use crate::reconcile::plan::ObservedInstance;
 use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::{RunnerName, RunnerPrefix};
-use crate::ustar::{self, Entry};
 
 /// Ubuntu's image server, used when `runner-image` is empty.
 pub const UBUNTU_IMAGES: &str = "https://cloud-images.ubuntu.com/releases";
@@ -232,50 +233,6 @@ impl LxdRunnerHost {
     }
 }
 
-/// Where the archive of a runner's files waits inside the instance: root's home exists
-/// in every image, is never cleaned at boot, and the runner user cannot read it.
-const FILES_ARCHIVE: &str = "/root/.github-runner-files.tar";
-
-/// A directory to make in an instance, and its owner's uid.
-type OwnedDir = (&'static str, u32);
-
-/// The runner's directories (with their owners) and files, as one tar archive.
-fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Vec<u8>> {
-    let dirs = dirs.iter().map(|&(path, uid)| Entry::Dir {
-        path,
-        mode: 0o755,
-        uid,
-        gid: uid,
-    });
-    let files = files.iter().map(|f| Entry::File {
-        path: &f.path,
-        mode: f.mode,
-        uid: f.uid,
-        gid: f.gid,
-        content: &f.content,
-    });
-    ustar::archive(dirs.chain(files)).map_err(PortError::transient)
-}
-
-/// Unpacks the archive (directories the image already has keep their owner and mode),
-/// then hands the units to systemd. Exec works before systemd has finished booting, so
-/// the start waits for systemd's socket, checked by a shell builtin: a `systemctl`
-/// retried every 50 ms in each of 8 booting instances kept a whole CPU busy (measured).
-fn start_command(units: &str) -> String {
-    let archive = files::shell_quote(FILES_ARCHIVE);
-    format!(
-        "tar --numeric-owner --same-owner --same-permissions --no-overwrite-dir \
-             -xf {archive} -C / && rm -f {archive} || exit 1; \
-         for _ in $(seq 600); do \
-             [ -S {SYSTEMD_SOCKET} ] && systemctl start --no-block {units} 2>/dev/null && exit 0; \
-             sleep 0.05; \
-         done; echo 'systemd did not take the runner units within 30s' >&2; exit 1"
-    )
-}
-
-/// systemd's own socket, which `systemctl` run as root talks to.
-const SYSTEMD_SOCKET: &str = "/run/systemd/private";
-
 /// The instances `prefix` owns, with their age.
 pub async fn list_own(
     client: &LxdClient,
@@ -378,67 +335,6 @@ mod tests {
         assert_eq!(spec.devices["root"]["size"], "8589934592B");
         assert_eq!(spec.devices["root"]["pool"], "runners");
         assert_eq!(layout.interface(), "enp5s0");
-    }
-
-    #[test]
-    fn the_start_command_unpacks_then_starts_the_units() {
-        let command = start_command("a.service b.service");
-        let unpack = command
-            .find("-xf '/root/.github-runner-files.tar' -C /")
-            .unwrap();
-        let remove = command
-            .find("rm -f '/root/.github-runner-files.tar'")
-            .unwrap();
-        let start = command
-            .find("systemctl start --no-block a.service b.service")
-            .unwrap();
-        assert!(unpack < remove && remove < start, "{command}");
-        // A directory the image has keeps its owner and mode.
-        assert!(command.contains("--no-overwrite-dir"));
-    }
-
-    #[test]
-    fn the_archive_holds_directories_then_files_with_their_owners() {
-        let secret = InstanceFile {
-            path: "/home/ubuntu/actions-runner/.jitconfig".into(),
-            content: b"cred".to_vec(),
-            uid: 1000,
-            gid: 1000,
-            mode: 0o600,
-        };
-        let tar = files_archive(
-            &[("/home/ubuntu/actions-runner", 1000), ("/opt/x", 0)],
-            &[secret],
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("files.tar");
-        std::fs::write(&path, tar).unwrap();
-        let out = std::process::Command::new("tar")
-            .args(["--numeric-owner", "-tvf"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let listing = String::from_utf8(out.stdout).unwrap();
-        let rows: Vec<(&str, &str, &str)> = listing
-            .lines()
-            .map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                (f[0], f[1], f[5])
-            })
-            .collect();
-        assert_eq!(
-            rows,
-            [
-                ("drwxr-xr-x", "1000/1000", "home/ubuntu/actions-runner/"),
-                ("drwxr-xr-x", "0/0", "opt/x/"),
-                (
-                    "-rw-------",
-                    "1000/1000",
-                    "home/ubuntu/actions-runner/.jitconfig"
-                ),
-            ]
-        );
     }
 
     #[test]
