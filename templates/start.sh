@@ -33,7 +33,7 @@ has_default_route() {
     done </proc/net/route
     return 1
 }
-for _ in $(seq 2400); do
+for ((i = 0; i < 2400; i++)); do
     has_default_route && break
     sleep 0.05
 done
@@ -41,13 +41,13 @@ has_default_route || power_off "no network after 120s"
 wait "$unpack" || power_off "cannot unpack the runner application"
 rm -f "$tarball"
 if [ -s .jitconfig ]; then
-    ACTIONS_RUNNER_INPUT_JITCONFIG=$(cat .jitconfig)
+    ACTIONS_RUNNER_INPUT_JITCONFIG=$(<.jitconfig)
     export ACTIONS_RUNNER_INPUT_JITCONFIG
     rm -f .jitconfig
     runuser -u "$runner_user" -- ./run.sh
     power_off "exit $?"
 elif [ -s .registration-token ]; then
-    ACTIONS_RUNNER_INPUT_TOKEN=$(cat .registration-token)
+    ACTIONS_RUNNER_INPUT_TOKEN=$(<.registration-token)
     export ACTIONS_RUNNER_INPUT_TOKEN
     rm -f .registration-token
     runuser -u "$runner_user" -- ./config.sh --url @@GITHUB_URL@@ \

@@ -16,10 +16,14 @@ if [[ ${1:-} == --jitconfig ]]; then
     jit=$2
 fi
 if [[ -n $jit ]]; then
-    printf '%s' "$jit" | base64 -d \
-        | jq '{origin: .url, id: .runner_id, name: .name, credential: .credential,
-               ephemeral: true, work: (.work_folder // "_work")}' >"$ROOT/.runner" \
+    config=$(base64 -d <<<"$jit" 2>/dev/null) || sim_die "the JIT config is not base64"
+    sim_json_field url "$config" url && sim_json_field id "$config" runner_id \
+        && sim_json_field name "$config" name \
+        && sim_json_field credential "$config" credential \
         || sim_die "the JIT config is not valid"
+    sim_json_field work "$config" work_folder || work=_work
+    printf '{"origin": "%s", "id": %s, "name": "%s", "credential": "%s", "ephemeral": true, "work": "%s"}\n' \
+        "$url" "$id" "$name" "$credential" "$work" >"$ROOT/.runner"
 fi
 [[ -f $ROOT/.runner ]] || sim_die "not configured: run config.sh or pass --jitconfig"
 exec "$ROOT/bin/Runner.Listener" run

@@ -21,6 +21,17 @@ sim_origin() {
     sed -E 's#^(https?://[^/]+).*#\1#' <<<"$1"
 }
 
+# sim_json_field VAR JSON KEY: sets VAR to KEY's value (a string without escapes, a
+# number or a boolean) in JSON, a flat object written by the simulator or by this app;
+# fails when KEY is absent or its value is anything else. It stands in for jq where a
+# runner starts: each jq start costs ~35 ms of CPU, paid by every runner of a batch at
+# the moment the host's CPUs boot the others.
+sim_json_field() {
+    local re="\"$3\"[[:space:]]*:[[:space:]]*(\"([^\"\\\\]*)\"|(-?[0-9]+|true|false))[[:space:]]*[,}]"
+    [[ $2 =~ $re ]] || return 1
+    printf -v "$1" '%s' "${BASH_REMATCH[2]}${BASH_REMATCH[3]}"
+}
+
 sim_die() {
     echo "$(basename "$0"): $*" >&2
     exit 1
