@@ -256,31 +256,73 @@ fn marker_exists(sim: &Sim, marker: &str) -> bool {
         .is_ok()
 }
 
-#[test]
-fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_step() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    // Compliant: main protected with required reviews, no outside collaborators.
+const FORK: &str = "mallory/widgets";
+const UNAPPROVED_SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
+const APPROVED_SHA: &str = "0123456789abcdef0123456789abcdef89abcdef";
+
+/// acme/widgets as the policy wants it (main protected with required reviews, no outside
+/// collaborators) with a maintainer, and two pull requests from the fork: one the
+/// maintainer approved in a comment, one nobody approved.
+fn fork_pull_requests(sim: &Sim) {
     sim.post(
         &format!("/_sim/repos/{REPO}/branches"),
         json!({"name": "main", "protection": {"required_reviews": {}}}),
     );
-    let sha = "89abcdef0123456789abcdef0123456789abcdef";
-    sim.post(
-        &format!("/_sim/repos/{REPO}/pulls"),
-        json!({"head_ref": "feature", "head_sha": sha, "head_repo": "mallory/widgets", "base_ref": "main", "user": "mallory"}),
+    sim.put(
+        &format!("/_sim/repos/{REPO}/roles"),
+        json!([{"login": "maint", "role": "write"}]),
     );
-    let policy = Policy::start(&sim, json!({}));
+    let numbers = [("feature", UNAPPROVED_SHA), ("approved", APPROVED_SHA)].map(|(head, sha)| {
+        let pull = sim.post(
+            &format!("/_sim/repos/{REPO}/pulls"),
+            json!({"head_ref": head, "head_sha": sha, "head_repo": FORK, "base_ref": "main", "user": "mallory"}),
+        );
+        pull["number"].as_u64().unwrap()
+    });
+    let approval =
+        format!("Read it through: `/canonical/self-hosted-runners/run-workflows {APPROVED_SHA}`.");
+    sim.post(
+        &format!("/_sim/repos/{REPO}/issues/{}/comments", numbers[1]),
+        json!([{"user": "maint", "body": approval}]),
+    );
+}
+
+/// Runs a pull_request job from the fork's `head` branch at `sha`, whose one step would
+/// leave `marker`; the job once completed.
+fn run_fork_job(sim: &Sim, head: &str, sha: &str, marker: &str) -> serde_json::Value {
+    let event = json!({"pull_request": {
+        "head": {"ref": head, "sha": sha, "repo": {"full_name": FORK}},
+        "base": {"ref": "main", "repo": {"full_name": REPO}}}});
+    let job = sim.post(
+        "/_sim/jobs",
+        json!({"repository": REPO, "labels": ["ghr-policy"], "event_name": "pull_request",
+               "event": event, "steps": [marker_step(sim, marker)]}),
+    );
+    sim.wait_job(job["id"].as_u64().unwrap(), "completed", SETTLE)
+}
+
+#[test]
+fn the_default_policy_runs_a_push_and_an_approved_fork_and_stops_an_unapproved_fork_before_any_step(
+) {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    fork_pull_requests(&sim);
+    // The default policy: disallow_fork off, so only execute_job stands between a
+    // fork's pull request and the runner.
+    let policy = Policy::start(
+        &sim,
+        json!({"pull_request": {"disallow_fork": {"enabled": false}}}),
+    );
     let unit = Unit::new(
         &lxd,
         "ghr-policy",
         0,
         &sim,
-        json!({"path": REPO, "virtual-machines": 2}),
+        json!({"path": REPO, "virtual-machines": 3}),
     );
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 2, SETTLE);
+    unit.wait_pool(&sim, 3, SETTLE);
 
     let push = sim.queue_job(REPO, &["ghr-policy"], &[&marker_step(&sim, "marker-push")]);
     let done = sim.wait_job(push, "completed", SETTLE);
@@ -295,27 +337,37 @@ fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_
         "the push job's step ran"
     );
 
-    let event = json!({"pull_request": {
-        "head": {"ref": "feature", "sha": sha, "repo": {"full_name": "mallory/widgets"}},
-        "base": {"ref": "main", "repo": {"full_name": REPO}}}});
-    let fork = sim.post(
-        "/_sim/jobs",
-        json!({"repository": REPO, "labels": ["ghr-policy"], "event_name": "pull_request",
-               "event": event, "steps": [marker_step(&sim, "marker-fork")]}),
-    );
-    let id = fork["id"].as_u64().unwrap();
-    let done = sim.wait_job(id, "completed", SETTLE);
+    let done = run_fork_job(&sim, "feature", UNAPPROVED_SHA, "marker-fork");
     assert_eq!(done["conclusion"], json!("failure"), "{done}");
     assert!(
         !marker_exists(&sim, "marker-fork"),
         "no step of the refused job ran"
     );
     let log = policy.log_text();
-    assert!(log.contains("fail"), "the policy service refused it: {log}");
+    let refusal = log
+        .lines()
+        .find(|l| l.contains(&format!("{FORK}:feature")) && l.contains(": fail: "))
+        .unwrap_or_else(|| panic!("the policy service logged no refusal: {log}"));
+    assert!(
+        refusal.contains("fail: execute_job:") && refusal.contains("is not approved"),
+        "refused by execute_job, for want of an approval: {refusal}"
+    );
     let refused_on = done["runner_name"].as_str().unwrap().to_string();
     firewall_support::poll(SETTLE, "the refused runner's instance to go", || {
         (!unit.instances().contains(&refused_on)).then_some(())
     });
+
+    let done = run_fork_job(&sim, "approved", APPROVED_SHA, "marker-approved");
+    assert_eq!(
+        done["conclusion"],
+        json!("success"),
+        "{done}\n{}",
+        policy.log_text()
+    );
+    assert!(
+        marker_exists(&sim, "marker-approved"),
+        "the approved fork's step ran"
+    );
 }
 
 #[test]

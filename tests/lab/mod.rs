@@ -135,9 +135,17 @@ impl Sim {
     }
 
     pub fn post(&self, path: &str, body: Value) -> Value {
+        self.send("POST", path, body)
+    }
+
+    pub fn put(&self, path: &str, body: Value) -> Value {
+        self.send("PUT", path, body)
+    }
+
+    fn send(&self, method: &str, path: &str, body: Value) -> Value {
         let response = self
             .agent
-            .post(&format!("{}{path}", self.url))
+            .request(method, &format!("{}{path}", self.url))
             .send_json(body);
         let text = response.unwrap().into_string().unwrap();
         // Some admin calls answer 204 with no body.
