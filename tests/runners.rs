@@ -326,16 +326,7 @@ fn the_default_policy_runs_a_push_and_an_approved_fork_and_stops_an_unapproved_f
 
     let push = sim.queue_job(REPO, &["ghr-policy"], &[&marker_step(&sim, "marker-push")]);
     let done = sim.wait_job(push, "completed", SETTLE);
-    assert_eq!(
-        done["conclusion"],
-        json!("success"),
-        "{done}\n{}",
-        policy.log_text()
-    );
-    assert!(
-        marker_exists(&sim, "marker-push"),
-        "the push job's step ran"
-    );
+    assert_step_ran(&sim, &policy, &done, "marker-push");
 
     let done = run_fork_job(&sim, "feature", UNAPPROVED_SHA, "marker-fork");
     assert_eq!(done["conclusion"], json!("failure"), "{done}");
@@ -343,30 +334,37 @@ fn the_default_policy_runs_a_push_and_an_approved_fork_and_stops_an_unapproved_f
         !marker_exists(&sim, "marker-fork"),
         "no step of the refused job ran"
     );
-    let log = policy.log_text();
-    let refusal = log
-        .lines()
-        .find(|l| l.contains(&format!("{FORK}:feature")) && l.contains(": fail: "))
-        .unwrap_or_else(|| panic!("the policy service logged no refusal: {log}"));
-    assert!(
-        refusal.contains("fail: execute_job:") && refusal.contains("is not approved"),
-        "refused by execute_job, for want of an approval: {refusal}"
-    );
+    assert_refused_by_execute_job(&policy, "feature");
     let refused_on = done["runner_name"].as_str().unwrap().to_string();
     firewall_support::poll(SETTLE, "the refused runner's instance to go", || {
         (!unit.instances().contains(&refused_on)).then_some(())
     });
 
     let done = run_fork_job(&sim, "approved", APPROVED_SHA, "marker-approved");
-    assert_eq!(
-        done["conclusion"],
-        json!("success"),
-        "{done}\n{}",
-        policy.log_text()
-    );
+    assert_step_ran(&sim, &policy, &done, "marker-approved");
+}
+
+/// The completed job succeeded and its step left `marker`.
+fn assert_step_ran(sim: &Sim, policy: &Policy, done: &serde_json::Value, marker: &str) {
+    let log = policy.log_text();
+    assert_eq!(done["conclusion"], json!("success"), "{done}\n{log}");
     assert!(
-        marker_exists(&sim, "marker-approved"),
-        "the approved fork's step ran"
+        marker_exists(sim, marker),
+        "no {marker}: the step did not run"
+    );
+}
+
+/// The policy service refused the fork's `head` under execute_job, not another rule
+/// (disallow_fork, checked before it, would name itself).
+fn assert_refused_by_execute_job(policy: &Policy, head: &str) {
+    let log = policy.log_text();
+    let refusal = log
+        .lines()
+        .find(|l| l.contains(&format!("{FORK}:{head} ")) && l.contains(": fail: "))
+        .unwrap_or_else(|| panic!("the policy service logged no refusal: {log}"));
+    assert!(
+        refusal.contains("fail: execute_job:") && refusal.contains("is not approved"),
+        "refused by execute_job, for want of an approval: {refusal}"
     );
 }
 
