@@ -8,6 +8,10 @@ mod lab;
 
 use std::time::Duration;
 
+use lab::forks::{
+    fork_pull_requests, marker_exists, marker_step, queue_fork_job, APPROVED_SHA, FORK,
+    UNAPPROVED_SHA,
+};
 use lab::{serial, Policy, Sim, Unit};
 use serde_json::json;
 
@@ -244,61 +248,10 @@ fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
     );
 }
 
-/// A step that leaves a mark outside the instance: it creates an org in the simulator.
-fn marker_step(sim: &Sim, marker: &str) -> String {
-    format!("curl -fsS --noproxy '*' -X POST -H 'Content-Type: application/json' -d '{{\"name\":\"{marker}\"}}' {}/_sim/orgs", sim.url)
-}
-
-fn marker_exists(sim: &Sim, marker: &str) -> bool {
-    ureq::get(&format!("{}/orgs/{marker}/actions/runner-groups", sim.url))
-        .set("Authorization", &format!("Bearer {}", lab::PAT))
-        .call()
-        .is_ok()
-}
-
-const FORK: &str = "mallory/widgets";
-const UNAPPROVED_SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
-const APPROVED_SHA: &str = "0123456789abcdef0123456789abcdef89abcdef";
-
-/// acme/widgets as the policy wants it (main protected with required reviews, no outside
-/// collaborators) with a maintainer, and two pull requests from the fork: one the
-/// maintainer approved in a comment, one nobody approved.
-fn fork_pull_requests(sim: &Sim) {
-    sim.post(
-        &format!("/_sim/repos/{REPO}/branches"),
-        json!({"name": "main", "protection": {"required_reviews": {}}}),
-    );
-    sim.put(
-        &format!("/_sim/repos/{REPO}/roles"),
-        json!([{"login": "maint", "role": "write"}]),
-    );
-    let numbers = [("feature", UNAPPROVED_SHA), ("approved", APPROVED_SHA)].map(|(head, sha)| {
-        let pull = sim.post(
-            &format!("/_sim/repos/{REPO}/pulls"),
-            json!({"head_ref": head, "head_sha": sha, "head_repo": FORK, "base_ref": "main", "user": "mallory"}),
-        );
-        pull["number"].as_u64().unwrap()
-    });
-    let approval =
-        format!("Read it through: `/canonical/self-hosted-runners/run-workflows {APPROVED_SHA}`.");
-    sim.post(
-        &format!("/_sim/repos/{REPO}/issues/{}/comments", numbers[1]),
-        json!([{"user": "maint", "body": approval}]),
-    );
-}
-
-/// Runs a pull_request job from the fork's `head` branch at `sha`, whose one step would
-/// leave `marker`; the job once completed.
+/// A pull_request job from the fork's `head` at `sha`, once completed.
 fn run_fork_job(sim: &Sim, head: &str, sha: &str, marker: &str) -> serde_json::Value {
-    let event = json!({"pull_request": {
-        "head": {"ref": head, "sha": sha, "repo": {"full_name": FORK}},
-        "base": {"ref": "main", "repo": {"full_name": REPO}}}});
-    let job = sim.post(
-        "/_sim/jobs",
-        json!({"repository": REPO, "labels": ["ghr-policy"], "event_name": "pull_request",
-               "event": event, "steps": [marker_step(sim, marker)]}),
-    );
-    sim.wait_job(job["id"].as_u64().unwrap(), "completed", SETTLE)
+    let id = queue_fork_job(sim, REPO, &["ghr-policy"], head, sha, marker);
+    sim.wait_job(id, "completed", SETTLE)
 }
 
 #[test]
@@ -307,7 +260,7 @@ fn the_default_policy_runs_a_push_and_an_approved_fork_and_stops_an_unapproved_f
     let _serial = serial();
     let Some(lxd) = lab::lxd() else { return };
     let sim = Sim::start(&["acme"], &[REPO]);
-    fork_pull_requests(&sim);
+    fork_pull_requests(&sim, REPO);
     // The default policy: disallow_fork off, so only execute_job stands between a
     // fork's pull request and the runner.
     let policy = Policy::start(

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod forks;
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -135,17 +136,9 @@ impl Sim {
     }
 
     pub fn post(&self, path: &str, body: Value) -> Value {
-        self.send("POST", path, body)
-    }
-
-    pub fn put(&self, path: &str, body: Value) -> Value {
-        self.send("PUT", path, body)
-    }
-
-    fn send(&self, method: &str, path: &str, body: Value) -> Value {
         let response = self
             .agent
-            .request(method, &format!("{}{path}", self.url))
+            .post(&format!("{}{path}", self.url))
             .send_json(body);
         let text = response.unwrap().into_string().unwrap();
         // Some admin calls answer 204 with no body.
