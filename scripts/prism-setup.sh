@@ -25,7 +25,8 @@ if [[ ! -f openapi/generated/api.github.com.json ]]; then
 fi
 
 spec=github-runners.json
-if [[ ! -s $spec || $spec -ot "$HERE/trim-openapi.js" ]]; then
+if [[ ! -s $spec || $spec -ot "$HERE/trim-openapi.js" ]] ||
+    ! node "$HERE/trim-openapi.js" --check "$spec" 2>/dev/null; then
     node "$HERE/trim-openapi.js" openapi/generated/api.github.com.json "$spec.tmp"
     mv "$spec.tmp" "$spec"
 fi

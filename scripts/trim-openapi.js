@@ -3,6 +3,7 @@
 // (runners; the repository reads of the policy checks), keeping every component those paths reference (transitively), so Prism starts
 // in a second instead of parsing 13 MB.
 // Usage: trim-openapi.js IN.json OUT.json
+//        trim-openapi.js --check OUT.json   (exit 1 if OUT lacks a path kept below)
 'use strict';
 const fs = require('fs');
 
@@ -24,12 +25,22 @@ const KEEP = [
   '/repos/{owner}/{repo}',
   '/repos/{owner}/{repo}/branches/{branch}',
   '/repos/{owner}/{repo}/branches/{branch}/protection',
+  '/repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews',
   '/repos/{owner}/{repo}/collaborators',
   '/repos/{owner}/{repo}/collaborators/{username}/permission',
   '/repos/{owner}/{repo}/pulls',
   '/repos/{owner}/{repo}/issues/{issue_number}/comments',
   '/rate_limit',
 ];
+
+// A cache shared by several checkouts may hold a spec trimmed by an older list: the
+// setup script asks, and trims again when a path is missing.
+if (process.argv[2] === '--check') {
+  const have = JSON.parse(fs.readFileSync(process.argv[3], 'utf8')).paths;
+  const missing = KEEP.filter((p) => !have[p]);
+  if (missing.length) console.error(`missing: ${missing.join(' ')}`);
+  process.exit(missing.length ? 1 : 0);
+}
 
 const [input, output] = process.argv.slice(2);
 if (!input || !output) {

@@ -1,7 +1,8 @@
 //! Every repository read of the policy checks against GitHub's OpenAPI description:
 //! the shared client talks to Prism (`prism proxy --errors`), Prism to the simulator,
 //! and Prism must report no violation, for successes, the declared 404s and pages
-//! followed through `Link`. Skipped when Prism is missing unless CI=true.
+//! followed through `Link`. Skipped when Prism is missing unless CI=true (the 404s the
+//! description does not declare are checked against the simulator alone).
 
 mod policy_support;
 mod prism;
@@ -19,6 +20,56 @@ const SHA: &str = "00112233445566778899aabbccddeeff00112233";
 
 fn repo(name: &str) -> RepoName {
     RepoName::parse(name).unwrap()
+}
+
+/// GET .../protection/required_pull_request_reviews, read raw (the client reads the
+/// whole protection): the rule's required reviews with their bypass list.
+fn assert_required_reviews(prism: &str, app: &str) {
+    let (status, release) = required_reviews(prism, app, "release/1.0");
+    assert_eq!(status, 200, "{release}");
+    let bypass = &release["bypass_pull_request_allowances"];
+    assert_eq!(bypass["users"][0]["login"], json!("boss"), "{release}");
+    assert_eq!(bypass["teams"][0]["slug"], json!("admins"), "{release}");
+    assert_eq!(bypass["apps"][0]["slug"], json!("deploy-bot"), "{release}");
+    assert_eq!(release["required_approving_review_count"], json!(1));
+    let (status, main) = required_reviews(prism, app, "main");
+    assert_eq!(status, 200, "{main}");
+    assert_eq!(main["bypass_pull_request_allowances"]["users"], json!([]));
+}
+
+fn required_reviews(base: &str, app: &str, branch: &str) -> (u16, serde_json::Value) {
+    let url = format!(
+        "{base}/repos/{app}/branches/{}/protection/required_pull_request_reviews",
+        branch.replace('/', "%2F")
+    );
+    let answer = ureq::get(&url)
+        .set("Authorization", &format!("Bearer {PAT}"))
+        .call();
+    match answer {
+        Ok(r) => (200, r.into_json().unwrap()),
+        Err(ureq::Error::Status(status, r)) => (status, r.into_json().unwrap()),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// GitHub answers 404 when a branch has no rule or its rule requires no reviews, but
+/// its description declares only 200 for this read, so Prism would call any 404 a
+/// violation: these go to the simulator directly.
+#[test]
+fn required_reviews_are_not_found_without_a_rule_requiring_them() {
+    let sim = sim_repo::start();
+    let app = "canonical/app";
+    sim_repo::compliant(&sim, app);
+    sim_repo::branch(&sim, app, "dev", json!(null));
+    sim_repo::branch(&sim, app, "guarded", json!({}));
+    for base in [sim.url.clone(), format!("{}/api/v3", sim.url)] {
+        assert_eq!(required_reviews(&base, app, "main").0, 200);
+        for branch in ["dev", "guarded", "gone"] {
+            let (status, body) = required_reviews(&base, app, branch);
+            assert_eq!(status, 404, "{branch}: {body}");
+        }
+        assert_eq!(required_reviews(&base, "canonical/none", "main").0, 404);
+    }
 }
 
 #[test]
@@ -82,6 +133,7 @@ fn policy_reads_pass_prism_without_violations() {
     );
     assert!(gh.branch_protection(&r, "main").unwrap().is_some());
     assert_eq!(gh.branch_protection(&r, "dev").unwrap(), None);
+    assert_required_reviews(&prism.url, app);
     assert_eq!(gh.outside_collaborators(&r).unwrap().len(), 120);
     assert_eq!(
         gh.collaborator_permission(&r, "maint").unwrap(),

@@ -5,6 +5,7 @@
 mod policy_support;
 
 use github_runner::policy::github::ApiError;
+use github_runner::policy::server::BODY_LIMIT;
 use policy_support::{github, json, log_lines, pr_body, request, Service, CHARM_TOKEN};
 
 #[test]
@@ -48,23 +49,32 @@ fn tokens_are_single_use_whatever_the_outcome() {
     let s = Service::start(github(), None);
     let path = "/push/check-run";
     let body = r#"{"repository_name": "canonical/app"}"#;
-    // Used up by a pass, a failure, a bad body and a non-JSON body alike.
+    let oversized = "x".repeat(BODY_LIMIT + 1);
+    // Used up by a pass, a failure, a bad body and a non-JSON body alike, and by
+    // requests no handler answers: an unknown path, a wrong method, a body too large.
     let outcomes = [
-        (path, json(body), 204),
-        (path, json(r#"{"repository_name": "canonical/leaky"}"#), 403),
-        (path, json("{}"), 400),
-        (path, Some(("text/plain", body)), 415),
+        ("POST", path, json(body), 204),
+        (
+            "POST",
+            path,
+            json(r#"{"repository_name": "canonical/leaky"}"#),
+            403,
+        ),
+        ("POST", path, json("{}"), 400),
+        ("POST", path, Some(("text/plain", body)), 415),
+        ("POST", "/nope/check-run", json(body), 404),
+        ("GET", path, None, 405),
+        ("POST", path, json(&oversized), 413),
     ];
-    for (path, body_first, first) in outcomes {
+    for (method, first_path, first_body, first) in outcomes {
         let token = s.one_time_token();
-        assert_eq!(
-            request(s.url(), "POST", path, Some(&token), body_first).status,
-            first
-        );
+        let used = request(s.url(), method, first_path, Some(&token), first_body);
+        assert_eq!(used.status, first, "{method} {first_path}");
         let replay = request(s.url(), "POST", path, Some(&token), json(body));
         assert_eq!(
             (replay.status, replay.www_authenticate.as_deref()),
-            (401, Some("Bearer"))
+            (401, Some("Bearer")),
+            "replay after {method} {first_path} answered {first}"
         );
     }
     // The charm token may not run checks.

@@ -8,6 +8,10 @@ mod lab;
 
 use std::time::Duration;
 
+use lab::forks::{
+    fork_pull_requests, marker_exists, marker_step, queue_fork_job, APPROVED_SHA, FORK,
+    UNAPPROVED_SHA,
+};
 use lab::{serial, Policy, Sim, Unit};
 use serde_json::json;
 
@@ -244,78 +248,77 @@ fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
     );
 }
 
-/// A step that leaves a mark outside the instance: it creates an org in the simulator.
-fn marker_step(sim: &Sim, marker: &str) -> String {
-    format!("curl -fsS --noproxy '*' -X POST -H 'Content-Type: application/json' -d '{{\"name\":\"{marker}\"}}' {}/_sim/orgs", sim.url)
-}
-
-fn marker_exists(sim: &Sim, marker: &str) -> bool {
-    ureq::get(&format!("{}/orgs/{marker}/actions/runner-groups", sim.url))
-        .set("Authorization", &format!("Bearer {}", lab::PAT))
-        .call()
-        .is_ok()
+/// A pull_request job from the fork's `head` at `sha`, once completed.
+fn run_fork_job(sim: &Sim, head: &str, sha: &str, marker: &str) -> serde_json::Value {
+    let id = queue_fork_job(sim, REPO, &["ghr-policy"], head, sha, marker);
+    sim.wait_job(id, "completed", SETTLE)
 }
 
 #[test]
-fn the_policy_lets_a_compliant_push_run_and_stops_an_unapproved_fork_before_any_step() {
+fn the_default_policy_runs_a_push_and_an_approved_fork_and_stops_an_unapproved_fork_before_any_step(
+) {
     let _serial = serial();
     let Some(lxd) = lab::lxd() else { return };
     let sim = Sim::start(&["acme"], &[REPO]);
-    // Compliant: main protected with required reviews, no outside collaborators.
-    sim.post(
-        &format!("/_sim/repos/{REPO}/branches"),
-        json!({"name": "main", "protection": {"required_reviews": {}}}),
+    fork_pull_requests(&sim, REPO);
+    // The default policy: disallow_fork off, so only execute_job stands between a
+    // fork's pull request and the runner.
+    let policy = Policy::start(
+        &sim,
+        json!({"pull_request": {"disallow_fork": {"enabled": false}}}),
     );
-    let sha = "89abcdef0123456789abcdef0123456789abcdef";
-    sim.post(
-        &format!("/_sim/repos/{REPO}/pulls"),
-        json!({"head_ref": "feature", "head_sha": sha, "head_repo": "mallory/widgets", "base_ref": "main", "user": "mallory"}),
-    );
-    let policy = Policy::start(&sim, json!({}));
     let unit = Unit::new(
         &lxd,
         "ghr-policy",
         0,
         &sim,
-        json!({"path": REPO, "virtual-machines": 2}),
+        json!({"path": REPO, "virtual-machines": 3}),
     );
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 2, SETTLE);
+    unit.wait_pool(&sim, 3, SETTLE);
 
     let push = sim.queue_job(REPO, &["ghr-policy"], &[&marker_step(&sim, "marker-push")]);
     let done = sim.wait_job(push, "completed", SETTLE);
-    assert_eq!(
-        done["conclusion"],
-        json!("success"),
-        "{done}\n{}",
-        policy.log_text()
-    );
-    assert!(
-        marker_exists(&sim, "marker-push"),
-        "the push job's step ran"
-    );
+    assert_step_ran(&sim, &policy, &done, "marker-push");
 
-    let event = json!({"pull_request": {
-        "head": {"ref": "feature", "sha": sha, "repo": {"full_name": "mallory/widgets"}},
-        "base": {"ref": "main", "repo": {"full_name": REPO}}}});
-    let fork = sim.post(
-        "/_sim/jobs",
-        json!({"repository": REPO, "labels": ["ghr-policy"], "event_name": "pull_request",
-               "event": event, "steps": [marker_step(&sim, "marker-fork")]}),
-    );
-    let id = fork["id"].as_u64().unwrap();
-    let done = sim.wait_job(id, "completed", SETTLE);
+    let done = run_fork_job(&sim, "feature", UNAPPROVED_SHA, "marker-fork");
     assert_eq!(done["conclusion"], json!("failure"), "{done}");
     assert!(
         !marker_exists(&sim, "marker-fork"),
         "no step of the refused job ran"
     );
-    let log = policy.log_text();
-    assert!(log.contains("fail"), "the policy service refused it: {log}");
+    assert_refused_by_execute_job(&policy, "feature");
     let refused_on = done["runner_name"].as_str().unwrap().to_string();
     firewall_support::poll(SETTLE, "the refused runner's instance to go", || {
         (!unit.instances().contains(&refused_on)).then_some(())
     });
+
+    let done = run_fork_job(&sim, "approved", APPROVED_SHA, "marker-approved");
+    assert_step_ran(&sim, &policy, &done, "marker-approved");
+}
+
+/// The completed job succeeded and its step left `marker`.
+fn assert_step_ran(sim: &Sim, policy: &Policy, done: &serde_json::Value, marker: &str) {
+    let log = policy.log_text();
+    assert_eq!(done["conclusion"], json!("success"), "{done}\n{log}");
+    assert!(
+        marker_exists(sim, marker),
+        "no {marker}: the step did not run"
+    );
+}
+
+/// The policy service refused the fork's `head` under execute_job, not another rule
+/// (disallow_fork, checked before it, would name itself).
+fn assert_refused_by_execute_job(policy: &Policy, head: &str) {
+    let log = policy.log_text();
+    let refusal = log
+        .lines()
+        .find(|l| l.contains(&format!("{FORK}:{head} ")) && l.contains(": fail: "))
+        .unwrap_or_else(|| panic!("the policy service logged no refusal: {log}"));
+    assert!(
+        refusal.contains("fail: execute_job:") && refusal.contains("is not approved"),
+        "refused by execute_job, for want of an approval: {refusal}"
+    );
 }
 
 #[test]

@@ -306,17 +306,30 @@ fn matches_input(pull: &PullRequest, input: &PullRequestInput) -> bool {
         && pull.base.ref_name == input.target_branch
 }
 
-/// Whether a comment body approves `sha`: an unquoted line holding the command followed
-/// by the commit id. Quoted (`>`) lines are someone repeating an approval, not giving one.
+/// Whether a comment body approves `sha`: an unquoted line contains the command, blanks,
+/// then the whole commit id, wherever it sits (in backticks, mid-sentence, before a full
+/// stop). Quoted (`>`) lines are someone repeating an approval, not giving one.
 pub fn approves(body: &str, sha: &str) -> bool {
     body.lines()
         .filter(|line| !line.trim_start().starts_with('>'))
         .any(|line| {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            words
-                .windows(2)
-                .any(|w| w[0] == RUN_WORKFLOWS_COMMAND && w[1].eq_ignore_ascii_case(sha))
+            line.match_indices(RUN_WORKFLOWS_COMMAND)
+                .any(|(at, command)| names_commit(&line[at + command.len()..], sha))
         })
+}
+
+/// Whether `rest`, what follows the command, is blanks then `sha` and no further hex
+/// digit: a prefix of the id could name another commit, so it approves nothing.
+fn names_commit(rest: &str, sha: &str) -> bool {
+    let argument = rest.trim_start_matches([' ', '\t']);
+    if argument.len() == rest.len() {
+        return false;
+    }
+    let Some(named) = argument.get(..sha.len()) else {
+        return false;
+    };
+    named.eq_ignore_ascii_case(sha)
+        && !argument[sha.len()..].starts_with(|c: char| c.is_ascii_hexdigit())
 }
 
 #[cfg(test)]

@@ -7,12 +7,15 @@
 //! - [`checks`]: the rules, over that trait (pure given the trait).
 //! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
 //!   keeps unused one-time tokens' digests across restarts.
-//! - [`server`]: HTTP routes and roles; [`server::serve`] runs on given listeners.
+//! - [`server`]: HTTP routes and handlers; [`server::serve`] runs on given listeners.
+//!   `auth` identifies every request's bearer token (using up a one-time token) and
+//!   gives handlers its role; `request` reads bodies and shapes refusals.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
 //!   [`bench_sim`] measure the service's own time per check.
 
+mod auth;
 pub mod bench;
 pub mod bench_sim;
 pub mod checks;
@@ -21,6 +24,7 @@ pub mod document;
 pub mod fake;
 pub mod github;
 pub mod prejob;
+mod request;
 pub mod server;
 pub mod token_store;
 pub mod tokens;

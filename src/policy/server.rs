@@ -1,30 +1,33 @@
-//! The HTTP side of the policy service: routes, bearer-token roles, request bodies to
-//! [`CheckRequest`]s, outcomes to statuses. `serve` runs on given listeners until a
+//! The HTTP side of the policy service: routes, handlers that turn a caller's role
+//! (from `auth`) and body (read by `request`) into [`CheckRequest`]s, outcomes to
+//! statuses. `serve` runs on given listeners until a
 //! shutdown future resolves, so tests start the real thing on `127.0.0.1:0`.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::net::TcpListener;
 
+use super::auth::{self, Authorized, CharmRole, OneTimeRole};
 use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
 use super::document::{DocumentFile, Policy, PolicyDocument};
-use super::github::{RepoApi, RepoName};
+use super::github::RepoApi;
+use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
 use super::token_store::TokenFile;
 use super::tokens::{CharmToken, OneTimeTokens};
 use super::PolicyError;
 
 /// Everything a request handler needs.
 pub struct AppState {
-    charm_token: CharmToken,
-    tokens: OneTimeTokens,
+    pub(super) charm_token: CharmToken,
+    pub(super) tokens: OneTimeTokens,
     policy: RwLock<Policy>,
     /// Serialises POST /policy so the file and the active policy always agree.
     document_lock: Mutex<()>,
@@ -34,6 +37,10 @@ pub struct AppState {
     /// once per [`HEALTH_CACHE`] however often /health is called.
     health: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
+
+/// The largest request body read: a policy document or a check-run's fields are a few
+/// hundred bytes, and anyone on the bridge can send one.
+pub const BODY_LIMIT: usize = 64 * 1024;
 
 /// How long a health answer is reused.
 const HEALTH_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -76,7 +83,8 @@ impl AppState {
     }
 }
 
-/// The service's routes over `state`.
+/// The service's routes over `state`. The token middleware wraps every route and the
+/// fallback, so it sees requests that end in 404, 405 or 413 too.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/one-time-token", get(one_time_token))
@@ -99,11 +107,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/always-fail/check-run", post(always_fail))
         .route("/health", get(health))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::identify,
+        ))
         .with_state(state)
 }
 
 fn repository_route(event: RepositoryEvent) -> MethodRouter<Arc<AppState>> {
-    post(move |s: State<Arc<AppState>>, h: HeaderMap, b: Bytes| repository_check(s, h, b, event))
+    post(
+        move |a: Authorized<OneTimeRole>, s: State<Arc<AppState>>, h: HeaderMap, b: Bytes| {
+            repository_check(a, s, h, b, event)
+        },
+    )
 }
 
 /// Serves `router(state)` on every listener until `shutdown` resolves, then lets
@@ -153,149 +170,10 @@ fn flatten(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::
     joined.map_err(std::io::Error::other)?
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    Charm,
-    OneTime,
-}
-
-/// A request refused before any rule ran: its status and a text saying why.
-#[derive(Debug)]
-struct Reject {
-    status: StatusCode,
-    message: String,
-}
-
-impl Reject {
-    fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Reject {
-            status,
-            message: message.into(),
-        }
-    }
-    fn bad_request(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, message)
-    }
-}
-
-impl IntoResponse for Reject {
-    fn into_response(self) -> Response {
-        let mut response = text(self.status, self.message);
-        if self.status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-        }
-        response
-    }
-}
-
-fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    let content_type = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    (status, content_type, body.into()).into_response()
-}
-
-/// Checks the bearer token and its role. A one-time token is used up here, before the
-/// request is looked at further, whatever the request's outcome.
-fn authorize(
-    state: &AppState,
-    headers: &HeaderMap,
-    needed: Role,
-    path: &str,
-) -> Result<(), Reject> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty());
-    let Some(presented) = presented else {
-        log::warn!("{path}: refused a request without a bearer token");
-        return Err(Reject::new(
-            StatusCode::UNAUTHORIZED,
-            "a bearer token is required",
-        ));
-    };
-    let role = if state.charm_token.matches(presented) {
-        Role::Charm
-    } else if state.tokens.consume(presented) {
-        Role::OneTime
-    } else {
-        log::warn!("{path}: refused an unknown or used token");
-        return Err(Reject::new(
-            StatusCode::UNAUTHORIZED,
-            "unknown or already used token",
-        ));
-    };
-    if role != needed {
-        log::warn!("{path}: refused a {role:?} token, which may not be used here");
-        let message = "this token may not be used for this request";
-        return Err(Reject::new(StatusCode::FORBIDDEN, message));
-    }
-    Ok(())
-}
-
-/// The JSON object a request carries; 415 when it is not JSON.
-fn json_object(headers: &HeaderMap, body: &Bytes) -> Result<Map<String, Value>, Reject> {
-    let media_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .map(|m| m.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let is_json = media_type == "application/json"
-        || (media_type.starts_with("application/") && media_type.ends_with("+json"));
-    if !is_json {
-        let message = "expected a JSON body (Content-Type: application/json)";
-        return Err(Reject::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, message));
-    }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(Reject::bad_request("the body must be a JSON object")),
-        Err(e) => Err(Reject::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("the body is not valid JSON: {e}"),
-        )),
-    }
-}
-
-/// A required, non-empty string field; 400 naming it otherwise. Other fields are ignored.
-fn field<'a>(body: &'a Map<String, Value>, name: &str) -> Result<&'a str, Reject> {
-    match body.get(name) {
-        None | Some(Value::Null) => Err(Reject::bad_request(format!("missing field: {name}"))),
-        Some(Value::String(s)) if s.trim().is_empty() => {
-            Err(Reject::bad_request(format!("empty field: {name}")))
-        }
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(Reject::bad_request(format!(
-            "field {name} must be a string"
-        ))),
-    }
-}
-
-fn repo_field(body: &Map<String, Value>, name: &str) -> Result<RepoName, Reject> {
-    RepoName::parse(field(body, name)?)
-        .map_err(|e| Reject::bad_request(format!("field {name}: {e}")))
-}
-
-/// A commit id: 40 (SHA-1) or 64 (SHA-256) hex characters.
-fn commit_sha(raw: &str) -> Result<String, Reject> {
-    if matches!(raw.len(), 40 | 64) && raw.chars().all(|c| c.is_ascii_hexdigit()) {
-        Ok(raw.to_ascii_lowercase())
-    } else {
-        Err(Reject::bad_request(
-            "field commit_sha: not a commit id (40 or 64 hex characters)",
-        ))
-    }
-}
-
 async fn one_time_token(
+    _: Authorized<CharmRole>,
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
 ) -> Result<Response, Reject> {
-    authorize(&state, &headers, Role::Charm, "/one-time-token")?;
     match state.tokens.issue() {
         Ok(token) => Ok(text(StatusCode::OK, token)),
         Err(e) => {
@@ -309,11 +187,11 @@ async fn one_time_token(
 }
 
 async fn set_policy(
+    _: Authorized<CharmRole>,
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Reject> {
-    authorize(&state, &headers, Role::Charm, "/policy")?;
     let object = json_object(&headers, &body)?;
     let document = PolicyDocument::from_value(Value::Object(object))
         .map_err(|e| Reject::bad_request(e.to_string()))?;
@@ -347,11 +225,11 @@ async fn set_policy(
 }
 
 async fn pull_request_check(
+    _: Authorized<OneTimeRole>,
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Reject> {
-    authorize(&state, &headers, Role::OneTime, "/pull_request/check-run")?;
     let b = json_object(&headers, &body)?;
     let input = PullRequestInput {
         repository: repo_field(&b, "repository_name")?,
@@ -364,21 +242,17 @@ async fn pull_request_check(
 }
 
 async fn repository_check(
+    _: Authorized<OneTimeRole>,
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
     event: RepositoryEvent,
 ) -> Result<Response, Reject> {
-    authorize(&state, &headers, Role::OneTime, "check-run")?;
     let repository = repo_field(&json_object(&headers, &body)?, "repository_name")?;
     Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
 }
 
-async fn always_fail(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Response, Reject> {
-    authorize(&state, &headers, Role::OneTime, "/always-fail/check-run")?;
+async fn always_fail(_: Authorized<OneTimeRole>) -> Result<Response, Reject> {
     let reason = "always-fail: this runner refuses every job by configuration";
     Ok(text(StatusCode::FORBIDDEN, reason))
 }

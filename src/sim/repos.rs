@@ -1,6 +1,6 @@
 //! GitHub's repository endpoints that the policy checks read: the repository, a branch
-//! and its protection, outside collaborators, a user's permission, open pull requests,
-//! issue comments, and `/rate_limit`. Bodies are built from the schemas of GitHub's
+//! and its protection (whole, or only its required reviews), outside collaborators, a
+//! user's permission, open pull requests, issue comments, and `/rate_limit`. Bodies are built from the schemas of GitHub's
 //! OpenAPI description (the contract test holds them to it), lists page with `Link`.
 
 use std::collections::HashMap;
@@ -31,6 +31,10 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route(
             &format!("{base}/branches/:branch/protection"),
             get(protection),
+        )
+        .route(
+            &format!("{base}/branches/:branch/protection/required_pull_request_reviews"),
+            get(required_reviews),
         )
         .route(&format!("{base}/collaborators"), get(collaborators))
         .route(
@@ -105,19 +109,48 @@ async fn branch(
 
 async fn protection(
     State(sim): State<Arc<Sim>>,
-    Path((owner, repo, name)): Path<(String, String, String)>,
+    Path(branch): Path<(String, String, String)>,
     uri: OriginalUri,
     headers: HeaderMap,
 ) -> Response {
-    let urls = Urls::new(&headers, &uri);
+    protection_part(&sim, branch, &uri, &headers, Some)
+}
+
+/// The protection's `required_pull_request_reviews` on its own: what a token without
+/// the rest of the rule's details may read.
+async fn required_reviews(
+    State(sim): State<Arc<Sim>>,
+    Path(branch): Path<(String, String, String)>,
+    uri: OriginalUri,
+    headers: HeaderMap,
+) -> Response {
+    protection_part(&sim, branch, &uri, &headers, |mut rule| {
+        rule.get_mut("required_pull_request_reviews")
+            .map(Value::take)
+    })
+}
+
+/// `part` of a branch's `branch-protection`; 404 for a missing branch, a branch
+/// without a rule, or a rule without that part.
+fn protection_part(
+    sim: &Sim,
+    (owner, repo, name): (String, String, String),
+    uri: &OriginalUri,
+    headers: &HeaderMap,
+    part: impl FnOnce(Value) -> Option<Value>,
+) -> Response {
+    let urls = Urls::new(headers, uri);
     let full = format!("{owner}/{repo}");
-    with_repo(&sim, &owner, &repo, |data| {
+    with_repo(sim, &owner, &repo, |data| {
         let Some(b) = data.branch(&name) else {
             return error(StatusCode::NOT_FOUND, "Branch not found");
         };
-        match protection_json(&urls, &full, &name, b) {
+        let Some(rule) = protection_json(&urls, &full, &name, b) else {
+            return error(StatusCode::NOT_FOUND, "Branch not protected");
+        };
+        match part(rule) {
             Some(v) => Json(v).into_response(),
-            None => error(StatusCode::NOT_FOUND, "Branch not protected"),
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
         }
     })
 }

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod forks;
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;

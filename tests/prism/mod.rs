@@ -19,9 +19,13 @@ pub fn installed() -> Option<(PathBuf, PathBuf)> {
         );
         (bin.exists() && spec.exists()).then_some((bin, spec))
     };
+    // The path trim-openapi.js gained last: a spec trimmed before it is re-trimmed.
     let spec_has_repos = || {
-        std::fs::read_to_string(dir.join("github-runners.json"))
-            .is_ok_and(|s| s.contains("/repos/{owner}/{repo}/collaborators"))
+        std::fs::read_to_string(dir.join("github-runners.json")).is_ok_and(|s| {
+            s.contains(
+                "/repos/{owner}/{repo}/branches/{branch}/protection/required_pull_request_reviews",
+            )
+        })
     };
     if found().is_none() || !spec_has_repos() {
         // The setup script is idempotent and re-trims when the path list changed.
