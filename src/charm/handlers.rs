@@ -101,21 +101,19 @@ fn config_changed(
 ) -> Result<Outcome, CharmError> {
     ensure_timer(&config, env, paths)?;
     let mut state = CharmState::load(juju)?;
-    let path_now = config.path.to_string();
-    let fingerprint = config.token.fingerprint();
     let runners = Runners::new(config.clone(), env.clone())?;
     runners.apply_firewall()?;
     let mut keep = HashSet::new();
-    if let Some(old) = state.previous_path.clone().filter(|old| old != &path_now) {
-        let old_path = GithubPath::parse(&old, group_of(&config))
+    if let Some(old) = state.path_left(&config) {
+        let old_path = GithubPath::parse(old, group_of(&config))
             .map_err(|e| CharmError::Internal(anyhow::anyhow!("stored path {old:?}: {e}")))?;
-        log::info!("path changed from {old} to {path_now}: flushing the old path's idle runners");
+        log::info!(
+            "path changed from {old} to {}: flushing the old path's idle runners",
+            config.path
+        );
         keep = runners.flush_old_path(&old_path)?;
     }
-    let token_changed = state
-        .token_fingerprint
-        .as_ref()
-        .is_some_and(|f| f != &fingerprint);
+    let token_changed = state.token_changed(&config);
     if token_changed {
         log::info!("token changed: flushing idle runners");
         super::install::policy_service(env, &config, &SystemCommands, paths, false)?;
@@ -126,8 +124,9 @@ fn config_changed(
         Flush::None
     };
     let done = runners.reconcile_keeping(&keep, flush)?;
-    state.previous_path = Some(path_now);
-    state.token_fingerprint = Some(fingerprint);
+    // Only after the reconcile: a failed one leaves the old values, so the next
+    // config-changed flushes again instead of forgetting the change.
+    state.remember(&config);
     state.save(juju)?;
     Ok(Outcome::status(Status::Active, done.summary.message()))
 }
@@ -163,7 +162,7 @@ fn timer_reconcile(
     let flush = match runners.update_app(false) {
         Ok(AppUpdate::Updated { new, .. }) => {
             log::info!("runner application updated to {new}: flushing idle runners");
-            remember_app_version(juju, &new)?;
+            CharmState::record_app_version(juju, &new)?;
             Flush::Idle
         }
         Ok(AppUpdate::Unchanged) => Flush::None,
@@ -181,13 +180,6 @@ fn timer_reconcile(
         juju.reboot(now)?;
     }
     Ok(Outcome::status(Status::Active, done.summary.message()))
-}
-
-fn remember_app_version(juju: &dyn HookTools, filename: &str) -> Result<(), CharmError> {
-    let mut state = CharmState::load(juju)?;
-    state.runner_app_version = Some(filename.to_string());
-    state.save(juju)?;
-    Ok(())
 }
 
 fn run_action(
@@ -220,7 +212,7 @@ fn run_action(
             let runners = Runners::new(config, env.clone())?;
             let updated = match runners.update_app(true)? {
                 AppUpdate::Updated { new, .. } => {
-                    remember_app_version(juju, &new)?;
+                    CharmState::record_app_version(juju, &new)?;
                     true
                 }
                 AppUpdate::Unchanged => false,
