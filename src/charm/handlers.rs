@@ -10,6 +10,7 @@ use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
+use crate::github::RateLimit;
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
@@ -237,8 +238,25 @@ fn report_outcome(done: &Reconciled) -> Outcome {
     outcome
 }
 
+/// The GitHub rate-limit figures of the last response, where operators look for them
+/// (check-runners); none when no response carried them.
+fn rate_limit_results(limit: Option<&RateLimit>) -> Vec<(String, String)> {
+    let Some(limit) = limit else {
+        return Vec::new();
+    };
+    [
+        ("limit", limit.limit.to_string()),
+        ("remaining", limit.remaining.to_string()),
+        ("reset", limit.reset_utc()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("github-rate-limit-{key}"), value))
+    .collect()
+}
+
 fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
     let observed = runners.check()?;
+    let rate_limit = runners.github.last_rate_limit();
     let with_instance: HashSet<_> = observed.instances.iter().map(|i| i.name.clone()).collect();
     let registered: HashSet<_> = observed
         .registrations
@@ -274,5 +292,38 @@ fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
             .with_result(key, list.len())
             .with_result(format!("{key}-runners"), list.join(","));
     }
+    outcome
+        .results
+        .extend(rate_limit_results(rate_limit.as_ref()));
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_results_name_the_figures_and_reset_in_utc() {
+        assert!(rate_limit_results(None).is_empty());
+        let limit = RateLimit {
+            limit: 5000,
+            remaining: 12,
+            used: 4988,
+            reset: chrono::DateTime::from_timestamp(1_714_564_800, 0).unwrap(),
+            resource: "core".into(),
+        };
+        let results = rate_limit_results(Some(&limit));
+        let pairs: Vec<(&str, &str)> = results
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("github-rate-limit-limit", "5000"),
+                ("github-rate-limit-remaining", "12"),
+                ("github-rate-limit-reset", "2024-05-01T12:00:00Z"),
+            ]
+        );
+    }
 }
