@@ -70,6 +70,8 @@ fn install(
     paths: &Paths,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
+    // `juju status` shows it; a new charm binary arrives only with these two events.
+    juju.application_version_set(crate::VERSION)?;
     // The timer first: install ends with the reboot request when one is due.
     ensure_timer(config, env, paths)?;
     super::install::install(
