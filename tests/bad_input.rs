@@ -1,13 +1,12 @@
 //! A corpus of bad configuration values and action parameters fed to the real binary
-//! under the hook-tool harness, with every host command shadowed: each one must end in
-//! a `blocked` status or an action failure naming the option or parameter, without a
-//! panic, a host command, a file under GITHUB_RUNNER_ROOT, or the token in any output.
+//! under the hook-tool harness, where every program is a recording stand-in: each one
+//! must end in a `blocked` status or an action failure naming the option or parameter,
+//! without a panic, a program run, a file under GITHUB_RUNNER_ROOT, or the token in any
+//! output.
 
 mod harness;
 
-use std::path::Path;
-
-use harness::{Harness, HOST_COMMANDS};
+use harness::{files_under, Harness};
 use serde_json::{json, Value};
 
 /// A valid token, distinctive enough that finding it in output is never a coincidence.
@@ -24,9 +23,6 @@ const READ_OR_REPORT: &[&str] = &[
     "action-fail",
     "action-log",
 ];
-
-/// Commands the charm may run on the host beyond the harness's list.
-const MORE_HOST_COMMANDS: &[&str] = &["nft", "ip", "mount", "umount", "mkfs.ext4", "useradd"];
 
 /// One bad input: which event sees it, the config overrides or action parameters, and
 /// the words the blocked message or action failure must contain.
@@ -294,28 +290,10 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
-/// Every file and directory under `dir`.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        out.push(e.path().display().to_string());
-        if e.path().is_dir() {
-            out.extend(entries(&e.path()));
-        }
-    }
-    out
-}
-
 fn check(case: &Case) -> Result<(), String> {
-    let h = Harness::new();
-    h.shadow(HOST_COMMANDS);
-    h.shadow(MORE_HOST_COMMANDS);
-    let root = tempfile::tempdir().unwrap();
-    let mut h = h;
-    h.extra_env.insert(
-        "GITHUB_RUNNER_ROOT".into(),
-        root.path().display().to_string(),
-    );
+    let mut h = Harness::new();
+    h.isolate();
+    let root = h.relocate_root();
     let mut config = json!({"path": "acme", "token": TOKEN});
     for (k, v) in case.config.as_object().unwrap() {
         config[k] = v.clone();
@@ -367,7 +345,7 @@ fn check(case: &Case) -> Result<(), String> {
             return Err(format!("{what}: unexpected call {call:?}"));
         }
     }
-    let written = entries(root.path());
+    let written = files_under(&root);
     if !written.is_empty() {
         return Err(format!("{what}: wrote {written:?}"));
     }

@@ -3,7 +3,9 @@
 
 mod harness;
 
-use harness::{Harness, HOST_COMMANDS};
+use std::path::PathBuf;
+
+use harness::{files_under, Harness, HOST_COMMANDS};
 use serde_json::json;
 
 /// Calls that only read, or report: anything else would change the unit or host.
@@ -15,6 +17,15 @@ const READ_OR_REPORT: &[&str] = &[
     "is-leader",
     "action-get",
 ];
+
+/// A harness under which no real program can run (each is a recording stand-in) and
+/// whose host files live in an empty folder, returned to check it stays empty.
+fn sealed() -> (Harness, PathBuf) {
+    let mut h = Harness::new();
+    h.isolate();
+    let root = h.relocate_root();
+    (h, root)
+}
 
 fn assert_blocked_and_untouched(h: &Harness, want_message: &str) {
     let (status, message) = h.last_status().expect("a status was set");
@@ -33,11 +44,11 @@ fn assert_blocked_and_untouched(h: &Harness, want_message: &str) {
 
 #[test]
 fn empty_token_and_path_block_with_the_missing_names() {
-    let h = Harness::new();
-    h.shadow(HOST_COMMANDS);
+    let (h, root) = sealed();
     let run = h.run("hooks/config-changed");
     assert!(run.success(), "{}", run.stderr());
     assert_blocked_and_untouched(&h, "Missing required charm configuration: token, path");
+    assert_eq!(files_under(&root), Vec::<String>::new());
 }
 
 #[test]
@@ -93,8 +104,7 @@ fn each_invalid_option_blocks_naming_it_and_changes_nothing() {
         ("experimental-use-aproxy", json!("maybe"), "invalid config"),
     ];
     for (option, value, want) in cases {
-        let h = Harness::new();
-        h.shadow(HOST_COMMANDS);
+        let (h, root) = sealed();
         let mut config = json!({"path": "acme", "token": "ghp_abcdef123456"});
         config[option] = value;
         h.set_config(config);
@@ -104,6 +114,8 @@ fn each_invalid_option_blocks_naming_it_and_changes_nothing() {
         let token = h_token(&h);
         let everything = format!("{:?}{}{}", h.calls(), run.stdout(), run.stderr());
         assert!(!everything.contains(&token), "{option}: token leaked");
+        let written = files_under(&root);
+        assert!(written.is_empty(), "{option}: wrote {written:?}");
     }
 }
 

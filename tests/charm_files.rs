@@ -83,6 +83,32 @@ fn config_yaml_declares_exactly_the_specified_options() {
     }
 }
 
+/// What config.yaml tells the operator matches the code: the file it names for the
+/// defaults exists, and an empty `runner-image` is the image server the code launches from.
+#[test]
+fn config_yaml_says_what_the_code_does() {
+    let text = fs::read_to_string(repo().join("config.yaml")).unwrap();
+    let named: Vec<&str> = text
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .flat_map(|l| l.split_whitespace())
+        .filter(|w| w.starts_with("src/"))
+        .map(|w| w.trim_end_matches([',', '.']))
+        .collect();
+    assert!(!named.is_empty(), "the header names the parsing code");
+    for file in named {
+        assert!(repo().join(file).is_file(), "config.yaml names {file}");
+    }
+    let about = yaml_file("config.yaml")["options"]["runner-image"]["description"]
+        .as_str()
+        .unwrap()
+        .replace('\n', " ");
+    let server = github_runner::runner::lxd_host::UBUNTU_IMAGES;
+    let host = server.split('/').nth(2).unwrap();
+    assert!(about.contains(host), "runner-image: {about:?} vs {server}");
+    assert!(about.contains(github_runner::runner::lxd_host::UBUNTU_ALIAS));
+}
+
 #[test]
 fn config_yaml_defaults_equal_raw_config_defaults() {
     // What config-get would answer on a fresh deployment, read through the real parser.

@@ -1,6 +1,7 @@
 //! The client against the simulator in fault cases: retries recover from transient
 //! faults, every failure is the right error, timeouts and the proxy are honoured, and
-//! no token appears in any error message, Debug output or log record.
+//! no token appears in any error message, Debug output or log record. Its request
+//! headers are read off the wire by a plain loopback server.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -299,4 +300,110 @@ fn a_checksum_mismatch_leaves_no_file() {
     )
     .unwrap();
     assert!(dest.exists() && started.elapsed() < Duration::from_secs(10));
+}
+
+/// A loopback HTTP server that answers `count` requests, each on its own connection,
+/// with `answer(request line)` (status and JSON body), and hands back each request's
+/// head: the request line, then the header lines.
+fn recording_server(
+    count: usize,
+    answer: fn(&str) -> (u16, &'static str),
+) -> (String, std::thread::JoinHandle<Vec<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = std::thread::spawn(move || {
+        let mut heads = Vec::new();
+        for stream in listener.incoming().take(count) {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let line = line.trim_end().to_string();
+                if line.is_empty() {
+                    break;
+                }
+                head.push(line);
+            }
+            let length = head
+                .iter()
+                .find_map(|h| {
+                    h.to_ascii_lowercase()
+                        .strip_prefix("content-length:")?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .unwrap_or(0);
+            reader.read_exact(&mut vec![0; length]).unwrap();
+            let (status, body) = answer(&head[0]);
+            let response = format!(
+                "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(response.as_bytes()).unwrap();
+            heads.push(head);
+        }
+        heads
+    });
+    (url, server)
+}
+
+/// The header's value in a request head (names are case-insensitive).
+fn header<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[test]
+fn every_request_carries_githubs_headers() {
+    let (url, server) = recording_server(2, |request_line| {
+        if request_line.starts_with("POST") {
+            (
+                201,
+                r#"{"runner":{"id":1,"name":"r1","os":"linux","status":"offline","busy":false,"labels":[]},"encoded_jit_config":"e30="}"#,
+            )
+        } else {
+            (200, r#"{"total_count":0,"runners":[]}"#)
+        }
+    });
+    let gh = client(&url, PAT);
+    assert!(gh.list_runners(&org()).unwrap().is_empty());
+    let request = JitRequest {
+        name: RunnerName::new("r1"),
+        runner_group_id: 1,
+        labels: vec!["x".into()],
+        work_folder: "_work".into(),
+    };
+    gh.generate_jitconfig(&org(), &request).unwrap();
+
+    let heads = server.join().unwrap();
+    assert_eq!(heads.len(), 2);
+    for head in &heads {
+        let bearer = format!("Bearer {PAT}");
+        assert_eq!(
+            header(head, "authorization"),
+            Some(bearer.as_str()),
+            "{head:?}"
+        );
+        assert_eq!(
+            header(head, "accept"),
+            Some("application/vnd.github+json"),
+            "{head:?}"
+        );
+        assert_eq!(
+            header(head, "x-github-api-version"),
+            Some("2022-11-28"),
+            "{head:?}"
+        );
+        let agent = header(head, "user-agent").unwrap_or_default();
+        assert!(
+            agent.contains("github-runner") && agent.contains(github_runner::VERSION),
+            "{agent:?}"
+        );
+    }
 }

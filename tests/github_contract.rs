@@ -336,3 +336,64 @@ fn simulator_statuses_outside_the_description() {
         2
     );
 }
+
+/// `GET {url}` with `Authorization: Bearer {token}`: status, `x-ratelimit-remaining`
+/// and the JSON body.
+fn get_as(url: &str, token: &str) -> (u16, Option<u64>, Value) {
+    let response = match ureq::get(url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{url}: {e}"),
+    };
+    let remaining = response
+        .header("x-ratelimit-remaining")
+        .and_then(|v| v.parse().ok());
+    (
+        response.status(),
+        remaining,
+        response.into_json().unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn a_path_github_does_not_serve_answers_like_github() {
+    let server = sim();
+    for base in [server.url.clone(), format!("{}/api/v3", server.url)] {
+        let (_, before, _) = get_as(&format!("{base}/orgs/acme/actions/runners"), PAT);
+        let (status, after, body) = get_as(&format!("{base}/orgs/acme/no-such-thing"), PAT);
+        assert_eq!(status, 404, "{base}");
+        assert_eq!(body["message"], "Not Found", "{body}");
+        assert!(
+            body["documentation_url"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("https://docs.github.com/")),
+            "{body}"
+        );
+        assert_eq!(
+            after,
+            before.map(|n| n - 1),
+            "{base}: counted against the hourly budget"
+        );
+        let (status, _, body) = get_as(&format!("{base}/orgs/acme/no-such-thing"), "ghp_wrong");
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (401, Some("Bad credentials"))
+        );
+    }
+    let counters: Value = ureq::get(&format!("{}/_sim/counters", server.url))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(counters["GET /orgs/acme/no-such-thing"], 4, "{counters}");
+
+    admin(
+        &server,
+        "/_sim/rate-limit",
+        json!({"remaining": 0, "reset_in_secs": 600}),
+    );
+    let (status, remaining, _) = get_as(&format!("{}/nowhere", server.url), PAT);
+    assert_eq!((status, remaining), (403, Some(0)), "an exhausted budget");
+}

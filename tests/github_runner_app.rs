@@ -1,7 +1,8 @@
 //! The simulator's runner app, run on this machine as host processes against the
 //! simulator: registers through `config.sh` and through `--jitconfig`, goes online,
 //! takes a queued job, runs the job-started hook and the steps, and deregisters.
-//! Needs bash, curl and jq (scripts/deps.sh installs them).
+//! Also `config.sh` with `--runnergroup` and `--replace`, and `config.sh remove`
+//! refusing a bad token. Needs bash, curl and jq (scripts/deps.sh installs them).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -475,4 +476,104 @@ fn a_runner_that_dies_mid_job_stays_busy_until_the_job_is_lost() {
         setup.client.delete_runner(&setup.org, id).unwrap(),
         github_runner::github::DeleteOutcome::Deleted
     );
+}
+
+/// Runs `config.sh ARGS` in `root`; its exit status, and stdout then stderr.
+fn config_sh(root: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let out = Command::new(root.join("config.sh"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = [out.stdout, out.stderr].concat();
+    (out.status, String::from_utf8_lossy(&text).into_owned())
+}
+
+impl Setup {
+    /// `config.sh` registering `name` to the org with a fresh registration token.
+    fn register(&self, root: &Path, name: &str, more: &[&str]) -> (ExitStatus, String) {
+        let token = self.client.registration_token(&self.org).unwrap();
+        let url = format!("{}/acme", self.server.url);
+        let mut args = vec!["--url", &url, "--token", token.token.expose()];
+        args.extend(["--name", name, "--unattended"]);
+        args.extend(more);
+        config_sh(root, &args)
+    }
+
+    fn registered(&self, name: &str) -> Vec<github_runner::github::Runner> {
+        let runners = self.client.list_runners(&self.org).unwrap();
+        runners
+            .into_iter()
+            .filter(|r| r.name.as_str() == name)
+            .collect()
+    }
+}
+
+#[test]
+fn config_sh_registers_into_a_runner_group_and_replace_takes_over_a_name() {
+    if skip() {
+        return;
+    }
+    let setup = Setup::new();
+    let group = setup.admin(
+        "POST",
+        "/_sim/orgs/acme/runner-groups",
+        Some(json!({"name": "gpu"})),
+    );
+    let group_id = group["id"].as_u64().unwrap();
+    let first = setup.install("first", 0);
+    let (status, stderr) = setup.register(&first, "shared", &["--runnergroup", "gpu"]);
+    assert!(status.success(), "{stderr}");
+    let old = setup.registered("shared");
+    assert_eq!(old.len(), 1);
+    assert_eq!(old[0].runner_group_id, Some(group_id), "in the gpu group");
+    let (status, stderr) =
+        setup.register(&setup.install("lost", 0), "x", &["--runnergroup", "nope"]);
+    assert!(!status.success(), "an unknown group is refused");
+    assert!(stderr.contains("runner group not found"), "{stderr}");
+
+    // Another machine under the same name: refused, unless it replaces the old one.
+    let second = setup.install("second", 0);
+    let (status, stderr) = setup.register(&second, "shared", &[]);
+    assert!(!status.success());
+    assert!(stderr.contains("same name"), "{stderr}");
+    let (status, stderr) = setup.register(&second, "shared", &["--replace"]);
+    assert!(status.success(), "{stderr}");
+    let now = setup.registered("shared");
+    assert_eq!(now.len(), 1, "one registration under the name");
+    assert_ne!(now[0].id, old[0].id, "the old registration was replaced");
+    assert_eq!(now[0].runner_group_id, Some(1), "back in the default group");
+
+    // The replaced runner's own registration is gone: its removal is skipped.
+    let remove = setup.client.remove_token(&setup.org).unwrap();
+    let (status, output) = config_sh(&first, &["remove", "--token", remove.token.expose()]);
+    assert!(status.success(), "{output}");
+    assert!(output.contains("Does not exist. Skipping"), "{output}");
+    assert_eq!(setup.registered("shared").len(), 1);
+}
+
+#[test]
+fn config_remove_with_a_bad_token_fails_and_keeps_the_runner() {
+    if skip() {
+        return;
+    }
+    let setup = Setup::new();
+    let root = setup.install("keeper", 0);
+    let (status, stderr) = setup.register(&root, "keeper", &[]);
+    assert!(status.success(), "{stderr}");
+
+    let (status, output) = config_sh(&root, &["remove", "--token", "AAAAbogusRemoveToken"]);
+    assert!(!status.success(), "a rejected remove token is a failure");
+    assert!(
+        output.contains("removing the runner failed (401)"),
+        "{output}"
+    );
+    assert_eq!(setup.registered("keeper").len(), 1);
+    assert!(root.join(".runner").exists(), "still configured");
+
+    let remove = setup.client.remove_token(&setup.org).unwrap();
+    let (status, output) = config_sh(&root, &["remove", "--token", remove.token.expose()]);
+    assert!(status.success(), "{output}");
+    assert!(output.contains("Runner removed"), "{output}");
+    assert!(setup.registered("keeper").is_empty());
+    assert!(!root.join(".runner").exists());
 }

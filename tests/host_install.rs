@@ -58,6 +58,7 @@ fn a_fresh_install_runs_every_step_in_order() {
         ]
     );
     assert_eq!(h.last_status().unwrap().0, "active");
+    assert_version_sent(&h);
     assert!(h.reboots().is_empty());
     let modules = fs::read_to_string(root(&h).join("etc/modules-load.d/github-runner.conf"));
     assert_eq!(modules.unwrap(), "br_netfilter\n");
@@ -138,6 +139,16 @@ fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
         ["systemctl restart github-runner-policy.service"]
     );
     assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
+    assert_version_sent(&h);
+}
+
+/// The charm's version reaches `juju status` once per install or upgrade.
+fn assert_version_sent(h: &harness::Harness) {
+    let sent: Vec<Vec<String>> = h
+        .calls_of("application-version-set")
+        .map(|c| c.args)
+        .collect();
+    assert_eq!(sent, [vec![github_runner::VERSION.to_string()]]);
 }
 
 #[test]

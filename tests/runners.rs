@@ -248,6 +248,49 @@ fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
     );
 }
 
+/// Operators see how much of GitHub's hourly budget is left: each reconcile logs the
+/// last response's rate-limit figures, and check-runners reports them.
+#[test]
+fn the_reconcile_log_and_check_runners_show_githubs_rate_limit() {
+    let _serial = serial();
+    let Some(lxd) = lab::lxd() else { return };
+    let sim = Sim::start(&["acme"], &[REPO]);
+    let unit = Unit::new(
+        &lxd,
+        "ghr-rate",
+        0,
+        &sim,
+        json!({"path": REPO, "virtual-machines": 0}),
+    );
+    unit.run("reconcile-runners");
+    let budget = sim.get("/_sim/rate-limit");
+    let reset = chrono::DateTime::from_timestamp(budget["reset"].as_i64().unwrap(), 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let want = format!(
+        "GitHub rate limit: {} of {} requests left until {reset}",
+        budget["remaining"], budget["limit"]
+    );
+    let logs = unit.h.logs();
+    assert!(
+        logs.iter()
+            .any(|(_, m)| m.starts_with("reconcile:") && m.ends_with(&want)),
+        "{want}: {logs:?}"
+    );
+
+    unit.run("actions/check-runners");
+    let budget = sim.get("/_sim/rate-limit");
+    let results = unit.h.action_results();
+    let result = |key: &str| results.get(key).cloned().unwrap_or_default();
+    assert_eq!(
+        result("github-rate-limit-remaining"),
+        budget["remaining"].to_string(),
+        "{results:?}"
+    );
+    assert_eq!(result("github-rate-limit-limit"), "5000");
+    assert_eq!(result("github-rate-limit-reset"), reset);
+}
+
 /// A pull_request job from the fork's `head` at `sha`, once completed.
 fn run_fork_job(sim: &Sim, head: &str, sha: &str, marker: &str) -> serde_json::Value {
     let id = queue_fork_job(sim, REPO, &["ghr-policy"], head, sha, marker);

@@ -10,6 +10,7 @@ use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
+use crate::github::RateLimit;
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
@@ -69,6 +70,8 @@ fn install(
     paths: &Paths,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
+    // `juju status` shows it; a new charm binary arrives only with these two events.
+    juju.application_version_set(crate::VERSION)?;
     // The timer first: install ends with the reboot request when one is due.
     ensure_timer(config, env, paths)?;
     super::install::install(
@@ -101,21 +104,19 @@ fn config_changed(
 ) -> Result<Outcome, CharmError> {
     ensure_timer(&config, env, paths)?;
     let mut state = CharmState::load(juju)?;
-    let path_now = config.path.to_string();
-    let fingerprint = config.token.fingerprint();
     let runners = Runners::new(config.clone(), env.clone())?;
     runners.apply_firewall()?;
     let mut keep = HashSet::new();
-    if let Some(old) = state.previous_path.clone().filter(|old| old != &path_now) {
-        let old_path = GithubPath::parse(&old, group_of(&config))
+    if let Some(old) = state.path_left(&config) {
+        let old_path = GithubPath::parse(old, group_of(&config))
             .map_err(|e| CharmError::Internal(anyhow::anyhow!("stored path {old:?}: {e}")))?;
-        log::info!("path changed from {old} to {path_now}: flushing the old path's idle runners");
+        log::info!(
+            "path changed from {old} to {}: flushing the old path's idle runners",
+            config.path
+        );
         keep = runners.flush_old_path(&old_path)?;
     }
-    let token_changed = state
-        .token_fingerprint
-        .as_ref()
-        .is_some_and(|f| f != &fingerprint);
+    let token_changed = state.token_changed(&config);
     if token_changed {
         log::info!("token changed: flushing idle runners");
         super::install::policy_service(env, &config, &SystemCommands, paths, false)?;
@@ -126,8 +127,9 @@ fn config_changed(
         Flush::None
     };
     let done = runners.reconcile_keeping(&keep, flush)?;
-    state.previous_path = Some(path_now);
-    state.token_fingerprint = Some(fingerprint);
+    // Only after the reconcile: a failed one leaves the old values, so the next
+    // config-changed flushes again instead of forgetting the change.
+    state.remember(&config);
     state.save(juju)?;
     Ok(Outcome::status(Status::Active, done.summary.message()))
 }
@@ -163,7 +165,7 @@ fn timer_reconcile(
     let flush = match runners.update_app(false) {
         Ok(AppUpdate::Updated { new, .. }) => {
             log::info!("runner application updated to {new}: flushing idle runners");
-            remember_app_version(juju, &new)?;
+            CharmState::record_app_version(juju, &new)?;
             Flush::Idle
         }
         Ok(AppUpdate::Unchanged) => Flush::None,
@@ -181,13 +183,6 @@ fn timer_reconcile(
         juju.reboot(now)?;
     }
     Ok(Outcome::status(Status::Active, done.summary.message()))
-}
-
-fn remember_app_version(juju: &dyn HookTools, filename: &str) -> Result<(), CharmError> {
-    let mut state = CharmState::load(juju)?;
-    state.runner_app_version = Some(filename.to_string());
-    state.save(juju)?;
-    Ok(())
 }
 
 fn run_action(
@@ -220,7 +215,7 @@ fn run_action(
             let runners = Runners::new(config, env.clone())?;
             let updated = match runners.update_app(true)? {
                 AppUpdate::Updated { new, .. } => {
-                    remember_app_version(juju, &new)?;
+                    CharmState::record_app_version(juju, &new)?;
                     true
                 }
                 AppUpdate::Unchanged => false,
@@ -245,8 +240,25 @@ fn report_outcome(done: &Reconciled) -> Outcome {
     outcome
 }
 
+/// The GitHub rate-limit figures of the last response, where operators look for them
+/// (check-runners); none when no response carried them.
+fn rate_limit_results(limit: Option<&RateLimit>) -> Vec<(String, String)> {
+    let Some(limit) = limit else {
+        return Vec::new();
+    };
+    [
+        ("limit", limit.limit.to_string()),
+        ("remaining", limit.remaining.to_string()),
+        ("reset", limit.reset_utc()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("github-rate-limit-{key}"), value))
+    .collect()
+}
+
 fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
     let observed = runners.check()?;
+    let rate_limit = runners.github.last_rate_limit();
     let with_instance: HashSet<_> = observed.instances.iter().map(|i| i.name.clone()).collect();
     let registered: HashSet<_> = observed
         .registrations
@@ -282,5 +294,38 @@ fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
             .with_result(key, list.len())
             .with_result(format!("{key}-runners"), list.join(","));
     }
+    outcome
+        .results
+        .extend(rate_limit_results(rate_limit.as_ref()));
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_results_name_the_figures_and_reset_in_utc() {
+        assert!(rate_limit_results(None).is_empty());
+        let limit = RateLimit {
+            limit: 5000,
+            remaining: 12,
+            used: 4988,
+            reset: chrono::DateTime::from_timestamp(1_714_564_800, 0).unwrap(),
+            resource: "core".into(),
+        };
+        let results = rate_limit_results(Some(&limit));
+        let pairs: Vec<(&str, &str)> = results
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("github-rate-limit-limit", "5000"),
+                ("github-rate-limit-remaining", "12"),
+                ("github-rate-limit-reset", "2024-05-01T12:00:00Z"),
+            ]
+        );
+    }
 }

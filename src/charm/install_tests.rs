@@ -1,64 +1,12 @@
-use std::cell::RefCell;
 use std::fs;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::*;
 use crate::host::fakes::{FakeClock, FakeCommands};
 use crate::host::CmdOutput;
-use crate::juju::{LogLevel, ToolResult};
+use crate::juju::fakes::FakeJuju;
 use crate::proxy::ProxyConfig;
-
-/// Records statuses and reboots; nothing else is used by install.
-#[derive(Default)]
-struct FakeJuju {
-    statuses: RefCell<Vec<String>>,
-    reboots: RefCell<Vec<bool>>,
-}
-
-impl HookTools for FakeJuju {
-    fn config_get(&self) -> ToolResult<Value> {
-        Ok(json!({}))
-    }
-    fn status_set(&self, _: Status, message: &str) -> ToolResult<()> {
-        self.statuses.borrow_mut().push(message.into());
-        Ok(())
-    }
-    fn action_get(&self) -> ToolResult<Value> {
-        Ok(json!({}))
-    }
-    fn action_set(&self, _: &[(String, String)]) -> ToolResult<()> {
-        Ok(())
-    }
-    fn action_fail(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn action_log(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn juju_log(&self, _: LogLevel, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn is_leader(&self) -> ToolResult<bool> {
-        Ok(true)
-    }
-    fn state_get(&self, _: Option<&str>) -> ToolResult<Value> {
-        Ok(Value::Null)
-    }
-    fn state_set(&self, _: &Map<String, Value>) -> ToolResult<()> {
-        Ok(())
-    }
-    fn state_delete(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-    fn reboot(&self, now: bool) -> ToolResult<()> {
-        self.reboots.borrow_mut().push(now);
-        Ok(())
-    }
-    fn application_version_set(&self, _: &str) -> ToolResult<()> {
-        Ok(())
-    }
-}
 
 const HARDENED: &str = "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n    security.ipv4_filtering: \"true\"\n    security.ipv6_filtering: \"true\"\n    security.mac_filtering: \"true\"\n    security.port_isolation: \"true\"\n";
 

@@ -330,8 +330,13 @@ impl Runners {
         if let Err(e) = pool::shrink(&self.paths.pool_dir(), size) {
             log::warn!("{e}");
         }
+        let rate_limit = self
+            .github
+            .last_rate_limit()
+            .map_or_else(|| "not reported".to_string(), |l| l.to_string());
         log::info!(
-            "reconcile: created {}, removed {}, failed {}, {} idle, {} busy in {:.1}s",
+            "reconcile: created {}, removed {}, failed {}, {} idle, {} busy in {:.1}s; \
+             GitHub rate limit: {rate_limit}",
             report.created.len(),
             report.removed_total(),
             report.failed.len(),

@@ -3,6 +3,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::CharmConfig;
 use crate::juju::{HookTools, ToolResult};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -53,5 +54,101 @@ impl CharmState {
             juju.state_set(&set)?;
         }
         Ok(())
+    }
+
+    /// The path runners were registered to before, when `config` names another one.
+    pub fn path_left(&self, config: &CharmConfig) -> Option<&str> {
+        let now = config.path.to_string();
+        self.previous_path.as_deref().filter(|old| *old != now)
+    }
+
+    /// Whether `config` holds another token than the one last used. A unit that never
+    /// stored a fingerprint has nothing to flush for.
+    pub fn token_changed(&self, config: &CharmConfig) -> bool {
+        let now = config.token.fingerprint();
+        self.token_fingerprint.as_ref().is_some_and(|f| *f != now)
+    }
+
+    /// Remembers the path and token a config-changed acted on.
+    pub fn remember(&mut self, config: &CharmConfig) {
+        self.previous_path = Some(config.path.to_string());
+        self.token_fingerprint = Some(config.token.fingerprint());
+    }
+
+    /// Stores the runner application version now installed, keeping the other values.
+    pub fn record_app_version(juju: &dyn HookTools, version: &str) -> ToolResult<()> {
+        let mut state = Self::load(juju)?;
+        state.runner_app_version = Some(version.to_string());
+        state.save(juju)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::juju::fakes::FakeJuju;
+
+    const TOKEN: &str = "ghp_stateTestToken0123456789";
+
+    fn config(path: &str, token: &str) -> CharmConfig {
+        CharmConfig::from_json(&json!({"path": path, "token": token})).unwrap()
+    }
+
+    #[test]
+    fn config_changed_stores_path_and_fingerprint_never_the_token() {
+        let juju = FakeJuju::default();
+        let mut state = CharmState::load(&juju).unwrap();
+        let first = config("acme/widgets", TOKEN);
+        assert_eq!(state.path_left(&first), None);
+        assert!(!state.token_changed(&first), "nothing stored yet");
+        state.remember(&first);
+        state.save(&juju).unwrap();
+
+        let stored = juju.state.borrow().clone();
+        assert_eq!(stored["previous-path"], "acme/widgets");
+        assert_eq!(
+            stored["token-fingerprint"],
+            json!(first.token.fingerprint())
+        );
+        let written = juju.state_sets.borrow().join("\n");
+        assert!(!written.is_empty() && !written.contains(TOKEN), "{written}");
+        assert_eq!(CharmState::load(&juju).unwrap(), state);
+    }
+
+    #[test]
+    fn a_new_token_or_path_is_noticed_the_same_ones_are_not() {
+        let juju = FakeJuju::default();
+        let mut state = CharmState::default();
+        state.remember(&config("acme/widgets", TOKEN));
+        state.save(&juju).unwrap();
+        let state = CharmState::load(&juju).unwrap();
+
+        let same = config("acme/widgets", TOKEN);
+        assert!(!state.token_changed(&same));
+        assert_eq!(state.path_left(&same), None);
+        let other = config("acme", "ghp_anotherToken9876543210");
+        assert!(state.token_changed(&other));
+        assert_eq!(state.path_left(&other), Some("acme/widgets"));
+        assert_ne!(other.token.fingerprint(), same.token.fingerprint());
+    }
+
+    #[test]
+    fn the_app_version_is_stored_beside_the_rest_and_unset_values_deleted() {
+        let juju = FakeJuju::default();
+        let mut state = CharmState::default();
+        state.remember(&config("acme", TOKEN));
+        state.save(&juju).unwrap();
+        CharmState::record_app_version(&juju, "actions-runner-linux-x64-2.319.1.tar.gz").unwrap();
+        let loaded = CharmState::load(&juju).unwrap();
+        assert_eq!(
+            loaded.runner_app_version.as_deref(),
+            Some("actions-runner-linux-x64-2.319.1.tar.gz")
+        );
+        assert_eq!(loaded.previous_path.as_deref(), Some("acme"));
+
+        CharmState::default().save(&juju).unwrap();
+        assert!(juju.state.borrow().is_empty(), "{:?}", juju.state.borrow());
     }
 }

@@ -218,6 +218,17 @@ fn flags_and_enums() {
             .unwrap()
             .use_aproxy
     );
+    // config-get gives a boolean option as JSON true/false; anything else is refused
+    // naming the option, never echoing the value.
+    for bad in [json!("maybe"), json!("true"), json!(1), json!(null)] {
+        let err = with("experimental-use-aproxy", bad.clone())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("experimental-use-aproxy") && err.contains("true or false"),
+            "{bad}: {err}"
+        );
+    }
     assert_eq!(
         with("test-mode", json!("insecure")).unwrap().test_mode,
         TestMode::Insecure

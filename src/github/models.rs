@@ -159,6 +159,26 @@ pub struct RateLimit {
     pub resource: String,
 }
 
+impl RateLimit {
+    /// When the budget refills, in UTC to the second (`2024-05-01T12:00:00Z`).
+    pub fn reset_utc(&self) -> String {
+        self.reset
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
+impl fmt::Display for RateLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} requests left until {}",
+            self.remaining,
+            self.limit,
+            self.reset_utc()
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +197,22 @@ mod tests {
         )
         .unwrap();
         assert_eq!(weird.status, RunnerStatus::Unknown);
+    }
+
+    #[test]
+    fn rate_limit_shows_its_reset_in_utc() {
+        let limit = RateLimit {
+            limit: 5000,
+            remaining: 4990,
+            used: 10,
+            reset: DateTime::from_timestamp(1_714_564_800, 0).unwrap(),
+            resource: "core".into(),
+        };
+        assert_eq!(limit.reset_utc(), "2024-05-01T12:00:00Z");
+        assert_eq!(
+            limit.to_string(),
+            "4990 of 5000 requests left until 2024-05-01T12:00:00Z"
+        );
     }
 
     #[test]

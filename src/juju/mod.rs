@@ -2,6 +2,8 @@
 //! implementation ([`Cli`]), and a `log` backend that writes to `juju-log` in a hook.
 
 mod cli;
+#[cfg(test)]
+pub(crate) mod fakes;
 mod logger;
 
 pub use cli::Cli;

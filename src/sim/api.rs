@@ -1,6 +1,7 @@
-//! What wraps every GitHub route of the simulator: per-route counters, injected faults,
-//! PAT authentication (`token` and `Bearer` schemes), the hourly rate-limit budget and
-//! the `x-ratelimit-*` headers; plus GitHub-shaped error bodies.
+//! What wraps every GitHub route of the simulator, and its answer for paths it does not
+//! serve: per-route counters, injected faults, PAT authentication (`token` and `Bearer`
+//! schemes), the hourly rate-limit budget and the `x-ratelimit-*` headers; plus
+//! GitHub-shaped error bodies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,19 +35,44 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
         .then(|| token.trim())
 }
 
-/// The route's template without the GHES prefix, e.g. `/orgs/:org/actions/runners`.
-pub fn template(matched: &MatchedPath) -> String {
-    let path = matched.as_str();
+/// A route template or path without the GHES prefix, e.g. `/orgs/:org/actions/runners`.
+pub fn template(path: &str) -> String {
     path.strip_prefix("/api/v3").unwrap_or(path).to_string()
 }
 
+/// Around every GitHub route: see [`guarded`].
 pub async fn guard(
     State(sim): State<Arc<Sim>>,
     matched: MatchedPath,
     request: Request,
     next: Next,
 ) -> Response {
-    let template = template(&matched);
+    guarded(&sim, template(matched.as_str()), request, |r| next.run(r)).await
+}
+
+/// A path GitHub does not serve: 404 with GitHub's JSON body, after the same counting,
+/// faults, authentication and budget as any route (GitHub checks the token and counts
+/// the request before it looks at the path). The counter is the path itself.
+/// `/_sim/` is the admin API, not GitHub: a 404 there without any of that.
+pub async fn unknown_route(State(sim): State<Arc<Sim>>, request: Request) -> Response {
+    let path = request.uri().path().to_string();
+    if path.starts_with("/_sim/") {
+        return error(StatusCode::NOT_FOUND, "no such admin route");
+    }
+    guarded(&sim, template(&path), request, |_| async {
+        error(StatusCode::NOT_FOUND, "Not Found")
+    })
+    .await
+}
+
+/// Counts the request under `METHOD template`, applies an injected fault, checks the
+/// PAT and spends the hourly budget, then lets `inner` answer; every answer but a
+/// dropped connection carries the `x-ratelimit-*` headers.
+async fn guarded<F, Fut>(sim: &Sim, template: String, request: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     let method = request.method().as_str().to_string();
     let now = Utc::now();
     let (fault, authorized, within_budget) = {
@@ -84,7 +110,7 @@ pub async fn guard(
                     .headers_mut()
                     .insert("retry-after", HeaderValue::from(secs));
             }
-            add_rate_headers(&sim, response.headers_mut());
+            add_rate_headers(sim, response.headers_mut());
             return response;
         }
     }
@@ -96,9 +122,9 @@ pub async fn guard(
             "API rate limit exceeded for user. (simulated)",
         )
     } else {
-        next.run(request).await
+        inner(request).await
     };
-    add_rate_headers(&sim, response.headers_mut());
+    add_rate_headers(sim, response.headers_mut());
     log::debug!("{method} {template} -> {}", response.status());
     response
 }

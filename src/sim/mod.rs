@@ -17,6 +17,11 @@
 //! header that keeps the other query parameters. A new repository has the default
 //! branch `main`, unprotected; its owner login is admin.
 //!
+//! # Any other path (outside `/_sim/`)
+//! Counted (under the path), faults, 401 and the budget as above, then 404
+//! `{"message": "Not Found", "documentation_url"}` with the `x-ratelimit-*` headers,
+//! as GitHub answers a path it does not serve.
+//!
 //! # Admin API (no authentication; JSON in and out)
 //! - `POST /_sim/orgs {"name"}`; `POST /_sim/repos {"repository": "owner/name"}`;
 //!   `POST /_sim/orgs/{org}/runner-groups {"name"}` -> `{"id"}`;
@@ -219,6 +224,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(admin::routes())
         .merge(repo_admin::routes())
         .merge(runner_app::routes())
+        .fallback(api::unknown_route)
         .with_state(sim)
 }
 

@@ -9,7 +9,9 @@
 //!   409 when a JIT config is used a second time
 //! - `GET /_sim/runner/poll?wait=SECS` -> 200 job assignment, or 204 when none came
 //! - `POST /_sim/runner/heartbeat`; `POST /_sim/runner/jobs/{id}/complete {"conclusion"}`
-//! - `POST /_sim/runner/remove {"token"}` (a remove token) deregisters the runner.
+//! - `POST /_sim/runner/remove {"token", "url_path"}` deregisters the runner: 401 for
+//!   a remove token not valid for `url_path`, 404 when the runner is already gone
+//!   (its credential died with it), as the real service refuses or skips.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -264,31 +266,43 @@ async fn complete(
 #[derive(Deserialize)]
 struct Removal {
     token: String,
+    url_path: String,
 }
 
+/// The token is checked first, as GitHub does: a runner that is already gone is then
+/// "not found", which `config.sh remove` may skip, and a bad token is always refused.
 async fn remove(
     State(sim): State<Arc<Sim>>,
     headers: HeaderMap,
     Json(body): Json<Removal>,
 ) -> Response {
-    let Some(id) = authenticate(&sim, &headers) else {
-        return unauthorized();
+    let Some(scope) = Scope::from_url_path(&body.url_path) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "the URL names neither an org nor a repository",
+        );
     };
-    let mut world = sim.lock();
-    let scope = world
-        .runners
-        .get(&id)
-        .map(|r| r.scope.clone())
-        .expect("authenticated runner exists");
-    if !world.token_valid(&body.token, TokenKind::Remove, &scope, Utc::now()) {
+    if !sim
+        .lock()
+        .token_valid(&body.token, TokenKind::Remove, &scope, Utc::now())
+    {
         return error(StatusCode::UNAUTHORIZED, "invalid or expired remove token");
     }
-    if world.runners.get(&id).is_some_and(|r| r.busy) {
+    let found = authenticate(&sim, &headers);
+    let mut world = sim.lock();
+    let Some(runner) = found.and_then(|id| world.runners.get(&id)) else {
+        return error(StatusCode::NOT_FOUND, "runner not found");
+    };
+    if runner.scope != scope {
+        return error(StatusCode::NOT_FOUND, "runner not found");
+    }
+    if runner.busy {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             "the runner is running a job",
         );
     }
+    let id = runner.id;
     world.runners.remove(&id);
     drop(world);
     sim.changed.notify_waiters();

@@ -39,13 +39,18 @@ body=$TMP/body
 if [[ $mode == remove ]]; then
     [[ -f $ROOT/.runner ]] || sim_die "this runner is not configured"
     origin=$(jq -r .origin "$ROOT/.runner")
+    url=$(jq -r .url "$ROOT/.runner")
     SIM_AUTH=$(jq -r .credential "$ROOT/.runner")
-    TOKEN=$token jq -n '{token: env.TOKEN}' >"$body"
+    TOKEN=$token jq -n --arg url_path "${url#"$origin"}" \
+        '{token: env.TOKEN, url_path: $url_path}' >"$body"
     code=$(sim_call POST "$origin/_sim/runner/remove" "$body")
     case $code in
-        2*|401) rm -f "$ROOT/.runner"; echo "Runner removed" ;;
+        2*) echo "Runner removed" ;;
+        # As the real runner: a registration already gone is skipped, not an error.
+        404) echo "Does not exist. Skipping Removing runner from the server" ;;
         *) sim_die "removing the runner failed ($code): $(cat "$SIM_OUT" 2>/dev/null)" ;;
     esac
+    rm -f "$ROOT/.runner"
     exit 0
 fi
 

@@ -95,6 +95,8 @@ pub struct Harness {
     pub charm_dir: PathBuf,
     pub extra_env: BTreeMap<String, String>,
     binary: PathBuf,
+    /// PATH holds only the stand-ins ([`Harness::isolate`]).
+    isolated: bool,
 }
 
 pub struct HookRun {
@@ -115,6 +117,38 @@ impl HookRun {
 
 fn standin_path() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_hook-standin"))
+}
+
+/// Makes `dir/name` the stand-in, unless it already is.
+fn link_standin(dir: &Path, name: &std::ffi::OsStr) {
+    let link = dir.join(name);
+    if fs::read_link(&link).ok() == Some(standin_path()) {
+        return;
+    }
+    let _ = fs::remove_file(&link);
+    match std::os::unix::fs::symlink(standin_path(), &link) {
+        // Another test process made it meanwhile.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        other => other.unwrap(),
+    }
+}
+
+/// A folder with a stand-in under every program name on the test's PATH, made once
+/// and shared by every isolated harness: the stand-in records into the harness whose
+/// `HOOK_HARNESS_DIR` the call sees, so one set of links serves them all.
+fn catch_all_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-catch-all");
+        fs::create_dir_all(&dir).unwrap();
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        for folder in std::env::split_paths(&path) {
+            for entry in fs::read_dir(folder).into_iter().flatten().flatten() {
+                link_standin(&dir, &entry.file_name());
+            }
+        }
+        dir
+    })
 }
 
 impl Harness {
@@ -138,6 +172,7 @@ impl Harness {
             charm_dir,
             extra_env: BTreeMap::new(),
             binary,
+            isolated: false,
         };
         h.set_config(json!({}));
         h
@@ -150,11 +185,25 @@ impl Harness {
     /// Also shadows these host commands with recording stand-ins.
     pub fn shadow(&self, commands: &[&str]) {
         for c in commands {
-            let link = self.path().join("bin").join(c);
-            if !link.exists() {
-                std::os::unix::fs::symlink(standin_path(), link).unwrap();
-            }
+            link_standin(&self.path().join("bin"), std::ffi::OsStr::new(c));
         }
+    }
+
+    /// Lets the charm run no real program: its PATH holds only stand-ins, one for
+    /// every name on the test's PATH. A command nobody expected then shows in
+    /// [`Harness::calls`] instead of running unseen.
+    pub fn isolate(&mut self) {
+        self.isolated = true;
+    }
+
+    /// Relocates the charm's host files (`GITHUB_RUNNER_ROOT`) into an empty folder of
+    /// this harness, and returns it.
+    pub fn relocate_root(&mut self) -> PathBuf {
+        let root = self.path().join("root");
+        fs::create_dir_all(&root).unwrap();
+        self.extra_env
+            .insert("GITHUB_RUNNER_ROOT".into(), root.display().to_string());
+        root
     }
 
     /// The options config-get answers with, on top of config.yaml's defaults.
@@ -233,11 +282,12 @@ impl Harness {
     }
 
     fn command(&self, dispatch_path: &str) -> Command {
-        let path = format!(
-            "{}:{}",
-            self.path().join("bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
+        let standins = self.path().join("bin").display().to_string();
+        let path = if self.isolated {
+            format!("{standins}:{}", catch_all_dir().display())
+        } else {
+            format!("{standins}:{}", std::env::var("PATH").unwrap_or_default())
+        };
         let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", path)
@@ -396,6 +446,18 @@ impl Drop for Harness {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
+}
+
+/// Every file and folder under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        out.push(e.path().display().to_string());
+        if e.path().is_dir() {
+            out.extend(files_under(&e.path()));
+        }
+    }
+    out
 }
 
 /// config.yaml's defaults, as config-get would return them.

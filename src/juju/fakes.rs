@@ -1,0 +1,70 @@
+//! An in-memory [`HookTools`] for unit tests: unit state held in a map, and every
+//! status, reboot request and `state-set` body kept for assertions.
+
+use std::cell::RefCell;
+
+use serde_json::{json, Map, Value};
+
+use super::{HookTools, LogLevel, Status, ToolResult};
+
+#[derive(Default)]
+pub struct FakeJuju {
+    pub statuses: RefCell<Vec<String>>,
+    pub reboots: RefCell<Vec<bool>>,
+    pub state: RefCell<Map<String, Value>>,
+    /// What each `state-set` was given, as the JSON it would read on stdin.
+    pub state_sets: RefCell<Vec<String>>,
+}
+
+impl HookTools for FakeJuju {
+    fn config_get(&self) -> ToolResult<Value> {
+        Ok(json!({}))
+    }
+    fn status_set(&self, _: Status, message: &str) -> ToolResult<()> {
+        self.statuses.borrow_mut().push(message.into());
+        Ok(())
+    }
+    fn action_get(&self) -> ToolResult<Value> {
+        Ok(json!({}))
+    }
+    fn action_set(&self, _: &[(String, String)]) -> ToolResult<()> {
+        Ok(())
+    }
+    fn action_fail(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn action_log(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn juju_log(&self, _: LogLevel, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn is_leader(&self) -> ToolResult<bool> {
+        Ok(true)
+    }
+    fn state_get(&self, key: Option<&str>) -> ToolResult<Value> {
+        let state = self.state.borrow();
+        Ok(match key {
+            Some(k) => state.get(k).cloned().unwrap_or(Value::Null),
+            None => Value::Object(state.clone()),
+        })
+    }
+    fn state_set(&self, values: &Map<String, Value>) -> ToolResult<()> {
+        self.state_sets
+            .borrow_mut()
+            .push(Value::Object(values.clone()).to_string());
+        self.state.borrow_mut().extend(values.clone());
+        Ok(())
+    }
+    fn state_delete(&self, key: &str) -> ToolResult<()> {
+        self.state.borrow_mut().remove(key);
+        Ok(())
+    }
+    fn reboot(&self, now: bool) -> ToolResult<()> {
+        self.reboots.borrow_mut().push(now);
+        Ok(())
+    }
+    fn application_version_set(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+}
