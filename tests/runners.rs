@@ -262,6 +262,14 @@ fn the_reconcile_log_and_check_runners_show_githubs_rate_limit() {
         &sim,
         json!({"path": REPO, "virtual-machines": 0}),
     );
+    // A fresh unit, which never downloaded the runner application, empties its pool.
+    unit.run("hooks/config-changed");
+    assert_eq!(
+        unit.h.last_status().map(|(s, _)| s).as_deref(),
+        Some("active"),
+        "{:?}",
+        unit.h.statuses()
+    );
     unit.run("reconcile-runners");
     let budget = sim.get("/_sim/rate-limit");
     let reset = chrono::DateTime::from_timestamp(budget["reset"].as_i64().unwrap(), 0)

@@ -180,11 +180,23 @@ impl Runners {
         }))
     }
 
-    fn host(&self, registry: &GithubRegistry) -> Result<Arc<LxdRunnerHost>, CharmError> {
-        let tarball = AppCache::new(self.paths.app_dir())
-            .tarball()
-            .ok_or_else(|| CharmError::Transient("runner application not downloaded yet".into()))?;
-        let app = std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?;
+    /// The host that makes runners; `runners` is how many are wanted.
+    fn host(
+        &self,
+        registry: &GithubRegistry,
+        runners: u32,
+    ) -> Result<Arc<LxdRunnerHost>, CharmError> {
+        let app = match AppCache::new(self.paths.app_dir()).tarball() {
+            Some(tarball) => std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?,
+            // A unit that never made a runner can still empty its pool (a flush, stop,
+            // `virtual-machines=0`): nothing will be pushed.
+            None if runners == 0 => Vec::new(),
+            None => {
+                return Err(CharmError::Transient(
+                    "runner application not downloaded yet".into(),
+                ))
+            }
+        };
         let web = self.config.github_url.web().to_string();
         let path = registry.path.clone();
         let labels = registry.labels.clone();
@@ -303,7 +315,7 @@ impl Runners {
         if runners > 0 {
             self.check_image()?;
         }
-        let host = self.host(&registry)?;
+        let host = self.host(&registry, runners)?;
         // The runners' pre-job checks need the policy service: looked at (and restarted
         // when dead) right before the engine runs, so new runners meet a live one; not
         // when no runner is wanted.
