@@ -142,6 +142,25 @@ async fn instance_lifecycle_exec_files_and_listing() {
     assert_eq!(out.stdout_text(), "out\n");
     assert_eq!(out.stderr_text(), "err\n");
 
+    // Asked for output on failure only: a success reads nothing back, a failure does.
+    let quiet = |script: &str| ExecSpec::new(["sh", "-c", script]).output_on_failure_only();
+    let out = client
+        .exec(&name, &quiet("echo out; echo err >&2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, out.stdout_text(), out.stderr_text()),
+        (0, "".into(), "".into())
+    );
+    let out = client
+        .exec(&name, &quiet("echo out; echo err >&2; exit 3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, out.stdout_text(), out.stderr_text()),
+        (3, "out\n".into(), "err\n".into())
+    );
+
     // User, environment and working directory.
     let who = ExecSpec::new(["sh", "-c", "echo $(id -un) $(id -u) $HOME $(pwd) $GREETING"])
         .as_user(1000, 1000, "/home/ubuntu")

@@ -201,6 +201,13 @@ impl LxdClient {
                 )))
             }
         };
+        if spec.output_on_failure_only && result.exit_code == 0 {
+            return Ok(ExecOutput {
+                exit_code: 0,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            });
+        }
         let (stdout, stderr) = tokio::try_join!(
             self.fetch_log(result.output.get("1")),
             self.fetch_log(result.output.get("2")),

@@ -59,6 +59,10 @@ pub struct ExecSpec {
     /// How long to wait for the command (the client's operation timeout when unset).
     /// LXD does not stop a command whose caller gave up waiting.
     pub timeout: Option<Duration>,
+    /// Read the output back only when the command fails. Each stream read back costs
+    /// two more requests (read, then delete); left unread, LXD removes them with the
+    /// instance, so this suits ephemeral instances.
+    pub output_on_failure_only: bool,
 }
 
 impl ExecSpec {
@@ -74,6 +78,7 @@ impl ExecSpec {
             gid: None,
             cwd: None,
             timeout: None,
+            output_on_failure_only: false,
         }
     }
 
@@ -99,6 +104,11 @@ impl ExecSpec {
 
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    pub fn output_on_failure_only(mut self) -> Self {
+        self.output_on_failure_only = true;
         self
     }
 

@@ -134,7 +134,9 @@ fn lxd_error(e: LxdError) -> PortError {
 
 impl LxdRunnerHost {
     async fn exec_checked(&self, name: &RunnerName, command: &str, what: &str) -> PortResult<()> {
-        let spec = ExecSpec::new(["/bin/sh", "-c", command]).timeout(Duration::from_secs(120));
+        let spec = ExecSpec::new(["/bin/sh", "-c", command])
+            .timeout(Duration::from_secs(120))
+            .output_on_failure_only();
         let out = self
             .client
             .exec(name.as_str(), &spec)
