@@ -8,7 +8,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::client::LxdClient;
-use super::spec::{ExecSpec, InstanceSpec};
+use super::poll::{retry_until, Backoff};
+use super::spec::InstanceSpec;
 use super::types::ImageSource;
 use super::LxdError;
 use crate::config::InstanceType;
@@ -77,21 +78,14 @@ pub async fn launch_floor(
 }
 
 async fn wait_exec_true(client: &LxdClient, name: &str, deadline: Instant) -> Result<(), LxdError> {
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let probe = ExecSpec::new(["true"]).timeout(Duration::from_secs(10));
-        let last = match client.exec(name, &probe).await {
-            Ok(out) if out.success() => return Ok(()),
-            Ok(out) => format!("exit {}", out.exit_code),
-            Err(e) => e.to_string(),
-        };
-        if Instant::now() + pause > deadline {
-            return Err(LxdError::Timeout {
-                what: format!("exec true in {name} ({last})"),
-                after: LAUNCH_TIMEOUT,
-            });
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
-    }
+    let backoff = Backoff {
+        first: Duration::from_millis(20),
+        max: Duration::from_millis(200),
+    };
+    retry_until(deadline, backoff, || client.exec_true(name))
+        .await
+        .map_err(|last| LxdError::Timeout {
+            what: format!("exec true in {name} ({last})"),
+            after: LAUNCH_TIMEOUT,
+        })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::poll::{retry_until, Backoff};
 use super::request::{self as req, Answer, FilePush, Method, Request};
 use super::spec::{ExecOutput, ExecSpec, InstanceSpec};
 use super::transport::UnixTransport;
@@ -255,35 +256,37 @@ impl LxdClient {
         timeout: Duration,
     ) -> Result<Ipv4Addr, LxdError> {
         let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(50);
-        let mut exec_ok = false;
-        let mut last = String::from("not checked yet");
-        loop {
-            if !exec_ok {
-                let probe = ExecSpec::new(["true"]).timeout(Duration::from_secs(10));
-                match self.exec(instance, &probe).await {
-                    Ok(out) if out.success() => exec_ok = true,
-                    Ok(out) => last = format!("exec true exited {}", out.exit_code),
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            if exec_ok {
-                match self.instance_state(instance).await {
-                    Ok(state) => match state.ipv4(interface) {
-                        Some(ip) => return Ok(ip),
-                        None => last = format!("no IPv4 address on {interface} yet"),
-                    },
-                    Err(e) => last = e.to_string(),
-                }
-            }
-            if Instant::now() + pause > deadline {
-                return Err(LxdError::Timeout {
-                    what: format!("instance {instance} ready ({last})"),
-                    after: timeout,
-                });
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
+        let backoff = Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(500),
+        };
+        let timed_out = |last: String| LxdError::Timeout {
+            what: format!("instance {instance} ready ({last})"),
+            after: timeout,
+        };
+        retry_until(deadline, backoff, || self.exec_true(instance))
+            .await
+            .map_err(timed_out)?;
+        retry_until(deadline, backoff, || async {
+            let state = self
+                .instance_state(instance)
+                .await
+                .map_err(|e| e.to_string())?;
+            state
+                .ipv4(interface)
+                .ok_or_else(|| format!("no IPv4 address on {interface} yet"))
+        })
+        .await
+        .map_err(timed_out)
+    }
+
+    /// Whether `exec true` succeeds in the instance; why not, if it does not.
+    pub(super) async fn exec_true(&self, instance: &str) -> Result<(), String> {
+        let probe = ExecSpec::new(["true"]).timeout(Duration::from_secs(10));
+        match self.exec(instance, &probe).await {
+            Ok(out) if out.success() => Ok(()),
+            Ok(out) => Err(format!("exec true exited {}", out.exit_code)),
+            Err(e) => Err(e.to_string()),
         }
     }
 

@@ -7,10 +7,11 @@
 //! - [`client`]: [`LxdClient`], the typed API (instances, operations, exec, files,
 //!   profiles, storage pools, networks, images) that waits on operations.
 //!
-//! [`bench`] measures LXD's own launch floor for the benchmarks.
+//! [`poll`] is the one backoff every wait on an instance uses; [`bench`] measures LXD's own launch floor for the benchmarks.
 
 pub mod bench;
 pub mod client;
+pub mod poll;
 pub mod request;
 pub mod spec;
 pub mod transport;

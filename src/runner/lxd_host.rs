@@ -12,6 +12,7 @@ use super::files::{
 use super::journal::Journal;
 use super::units::{self, Aproxy};
 use crate::config::{CharmConfig, InstanceType};
+use crate::lxd::poll::{retry_until, Backoff};
 use crate::lxd::types::ImageSource;
 use crate::lxd::{Bytes, ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
 use crate::reconcile::plan::ObservedInstance;
@@ -157,24 +158,28 @@ impl LxdRunnerHost {
     /// ready timeout: the first pushes that work are also the readiness check.
     async fn push_when_ready(&self, name: &RunnerName, files: &[FilePush]) -> PortResult<()> {
         let deadline = tokio::time::Instant::now() + self.ready_timeout;
-        let mut pause = Duration::from_millis(20);
-        loop {
+        let backoff = Backoff {
+            first: Duration::from_millis(20),
+            max: Duration::from_millis(500),
+        };
+        retry_until(deadline, backoff, || async {
             let pushes = files
                 .iter()
                 .map(|f| self.client.push_file(name.as_str(), f));
-            match futures_util::future::try_join_all(pushes).await {
-                Ok(_) => return Ok(()),
-                Err(e) if tokio::time::Instant::now() + pause > deadline => {
-                    return Err(PortError::transient(format!(
-                        "instance {name} not ready after {:?}: LXD: {e}",
-                        self.ready_timeout
-                    )))
-                }
-                Err(e) => log::debug!("{name} does not take files yet: {e}"),
+            let pushed = futures_util::future::try_join_all(pushes).await;
+            if let Err(e) = &pushed {
+                log::debug!("{name} does not take files yet: {e}");
             }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(500));
-        }
+            pushed
+        })
+        .await
+        .map(drop)
+        .map_err(|e| {
+            PortError::transient(format!(
+                "instance {name} not ready after {:?}: LXD: {e}",
+                self.ready_timeout
+            ))
+        })
     }
 
     /// What goes into the instance: the runner application on its own (it may be large:
