@@ -7,6 +7,7 @@ pub mod handlers;
 pub mod install;
 pub mod outcome;
 pub mod policy_health;
+mod runner_host;
 pub mod runners;
 pub mod state;
 pub mod summary;

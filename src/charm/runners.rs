@@ -1,6 +1,7 @@
 //! Runner operations as the handlers use them: build the real clients from the config,
 //! hold the reconcile lock, keep the storage pool and runner application ready, run the
-//! engine, and remember the result for `update-status`.
+//! engine (on the hosts `runner_host` builds), and remember the result for
+//! `update-status`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -12,25 +13,16 @@ use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName};
 use crate::github::GithubClient;
-use crate::host::runner_env::RunnerEnv;
 use crate::host::SystemCommands;
 use crate::lxd::LxdClient;
-use crate::policy::client::PolicyClient;
-use crate::policy::prejob::render_pre_job;
 use crate::reconcile::execute::Report;
 use crate::reconcile::lock::{LockError, ReconcileLock};
-use crate::reconcile::plan::{Desired, Flush};
-use crate::reconcile::plan::{Observed, ObservedInstance};
-use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost, RunnerRegistry};
+use crate::reconcile::plan::{Desired, Flush, Observed};
+use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
-use crate::runner::files::{self, StartParams};
-use crate::runner::journal::Journal;
-use crate::runner::lxd_host::{
-    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
-};
+use crate::runner::files;
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
-use crate::runner::units::Aproxy;
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
 pub use crate::host::HostPaths as Paths;
@@ -61,7 +53,6 @@ async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Add
 
 /// A new instance may take this long to register and come online.
 const GRACE_SECS: u64 = 300;
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// For tests only (like `GITHUB_RUNNER_ROOT`): seconds that replace the GitHub client's
@@ -72,11 +63,6 @@ const TEST_LOCK_WAIT: &str = "GITHUB_RUNNER_TEST_LOCK_WAIT";
 fn test_seconds(name: &str) -> Option<Duration> {
     let secs: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
     Some(Duration::from_secs(secs))
-}
-
-/// The machine's CPUs, which LXD's containers share.
-fn host_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 fn port(e: PortError) -> CharmError {
@@ -144,7 +130,7 @@ impl Runners {
         })
     }
 
-    fn pool_name(&self) -> String {
+    pub(super) fn pool_name(&self) -> String {
         format!("{}pool", self.prefix.as_str())
     }
 
@@ -180,110 +166,22 @@ impl Runners {
         }))
     }
 
-    /// The host that makes runners; `runners` is how many are wanted.
-    fn host(
-        &self,
-        registry: &GithubRegistry,
-        runners: u32,
-    ) -> Result<Arc<LxdRunnerHost>, CharmError> {
-        let app = match AppCache::new(self.paths.app_dir()).tarball() {
-            Some(tarball) => std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?,
-            // A unit that never made a runner can still empty its pool (a flush, stop,
-            // `virtual-machines=0`): nothing will be pushed.
-            None if runners == 0 => Vec::new(),
-            None => {
-                return Err(CharmError::Transient(
-                    "runner application not downloaded yet".into(),
-                ))
-            }
-        };
-        let web = self.config.github_url.web().to_string();
-        let path = registry.path.clone();
-        let labels = registry.labels.clone();
-        let start_script = move |name: &RunnerName| {
-            files::render_start_script(&StartParams {
-                github_web_url: &web,
-                path: &path,
-                name,
-                labels: &labels,
-            })
-        };
-        Ok(Arc::new(LxdRunnerHost {
-            client: self.lxd.clone(),
-            prefix: self.prefix.clone(),
-            layout: InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus()),
-            payload: RunnerPayload {
-                app: app.into(),
-                start_script: Box::new(start_script),
-                per_runner: self.per_runner_files()?,
-                aproxy: self.aproxy()?,
-            },
-            ready_timeout: READY_TIMEOUT,
-            journal: Journal {
-                dir: self.paths.state_dir().join("provisioning"),
-            },
-        }))
-    }
-
-    /// aproxy for the runners, if asked for; the binary it runs is this one.
-    fn aproxy(&self) -> Result<Option<Aproxy>, CharmError> {
-        Aproxy::from_config(self.config.use_aproxy, &self.env.proxy, || {
-            std::fs::read(std::env::current_exe()?)
-        })
-        .map_err(CharmError::Blocked)
-    }
-
-    /// Each runner gets its own files: the pre-job script with a one-time token for the
-    /// policy service (reached on the bridge's host address), and its environment
-    /// (proxies with its own name left out, the Docker Hub mirror).
-    fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
-        let (_, bridge) = self
-            .runtime
-            .block_on(runner_bridge(&self.lxd))
-            .map_err(port)?;
-        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
-            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
-        })?;
-        let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
-        let policy_url = format!("http://{bridge}:{POLICY_PORT}");
-        // With aproxy the runner's traffic is proxied without it knowing.
-        let proxy = if self.config.use_aproxy {
-            crate::proxy::ProxyConfig::default()
-        } else {
-            self.env.proxy.clone()
-        };
-        let mirror = self.config.dockerhub_mirror.clone();
-        Ok(Box::new(move |name: &RunnerName| {
-            let env = RunnerEnv {
-                proxy: &proxy,
-                runner_name: name.as_str(),
-                dockerhub_mirror: mirror.as_deref(),
-                job_started_hook: files::PRE_JOB_SCRIPT,
-            };
-            let mut out = files::env_files(&env).map_err(|e| PortError::operator(e.to_string()))?;
-            let one_time = client
-                .one_time_token()
-                .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
-            out.push(files::pre_job_file(render_pre_job(
-                &policy_url,
-                one_time.expose(),
-            )));
-            Ok(out)
-        }))
-    }
-
     /// Replaces the firewall between the runners' bridge and everything else with one
     /// built from the current `denylist`, atomically.
     pub fn apply_firewall(&self) -> Result<(), CharmError> {
-        let (bridge, address) = self
-            .runtime
-            .block_on(runner_bridge(&self.lxd))
-            .map_err(port)?;
+        let (bridge, address) = self.bridge()?;
         let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
         crate::firewall::apply::ensure(&SystemCommands, &spec, &self.paths.firewall_record())
             .map(drop)
             .map_err(|e| CharmError::Transient(format!("firewall: {e}")))
+    }
+
+    /// The runners' bridge and the host's address on it, as LXD has them now.
+    pub(super) fn bridge(&self) -> Result<(String, std::net::Ipv4Addr), CharmError> {
+        self.runtime
+            .block_on(runner_bridge(&self.lxd))
+            .map_err(port)
     }
 
     /// One reconcile of `path` towards `runners` runners, under the lock.
@@ -370,7 +268,7 @@ impl Runners {
     /// A local image alias that is missing blocks: every creation would fail on it, and
     /// only the operator can import it or change `runner-image`.
     fn check_image(&self) -> Result<(), CharmError> {
-        let layout = InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus());
+        let layout = self.layout();
         if layout.source.server.is_some() {
             return Ok(());
         }
@@ -421,30 +319,9 @@ impl Runners {
     /// What GitHub and LXD hold for this unit, without changing anything.
     pub fn check(&self) -> Result<Observed, CharmError> {
         let registry = self.registry(&self.config.path)?;
-        let host = LxdListOnly {
-            client: self.lxd.clone(),
-            prefix: self.prefix.clone(),
-        };
+        let host = self.listing_host();
         self.runtime
             .block_on(reconcile::observe(&host, registry, &self.prefix))
             .map_err(port)
-    }
-}
-
-/// A [`RunnerHost`] that can only list: `check-runners` needs no tarball or payload.
-struct LxdListOnly {
-    client: LxdClient,
-    prefix: RunnerPrefix,
-}
-
-impl RunnerHost for LxdListOnly {
-    async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
-        list_own(&self.client, &self.prefix).await
-    }
-    async fn provision(&self, _: &RunnerName, _: &Credential) -> PortResult<()> {
-        Err(PortError::transient("listing only"))
-    }
-    async fn delete(&self, _: &RunnerName) -> PortResult<()> {
-        Err(PortError::transient("listing only"))
     }
 }

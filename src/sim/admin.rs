@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::api::error;
+use super::faults::Fault;
 use super::jobs::{Job, JobSpec};
-use super::state::Fault;
 use super::Sim;
 
 pub fn routes() -> Router<Arc<Sim>> {
@@ -184,6 +184,6 @@ async fn get_rate_limit(State(sim): State<Arc<Sim>>) -> Json<Value> {
     Json(rate_json(&sim.lock().budget))
 }
 
-fn rate_json(b: &super::state::Budget) -> Value {
+fn rate_json(b: &super::budget::Budget) -> Value {
     json!({"limit": b.limit, "remaining": b.remaining(), "used": b.used, "reset": b.reset.timestamp()})
 }

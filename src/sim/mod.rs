@@ -2,7 +2,9 @@
 //! root, api.github.com style, and under `/api/v3`, GHES style), a runner application
 //! made of shell scripts, and an admin API under `/_sim/`.
 //!
-//! Module map: [`state`] (the world and its rules), [`jobs`] (workflow jobs),
+//! Module map: [`state`] (the world and its rules) with [`runner_tokens`]
+//! (registration and remove tokens), [`budget`] (the rate limit) and [`faults`]
+//! (injected faults), [`jobs`] (workflow jobs),
 //! [`api`] (auth, rate limit, faults and counters around every GitHub route),
 //! [`runners`] (GitHub's runner endpoints), [`repos`] (repository endpoints the policy
 //! checks read) over [`repo_state`] and [`repo_json`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
@@ -67,12 +69,15 @@
 
 pub mod admin;
 pub mod api;
+pub mod budget;
+pub mod faults;
 pub mod jobs;
 pub mod repo_admin;
 pub mod repo_json;
 pub mod repo_state;
 pub mod repos;
 pub mod runner_app;
+pub mod runner_tokens;
 pub mod runners;
 pub mod state;
 pub mod tarball;

@@ -27,7 +27,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::api::{error, presented_token};
-use super::state::{random_token, Scope, SimRunner, TokenKind};
+use super::runner_tokens::{random_token, TokenKind};
+use super::state::{Scope, SimRunner};
 use super::Sim;
 
 /// The longest a poll may wait, below the runner's own request timeout.

@@ -15,7 +15,8 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::api::error;
-use super::state::{Scope, SimRunner, TokenKind, World};
+use super::runner_tokens::TokenKind;
+use super::state::{Scope, SimRunner, World};
 use super::Sim;
 
 type Params = Path<HashMap<String, String>>;
@@ -313,7 +314,7 @@ async fn generate_jitconfig(
         jit: true,
         busy: false,
         job_id: None,
-        credential: super::state::random_token(40),
+        credential: super::runner_tokens::random_token(40),
         session_started: false,
         last_contact: None,
         polls: 0,

@@ -1,6 +1,8 @@
-//! The simulator's world: orgs, repositories, runner groups, runners, registration
-//! tokens, jobs, faults, counters and the rate-limit budget. Pure data and rules; the
-//! HTTP modules lock it, call a method, and render the result.
+//! The simulator's world: orgs, repositories, runner groups, runners and their
+//! liveness, jobs, accepted PATs and counters; it also holds the registration tokens
+//! ([`super::runner_tokens`]), the rate-limit budget ([`super::budget`]) and the
+//! injected faults ([`super::faults`]), whose rules live with them. Pure data and
+//! rules; the HTTP modules lock it, call a method, and render the result.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -8,8 +10,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::budget::Budget;
+use super::faults::Fault;
 use super::jobs::Job;
 use super::repo_state::RepoData;
+use super::runner_tokens::IssuedToken;
 
 /// Where a runner or token belongs: an organisation or one `owner/name` repository.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -70,82 +75,6 @@ pub struct SimRunner {
     /// Long polls in flight: a runner waiting for a job is online however long it waits.
     #[serde(skip)]
     pub polls: u32,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TokenKind {
-    Registration,
-    Remove,
-}
-
-#[derive(Clone, Debug)]
-pub struct IssuedToken {
-    pub scope: Scope,
-    pub kind: TokenKind,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// An injected fault: the next `count` requests matching `route` misbehave.
-#[derive(Clone, Debug, Default, serde::Deserialize, Serialize)]
-#[serde(default)]
-pub struct Fault {
-    /// `METHOD /template` (e.g. `GET /orgs/:org/actions/runners`), `/template` for any
-    /// method, or `*` for every API route.
-    pub route: String,
-    pub count: u32,
-    pub status: Option<u16>,
-    pub retry_after: Option<u64>,
-    pub latency_ms: u64,
-    pub drop: bool,
-    /// Answer as an exhausted primary rate limit resetting this many seconds from now.
-    pub rate_limit_reset_in: Option<u64>,
-    pub message: Option<String>,
-}
-
-impl Fault {
-    pub fn matches(&self, method: &str, template: &str) -> bool {
-        match self.route.split_once(' ') {
-            _ if self.route == "*" => true,
-            Some((m, t)) => m.eq_ignore_ascii_case(method) && t == template,
-            None => self.route == template,
-        }
-    }
-}
-
-/// The hourly request budget shared by all accepted PATs.
-#[derive(Clone, Debug)]
-pub struct Budget {
-    pub limit: u64,
-    pub used: u64,
-    pub reset: DateTime<Utc>,
-}
-
-impl Budget {
-    pub fn new(limit: u64, now: DateTime<Utc>) -> Self {
-        Budget {
-            limit,
-            used: 0,
-            reset: now + chrono::Duration::hours(1),
-        }
-    }
-    fn roll(&mut self, now: DateTime<Utc>) {
-        if now >= self.reset {
-            self.used = 0;
-            self.reset = now + chrono::Duration::hours(1);
-        }
-    }
-    /// Spends one request; false when the budget is exhausted.
-    pub fn spend(&mut self, now: DateTime<Utc>) -> bool {
-        self.roll(now);
-        if self.used >= self.limit {
-            return false;
-        }
-        self.used += 1;
-        true
-    }
-    pub fn remaining(&self) -> u64 {
-        self.limit.saturating_sub(self.used)
-    }
 }
 
 /// Liveness settings.
@@ -262,38 +191,6 @@ impl World {
         }
     }
 
-    pub fn issue_token(
-        &mut self,
-        scope: Scope,
-        kind: TokenKind,
-        now: DateTime<Utc>,
-    ) -> (String, DateTime<Utc>) {
-        let token = random_token(29);
-        let expires_at = now + chrono::Duration::hours(1);
-        self.issued.insert(
-            token.clone(),
-            IssuedToken {
-                scope,
-                kind,
-                expires_at,
-            },
-        );
-        (token, expires_at)
-    }
-
-    /// Whether `token` is an unexpired token of `kind` for `scope`.
-    pub fn token_valid(
-        &self,
-        token: &str,
-        kind: TokenKind,
-        scope: &Scope,
-        now: DateTime<Utc>,
-    ) -> bool {
-        self.issued
-            .get(token)
-            .is_some_and(|t| t.kind == kind && &t.scope == scope && now < t.expires_at)
-    }
-
     pub fn runner_by_name(&self, scope: &Scope, name: &str) -> Option<&SimRunner> {
         self.runners
             .values()
@@ -333,51 +230,25 @@ impl World {
             }
         }
     }
-
-    pub fn spend(&mut self, now: DateTime<Utc>) -> bool {
-        self.budget.spend(now)
-    }
-
-    /// Takes the first fault matching the route, counting it down.
-    pub fn take_fault(&mut self, method: &str, template: &str) -> Option<Fault> {
-        let index = self
-            .faults
-            .iter()
-            .position(|f| f.count > 0 && f.matches(method, template))?;
-        let fault = &mut self.faults[index];
-        fault.count -= 1;
-        let taken = fault.clone();
-        if fault.count == 0 {
-            self.faults.remove(index);
-        }
-        Some(taken)
-    }
-}
-
-pub fn random_token(len: usize) -> String {
-    use rand::distributions::Alphanumeric;
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect::<String>()
-        .to_uppercase()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn world() -> World {
+impl World {
+    /// A world for the unit tests of its rules, with a budget of `rate_limit` requests.
+    pub(super) fn for_tests(rate_limit: u64) -> World {
         World::new(
             Timing {
                 offline_after: Duration::from_secs(5),
                 lost_job_after: Duration::from_secs(10),
             },
-            3,
+            rate_limit,
         )
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn scopes_from_urls_and_job_matching() {
@@ -393,52 +264,5 @@ mod tests {
         assert!(Scope::Org("acme".into()).serves("acme/web"));
         assert!(!Scope::Org("acme".into()).serves("other/web"));
         assert!(Scope::Repo("o/r".into()).serves("o/r"));
-    }
-
-    #[test]
-    fn tokens_are_bound_to_scope_and_kind_and_expire() {
-        let mut w = world();
-        let now = Utc::now();
-        let acme = Scope::Org("acme".into());
-        let (token, _) = w.issue_token(acme.clone(), TokenKind::Registration, now);
-        assert!(w.token_valid(&token, TokenKind::Registration, &acme, now));
-        assert!(!w.token_valid(&token, TokenKind::Remove, &acme, now));
-        assert!(!w.token_valid(
-            &token,
-            TokenKind::Registration,
-            &Scope::Org("x".into()),
-            now
-        ));
-        assert!(!w.token_valid(
-            &token,
-            TokenKind::Registration,
-            &acme,
-            now + chrono::Duration::minutes(61)
-        ));
-    }
-
-    #[test]
-    fn budget_runs_out_and_resets_hourly() {
-        let mut w = world();
-        let now = Utc::now();
-        assert!(w.spend(now) && w.spend(now) && w.spend(now));
-        assert!(!w.spend(now));
-        assert_eq!(w.budget.remaining(), 0);
-        assert!(w.spend(now + chrono::Duration::minutes(61)));
-    }
-
-    #[test]
-    fn faults_count_down_and_match_routes() {
-        let mut w = world();
-        w.faults.push(Fault {
-            route: "GET /orgs/:org/actions/runners".into(),
-            count: 2,
-            status: Some(503),
-            ..Default::default()
-        });
-        assert!(w.take_fault("POST", "/orgs/:org/actions/runners").is_none());
-        assert!(w.take_fault("GET", "/orgs/:org/actions/runners").is_some());
-        assert!(w.take_fault("GET", "/orgs/:org/actions/runners").is_some());
-        assert!(w.take_fault("GET", "/orgs/:org/actions/runners").is_none());
     }
 }

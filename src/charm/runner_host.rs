@@ -1,0 +1,153 @@
+//! The runner hosts a reconcile drives, built from the config: the LXD host that makes
+//! runners (instance layout, the payload every runner gets: runner application, start
+//! script, aproxy; the files each gets of its own: pre-job script with a one-time policy
+//! token, environment), and a host that only lists, for `check-runners`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::runners::{Runners, LOCAL_POLICY_URL, POLICY_PORT};
+use super::CharmError;
+use crate::host::runner_env::RunnerEnv;
+use crate::policy::client::PolicyClient;
+use crate::policy::prejob::render_pre_job;
+use crate::reconcile::plan::ObservedInstance;
+use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
+use crate::runner::app::AppCache;
+use crate::runner::files::{self, StartParams};
+use crate::runner::journal::Journal;
+use crate::runner::lxd_host::{
+    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
+};
+use crate::runner::registry::GithubRegistry;
+use crate::runner::units::Aproxy;
+use crate::runner::{RunnerName, RunnerPrefix};
+
+const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The machine's CPUs, which LXD's containers share.
+fn host_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Runners {
+    /// The host that makes runners; `runners` is how many are wanted.
+    pub(super) fn host(
+        &self,
+        registry: &GithubRegistry,
+        runners: u32,
+    ) -> Result<Arc<LxdRunnerHost>, CharmError> {
+        let app = match AppCache::new(self.paths.app_dir()).tarball() {
+            Some(tarball) => std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?,
+            // A unit that never made a runner can still empty its pool (a flush, stop,
+            // `virtual-machines=0`): nothing will be pushed.
+            None if runners == 0 => Vec::new(),
+            None => {
+                return Err(CharmError::Transient(
+                    "runner application not downloaded yet".into(),
+                ))
+            }
+        };
+        let web = self.config.github_url.web().to_string();
+        let path = registry.path.clone();
+        let labels = registry.labels.clone();
+        let start_script = move |name: &RunnerName| {
+            files::render_start_script(&StartParams {
+                github_web_url: &web,
+                path: &path,
+                name,
+                labels: &labels,
+            })
+        };
+        Ok(Arc::new(LxdRunnerHost {
+            client: self.lxd.clone(),
+            prefix: self.prefix.clone(),
+            layout: self.layout(),
+            payload: RunnerPayload {
+                app: app.into(),
+                start_script: Box::new(start_script),
+                per_runner: self.per_runner_files()?,
+                aproxy: self.aproxy()?,
+            },
+            ready_timeout: READY_TIMEOUT,
+            journal: Journal {
+                dir: self.paths.state_dir().join("provisioning"),
+            },
+        }))
+    }
+
+    /// How the configured runners' instances are laid out on this machine.
+    pub(super) fn layout(&self) -> InstanceLayout {
+        InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus())
+    }
+
+    /// aproxy for the runners, if asked for; the binary it runs is this one.
+    fn aproxy(&self) -> Result<Option<Aproxy>, CharmError> {
+        Aproxy::from_config(self.config.use_aproxy, &self.env.proxy, || {
+            std::fs::read(std::env::current_exe()?)
+        })
+        .map_err(CharmError::Blocked)
+    }
+
+    /// Each runner gets its own files: the pre-job script with a one-time token for the
+    /// policy service (reached on the bridge's host address), and its environment
+    /// (proxies with its own name left out, the Docker Hub mirror).
+    fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
+        let (_, bridge) = self.bridge()?;
+        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
+            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
+        })?;
+        let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
+        let policy_url = format!("http://{bridge}:{POLICY_PORT}");
+        // With aproxy the runner's traffic is proxied without it knowing.
+        let proxy = if self.config.use_aproxy {
+            crate::proxy::ProxyConfig::default()
+        } else {
+            self.env.proxy.clone()
+        };
+        let mirror = self.config.dockerhub_mirror.clone();
+        Ok(Box::new(move |name: &RunnerName| {
+            let env = RunnerEnv {
+                proxy: &proxy,
+                runner_name: name.as_str(),
+                dockerhub_mirror: mirror.as_deref(),
+                job_started_hook: files::PRE_JOB_SCRIPT,
+            };
+            let mut out = files::env_files(&env).map_err(|e| PortError::operator(e.to_string()))?;
+            let one_time = client
+                .one_time_token()
+                .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
+            out.push(files::pre_job_file(render_pre_job(
+                &policy_url,
+                one_time.expose(),
+            )));
+            Ok(out)
+        }))
+    }
+
+    /// The host `check-runners` observes through.
+    pub(super) fn listing_host(&self) -> LxdListOnly {
+        LxdListOnly {
+            client: self.lxd.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
+}
+
+/// A [`RunnerHost`] that can only list: `check-runners` needs no tarball or payload.
+pub(super) struct LxdListOnly {
+    client: crate::lxd::LxdClient,
+    prefix: RunnerPrefix,
+}
+
+impl RunnerHost for LxdListOnly {
+    async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
+        list_own(&self.client, &self.prefix).await
+    }
+    async fn provision(&self, _: &RunnerName, _: &Credential) -> PortResult<()> {
+        Err(PortError::transient("listing only"))
+    }
+    async fn delete(&self, _: &RunnerName) -> PortResult<()> {
+        Err(PortError::transient("listing only"))
+    }
+}
