@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::install::InstallKind;
 use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
+use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
 use crate::github::RateLimit;
@@ -36,25 +37,54 @@ pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outc
     }
     let config = load_config(juju)?;
     let paths = Paths::from_env();
+    let result = handle_event(event, juju, config, env, &paths);
+    if let Err(e) = &result {
+        remember_problem(event, e, &paths);
+    }
+    result
+}
+
+/// A failure that set the unit's status is kept for `update-status` (see [`Problem`]).
+/// A config error is not: update-status finds it again in the config, and an invalid
+/// config writes nothing on the host.
+fn remember_problem(event: &Event, e: &CharmError, paths: &Paths) {
+    if matches!(e, CharmError::Config(_)) {
+        return;
+    }
+    if let Some((status, message)) = e.disposition(event.is_action()).status {
+        Problem::new(status, &message).save(paths);
+    }
+}
+
+fn handle_event(
+    event: &Event,
+    juju: &dyn HookTools,
+    config: CharmConfig,
+    env: &HookEnv,
+    paths: &Paths,
+) -> Result<Outcome, CharmError> {
     match event {
-        Event::UpdateStatus => Ok(update_status(&config, &paths)),
-        Event::Install => install(juju, &config, env, &paths, InstallKind::Install),
-        Event::ConfigChanged => config_changed(juju, config, env, &paths),
+        Event::UpdateStatus => Ok(update_status(&config, paths)),
+        Event::Install => install(juju, &config, env, paths, InstallKind::Install),
+        Event::ConfigChanged => config_changed(juju, config, env, paths),
         Event::Start => {
             reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None))
         }
-        Event::Stop | Event::Remove => stop(config, env, &paths),
+        Event::Stop | Event::Remove => stop(config, env, paths),
         Event::UpgradeCharm => {
-            install(juju, &config, env, &paths, InstallKind::Upgrade)?;
+            install(juju, &config, env, paths, InstallKind::Upgrade)?;
             reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::Idle))
         }
-        Event::ReconcileTimer => timer_reconcile(juju, config, env, &paths),
+        Event::ReconcileTimer => timer_reconcile(juju, config, env, paths),
         Event::Action(action) => run_action(action, juju, config, env),
         Event::Unknown(_) => unreachable!("handled above"),
     }
 }
 
 fn update_status(config: &CharmConfig, paths: &Paths) -> Outcome {
+    if let Some(problem) = Problem::load(paths) {
+        return Outcome::status(problem.status(), problem.message);
+    }
     match Summary::load(paths) {
         Some(summary) => Outcome::status(Status::Active, summary.message()),
         None if config.virtual_machines == 0 => Outcome::status(Status::Active, "0 runners wanted"),

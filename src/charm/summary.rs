@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostPaths as Paths;
+use crate::juju::Status;
 use crate::reconcile::execute::Report;
 
 /// The last reconcile's counts, for `update-status` (which does no I/O of its own).
@@ -71,12 +72,53 @@ impl Summary {
     pub fn load(paths: &Paths) -> Option<Self> {
         serde_json::from_slice(&std::fs::read(paths.summary_file()).ok()?).ok()
     }
+    /// Saved by a successful reconcile, which also settles any earlier problem.
     pub fn save(&self, paths: &Paths) {
         let _ = std::fs::create_dir_all(paths.state_dir());
         let _ = std::fs::write(
             paths.summary_file(),
             serde_json::to_vec(self).expect("serializable"),
         );
+        Problem::clear(paths);
+    }
+}
+
+/// The status a failed hook left (`blocked`: the token was rejected; `waiting`: LXD is
+/// down), kept so that `update-status` repeats it rather than bringing back the counts
+/// of an older, successful reconcile. The next successful reconcile removes it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Problem {
+    pub status: String,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(status: Status, message: &str) -> Self {
+        Problem {
+            status: status.as_str().into(),
+            message: message.into(),
+        }
+    }
+    pub fn status(&self) -> Status {
+        match self.status.as_str() {
+            "blocked" => Status::Blocked,
+            "waiting" => Status::Waiting,
+            "active" => Status::Active,
+            _ => Status::Maintenance,
+        }
+    }
+    pub fn load(paths: &Paths) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(paths.problem_file()).ok()?).ok()
+    }
+    pub fn save(&self, paths: &Paths) {
+        let _ = std::fs::create_dir_all(paths.state_dir());
+        let _ = std::fs::write(
+            paths.problem_file(),
+            serde_json::to_vec(self).expect("serializable"),
+        );
+    }
+    fn clear(paths: &Paths) {
+        let _ = std::fs::remove_file(paths.problem_file());
     }
 }
 
