@@ -136,7 +136,6 @@ fn config_changed(
     let mut state = CharmState::load(juju)?;
     let runners = Runners::new(config.clone(), env.clone())?;
     runners.apply_firewall()?;
-    let mut keep = HashSet::new();
     if let Some(old) = state.path_left(&config) {
         let old_path = GithubPath::parse(old, group_of(&config))
             .map_err(|e| CharmError::Internal(anyhow::anyhow!("stored path {old:?}: {e}")))?;
@@ -144,7 +143,7 @@ fn config_changed(
             "path changed from {old} to {}: flushing the old path's idle runners",
             config.path
         );
-        keep = runners.flush_old_path(&old_path)?;
+        runners.leave_path(&old_path)?;
     }
     let token_changed = state.token_changed(&config);
     if token_changed {
@@ -156,7 +155,7 @@ fn config_changed(
     } else {
         Flush::None
     };
-    let done = runners.reconcile_keeping(&keep, flush)?;
+    let done = runners.reconcile_current(flush)?;
     // Only after the reconcile: a failed one leaves the old values, so the next
     // config-changed flushes again instead of forgetting the change.
     state.remember(&config);

@@ -22,6 +22,7 @@ use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
+use crate::runner::lxd_host::list_own;
 use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
@@ -56,9 +57,11 @@ const GRACE_SECS: u64 = 300;
 const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// For tests only (like `GITHUB_RUNNER_ROOT`): seconds that replace the GitHub client's
-/// request timeout and the reconcile lock's wait, so fault tests need not wait minutes.
+/// request timeout, the reconcile lock's wait and the grace of a new instance, so tests
+/// need not wait minutes.
 const TEST_GITHUB_TIMEOUT: &str = "GITHUB_RUNNER_TEST_GITHUB_TIMEOUT";
 const TEST_LOCK_WAIT: &str = "GITHUB_RUNNER_TEST_LOCK_WAIT";
+const TEST_GRACE: &str = "GITHUB_RUNNER_TEST_GRACE";
 
 fn test_seconds(name: &str) -> Option<Duration> {
     let secs: u64 = std::env::var(name).ok()?.trim().parse().ok()?;
@@ -185,9 +188,81 @@ impl Runners {
     }
 
     /// One reconcile of `path` towards `runners` runners, under the lock.
+    /// One reconcile of the configured path to `runners`, after a step of draining the
+    /// path runners were registered to before, if a path change left one.
     pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Reconciled, CharmError> {
         let _lock = self.lock()?;
-        self.reconcile_locked(&self.config.path.clone(), runners, flush, &HashSet::new())
+        let keep = self.drain_old_path(flush)?;
+        self.reconcile_locked(&self.config.path.clone(), runners, flush, &keep)
+    }
+
+    /// After a path change the old path's runners leave over as many reconciles as their
+    /// jobs take: idle ones at once, busy ones when their job is done. Kept in a file
+    /// until then, so every later reconcile (the timer's, an action's) goes on with it.
+    pub fn leave_path(&self, old: &GithubPath) -> Result<(), CharmError> {
+        std::fs::create_dir_all(self.paths.state_dir())
+            .and_then(|()| std::fs::write(self.paths.draining_path_file(), old.to_string()))
+            .map_err(|e| CharmError::Internal(e.into()))
+    }
+
+    /// One step of leaving the old path: removes its idle runners (all of them when
+    /// flushing everything) and returns the busy ones, which the configured path's
+    /// reconcile must leave alone. Done once none is left, or the path came back.
+    fn drain_old_path(&self, flush: Flush) -> Result<HashSet<RunnerName>, CharmError> {
+        let file = self.paths.draining_path_file();
+        let Ok(old) = std::fs::read_to_string(&file) else {
+            return Ok(HashSet::new());
+        };
+        let old = old.trim();
+        let busy = if old == self.config.path.to_string() {
+            HashSet::new()
+        } else {
+            // Only listed and deleted there: the runner group plays no part.
+            let old = GithubPath::parse(old, "default")
+                .map_err(|e| CharmError::Internal(anyhow::anyhow!("{}: {e}", file.display())))?;
+            log::info!("leaving {old}: removing its idle runners, busy ones finish their job");
+            let flush = if flush == Flush::All {
+                Flush::All
+            } else {
+                Flush::Idle
+            };
+            self.flush_path(&old, flush)?
+        };
+        if busy.is_empty() {
+            let _ = std::fs::remove_file(&file);
+        }
+        Ok(busy)
+    }
+
+    /// Removes the runners registered to `path` (idle ones, or all with `Flush::All`)
+    /// and returns the ones still registered there. Only that path's runners are looked
+    /// at: the configured path's instances have no registration there and are not dead.
+    fn flush_path(
+        &self,
+        path: &GithubPath,
+        flush: Flush,
+    ) -> Result<HashSet<RunnerName>, CharmError> {
+        let registry = self.registry(path)?;
+        let registered = |registry: &GithubRegistry| -> Result<HashSet<RunnerName>, CharmError> {
+            Ok(registry
+                .list()
+                .map_err(port)?
+                .into_iter()
+                .filter(|r| self.prefix.owns(r.name.as_str()))
+                .map(|r| r.name)
+                .collect())
+        };
+        let leaving = registered(&registry)?;
+        let others: HashSet<RunnerName> = self
+            .runtime
+            .block_on(list_own(&self.lxd, &self.prefix))
+            .map_err(port)?
+            .into_iter()
+            .map(|i| i.name)
+            .filter(|name| !leaving.contains(name))
+            .collect();
+        self.reconcile_locked(path, 0, flush, &others)?;
+        registered(&registry)
     }
 
     fn reconcile_locked(
@@ -221,7 +296,7 @@ impl Runners {
         let before = (runners > 0).then(|| policy.check().before_reconcile());
         let desired = Desired {
             runners,
-            grace_secs: GRACE_SECS,
+            grace_secs: test_seconds(TEST_GRACE).map_or(GRACE_SECS, |d| d.as_secs()),
             flush,
             keep: keep.clone(),
         };
@@ -283,37 +358,9 @@ impl Runners {
         }
     }
 
-    /// Removes the idle runners registered to `old` (a previous path) and returns the
-    /// busy ones, which finish their job first.
-    pub fn flush_old_path(&self, old: &GithubPath) -> Result<HashSet<RunnerName>, CharmError> {
-        let _lock = self.lock()?;
-        self.reconcile_locked(old, 0, Flush::Idle, &HashSet::new())?;
-        let still_there = self.registry(old)?.list().map_err(port)?;
-        Ok(still_there
-            .into_iter()
-            .filter(|r| self.prefix.owns(r.name.as_str()))
-            .map(|r| r.name)
-            .collect())
-    }
-
     /// One reconcile of the configured path to `virtual-machines` runners.
     pub fn reconcile_current(&self, flush: Flush) -> Result<Reconciled, CharmError> {
         self.reconcile(self.config.virtual_machines, flush)
-    }
-
-    /// Reconcile of the current path that leaves `keep` (busy runners of an old path) alone.
-    pub fn reconcile_keeping(
-        &self,
-        keep: &HashSet<RunnerName>,
-        flush: Flush,
-    ) -> Result<Reconciled, CharmError> {
-        let _lock = self.lock()?;
-        self.reconcile_locked(
-            &self.config.path.clone(),
-            self.config.virtual_machines,
-            flush,
-            keep,
-        )
     }
 
     /// What GitHub and LXD hold for this unit, without changing anything.

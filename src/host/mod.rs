@@ -81,6 +81,9 @@ impl HostPaths {
     pub fn summary_file(&self) -> PathBuf {
         self.state_dir().join("last-reconcile.json")
     }
+    pub fn draining_path_file(&self) -> PathBuf {
+        self.state_dir().join("draining-path")
+    }
     pub fn problem_file(&self) -> PathBuf {
         self.state_dir().join("last-problem.json")
     }
