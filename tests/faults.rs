@@ -1,8 +1,9 @@
 //! Fault injection on the real LXD test daemon, through the real charm binary: GitHub
 //! failing in every way the simulator can fail, the charm killed half-way, a runner's
 //! container killed mid-job, the LXD daemon itself stopped by its PID and started
-//! again, a missing image, a full storage pool and a second reconcile racing the first. Each test ends with a converged pool, no leaked instance
-//! or registration, no busy runner removed, and a status that says what happened.
+//! again, a missing image, a full storage pool and a second reconcile racing the first.
+//! Each test ends with a converged pool, no leaked instance or registration, no busy
+//! runner removed, and a status that says what happened.
 
 mod firewall_support;
 mod harness;
@@ -12,84 +13,18 @@ use std::time::{Duration, Instant};
 
 use firewall_support::poll;
 use lab::daemon::Daemon;
-use lab::{serial, Policy, Sim, Unit};
+use lab::faults::assert_no_leaks;
+use lab::{Lab, Unit};
 use nix::sys::signal::Signal;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const REPO: &str = "acme/widgets";
 /// The route of the charm's runner list for [`REPO`], as the simulator's faults name it.
 const RUNNERS: &str = "GET /repos/:owner/:repo/actions/runners";
 const SETTLE: Duration = Duration::from_secs(120);
 
-/// Test-only knobs the charm reads (see src/charm/runners.rs).
-fn fast(unit: &mut Unit) {
-    let env = &mut unit.h.extra_env;
-    env.insert("GITHUB_RUNNER_TEST_GITHUB_TIMEOUT".into(), "2".into());
-    env.insert("GITHUB_RUNNER_TEST_LOCK_WAIT".into(), "3".into());
-}
-
-fn fault(sim: &Sim, fault: Value) {
-    ureq::post(&format!("{}/_sim/faults", sim.url))
-        .send_json(fault)
-        .expect("sim accepts the fault");
-}
-
-fn clear_faults(sim: &Sim) {
-    ureq::delete(&format!("{}/_sim/faults", sim.url))
-        .call()
-        .expect("sim clears faults");
-}
-
-fn rate_limit(sim: &Sim, body: Value) {
-    ureq::post(&format!("{}/_sim/rate-limit", sim.url))
-        .send_json(body)
-        .expect("sim sets the rate limit");
-}
-
 fn status(unit: &Unit) -> (String, String) {
     unit.h.last_status().expect("a status was set")
-}
-
-/// The instances the unit's journal says are being made.
-fn provisioning(unit: &Unit) -> Vec<String> {
-    let markers = unit.root().join("var/lib/github-runner/provisioning");
-    std::fs::read_dir(markers)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// Every registration has an instance and every instance a registration.
-fn assert_no_leaks(unit: &Unit, sim: &Sim) {
-    let instances = unit.instances();
-    let registered: Vec<String> = sim
-        .runners(&unit.prefix)
-        .iter()
-        .map(|r| r["name"].as_str().unwrap().to_string())
-        .collect();
-    for name in &registered {
-        assert!(instances.contains(name), "leaked registration {name}");
-    }
-    for name in &instances {
-        assert!(registered.contains(name), "leaked instance {name}");
-    }
-}
-
-/// A unit with a converged pool of `n` runners.
-fn converged(lxd: &firewall_support::Lxd, sim: &Sim, app: &str, n: u32) -> Unit {
-    let mut unit = Unit::new(
-        lxd,
-        app,
-        0,
-        sim,
-        json!({"path": REPO, "virtual-machines": n}),
-    );
-    fast(&mut unit);
-    unit.run("hooks/config-changed");
-    unit.wait_pool(sim, n as usize, SETTLE);
-    unit
 }
 
 /// GitHub failing, one way after the other, against a steady pool: each failure ends
@@ -97,11 +32,9 @@ fn converged(lxd: &firewall_support::Lxd, sim: &Sim, app: &str, n: u32) -> Unit 
 /// once GitHub is healthy again.
 #[test]
 fn github_failures_wait_delete_nothing_and_recover() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = converged(&lxd, &sim, "ghr-gh", 1);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.converged(REPO, "ghr-gh", 1);
     let before = unit.instances();
 
     let steady = |why: &str| {
@@ -124,7 +57,7 @@ fn github_failures_wait_delete_nothing_and_recover() {
         steady(why);
     };
     let recovers = |why: &str| {
-        clear_faults(&sim);
+        sim.clear_faults();
         unit.run("reconcile-runners");
         let (s, message) = status(&unit);
         assert_eq!(s, "active", "{why}: {message}");
@@ -132,15 +65,14 @@ fn github_failures_wait_delete_nothing_and_recover() {
     };
 
     // 500s for a while, then healthy.
-    fault(&sim, json!({"route": "*", "count": 100, "status": 500}));
+    sim.fault(json!({"route": "*", "count": 100, "status": 500}));
     waits_with("500s", &["GitHub server error 500"]);
     recovers("after 500s");
 
     // A secondary rate limit with retry-after: waited for, then it passes. One-shot
     // faults go to the charm's runner list: on "*" the policy service's health call
     // (GET /rate_limit, before the reconcile) could take them instead.
-    fault(
-        &sim,
+    sim.fault(
         json!({"route": RUNNERS, "count": 1, "status": 429, "retry_after": 1,
                "message": "You have exceeded a secondary rate limit"}),
     );
@@ -155,7 +87,7 @@ fn github_failures_wait_delete_nothing_and_recover() {
 
     // The primary rate limit exhausted: the status says until when; even a flush
     // deletes nothing, since GitHub cannot be read.
-    rate_limit(&sim, json!({"remaining": 0, "reset_in_secs": 900}));
+    sim.rate_limit(json!({"remaining": 0, "reset_in_secs": 900}));
     waits_with("rate limit", &["rate limit exhausted until "]);
     let message = status(&unit).1;
     let until = message
@@ -174,58 +106,38 @@ fn github_failures_wait_delete_nothing_and_recover() {
     let failure = unit.h.action_failure().expect("the flush fails");
     assert!(failure.contains("rate limit"), "{failure}");
     steady("flush under the rate limit");
-    rate_limit(&sim, json!({"remaining": 5000}));
+    sim.rate_limit(json!({"remaining": 5000}));
     recovers("after the rate limit");
 
     // Answers slower than the client's timeout (2 s under the test knob).
-    fault(
-        &sim,
-        json!({"route": "*", "count": 100, "latency_ms": 4000}),
-    );
+    sim.fault(json!({"route": "*", "count": 100, "latency_ms": 4000}));
     waits_with("slow GitHub", &["cannot reach GitHub"]);
     recovers("after slow answers");
 
     // The connection dropped mid-response: once is retried, always waits.
-    fault(&sim, json!({"route": RUNNERS, "count": 1, "drop": true}));
+    sim.fault(json!({"route": RUNNERS, "count": 1, "drop": true}));
     unit.run("reconcile-runners");
     assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
-    fault(&sim, json!({"route": "*", "count": 100, "drop": true}));
+    sim.fault(json!({"route": "*", "count": 100, "drop": true}));
     waits_with("dropped connections", &["cannot reach GitHub"]);
     recovers("after dropped connections");
 
-    unit.wait_pool(&sim, 1, SETTLE);
-    assert_no_leaks(&unit, &sim);
+    unit.wait_pool(sim, 1, SETTLE);
+    assert_no_leaks(&unit, sim);
 }
 
 /// SIGKILL while creating runners: the next reconcile removes what was half made at
 /// once (not after the grace time) and fills the pool.
 #[test]
 fn a_charm_killed_mid_creation_is_cleaned_up_next_time() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = converged(&lxd, &sim, "ghr-kill", 0);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.converged(REPO, "ghr-kill", 0);
 
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 2}));
-    let markers = unit.root().join("var/lib/github-runner/provisioning");
-    let marked = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&markers)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
-    };
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 2}));
     let mut child = unit.h.spawn("reconcile-runners");
     // Killed while an instance exists in LXD and is not finished yet.
-    let half_made = poll(SETTLE, "an instance being made", || {
-        let now = unit.instances();
-        let marked = marked();
-        now.iter().any(|n| marked.contains(n)).then_some(marked)
-    });
+    let half_made = unit.half_made(SETTLE);
     child.kill().unwrap();
     child.wait().unwrap();
     eprintln!(
@@ -240,7 +152,7 @@ fn a_charm_killed_mid_creation_is_cleaned_up_next_time() {
         unit.h.last_status(),
         unit.h.logs()
     );
-    unit.wait_pool(&sim, 2, SETTLE);
+    unit.wait_pool(sim, 2, SETTLE);
     let now = unit.instances();
     for name in &half_made {
         assert!(!now.contains(name), "half-made {name} is still there");
@@ -251,7 +163,7 @@ fn a_charm_killed_mid_creation_is_cleaned_up_next_time() {
         unit.h.logs()
     );
     assert_eq!(now.len(), 2);
-    assert_no_leaks(&unit, &sim);
+    assert_no_leaks(&unit, sim);
 }
 
 /// A runner's container killed mid-job: its registration stays busy until GitHub gives
@@ -259,16 +171,14 @@ fn a_charm_killed_mid_creation_is_cleaned_up_next_time() {
 /// later reconcile removes the registration.
 #[test]
 fn a_container_killed_mid_job_is_replaced_and_cleaned_later() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = converged(&lxd, &sim, "ghr-lost", 1);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.converged(REPO, "ghr-lost", 1);
 
     let job = sim.queue_job(REPO, &["ghr-lost"], &["sleep 600"]);
     let started = sim.wait_job(job, "in_progress", SETTLE);
     let busy = started["runner_name"].as_str().unwrap().to_string();
-    lxd.lxc(&["delete", "--force", &busy]).unwrap();
+    lab.lxd.lxc(&["delete", "--force", &busy]).unwrap();
 
     let t = Instant::now();
     unit.run("reconcile-runners");
@@ -294,26 +204,21 @@ fn a_container_killed_mid_job_is_replaced_and_cleaned_later() {
         gone.then_some(())
     });
     assert_eq!(sim.job(job)["state"], json!("completed"));
-    unit.wait_pool(&sim, 1, SETTLE);
+    unit.wait_pool(sim, 1, SETTLE);
     assert!(!status(&unit).1.contains("lost"), "{:?}", status(&unit));
-    assert_no_leaks(&unit, &sim);
+    assert_no_leaks(&unit, sim);
 }
 
 /// A runner image alias that LXD does not have blocks, naming it; nothing is made.
 #[test]
 fn a_missing_image_blocks_naming_it() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let mut unit = Unit::new(
-        &lxd,
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let mut unit = lab.unit(
         "ghr-noimg",
-        0,
-        &sim,
         json!({"path": REPO, "virtual-machines": 1, "runner-image": "ghr-no-such-image"}),
     );
-    fast(&mut unit);
+    unit.fail_fast();
     unit.run("hooks/config-changed");
     let (s, message) = status(&unit);
     assert_eq!(s, "blocked", "{message}");
@@ -324,30 +229,27 @@ fn a_missing_image_blocks_naming_it() {
     assert!(unit.instances().is_empty());
     assert!(sim.runners(&unit.prefix).is_empty());
 
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 1}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 1, SETTLE);
-    assert_no_leaks(&unit, &sim);
+    unit.wait_pool(sim, 1, SETTLE);
+    assert_no_leaks(&unit, sim);
 }
 
 /// A reconcile started while another runs waits for the lock, then says it skipped;
 /// the first one's work is not doubled.
 #[test]
 fn a_second_reconcile_waits_for_the_first() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let mut unit = converged(&lxd, &sim, "ghr-lock", 0);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let mut unit = lab.converged(REPO, "ghr-lock", 0);
     unit.h
         .extra_env
         .insert("GITHUB_RUNNER_TEST_LOCK_WAIT".into(), "1".into());
 
     // The first reconcile holds the lock for at least its slow first GitHub call and
     // the creation of a runner.
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
-    fault(
-        &sim,
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 1}));
+    sim.fault(
         json!({"route": "GET /repos/:owner/:repo/actions/runners", "count": 1, "latency_ms": 1500}),
     );
     let lock_file = unit.root().join("var/lib/github-runner/reconcile.lock");
@@ -371,20 +273,18 @@ fn a_second_reconcile_waits_for_the_first() {
 
     unit.run("reconcile-runners");
     assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
-    unit.wait_pool(&sim, 1, SETTLE);
+    unit.wait_pool(sim, 1, SETTLE);
     assert_eq!(unit.instances().len(), 1, "no runner made twice");
-    assert_no_leaks(&unit, &sim);
+    assert_no_leaks(&unit, sim);
 }
 
 /// The runners' RAM-backed pool full: creation fails cleanly, saying so, leaves no
 /// instance or registration, and works again once there is room.
 #[test]
 fn a_full_storage_pool_fails_cleanly() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = converged(&lxd, &sim, "ghr-full", 0);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.converged(REPO, "ghr-full", 0);
 
     // Leave a few MiB free in the pool's tmpfs: less than one container needs.
     let pool = unit.root().join("var/lib/github-runner/pool");
@@ -400,7 +300,7 @@ fn a_full_storage_pool_fails_cleanly() {
     ])
     .unwrap();
 
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 1}));
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 1}));
     unit.run("reconcile-runners");
     let (_, message) = status(&unit);
     eprintln!("pool full: {message}");
@@ -410,8 +310,8 @@ fn a_full_storage_pool_fails_cleanly() {
 
     std::fs::remove_file(&filler).unwrap();
     unit.run("reconcile-runners");
-    unit.wait_pool(&sim, 1, SETTLE);
-    assert_no_leaks(&unit, &sim);
+    unit.wait_pool(sim, 1, SETTLE);
+    assert_no_leaks(&unit, sim);
 }
 
 /// The LXD daemon stopped by its PID (SIGTERM: it exits and leaves the containers
@@ -420,15 +320,13 @@ fn a_full_storage_pool_fails_cleanly() {
 /// started a few seconds later: the following reconciles converge, leaking nothing.
 #[test]
 fn lxd_stopped_then_started_again() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = converged(&lxd, &sim, "ghr-lxdstop", 1);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.converged(REPO, "ghr-lxdstop", 1);
     let before = unit.instances();
     // Declared after the unit, so it is dropped first: the daemon answers again before
     // the unit's own cleanup needs it.
-    let daemon = match Daemon::of(&lxd) {
+    let daemon = match Daemon::of(&lab.lxd) {
         Ok(d) => d,
         Err(reason) => return firewall_support::skip(&reason),
     };
@@ -451,14 +349,10 @@ fn lxd_stopped_then_started_again() {
     // asked to (SIGTERM, LXD fails what is in flight with 503 "shutting down"), once
     // not (SIGKILL, connections cut and operations lost half-way).
     for (signal, pool) in [(Signal::SIGTERM, 3), (Signal::SIGKILL, 5)] {
-        unit.configure(&sim, json!({"path": REPO, "virtual-machines": pool}));
+        unit.configure(sim, json!({"path": REPO, "virtual-machines": pool}));
         unit.h.clear_calls();
         let mut child = unit.h.spawn("reconcile-runners");
-        let half_made = poll(SETTLE, "an instance being made", || {
-            let marked = provisioning(&unit);
-            let now = unit.instances();
-            now.iter().any(|n| marked.contains(n)).then_some(marked)
-        });
+        let half_made = unit.half_made(SETTLE);
         let took = daemon.stop(signal).expect("lxd stops");
         eprintln!("lxd stopped ({signal}) in {took:?} while making {half_made:?}");
         // The outage lasts a few seconds, as a daemon restart does.
@@ -489,6 +383,6 @@ fn lxd_stopped_then_started_again() {
             assert!(!now.contains(name), "half-made {name} is still there");
         }
         assert_eq!(status(&unit).0, "active", "{:?}", status(&unit));
-        assert_no_leaks(&unit, &sim);
+        assert_no_leaks(&unit, sim);
     }
 }

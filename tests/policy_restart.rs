@@ -11,7 +11,7 @@ mod lab;
 use std::time::Duration;
 
 use harness::Reply;
-use lab::{serial, Policy, Sim, Unit};
+use lab::{Lab, Unit};
 use serde_json::json;
 
 const REPO: &str = "acme/widgets";
@@ -38,19 +38,13 @@ fn health_status() -> Option<u16> {
 
 #[test]
 fn a_killed_policy_service_is_restarted_before_the_reconcile() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let mut policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = Unit::new(
-        &lxd,
-        "ghr-health",
-        0,
-        &sim,
-        json!({"path": REPO, "virtual-machines": 1}),
-    );
+    let Some(mut lab) = Lab::new(&[REPO]) else {
+        return;
+    };
+    let sim = &lab.sim;
+    let unit = lab.unit("ghr-health", json!({"path": REPO, "virtual-machines": 1}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 1, SETTLE);
+    unit.wait_pool(sim, 1, SETTLE);
     let (status, message) = unit.h.last_status().unwrap();
     assert_eq!(status, "active", "{message}");
     assert!(!message.contains("policy"), "{message}");
@@ -59,7 +53,7 @@ fn a_killed_policy_service_is_restarted_before_the_reconcile() {
 
     // Killed, and the restart does not bring it back (the stand-in only records it):
     // the pool stays, the status says why.
-    policy.kill();
+    lab.policy.kill();
     assert_eq!(health_status(), None);
     unit.h.clear_calls();
     unit.run("reconcile-runners");
@@ -79,7 +73,7 @@ fn a_killed_policy_service_is_restarted_before_the_reconcile() {
     assert_eq!(sim.runners(&unit.prefix).len(), 1);
 
     // A restart that starts the service again, as systemd would.
-    let command = policy.restart_command();
+    let command = lab.policy.restart_command();
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
     unit.h.script(
         "systemctl",
@@ -111,7 +105,7 @@ fn a_killed_policy_service_is_restarted_before_the_reconcile() {
         done["conclusion"],
         json!("success"),
         "{done}\npolicy: {}",
-        policy.log_text()
+        lab.policy.log_text()
     );
 
     // Healthy again: the next reconcile restarts nothing.

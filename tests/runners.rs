@@ -12,7 +12,7 @@ use lab::forks::{
     fork_pull_requests, marker_exists, marker_step, queue_fork_job, APPROVED_SHA, FORK,
     UNAPPROVED_SHA,
 };
-use lab::{serial, Policy, Sim, Unit};
+use lab::{serial, Lab, Policy, Sim, Unit};
 use serde_json::json;
 
 const REPO: &str = "acme/widgets";
@@ -20,20 +20,12 @@ const SETTLE: Duration = Duration::from_secs(120);
 
 #[test]
 fn pool_runs_jobs_and_is_refilled() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = Unit::new(
-        &lxd,
-        "ghr-pool",
-        0,
-        &sim,
-        json!({"path": REPO, "virtual-machines": 3}),
-    );
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.unit("ghr-pool", json!({"path": REPO, "virtual-machines": 3}));
 
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 3, SETTLE);
+    unit.wait_pool(sim, 3, SETTLE);
     assert_eq!(unit.instances().len(), 3);
     let (status, message) = unit.h.last_status().unwrap();
     assert_eq!(status, "active", "{message}");
@@ -62,11 +54,11 @@ fn pool_runs_jobs_and_is_refilled() {
         done["conclusion"],
         json!("success"),
         "{done}\npolicy: {}",
-        policy.log_text()
+        lab.policy.log_text()
     );
     let ran_on = done["runner_name"].as_str().unwrap().to_string();
     assert!(ran_on.starts_with(&unit.prefix), "{ran_on}");
-    let log = policy.log_text();
+    let log = lab.policy.log_text();
     assert!(
         log.contains(REPO) && log.contains(": pass"),
         "the pre-job hook asked the policy service: {log}"
@@ -76,7 +68,7 @@ fn pool_runs_jobs_and_is_refilled() {
     });
 
     unit.run("reconcile-runners");
-    unit.wait_pool(&sim, 3, SETTLE);
+    unit.wait_pool(sim, 3, SETTLE);
     assert!(!unit.instances().contains(&ran_on));
 }
 
@@ -88,25 +80,17 @@ fn busy_runner(sim: &Sim, job: u64) -> String {
 
 #[test]
 fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = Unit::new(
-        &lxd,
-        "ghr-scale",
-        0,
-        &sim,
-        json!({"path": "acme", "virtual-machines": 3}),
-    );
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.unit("ghr-scale", json!({"path": "acme", "virtual-machines": 3}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 3, SETTLE);
+    unit.wait_pool(sim, 3, SETTLE);
 
     let long = sim.queue_job(REPO, &["ghr-scale"], &["sleep 600"]);
-    let busy = busy_runner(&sim, long);
+    let busy = busy_runner(sim, long);
 
     // 3 -> 1 while a job runs: the two idle runners go, the busy one stays.
-    unit.configure(&sim, json!({"path": "acme", "virtual-machines": 1}));
+    unit.configure(sim, json!({"path": "acme", "virtual-machines": 1}));
     unit.run("hooks/config-changed");
     firewall_support::poll(SETTLE, "only the busy runner left", || {
         (unit.instances() == [busy.clone()]).then_some(())
@@ -134,7 +118,7 @@ fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
     unit.run("reconcile-runners");
     assert_eq!(unit.h.reboots(), [vec!["--now".to_string()]]);
     std::fs::remove_file(&flag).unwrap();
-    unit.configure(&sim, json!({"path": "acme", "virtual-machines": 0}));
+    unit.configure(sim, json!({"path": "acme", "virtual-machines": 0}));
     unit.run("hooks/config-changed");
     firewall_support::poll(SETTLE, "no instance left", || {
         unit.instances().is_empty().then_some(())
@@ -143,23 +127,15 @@ fn scaling_down_and_flushing_never_touch_a_busy_runner_unless_asked() {
 
 #[test]
 fn a_reconcile_repairs_what_changed_behind_its_back() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = Unit::new(
-        &lxd,
-        "ghr-repair",
-        0,
-        &sim,
-        json!({"path": REPO, "virtual-machines": 2}),
-    );
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.unit("ghr-repair", json!({"path": REPO, "virtual-machines": 2}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 2, SETTLE);
+    unit.wait_pool(sim, 2, SETTLE);
     let before = unit.instances();
 
     // An instance deleted behind the charm's back.
-    lxd.lxc(&["delete", "--force", &before[0]]).unwrap();
+    lab.lxd.lxc(&["delete", "--force", &before[0]]).unwrap();
     // A registration deleted behind its back: its runner notices and ends.
     let victim = sim
         .runners(&unit.prefix)
@@ -200,35 +176,35 @@ fn a_reconcile_repairs_what_changed_behind_its_back() {
 
 #[test]
 fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
     let other_repo = "acme/gadgets";
-    let sim = Sim::start(&["acme"], &[REPO, other_repo]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let Some(lab) = Lab::new(&[REPO, other_repo]) else {
+        return;
+    };
+    let sim = &lab.sim;
     let first = Unit::new(
-        &lxd,
+        &lab.lxd,
         "ghr-two",
         0,
-        &sim,
+        sim,
         json!({"path": REPO, "virtual-machines": 2}),
     );
     let second = Unit::new(
-        &lxd,
+        &lab.lxd,
         "ghr-two",
         1,
-        &sim,
+        sim,
         json!({"path": REPO, "virtual-machines": 1}),
     );
     first.run("hooks/config-changed");
     second.run("hooks/config-changed");
-    first.wait_pool(&sim, 2, SETTLE);
-    second.wait_pool(&sim, 1, SETTLE);
+    first.wait_pool(sim, 2, SETTLE);
+    second.wait_pool(sim, 1, SETTLE);
     let seconds_runner = second.instances();
 
     // The first unit moves to another repository.
-    first.configure(&sim, json!({"path": other_repo, "virtual-machines": 2}));
+    first.configure(sim, json!({"path": other_repo, "virtual-machines": 2}));
     first.run("hooks/config-changed");
-    first.wait_pool(&sim, 2, SETTLE);
+    first.wait_pool(sim, 2, SETTLE);
     for r in sim.runners(&first.prefix) {
         assert_eq!(
             r["scope"]["name"],
@@ -374,30 +350,22 @@ fn assert_refused_by_execute_job(policy: &Policy, head: &str) {
 
 #[test]
 fn without_jit_runners_register_from_inside_with_a_registration_token() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
     // An older GitHub Enterprise Server: generate-jitconfig does not exist.
-    sim.post(
-        "/_sim/faults",
+    sim.fault(
         json!({"route": "POST /repos/:owner/:repo/actions/runners/generate-jitconfig", "count": 100, "status": 404}),
     );
-    let _policy = Policy::start(&sim, lab::permissive_policy());
-    let unit = Unit::new(
-        &lxd,
-        "ghr-nojit",
-        0,
-        &sim,
-        json!({"path": REPO, "virtual-machines": 1}),
-    );
+    let unit = lab.unit("ghr-nojit", json!({"path": REPO, "virtual-machines": 1}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 1, SETTLE);
+    unit.wait_pool(sim, 1, SETTLE);
     let runner = &sim.runners(&unit.prefix)[0];
     assert_eq!(runner["jit"], json!(false), "{runner}");
     assert_eq!(runner["ephemeral"], json!(true), "{runner}");
     // The registration token was used and deleted: nothing reusable is left inside.
     let name = unit.instances()[0].clone();
-    let out = lxd
+    let out = lab
+        .lxd
         .lxc_output(&[
             "exec",
             &name,

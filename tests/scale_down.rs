@@ -9,7 +9,7 @@ mod lab;
 use std::path::Path;
 use std::time::Duration;
 
-use lab::{serial, Policy, Sim, Unit};
+use lab::Lab;
 use serde_json::json;
 
 const REPO: &str = "acme/widgets";
@@ -24,21 +24,16 @@ fn usage(dir: &Path) -> (u64, u64) {
 
 #[test]
 fn one_config_changed_to_zero_removes_runners_that_fill_more_than_the_smaller_pool() {
-    let _serial = serial();
-    let Some(lxd) = lab::lxd() else { return };
-    let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
     // 8 runners of 1 GiB each: the pool is 8 GiB, and their disks (about 190 MiB each
     // with the test image) use more than the 1 GiB a pool for no runner gets.
-    let unit = Unit::new(
-        &lxd,
+    let unit = lab.unit(
         "ghr-down",
-        0,
-        &sim,
         json!({"path": REPO, "virtual-machines": 8, "vm-disk": "1GiB"}),
     );
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 8, Duration::from_secs(300));
+    unit.wait_pool(sim, 8, Duration::from_secs(300));
     let pool = unit.root().join("var/lib/github-runner/pool");
     let (size, used) = usage(&pool);
     assert_eq!(size, 8 << 30);
@@ -48,7 +43,7 @@ fn one_config_changed_to_zero_removes_runners_that_fill_more_than_the_smaller_po
     );
 
     unit.h.clear_calls();
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 0}));
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 0}));
     unit.run("hooks/config-changed");
     assert_eq!(
         unit.h.last_status(),
@@ -62,8 +57,8 @@ fn one_config_changed_to_zero_removes_runners_that_fill_more_than_the_smaller_po
     assert_eq!(usage(&pool), (1 << 30, 0), "the tmpfs shrank once empty");
 
     // And it grows again for the next scale-up.
-    unit.configure(&sim, json!({"path": REPO, "virtual-machines": 2}));
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 2}));
     unit.run("hooks/config-changed");
-    unit.wait_pool(&sim, 2, Duration::from_secs(300));
+    unit.wait_pool(sim, 2, Duration::from_secs(300));
     assert_eq!(usage(&pool).0, 2 << 30);
 }

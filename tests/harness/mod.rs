@@ -1,7 +1,14 @@
 //! Test harness that runs the real charm binary as Juju would: the hook environment,
 //! hook tools on PATH (the `hook-standin` binary linked under each name) answering from
-//! a test's config, leader flag and state, and a record of every call.
-#![allow(dead_code)]
+//! a test's config, leader flag and state, and a record of every call. `standins`: what
+//! is shadowed and how it answers; `calls`: the record, and views of it.
+#![allow(dead_code, unused_imports)]
+
+mod calls;
+mod standins;
+
+pub use calls::Call;
+pub use standins::{Reply, HOOK_TOOLS, HOST_COMMANDS};
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -10,84 +17,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-/// Juju's hook tools; always shadowed by the stand-in.
-pub const HOOK_TOOLS: &[&str] = &[
-    "config-get",
-    "status-set",
-    "action-get",
-    "action-set",
-    "action-fail",
-    "action-log",
-    "juju-log",
-    "is-leader",
-    "state-get",
-    "state-set",
-    "state-delete",
-    "juju-reboot",
-    "application-version-set",
-];
-
-/// Host commands that change the machine; shadowed when a test asks for it.
-pub const HOST_COMMANDS: &[&str] = &[
-    "nft",
-    "apt-get",
-    "dpkg",
-    "dpkg-query",
-    "snap",
-    "systemctl",
-    "modprobe",
-    "lxd",
-    "lxc",
-    "juju-exec",
-    "juju-run",
-];
-
-/// One recorded call of a stand-in.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Call {
-    pub tool: String,
-    pub args: Vec<String>,
-    pub stdin: Option<String>,
-    /// Proxy variables and DEBIAN_FRONTEND as the call saw them.
-    pub env: BTreeMap<String, String>,
-}
-
-/// One scripted answer of a shadowed host command (see [`Harness::script`]).
-#[derive(Clone, Debug, Default)]
-pub struct Reply {
-    pub stdout: String,
-    pub stderr: String,
-    pub exit: u8,
-    /// How many calls this answer serves; `None`: all.
-    pub times: Option<u32>,
-    /// A program (and its arguments) the stand-in starts in the background when it
-    /// answers, e.g. the service a `systemctl restart` restarts.
-    pub spawn: Vec<String>,
-}
-
-impl Reply {
-    pub fn ok(stdout: &str) -> Self {
-        Reply {
-            stdout: stdout.into(),
-            ..Reply::default()
-        }
-    }
-    pub fn fail(exit: u8, stderr: &str) -> Self {
-        Reply {
-            stderr: stderr.into(),
-            exit,
-            ..Reply::default()
-        }
-    }
-    pub fn times(mut self, n: u32) -> Self {
-        self.times = Some(n);
-        self
-    }
-    pub fn spawn(mut self, argv: &[&str]) -> Self {
-        self.spawn = argv.iter().map(|a| a.to_string()).collect();
-        self
-    }
-}
+use standins::{catch_all_dir, standin_path};
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -113,42 +43,6 @@ impl HookRun {
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
-}
-
-fn standin_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hook-standin"))
-}
-
-/// Makes `dir/name` the stand-in, unless it already is.
-fn link_standin(dir: &Path, name: &std::ffi::OsStr) {
-    let link = dir.join(name);
-    if fs::read_link(&link).ok() == Some(standin_path()) {
-        return;
-    }
-    let _ = fs::remove_file(&link);
-    match std::os::unix::fs::symlink(standin_path(), &link) {
-        // Another test process made it meanwhile.
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        other => other.unwrap(),
-    }
-}
-
-/// A folder with a stand-in under every program name on the test's PATH, made once
-/// and shared by every isolated harness: the stand-in records into the harness whose
-/// `HOOK_HARNESS_DIR` the call sees, so one set of links serves them all.
-fn catch_all_dir() -> &'static Path {
-    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("standin-catch-all");
-        fs::create_dir_all(&dir).unwrap();
-        let path = std::env::var_os("PATH").unwrap_or_default();
-        for folder in std::env::split_paths(&path) {
-            for entry in fs::read_dir(folder).into_iter().flatten().flatten() {
-                link_standin(&dir, &entry.file_name());
-            }
-        }
-        dir
-    })
 }
 
 impl Harness {
@@ -180,20 +74,6 @@ impl Harness {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
-    }
-
-    /// Also shadows these host commands with recording stand-ins.
-    pub fn shadow(&self, commands: &[&str]) {
-        for c in commands {
-            link_standin(&self.path().join("bin"), std::ffi::OsStr::new(c));
-        }
-    }
-
-    /// Lets the charm run no real program: its PATH holds only stand-ins, one for
-    /// every name on the test's PATH. A command nobody expected then shows in
-    /// [`Harness::calls`] instead of running unseen.
-    pub fn isolate(&mut self) {
-        self.isolated = true;
     }
 
     /// Relocates the charm's host files (`GITHUB_RUNNER_ROOT`) into an empty folder of
@@ -232,53 +112,6 @@ impl Harness {
             .ok()
             .and_then(|s| serde_json::from_str(&s).ok())
             .unwrap_or(json!({}))
-    }
-
-    /// Makes TOOL fail with MESSAGE on stderr.
-    pub fn fail_tool(&self, tool: &str, message: &str) {
-        let dir = self.path().join("fail");
-        fs::create_dir_all(&dir).unwrap();
-        fs::write(dir.join(tool), message).unwrap();
-    }
-
-    /// Canned stdout and exit code for a shadowed host command.
-    pub fn respond(&self, tool: &str, stdout: &str, exit: u8) {
-        for (sub, content) in [("stdout", stdout.to_string()), ("exit", exit.to_string())] {
-            let dir = self.path().join(sub);
-            fs::create_dir_all(&dir).unwrap();
-            fs::write(dir.join(tool), content).unwrap();
-        }
-    }
-
-    /// Answers TOOL calls whose arguments start with `args_prefix` with `reply`. Rules
-    /// are tried in the order they were added, before [`Harness::respond`]'s answer.
-    pub fn script(&self, tool: &str, args_prefix: &[&str], reply: Reply) {
-        let dir = self.path().join("rules");
-        fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(tool);
-        let mut rules: Vec<Value> = fs::read_to_string(&path)
-            .ok()
-            .and_then(|s| serde_json::from_str(&s).ok())
-            .unwrap_or_default();
-        rules.push(json!({
-            "args": args_prefix, "stdout": reply.stdout, "stderr": reply.stderr,
-            "exit": reply.exit, "times": reply.times, "spawn": reply.spawn,
-        }));
-        fs::write(path, Value::Array(rules).to_string()).unwrap();
-    }
-
-    /// PIDs of the programs scripted answers started ([`Reply::spawn`]).
-    pub fn spawned(&self) -> Vec<i32> {
-        fs::read_to_string(self.path().join("spawned"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.trim().parse().ok())
-            .collect()
-    }
-
-    /// Forgets every scripted answer of TOOL.
-    pub fn clear_script(&self, tool: &str) {
-        let _ = fs::remove_file(self.path().join("rules").join(tool));
     }
 
     fn command(&self, dispatch_path: &str) -> Command {
@@ -338,93 +171,6 @@ impl Harness {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn charm binary")
-    }
-
-    pub fn calls(&self) -> Vec<Call> {
-        let text = fs::read_to_string(self.path().join("calls.jsonl")).unwrap_or_default();
-        text.lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| Call {
-                tool: v["tool"].as_str().unwrap_or_default().to_string(),
-                args: v["args"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|x| x.as_str().map(String::from))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                stdin: v["stdin"].as_str().map(String::from),
-                env: v["env"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
-            .collect()
-    }
-
-    pub fn clear_calls(&self) {
-        let _ = fs::remove_file(self.path().join("calls.jsonl"));
-    }
-
-    /// `(status, message)` of every status-set, in order.
-    pub fn statuses(&self) -> Vec<(String, String)> {
-        self.calls_of("status-set")
-            .map(|c| {
-                let rest: Vec<&String> = c.args.iter().filter(|a| !a.starts_with("--")).collect();
-                (
-                    rest[0].clone(),
-                    rest.get(1).map(|s| s.to_string()).unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    pub fn last_status(&self) -> Option<(String, String)> {
-        self.statuses().pop()
-    }
-
-    /// All action-set pairs, merged.
-    pub fn action_results(&self) -> BTreeMap<String, String> {
-        self.calls_of("action-set")
-            .flat_map(|c| c.args.clone())
-            .filter_map(|a| {
-                a.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect()
-    }
-
-    pub fn action_failure(&self) -> Option<String> {
-        self.calls_of("action-fail")
-            .last()
-            .and_then(|c| c.args.first().cloned())
-    }
-
-    /// `(level, message)` of every juju-log call.
-    pub fn logs(&self) -> Vec<(String, String)> {
-        self.calls_of("juju-log")
-            .map(|c| {
-                (
-                    c.args.get(1).cloned().unwrap_or_default(),
-                    c.args.last().cloned().unwrap_or_default(),
-                )
-            })
-            .collect()
-    }
-
-    pub fn reboots(&self) -> Vec<Vec<String>> {
-        self.calls_of("juju-reboot")
-            .map(|c| c.args.clone())
-            .collect()
-    }
-
-    pub fn calls_of<'a>(&self, tool: &'a str) -> impl Iterator<Item = Call> + 'a {
-        self.calls().into_iter().filter(move |c| c.tool == tool)
     }
 }
 

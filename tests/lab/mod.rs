@@ -1,15 +1,20 @@
 //! A lab for end-to-end runner tests on the real LXD test daemon: the GitHub simulator
 //! in a network namespace of its own (runners reach it through the host, as they would
-//! reach GitHub), the policy service on the bridge, and charm units driven by the
-//! hook-tool harness. Everything is removed by Drop guards, also when a test fails.
-#![allow(dead_code)]
+//! reach GitHub), the policy service on the bridge (`policy`), and charm units driven
+//! by the hook-tool harness; [`Lab`] starts the usual set at once. Everything is removed
+//! by Drop guards, also when a test fails.
+#![allow(dead_code, unused_imports)]
 
 pub mod daemon;
+pub mod faults;
 pub mod forks;
+mod policy;
+
+pub use policy::{permissive_policy, Policy};
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -185,104 +190,35 @@ impl Sim {
     }
 }
 
-/// Every rule off: for tests about runners, not about policy.
-pub fn permissive_policy() -> Value {
-    let off = json!({"enabled": false});
-    json!({
-        "pull_request": {"target_branch_protection": off, "collaborators": off, "disallow_fork": off, "execute_job": off},
-        "workflow_dispatch": {"collaborators": off},
-        "push": {"collaborators": off},
-        "schedule": {"collaborators": off},
-    })
+/// What most end-to-end tests start from: the lab to themselves ([`serial`]), the test
+/// LXD daemon, the simulator serving org `acme` and `repos`, and the policy service with
+/// every rule off.
+pub struct Lab {
+    // Fields drop in this order: the policy service, the simulator, the lock last.
+    pub policy: Policy,
+    pub sim: Sim,
+    pub lxd: Lxd,
+    _serial: MutexGuard<'static, ()>,
 }
 
-/// The policy service on the bridge and loopback, as the charm's unit runs it.
-pub struct Policy {
-    process: Process,
-    pub log: PathBuf,
-    /// Starts the service again as [`Policy::start`] did (see [`Policy::restart_command`]).
-    restart_script: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Policy {
-    pub fn start(sim: &Sim, document: Value) -> Policy {
-        let dir = tempfile::tempdir().unwrap();
-        let doc = dir.path().join("policy.json");
-        std::fs::write(&doc, document.to_string()).unwrap();
-        let log = dir.path().join("policy.log");
-        let args = [
-            "policy-server".to_string(),
-            "--bind".into(),
-            format!("{BRIDGE_IP}:8080"),
-            "--bind".into(),
-            "127.0.0.1:8080".into(),
-        ];
-        let env = [
-            ("GITHUB_TOKEN", PAT.to_string()),
-            ("CHARM_TOKEN", CHARM_TOKEN.to_string()),
-            ("GITHUB_URL", sim.url.clone()),
-            ("POLICY_DOCUMENT", doc.display().to_string()),
-            ("RUST_LOG", "info".to_string()),
-        ];
-        let restart_script = dir.path().join("restart.sh");
-        let exports: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
-        std::fs::write(
-            &restart_script,
-            format!(
-                "#!/bin/sh\nexport {}\nexec {} {} 2>>'{}'\n",
-                exports.join(" "),
-                binary(),
-                args.join(" "),
-                log.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(
-            &restart_script,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        )
-        .unwrap();
-        let child = Command::new(binary())
-            .args(&args)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let process = Process(child);
-        poll(Duration::from_secs(10), "policy service listening", || {
-            std::net::TcpStream::connect("127.0.0.1:8080").ok()
-        });
-        Policy {
-            process,
-            log,
-            restart_script,
-            _dir: dir,
-        }
+impl Lab {
+    /// The lab, or None (skip) outside CI when the LXD daemon is missing.
+    pub fn new(repos: &[&str]) -> Option<Lab> {
+        let serial = serial();
+        let lxd = lxd()?;
+        let sim = Sim::start(&["acme"], repos);
+        let policy = Policy::start(&sim, permissive_policy());
+        Some(Lab {
+            policy,
+            sim,
+            lxd,
+            _serial: serial,
+        })
     }
 
-    pub fn pid(&self) -> u32 {
-        self.process.0.id()
-    }
-
-    /// Kills the service by its PID (SIGKILL: a crash) and waits until it is gone.
-    pub fn kill(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.pid() as i32),
-            nix::sys::signal::Signal::SIGKILL,
-        );
-        let _ = self.process.0.wait();
-    }
-
-    /// What a stand-in `systemctl restart` runs to start the service again
-    /// (`Reply::spawn`): same binary, environment, listeners and log.
-    pub fn restart_command(&self) -> Vec<String> {
-        vec![self.restart_script.display().to_string()]
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    /// Unit `app/0` of this lab, configured with `config` (see [`Unit::configure`]).
+    pub fn unit(&self, app: &str, config: Value) -> Unit {
+        Unit::new(&self.lxd, app, 0, &self.sim, config)
     }
 }
 

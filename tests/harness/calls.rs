@@ -1,0 +1,108 @@
+//! What the stand-ins recorded: every call, and views of it by hook tool (statuses,
+//! action results, logs, reboots).
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use serde_json::Value;
+
+use super::Harness;
+
+/// One recorded call of a stand-in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    pub tool: String,
+    pub args: Vec<String>,
+    pub stdin: Option<String>,
+    /// Proxy variables and DEBIAN_FRONTEND as the call saw them.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Harness {
+    pub fn calls(&self) -> Vec<Call> {
+        let text = fs::read_to_string(self.path().join("calls.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|v| Call {
+                tool: v["tool"].as_str().unwrap_or_default().to_string(),
+                args: v["args"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                stdin: v["stdin"].as_str().map(String::from),
+                env: v["env"]
+                    .as_object()
+                    .map(|m| {
+                        m.iter()
+                            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    pub fn clear_calls(&self) {
+        let _ = fs::remove_file(self.path().join("calls.jsonl"));
+    }
+
+    /// `(status, message)` of every status-set, in order.
+    pub fn statuses(&self) -> Vec<(String, String)> {
+        self.calls_of("status-set")
+            .map(|c| {
+                let rest: Vec<&String> = c.args.iter().filter(|a| !a.starts_with("--")).collect();
+                (
+                    rest[0].clone(),
+                    rest.get(1).map(|s| s.to_string()).unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn last_status(&self) -> Option<(String, String)> {
+        self.statuses().pop()
+    }
+
+    /// All action-set pairs, merged.
+    pub fn action_results(&self) -> BTreeMap<String, String> {
+        self.calls_of("action-set")
+            .flat_map(|c| c.args.clone())
+            .filter_map(|a| {
+                a.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn action_failure(&self) -> Option<String> {
+        self.calls_of("action-fail")
+            .last()
+            .and_then(|c| c.args.first().cloned())
+    }
+
+    /// `(level, message)` of every juju-log call.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        self.calls_of("juju-log")
+            .map(|c| {
+                (
+                    c.args.get(1).cloned().unwrap_or_default(),
+                    c.args.last().cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn reboots(&self) -> Vec<Vec<String>> {
+        self.calls_of("juju-reboot")
+            .map(|c| c.args.clone())
+            .collect()
+    }
+
+    pub fn calls_of<'a>(&self, tool: &'a str) -> impl Iterator<Item = Call> + 'a {
+        self.calls().into_iter().filter(move |c| c.tool == tool)
+    }
+}
