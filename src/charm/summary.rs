@@ -70,15 +70,11 @@ impl Summary {
         m
     }
     pub fn load(paths: &Paths) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(paths.summary_file()).ok()?).ok()
+        read_json(&paths.summary_file())
     }
     /// Saved by a successful reconcile, which also settles any earlier problem.
     pub fn save(&self, paths: &Paths) {
-        let _ = std::fs::create_dir_all(paths.state_dir());
-        let _ = std::fs::write(
-            paths.summary_file(),
-            serde_json::to_vec(self).expect("serializable"),
-        );
+        write_json(paths, &paths.summary_file(), self);
         Problem::clear(paths);
     }
 }
@@ -108,18 +104,26 @@ impl Problem {
         }
     }
     pub fn load(paths: &Paths) -> Option<Self> {
-        serde_json::from_slice(&std::fs::read(paths.problem_file()).ok()?).ok()
+        read_json(&paths.problem_file())
     }
     pub fn save(&self, paths: &Paths) {
-        let _ = std::fs::create_dir_all(paths.state_dir());
-        let _ = std::fs::write(
-            paths.problem_file(),
-            serde_json::to_vec(self).expect("serializable"),
-        );
+        write_json(paths, &paths.problem_file(), self);
     }
     fn clear(paths: &Paths) {
         let _ = std::fs::remove_file(paths.problem_file());
     }
+}
+
+/// What update-status reads; an unreadable file is as good as none.
+fn read_json<T: for<'de> Deserialize<'de>>(file: &std::path::Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+}
+
+/// Best effort: a file that cannot be written costs update-status its detail, not the
+/// hook its result.
+fn write_json<T: Serialize>(paths: &Paths, file: &std::path::Path, value: &T) {
+    let _ = std::fs::create_dir_all(paths.state_dir());
+    let _ = std::fs::write(file, serde_json::to_vec(value).expect("serializable"));
 }
 
 pub fn unix_now() -> u64 {
