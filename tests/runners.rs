@@ -30,17 +30,31 @@ fn pool_runs_jobs_and_is_refilled() {
     let (status, message) = unit.h.last_status().unwrap();
     assert_eq!(status, "active", "{message}");
 
+    // check-runners names what LXD and the simulator hold.
     unit.h.clear_calls();
     unit.run("actions/check-runners");
     let results = unit.h.action_results();
+    let result = |key: &str| results.get(key).cloned().unwrap_or_default();
+    let mut registered: Vec<String> = sim
+        .runners(&unit.prefix)
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    registered.sort();
+    assert_eq!(registered, unit.instances());
     assert_eq!(
-        results.get("online").map(String::as_str),
-        Some("3"),
+        result("online-runners"),
+        registered.join(","),
         "{results:?}"
     );
     assert_eq!(
-        results.get("busy").map(String::as_str),
-        Some("0"),
+        [
+            result("online"),
+            result("offline"),
+            result("busy"),
+            result("unknown")
+        ],
+        ["3", "0", "0", "0"],
         "{results:?}"
     );
 
@@ -183,14 +197,14 @@ fn a_path_change_moves_the_pool_and_units_keep_to_their_own() {
     let sim = &lab.sim;
     let first = Unit::new(
         &lab.lxd,
-        "ghr-two",
+        "github-runner",
         0,
         sim,
         json!({"path": REPO, "virtual-machines": 2}),
     );
     let second = Unit::new(
         &lab.lxd,
-        "ghr-two",
+        "github-runner",
         1,
         sim,
         json!({"path": REPO, "virtual-machines": 1}),
