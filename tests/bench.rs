@@ -174,6 +174,40 @@ fn requests(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, k: usize) 
     measure("check-runners".into(), "-".into(), &|| {
         unit.run("actions/check-runners");
     });
+    // An org path: the runner group's id is looked up once, then kept.
+    let org = Unit::new(
+        lxd,
+        "ghr-orgcalls",
+        0,
+        sim,
+        json!({"path": "acme", "virtual-machines": 1}),
+    );
+    org.run("hooks/config-changed");
+    org.wait_pool(sim, 1, Duration::from_secs(180));
+    measure(
+        "steady-state reconcile, org path".into(),
+        "1".into(),
+        &|| {
+            org.run("reconcile-runners");
+        },
+    );
+    // The LXD writes of a reconcile that creates runners: what the log must show.
+    let creating_writes = std::cell::Cell::new(0);
+    measure(
+        format!("reconcile creating {k} runners, org path"),
+        format!("{}", k + 1),
+        &|| {
+            org.configure(sim, json!({"path": "acme", "virtual-machines": 1 + k}));
+            creating_writes.set(lxd_writes(lxd, &|| {
+                org.run("hooks/config-changed");
+            }));
+        },
+    );
+    org.wait_pool(sim, 1 + k, Duration::from_secs(180));
+    unit.wait_pool(sim, 2 + k, Duration::from_secs(180));
+    let writes = lxd_writes(lxd, &|| {
+        unit.run("reconcile-runners");
+    });
     writeln!(out, "## GitHub requests (simulator counters)\n").unwrap();
     writeln!(
         out,
@@ -186,6 +220,14 @@ fn requests(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, k: usize) 
     for (what, n, target) in rows {
         writeln!(out, "| {what} | {n} | {target} |").unwrap();
     }
+    writeln!(
+        out,
+        "\nLXD requests other than GET (the daemon's own debug log, `lxc monitor`): \
+         {writes} during a steady-state reconcile (target 0); {} during the reconcile \
+         creating {k} runners.",
+        creating_writes.get()
+    )
+    .unwrap();
     writeln!(out).unwrap();
 }
 
@@ -324,4 +366,40 @@ fn bench() {
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md").into());
     std::fs::write(&path, &out).unwrap();
     println!("{out}\nwritten to {path}");
+}
+
+/// LXD API requests other than GET made while `act` runs, read from the daemon's own
+/// debug log through `lxc monitor`, between two marker requests.
+fn lxd_writes(lxd: &firewall_support::Lxd, act: &dyn Fn()) -> usize {
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut monitor = std::process::Command::new("lxc")
+        .args(["monitor", "--type=logging", "--loglevel=debug", "--pretty"])
+        .env("LXD_DIR", &lxd.dir)
+        .stdout(log.reopen().unwrap())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let seen = |tag: &str| {
+        std::fs::read_to_string(log.path())
+            .is_ok_and(|t| t.contains(&format!("bench-marker={tag}")))
+    };
+    let mark = |tag: &str| {
+        firewall_support::poll(Duration::from_secs(10), "lxc monitor", || {
+            lxd.lxc(&["query", &format!("/1.0?bench-marker={tag}")])
+                .unwrap();
+            seen(tag).then_some(())
+        })
+    };
+    mark("start");
+    act();
+    mark("end");
+    monitor.kill().unwrap();
+    monitor.wait().unwrap();
+    let text = std::fs::read_to_string(log.path()).unwrap();
+    let after_start = text.rsplit("bench-marker=start").next().unwrap();
+    let between = after_start.split("bench-marker=end").next().unwrap();
+    between
+        .lines()
+        .filter(|l| l.contains("Handling API request") && !l.contains("method=GET"))
+        .count()
 }

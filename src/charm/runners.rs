@@ -23,7 +23,7 @@ use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
 use crate::runner::lxd_host::list_own;
-use crate::runner::registry::{resolve_group, GithubAppSource, GithubRegistry};
+use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
 pub use crate::host::HostPaths as Paths;
@@ -161,12 +161,15 @@ impl Runners {
             .split('/')
             .next()
             .unwrap_or("github-runner");
-        Ok(Arc::new(GithubRegistry {
-            client: self.github.clone(),
-            path: path.clone(),
-            labels: files::runner_labels(app, &image, &self.config.labels),
-            group_id: resolve_group(&self.github, path).map_err(port)?,
-        }))
+        Ok(Arc::new(
+            GithubRegistry::new(
+                self.github.clone(),
+                path.clone(),
+                files::runner_labels(app, &image, &self.config.labels),
+                self.paths.state_dir().join("runner-group.json"),
+            )
+            .map_err(port)?,
+        ))
     }
 
     /// Replaces the firewall between the runners' bridge and everything else with one

@@ -2,7 +2,9 @@
 //! [`RunnerRegistry`] over the GitHub client, and [`GithubAppSource`] feeds the runner
 //! application cache.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::GithubPath;
 use crate::github::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
@@ -19,6 +21,62 @@ pub struct GithubRegistry {
     pub path: GithubPath,
     pub labels: Vec<String>,
     pub group_id: u64,
+    /// Where the org runner group's id is kept between hooks (see [`group_id`]).
+    group_file: PathBuf,
+}
+
+impl GithubRegistry {
+    pub fn new(
+        client: GithubClient,
+        path: GithubPath,
+        labels: Vec<String>,
+        group_file: PathBuf,
+    ) -> PortResult<Self> {
+        let group_id = group_id(&client, &path, &group_file)?;
+        Ok(GithubRegistry {
+            client,
+            path,
+            labels,
+            group_id,
+            group_file,
+        })
+    }
+
+    fn forget_group(&self) {
+        let _ = std::fs::remove_file(&self.group_file);
+    }
+}
+
+/// The runner group id kept for an org and a group name.
+#[derive(Serialize, Deserialize)]
+struct KnownGroup {
+    org: String,
+    group: String,
+    id: u64,
+}
+
+/// The runner group's id, asked of GitHub once and then kept in `file`, so that a
+/// reconcile with nothing to create costs one request (the runner list). A failed
+/// registration forgets it, in case the group was made anew under its name.
+fn group_id(client: &GithubClient, path: &GithubPath, file: &Path) -> PortResult<u64> {
+    let GithubPath::Org { org, group } = path else {
+        return Ok(DEFAULT_GROUP_ID);
+    };
+    let kept: Option<KnownGroup> = std::fs::read(file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    if let Some(known) = kept.filter(|k| k.org == *org && k.group == *group) {
+        return Ok(known.id);
+    }
+    let id = resolve_group(client, path)?;
+    let known = KnownGroup {
+        org: org.clone(),
+        group: group.clone(),
+        id,
+    };
+    // Best effort: without the file the next hook asks GitHub again.
+    let _ = std::fs::write(file, serde_json::to_vec(&known).expect("serializable"));
+    Ok(id)
 }
 
 /// Errors the operator must fix block the unit; the rest wait for the next reconcile.
@@ -67,7 +125,10 @@ impl RunnerRegistry for GithubRegistry {
                     token.token.expose().to_string(),
                 ))
             }
-            Err(e) => Err(port_error(e)),
+            Err(e) => {
+                self.forget_group();
+                Err(port_error(e))
+            }
         }
     }
 
