@@ -103,10 +103,10 @@ fn config_yaml_says_what_the_code_does() {
         .as_str()
         .unwrap()
         .replace('\n', " ");
-    let server = github_runner::runner::lxd_host::UBUNTU_IMAGES;
+    let server = github_runner::runner::layout::UBUNTU_IMAGES;
     let host = server.split('/').nth(2).unwrap();
     assert!(about.contains(host), "runner-image: {about:?} vs {server}");
-    assert!(about.contains(github_runner::runner::lxd_host::UBUNTU_ALIAS));
+    assert!(about.contains(github_runner::runner::layout::UBUNTU_ALIAS));
 }
 
 #[test]

@@ -30,6 +30,39 @@ fn pool_runs_jobs_and_is_refilled() {
     let (status, message) = unit.h.last_status().unwrap();
     assert_eq!(status, "active", "{message}");
 
+    // Each runner is sized by the unit's resource profile and set up by its runner
+    // profile.
+    let first = &unit.instances()[0];
+    let instance: serde_json::Value = serde_json::from_str(
+        &lab.lxd
+            .lxc(&["query", &format!("/1.0/instances/{first}")])
+            .unwrap(),
+    )
+    .unwrap();
+    let profiles = unit.profiles();
+    assert_eq!(profiles.len(), 2, "{profiles:?}");
+    for profile in &profiles {
+        assert!(
+            instance["profiles"]
+                .as_array()
+                .unwrap()
+                .contains(&json!(profile)),
+            "{instance}"
+        );
+    }
+    assert_eq!(
+        instance["expanded_config"]["limits.memory"],
+        json!("1073741824B")
+    );
+    assert_eq!(
+        instance["expanded_config"]["security.nesting"],
+        json!("true")
+    );
+    assert_eq!(
+        instance["expanded_config"]["boot.autostart"],
+        json!("false")
+    );
+
     // check-runners names what LXD and the simulator hold.
     unit.h.clear_calls();
     unit.run("actions/check-runners");

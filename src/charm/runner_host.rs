@@ -16,9 +16,8 @@ use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::app::AppCache;
 use crate::runner::files::{self, StartParams};
 use crate::runner::journal::Journal;
-use crate::runner::lxd_host::{
-    list_own, InstanceLayout, LxdRunnerHost, PerRunnerFiles, RunnerPayload,
-};
+use crate::runner::layout::InstanceLayout;
+use crate::runner::lxd_host::{list_own, LxdRunnerHost, PerRunnerFiles, RunnerPayload};
 use crate::runner::registry::GithubRegistry;
 use crate::runner::units::Aproxy;
 use crate::runner::{RunnerName, RunnerPrefix};
@@ -78,7 +77,7 @@ impl Runners {
 
     /// How the configured runners' instances are laid out on this machine.
     pub(super) fn layout(&self) -> InstanceLayout {
-        InstanceLayout::from_config(&self.config, &self.pool_name(), host_cpus())
+        InstanceLayout::from_config(&self.config, &self.prefix, &self.pool_name(), host_cpus())
     }
 
     /// aproxy for the runners, if asked for; the binary it runs is this one.

@@ -22,7 +22,7 @@ use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
-use crate::runner::lxd_host::list_own;
+use crate::runner::lxd_host::{ensure_profiles, list_own};
 use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
 
@@ -290,6 +290,9 @@ impl Runners {
             .map_err(|e| CharmError::Transient(e.to_string()))?;
         if runners > 0 {
             self.check_image()?;
+            self.runtime
+                .block_on(ensure_profiles(&self.lxd, &self.layout().own_profiles))
+                .map_err(port)?;
         }
         let host = self.host(&registry, runners)?;
         // The runners' pre-job checks need the policy service: looked at (and restarted

@@ -1,7 +1,6 @@
 //! The LXD side of a runner: [`LxdRunnerHost`] implements the engine's [`RunnerHost`]:
 //! launch a single-use instance, wait until it is up, put the runner in and start it.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,85 +9,13 @@ use super::files::{
     self, files_archive, start_command, InstanceFile, APP_TARBALL, FILES_ARCHIVE, START_SCRIPT,
 };
 use super::journal::Journal;
+use super::layout::InstanceLayout;
 use super::units::{self, Aproxy};
-use crate::config::{CharmConfig, InstanceType};
 use crate::lxd::poll::{retry_until, Backoff};
-use crate::lxd::types::ImageSource;
-use crate::lxd::{Bytes, ExecSpec, FilePush, InstanceSpec, LxdClient, LxdError};
+use crate::lxd::{Bytes, ExecSpec, FilePush, LxdClient, LxdError, Profile};
 use crate::reconcile::plan::ObservedInstance;
 use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::{RunnerName, RunnerPrefix};
-
-/// Ubuntu's image server, used when `runner-image` is empty.
-pub const UBUNTU_IMAGES: &str = "https://cloud-images.ubuntu.com/releases";
-pub const UBUNTU_ALIAS: &str = "22.04";
-
-/// How an instance is made, from the config: image, type, limits, root disk.
-#[derive(Clone, Debug, PartialEq)]
-pub struct InstanceLayout {
-    pub instance_type: InstanceType,
-    pub source: ImageSource,
-    pub profiles: Vec<String>,
-    pub config: BTreeMap<String, String>,
-    pub devices: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl InstanceLayout {
-    /// `pool` is the RAM-backed storage pool the root disk lives on; `host_cpus` is
-    /// how many CPUs the machine has.
-    pub fn from_config(config: &CharmConfig, pool: &str, host_cpus: usize) -> Self {
-        let source = match &config.runner_image {
-            Some(alias) => ImageSource::local(alias),
-            None => ImageSource::simplestreams(UBUNTU_IMAGES, UBUNTU_ALIAS),
-        };
-        let mut limits = BTreeMap::new();
-        // A container's limits.cpu pins it to that many CPUs, and LXD then rebalances the
-        // pins of every pinned container on each start (measured: 8 parallel launches
-        // 8% slower). Allowed every CPU of the host, a container needs no pin at all. A
-        // VM's limits.cpu is its number of vCPUs, so it is always set.
-        let pin = config.instance_type == InstanceType::VirtualMachine
-            || (config.vm_cpu as usize) < host_cpus;
-        if pin {
-            limits.insert("limits.cpu".to_string(), config.vm_cpu.to_string());
-        }
-        limits.insert("limits.memory".to_string(), config.vm_memory.to_lxd());
-        let mut root = BTreeMap::new();
-        root.insert("type".to_string(), "disk".to_string());
-        root.insert("path".to_string(), "/".to_string());
-        root.insert("pool".to_string(), pool.to_string());
-        // A dir pool cannot enforce a size on a container; the tmpfs under it bounds all.
-        if config.instance_type == InstanceType::VirtualMachine {
-            root.insert("size".to_string(), config.vm_disk.to_lxd());
-        }
-        InstanceLayout {
-            instance_type: config.instance_type,
-            source,
-            profiles: vec!["default".to_string()],
-            config: limits,
-            devices: BTreeMap::from([("root".to_string(), root)]),
-        }
-    }
-
-    pub fn spec(&self, name: &RunnerName) -> InstanceSpec {
-        InstanceSpec {
-            name: name.as_str().to_string(),
-            instance_type: self.instance_type,
-            source: self.source.clone(),
-            profiles: self.profiles.clone(),
-            config: self.config.clone(),
-            devices: self.devices.clone(),
-            ephemeral: true,
-        }
-    }
-
-    /// The NIC the runner's network comes up on.
-    pub fn interface(&self) -> &'static str {
-        match self.instance_type {
-            InstanceType::Container => "eth0",
-            InstanceType::VirtualMachine => "enp5s0",
-        }
-    }
-}
 
 /// Makes the files of one runner alone; may block.
 pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
@@ -240,6 +167,19 @@ impl LxdRunnerHost {
     }
 }
 
+/// Makes our profiles or brings them up to date; one that is as wanted costs a read.
+pub async fn ensure_profiles(client: &LxdClient, profiles: &[Profile]) -> PortResult<()> {
+    for wanted in profiles {
+        match client.get_profile(&wanted.name).await {
+            Ok(have) if have.config == wanted.config && have.devices == wanted.devices => {}
+            Ok(_) => client.update_profile(wanted).await.map_err(lxd_error)?,
+            Err(e) if e.is_not_found() => client.create_profile(wanted).await.map_err(lxd_error)?,
+            Err(e) => return Err(lxd_error(e)),
+        }
+    }
+    Ok(())
+}
+
 /// The instances `prefix` owns, with their age.
 pub async fn list_own(
     client: &LxdClient,
@@ -315,53 +255,5 @@ impl RunnerHost for LxdRunnerHost {
         }
         self.journal.end(name);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(extra: serde_json::Value) -> CharmConfig {
-        let mut v = serde_json::json!({"path": "o/r", "token": "t", "vm-cpu": 4, "vm-memory": "2GiB", "vm-disk": "8GiB"});
-        for (k, val) in extra.as_object().unwrap() {
-            v[k] = val.clone();
-        }
-        CharmConfig::from_json(&v).unwrap()
-    }
-
-    #[test]
-    fn vm_layout_from_config() {
-        let layout = InstanceLayout::from_config(&config(serde_json::json!({})), "runners", 64);
-        let spec = layout.spec(&RunnerName::new("app-0-00000001"));
-        assert!(spec.ephemeral);
-        assert_eq!(spec.instance_type, InstanceType::VirtualMachine);
-        assert_eq!(spec.source.server.as_deref(), Some(UBUNTU_IMAGES));
-        assert_eq!(spec.config["limits.cpu"], "4");
-        assert_eq!(spec.config["limits.memory"], "2147483648B");
-        assert_eq!(spec.devices["root"]["size"], "8589934592B");
-        assert_eq!(spec.devices["root"]["pool"], "runners");
-        assert_eq!(layout.interface(), "enp5s0");
-    }
-
-    #[test]
-    fn container_layout_uses_the_configured_image() {
-        let c = config(
-            serde_json::json!({"runner-instance-type": "container", "runner-image": "ghr-runner"}),
-        );
-        let layout = InstanceLayout::from_config(&c, "p", 8);
-        assert_eq!(layout.source, ImageSource::local("ghr-runner"));
-        assert_eq!(layout.config["limits.cpu"], "4");
-        // A container allowed every CPU of the host is not pinned; a VM always has its count.
-        assert!(!InstanceLayout::from_config(&c, "p", 4)
-            .config
-            .contains_key("limits.cpu"));
-        let vm = config(serde_json::json!({"vm-cpu": 8}));
-        assert_eq!(
-            InstanceLayout::from_config(&vm, "p", 2).config["limits.cpu"],
-            "8"
-        );
-        assert!(!layout.devices["root"].contains_key("size"));
-        assert_eq!(layout.interface(), "eth0");
     }
 }

@@ -4,6 +4,7 @@
 pub mod app;
 pub mod files;
 pub mod journal;
+pub mod layout;
 pub mod lxd_host;
 pub mod pool;
 pub mod registry;

@@ -318,6 +318,24 @@ impl Unit {
     }
 }
 
+impl Unit {
+    /// The LXD profiles the charm made for this unit's runners.
+    pub fn profiles(&self) -> Vec<String> {
+        let out = self
+            .lxd
+            .lxc(&["profile", "list", "--format", "json"])
+            .unwrap_or_default();
+        let list: Value = serde_json::from_str(&out).unwrap_or_default();
+        list.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p["name"].as_str())
+            .filter(|n| n.starts_with(&self.prefix))
+            .map(String::from)
+            .collect()
+    }
+}
+
 impl Drop for Unit {
     fn drop(&mut self) {
         for name in self.instances() {
@@ -326,6 +344,9 @@ impl Drop for Unit {
         let _ = self
             .lxd
             .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
+        for profile in self.profiles() {
+            let _ = self.lxd.lxc(&["profile", "delete", &profile]);
+        }
         let pool = self.root.path().join("var/lib/github-runner/pool");
         let _ = run(&["umount", &pool.display().to_string()]);
         // config-changed put the charm's firewall on the shared test bridge.
