@@ -121,8 +121,9 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
     while let Some(d) = stack.pop() {
         for entry in fs::read_dir(&d).unwrap() {
             let path = entry.unwrap().path();
-            // Reconcile bookkeeping, not host setup.
-            if path.ends_with("reconcile.lock") || path.ends_with("last-reconcile.json") {
+            // Reconcile bookkeeping and the status a hook left, not host setup.
+            let bookkeeping = ["reconcile.lock", "last-reconcile.json", "last-problem.json"];
+            if bookkeeping.iter().any(|name| path.ends_with(name)) {
                 continue;
             }
             let meta = fs::metadata(&path).unwrap();

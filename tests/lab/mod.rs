@@ -341,12 +341,13 @@ impl Drop for Unit {
         for name in self.instances() {
             let _ = self.lxd.lxc(&["delete", "--force", &name]);
         }
-        let _ = self
-            .lxd
-            .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
+        // The resource profile names the pool: LXD keeps a pool a profile uses.
         for profile in self.profiles() {
             let _ = self.lxd.lxc(&["profile", "delete", &profile]);
         }
+        let _ = self
+            .lxd
+            .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
         let pool = self.root.path().join("var/lib/github-runner/pool");
         let _ = run(&["umount", &pool.display().to_string()]);
         // config-changed put the charm's firewall on the shared test bridge.
