@@ -205,6 +205,23 @@ pub async fn list_own(
         .collect())
 }
 
+impl LxdRunnerHost {
+    /// Deletes the instance; whether LXD no longer has it. A delete accepted during
+    /// LXD's own "create" operation can leave the instance behind, and one refused as
+    /// busy did nothing: both answer `false`.
+    async fn remove_and_check(&self, name: &RunnerName) -> Result<bool, LxdError> {
+        match self.client.remove_instance(name.as_str()).await {
+            Ok(()) => match self.client.get_instance(name.as_str()).await {
+                Err(e) if e.is_not_found() => Ok(true),
+                Err(e) => Err(e),
+                Ok(_) => Ok(false),
+            },
+            Err(e) if is_busy(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 impl RunnerHost for LxdRunnerHost {
     async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
         let mut instances = list_own(&self.client, &self.prefix).await?;
@@ -226,31 +243,29 @@ impl RunnerHost for LxdRunnerHost {
         // An instance whose maker died may still be in LXD's own "create" operation,
         // which LXD finishes without its client; deleting waits for it, bounded.
         let deadline = tokio::time::Instant::now() + BUSY_WAIT;
-        let mut pause = Duration::from_millis(200);
-        // A delete accepted during that operation can also leave the instance behind:
-        // it is gone only when LXD no longer has it.
-        loop {
-            let result = match self.client.remove_instance(name.as_str()).await {
-                Ok(()) => match self.client.get_instance(name.as_str()).await {
-                    Err(e) if e.is_not_found() => Ok(true),
-                    Err(e) => Err(e),
-                    Ok(_) => Ok(false),
-                },
-                Err(e) if is_busy(&e) => Ok(false),
-                Err(e) => Err(e),
-            };
-            match result.map_err(lxd_error)? {
-                true => break,
-                false if tokio::time::Instant::now() + pause < deadline => {
+        let backoff = Backoff {
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(2),
+        };
+        // Retried while busy; any other LXD error ends the wait at once.
+        let waited = retry_until(deadline, backoff, || async {
+            match self.remove_and_check(name).await {
+                Ok(true) => Ok(Ok(())),
+                Ok(false) => {
                     log::info!("{name} is busy in LXD; waiting to delete it");
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(2));
+                    Err(())
                 }
-                false => {
-                    return Err(PortError::transient(format!(
-                        "LXD: {name} still busy after {BUSY_WAIT:?}; a later reconcile deletes it"
-                    )))
-                }
+                Err(e) => Ok(Err(e)),
+            }
+        })
+        .await;
+        match waited {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(lxd_error(e)),
+            Err(()) => {
+                return Err(PortError::transient(format!(
+                    "LXD: {name} still busy after {BUSY_WAIT:?}; a later reconcile deletes it"
+                )))
             }
         }
         self.journal.end(name);
