@@ -101,13 +101,10 @@ impl Instance {
     }
 
     fn event_file(&self, head_repo: &str) -> PathBuf {
-        let event = serde_json::json!({
-            "pull_request": {
-                "number": 3,
-                "head": {"ref": "fix", "sha": SHA, "repo": {"full_name": head_repo}},
-                "base": {"ref": "main", "sha": "0".repeat(40), "repo": {"full_name": "canonical/app"}}
-            }
-        });
+        self.write_event(&serde_json::json!({"pull_request": pull_request(head_repo)}))
+    }
+
+    fn write_event(&self, event: &serde_json::Value) -> PathBuf {
         let path = self.dir.path().join("event.json");
         std::fs::write(&path, event.to_string()).unwrap();
         path
@@ -134,6 +131,29 @@ impl Instance {
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+}
+
+/// Pull request #3 (from alice's fork) or #4 (from bob's, approved) as an event carries it.
+fn pull_request(head_repo: &str) -> serde_json::Value {
+    let number = if head_repo == "bob/app" { 4 } else { 3 };
+    serde_json::json!({
+        "number": number,
+        "head": {"ref": "fix", "sha": SHA, "repo": {"full_name": head_repo}},
+        "base": {"ref": "main", "sha": "0".repeat(40), "repo": {"full_name": "canonical/app"}}
+    })
+}
+
+/// The payload of `event` about the pull request from `head_repo`, as GitHub shapes it.
+fn pull_request_event(event: &str, head_repo: &str) -> serde_json::Value {
+    let pr = pull_request(head_repo);
+    match event {
+        "issue_comment" => serde_json::json!({
+            "issue": {"number": pr["number"], "pull_request": {"url": "https://api.github.com/x"}},
+            "comment": {"body": "hello"}}),
+        "pull_request_review" => serde_json::json!({"pull_request": pr, "review": {"state": "commented"}}),
+        "pull_request_review_comment" => serde_json::json!({"pull_request": pr, "comment": {"body": "nit"}}),
+        _ => serde_json::json!({"pull_request": pr}),
     }
 }
 
@@ -213,6 +233,77 @@ fn pull_requests_use_the_event_file() {
             assert!(stderr.contains("execute_job"), "{stderr}");
         }
     }
+}
+
+/// Every event whose payload carries a pull request (its own name or not) goes to the
+/// pull-request check with that pull request: a fork's unapproved commit is refused
+/// by the approval rule, the approved fork and a branch of the repository pass.
+#[test]
+fn every_event_carrying_a_pull_request_gets_the_pull_request_check() {
+    if !tools_present() {
+        return;
+    }
+    let s = Service::start(github(), None);
+    let events = [
+        "pull_request",
+        "pull_request_target",
+        "pull_request_review",
+        "pull_request_review_comment",
+        "issue_comment",
+        // An event GitHub may add later: what it carries counts, not its name.
+        "pull_request_something_new",
+    ];
+    for event in events {
+        for (head, passes) in [("alice/app", false), ("bob/app", true), ("canonical/app", true)] {
+            let i = Instance::new();
+            let event_path = i.write_event(&pull_request_event(event, head));
+            let script = render_pre_job(s.url(), &s.one_time_token());
+            let env = [
+                ("GITHUB_EVENT_NAME", event),
+                ("GITHUB_REPOSITORY", "canonical/app"),
+                ("GITHUB_EVENT_PATH", path_str(&event_path)),
+            ];
+            let (code, stderr) = i.run(&script, &env);
+            assert_eq!(code == 0, passes, "{event} from {head}: {stderr}");
+            assert_eq!(refused(&i), !passes, "{event} from {head}: {:?}", i.calls());
+            if passes {
+                assert!(stderr.contains("pull_request check passed"), "{event}: {stderr}");
+            } else {
+                assert!(stderr.contains("execute_job"), "{event}: {stderr}");
+            }
+        }
+    }
+}
+
+/// A pull-request event whose payload has no pull request is refused, never checked
+/// as a repository event; so is an issue comment naming a pull request that is not open.
+#[test]
+fn a_pull_request_event_without_its_pull_request_is_refused() {
+    if !tools_present() {
+        return;
+    }
+    let s = Service::start(github(), None);
+    for event in ["pull_request_review", "pull_request_review_comment", "pull_request_target"] {
+        let i = Instance::new();
+        let event_path = i.write_event(&serde_json::json!({"review": {}}));
+        let env = [
+            ("GITHUB_EVENT_NAME", event),
+            ("GITHUB_REPOSITORY", "canonical/app"),
+            ("GITHUB_EVENT_PATH", path_str(&event_path)),
+        ];
+        let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+        assert!(code != 0 && refused(&i), "{event}: {stderr}");
+    }
+    let i = Instance::new();
+    let closed = serde_json::json!({"issue": {"number": 99, "pull_request": {"url": "u"}}});
+    let event_path = i.write_event(&closed);
+    let env = [
+        ("GITHUB_EVENT_NAME", "issue_comment"),
+        ("GITHUB_REPOSITORY", "canonical/app"),
+        ("GITHUB_EVENT_PATH", path_str(&event_path)),
+    ];
+    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+    assert!(code != 0 && refused(&i) && stderr.contains("#99"), "{stderr}");
 }
 
 #[test]
