@@ -126,7 +126,7 @@ fn serves_on_every_bind_and_stops_on_sigterm() {
     let addresses = server.addresses();
     for address in &addresses {
         let (status, token) = get(
-            &format!("http://{address}/one-time-token"),
+            &format!("http://{address}/one-time-token?runner={RUNNER}"),
             Some(CHARM_TOKEN),
         );
         assert_eq!((status, token.len()), (200, 64));
@@ -198,9 +198,10 @@ fn refuses_to_start_without_its_environment() {
     assert_eq!(server.exit_code(), Some(1));
 }
 
-fn check_run(address: &str, token: &str) -> u16 {
+fn check_run(address: &str, token: &str, runner: &str) -> u16 {
     let response = ureq::post(&format!("http://{address}/push/check-run"))
         .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Runner-Name", runner)
         .set("Content-Type", "application/json")
         .send_string(r#"{"repository_name": "canonical/app"}"#);
     match response {
@@ -219,8 +220,11 @@ fn stop(server: &mut Server) {
     assert_eq!(server.exit_code(), Some(0));
 }
 
+/// One-time tokens of the real binary: bound to the runner they were issued for,
+/// revoked by the charm, expiring after `ONE_TIME_TOKEN_TTL`, and kept (runner and
+/// expiry too) across a restart.
 #[test]
-fn one_time_tokens_survive_a_restart() {
+fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     use std::os::unix::fs::PermissionsExt;
     let sim = github_runner::sim::SimServer::start(
         github_runner::sim::SimConfig::new(GITHUB_TOKEN),
@@ -238,32 +242,65 @@ fn one_time_tokens_survive_a_restart() {
         ("GITHUB_URL", sim.url.as_str()),
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
+    let (a, b, c) = ("app-0-0000000a", "app-0-0000000b", "app-0-0000000c");
     let mut server = Server::start(&env);
     let address = server.addresses().remove(0);
-    let issue = |address: &str| {
-        let (status, token) = get(
-            &format!("http://{address}/one-time-token"),
-            Some(CHARM_TOKEN),
-        );
-        assert_eq!(status, 200);
-        token
-    };
-    let (idle, used) = (issue(&address), issue(&address));
-    assert_eq!(check_run(&address, &used), 204);
+    let (idle, used) = (issue(&address, a), issue(&address, b));
+    assert_eq!(check_run(&address, &used, b), 204);
+    // Presented by another runner: refused, and spent for its own runner too.
+    let stolen = issue(&address, c);
+    assert_eq!(check_run(&address, &stolen, b), 401);
+    assert!(server
+        .wait_for(&format!("of runner {c} was presented as {b}"))
+        .is_some());
+    assert_eq!(check_run(&address, &stolen, c), 401);
+    // Revoked when the charm removes the runner: refused. Only the charm may revoke.
+    let revoked = issue(&address, c);
+    let other = issue(&address, b);
+    assert_eq!(revoke(&address, c, &other), 403);
+    assert_eq!(revoke(&address, c, CHARM_TOKEN), 204);
+    assert_eq!(check_run(&address, &revoked, c), 401);
     let file = dir.path().join("one-time-tokens");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), 1, "one unused token: {text}");
+    assert!(text.contains(a), "kept with its runner: {text}");
     assert!(!text.contains(&idle), "only digests are stored");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     stop(&mut server);
 
-    // The restarted service accepts the idle runner's token once, and never the used one.
+    // The restarted service accepts the idle runner's token once, from that runner
+    // only, and never the used one.
     let mut server = Server::start(&env);
     let address = server.addresses().remove(0);
-    assert_eq!(check_run(&address, &used), 401);
-    assert_eq!(check_run(&address, &idle), 204);
-    assert_eq!(check_run(&address, &idle), 401);
+    assert_eq!(check_run(&address, &used, b), 401);
+    assert_eq!(check_run(&address, &idle, a), 204);
+    assert_eq!(check_run(&address, &idle, a), 401);
+    stop(&mut server);
+
+    // Expiry: a token issued to live one second, then the service restarted with the
+    // default lifetime: the stored expiry holds.
+    let mut short = env.to_vec();
+    short.push(("ONE_TIME_TOKEN_TTL", "1"));
+    let mut server = Server::start(&short);
+    let address = server.addresses().remove(0);
+    let issued = Instant::now();
+    let expiring = issue(&address, a);
+    stop(&mut server);
+    let mut server = Server::start(&env);
+    let address = server.addresses().remove(0);
+    // Expiry is kept in whole seconds: two seconds on, it has passed for certain.
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(issued.elapsed()));
+    assert_eq!(check_run(&address, &expiring, a), 401);
+    assert!(server
+        .wait_for(&format!("token of runner {a} has expired"))
+        .is_some());
+    let fresh = issue(&address, a);
+    assert_eq!(
+        check_run(&address, &fresh, a),
+        204,
+        "the default lifetime is long"
+    );
     stop(&mut server);
 
     // An explicit ONE_TIME_TOKENS_FILE wins over the derived place.
@@ -272,7 +309,29 @@ fn one_time_tokens_survive_a_restart() {
     env.push(("ONE_TIME_TOKENS_FILE", explicit.to_str().unwrap()));
     let mut server = Server::start(&env);
     let address = server.addresses().remove(0);
-    issue(&address);
+    issue(&address, a);
     assert!(explicit.exists());
     stop(&mut server);
+}
+
+/// A runner name the tests issue tokens for.
+const RUNNER: &str = "app-0-00000001";
+
+fn issue(address: &str, runner: &str) -> String {
+    let url = format!("http://{address}/one-time-token?runner={runner}");
+    let (status, token) = get(&url, Some(CHARM_TOKEN));
+    assert_eq!(status, 200, "{token}");
+    token
+}
+
+fn revoke(address: &str, runner: &str, token: &str) -> u16 {
+    let url = format!("http://{address}/one-time-token?runner={runner}");
+    match ureq::delete(&url)
+        .set("Authorization", &format!("Bearer {token}"))
+        .call()
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
 }

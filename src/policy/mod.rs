@@ -75,6 +75,10 @@ pub struct ServiceEnv {
     /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
     /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
     pub one_time_tokens: Option<std::path::PathBuf>,
+    /// How long a one-time token lives: `ONE_TIME_TOKEN_TTL` seconds, else
+    /// [`tokens::DEFAULT_TTL`]. Shorter only for tests; the charm replaces idle runners
+    /// at [`tokens::MAX_IDLE_AGE`] whatever it is.
+    pub one_time_token_ttl: std::time::Duration,
 }
 
 impl ServiceEnv {
@@ -100,6 +104,10 @@ impl ServiceEnv {
                 }
             })?,
             policy_document: get("POLICY_DOCUMENT").map(Into::into),
+            one_time_token_ttl: match get("ONE_TIME_TOKEN_TTL") {
+                None => tokens::DEFAULT_TTL,
+                Some(raw) => parse_ttl(&raw)?,
+            },
             one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
                 get("POLICY_DOCUMENT").map(|p| {
                     token_store::TokenFile::next_to(std::path::Path::new(&p))
@@ -108,6 +116,17 @@ impl ServiceEnv {
                 })
             }),
         })
+    }
+}
+
+/// `ONE_TIME_TOKEN_TTL`: whole seconds, at least 1.
+fn parse_ttl(raw: &str) -> Result<std::time::Duration, PolicyError> {
+    match raw.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(PolicyError::InvalidEnv {
+            name: "ONE_TIME_TOKEN_TTL",
+            reason: format!("{raw:?} is not a whole number of seconds above 0"),
+        }),
     }
 }
 
@@ -147,7 +166,8 @@ fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
         log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
     }
     let file = env.policy_document.map(document::DocumentFile::new);
-    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?;
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?
+        .with_token_ttl(env.one_time_token_ttl);
     match env.one_time_tokens {
         Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
         None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
@@ -194,6 +214,25 @@ mod tests {
         assert_eq!(env.github_url.api_base(), "https://api.github.com");
         assert!(env.policy_document.is_none());
         assert!(env.one_time_tokens.is_none());
+        assert_eq!(env.one_time_token_ttl, tokens::DEFAULT_TTL);
+        let short = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("ONE_TIME_TOKEN_TTL", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(short.one_time_token_ttl, std::time::Duration::from_secs(5));
+        for bad in ["0", "-1", "1h", "1.5"] {
+            let lookup = move |k: &str| match k {
+                "GITHUB_TOKEN" | "CHARM_TOKEN" => Some("x".to_string()),
+                "ONE_TIME_TOKEN_TTL" => Some(bad.to_string()),
+                _ => None,
+            };
+            assert!(matches!(
+                ServiceEnv::from_lookup(lookup),
+                Err(PolicyError::InvalidEnv { name: "ONE_TIME_TOKEN_TTL", .. })
+            ), "{bad}");
+        }
         let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
             .err()
             .unwrap();

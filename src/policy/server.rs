@@ -3,11 +3,12 @@
 //! statuses. `serve` runs on given listeners until a
 //! shutdown future resolves, so tests start the real thing on `127.0.0.1:0`.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -17,11 +18,12 @@ use tokio::net::TcpListener;
 
 use super::auth::{self, Authorized, CharmRole, OneTimeRole};
 use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
+use super::github::RepoName;
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::RepoApi;
 use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
 use super::token_store::TokenFile;
-use super::tokens::{CharmToken, OneTimeTokens};
+use super::tokens::{CharmToken, IssueError, OneTimeTokens};
 use super::PolicyError;
 
 /// Everything a request handler needs.
@@ -73,8 +75,14 @@ impl AppState {
     /// Keeps one-time tokens in `file` (replacing the in-memory store), so tokens that
     /// idle runners hold survive a restart of the service.
     pub fn with_token_file(mut self, file: TokenFile) -> Result<Self, PolicyError> {
-        self.tokens = OneTimeTokens::persistent(file)?;
+        self.tokens = OneTimeTokens::persistent(file)?.with_ttl(self.tokens.ttl());
         Ok(self)
+    }
+
+    /// One-time tokens issued from now on live `ttl` (default [`super::tokens::DEFAULT_TTL`]).
+    pub fn with_token_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.tokens = std::mem::take(&mut self.tokens).with_ttl(ttl);
+        self
     }
 
     /// The active policy.
@@ -87,7 +95,10 @@ impl AppState {
 /// fallback, so it sees requests that end in 404, 405 or 413 too.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/one-time-token", get(one_time_token))
+        .route(
+            "/one-time-token",
+            get(one_time_token).delete(revoke_one_time_token),
+        )
         .route("/policy", post(set_policy))
         .route("/check-run", post(pull_request_check))
         .route("/pull_request/check-run", post(pull_request_check))
@@ -100,11 +111,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/schedule/check-run",
             repository_route(RepositoryEvent::Schedule),
         )
-        // Events without rules of their own are checked as a push.
-        .route(
-            "/default/check-run",
-            repository_route(RepositoryEvent::Push),
-        )
+        // Events without rules of their own are checked as a push, unless they carry a
+        // pull request.
+        .route("/default/check-run", post(default_check))
         .route("/always-fail/check-run", post(always_fail))
         .route("/health", get(health))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -170,12 +179,28 @@ fn flatten(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::
     joined.map_err(std::io::Error::other)?
 }
 
+/// The `runner` query parameter: which runner a token is for.
+fn runner_param(query: &HashMap<String, String>) -> Result<&str, Reject> {
+    query
+        .get("runner")
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| Reject::bad_request("missing query parameter: runner"))
+}
+
+/// `GET /one-time-token?runner=NAME`: a token only `NAME` may use, once.
 async fn one_time_token(
     _: Authorized<CharmRole>,
     State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Reject> {
-    match state.tokens.issue() {
+    let runner = runner_param(&query)?;
+    match state.tokens.issue(runner) {
         Ok(token) => Ok(text(StatusCode::OK, token)),
+        Err(IssueError::BadRunnerName) => Err(Reject::bad_request(format!(
+            "query parameter runner: {}",
+            IssueError::BadRunnerName
+        ))),
         Err(e) => {
             log::error!("cannot issue a one-time token: {e}");
             Err(Reject::new(
@@ -184,6 +209,28 @@ async fn one_time_token(
             ))
         }
     }
+}
+
+/// `DELETE /one-time-token?runner=NAME`: the charm removes runner `NAME`; its unused
+/// token, if any, is refused from now on. 204 either way.
+async fn revoke_one_time_token(
+    _: Authorized<CharmRole>,
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, Reject> {
+    let runner = runner_param(&query)?.to_string();
+    let revoked = tokio::task::spawn_blocking(move || {
+        state.tokens.revoke(&runner).map(|had| (runner, had))
+    })
+    .await
+    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    match revoked {
+        Ok((runner, true)) => log::info!("revoked the one-time token of runner {runner}"),
+        Ok((_, false)) => {}
+        // Forgotten in memory all the same; the file keeps it until it expires.
+        Err(e) => log::error!("cannot store a revoked one-time token: {e}"),
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn set_policy(
@@ -231,6 +278,15 @@ async fn pull_request_check(
     body: Bytes,
 ) -> Result<Response, Reject> {
     let b = json_object(&headers, &body)?;
+    if let Some(number) = b.get("pull_request_number") {
+        let number = number
+            .as_u64()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| Reject::bad_request("field pull_request_number must be a positive integer"))?;
+        let repository = repo_field(&b, "repository_name")?;
+        let request = CheckRequest::PullRequestNumber { repository, number };
+        return Ok(run_check(state, request).await);
+    }
     let input = PullRequestInput {
         repository: repo_field(&b, "repository_name")?,
         source_repository: repo_field(&b, "source_repository_name")?,
@@ -252,6 +308,30 @@ async fn repository_check(
     Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
 }
 
+/// An event with no rules of its own. The body names the event and whether its
+/// payload carries a pull request; either way such an event is refused here.
+async fn default_check(
+    _: Authorized<OneTimeRole>,
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Reject> {
+    let b = json_object(&headers, &body)?;
+    let repository: RepoName = repo_field(&b, "repository_name")?;
+    let event_name = field(&b, "event_name")?;
+    let carries = match b.get("carries_pull_request") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(_) => return Err(Reject::bad_request("field carries_pull_request must be a boolean")),
+    };
+    if let Some(reason) = checks::default_refusal(event_name, carries) {
+        log::warn!("check-run default {event_name} {repository}: fail: {reason}");
+        return Ok(text(StatusCode::FORBIDDEN, reason));
+    }
+    let event = RepositoryEvent::Push;
+    Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
+}
+
 async fn always_fail(_: Authorized<OneTimeRole>) -> Result<Response, Reject> {
     let reason = "always-fail: this runner refuses every job by configuration";
     Ok(text(StatusCode::FORBIDDEN, reason))
@@ -265,6 +345,9 @@ async fn run_check(state: Arc<AppState>, request: CheckRequest) -> Response {
             "pull_request {}:{} -> {}",
             i.source_repository, i.source_branch, i.repository
         ),
+        CheckRequest::PullRequestNumber { repository, number } => {
+            format!("pull_request #{number} -> {repository}")
+        }
         CheckRequest::Repository { event, repository } => format!("{event:?} {repository}"),
     };
     let api = state.api.clone();
