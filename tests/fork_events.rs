@@ -11,7 +11,7 @@ mod lab;
 use std::time::Duration;
 
 use lab::forks::{
-    fork_pull_requests, marker_exists, queue_fork_event_job, APPROVED_SHA, FORK, UNAPPROVED_SHA,
+    fork_pull_requests, marker_exists, queue_fork_event_job, APPROVED_SHA, UNAPPROVED_SHA,
 };
 use lab::{serial, Policy, Sim, Unit};
 use serde_json::{json, Value};
@@ -56,20 +56,28 @@ fn a_fork_pull_request_never_runs_unapproved_on_any_event_that_carries_it() {
     unit.run("hooks/config-changed");
     unit.wait_pool(&sim, 2, SETTLE);
 
+    let mut refused = 0;
     for event in EVENTS {
         let marker = format!("marker-{}", event.replace('_', "-"));
         let done = run_job(&sim, event, "feature", UNAPPROVED_SHA, &marker);
         let log = policy.log_text();
         assert_eq!(done["conclusion"], json!("failure"), "{event}: {done}\n{log}");
+        let mut used = vec![done["runner_name"].as_str().unwrap().to_string()];
         assert!(
             !marker_exists(&sim, &marker),
             "{event}: a step of the fork's unapproved job ran"
         );
-        assert!(
-            log.lines().any(|l| l.contains(&format!("{FORK}:feature "))
-                && l.contains("fail: execute_job:")),
+        // One more refusal by the approval rule, of this fork's unapproved commit.
+        let refusals = log
+            .lines()
+            .filter(|l| l.contains("fail: execute_job:") && l.contains(UNAPPROVED_SHA))
+            .count();
+        assert_eq!(
+            refusals,
+            refused + 1,
             "{event}: not refused by the pull request's approval rule: {log}"
         );
+        refused = refusals;
         // The approved commit of the same fork runs on the same event: the refusal
         // above is the approval rule's, not a blanket refusal of the event.
         let marker = format!("{marker}-approved");
@@ -81,7 +89,13 @@ fn a_fork_pull_request_never_runs_unapproved_on_any_event_that_carries_it() {
             policy.log_text()
         );
         assert!(marker_exists(&sim, &marker), "{event}: the approved job's step did not run");
-        // Two runners used: the pool is made whole again for the next event.
+        used.push(done["runner_name"].as_str().unwrap().to_string());
+        // Two runners used (their instances go once their runner ends): the pool is
+        // made whole again for the next event.
+        firewall_support::poll(SETTLE, "the used runners' instances to go", || {
+            let left = unit.instances();
+            (!used.iter().any(|u| left.contains(u))).then_some(())
+        });
         unit.run("reconcile-runners");
         unit.wait_pool(&sim, 2, SETTLE);
     }

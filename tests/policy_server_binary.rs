@@ -94,8 +94,11 @@ impl Drop for Server {
     }
 }
 
+/// A GET as runner [`RUNNER`] would send it (its name in the runner header).
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = ureq::get(url).timeout(Duration::from_secs(10));
+    let mut req = ureq::get(url)
+        .timeout(Duration::from_secs(10))
+        .set("X-Runner-Name", RUNNER);
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
@@ -257,8 +260,8 @@ fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     // Revoked when the charm removes the runner: refused. Only the charm may revoke.
     let revoked = issue(&address, c);
     let other = issue(&address, b);
-    assert_eq!(revoke(&address, c, &other), 403);
-    assert_eq!(revoke(&address, c, CHARM_TOKEN), 204);
+    assert_eq!(revoke(&address, c, &other, b), 403);
+    assert_eq!(revoke(&address, c, CHARM_TOKEN, b), 204);
     assert_eq!(check_run(&address, &revoked, c), 401);
     let file = dir.path().join("one-time-tokens");
     let text = std::fs::read_to_string(&file).unwrap();
@@ -324,10 +327,12 @@ fn issue(address: &str, runner: &str) -> String {
     token
 }
 
-fn revoke(address: &str, runner: &str, token: &str) -> u16 {
+/// Asks to revoke `runner`'s token with `token`, sent as runner `caller` would.
+fn revoke(address: &str, runner: &str, token: &str, caller: &str) -> u16 {
     let url = format!("http://{address}/one-time-token?runner={runner}");
     match ureq::delete(&url)
         .set("Authorization", &format!("Bearer {token}"))
+        .set("X-Runner-Name", caller)
         .call()
     {
         Ok(r) => r.status(),

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use github_runner::policy::fake::{collaborator, comment, pull, FakeRepo, FakeRepoApi};
 use github_runner::policy::github::Permission;
 use github_runner::policy::prejob::render_pre_job;
-use policy_support::Service;
+use policy_support::{Service, RUNNER};
 
 const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
 
@@ -104,6 +104,11 @@ impl Instance {
         self.write_event(&serde_json::json!({"pull_request": pull_request(head_repo)}))
     }
 
+    /// A payload that carries no pull request (a push, an issue comment on an issue).
+    fn repository_event(&self) -> PathBuf {
+        self.write_event(&serde_json::json!({"ref": "refs/heads/main", "issue": {"number": 1}}))
+    }
+
     fn write_event(&self, event: &serde_json::Value) -> PathBuf {
         let path = self.dir.path().join("event.json");
         std::fs::write(&path, event.to_string()).unwrap();
@@ -157,6 +162,11 @@ fn pull_request_event(event: &str, head_repo: &str) -> serde_json::Value {
     }
 }
 
+/// The pre-job script of runner [`RUNNER`], with a fresh token issued for it.
+fn fresh_script(s: &Service) -> String {
+    render_pre_job(s.url(), &s.one_time_token(), RUNNER)
+}
+
 fn refused(instance: &Instance) -> bool {
     let calls = instance.calls();
     calls.iter().any(|c| c == "pkill -INT -f Runner.Listener")
@@ -175,24 +185,28 @@ fn repository_events_pass_or_stop_the_instance() {
     let s = Service::start(github(), None);
     for event in ["push", "workflow_dispatch", "schedule", "issue_comment"] {
         let i = Instance::new();
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
+        let event_path = i.repository_event();
         let (code, stderr) = i.run(
             &script,
             &[
                 ("GITHUB_EVENT_NAME", event),
                 ("GITHUB_REPOSITORY", "canonical/app"),
+                ("GITHUB_EVENT_PATH", path_str(&event_path)),
             ],
         );
         assert_eq!(code, 0, "{event}: {stderr}");
         assert!(i.calls().is_empty(), "{event}: {:?}", i.calls());
 
         let i = Instance::new();
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
+        let event_path = i.repository_event();
         let (code, stderr) = i.run(
             &script,
             &[
                 ("GITHUB_EVENT_NAME", event),
                 ("GITHUB_REPOSITORY", "canonical/leaky"),
+                ("GITHUB_EVENT_PATH", path_str(&event_path)),
             ],
         );
         assert_ne!(code, 0, "{event}");
@@ -220,7 +234,7 @@ fn pull_requests_use_the_event_file() {
     for (event, head, passes) in cases {
         let i = Instance::new();
         let event_path = i.event_file(head);
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
         let env = [
             ("GITHUB_EVENT_NAME", event),
             ("GITHUB_REPOSITORY", "canonical/app"),
@@ -255,9 +269,13 @@ fn every_event_carrying_a_pull_request_gets_the_pull_request_check() {
     ];
     for event in events {
         for (head, passes) in [("alice/app", false), ("bob/app", true), ("canonical/app", true)] {
+            // A comment names the pull request by number: only the open ones count.
+            if event == "issue_comment" && head == "canonical/app" {
+                continue;
+            }
             let i = Instance::new();
             let event_path = i.write_event(&pull_request_event(event, head));
-            let script = render_pre_job(s.url(), &s.one_time_token());
+            let script = fresh_script(&s);
             let env = [
                 ("GITHUB_EVENT_NAME", event),
                 ("GITHUB_REPOSITORY", "canonical/app"),
@@ -291,7 +309,7 @@ fn a_pull_request_event_without_its_pull_request_is_refused() {
             ("GITHUB_REPOSITORY", "canonical/app"),
             ("GITHUB_EVENT_PATH", path_str(&event_path)),
         ];
-        let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+        let (code, stderr) = i.run(&fresh_script(&s), &env);
         assert!(code != 0 && refused(&i), "{event}: {stderr}");
     }
     let i = Instance::new();
@@ -302,7 +320,7 @@ fn a_pull_request_event_without_its_pull_request_is_refused() {
         ("GITHUB_REPOSITORY", "canonical/app"),
         ("GITHUB_EVENT_PATH", path_str(&event_path)),
     ];
-    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+    let (code, stderr) = i.run(&fresh_script(&s), &env);
     assert!(code != 0 && refused(&i) && stderr.contains("#99"), "{stderr}");
 }
 
@@ -312,13 +330,17 @@ fn every_failure_refuses_the_job() {
         return;
     }
     let s = Service::start(github(), None);
+    let events = tempfile::tempdir().unwrap();
+    let push_event = events.path().join("push.json");
+    std::fs::write(&push_event, r#"{"ref": "refs/heads/main"}"#).unwrap();
     let push = [
         ("GITHUB_EVENT_NAME", "push"),
         ("GITHUB_REPOSITORY", "canonical/app"),
+        ("GITHUB_EVENT_PATH", path_str(&push_event)),
     ];
 
     // A second job with the same token: the service no longer knows it.
-    let script = render_pre_job(s.url(), &s.one_time_token());
+    let script = fresh_script(&s);
     assert_eq!(Instance::new().run(&script, &push).0, 0);
     let i = Instance::new();
     let (code, stderr) = i.run(&script, &push);
@@ -334,7 +356,7 @@ fn every_failure_refuses_the_job() {
         .unwrap();
     let i = Instance::new();
     let (code, stderr) = i.run(
-        &render_pre_job(&format!("http://{closed}"), &"0".repeat(64)),
+        &render_pre_job(&format!("http://{closed}"), &"0".repeat(64), RUNNER),
         &push,
     );
     assert!(
@@ -342,17 +364,29 @@ fn every_failure_refuses_the_job() {
         "{stderr}"
     );
 
-    // A pull request without its event file.
+    // A token presented by another runner than the one it was issued for.
     let i = Instance::new();
-    let pr = [
-        ("GITHUB_EVENT_NAME", "pull_request"),
-        ("GITHUB_REPOSITORY", "canonical/app"),
-    ];
-    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &pr);
+    let token = s.one_time_token();
+    let other = render_pre_job(s.url(), &token, "test-runner-0-00000002");
+    let (code, stderr) = i.run(&other, &push);
     assert!(
-        code != 0 && stderr.contains("cannot read the pull request") && refused(&i),
+        code != 0 && stderr.contains("HTTP 401") && refused(&i),
         "{stderr}"
     );
+
+    // Without the event file nobody can tell whether the job runs a pull request's code.
+    for event in ["pull_request", "push", "release"] {
+        let i = Instance::new();
+        let env = [
+            ("GITHUB_EVENT_NAME", event),
+            ("GITHUB_REPOSITORY", "canonical/app"),
+        ];
+        let (code, stderr) = i.run(&fresh_script(&s), &env);
+        assert!(
+            code != 0 && stderr.contains("cannot read the event file") && refused(&i),
+            "{event}: {stderr}"
+        );
+    }
 
     // A pull request whose fork was deleted (head.repo null): refused, never sent as "null".
     let i = Instance::new();
@@ -364,7 +398,7 @@ fn every_failure_refuses_the_job() {
         ("GITHUB_REPOSITORY", "canonical/app"),
         ("GITHUB_EVENT_PATH", path_str(&event)),
     ];
-    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+    let (code, stderr) = i.run(&fresh_script(&s), &env);
     assert!(
         code != 0 && stderr.contains("no pull request head or base") && refused(&i),
         "{stderr}"
@@ -373,8 +407,11 @@ fn every_failure_refuses_the_job() {
     // No repository name: the service answers 400, still a refusal.
     let i = Instance::new();
     let (code, stderr) = i.run(
-        &render_pre_job(s.url(), &s.one_time_token()),
-        &[("GITHUB_EVENT_NAME", "push")],
+        &fresh_script(&s),
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", path_str(&push_event)),
+        ],
     );
     assert!(
         code != 0 && stderr.contains("HTTP 400") && refused(&i),
@@ -386,9 +423,10 @@ fn every_failure_refuses_the_job() {
     let leaky = [
         ("GITHUB_EVENT_NAME", "push"),
         ("GITHUB_REPOSITORY", "canonical/leaky"),
+        ("GITHUB_EVENT_PATH", path_str(&push_event)),
         ("NO_SYSTEMCTL", "1"),
     ];
-    let (code, _) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &leaky);
+    let (code, _) = i.run(&fresh_script(&s), &leaky);
     assert_ne!(code, 0);
     assert_eq!(
         i.calls()[1..],
