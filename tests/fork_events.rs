@@ -61,7 +61,11 @@ fn a_fork_pull_request_never_runs_unapproved_on_any_event_that_carries_it() {
         let marker = format!("marker-{}", event.replace('_', "-"));
         let done = run_job(&sim, event, "feature", UNAPPROVED_SHA, &marker);
         let log = policy.log_text();
-        assert_eq!(done["conclusion"], json!("failure"), "{event}: {done}\n{log}");
+        assert_eq!(
+            done["conclusion"],
+            json!("failure"),
+            "{event}: {done}\n{log}"
+        );
         let mut used = vec![done["runner_name"].as_str().unwrap().to_string()];
         assert!(
             !marker_exists(&sim, &marker),
@@ -88,7 +92,10 @@ fn a_fork_pull_request_never_runs_unapproved_on_any_event_that_carries_it() {
             "{event}: {done}\n{}",
             policy.log_text()
         );
-        assert!(marker_exists(&sim, &marker), "{event}: the approved job's step did not run");
+        assert!(
+            marker_exists(&sim, &marker),
+            "{event}: the approved job's step did not run"
+        );
         used.push(done["runner_name"].as_str().unwrap().to_string());
         // Two runners used (their instances go once their runner ends): the pool is
         // made whole again for the next event.

@@ -109,7 +109,13 @@ fn default_refuses_events_that_carry_a_pull_request() {
     let s = Service::start(github(), None);
     let default = |body: &str| {
         let token = s.one_time_token();
-        request(s.url(), "POST", "/default/check-run", Some(&token), json(body))
+        request(
+            s.url(),
+            "POST",
+            "/default/check-run",
+            Some(&token),
+            json(body),
+        )
     };
     for event in [
         "pull_request",
@@ -120,7 +126,11 @@ fn default_refuses_events_that_carry_a_pull_request() {
         let body = format!(r#"{{"repository_name": "canonical/app", "event_name": "{event}"}}"#);
         let r = default(&body);
         assert_eq!(r.status, 403, "{event}: {}", r.body);
-        assert!(r.body.starts_with("default: the ") && r.body.contains(event), "{}", r.body);
+        assert!(
+            r.body.starts_with("default: the ") && r.body.contains(event),
+            "{}",
+            r.body
+        );
     }
     let carried = default(
         r#"{"repository_name": "canonical/app", "event_name": "issue_comment", "carries_pull_request": true}"#,
@@ -146,14 +156,24 @@ fn pull_request_check_by_number() {
     let s = Service::start(github(), None);
     let check = |body: &str| {
         let token = s.one_time_token();
-        request(s.url(), "POST", "/pull_request/check-run", Some(&token), json(body))
+        request(
+            s.url(),
+            "POST",
+            "/pull_request/check-run",
+            Some(&token),
+            json(body),
+        )
     };
     let fork = check(r#"{"repository_name": "canonical/app", "pull_request_number": 7}"#);
     assert_eq!(fork.status, 403, "{}", fork.body);
     assert!(fork.body.starts_with("execute_job:"), "{}", fork.body);
     let gone = check(r#"{"repository_name": "canonical/app", "pull_request_number": 8}"#);
     assert_eq!(gone.status, 403);
-    assert!(gone.body.contains("#8 of canonical/app is not open"), "{}", gone.body);
+    assert!(
+        gone.body.contains("#8 of canonical/app is not open"),
+        "{}",
+        gone.body
+    );
     let bad = check(r#"{"repository_name": "canonical/app", "pull_request_number": "7"}"#);
     assert_eq!(bad.status, 400);
 }

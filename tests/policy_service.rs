@@ -298,11 +298,23 @@ fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
     let s = Service::start(github(), None);
     let push = |runner: Option<&str>, token: &str| {
         let body = json(r#"{"repository_name": "canonical/app"}"#);
-        request_as(runner, s.url(), "POST", "/push/check-run", Some(token), body).status
+        request_as(
+            runner,
+            s.url(),
+            "POST",
+            "/push/check-run",
+            Some(token),
+            body,
+        )
+        .status
     };
     let token = s.one_time_token();
     assert_eq!(push(Some("test-runner-0-00000002"), &token), 401);
-    assert_eq!(push(Some(RUNNER), &token), 401, "used up by the other runner");
+    assert_eq!(
+        push(Some(RUNNER), &token),
+        401,
+        "used up by the other runner"
+    );
     let token = s.one_time_token();
     assert_eq!(push(None, &token), 401, "no runner named");
     assert_eq!(push(Some(RUNNER), &token), 401);
@@ -319,7 +331,13 @@ fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
     let bare = request(s.url(), "GET", "/one-time-token", Some(CHARM_TOKEN), None);
     assert_eq!(bare.status, 400);
     assert!(bare.body.contains("runner"), "{}", bare.body);
-    let bad = request(s.url(), "GET", "/one-time-token?runner=a%20b", Some(CHARM_TOKEN), None);
+    let bad = request(
+        s.url(),
+        "GET",
+        "/one-time-token?runner=a%20b",
+        Some(CHARM_TOKEN),
+        None,
+    );
     assert_eq!(bad.status, 400);
     let revoke = format!("/one-time-token?runner={RUNNER}");
     let token = s.one_time_token();
@@ -327,7 +345,10 @@ fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
     let by_runner = request(s.url(), "DELETE", &revoke, Some(&other), None);
     assert_eq!(by_runner.status, 403, "a runner cannot revoke");
     assert_eq!(request(s.url(), "DELETE", &revoke, None, None).status, 401);
-    assert_eq!(request(s.url(), "DELETE", &revoke, Some(CHARM_TOKEN), None).status, 204);
+    assert_eq!(
+        request(s.url(), "DELETE", &revoke, Some(CHARM_TOKEN), None).status,
+        204
+    );
     assert_eq!(push(Some(RUNNER), &token), 401, "revoked");
 }
 

@@ -156,8 +156,12 @@ fn pull_request_event(event: &str, head_repo: &str) -> serde_json::Value {
         "issue_comment" => serde_json::json!({
             "issue": {"number": pr["number"], "pull_request": {"url": "https://api.github.com/x"}},
             "comment": {"body": "hello"}}),
-        "pull_request_review" => serde_json::json!({"pull_request": pr, "review": {"state": "commented"}}),
-        "pull_request_review_comment" => serde_json::json!({"pull_request": pr, "comment": {"body": "nit"}}),
+        "pull_request_review" => {
+            serde_json::json!({"pull_request": pr, "review": {"state": "commented"}})
+        }
+        "pull_request_review_comment" => {
+            serde_json::json!({"pull_request": pr, "comment": {"body": "nit"}})
+        }
         _ => serde_json::json!({"pull_request": pr}),
     }
 }
@@ -268,7 +272,11 @@ fn every_event_carrying_a_pull_request_gets_the_pull_request_check() {
         "pull_request_something_new",
     ];
     for event in events {
-        for (head, passes) in [("alice/app", false), ("bob/app", true), ("canonical/app", true)] {
+        for (head, passes) in [
+            ("alice/app", false),
+            ("bob/app", true),
+            ("canonical/app", true),
+        ] {
             // A comment names the pull request by number: only the open ones count.
             if event == "issue_comment" && head == "canonical/app" {
                 continue;
@@ -285,7 +293,10 @@ fn every_event_carrying_a_pull_request_gets_the_pull_request_check() {
             assert_eq!(code == 0, passes, "{event} from {head}: {stderr}");
             assert_eq!(refused(&i), !passes, "{event} from {head}: {:?}", i.calls());
             if passes {
-                assert!(stderr.contains("pull_request check passed"), "{event}: {stderr}");
+                assert!(
+                    stderr.contains("pull_request check passed"),
+                    "{event}: {stderr}"
+                );
             } else {
                 assert!(stderr.contains("execute_job"), "{event}: {stderr}");
             }
@@ -301,7 +312,11 @@ fn a_pull_request_event_without_its_pull_request_is_refused() {
         return;
     }
     let s = Service::start(github(), None);
-    for event in ["pull_request_review", "pull_request_review_comment", "pull_request_target"] {
+    for event in [
+        "pull_request_review",
+        "pull_request_review_comment",
+        "pull_request_target",
+    ] {
         let i = Instance::new();
         let event_path = i.write_event(&serde_json::json!({"review": {}}));
         let env = [
@@ -321,7 +336,10 @@ fn a_pull_request_event_without_its_pull_request_is_refused() {
         ("GITHUB_EVENT_PATH", path_str(&event_path)),
     ];
     let (code, stderr) = i.run(&fresh_script(&s), &env);
-    assert!(code != 0 && refused(&i) && stderr.contains("#99"), "{stderr}");
+    assert!(
+        code != 0 && refused(&i) && stderr.contains("#99"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -63,7 +63,11 @@ fn a_flushed_runners_token_is_refused() {
             "{runner} was flushed: {:?}",
             unit.instances()
         );
-        assert_eq!(check_run(token, runner), 401, "{runner}'s token after its removal");
+        assert_eq!(
+            check_run(token, runner),
+            401,
+            "{runner}'s token after its removal"
+        );
         assert!(
             log.contains(&format!("revoked the one-time token of runner {runner}")),
             "the charm revoked {runner}'s token: {log}"

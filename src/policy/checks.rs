@@ -53,7 +53,10 @@ pub enum CheckRequest {
     PullRequest(PullRequestInput),
     /// An event that names its pull request only by number (a comment on it): the
     /// open pull request of that number is looked up, then checked as above.
-    PullRequestNumber { repository: RepoName, number: u64 },
+    PullRequestNumber {
+        repository: RepoName,
+        number: u64,
+    },
     Repository {
         event: RepositoryEvent,
         repository: RepoName,
@@ -154,7 +157,11 @@ impl Session<'_> {
     }
 
     /// The open pull request `number` of `repo`, as a pull-request check's input.
-    fn pull_request_input(&mut self, repo: &RepoName, number: u64) -> Result<PullRequestInput, Stop> {
+    fn pull_request_input(
+        &mut self,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<PullRequestInput, Stop> {
         const RULE: &str = "pull_request";
         let pulls = self
             .api
@@ -165,7 +172,11 @@ impl Session<'_> {
                 "{RULE}: pull request #{number} of {repo} is not open; fix: run the workflow on an open pull request"
             )));
         };
-        let head = pull.head.repo.as_ref().and_then(|r| RepoName::parse(&r.full_name).ok());
+        let head = pull
+            .head
+            .repo
+            .as_ref()
+            .and_then(|r| RepoName::parse(&r.full_name).ok());
         let Some(source_repository) = head else {
             return Err(Stop::Fail(format!(
                 "{RULE}: the head repository of pull request #{number} of {repo} is gone (a deleted fork), \

@@ -228,10 +228,16 @@ mod tests {
                 "ONE_TIME_TOKEN_TTL" => Some(bad.to_string()),
                 _ => None,
             };
-            assert!(matches!(
-                ServiceEnv::from_lookup(lookup),
-                Err(PolicyError::InvalidEnv { name: "ONE_TIME_TOKEN_TTL", .. })
-            ), "{bad}");
+            assert!(
+                matches!(
+                    ServiceEnv::from_lookup(lookup),
+                    Err(PolicyError::InvalidEnv {
+                        name: "ONE_TIME_TOKEN_TTL",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
         }
         let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
             .err()

@@ -18,9 +18,9 @@ use tokio::net::TcpListener;
 
 use super::auth::{self, Authorized, CharmRole, OneTimeRole};
 use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
-use super::github::RepoName;
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::RepoApi;
+use super::github::RepoName;
 use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
 use super::token_store::TokenFile;
 use super::tokens::{CharmToken, IssueError, OneTimeTokens};
@@ -219,11 +219,10 @@ async fn revoke_one_time_token(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, Reject> {
     let runner = runner_param(&query)?.to_string();
-    let revoked = tokio::task::spawn_blocking(move || {
-        state.tokens.revoke(&runner).map(|had| (runner, had))
-    })
-    .await
-    .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let revoked =
+        tokio::task::spawn_blocking(move || state.tokens.revoke(&runner).map(|had| (runner, had)))
+            .await
+            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     match revoked {
         Ok((runner, true)) => log::info!("revoked the one-time token of runner {runner}"),
         Ok((_, false)) => {}
@@ -279,10 +278,9 @@ async fn pull_request_check(
 ) -> Result<Response, Reject> {
     let b = json_object(&headers, &body)?;
     if let Some(number) = b.get("pull_request_number") {
-        let number = number
-            .as_u64()
-            .filter(|n| *n > 0)
-            .ok_or_else(|| Reject::bad_request("field pull_request_number must be a positive integer"))?;
+        let number = number.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+            Reject::bad_request("field pull_request_number must be a positive integer")
+        })?;
         let repository = repo_field(&b, "repository_name")?;
         let request = CheckRequest::PullRequestNumber { repository, number };
         return Ok(run_check(state, request).await);
@@ -322,7 +320,11 @@ async fn default_check(
     let carries = match b.get("carries_pull_request") {
         None | Some(Value::Null) => false,
         Some(Value::Bool(v)) => *v,
-        Some(_) => return Err(Reject::bad_request("field carries_pull_request must be a boolean")),
+        Some(_) => {
+            return Err(Reject::bad_request(
+                "field carries_pull_request must be a boolean",
+            ))
+        }
     };
     if let Some(reason) = checks::default_refusal(event_name, carries) {
         log::warn!("check-run default {event_name} {repository}: fail: {reason}");

@@ -159,7 +159,10 @@ mod tests {
         let file = TokenFile::next_to(&dir.path().join("policy.json"));
         assert_eq!(file.path(), dir.path().join("one-time-tokens"));
         assert!(file.load().unwrap().is_empty(), "no file: no tokens");
-        let tokens = [token(1, "app-0-0000000a", 100), token(2, "app-0-0000000b", 200)];
+        let tokens = [
+            token(1, "app-0-0000000a", 100),
+            token(2, "app-0-0000000b", 200),
+        ];
         file.store(&tokens).unwrap();
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -178,7 +181,11 @@ mod tests {
     fn an_older_versions_unbound_tokens_are_dropped() {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::new(dir.path().join("one-time-tokens"));
-        let old = format!("{}\n{} 300 app-0-0000000c\n", "ab".repeat(32), "cd".repeat(32));
+        let old = format!(
+            "{}\n{} 300 app-0-0000000c\n",
+            "ab".repeat(32),
+            "cd".repeat(32)
+        );
         std::fs::write(file.path(), old).unwrap();
         let loaded = file.load().unwrap();
         assert_eq!(loaded.len(), 1);

@@ -308,16 +308,25 @@ mod tests {
                 presented_as: Some(B.into())
             })
         );
-        assert_eq!(tokens.consume(&a, Some(A)), Err(Refusal::Unknown), "used up");
+        assert_eq!(
+            tokens.consume(&a, Some(A)),
+            Err(Refusal::Unknown),
+            "used up"
+        );
         let a = tokens.issue(A).unwrap();
         assert!(matches!(
             tokens.consume(&a, None),
-            Err(Refusal::OtherRunner { presented_as: None, .. })
+            Err(Refusal::OtherRunner {
+                presented_as: None,
+                ..
+            })
         ));
-        assert!(matches!(tokens.issue("a b"), Err(IssueError::BadRunnerName)));
+        assert!(matches!(
+            tokens.issue("a b"),
+            Err(IssueError::BadRunnerName)
+        ));
         assert!(matches!(tokens.issue(""), Err(IssueError::BadRunnerName)));
     }
-
 
     #[test]
     fn revoked_tokens_are_refused() {
@@ -329,7 +338,11 @@ mod tests {
         assert!(!tokens.revoke(A).unwrap(), "nothing left to revoke");
         assert_eq!(tokens.consume(&a, Some(A)), Err(Refusal::Unknown));
         assert_eq!(tokens.consume(&again, Some(A)), Err(Refusal::Unknown));
-        assert_eq!(tokens.consume(&b, Some(B)), Ok(()), "other runners keep theirs");
+        assert_eq!(
+            tokens.consume(&b, Some(B)),
+            Ok(()),
+            "other runners keep theirs"
+        );
     }
 
     #[test]
@@ -374,7 +387,10 @@ mod tests {
         drop(first);
         let restarted = OneTimeTokens::persistent(file.clone()).unwrap();
         assert_eq!(restarted.outstanding(), 1);
-        assert_eq!(restarted.consume_at(&used, Some(B), 1_002), Err(Refusal::Unknown));
+        assert_eq!(
+            restarted.consume_at(&used, Some(B), 1_002),
+            Err(Refusal::Unknown)
+        );
         assert!(
             matches!(
                 restarted.consume_at(&idle, Some(B), 1_002),
@@ -400,7 +416,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = TokenFile::new(dir.path().join("sub/one-time-tokens"));
         let tokens = OneTimeTokens::persistent(file).unwrap();
-        assert!(tokens.issue(A).is_err(), "no token handed out unless stored");
+        assert!(
+            tokens.issue(A).is_err(),
+            "no token handed out unless stored"
+        );
         assert_eq!(tokens.outstanding(), 0);
     }
 

@@ -78,7 +78,11 @@ async fn a_failed_creation_leaves_nothing_and_does_not_stop_the_others() {
         2,
         "the failed registration is deleted"
     );
-    assert_eq!(host.revoked.lock().unwrap().len(), 1, "and its token revoked");
+    assert_eq!(
+        host.revoked.lock().unwrap().len(),
+        1,
+        "and its token revoked"
+    );
 }
 
 #[tokio::test]
@@ -123,15 +127,27 @@ async fn a_runner_that_took_a_job_meanwhile_is_kept() {
 async fn every_removal_revokes_the_runners_token() {
     let host = Arc::new(FakeHost::default());
     let reg = Arc::new(FakeRegistry::default());
-    let made = reconcile(host.clone(), reg.clone(), &prefix(), &desired(2, Flush::None), 8)
-        .await
-        .unwrap()
-        .created;
+    let made = reconcile(
+        host.clone(),
+        reg.clone(),
+        &prefix(),
+        &desired(2, Flush::None),
+        8,
+    )
+    .await
+    .unwrap()
+    .created;
     reg.set_all_online();
     host.instances.lock().unwrap().remove(&made[0]);
-    let report = reconcile(host.clone(), reg.clone(), &prefix(), &desired(0, Flush::Idle), 8)
-        .await
-        .unwrap();
+    let report = reconcile(
+        host.clone(),
+        reg.clone(),
+        &prefix(),
+        &desired(0, Flush::Idle),
+        8,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.removed.get(&Reason::NoInstance), Some(&1));
     assert_eq!(report.removed.get(&Reason::Flushed), Some(&1));
     let mut revoked = host.revoked.lock().unwrap().clone();

@@ -137,7 +137,11 @@ enum Health {
     Dead(Reason),
 }
 
-fn health(inst: &ObservedInstance, reg: Option<&ObservedRegistration>, desired: &Desired) -> Health {
+fn health(
+    inst: &ObservedInstance,
+    reg: Option<&ObservedRegistration>,
+    desired: &Desired,
+) -> Health {
     let grace = desired.grace_secs;
     if !inst.running {
         return Health::Dead(Reason::Ended);
