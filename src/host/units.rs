@@ -23,6 +23,10 @@ pub const POLICY_PORT: u16 = 8080;
 pub struct CharmToken(String);
 
 impl CharmToken {
+    /// A token as the charm's file holds it (64 hex characters), else None.
+    pub fn parse(raw: &str) -> Option<CharmToken> {
+        Self::is_well_formed(raw).then(|| CharmToken(raw.to_string()))
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -141,6 +145,7 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
          RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n\
          SystemCallArchitectures=native\n\
          SystemCallFilter=@system-service\n\
+         SystemCallFilter=~@privileged @resources\n\
          SystemCallErrorNumber=EPERM\n\
          # What it may use up.\n\
          LimitNOFILE={nofile}\n\

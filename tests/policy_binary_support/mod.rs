@@ -23,8 +23,18 @@ pub struct PolicyProcess {
 impl PolicyProcess {
     /// Runs `wrapper... BINARY policy-server args...` with exactly `env`.
     pub fn start(wrapper: &[&str], args: &[String], env: &[(String, String)]) -> Self {
+        Self::start_program(wrapper, std::path::Path::new(binary()), args, env)
+    }
+
+    /// As [`PolicyProcess::start`], with another copy of the binary.
+    pub fn start_program(
+        wrapper: &[&str],
+        program: &std::path::Path,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Self {
         let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
-        argv.push(binary().into());
+        argv.push(program.display().to_string());
         argv.push("policy-server".into());
         argv.extend(args.iter().cloned());
         let mut child = Command::new(&argv[0])
