@@ -81,6 +81,13 @@ impl Limits {
     };
 }
 
+// Every connection is a descriptor; GitHub's connections, files and listeners need room
+// too, so both budgets together stay under half the unit's limit.
+const _: () = assert!(
+    (Limits::RUNNERS.total + Limits::CHARM.total) * 2 <= crate::host::units::POLICY_NOFILE as usize
+);
+const _: () = assert!(Limits::RUNNERS.per_source < Limits::RUNNERS.total);
+
 /// Why a connection was closed without being served.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {

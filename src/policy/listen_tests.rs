@@ -60,13 +60,3 @@ fn a_mapped_ipv4_peer_counts_as_its_ipv4_address() {
         Refusal::Source
     );
 }
-
-#[test]
-fn runner_limits_fit_the_units_descriptor_limit() {
-    use crate::host::units::POLICY_NOFILE;
-    // Every connection is a descriptor; GitHub's connections, files and listeners need
-    // room too, so both budgets together stay under half the limit.
-    let connections = Limits::RUNNERS.total + Limits::CHARM.total;
-    assert!(connections * 2 <= POLICY_NOFILE as usize);
-    assert!(Limits::RUNNERS.per_source < Limits::RUNNERS.total);
-}
