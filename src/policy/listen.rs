@@ -179,6 +179,9 @@ impl Drop for Admission {
     }
 }
 
+/// The most a connection buffers while reading a request head.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// After an accept error such as EMFILE the listener is retried after this pause:
 /// the error says nothing about when a descriptor frees up, and retrying at once would
 /// spin a core.
@@ -254,7 +257,10 @@ async fn serve_connection(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
+        .header_read_timeout(limits.header_read)
+        // A request head is a few hundred bytes; hyper's default buffer of ~400 KiB per
+        // connection would let a few hundred connections hold a lot of the unit's memory.
+        .max_buf_size(READ_BUFFER);
     let connection = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let result = tokio::select! {
