@@ -219,15 +219,20 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     assert!(env_text.contains(&format!("GITHUB_TOKEN={TOKEN}\n")));
     assert!(env_text.contains(&format!("CHARM_TOKEN={charm_token}\n")));
     assert!(env_text.contains("GITHUB_URL=http://127.0.0.1:9\n"));
-    assert!(env_text.contains("POLICY_DOCUMENT=/var/lib/github-runner/policy.json\n"));
+    assert!(
+        !env_text.contains("POLICY_DOCUMENT"),
+        "the unit's state directory holds it"
+    );
 
     let unit = fs::read_to_string(root(&h).join("etc/systemd/system/github-runner-policy.service"))
         .unwrap();
-    let binary = h.charm_dir.join("github-runner");
-    assert!(unit.contains(&format!(
-        "ExecStart={} policy-server --bind 10.20.30.1:8080 --bind 127.0.0.1:8080\n",
-        binary.display()
-    )));
+    // The service runs its own copy of the charm's binary, which its dynamic user can run.
+    assert!(unit.contains(
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.20.30.1:8080 --charm-bind 127.0.0.1:8080\n"
+    ));
+    let copy = root(&h).join("usr/local/lib/github-runner/github-runner");
+    assert_eq!(mode(&copy), 0o755);
+    assert!(fs::read(&copy).unwrap() == fs::read(h.charm_dir.join("github-runner")).unwrap());
     assert!(unit.contains("EnvironmentFile=/var/lib/github-runner/policy-server.env\n"));
     assert!(!unit.contains(TOKEN) && !unit.contains(charm_token));
     for call in h.calls() {

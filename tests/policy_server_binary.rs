@@ -1,113 +1,68 @@
-//! The `github-runner policy-server` binary itself: environment, repeated `--bind`,
-//! stderr logging without secrets, the stored policy, and a clean stop on SIGTERM.
+//! The `github-runner policy-server` binary itself: environment, the runners' listeners
+//! (`--bind`, repeated) apart from the charm's (`--charm-bind`, loopback only), stderr
+//! logging without secrets, the stored policy (also in `STATE_DIRECTORY`), and a clean
+//! stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod policy_binary_support;
+
+use policy_binary_support::{call, PolicyProcess};
 
 const CHARM_TOKEN: &str = "charm-token-binary-test";
 const GITHUB_TOKEN: &str = "ghp_binary_test_token";
 
-/// The server process; killed by PID on drop if a test failed before stopping it.
+const ARGS: [&str; 6] = [
+    "--bind",
+    "127.0.0.1:0",
+    "--bind",
+    "127.0.0.1:0",
+    "--charm-bind",
+    "127.0.0.1:0",
+];
+
+/// The server with two runners' listeners and the charm's, as the unit has them (on
+/// loopback, any free ports), under exactly `env`.
 struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    process: PolicyProcess,
+    runners: Vec<String>,
+    charm: String,
+}
+
+/// The process only, for starts that are meant to fail.
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> PolicyProcess {
+    PolicyProcess::start(&[], &strings(args), &owned(env))
 }
 
 impl Server {
     fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_github-runner"))
-            .args([
-                "policy-server",
-                "--bind",
-                "127.0.0.1:0",
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .env_clear()
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut process = spawn(&ARGS, env);
+        let runners = (0..2)
+            .map(|_| format!("http://{}", process.listening("listening for runners on")))
+            .collect();
+        let charm = format!("http://{}", process.listening("listening for the charm on"));
         Server {
-            child,
-            lines,
-            seen: Vec::new(),
+            process,
+            runners,
+            charm,
         }
-    }
-
-    /// Stderr lines until one contains `needle` (or the deadline passes).
-    fn wait_for(&mut self, needle: &str) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    fn addresses(&mut self) -> Vec<String> {
-        (0..2)
-            .map(|_| {
-                let line = self.wait_for("listening on").expect("listening line");
-                line.rsplit(' ').next().unwrap().to_string()
-            })
-            .collect()
-    }
-
-    fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = ureq::get(url).timeout(Duration::from_secs(10));
-    if let Some(t) = token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
-    }
-    match req.call() {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
+    call("GET", url, token, None)
 }
 
 #[test]
-fn serves_on_every_bind_and_stops_on_sigterm() {
+fn serves_each_route_on_its_listener_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let document = dir.path().join("policy.json");
     // GitHub on a closed loopback port: /health must say 500, and nothing leaves the machine.
@@ -123,43 +78,35 @@ fn serves_on_every_bind_and_stops_on_sigterm() {
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
     let mut server = Server::start(&env);
-    let addresses = server.addresses();
-    for address in &addresses {
-        let (status, token) = get(
-            &format!("http://{address}/one-time-token"),
-            Some(CHARM_TOKEN),
-        );
-        assert_eq!((status, token.len()), (200, 64));
-        assert_eq!(
-            get(&format!("http://{address}/one-time-token"), Some(&token)).0,
-            403
-        );
-    }
-    let (status, body) = get(&format!("http://{}/health", addresses[0]), None);
-    assert_eq!(status, 500, "{body}");
-
-    let doc = r#"{"pull_request": {"disallow_fork": {"enabled": true}}}"#;
-    let posted = ureq::post(&format!("http://{}/policy", addresses[1]))
-        .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
-        .set("Content-Type", "application/json")
-        .send_string(doc)
-        .unwrap();
-    assert_eq!(posted.status(), 204);
-    assert!(document.exists());
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(server.exit_code(), Some(0), "clean exit on SIGTERM");
-    server.wait_for("never printed");
-    assert!(
-        server.seen.iter().any(|l| l.contains("SIGTERM")),
-        "{:?}",
-        server.seen
+    let (status, token) = get(
+        &format!("{}/one-time-token", server.charm),
+        Some(CHARM_TOKEN),
     );
-    for line in &server.seen {
+    assert_eq!((status, token.len()), (200, 64));
+    let doc = r#"{"pull_request": {"disallow_fork": {"enabled": true}}}"#;
+    let policy = format!("{}/policy", server.charm);
+    assert_eq!(call("POST", &policy, Some(CHARM_TOKEN), Some(doc)).0, 204);
+    assert!(document.exists());
+    for url in server.runners.iter().chain([&server.charm]) {
+        let (status, body) = get(&format!("{url}/health"), None);
+        assert_eq!(status, 500, "{body}");
+    }
+    // The runners' listeners know neither charm route, whatever the token.
+    for url in &server.runners {
+        let mint = format!("{url}/one-time-token");
+        assert_eq!(get(&mint, Some(CHARM_TOKEN)).0, 404);
+        let set = format!("{url}/policy");
+        assert_eq!(call("POST", &set, Some(CHARM_TOKEN), Some(doc)).0, 404);
+    }
+    // Nor does the charm's listener run checks.
+    let check = format!("{}/push/check-run", server.charm);
+    assert_eq!(call("POST", &check, Some(&token), Some("{}")).0, 404);
+
+    server.process.stop();
+    server.process.wait_for("never printed");
+    let seen = &server.process.seen;
+    assert!(seen.iter().any(|l| l.contains("SIGTERM")), "{seen:?}");
+    for line in seen {
         assert!(
             !line.contains(CHARM_TOKEN) && !line.contains(GITHUB_TOKEN),
             "secret in {line:?}"
@@ -169,7 +116,7 @@ fn serves_on_every_bind_and_stops_on_sigterm() {
 
 #[test]
 fn refuses_to_start_without_its_environment() {
-    let mut server = Server::start(&[("CHARM_TOKEN", CHARM_TOKEN)]);
+    let mut server = spawn(&ARGS, &[("CHARM_TOKEN", CHARM_TOKEN)]);
     assert!(
         server.wait_for("GITHUB_TOKEN").is_some(),
         "{:?}",
@@ -189,7 +136,7 @@ fn refuses_to_start_without_its_environment() {
         ("CHARM_TOKEN", CHARM_TOKEN),
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
-    let mut server = Server::start(&env);
+    let mut server = spawn(&ARGS, &env);
     assert!(
         server.wait_for("colaborators").is_some(),
         "a corrupt stored policy stops the start: {:?}",
@@ -198,25 +145,35 @@ fn refuses_to_start_without_its_environment() {
     assert_eq!(server.exit_code(), Some(1));
 }
 
-fn check_run(address: &str, token: &str) -> u16 {
-    let response = ureq::post(&format!("http://{address}/push/check-run"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("Content-Type", "application/json")
-        .send_string(r#"{"repository_name": "canonical/app"}"#);
-    match response {
-        Ok(r) => r.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("{e}"),
+#[test]
+fn refuses_a_charm_listener_off_loopback() {
+    let env = [("GITHUB_TOKEN", GITHUB_TOKEN), ("CHARM_TOKEN", CHARM_TOKEN)];
+    for bad in ["0.0.0.0:0", "10.216.1.1:8080", "[::]:0"] {
+        let args = ["--bind", "127.0.0.1:0", "--charm-bind", bad];
+        let mut server = spawn(&args, &env);
+        let line = server.wait_for("loopback");
+        assert!(line.is_some_and(|l| l.contains(bad)), "{:?}", server.seen);
+        assert_eq!(server.exit_code(), Some(2), "a usage error");
     }
+    // Both kinds of listener are required.
+    let mut server = spawn(&["--bind", "127.0.0.1:0"], &env);
+    assert!(
+        server.wait_for("--charm-bind").is_some(),
+        "{:?}",
+        server.seen
+    );
+    assert_eq!(server.exit_code(), Some(2));
 }
 
-fn stop(server: &mut Server) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
+fn check_run(url: &str, token: &str) -> u16 {
+    let body = r#"{"repository_name": "canonical/app"}"#;
+    call(
+        "POST",
+        &format!("{url}/push/check-run"),
+        Some(token),
+        Some(body),
     )
-    .unwrap();
-    assert_eq!(server.exit_code(), Some(0));
+    .0
 }
 
 #[test]
@@ -238,41 +195,59 @@ fn one_time_tokens_survive_a_restart() {
         ("GITHUB_URL", sim.url.as_str()),
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
-    let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    let issue = |address: &str| {
-        let (status, token) = get(
-            &format!("http://{address}/one-time-token"),
-            Some(CHARM_TOKEN),
-        );
+    let issue = |server: &Server| {
+        let url = format!("{}/one-time-token", server.charm);
+        let (status, token) = get(&url, Some(CHARM_TOKEN));
         assert_eq!(status, 200);
         token
     };
-    let (idle, used) = (issue(&address), issue(&address));
-    assert_eq!(check_run(&address, &used), 204);
+    let mut server = Server::start(&env);
+    let (idle, used) = (issue(&server), issue(&server));
+    assert_eq!(check_run(&server.runners[0], &used), 204);
     let file = dir.path().join("one-time-tokens");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), 1, "one unused token: {text}");
     assert!(!text.contains(&idle), "only digests are stored");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    stop(&mut server);
+    server.process.stop();
 
     // The restarted service accepts the idle runner's token once, and never the used one.
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    assert_eq!(check_run(&address, &used), 401);
-    assert_eq!(check_run(&address, &idle), 204);
-    assert_eq!(check_run(&address, &idle), 401);
-    stop(&mut server);
+    let runner = server.runners[0].clone();
+    assert_eq!(check_run(&runner, &used), 401);
+    assert_eq!(check_run(&runner, &idle), 204);
+    assert_eq!(check_run(&runner, &idle), 401);
+    server.process.stop();
 
     // An explicit ONE_TIME_TOKENS_FILE wins over the derived place.
     let explicit = dir.path().join("elsewhere");
     let mut env = env.to_vec();
     env.push(("ONE_TIME_TOKENS_FILE", explicit.to_str().unwrap()));
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    issue(&address);
+    issue(&server);
     assert!(explicit.exists());
-    stop(&mut server);
+    server.process.stop();
+}
+
+#[test]
+fn keeps_its_state_in_the_state_directory_systemd_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let env = [
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("CHARM_TOKEN", CHARM_TOKEN),
+        ("STATE_DIRECTORY", state.as_str()),
+    ];
+    let mut server = Server::start(&env);
+    let doc = r#"{"push": {"collaborators": {"enabled": false}}}"#;
+    let policy = format!("{}/policy", server.charm);
+    assert_eq!(call("POST", &policy, Some(CHARM_TOKEN), Some(doc)).0, 204);
+    get(
+        &format!("{}/one-time-token", server.charm),
+        Some(CHARM_TOKEN),
+    );
+    assert!(dir.path().join("policy.json").exists());
+    assert!(dir.path().join("one-time-tokens").exists());
+    server.process.stop();
 }

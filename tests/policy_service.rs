@@ -11,17 +11,17 @@ use policy_support::{github, json, log_lines, pr_body, request, Service, CHARM_T
 #[test]
 fn one_time_token_needs_the_charm_token() {
     let s = Service::start(github(), None);
-    let none = request(s.url(), "GET", "/one-time-token", None, None);
+    let none = request(s.charm_url(), "GET", "/one-time-token", None, None);
     assert_eq!(
         (none.status, none.www_authenticate.as_deref()),
         (401, Some("Bearer"))
     );
-    let wrong = request(s.url(), "GET", "/one-time-token", Some("guess"), None);
+    let wrong = request(s.charm_url(), "GET", "/one-time-token", Some("guess"), None);
     assert_eq!(
         (wrong.status, wrong.www_authenticate.as_deref()),
         (401, Some("Bearer"))
     );
-    let basic = ureq::get(&format!("{}/one-time-token", s.url()))
+    let basic = ureq::get(&format!("{}/one-time-token", s.charm_url()))
         .set("Authorization", &format!("Basic {CHARM_TOKEN}"))
         .call();
     assert!(matches!(basic, Err(ureq::Error::Status(401, _))));
@@ -32,7 +32,7 @@ fn one_time_token_needs_the_charm_token() {
     assert_ne!(token, s.one_time_token());
 
     // A one-time token has the wrong role here: 403, and it is used up by trying.
-    let misuse = request(s.url(), "GET", "/one-time-token", Some(&token), None);
+    let misuse = request(s.charm_url(), "GET", "/one-time-token", Some(&token), None);
     assert_eq!(misuse.status, 403);
     let again = request(
         s.url(),
@@ -209,9 +209,15 @@ fn no_token_is_ever_logged() {
         tokens.push(t);
     }
     let unused = s.one_time_token();
-    request(s.url(), "GET", "/one-time-token", Some(&unused), None);
+    request(s.charm_url(), "GET", "/one-time-token", Some(&unused), None);
     tokens.push(unused);
-    request(s.url(), "GET", "/one-time-token", Some("not-a-token"), None);
+    request(
+        s.charm_url(),
+        "GET",
+        "/one-time-token",
+        Some("not-a-token"),
+        None,
+    );
     drop(s);
     let lines = log_lines();
     assert!(
@@ -236,7 +242,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     use github_runner::policy::document::PolicyDocument;
 
     let s = Service::start(github(), None);
-    let client = PolicyClient::new(&format!("{}/", s.url()), Token::new(CHARM_TOKEN));
+    let client = PolicyClient::new(&format!("{}/", s.charm_url()), Token::new(CHARM_TOKEN));
     let token = client.one_time_token().unwrap();
     let r = request(
         s.url(),
@@ -251,7 +257,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     client.set_policy(&doc).unwrap();
     client.health().unwrap();
 
-    let wrong = PolicyClient::new(s.url(), Token::new("wrong"));
+    let wrong = PolicyClient::new(s.charm_url(), Token::new("wrong"));
     match wrong.one_time_token() {
         Err(ClientError::Status { status: 401, .. }) => {}
         other => panic!("{other:?}"),
@@ -260,7 +266,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     failing
         .api
         .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
-    let client = PolicyClient::new(failing.url(), Token::new(CHARM_TOKEN));
+    let client = PolicyClient::new(failing.charm_url(), Token::new(CHARM_TOKEN));
     assert!(matches!(
         client.health(),
         Err(ClientError::Status { status: 500, .. })

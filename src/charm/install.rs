@@ -133,9 +133,9 @@ fn package_sets(os: OsFamily) -> (Vec<&'static str>, Vec<&'static str>) {
     }
 }
 
-/// Writes the policy service's unit and env file from `config` and restarts it when
-/// they changed (or when `upgraded`: a new binary). For config-changed too: a new token
-/// reaches the service this way. Returns whether the service restarted.
+/// Writes the policy service's binary, unit and env file from `config` and restarts it
+/// when they changed (or when `upgraded`: a new charm). For config-changed too: a new
+/// token reaches the service this way. Returns whether the service restarted.
 pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
@@ -156,9 +156,10 @@ fn install_policy_service(
 ) -> Result<bool, HostError> {
     let bridge_address = lxd_setup::bridge_address(commands)?;
     let charm_token = units::ensure_charm_token(paths)?;
-    let document = paths.host_view(&paths.policy_document());
+    // The service runs its own root-owned copy, which its dynamic user may execute.
+    let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
     let unit = PolicyUnit {
-        binary: env.charm_dir.join(BINARY),
+        binary: paths.host_view(&paths.policy_binary()),
         bridge_address,
         env_file: paths.host_view(&paths.policy_env_file()),
     };
@@ -166,9 +167,8 @@ fn install_policy_service(
         github_token: &config.token,
         charm_token: &charm_token,
         github_url: config.github_url.web(),
-        policy_document: &document,
     };
-    units::install_policy_service(commands, paths, &unit, &secrets, upgraded)
+    units::install_policy_service(commands, paths, &unit, &secrets, upgraded || binary_changed)
 }
 
 /// The error policy for host steps: a value that cannot be written is the operator's

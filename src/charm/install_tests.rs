@@ -46,8 +46,12 @@ fn ubuntu_host(proxy: ProxyConfig) -> Host {
     );
     cmds.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
     cmds.on("nft", &["list", "table"], vec![CmdOutput::ok(NFT_TABLE)]);
+    // The charm's binary, which install copies for the policy service.
+    let charm_dir = dir.path().join("charm");
+    fs::create_dir_all(&charm_dir).unwrap();
+    fs::write(charm_dir.join(BINARY), "#!/bin/sh\n").unwrap();
     let env = HookEnv {
-        charm_dir: "/charm".into(),
+        charm_dir,
         proxy,
         ..HookEnv::default()
     };

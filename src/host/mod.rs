@@ -8,6 +8,7 @@ pub mod files;
 pub mod kernel;
 pub mod lxd_setup;
 pub mod packages;
+pub mod policy_state;
 pub mod runner_env;
 pub mod units;
 
@@ -93,8 +94,18 @@ impl HostPaths {
     pub fn policy_env_file(&self) -> PathBuf {
         self.state_dir().join("policy-server.env")
     }
-    pub fn policy_document(&self) -> PathBuf {
-        self.state_dir().join("policy.json")
+    /// The policy service's state directory (`StateDirectory=`), as systemd names it.
+    pub fn policy_state_dir(&self) -> PathBuf {
+        self.at("/var/lib").join(units::POLICY_STATE_DIRECTORY)
+    }
+    /// Where systemd keeps that directory for the service's dynamic user.
+    pub fn policy_private_state_dir(&self) -> PathBuf {
+        self.at("/var/lib/private")
+            .join(units::POLICY_STATE_DIRECTORY)
+    }
+    /// The policy service's own copy of the charm's binary (see `policy_state`).
+    pub fn policy_binary(&self) -> PathBuf {
+        self.at("/usr/local/lib/github-runner/github-runner")
     }
     /// When the charm last restarted the policy service over a failing /health (the
     /// restarts that are rate-limited, see `charm::policy_health`).
