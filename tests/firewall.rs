@@ -15,7 +15,7 @@ use ipnet::Ipv4Net;
 
 /// Removes the table it names when the test ends, however it ends.
 struct TableGuard {
-    nft: Nft,
+    nft: Nft<'static>,
     table: TableName,
 }
 
