@@ -6,8 +6,10 @@
 #![allow(dead_code, unused_imports)]
 
 mod lxd;
+mod reach;
 
 pub use lxd::{Container, Lxd, LxdNetwork};
+pub use reach::{expect, reach, Reach};
 
 use std::fs::File;
 use std::io::{Read, Write};
