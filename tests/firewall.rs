@@ -13,20 +13,6 @@ use firewall_support::*;
 use github_runner::firewall::{FirewallError, FirewallSpec, InterfaceName, Nft, TableName};
 use ipnet::Ipv4Net;
 
-/// Removes the table it names when the test ends, however it ends.
-struct TableGuard {
-    nft: Nft<'static>,
-    table: TableName,
-}
-
-impl Drop for TableGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.nft.remove(&self.table) {
-            eprintln!("cleanup: could not remove table {}: {e}", self.table);
-        }
-    }
-}
-
 fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -> FirewallSpec {
     FirewallSpec {
         table: table.clone(),
@@ -312,35 +298,6 @@ fn container_traffic_obeys_the_table() {
         "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container ready at {t_container:?}, apply {apply_took:?}, total {:?}",
         t0.elapsed()
     );
-}
-
-/// An unreachable route over `cidr` for the test's life: a half-built topology can never
-/// send test traffic off the machine. Removed on drop.
-struct RouteGuard(String);
-
-impl RouteGuard {
-    fn unreachable(cidr: &str) -> RouteGuard {
-        run(&["ip", "route", "replace", "unreachable", cidr]).unwrap();
-        RouteGuard(cidr.to_string())
-    }
-}
-
-impl Drop for RouteGuard {
-    fn drop(&mut self) {
-        let _ = run(&["ip", "route", "del", "unreachable", &self.0]);
-    }
-}
-
-/// The first /30 in `a.b.c.0/24` no interface here uses: (host side, namespace side).
-fn free_pair(a: u8, b: u8, c: u8) -> (Ipv4Addr, Ipv4Addr) {
-    let used = run(&["ip", "-o", "-4", "addr", "show"]).unwrap_or_default();
-    let k = (0..64u8)
-        .find(|k| !used.contains(&format!("{a}.{b}.{c}.{} ", 4 * k + 1)))
-        .expect("no free /30");
-    (
-        Ipv4Addr::new(a, b, c, 4 * k + 1),
-        Ipv4Addr::new(a, b, c, 4 * k + 2),
-    )
 }
 
 #[test]

@@ -13,6 +13,7 @@ use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::github::GithubClient;
+use crate::host::files::ensure_private_dir;
 use crate::host::SystemCommands;
 use crate::lxd::LxdClient;
 use crate::reconcile::execute::Report;
@@ -202,10 +203,11 @@ impl Runners {
             .map_err(port)
     }
 
-    /// One reconcile of `path` towards `runners` runners, under the lock.
     /// One reconcile of the configured path to `runners`, after a step of draining the
     /// path runners were registered to before, if a path change left one.
     pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Reconciled, CharmError> {
+        // The lock, the summary and the firewall's record go there: private first.
+        ensure_private_dir(&self.paths.state_dir()).map_err(|e| CharmError::Internal(e.into()))?;
         let _lock = self.lock()?;
         // No runner starts without the table as rendered: a reboot drops it, a job that
         // got out or an operator may have flushed a chain. Reloading is atomic and cheap.
