@@ -29,6 +29,7 @@ fn script_installed_host(unit: &Unit) {
         "dpkg-query",
         "snap",
         "modprobe",
+        "sysctl",
         "lxd",
         "lxc",
     ]);

@@ -71,9 +71,23 @@ impl HostPaths {
     pub fn pool_dir(&self) -> PathBuf {
         self.state_dir().join("pool")
     }
-    /// The firewall ruleset last applied, to skip reloading an identical one.
+    /// The firewall ruleset the charm last loaded (0600): what the boot unit loads
+    /// before LXD starts, and what a reconcile compares the rendered one with.
     pub fn firewall_record(&self) -> PathBuf {
         self.state_dir().join("firewall.nft")
+    }
+    /// The charm's table as `nft list table` showed it right after that load (0600):
+    /// a later listing that differs means the table was altered.
+    pub fn firewall_listing(&self) -> PathBuf {
+        self.state_dir().join("firewall.listing")
+    }
+    /// Where the charm keeps its sysctl settings (bridged traffic through nftables).
+    pub fn sysctl_dir(&self) -> PathBuf {
+        self.at("/etc/sysctl.d")
+    }
+    /// A kernel setting's live value, e.g. `net.bridge.bridge-nf-call-iptables`.
+    pub fn proc_sys(&self, key: &str) -> PathBuf {
+        self.at("/proc/sys").join(key.replace('.', "/"))
     }
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("reconcile.lock")
