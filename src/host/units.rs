@@ -4,11 +4,11 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand::RngCore;
 
-use super::files::write_if_changed;
+use super::files::{ensure_private_dir, write_if_changed};
 use super::packages::run_ok;
 use super::runner_env::RenderError;
 use super::{Cmd, Commands, HostError, HostPaths};
@@ -60,18 +60,6 @@ pub fn ensure_charm_token(paths: &HostPaths) -> Result<CharmToken, HostError> {
     ensure_private_dir(&paths.state_dir())?;
     write_if_changed(&path, format!("{token}\n").as_bytes(), 0o600)?;
     Ok(CharmToken(token))
-}
-
-fn ensure_private_dir(dir: &Path) -> Result<(), HostError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| HostError::io("creating", dir, e))
 }
 
 /// What the unit file says; no secret among it.
