@@ -8,6 +8,7 @@ pub mod install;
 pub mod outcome;
 pub mod policy_health;
 mod runner_host;
+mod runner_layout;
 pub mod runners;
 pub mod state;
 pub mod summary;
