@@ -355,7 +355,7 @@ impl Runners {
             return Ok(());
         }
         let alias = &layout.source.alias;
-        match self.runtime.block_on(self.lxd.get_image_alias(&alias)) {
+        match self.runtime.block_on(self.lxd.get_image_alias(alias)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
                 "runner-image {alias:?}: no such image alias in LXD; import the image \

@@ -13,10 +13,19 @@ pub struct SubIdRange {
     pub size: u64,
 }
 
-/// The range LXD uses: root's first entry of at least 65536 ids (LXD skips smaller ones
-/// and uses only one). `Err` when root has entries but none that large; `Ok(None)` when
-/// root has none (LXD then makes up its own map).
-pub fn root_range(text: &str) -> Result<Option<SubIdRange>, ()> {
+/// What a subordinate id file holds for root, as LXD sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootRange {
+    /// No entry for root: LXD makes up its own map.
+    Absent,
+    /// Entries, but none of 65536 ids: LXD has no map to use.
+    TooSmall,
+    /// The range LXD uses: root's first entry of at least 65536 ids (LXD skips smaller
+    /// ones and uses only one).
+    Range(SubIdRange),
+}
+
+pub fn root_range(text: &str) -> RootRange {
     let mut any = false;
     for line in text.lines() {
         let line = line.split('#').next().unwrap_or_default();
@@ -33,13 +42,13 @@ pub fn root_range(text: &str) -> Result<Option<SubIdRange>, ()> {
         };
         any = true;
         if size >= IDS_PER_CONTAINER {
-            return Ok(Some(SubIdRange { start, size }));
+            return RootRange::Range(SubIdRange { start, size });
         }
     }
     if any {
-        Err(())
+        RootRange::TooSmall
     } else {
-        Ok(None)
+        RootRange::Absent
     }
 }
 
@@ -60,16 +69,16 @@ pub fn isolated_room(
     for (file, text) in [("/etc/subuid", subuid), ("/etc/subgid", subgid)] {
         let Some(text) = text else { continue };
         match root_range(text) {
-            Ok(None) => {}
-            Ok(Some(range)) if range.size > needed => {}
-            Ok(Some(range)) => {
+            RootRange::Absent => {}
+            RootRange::Range(range) if range.size > needed => {}
+            RootRange::Range(range) => {
                 return Err(format!(
                     "root's range in {file} holds {} ids; {containers} runners with an id map \
                      each need more than {needed}",
                     range.size
                 ))
             }
-            Err(()) => {
+            RootRange::TooSmall => {
                 return Err(format!(
                     "root's ranges in {file} are all smaller than {IDS_PER_CONTAINER} ids"
                 ))
@@ -101,16 +110,16 @@ mod tests {
         let text = "# comment\nubuntu:100000:65536\nroot:300000:1000\nROOT:1000000:655360 # big\nroot:5:99999999\n";
         assert_eq!(
             root_range(text),
-            Ok(Some(SubIdRange {
+            RootRange::Range(SubIdRange {
                 start: 1_000_000,
                 size: 655_360
-            }))
+            })
         );
-        assert_eq!(root_range("ubuntu:100000:65536\n"), Ok(None));
-        assert_eq!(root_range(""), Ok(None));
+        assert_eq!(root_range("ubuntu:100000:65536\n"), RootRange::Absent);
+        assert_eq!(root_range(""), RootRange::Absent);
         assert_eq!(
             root_range("root:100000:1000\nbad line\nroot:x:y\n"),
-            Err(())
+            RootRange::TooSmall
         );
     }
 
