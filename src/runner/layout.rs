@@ -93,6 +93,13 @@ impl InstanceLayout {
         }
     }
 
+    /// Whether runners get an id map of their own (containers where the host allows).
+    pub fn isolated_idmap(&self) -> bool {
+        self.own_profiles
+            .iter()
+            .any(|p| p.config.get("security.idmap.isolated").map(String::as_str) == Some("true"))
+    }
+
     /// The NIC the runner's network comes up on.
     pub fn interface(&self) -> &'static str {
         match self.instance_type {

@@ -142,10 +142,12 @@ fn container_runners_get_an_isolated_idmap_where_the_host_allows() {
     let container = config(serde_json::json!({"runner-instance-type": "container"}));
     let isolated = InstanceLayout::from_config(&container, &prefix, &host(8, Idmap::Isolated));
     assert_eq!(runner(&isolated).config["security.idmap.isolated"], "true");
+    assert!(isolated.isolated_idmap());
     let shared = InstanceLayout::from_config(&container, &prefix, &host(8, Idmap::Shared));
     assert!(!runner(&shared)
         .config
         .contains_key("security.idmap.isolated"));
+    assert!(!shared.isolated_idmap());
     // A different map is a different profile: running runners keep theirs.
     assert_ne!(runner(&isolated).name, runner(&shared).name);
     // Virtual machines have no id map to isolate.
