@@ -225,7 +225,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     assert_eq!(mode(&state.join("charm-token")), 0o600);
     assert!(env_text.contains(&format!("GITHUB_TOKEN={TOKEN}\n")));
     assert!(env_text.contains(&format!("CHARM_TOKEN={charm_token}\n")));
-    assert!(env_text.contains("GITHUB_URL=http://127.0.0.1:9\n"));
+    assert!(env_text.contains("GITHUB_URL=https://127.0.0.1:9\n"));
     assert!(
         !env_text.contains("POLICY_DOCUMENT"),
         "the unit's state directory holds it"

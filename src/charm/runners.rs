@@ -23,6 +23,7 @@ use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
+use crate::runner::layout::InstanceLayout;
 use crate::runner::lxd_host::{ensure_profiles, list_own};
 use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
@@ -307,13 +308,14 @@ impl Runners {
                 size,
             ))
             .map_err(|e| CharmError::Transient(e.to_string()))?;
+        let layout = self.layout()?;
         if runners > 0 {
-            self.check_image()?;
+            self.check_image(&layout)?;
             self.runtime
-                .block_on(ensure_profiles(&self.lxd, &self.layout().own_profiles))
+                .block_on(ensure_profiles(&self.lxd, &layout.own_profiles))
                 .map_err(port)?;
         }
-        let host = self.host(&registry, runners)?;
+        let host = self.host(&registry, runners, layout)?;
         // The runners' pre-job checks need the policy service: looked at (and restarted
         // when dead) right before the engine runs, so new runners meet a live one; not
         // when no runner is wanted.
@@ -367,13 +369,12 @@ impl Runners {
 
     /// A local image alias that is missing blocks: every creation would fail on it, and
     /// only the operator can import it or change `runner-image`.
-    fn check_image(&self) -> Result<(), CharmError> {
-        let layout = self.layout();
+    fn check_image(&self, layout: &InstanceLayout) -> Result<(), CharmError> {
         if layout.source.server.is_some() {
             return Ok(());
         }
-        let alias = layout.source.alias;
-        match self.runtime.block_on(self.lxd.get_image_alias(&alias)) {
+        let alias = &layout.source.alias;
+        match self.runtime.block_on(self.lxd.get_image_alias(alias)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
                 "runner-image {alias:?}: no such image alias in LXD; import the image \

@@ -10,6 +10,7 @@ pub mod lxd_setup;
 pub mod packages;
 pub mod policy_state;
 pub mod runner_env;
+pub mod subid;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -125,6 +126,13 @@ impl HostPaths {
     /// restarts that are rate-limited, see `charm::policy_health`).
     pub fn policy_health_file(&self) -> PathBuf {
         self.state_dir().join("policy-health.json")
+    }
+    /// Subordinate user ids: LXD takes its containers' id maps from root's range.
+    pub fn subuid(&self) -> PathBuf {
+        self.at("/etc/subuid")
+    }
+    pub fn subgid(&self) -> PathBuf {
+        self.at("/etc/subgid")
     }
     /// How a path under `root` appears on the real host, for files that name other
     /// files (the unit's `EnvironmentFile=`).

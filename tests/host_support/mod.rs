@@ -48,7 +48,7 @@ pub fn fresh_ubuntu() -> Harness {
         .insert("GITHUB_RUNNER_ROOT".into(), root(&h).display().to_string());
     // A closed loopback port: a hook that goes on to reconcile never leaves the machine.
     h.set_config(
-        json!({"path": "acme/widgets", "token": TOKEN, "github-url": "http://127.0.0.1:9"}),
+        json!({"path": "acme/widgets", "token": TOKEN, "github-url": "https://127.0.0.1:9"}),
     );
     fs::create_dir_all(root(&h).join("etc")).unwrap();
     fs::write(
