@@ -15,7 +15,8 @@
 #
 # Environment: GHR_TESTBED_DIR (default /var/lib/ghr-testbed; pid file and saved
 # ip_forward under /run/<its basename>), GHR_TESTBED_BRIDGE (ghrbr0),
-# GHR_TESTBED_BRIDGE_ADDR (10.216.1.1/24), GHR_POOL_SIZE (tmpfs size, 6G).
+# GHR_TESTBED_BRIDGE_ADDR (10.216.1.1/24), GHR_POOL_SIZE (tmpfs size, 6G),
+# GHR_TESTBED_SUBUID / GHR_TESTBED_SUBGID (/etc/subuid, /etc/subgid).
 # Image cache: /var/cache/github-runner/image (base.tar = debootstrap result,
 # rootfs.tar + metadata.tar.gz = the image, stamp = recipe hash, fingerprint).
 set -euo pipefail
@@ -36,6 +37,11 @@ BRIDGE=${GHR_TESTBED_BRIDGE:-ghrbr0}
 BRIDGE_ADDR=${GHR_TESTBED_BRIDGE_ADDR:-10.216.1.1/24}
 POOL=ghr-pool
 GUARD_ROUTE=10.216.0.0/13
+SUBUID_FILE=${GHR_TESTBED_SUBUID:-/etc/subuid}
+SUBGID_FILE=${GHR_TESTBED_SUBGID:-/etc/subgid}
+# LXD gives each container with security.idmap.isolated a block of 65536 of root's
+# subordinate ids, after one block for the shared map: room for 128 such runners.
+SUBID_WANT=$((65536 * 129))
 # jq reads LXD's JSON answers; procps gives pgrep.
 PACKAGES=(lxd lxd-client nftables dnsmasq-base debootstrap jq procps)
 
@@ -131,6 +137,45 @@ start_daemon() {
     fi
     LXD_DIR=$TESTBED_LXD_DIR lxd waitready --timeout 60 \
         || die "lxd not ready after 60s, see $LOG_FILE"
+}
+
+# Whether root's range in file $1 is large enough. LXD uses root's first entry of at
+# least 65536 ids and ignores the rest.
+root_subids_ok() {
+    [ -f "$1" ] || return 1
+    awk -F: -v want="$SUBID_WANT" '
+        $1 == "root" && $3 >= 65536 { found = 1; ok = ($3 >= want); exit }
+        END { exit !(found && ok) }' "$1"
+}
+
+# Gives root LXD's own default range (a billion ids from 1000000) where its range is
+# missing or too small. Succeeds only when a file changed: LXD reads the ranges when
+# it starts, so only then must a running daemon be restarted.
+ensure_subids() {
+    local f changed=1
+    for f in "$SUBUID_FILE" "$SUBGID_FILE"; do
+        root_subids_ok "$f" && continue
+        touch "$f"
+        sed -i '/^root:/d' "$f"
+        echo "root:1000000:1000000000" >>"$f"
+        log "root's subordinate ids in $f: 1000000000 from 1000000"
+        changed=0
+    done
+    return $changed
+}
+
+# Stops our daemon (its instances stop with it), waiting for the process to end.
+stop_daemon() {
+    local pid deadline
+    pid=$(daemon_pid) || return 0
+    LXD_DIR=$TESTBED_LXD_DIR timeout 120 lxd shutdown || log "lxd shutdown failed"
+    deadline=$((SECONDS + 30))
+    while [ -d "/proc/$pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+    if [ -d "/proc/$pid" ]; then
+        log "daemon $pid still alive, sending TERM"
+        kill "$pid" || true
+    fi
+    rm -f "$PID_FILE"
 }
 
 network_yaml() {
@@ -341,6 +386,12 @@ cmd_up() {
     # The charm's own firewall table, left on the test bridge by a run that died before
     # its cleanup, would refuse other tests' connections to the host.
     nft delete table inet github-runner 2>/dev/null || true
+    # Other users of the daemon lose their instances to this restart: run `up` where
+    # nothing else uses the daemon (it happens only when the ranges change).
+    if ensure_subids && daemon_pid >/dev/null; then
+        log "restarting the daemon: it reads root's subordinate ids when it starts"
+        stop_daemon
+    fi
     t=$(now); ensure_pool_mount; start_daemon; timing "$t" daemon
     t=$(now); preseed; timing "$t" preseed
     build_image
@@ -365,20 +416,13 @@ remove_nft_leftovers() {
 
 cmd_down() {
     [ "$(id -u)" = 0 ] || die "must run as root"
-    local t0 pid deadline dns
+    local t0 pid dns
     t0=$(now)
-    if pid=$(daemon_pid); then
-        LXD_DIR=$TESTBED_LXD_DIR timeout 120 lxd shutdown || log "lxd shutdown failed"
-        deadline=$((SECONDS + 30))
-        while [ -d "/proc/$pid" ] && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-        if [ -d "/proc/$pid" ]; then
-            log "daemon $pid still alive, sending TERM"
-            kill "$pid" || true
-        fi
+    if daemon_pid >/dev/null; then
+        stop_daemon
     else
         log "no daemon of ours running"
     fi
-    rm -f "$PID_FILE"
     # Our daemon's dnsmasq for the bridge, if the shutdown left it behind.
     dns=$TESTBED_LXD_DIR/networks/$BRIDGE/dnsmasq.pid
     if [ -f "$dns" ] && pid=$(cat "$dns") && [ -d "/proc/$pid" ] \

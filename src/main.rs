@@ -34,11 +34,15 @@ enum Command {
         upstream: Option<String>,
     },
     /// Run the repository policy service (reads GITHUB_TOKEN, CHARM_TOKEN, GITHUB_URL,
-    /// POLICY_DOCUMENT from the environment).
+    /// and STATE_DIRECTORY or POLICY_DOCUMENT from the environment).
     PolicyServer {
-        /// Address to listen on, ADDR:PORT; may be repeated.
+        /// Address for runners' routes (check-runs, /health), ADDR:PORT; may be repeated.
         #[arg(long = "bind", required = true)]
         bind: Vec<std::net::SocketAddr>,
+        /// Loopback address for the charm's routes (/one-time-token, /policy, /health),
+        /// ADDR:PORT; may be repeated. A non-loopback address is refused.
+        #[arg(long = "charm-bind", required = true)]
+        charm_bind: Vec<github_runner::policy::listen::LoopbackAddr>,
     },
 }
 
@@ -73,9 +77,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::PolicyServer { bind } => {
+        Command::PolicyServer { bind, charm_bind } => {
             github_runner::juju::init_logging(false);
-            github_runner::policy::run(&bind)
+            github_runner::policy::run(&github_runner::policy::Binds {
+                runners: bind,
+                charm: charm_bind,
+            })
         }
     }
 }

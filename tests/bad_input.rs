@@ -207,6 +207,12 @@ fn corpus() -> Vec<Case> {
         hook("github-url", json!("gopher://x"), &["github-url"]),
         hook("github-url", json!("not a url"), &["github-url"]),
         hook("github-url", json!(""), &["github-url"]),
+        // The token would travel in clear text.
+        hook(
+            "github-url",
+            json!("http://ghes.example.com"),
+            &["github-url", "https://"],
+        ),
         // runner-instance-type
         hook(
             "runner-instance-type",

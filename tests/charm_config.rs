@@ -119,6 +119,70 @@ fn each_invalid_option_blocks_naming_it_and_changes_nothing() {
     }
 }
 
+#[test]
+fn a_clear_text_github_url_blocks_every_event_and_runs_nothing() {
+    for event in [
+        "hooks/install",
+        "hooks/config-changed",
+        "hooks/start",
+        "reconcile-runners",
+    ] {
+        let (h, root) = sealed();
+        h.set_config(json!({
+            "path": "acme", "token": "ghp_abcdef123456", "github-url": "http://ghes.example.com"
+        }));
+        let run = h.run(event);
+        assert!(run.success(), "{event}: {}", run.stderr());
+        assert_blocked_and_untouched(
+            &h,
+            "invalid config: github-url \"http://ghes.example.com\": must be an https:// URL",
+        );
+        assert_eq!(files_under(&root), Vec::<String>::new(), "{event}");
+    }
+}
+
+#[test]
+fn test_mode_insecure_accepts_http_and_marks_every_status() {
+    let insecure = json!({
+        "path": "acme", "token": "ghp_abcdef123456",
+        "github-url": "http://127.0.0.1:9", "test-mode": "insecure", "virtual-machines": 0
+    });
+    let (h, _root) = sealed();
+    h.set_config(insecure.clone());
+    let run = h.run("hooks/update-status");
+    assert!(run.success(), "{}", run.stderr());
+    assert_eq!(
+        h.last_status(),
+        Some((
+            "active".into(),
+            "0 runners wanted [test-mode=insecure]".into()
+        ))
+    );
+    // A config invalid otherwise still shows the mark on its blocked status.
+    let (h, _root) = sealed();
+    let mut bad = insecure.clone();
+    bad["vm-cpu"] = json!(0);
+    h.set_config(bad);
+    h.run("hooks/config-changed");
+    let (status, message) = h.last_status().unwrap();
+    assert_eq!(status, "blocked");
+    assert!(
+        message.starts_with("invalid config: vm-cpu") && message.ends_with(" [test-mode=insecure]"),
+        "{message}"
+    );
+    // Without test-mode the same status carries no mark.
+    let (h, _root) = sealed();
+    let mut normal = insecure;
+    normal["test-mode"] = json!("");
+    normal["github-url"] = json!("https://127.0.0.1:9");
+    h.set_config(normal);
+    h.run("hooks/update-status");
+    assert_eq!(
+        h.last_status(),
+        Some(("active".into(), "0 runners wanted".into()))
+    );
+}
+
 fn h_token(h: &Harness) -> String {
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(h.path().join("config.json")).unwrap())

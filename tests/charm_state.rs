@@ -43,7 +43,10 @@ fn a_downloaded_runner_app_is_remembered_before_the_reconcile() {
     let no_lxd = tempfile::tempdir().unwrap();
     h.extra_env
         .insert("LXD_DIR".into(), no_lxd.path().display().to_string());
-    h.set_config(json!({"path": "acme", "token": lab::PAT, "github-url": server.url}));
+    // The simulator speaks http://, which only a test deployment accepts.
+    h.set_config(json!({
+        "path": "acme", "token": lab::PAT, "github-url": server.url, "test-mode": "insecure"
+    }));
 
     h.run("actions/update-dependencies");
     let want = server.sim.tarball.filename("x64");

@@ -29,6 +29,7 @@ fn script_installed_host(unit: &Unit) {
         "dpkg-query",
         "snap",
         "modprobe",
+        "sysctl",
         "lxd",
         "lxc",
     ]);
@@ -79,14 +80,16 @@ fn start_policy_service(unit: &Unit) -> Process {
         "policy-server",
         "--bind",
         &format!("{BRIDGE_IP}:8080"),
-        "--bind",
+        "--charm-bind",
         "127.0.0.1:8080",
     ]);
     for line in env_text.lines().filter_map(|l| l.split_once('=')) {
         cmd.env(line.0, line.1);
     }
-    // The unit keeps its policy under /var/lib; the demo keeps it in its own root.
-    cmd.env("POLICY_DOCUMENT", state.join("policy.json"));
+    // The unit's state directory is under /var/lib; the demo's is in its own root.
+    let state_dir = unit.root().join("var/lib/github-runner-policy");
+    std::fs::create_dir_all(&state_dir).unwrap();
+    cmd.env("STATE_DIRECTORY", &state_dir);
     let child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::null())

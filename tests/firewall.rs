@@ -13,20 +13,6 @@ use firewall_support::*;
 use github_runner::firewall::{FirewallError, FirewallSpec, InterfaceName, Nft, TableName};
 use ipnet::Ipv4Net;
 
-/// Removes the table it names when the test ends, however it ends.
-struct TableGuard {
-    nft: Nft,
-    table: TableName,
-}
-
-impl Drop for TableGuard {
-    fn drop(&mut self) {
-        if let Err(e) = self.nft.remove(&self.table) {
-            eprintln!("cleanup: could not remove table {}: {e}", self.table);
-        }
-    }
-}
-
 fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -> FirewallSpec {
     FirewallSpec {
         table: table.clone(),
@@ -131,40 +117,9 @@ fn reapply_replaces_and_remove_is_idempotent() {
         .expect("removing a missing table is fine");
 }
 
-/// What a request from the container got.
-#[derive(Debug, PartialEq)]
-enum Reach {
-    Answered(String),
-    /// curl could not connect (exit 7) and gave up quickly: the firewall rejected it.
-    Refused,
-    /// No answer at all until curl's deadline (exit 28): the packets were dropped.
-    Dropped,
-    Other(String),
-}
-
-fn reach(c: &Container, addr: SocketAddr, max_time: u32) -> (Reach, Duration) {
-    let url = format!("http://{addr}/");
-    let start = Instant::now();
-    let out = c.exec(&["curl", "-sS", "--max-time", &max_time.to_string(), &url]);
-    let took = start.elapsed();
-    let reach = match out.status.code() {
-        Some(0) => Reach::Answered(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Some(7) if took < Duration::from_secs(3) => Reach::Refused,
-        Some(28) => Reach::Dropped,
-        code => Reach::Other(format!(
-            "exit {code:?} after {took:?}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-    };
-    (reach, took)
-}
-
-fn expect(c: &Container, what: &str, addr: SocketAddr, want: Reach) {
-    // A drop is only seen as a timeout: keep that wait short.
-    let max_time = if want == Reach::Dropped { 3 } else { 10 };
-    let (got, took) = reach(c, addr, max_time);
-    eprintln!("  {what} ({addr}): {got:?} in {took:?}");
-    assert_eq!(got, want, "{what} at {addr}");
+/// Runs a command inside `c`, for [`reach`] and [`expect`].
+fn inside(c: &Container) -> impl Fn(&[&str]) -> std::process::Output + '_ {
+    move |argv| c.exec(argv)
 }
 
 /// DHCP: release the lease, then get a new one in a single bounded attempt.
@@ -276,6 +231,7 @@ fn container_traffic_obeys_the_table() {
     let t_topology = t0.elapsed();
 
     let container = Container::launch(&lxd, &format!("ghr-fw-{id}"), &network.name).unwrap();
+    let in_c = inside(&container);
     let address = container.wait_ipv4(Duration::from_secs(60));
     container.wait_ipv6(Duration::from_secs(30));
     let t_container = t0.elapsed();
@@ -285,22 +241,17 @@ fn container_traffic_obeys_the_table() {
     );
     let answered = |body: &str| Reach::Answered(body.to_string());
     // Without the table everything answers, so every refusal below is the table's doing.
-    expect(&container, "host A", a.addr, answered("host-a"));
-    expect(&container, "host B", b.addr, answered("host-b"));
-    expect(&container, "policy port", policy.addr, answered("policy"));
-    expect(
-        &container,
-        "other host port",
-        other.addr,
-        answered("other-port"),
-    );
+    expect(&in_c, "host A", a.addr, answered("host-a"));
+    expect(&in_c, "host B", b.addr, answered("host-b"));
+    expect(&in_c, "policy port", policy.addr, answered("policy"));
+    expect(&in_c, "other host port", other.addr, answered("other-port"));
     // IPv6 neighbour discovery on a fresh bridge sometimes needs a few seconds more than
     // the address does: wait for the first answer rather than fail the baseline.
     let t_v6 = Instant::now();
     poll(
         Duration::from_secs(30),
         "IPv6 from the container to the host",
-        || (reach(&container, policy6.addr, 2).0 == answered("policy-v6")).then_some(()),
+        || (reach(&in_c, policy6.addr, 2).0 == answered("policy-v6")).then_some(()),
     );
     eprintln!(
         "  policy port over IPv6 ({}): answered after {:?}",
@@ -321,16 +272,11 @@ fn container_traffic_obeys_the_table() {
     nft.apply(&firewall).unwrap();
     let apply_took = t_apply.elapsed();
     eprintln!("table {table} applied in {apply_took:?}, denylist {net_b} {bridge_net}:");
-    expect(&container, "host A", a.addr, answered("host-a"));
-    expect(&container, "host B (denylisted)", b.addr, Reach::Refused);
-    expect(&container, "policy port", policy.addr, answered("policy"));
-    expect(&container, "other host port", other.addr, Reach::Refused);
-    expect(
-        &container,
-        "policy port over IPv6",
-        policy6.addr,
-        Reach::Dropped,
-    );
+    expect(&in_c, "host A", a.addr, answered("host-a"));
+    expect(&in_c, "host B (denylisted)", b.addr, Reach::Refused);
+    expect(&in_c, "policy port", policy.addr, answered("policy"));
+    expect(&in_c, "other host port", other.addr, Reach::Refused);
+    expect(&in_c, "policy port over IPv6", policy6.addr, Reach::Dropped);
     let t_dhcp = Instant::now();
     renew_dhcp(&container);
     assert_eq!(container.wait_ipv4(Duration::from_secs(10)), address);
@@ -342,14 +288,123 @@ fn container_traffic_obeys_the_table() {
     firewall.denylist = vec![net_a, bridge_net];
     nft.apply(&firewall).unwrap();
     eprintln!("re-applied with denylist {net_a} {bridge_net}:");
-    expect(&container, "host A (denylisted)", a.addr, Reach::Refused);
-    expect(&container, "host B", b.addr, answered("host-b"));
-    expect(&container, "policy port", policy.addr, answered("policy"));
-    expect(&container, "other host port", other.addr, Reach::Refused);
+    expect(&in_c, "host A (denylisted)", a.addr, Reach::Refused);
+    expect(&in_c, "host B", b.addr, answered("host-b"));
+    expect(&in_c, "policy port", policy.addr, answered("policy"));
+    expect(&in_c, "other host port", other.addr, Reach::Refused);
     resolve_own_name(&container, address);
 
     eprintln!(
         "timings: daemon answered {t_daemon:?}, topology {t_topology:?}, container ready at {t_container:?}, apply {apply_took:?}, total {:?}",
         t0.elapsed()
     );
+}
+
+#[test]
+fn never_useful_ranges_are_refused_with_an_empty_denylist() {
+    if let Err(reason) = root_and_tools() {
+        return skip(&reason);
+    }
+    let lxd = match Lxd::from_env() {
+        Ok(lxd) => lxd,
+        Err(reason) => return skip(&reason),
+    };
+    let id = std::process::id() % 100_000;
+    let s = free_octet(id + 100);
+    run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
+    let _guards = [
+        RouteGuard::unreachable("169.254.216.0/24"),
+        RouteGuard::unreachable("240.0.216.0/24"),
+    ];
+    // Link-local but not the metadata address itself (169.254.169.254 is a real
+    // service on clouds), and a reserved (class E) address the kernel routes as unicast.
+    let (ll_host, ll_ns) = free_pair(169, 254, 216);
+    let (e_host, e_ns) = free_pair(240, 0, 216);
+    let link_local = Netns::create(&format!("ghrll-{id}"), &format!("gll{id}"), ll_host, ll_ns);
+    let link_local = link_local.unwrap();
+    let class_e = Netns::create(&format!("ghrce-{id}"), &format!("gce{id}"), e_host, e_ns);
+    let class_e = class_e.unwrap();
+    let metadata = Responder::start(Some(&link_local.name), (ll_ns, 80).into(), "link-local");
+    let metadata = metadata.unwrap();
+    let reserved = Responder::start(Some(&class_e.name), (e_ns, 80).into(), "class-e").unwrap();
+    let bridge_host = Ipv4Addr::new(10, 216, s, 1);
+    let network = LxdNetwork::create(
+        &lxd,
+        &format!("ghrll{id}"),
+        &format!("{bridge_host}/24"),
+        None,
+    );
+    let network = network.unwrap();
+    let container = Container::launch(&lxd, &format!("ghr-ll-{id}"), &network.name).unwrap();
+    let in_c = inside(&container);
+    container.wait_ipv4(Duration::from_secs(60));
+
+    eprintln!("without the table:");
+    let answered = |body: &str| Reach::Answered(body.to_string());
+    expect(
+        &in_c,
+        "link-local host",
+        metadata.addr,
+        answered("link-local"),
+    );
+    expect(&in_c, "class E host", reserved.addr, answered("class-e"));
+
+    let nft = Nft::default();
+    let table = TableName::new(&format!("ghr-ll-{id}")).unwrap();
+    let _table_guard = TableGuard {
+        nft: nft.clone(),
+        table: table.clone(),
+    };
+    let listed = nft
+        .apply(&spec(&table, &network.name, bridge_host, &[]))
+        .unwrap();
+    assert!(listed.contains("169.254.0.0/16"), "{listed}");
+    eprintln!("with the table, empty denylist:");
+    expect(&in_c, "link-local host", metadata.addr, Reach::Refused);
+    expect(&in_c, "class E host", reserved.addr, Reach::Refused);
+}
+
+/// 0.0.0.0/8 and multicast cannot be sent to honestly (the kernel drops the first as a
+/// martian and forwards no multicast without a multicast router): the loaded table
+/// holds them in the fixed set, with an empty denylist, and nft accepts it.
+#[test]
+fn the_fixed_set_loads_with_every_range() {
+    let Some(ns) = scratch_netns("f") else { return };
+    let nft = Nft::in_netns(&ns.name);
+    let table = TableName::new("ghr-fw-fixed").unwrap();
+    let host = Ipv4Addr::new(10, 216, 1, 1);
+    let listed = nft.apply(&spec(&table, "ghrbr0", host, &[])).unwrap();
+    let set = listed.split("set always-refused {").nth(1).unwrap();
+    let set = &set[..set.find('}').unwrap()];
+    for range in github_runner::firewall::ALWAYS_REFUSED {
+        assert!(set.contains(range), "{range} in {set}");
+    }
+    let denylist = listed.split("set denylist {").nth(1).unwrap();
+    assert!(!denylist[..denylist.find('}').unwrap()].contains("elements"));
+}
+
+/// The boot unit as install writes it passes systemd's own check (where systemd-analyze
+/// is installed; CI has it).
+#[test]
+fn the_boot_unit_passes_systemd_analyze_verify() {
+    if std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return skip("systemd-analyze is not installed");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let name = github_runner::firewall::boot::BOOT_UNIT;
+    let unit = github_runner::firewall::boot::render_boot_unit(std::path::Path::new(
+        "/var/lib/github-runner/firewall.nft",
+    ));
+    std::fs::write(dir.path().join(name), unit).unwrap();
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["verify", "--man=no", name])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.trim().is_empty(), "{text}");
 }

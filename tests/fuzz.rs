@@ -328,7 +328,7 @@ fn policy_request_bodies_never_break_the_service() {
             let reply = if route == routes.len() {
                 // The charm's own route: replacing the policy document.
                 policy_support::request(
-                    service.url(),
+                    service.charm_url(),
                     "POST",
                     "/policy",
                     Some(policy_support::CHARM_TOKEN),

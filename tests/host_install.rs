@@ -6,7 +6,7 @@ mod harness;
 mod host_support;
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use host_support::*;
 use serde_json::json;
@@ -26,6 +26,7 @@ fn a_fresh_install_runs_every_step_in_order() {
         "snap list lxd",
         "snap install lxd",
         "modprobe br_netfilter",
+        "sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1",
         "lxd waitready --timeout 120",
         "lxc storage list --format csv",
         "lxc network list --format csv",
@@ -38,8 +39,13 @@ fn a_fresh_install_runs_every_step_in_order() {
         "systemctl enable github-runner-policy.service",
         "systemctl restart github-runner-policy.service",
         "lxc network get lxdbr0 ipv4.address",
-        "nft -f -",
+        "nft list tables inet",
         "nft list table inet github-runner",
+        "nft -f -",
+        "nft list tables inet",
+        "nft list table inet github-runner",
+        "systemctl daemon-reload",
+        "systemctl enable github-runner-firewall.service",
     ];
     assert_eq!(host_calls(&h), want);
     let statuses: Vec<String> = h.statuses().into_iter().map(|(_, m)| m).collect();
@@ -109,6 +115,7 @@ fn a_second_install_changes_nothing() {
             "lxc network get lxdbr0 ipv4.address",
             "lxc network get lxdbr0 ipv4.address",
             "nft list tables inet",
+            "nft list table inet github-runner",
         ],
         "only reads on a second install"
     );
@@ -218,16 +225,21 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     assert_eq!(mode(&state.join("charm-token")), 0o600);
     assert!(env_text.contains(&format!("GITHUB_TOKEN={TOKEN}\n")));
     assert!(env_text.contains(&format!("CHARM_TOKEN={charm_token}\n")));
-    assert!(env_text.contains("GITHUB_URL=http://127.0.0.1:9\n"));
-    assert!(env_text.contains("POLICY_DOCUMENT=/var/lib/github-runner/policy.json\n"));
+    assert!(env_text.contains("GITHUB_URL=https://127.0.0.1:9\n"));
+    assert!(
+        !env_text.contains("POLICY_DOCUMENT"),
+        "the unit's state directory holds it"
+    );
 
     let unit = fs::read_to_string(root(&h).join("etc/systemd/system/github-runner-policy.service"))
         .unwrap();
-    let binary = h.charm_dir.join("github-runner");
-    assert!(unit.contains(&format!(
-        "ExecStart={} policy-server --bind 10.20.30.1:8080 --bind 127.0.0.1:8080\n",
-        binary.display()
-    )));
+    // The service runs its own copy of the charm's binary, which its dynamic user can run.
+    assert!(unit.contains(
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.20.30.1:8080 --charm-bind 127.0.0.1:8080\n"
+    ));
+    let copy = root(&h).join("usr/local/lib/github-runner/github-runner");
+    assert_eq!(mode(&copy), 0o755);
+    assert!(fs::read(&copy).unwrap() == fs::read(h.charm_dir.join("github-runner")).unwrap());
     assert!(unit.contains("EnvironmentFile=/var/lib/github-runner/policy-server.env\n"));
     assert!(!unit.contains(TOKEN) && !unit.contains(charm_token));
     for call in h.calls() {
@@ -255,4 +267,80 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
         .unwrap()
         .contains(&format!("CHARM_TOKEN={charm_token}\n")));
     assert_eq!(mode(&env_file), 0o600);
+}
+
+#[test]
+fn the_state_dir_is_made_private_even_when_it_exists() {
+    let h = fresh_ubuntu();
+    let state = root(&h).join("var/lib/github-runner");
+    fs::create_dir_all(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
+    let run = h.run("hooks/install");
+    assert!(run.success(), "{}", run.stderr());
+    assert_eq!(mode(&state), 0o700);
+}
+
+#[test]
+fn the_firewall_is_kept_for_the_boot_unit_which_install_enables() {
+    let h = fresh_ubuntu();
+    assert!(h.run("hooks/install").success());
+    let state = root(&h).join("var/lib/github-runner");
+    // The ruleset install loaded is the one the boot unit loads, root-only.
+    let loaded = h
+        .calls_of("nft")
+        .find(|c| c.args == ["-f", "-"])
+        .and_then(|c| c.stdin)
+        .unwrap();
+    let record = state.join("firewall.nft");
+    assert_eq!(fs::read_to_string(&record).unwrap(), loaded);
+    assert!(loaded.contains("set always-refused {"), "{loaded}");
+    assert_eq!(mode(&record), 0o600);
+    assert_eq!(
+        fs::read_to_string(state.join("firewall.listing")).unwrap(),
+        NFT_TABLE
+    );
+    assert_eq!(mode(&state.join("firewall.listing")), 0o600);
+    let unit = root(&h).join("etc/systemd/system/github-runner-firewall.service");
+    assert_eq!(
+        fs::read_to_string(unit).unwrap(),
+        github_runner::firewall::boot::render_boot_unit(std::path::Path::new(
+            "/var/lib/github-runner/firewall.nft"
+        ))
+    );
+}
+
+#[test]
+fn bridge_sysctls_persist_and_are_applied_once() {
+    let mut h = fresh_ubuntu();
+    // Every program the charm runs is a recording stand-in.
+    h.isolate();
+    assert!(h.run("hooks/install").success());
+    let conf = root(&h).join("etc/sysctl.d/60-github-runner-bridge.conf");
+    assert_eq!(
+        fs::read_to_string(&conf).unwrap(),
+        "# Managed by the github-runner charm: bridged runner traffic goes through the host's firewall.\n\
+         net.bridge.bridge-nf-call-iptables = 1\n\
+         net.bridge.bridge-nf-call-ip6tables = 1\n"
+    );
+    assert_eq!(mode(&conf), 0o644);
+    let modules = root(&h).join("etc/modules-load.d/github-runner.conf");
+    assert_eq!(fs::read_to_string(modules).unwrap(), "br_netfilter\n");
+    let sysctl: Vec<Vec<String>> = h.calls_of("sysctl").map(|c| c.args).collect();
+    assert_eq!(
+        sysctl,
+        [[
+            "-w",
+            "net.bridge.bridge-nf-call-iptables=1",
+            "net.bridge.bridge-nf-call-ip6tables=1"
+        ]]
+    );
+
+    // With the values live, a second install writes and runs nothing for them.
+    as_installed(&h, &[]);
+    let before = snapshot(&root(&h));
+    h.clear_calls();
+    assert!(h.run("hooks/install").success());
+    assert_eq!(h.calls_of("sysctl").count(), 0);
+    assert_eq!(h.calls_of("modprobe").count(), 0);
+    assert_eq!(snapshot(&root(&h)), before);
 }

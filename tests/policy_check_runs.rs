@@ -243,12 +243,12 @@ fn policy_document_is_validated_applied_and_survives_a_restart() {
 
     let doc = r#"{"push": {"collaborators": {"enabled": false}}}"#;
     assert_eq!(
-        request(s.url(), "POST", "/policy", None, json(doc)).status,
+        request(s.charm_url(), "POST", "/policy", None, json(doc)).status,
         401
     );
     assert_eq!(
         request(
-            s.url(),
+            s.charm_url(),
             "POST",
             "/policy",
             Some(&s.one_time_token()),
@@ -259,7 +259,7 @@ fn policy_document_is_validated_applied_and_survives_a_restart() {
     );
     assert_eq!(
         request(
-            s.url(),
+            s.charm_url(),
             "POST",
             "/policy",
             Some(CHARM_TOKEN),
@@ -269,7 +269,7 @@ fn policy_document_is_validated_applied_and_survives_a_restart() {
         415
     );
     let bad = request(
-        s.url(),
+        s.charm_url(),
         "POST",
         "/policy",
         Some(CHARM_TOKEN),
@@ -280,7 +280,14 @@ fn policy_document_is_validated_applied_and_survives_a_restart() {
     assert!(!path.exists(), "an invalid document is not stored");
 
     assert_eq!(
-        request(s.url(), "POST", "/policy", Some(CHARM_TOKEN), json(doc)).status,
+        request(
+            s.charm_url(),
+            "POST",
+            "/policy",
+            Some(CHARM_TOKEN),
+            json(doc)
+        )
+        .status,
         204
     );
     assert_eq!(

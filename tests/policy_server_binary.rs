@@ -1,116 +1,68 @@
-//! The `github-runner policy-server` binary itself: environment, repeated `--bind`,
-//! stderr logging without secrets, the stored policy, and a clean stop on SIGTERM.
+//! The `github-runner policy-server` binary itself: environment, the runners' listeners
+//! (`--bind`, repeated) apart from the charm's (`--charm-bind`, loopback only), stderr
+//! logging without secrets, the stored policy (also in `STATE_DIRECTORY`), and a clean
+//! stop on SIGTERM.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod policy_binary_support;
+
+use policy_binary_support::{call, PolicyProcess, RUNNER};
 
 const CHARM_TOKEN: &str = "charm-token-binary-test";
 const GITHUB_TOKEN: &str = "ghp_binary_test_token";
 
-/// The server process; killed by PID on drop if a test failed before stopping it.
+const ARGS: [&str; 6] = [
+    "--bind",
+    "127.0.0.1:0",
+    "--bind",
+    "127.0.0.1:0",
+    "--charm-bind",
+    "127.0.0.1:0",
+];
+
+/// The server with two runners' listeners and the charm's, as the unit has them (on
+/// loopback, any free ports), under exactly `env`.
 struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+    process: PolicyProcess,
+    runners: Vec<String>,
+    charm: String,
+}
+
+/// The process only, for starts that are meant to fail.
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> PolicyProcess {
+    PolicyProcess::start(&[], &strings(args), &owned(env))
 }
 
 impl Server {
     fn start(env: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_github-runner"))
-            .args([
-                "policy-server",
-                "--bind",
-                "127.0.0.1:0",
-                "--bind",
-                "127.0.0.1:0",
-            ])
-            .env_clear()
-            .envs(env.iter().copied())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut process = spawn(&ARGS, env);
+        let runners = (0..2)
+            .map(|_| format!("http://{}", process.listening("listening for runners on")))
+            .collect();
+        let charm = format!("http://{}", process.listening("listening for the charm on"));
         Server {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Stderr lines until one contains `needle` (or the deadline passes).
-    fn wait_for(&mut self, needle: &str) -> Option<String> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(needle) {
-                        return Some(line);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-        None
-    }
-
-    fn addresses(&mut self) -> Vec<String> {
-        (0..2)
-            .map(|_| {
-                let line = self.wait_for("listening on").expect("listening line");
-                line.rsplit(' ').next().unwrap().to_string()
-            })
-            .collect()
-    }
-
-    fn exit_code(&mut self) -> Option<i32> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+            process,
+            runners,
+            charm,
         }
     }
 }
 
-/// A GET as runner [`RUNNER`] would send it (its name in the runner header).
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+fn owned(env: &[(&str, &str)]) -> Vec<(String, String)> {
+    env.iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
 fn get(url: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = ureq::get(url)
-        .timeout(Duration::from_secs(10))
-        .set("X-Runner-Name", RUNNER);
-    if let Some(t) = token {
-        req = req.set("Authorization", &format!("Bearer {t}"));
-    }
-    match req.call() {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-        Err(e) => panic!("{url}: {e}"),
-    }
+    call("GET", url, token, None)
 }
 
 #[test]
-fn serves_on_every_bind_and_stops_on_sigterm() {
+fn serves_each_route_on_its_listener_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let document = dir.path().join("policy.json");
     // GitHub on a closed loopback port: /health must say 500, and nothing leaves the machine.
@@ -126,43 +78,35 @@ fn serves_on_every_bind_and_stops_on_sigterm() {
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
     let mut server = Server::start(&env);
-    let addresses = server.addresses();
-    for address in &addresses {
-        let (status, token) = get(
-            &format!("http://{address}/one-time-token?runner={RUNNER}"),
-            Some(CHARM_TOKEN),
-        );
-        assert_eq!((status, token.len()), (200, 64));
-        assert_eq!(
-            get(&format!("http://{address}/one-time-token"), Some(&token)).0,
-            403
-        );
-    }
-    let (status, body) = get(&format!("http://{}/health", addresses[0]), None);
-    assert_eq!(status, 500, "{body}");
-
-    let doc = r#"{"pull_request": {"disallow_fork": {"enabled": true}}}"#;
-    let posted = ureq::post(&format!("http://{}/policy", addresses[1]))
-        .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
-        .set("Content-Type", "application/json")
-        .send_string(doc)
-        .unwrap();
-    assert_eq!(posted.status(), 204);
-    assert!(document.exists());
-
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(server.exit_code(), Some(0), "clean exit on SIGTERM");
-    server.wait_for("never printed");
-    assert!(
-        server.seen.iter().any(|l| l.contains("SIGTERM")),
-        "{:?}",
-        server.seen
+    let (status, token) = get(
+        &format!("{}/one-time-token?runner={RUNNER}", server.charm),
+        Some(CHARM_TOKEN),
     );
-    for line in &server.seen {
+    assert_eq!((status, token.len()), (200, 64));
+    let doc = r#"{"pull_request": {"disallow_fork": {"enabled": true}}}"#;
+    let policy = format!("{}/policy", server.charm);
+    assert_eq!(call("POST", &policy, Some(CHARM_TOKEN), Some(doc)).0, 204);
+    assert!(document.exists());
+    for url in server.runners.iter().chain([&server.charm]) {
+        let (status, body) = get(&format!("{url}/health"), None);
+        assert_eq!(status, 500, "{body}");
+    }
+    // The runners' listeners know neither charm route, whatever the token.
+    for url in &server.runners {
+        let mint = format!("{url}/one-time-token");
+        assert_eq!(get(&mint, Some(CHARM_TOKEN)).0, 404);
+        let set = format!("{url}/policy");
+        assert_eq!(call("POST", &set, Some(CHARM_TOKEN), Some(doc)).0, 404);
+    }
+    // Nor does the charm's listener run checks.
+    let check = format!("{}/push/check-run", server.charm);
+    assert_eq!(call("POST", &check, Some(&token), Some("{}")).0, 404);
+
+    server.process.stop();
+    server.process.wait_for("never printed");
+    let seen = &server.process.seen;
+    assert!(seen.iter().any(|l| l.contains("SIGTERM")), "{seen:?}");
+    for line in seen {
         assert!(
             !line.contains(CHARM_TOKEN) && !line.contains(GITHUB_TOKEN),
             "secret in {line:?}"
@@ -172,7 +116,7 @@ fn serves_on_every_bind_and_stops_on_sigterm() {
 
 #[test]
 fn refuses_to_start_without_its_environment() {
-    let mut server = Server::start(&[("CHARM_TOKEN", CHARM_TOKEN)]);
+    let mut server = spawn(&ARGS, &[("CHARM_TOKEN", CHARM_TOKEN)]);
     assert!(
         server.wait_for("GITHUB_TOKEN").is_some(),
         "{:?}",
@@ -192,7 +136,7 @@ fn refuses_to_start_without_its_environment() {
         ("CHARM_TOKEN", CHARM_TOKEN),
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
-    let mut server = Server::start(&env);
+    let mut server = spawn(&ARGS, &env);
     assert!(
         server.wait_for("colaborators").is_some(),
         "a corrupt stored policy stops the start: {:?}",
@@ -201,26 +145,24 @@ fn refuses_to_start_without_its_environment() {
     assert_eq!(server.exit_code(), Some(1));
 }
 
-fn check_run(address: &str, token: &str, runner: &str) -> u16 {
-    let response = ureq::post(&format!("http://{address}/push/check-run"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("X-Runner-Name", runner)
-        .set("Content-Type", "application/json")
-        .send_string(r#"{"repository_name": "canonical/app"}"#);
-    match response {
-        Ok(r) => r.status(),
-        Err(ureq::Error::Status(code, _)) => code,
-        Err(e) => panic!("{e}"),
+#[test]
+fn refuses_a_charm_listener_off_loopback() {
+    let env = [("GITHUB_TOKEN", GITHUB_TOKEN), ("CHARM_TOKEN", CHARM_TOKEN)];
+    for bad in ["0.0.0.0:0", "10.216.1.1:8080", "[::]:0"] {
+        let args = ["--bind", "127.0.0.1:0", "--charm-bind", bad];
+        let mut server = spawn(&args, &env);
+        let line = server.wait_for("loopback");
+        assert!(line.is_some_and(|l| l.contains(bad)), "{:?}", server.seen);
+        assert_eq!(server.exit_code(), Some(2), "a usage error");
     }
-}
-
-fn stop(server: &mut Server) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    assert_eq!(server.exit_code(), Some(0));
+    // Both kinds of listener are required.
+    let mut server = spawn(&["--bind", "127.0.0.1:0"], &env);
+    assert!(
+        server.wait_for("--charm-bind").is_some(),
+        "{:?}",
+        server.seen
+    );
+    assert_eq!(server.exit_code(), Some(2));
 }
 
 /// One-time tokens of the real binary: bound to the runner they were issued for,
@@ -229,6 +171,7 @@ fn stop(server: &mut Server) {
 #[test]
 fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
     let sim = github_runner::sim::SimServer::start(
         github_runner::sim::SimConfig::new(GITHUB_TOKEN),
         "127.0.0.1:0".parse().unwrap(),
@@ -247,22 +190,21 @@ fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     ];
     let (a, b, c) = ("app-0-0000000a", "app-0-0000000b", "app-0-0000000c");
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    let (idle, used) = (issue(&address, a), issue(&address, b));
-    assert_eq!(check_run(&address, &used, b), 204);
+    let runners = server.runners[0].clone();
+    let (idle, used) = (issue(&server, a), issue(&server, b));
+    assert_eq!(check_run(&runners, &used, b), 204);
     // Presented by another runner: refused, and spent for its own runner too.
-    let stolen = issue(&address, c);
-    assert_eq!(check_run(&address, &stolen, b), 401);
-    assert!(server
-        .wait_for(&format!("of runner {c} was presented as {b}"))
-        .is_some());
-    assert_eq!(check_run(&address, &stolen, c), 401);
+    let stolen = issue(&server, c);
+    assert_eq!(check_run(&runners, &stolen, b), 401);
+    let misuse = format!("of runner {c} was presented as {b}");
+    assert!(server.process.wait_for(&misuse).is_some());
+    assert_eq!(check_run(&runners, &stolen, c), 401);
     // Revoked when the charm removes the runner: refused. Only the charm may revoke.
-    let revoked = issue(&address, c);
-    let other = issue(&address, b);
-    assert_eq!(revoke(&address, c, &other, b), 403);
-    assert_eq!(revoke(&address, c, CHARM_TOKEN, b), 204);
-    assert_eq!(check_run(&address, &revoked, c), 401);
+    let revoked = issue(&server, c);
+    let other = issue(&server, b);
+    assert_eq!(revoke(&server, c, &other, b), 403);
+    assert_eq!(revoke(&server, c, CHARM_TOKEN, b), 204);
+    assert_eq!(check_run(&runners, &revoked, c), 401);
     let file = dir.path().join("one-time-tokens");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), 1, "one unused token: {text}");
@@ -270,73 +212,102 @@ fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     assert!(!text.contains(&idle), "only digests are stored");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    stop(&mut server);
+    server.process.stop();
 
     // The restarted service accepts the idle runner's token once, from that runner
     // only, and never the used one.
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    assert_eq!(check_run(&address, &used, b), 401);
-    assert_eq!(check_run(&address, &idle, a), 204);
-    assert_eq!(check_run(&address, &idle, a), 401);
-    stop(&mut server);
+    let runners = server.runners[0].clone();
+    assert_eq!(check_run(&runners, &used, b), 401);
+    assert_eq!(check_run(&runners, &idle, a), 204);
+    assert_eq!(check_run(&runners, &idle, a), 401);
+    server.process.stop();
 
     // Expiry: a token issued to live one second, then the service restarted with the
     // default lifetime: the stored expiry holds.
     let mut short = env.to_vec();
     short.push(("ONE_TIME_TOKEN_TTL", "1"));
     let mut server = Server::start(&short);
-    let address = server.addresses().remove(0);
     let issued = Instant::now();
-    let expiring = issue(&address, a);
-    stop(&mut server);
+    let expiring = issue(&server, a);
+    server.process.stop();
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
+    let runners = server.runners[0].clone();
     // Expiry is kept in whole seconds: two seconds on, it has passed for certain.
     std::thread::sleep(Duration::from_secs(2).saturating_sub(issued.elapsed()));
-    assert_eq!(check_run(&address, &expiring, a), 401);
-    assert!(server
-        .wait_for(&format!("token of runner {a} has expired"))
-        .is_some());
-    let fresh = issue(&address, a);
-    assert_eq!(
-        check_run(&address, &fresh, a),
-        204,
-        "the default lifetime is long"
-    );
-    stop(&mut server);
+    assert_eq!(check_run(&runners, &expiring, a), 401);
+    let expired = format!("token of runner {a} has expired");
+    assert!(server.process.wait_for(&expired).is_some());
+    let fresh = issue(&server, a);
+    let long = "the default lifetime is long";
+    assert_eq!(check_run(&runners, &fresh, a), 204, "{long}");
+    server.process.stop();
 
     // An explicit ONE_TIME_TOKENS_FILE wins over the derived place.
     let explicit = dir.path().join("elsewhere");
     let mut env = env.to_vec();
     env.push(("ONE_TIME_TOKENS_FILE", explicit.to_str().unwrap()));
     let mut server = Server::start(&env);
-    let address = server.addresses().remove(0);
-    issue(&address, a);
+    issue(&server, a);
     assert!(explicit.exists());
-    stop(&mut server);
+    server.process.stop();
 }
 
-/// A runner name the tests issue tokens for.
-const RUNNER: &str = "app-0-00000001";
-
-fn issue(address: &str, runner: &str) -> String {
-    let url = format!("http://{address}/one-time-token?runner={runner}");
+fn issue(server: &Server, runner: &str) -> String {
+    let url = format!("{}/one-time-token?runner={runner}", server.charm);
     let (status, token) = get(&url, Some(CHARM_TOKEN));
     assert_eq!(status, 200, "{token}");
     token
 }
 
 /// Asks to revoke `runner`'s token with `token`, sent as runner `caller` would.
-fn revoke(address: &str, runner: &str, token: &str, caller: &str) -> u16 {
-    let url = format!("http://{address}/one-time-token?runner={runner}");
-    match ureq::delete(&url)
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("X-Runner-Name", caller)
-        .call()
-    {
+fn revoke(server: &Server, runner: &str, token: &str, caller: &str) -> u16 {
+    let url = format!("{}/one-time-token?runner={runner}", server.charm);
+    status_of(
+        ureq::delete(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("X-Runner-Name", caller)
+            .call(),
+    )
+}
+
+/// A push check-run with `token`, as runner `runner`'s pre-job script sends it.
+fn check_run(url: &str, token: &str, runner: &str) -> u16 {
+    status_of(
+        ureq::post(&format!("{url}/push/check-run"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("X-Runner-Name", runner)
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"repository_name": "canonical/app"}"#),
+    )
+}
+
+fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
+    match result {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(code, _)) => code,
         Err(e) => panic!("{e}"),
     }
+}
+
+#[test]
+fn keeps_its_state_in_the_state_directory_systemd_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().display().to_string();
+    let env = [
+        ("GITHUB_TOKEN", GITHUB_TOKEN),
+        ("CHARM_TOKEN", CHARM_TOKEN),
+        ("STATE_DIRECTORY", state.as_str()),
+    ];
+    let mut server = Server::start(&env);
+    let doc = r#"{"push": {"collaborators": {"enabled": false}}}"#;
+    let policy = format!("{}/policy", server.charm);
+    assert_eq!(call("POST", &policy, Some(CHARM_TOKEN), Some(doc)).0, 204);
+    get(
+        &format!("{}/one-time-token?runner={RUNNER}", server.charm),
+        Some(CHARM_TOKEN),
+    );
+    assert!(dir.path().join("policy.json").exists());
+    assert!(dir.path().join("one-time-tokens").exists());
+    server.process.stop();
 }

@@ -13,17 +13,17 @@ use policy_support::{
 #[test]
 fn one_time_token_needs_the_charm_token() {
     let s = Service::start(github(), None);
-    let none = request(s.url(), "GET", "/one-time-token", None, None);
+    let none = request(s.charm_url(), "GET", "/one-time-token", None, None);
     assert_eq!(
         (none.status, none.www_authenticate.as_deref()),
         (401, Some("Bearer"))
     );
-    let wrong = request(s.url(), "GET", "/one-time-token", Some("guess"), None);
+    let wrong = request(s.charm_url(), "GET", "/one-time-token", Some("guess"), None);
     assert_eq!(
         (wrong.status, wrong.www_authenticate.as_deref()),
         (401, Some("Bearer"))
     );
-    let basic = ureq::get(&format!("{}/one-time-token", s.url()))
+    let basic = ureq::get(&format!("{}/one-time-token", s.charm_url()))
         .set("Authorization", &format!("Basic {CHARM_TOKEN}"))
         .call();
     assert!(matches!(basic, Err(ureq::Error::Status(401, _))));
@@ -34,7 +34,7 @@ fn one_time_token_needs_the_charm_token() {
     assert_ne!(token, s.one_time_token());
 
     // A one-time token has the wrong role here: 403, and it is used up by trying.
-    let misuse = request(s.url(), "GET", "/one-time-token", Some(&token), None);
+    let misuse = request(s.charm_url(), "GET", "/one-time-token", Some(&token), None);
     assert_eq!(misuse.status, 403);
     let again = request(
         s.url(),
@@ -211,9 +211,15 @@ fn no_token_is_ever_logged() {
         tokens.push(t);
     }
     let unused = s.one_time_token();
-    request(s.url(), "GET", "/one-time-token", Some(&unused), None);
+    request(s.charm_url(), "GET", "/one-time-token", Some(&unused), None);
     tokens.push(unused);
-    request(s.url(), "GET", "/one-time-token", Some("not-a-token"), None);
+    request(
+        s.charm_url(),
+        "GET",
+        "/one-time-token",
+        Some("not-a-token"),
+        None,
+    );
     drop(s);
     let lines = log_lines();
     assert!(
@@ -238,7 +244,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     use github_runner::policy::document::PolicyDocument;
 
     let s = Service::start(github(), None);
-    let client = PolicyClient::new(&format!("{}/", s.url()), Token::new(CHARM_TOKEN));
+    let client = PolicyClient::new(&format!("{}/", s.charm_url()), Token::new(CHARM_TOKEN));
     let token = client.one_time_token(RUNNER).unwrap();
     let r = request(
         s.url(),
@@ -265,7 +271,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     assert_eq!(r.status, 401);
     client.health().unwrap();
 
-    let wrong = PolicyClient::new(s.url(), Token::new("wrong"));
+    let wrong = PolicyClient::new(s.charm_url(), Token::new("wrong"));
     match wrong.one_time_token(RUNNER) {
         Err(ClientError::Status { status: 401, .. }) => {}
         other => panic!("{other:?}"),
@@ -274,7 +280,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     failing
         .api
         .fail_with(Some(ApiError::Other("HTTP 401 Bad credentials".into())));
-    let client = PolicyClient::new(failing.url(), Token::new(CHARM_TOKEN));
+    let client = PolicyClient::new(failing.charm_url(), Token::new(CHARM_TOKEN));
     assert!(matches!(
         client.health(),
         Err(ClientError::Status { status: 500, .. })
@@ -328,11 +334,17 @@ fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
     );
 
     // Issuing and revoking name a runner, and only the charm may do either.
-    let bare = request(s.url(), "GET", "/one-time-token", Some(CHARM_TOKEN), None);
+    let bare = request(
+        s.charm_url(),
+        "GET",
+        "/one-time-token",
+        Some(CHARM_TOKEN),
+        None,
+    );
     assert_eq!(bare.status, 400);
     assert!(bare.body.contains("runner"), "{}", bare.body);
     let bad = request(
-        s.url(),
+        s.charm_url(),
         "GET",
         "/one-time-token?runner=a%20b",
         Some(CHARM_TOKEN),
@@ -342,14 +354,22 @@ fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
     let revoke = format!("/one-time-token?runner={RUNNER}");
     let token = s.one_time_token();
     let other = s.one_time_token();
-    let by_runner = request(s.url(), "DELETE", &revoke, Some(&other), None);
+    let by_runner = request(s.charm_url(), "DELETE", &revoke, Some(&other), None);
     assert_eq!(by_runner.status, 403, "a runner cannot revoke");
-    assert_eq!(request(s.url(), "DELETE", &revoke, None, None).status, 401);
     assert_eq!(
-        request(s.url(), "DELETE", &revoke, Some(CHARM_TOKEN), None).status,
+        request(s.charm_url(), "DELETE", &revoke, None, None).status,
+        401
+    );
+    assert_eq!(
+        request(s.charm_url(), "DELETE", &revoke, Some(CHARM_TOKEN), None).status,
         204
     );
     assert_eq!(push(Some(RUNNER), &token), 401, "revoked");
+    // Not on the runners' listener at all.
+    let token = s.one_time_token();
+    let on_bridge = request(s.url(), "DELETE", &revoke, Some(CHARM_TOKEN), None);
+    assert_eq!(on_bridge.status, 404);
+    assert_eq!(push(Some(RUNNER), &token), 204, "nothing revoked there");
 }
 
 /// A client that sent half a request: the stop still completes (bounded drain).

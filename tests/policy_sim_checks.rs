@@ -50,7 +50,7 @@ fn event(s: &Service, name: &str) -> Reply {
 
 fn set_policy(s: &Service, document: &str) {
     let r = request(
-        s.url(),
+        s.charm_url(),
         "POST",
         "/policy",
         Some(CHARM_TOKEN),

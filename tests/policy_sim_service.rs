@@ -98,7 +98,10 @@ fn behaviour_table_against_the_simulator() {
             Auth::Charm => Some(CHARM_TOKEN.to_string()),
             Auth::OneTime => Some(s.one_time_token()),
         };
-        let r = request(s.url(), method, path, token.as_deref(), body);
+        // The charm's routes are on its own (loopback) listener.
+        let charm_route = matches!(path, "/one-time-token" | "/policy");
+        let base = if charm_route { s.charm_url() } else { s.url() };
+        let r = request(base, method, path, token.as_deref(), body);
         let row = format!("{method} {path} {auth:?} -> {} {}", r.status, r.body);
         assert_eq!(r.status, status, "{row}");
         assert!(r.body.contains(needle), "{row}");

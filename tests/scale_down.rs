@@ -47,7 +47,10 @@ fn one_config_changed_to_zero_removes_runners_that_fill_more_than_the_smaller_po
     unit.run("hooks/config-changed");
     assert_eq!(
         unit.h.last_status(),
-        Some(("active".into(), "0 runners: 0 idle, 0 busy".into())),
+        Some((
+            "active".into(),
+            "0 runners: 0 idle, 0 busy [test-mode=insecure]".into()
+        )),
         "logs: {:#?}",
         unit.h.logs()
     );

@@ -26,6 +26,8 @@ fn update_status_repeats_a_failed_reconciles_status_until_one_succeeds() {
     unit.run("hooks/update-status");
     let healthy = status(&unit);
     assert_eq!(healthy.0, "active", "{healthy:?}");
+    // Lab units run with test-mode=insecure, and every status says so.
+    assert!(healthy.1.ends_with(" [test-mode=insecure]"), "{healthy:?}");
 
     // GitHub now rejects the token: the timer's reconcile blocks, and so does every
     // update-status after it.
@@ -40,6 +42,7 @@ fn update_status_repeats_a_failed_reconciles_status_until_one_succeeds() {
         blocked.1.contains("token rejected by GitHub"),
         "{blocked:?}"
     );
+    assert!(blocked.1.ends_with(" [test-mode=insecure]"), "{blocked:?}");
     unit.run("hooks/update-status");
     assert_eq!(status(&unit), blocked);
 

@@ -1,12 +1,14 @@
 //! The install and upgrade-charm handler: brings the host to the state the runners need
-//! (packages, the LXD snap, `br_netfilter`, LXD initialised and hardened, LXD's proxy,
-//! the policy service), step by step with a status message for each, and asks Juju for
-//! a reboot at the end when a package asked for one. Every step reads before it writes,
-//! so a second run changes nothing.
+//! (a private state directory, packages, the LXD snap, `br_netfilter` and its sysctls,
+//! LXD initialised and hardened, LXD's proxy, the policy service, the firewall and its
+//! boot unit), step by step with a status message for each, and asks Juju for a reboot
+//! at the end when a package asked for one. Every step reads before it writes, so a
+//! second run changes nothing.
 
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
-use crate::firewall::{FirewallSpec, InterfaceName};
+use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
+use crate::host::files::ensure_private_dir;
 use crate::host::kernel::{self, RebootPhase};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
@@ -36,6 +38,8 @@ pub fn install(
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     let os = OsFamily::detect(paths);
+    // Secrets and the firewall's record live there: private even if it already existed.
+    ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
     let proxy_env = proxy_vars(&env.proxy, &[]);
     let step = |message: &str| -> Result<(), CharmError> {
         log::info!("{message}");
@@ -67,6 +71,7 @@ pub fn install(
 
     step("loading br_netfilter")?;
     kernel::ensure_br_netfilter(commands, paths).map_err(failed("loading br_netfilter"))?;
+    kernel::ensure_bridge_sysctls(commands, paths).map_err(failed("loading br_netfilter"))?;
 
     step("initialising LXD")?;
     lxd_setup::wait_ready(commands).map_err(failed("waiting for LXD"))?;
@@ -86,6 +91,8 @@ pub fn install(
 
     step("applying the firewall")?;
     apply_firewall(config, commands, paths)?;
+    boot::install_boot_unit(commands, paths)
+        .map_err(failed("installing the firewall's boot unit"))?;
 
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
         Some(now) => {
@@ -100,8 +107,8 @@ pub fn install(
     }
 }
 
-/// The charm's nftables table for the LXD bridge, replaced whole; config-changed
-/// applies it again with every denylist change.
+/// The charm's nftables table for the LXD bridge, loaded unless the kernel already
+/// holds it exactly; every reconcile that wants runners checks it again.
 fn apply_firewall(
     config: &CharmConfig,
     commands: &dyn Commands,
@@ -110,13 +117,21 @@ fn apply_firewall(
     let address = lxd_setup::bridge_address(commands).map_err(failed("applying the firewall"))?;
     let bridge =
         InterfaceName::new(lxd_setup::BRIDGE).map_err(|e| CharmError::Internal(e.into()))?;
-    crate::firewall::apply::ensure(
-        commands,
-        &FirewallSpec::new(bridge, address, config.denylist.clone()),
-        &paths.firewall_record(),
-    )
-    .map(drop)
-    .map_err(|e| CharmError::Transient(format!("applying the firewall: {e}")))
+    let spec = FirewallSpec::new(bridge, address, config.denylist.clone());
+    crate::firewall::ensure(&Nft::new(commands), &spec, &LoadRecord::at(paths))
+        .map(drop)
+        .map_err(firewall_failed)
+}
+
+/// The error policy for the firewall: without it no runner may start, so the status
+/// names it. A ruleset nft refuses, or no nft at all, needs the operator (`blocked`);
+/// a failed listing or record is retried by the next reconcile (`waiting`).
+pub(super) fn firewall_failed(e: FirewallError) -> CharmError {
+    let message = format!("firewall: {e}");
+    match e {
+        FirewallError::List { .. } | FirewallError::Record(_) => CharmError::Transient(message),
+        _ => CharmError::Blocked(message),
+    }
 }
 
 /// Packages to have and to be rid of: on Ubuntu the kernel meta-package is ours and LXD
@@ -133,9 +148,9 @@ fn package_sets(os: OsFamily) -> (Vec<&'static str>, Vec<&'static str>) {
     }
 }
 
-/// Writes the policy service's unit and env file from `config` and restarts it when
-/// they changed (or when `upgraded`: a new binary). For config-changed too: a new token
-/// reaches the service this way. Returns whether the service restarted.
+/// Writes the policy service's binary, unit and env file from `config` and restarts it
+/// when they changed (or when `upgraded`: a new charm). For config-changed too: a new
+/// token reaches the service this way. Returns whether the service restarted.
 pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
@@ -156,9 +171,10 @@ fn install_policy_service(
 ) -> Result<bool, HostError> {
     let bridge_address = lxd_setup::bridge_address(commands)?;
     let charm_token = units::ensure_charm_token(paths)?;
-    let document = paths.host_view(&paths.policy_document());
+    // The service runs its own root-owned copy, which its dynamic user may execute.
+    let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
     let unit = PolicyUnit {
-        binary: env.charm_dir.join(BINARY),
+        binary: paths.host_view(&paths.policy_binary()),
         bridge_address,
         env_file: paths.host_view(&paths.policy_env_file()),
     };
@@ -166,9 +182,8 @@ fn install_policy_service(
         github_token: &config.token,
         charm_token: &charm_token,
         github_url: config.github_url.web(),
-        policy_document: &document,
     };
-    units::install_policy_service(commands, paths, &unit, &secrets, upgraded)
+    units::install_policy_service(commands, paths, &unit, &secrets, upgraded || binary_changed)
 }
 
 /// The error policy for host steps: a value that cannot be written is the operator's

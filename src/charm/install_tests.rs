@@ -19,7 +19,7 @@ struct Host {
 
 const NFT_TABLES: &str = "table inet github-runner\n";
 const NFT_TABLE: &str =
-    "table inet github-runner {\n\tchain input {\n\tchain runner-input {\n\tchain forward {\n\tchain runner-forward {\n}\n";
+    "table inet github-runner {\n\tset denylist {\n\tset always-refused {\n\tchain input {\n\tchain runner-input {\n\tchain forward {\n\tchain runner-forward {\n}\n";
 
 fn ubuntu_host(proxy: ProxyConfig) -> Host {
     let dir = tempfile::tempdir().unwrap();
@@ -46,8 +46,12 @@ fn ubuntu_host(proxy: ProxyConfig) -> Host {
     );
     cmds.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
     cmds.on("nft", &["list", "table"], vec![CmdOutput::ok(NFT_TABLE)]);
+    // The charm's binary, which install copies for the policy service.
+    let charm_dir = dir.path().join("charm");
+    fs::create_dir_all(&charm_dir).unwrap();
+    fs::write(charm_dir.join(BINARY), "#!/bin/sh\n").unwrap();
     let env = HookEnv {
-        charm_dir: "/charm".into(),
+        charm_dir,
         proxy,
         ..HookEnv::default()
     };
@@ -100,6 +104,7 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "snap list",
             "snap install",
             "modprobe br_netfilter",
+            "sysctl -w",
             "lxd waitready",
             "lxc storage",
             "lxc network",
@@ -112,8 +117,13 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "systemctl enable",
             "systemctl restart",
             "lxc network",
+            "nft list",
+            "nft list",
             "nft -f",
             "nft list",
+            "nft list",
+            "systemctl daemon-reload",
+            "systemctl enable",
         ]
     );
     assert!(
@@ -245,7 +255,13 @@ fn a_second_install_changes_nothing() {
     );
     c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(HARDENED)]);
     c.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
+    c.on("nft", &["list", "table"], vec![CmdOutput::ok(NFT_TABLE)]);
     fs::create_dir_all(h.paths.sys_module("br_netfilter")).unwrap();
+    for key in crate::host::kernel::BRIDGE_SYSCTLS {
+        let live = h.paths.proc_sys(key);
+        fs::create_dir_all(live.parent().unwrap()).unwrap();
+        fs::write(live, "1\n").unwrap();
+    }
     let h2 = Host { cmds: c, ..h };
     let juju = FakeJuju::default();
     run(&h2, &juju, &cfg).unwrap();
@@ -266,6 +282,7 @@ fn a_second_install_changes_nothing() {
             "lxc network get",
             "lxc network get",
             "nft list tables",
+            "nft list table",
         ]
     );
     assert!(juju.reboots.borrow().is_empty());

@@ -8,9 +8,11 @@ pub mod install;
 pub mod outcome;
 pub mod policy_health;
 mod runner_host;
+mod runner_layout;
 pub mod runners;
 pub mod state;
 pub mod summary;
+pub mod test_mode;
 pub mod timer;
 
 use std::process::ExitCode;
@@ -58,6 +60,8 @@ pub fn run_hook() -> ExitCode {
 /// Runs the handler for `env.dispatch_path` and applies its result. Never panics on a
 /// handler error; exits non-zero only where the error policy says Juju should retry.
 pub fn dispatch(juju: &dyn HookTools, env: &HookEnv) -> ExitCode {
+    let marking = test_mode::MarkInsecure::new(juju);
+    let juju: &dyn HookTools = &marking;
     let event = Event::from_dispatch_path(&env.dispatch_path);
     log::debug!("dispatching {event:?}");
     let result = handlers::handle(&event, juju, env);

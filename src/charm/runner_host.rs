@@ -28,17 +28,13 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// must not hold the reconcile (the token expires anyway).
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The machine's CPUs, which LXD's containers share.
-fn host_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 impl Runners {
     /// The host that makes runners; `runners` is how many are wanted.
     pub(super) fn host(
         &self,
         registry: &GithubRegistry,
         runners: u32,
+        layout: InstanceLayout,
     ) -> Result<Arc<LxdRunnerHost>, CharmError> {
         let app = match AppCache::new(self.paths.app_dir()).tarball() {
             Some(tarball) => std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?,
@@ -65,7 +61,7 @@ impl Runners {
         Ok(Arc::new(LxdRunnerHost {
             client: self.lxd.clone(),
             prefix: self.prefix.clone(),
-            layout: self.layout(),
+            layout,
             payload: RunnerPayload {
                 app: app.into(),
                 start_script: Box::new(start_script),
@@ -78,11 +74,6 @@ impl Runners {
                 dir: self.paths.state_dir().join("provisioning"),
             },
         }))
-    }
-
-    /// How the configured runners' instances are laid out on this machine.
-    pub(super) fn layout(&self) -> InstanceLayout {
-        InstanceLayout::from_config(&self.config, &self.prefix, &self.pool_name(), host_cpus())
     }
 
     /// aproxy for the runners, if asked for; the binary it runs is this one.

@@ -11,8 +11,9 @@ use super::policy_health::{Checked, LocalCheck};
 pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
-use crate::firewall::{FirewallSpec, InterfaceName};
+use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::github::GithubClient;
+use crate::host::files::ensure_private_dir;
 use crate::host::SystemCommands;
 use crate::lxd::LxdClient;
 use crate::reconcile::execute::Report;
@@ -22,6 +23,7 @@ use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
+use crate::runner::layout::InstanceLayout;
 use crate::runner::lxd_host::{ensure_profiles, list_own};
 use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
@@ -50,6 +52,15 @@ async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Add
         .and_then(|a| a.parse().ok())
         .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
     Ok((network.clone(), address))
+}
+
+/// Says that a failure to learn the runners' bridge stops the firewall.
+fn firewall_context(e: CharmError) -> CharmError {
+    match e {
+        CharmError::Blocked(m) => CharmError::Blocked(format!("firewall: {m}")),
+        CharmError::Transient(m) => CharmError::Transient(format!("firewall: {m}")),
+        other => other,
+    }
 }
 
 /// A new instance may take this long to register and come online.
@@ -172,15 +183,18 @@ impl Runners {
         ))
     }
 
-    /// Replaces the firewall between the runners' bridge and everything else with one
-    /// built from the current `denylist`, atomically.
+    /// Makes the kernel hold the firewall between the runners' bridge and everything
+    /// else exactly as rendered from the current `denylist`: loaded (atomically) when
+    /// it changed, is missing or was altered; only read when it is as loaded.
     pub fn apply_firewall(&self) -> Result<(), CharmError> {
-        let (bridge, address) = self.bridge()?;
-        let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Blocked(e.to_string()))?;
+        let (bridge, address) = self.bridge().map_err(firewall_context)?;
+        let bridge = InterfaceName::new(&bridge)
+            .map_err(|e| CharmError::Blocked(format!("firewall: {e}")))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
-        crate::firewall::apply::ensure(&SystemCommands, &spec, &self.paths.firewall_record())
+        let record = LoadRecord::at(&self.paths);
+        crate::firewall::ensure(&Nft::new(&SystemCommands), &spec, &record)
             .map(drop)
-            .map_err(|e| CharmError::Transient(format!("firewall: {e}")))
+            .map_err(super::install::firewall_failed)
     }
 
     /// The runners' bridge and the host's address on it, as LXD has them now.
@@ -190,11 +204,17 @@ impl Runners {
             .map_err(port)
     }
 
-    /// One reconcile of `path` towards `runners` runners, under the lock.
     /// One reconcile of the configured path to `runners`, after a step of draining the
     /// path runners were registered to before, if a path change left one.
     pub fn reconcile(&self, runners: u32, flush: Flush) -> Result<Reconciled, CharmError> {
+        // The lock, the summary and the firewall's record go there: private first.
+        ensure_private_dir(&self.paths.state_dir()).map_err(|e| CharmError::Internal(e.into()))?;
         let _lock = self.lock()?;
+        // No runner starts without the table as rendered: a reboot drops it, a job that
+        // got out or an operator may have flushed a chain. Reloading is atomic and cheap.
+        if runners > 0 {
+            self.apply_firewall()?;
+        }
         let keep = self.drain_old_path(flush)?;
         self.reconcile_locked(&self.config.path.clone(), runners, flush, &keep)
     }
@@ -288,13 +308,14 @@ impl Runners {
                 size,
             ))
             .map_err(|e| CharmError::Transient(e.to_string()))?;
+        let layout = self.layout()?;
         if runners > 0 {
-            self.check_image()?;
+            self.check_image(&layout)?;
             self.runtime
-                .block_on(ensure_profiles(&self.lxd, &self.layout().own_profiles))
+                .block_on(ensure_profiles(&self.lxd, &layout.own_profiles))
                 .map_err(port)?;
         }
-        let host = self.host(&registry, runners)?;
+        let host = self.host(&registry, runners, layout)?;
         // The runners' pre-job checks need the policy service: looked at (and restarted
         // when dead) right before the engine runs, so new runners meet a live one; not
         // when no runner is wanted.
@@ -349,13 +370,12 @@ impl Runners {
 
     /// A local image alias that is missing blocks: every creation would fail on it, and
     /// only the operator can import it or change `runner-image`.
-    fn check_image(&self) -> Result<(), CharmError> {
-        let layout = self.layout();
+    fn check_image(&self, layout: &InstanceLayout) -> Result<(), CharmError> {
         if layout.source.server.is_some() {
             return Ok(());
         }
-        let alias = layout.source.alias;
-        match self.runtime.block_on(self.lxd.get_image_alias(&alias)) {
+        let alias = &layout.source.alias;
+        match self.runtime.block_on(self.lxd.get_image_alias(alias)) {
             Ok(_) => Ok(()),
             Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
                 "runner-image {alias:?}: no such image alias in LXD; import the image \

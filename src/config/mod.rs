@@ -213,7 +213,20 @@ impl CharmConfig {
             &raw.labels,
             labels.as_ref().map(|_| ()).map_err(Clone::clone),
         );
-        let github_url = GithubUrl::parse(&raw.github_url);
+        let insecure = raw.test_mode.trim() == "insecure";
+        let github_url = GithubUrl::parse(&raw.github_url).and_then(|url| {
+            // The token goes to this URL with every request: never in clear text,
+            // except on a test deployment that says so.
+            if url.is_https() || insecure {
+                Ok(url)
+            } else {
+                Err(
+                    "must be an https:// URL (http:// only with test-mode=insecure): \
+                     the token would travel in clear text"
+                        .to_string(),
+                )
+            }
+        });
         check(
             "github-url",
             &raw.github_url,
@@ -254,7 +267,7 @@ impl CharmConfig {
             denylist: ok(denylist)?,
             dockerhub_mirror: ok(mirror)?,
             use_aproxy: raw.experimental_use_aproxy,
-            test_mode: if raw.test_mode.trim() == "insecure" {
+            test_mode: if insecure {
                 TestMode::Insecure
             } else {
                 TestMode::Off

@@ -270,10 +270,33 @@ fn github_url() {
         ghes.github_url.api_base(),
         "https://ghes.example.com/api/v3"
     );
-    let sim = with("github-url", json!("http://127.0.0.1:8000")).unwrap();
+    let mut sim = valid();
+    sim["github-url"] = json!("http://127.0.0.1:8000");
+    sim["test-mode"] = json!("insecure");
+    let sim = CharmConfig::from_json(&sim).unwrap();
     assert_eq!(sim.github_url.api_base(), "http://127.0.0.1:8000/api/v3");
     assert!(invalid_message("github-url", json!("ftp://x")).contains("github-url"));
     assert!(invalid_message("github-url", json!("not a url")).contains("not a URL"));
+}
+
+#[test]
+fn github_url_must_be_https_unless_test_mode_is_insecure() {
+    let clear = invalid_message("github-url", json!("http://ghes.example.com"));
+    assert!(
+        clear.starts_with("invalid config: github-url \"http://ghes.example.com\"")
+            && clear.contains("https://")
+            && clear.contains("test-mode=insecure"),
+        "{clear}"
+    );
+    // The scheme is read as URLs read it, whatever its case.
+    let upper = with("github-url", json!("HTTPS://ghes.example.com")).unwrap();
+    assert!(upper.github_url.is_https());
+    let mut insecure = valid();
+    insecure["github-url"] = json!("http://127.0.0.1:8000");
+    insecure["test-mode"] = json!("insecure");
+    let sim = CharmConfig::from_json(&insecure).unwrap();
+    assert!(!sim.github_url.is_https());
+    assert_eq!(sim.test_mode, TestMode::Insecure);
 }
 
 #[test]

@@ -73,6 +73,7 @@ impl fmt::Display for GithubPath {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GithubUrl {
     web: String,
+    https: bool,
 }
 
 impl GithubUrl {
@@ -90,10 +91,15 @@ impl GithubUrl {
         }
         Ok(GithubUrl {
             web: trimmed.to_string(),
+            https: url.scheme() == "https",
         })
     }
     pub fn web(&self) -> &str {
         &self.web
+    }
+    /// Whether requests (and the token they carry) are encrypted on the way.
+    pub fn is_https(&self) -> bool {
+        self.https
     }
     /// github.com's API lives on its own host; GitHub Enterprise Server serves it under
     /// `/api/v3` of the web URL.

@@ -1,46 +1,67 @@
-//! Thin applier: loads a rendered table with `nft -f -`, reads it back, removes it.
+//! Thin applier: loads a rendered table with `nft -f -`, reads it back, removes it. Every
+//! `nft` call goes through the host's [`Commands`], so the charm and the tests (real
+//! `nft`, in the host or a namespace of their own) drive the same code.
 
-use std::ffi::OsString;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use std::path::Path;
-
-use super::render::{render, FirewallSpec, TableName, CHAINS};
+use super::render::{render, FirewallSpec, TableName, CHAINS, SETS};
 use super::FirewallError;
-use crate::host::commands::{Cmd, Commands};
+use crate::host::commands::{Cmd, CmdOutput, Commands, SystemCommands};
+
+/// `nft` answers in milliseconds; a hung one must not hold the hook for long.
+const NFT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How to run `nft`: the plain binary on the host, or a command prefix such as
 /// `ip netns exec NS nft` so tests can work in a namespace of their own.
-#[derive(Clone, Debug)]
-pub struct Nft {
-    argv: Vec<OsString>,
+#[derive(Clone)]
+pub struct Nft<'a> {
+    commands: &'a dyn Commands,
+    argv: Vec<String>,
 }
 
-impl Default for Nft {
+impl Default for Nft<'static> {
     fn default() -> Self {
+        Nft::new(&SystemCommands)
+    }
+}
+
+impl std::fmt::Debug for Nft<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Nft({})", self.argv.join(" "))
+    }
+}
+
+impl<'a> Nft<'a> {
+    /// `nft` from PATH, run through `commands`.
+    pub fn new(commands: &'a dyn Commands) -> Self {
         Nft {
+            commands,
             argv: vec!["nft".into()],
         }
     }
 }
 
-impl Nft {
+impl Nft<'static> {
     /// Runs `program args... <nft arguments>` for every call.
     pub fn with_command(
-        program: impl Into<OsString>,
-        args: impl IntoIterator<Item = impl Into<OsString>>,
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
     ) -> Self {
         let mut argv = vec![program.into()];
         argv.extend(args.into_iter().map(Into::into));
-        Nft { argv }
+        Nft {
+            commands: &SystemCommands,
+            argv,
+        }
     }
 
     /// `nft` inside the named network namespace (`ip netns exec NAME nft`).
     pub fn in_netns(name: &str) -> Self {
         Self::with_command("ip", ["netns", "exec", name, "nft"])
     }
+}
 
+impl Nft<'_> {
     /// Renders `spec`, replaces its table atomically and checks it is there. Returns the
     /// table as nft lists it. On error the previous table (if any) is still in force.
     pub fn apply(&self, spec: &FirewallSpec) -> Result<String, FirewallError> {
@@ -49,26 +70,26 @@ impl Nft {
 
     fn table_exists(&self, table: &TableName) -> Result<bool, FirewallError> {
         let tables = self.run(&["list", "tables", "inet"], None)?;
-        if !tables.status.success() {
+        if !tables.success() {
             return Err(list_error(table, &tables));
         }
         let wanted = format!("table inet {table}");
-        Ok(String::from_utf8_lossy(&tables.stdout)
-            .lines()
-            .any(|l| l.trim() == wanted))
+        Ok(tables.stdout.lines().any(|l| l.trim() == wanted))
     }
 
-    /// Loads an already rendered firewall file for `table` and verifies its chains.
+    /// Loads an already rendered firewall file for `table` and verifies its chains and
+    /// sets are there.
     pub fn apply_ruleset(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let listed = self.load(table, ruleset)?;
-        for chain in CHAINS {
-            if !listed
-                .lines()
-                .any(|l| l.trim() == format!("chain {chain} {{"))
-            {
+        let wanted = CHAINS
+            .iter()
+            .map(|c| format!("chain {c}"))
+            .chain(SETS.iter().map(|s| format!("set {s}")));
+        for block in wanted {
+            if !listed.lines().any(|l| l.trim() == format!("{block} {{")) {
                 return Err(FirewallError::Verify {
                     table: table.to_string(),
-                    missing: format!("chain {chain}"),
+                    missing: block,
                 });
             }
         }
@@ -79,12 +100,8 @@ impl Nft {
     /// the table as listed afterwards.
     pub fn load(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let out = self.run(&["-f", "-"], Some(ruleset))?;
-        if !out.status.success() {
-            return Err(FirewallError::Rejected {
-                table: table.to_string(),
-                status: out.status.to_string(),
-                stderr: stderr_of(&out),
-            });
+        if !out.success() {
+            return Err(rejected(table, &out));
         }
         let listed = self.list(table)?.ok_or_else(|| FirewallError::Verify {
             table: table.to_string(),
@@ -101,10 +118,10 @@ impl Nft {
             return Ok(None);
         }
         let out = self.run(&["list", "table", "inet", table.as_str()], None)?;
-        if !out.status.success() {
+        if !out.success() {
             return Err(list_error(table, &out));
         }
-        Ok(Some(String::from_utf8_lossy(&out.stdout).into_owned()))
+        Ok(Some(out.stdout))
     }
 
     /// Deletes the table; a missing table is not an error (creating it first in the same
@@ -112,95 +129,40 @@ impl Nft {
     pub fn remove(&self, table: &TableName) -> Result<(), FirewallError> {
         let script = format!("table inet {table}\ndelete table inet {table}\n");
         let out = self.run(&["-f", "-"], Some(&script))?;
-        if !out.status.success() {
-            return Err(FirewallError::Rejected {
-                table: table.to_string(),
-                status: out.status.to_string(),
-                stderr: stderr_of(&out),
-            });
+        if !out.success() {
+            return Err(rejected(table, &out));
         }
         Ok(())
     }
 
-    fn run(
-        &self,
-        args: &[&str],
-        stdin: Option<&str>,
-    ) -> Result<std::process::Output, FirewallError> {
-        let program = self.argv[0].to_string_lossy().into_owned();
-        let spawn_err = |source| FirewallError::Spawn {
-            program: program.clone(),
-            source,
-        };
-        let mut child = Command::new(&self.argv[0])
-            .args(&self.argv[1..])
-            .args(args)
-            .stdin(if stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(spawn_err)?;
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<CmdOutput, FirewallError> {
+        let prefix: Vec<&str> = self.argv[1..].iter().map(String::as_str).collect();
+        let mut cmd = Cmd::new(&self.argv[0], &prefix).timeout(NFT_TIMEOUT);
+        cmd.args.extend(args.iter().map(|a| a.to_string()));
         if let Some(text) = stdin {
-            // Dropping the handle after the write closes stdin, which ends nft's input.
-            let mut pipe = child.stdin.take().expect("stdin was piped");
-            pipe.write_all(text.as_bytes()).map_err(spawn_err)?;
+            cmd = cmd.stdin(text.as_bytes().to_vec());
         }
-        child.wait_with_output().map_err(spawn_err)
+        self.commands.run(&cmd).map_err(|e| FirewallError::Spawn {
+            program: e.program,
+            source: e.source,
+        })
     }
 }
 
-fn stderr_of(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).trim().to_string()
+fn rejected(table: &TableName, out: &CmdOutput) -> FirewallError {
+    FirewallError::Rejected {
+        table: table.to_string(),
+        status: out.status_text(),
+        stderr: out.stderr.trim().to_string(),
+    }
 }
 
-fn list_error(table: &TableName, out: &std::process::Output) -> FirewallError {
+fn list_error(table: &TableName, out: &CmdOutput) -> FirewallError {
     FirewallError::List {
         table: table.to_string(),
-        status: out.status.to_string(),
-        stderr: stderr_of(out),
+        status: out.status_text(),
+        stderr: out.stderr.trim().to_string(),
     }
-}
-
-/// Applies `spec` through `commands` unless the kernel already holds the table and
-/// `record` (where the last applied ruleset is kept) shows the same ruleset, so a
-/// repeated install or config-changed writes nothing. Returns whether it applied.
-pub fn ensure(commands: &dyn Commands, spec: &FirewallSpec, record: &Path) -> Result<bool, String> {
-    let ruleset = render(spec);
-    let nft = |args: &[&str], stdin: Option<&str>| -> Result<String, String> {
-        let mut cmd = Cmd::new("nft", args);
-        if let Some(input) = stdin {
-            cmd = cmd.stdin(input.as_bytes().to_vec());
-        }
-        let out = commands.run(&cmd).map_err(|e| e.to_string())?;
-        match out.code {
-            Some(0) => Ok(out.stdout),
-            _ => Err(format!("nft {}: {}", args.join(" "), out.stderr.trim())),
-        }
-    };
-    let wanted = format!("table inet {}", spec.table);
-    let present = |listing: &str| listing.lines().any(|l| l.trim() == wanted);
-    let same = std::fs::read_to_string(record).is_ok_and(|r| r == ruleset);
-    if same && present(&nft(&["list", "tables", "inet"], None)?) {
-        return Ok(false);
-    }
-    nft(&["-f", "-"], Some(&ruleset))?;
-    let listed = nft(&["list", "table", "inet", spec.table.as_str()], None)?;
-    if let Some(chain) = CHAINS
-        .iter()
-        .find(|c| !listed.lines().any(|l| l.trim() == format!("chain {c} {{")))
-    {
-        return Err(format!(
-            "table {} lacks chain {chain} after loading",
-            spec.table
-        ));
-    }
-    // Losing the record only costs a reload next time.
-    let _ = std::fs::write(record, &ruleset);
-    Ok(true)
 }
 
 #[cfg(test)]

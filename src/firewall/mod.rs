@@ -2,6 +2,8 @@
 //! the charm, rendered by a pure function ([`render`]) and replaced atomically ([`apply`]).
 //!
 //! What the table enforces for traffic entering from the runner bridge:
+//! - forwarded IPv4 to the ranges no runner needs ([`render::ALWAYS_REFUSED`]: metadata,
+//!   "this" network, multicast, reserved) is rejected whatever `denylist` says;
 //! - forwarded IPv4 to any `denylist` CIDR is rejected (the bridge's host address excepted);
 //! - to the host itself only DHCP, DNS (on the bridge address), replies to connections the
 //!   host opened, and the allowed TCP ports (the policy service) pass; the rest is rejected;
@@ -9,12 +11,21 @@
 //!
 //! Rejections answer with a TCP reset or an ICMP "administratively prohibited", so a job
 //! fails fast instead of waiting for a timeout.
+//!
+//! [`ensure`] runs before every reconcile that wants runners: it reloads the table when it
+//! is missing or altered; [`boot`] is the systemd unit that loads the last ruleset at boot,
+//! before LXD starts.
 
 pub mod apply;
+pub mod boot;
+pub mod ensure;
 pub mod render;
 
 pub use apply::Nft;
-pub use render::{render, FirewallSpec, InterfaceName, TableName, DEFAULT_TABLE, POLICY_PORT};
+pub use ensure::{ensure, Drift, LoadRecord};
+pub use render::{
+    render, FirewallSpec, InterfaceName, TableName, ALWAYS_REFUSED, DEFAULT_TABLE, POLICY_PORT,
+};
 
 /// Why the firewall could not be rendered, applied, checked or removed.
 #[derive(Debug, thiserror::Error)]
@@ -50,4 +61,8 @@ pub enum FirewallError {
     /// The table read back after loading lacks something the rendered ruleset defines.
     #[error("table {table} read back without {missing}")]
     Verify { table: String, missing: String },
+    /// The record of a load (the ruleset the boot unit loads, the listing later checks
+    /// compare with) could not be written; the table itself was loaded.
+    #[error("could not keep the loaded ruleset: {0}")]
+    Record(String),
 }

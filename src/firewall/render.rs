@@ -12,6 +12,13 @@ pub const DEFAULT_TABLE: &str = "github-runner";
 /// The policy service's port on the bridge address; runners must reach it.
 pub const POLICY_PORT: u16 = 8080;
 
+/// Destinations no runner has a use for, refused whatever `denylist` says: "this"
+/// network (0.0.0.0/8), link-local (169.254.0.0/16, where clouds serve instance
+/// metadata: user-data and sometimes credentials), multicast (224.0.0.0/4) and the
+/// reserved range with the limited broadcast (240.0.0.0/4). Only forwarded traffic is
+/// matched, so a runner's DHCP broadcast to the host (input) still works.
+pub const ALWAYS_REFUSED: [&str; 4] = ["0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "240.0.0.0/4"];
+
 /// Name of an `inet` table. Checked so it cannot break out of the rendered file; nft's
 /// own keywords (`ip`, `inet`, ...) still pass here and are refused by nft on load.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -156,6 +163,15 @@ pub fn render(spec: &FirewallSpec) -> String {
     }
     line("\t}");
     line("");
+    line("\tset always-refused {");
+    line("\t\ttype ipv4_addr");
+    line("\t\tflags interval");
+    line(&format!(
+        "\t\telements = {{ {} }}",
+        ALWAYS_REFUSED.join(", ")
+    ));
+    line("\t}");
+    line("");
     line("\tchain input {");
     line("\t\ttype filter hook input priority filter; policy accept;");
     line(&format!("\t\tiifname \"{bridge}\" jump runner-input"));
@@ -191,6 +207,8 @@ pub fn render(spec: &FirewallSpec) -> String {
     line("\t# Runners must not reach denylisted networks through the host.");
     line("\tchain runner-forward {");
     line("\t\tmeta nfproto ipv6 drop");
+    line("\t\tip daddr @always-refused meta l4proto tcp reject with tcp reset");
+    line("\t\tip daddr @always-refused reject with icmpx admin-prohibited");
     line(&format!("\t\tip daddr {host} return"));
     line("\t\tip daddr @denylist meta l4proto tcp reject with tcp reset");
     line("\t\tip daddr @denylist reject with icmpx admin-prohibited");
@@ -201,6 +219,8 @@ pub fn render(spec: &FirewallSpec) -> String {
 
 /// The chains every rendered table defines; the applier checks them after a load.
 pub const CHAINS: [&str; 4] = ["input", "runner-input", "forward", "runner-forward"];
+/// The sets every rendered table defines; checked with the chains.
+pub const SETS: [&str; 2] = ["denylist", "always-refused"];
 
 #[cfg(test)]
 #[path = "render_tests.rs"]

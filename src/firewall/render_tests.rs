@@ -100,6 +100,38 @@ fn bridge_host_is_excepted_before_the_denylist() {
 }
 
 #[test]
+fn never_useful_ranges_are_refused_first_whatever_the_denylist() {
+    for denylist in [&[][..], &["10.0.0.0/8"][..]] {
+        let out = render(&spec(denylist, &[8080]));
+        assert!(out.contains(
+            "\tset always-refused {\n\t\ttype ipv4_addr\n\t\tflags interval\n\t\telements = { 0.0.0.0/8, 169.254.0.0/16, 224.0.0.0/4, 240.0.0.0/4 }\n\t}\n"
+        ), "{out}");
+        let forward: Vec<&str> = out
+            .split("chain runner-forward {")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            forward[1..4],
+            [
+                "meta nfproto ipv6 drop",
+                "ip daddr @always-refused meta l4proto tcp reject with tcp reset",
+                "ip daddr @always-refused reject with icmpx admin-prohibited",
+            ]
+        );
+        // The host's input chain keeps DHCP open to any destination (the broadcast).
+        let input = out.split("chain runner-input {").nth(1).unwrap();
+        assert!(!input
+            .split("\t}")
+            .next()
+            .unwrap()
+            .contains("always-refused"));
+    }
+}
+
+#[test]
 fn ipv6_is_dropped_first_in_both_runner_chains() {
     let out = render(&spec(&[], &[8080]));
     for chain in ["chain runner-input {", "chain runner-forward {"] {
@@ -144,7 +176,8 @@ fn host_input_allows_only_dhcp_dns_and_listed_ports_then_rejects() {
 #[test]
 fn empty_lists_leave_no_empty_braces() {
     let out = render(&spec(&[], &[]));
-    assert!(!out.contains("elements"));
+    assert_eq!(rendered_elements(&out), []);
+    assert_eq!(out.matches("elements").count(), 1, "only the fixed set's");
     assert!(!out.contains("tcp dport {"));
     assert!(!out.contains("{ }"));
 }
@@ -177,8 +210,11 @@ fn arb_net() -> impl Strategy<Value = Ipv4Net> {
     (any::<u32>(), 0u8..=32).prop_map(|(a, p)| Ipv4Net::new(Ipv4Addr::from(a), p).unwrap())
 }
 
+/// The elements of the `denylist` set.
 fn rendered_elements(out: &str) -> Vec<Ipv4Net> {
-    out.lines()
+    let set = out.split("set denylist {").nth(1).unwrap();
+    let set = &set[..set.find("\t}").unwrap()];
+    set.lines()
         .find_map(|l| l.trim().strip_prefix("elements = { "))
         .map(|rest| rest.trim_end_matches(" }").split(", ").map(net).collect())
         .unwrap_or_default()

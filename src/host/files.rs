@@ -27,6 +27,24 @@ pub fn write_if_changed(path: &Path, content: &[u8], mode: u32) -> Result<bool, 
     Ok(true)
 }
 
+/// Makes `dir` (and missing parents) a directory only its owner can enter: created
+/// 0700, and narrowed to 0700 when it exists with a wider mode (an older charm, an
+/// operator's `mkdir`), since the charm keeps secrets and the firewall's record there.
+pub fn ensure_private_dir(dir: &Path) -> Result<(), HostError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| HostError::io("creating", dir, e))?;
+    let meta = fs::metadata(dir).map_err(|e| HostError::io("reading", dir, e))?;
+    if meta.permissions().mode() & 0o7777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| HostError::io("setting the mode of", dir, e))?;
+    }
+    Ok(())
+}
+
 /// Replaces `path` with `content`; readers see the old or the new file, never a part.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<(), HostError> {
     let dir = path
@@ -73,6 +91,18 @@ mod tests {
         assert!(!write_if_changed(&path, b"s", 0o600).unwrap());
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_private_dir_is_made_0700_even_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("a/b");
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        ensure_private_dir(&private).unwrap();
+        assert_eq!(mode(&private), 0o700);
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o755)).unwrap();
+        ensure_private_dir(&private).unwrap();
+        assert_eq!(mode(&private), 0o700);
     }
 
     #[test]

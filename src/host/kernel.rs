@@ -1,5 +1,5 @@
-//! The kernel side of the host: the kernel meta-package, the `br_netfilter` module the
-//! firewall needs to see bridged traffic, and when to ask Juju for a reboot.
+//! The kernel side of the host: the kernel meta-package, the `br_netfilter` module and
+//! the sysctls the firewall needs to see bridged traffic, and when to ask Juju for a reboot.
 
 use super::files::write_if_changed;
 use super::packages::run_ok;
@@ -55,6 +55,52 @@ pub fn ensure_br_netfilter(commands: &dyn Commands, paths: &HostPaths) -> Result
     Ok(changed)
 }
 
+/// The settings that send bridged IPv4 and IPv6 frames through the host's nftables
+/// hooks (they exist once `br_netfilter` is loaded). Without them traffic between the
+/// bridge's ports could skip the charm's table.
+pub const BRIDGE_SYSCTLS: [&str; 2] = [
+    "net.bridge.bridge-nf-call-iptables",
+    "net.bridge.bridge-nf-call-ip6tables",
+];
+/// The charm's sysctl.d file; systemd-sysctl applies it at boot, after
+/// modules-load.d has loaded `br_netfilter`.
+pub const SYSCTL_FILE: &str = "60-github-runner-bridge.conf";
+
+/// The sysctl.d file, pure.
+pub fn render_bridge_sysctls() -> String {
+    let mut out =
+        String::from("# Managed by the github-runner charm: bridged runner traffic goes through the host's firewall.\n");
+    for key in BRIDGE_SYSCTLS {
+        out.push_str(&format!("{key} = 1\n"));
+    }
+    out
+}
+
+/// Keeps [`BRIDGE_SYSCTLS`] at 1: the sysctl.d file for boots, and `sysctl -w` now for
+/// whichever live value is not 1 yet. Call after [`ensure_br_netfilter`]. Returns whether
+/// anything changed.
+pub fn ensure_bridge_sysctls(
+    commands: &dyn Commands,
+    paths: &HostPaths,
+) -> Result<bool, HostError> {
+    let file = paths.sysctl_dir().join(SYSCTL_FILE);
+    let mut changed = write_if_changed(&file, render_bridge_sysctls().as_bytes(), 0o644)?;
+    let unset: Vec<String> = BRIDGE_SYSCTLS
+        .iter()
+        .filter(|key| {
+            std::fs::read_to_string(paths.proc_sys(key)).map_or(true, |v| v.trim() != "1")
+        })
+        .map(|key| format!("{key}=1"))
+        .collect();
+    if !unset.is_empty() {
+        let mut cmd = Cmd::new("sysctl", &["-w"]);
+        cmd.args.extend(unset);
+        run_ok(commands, &cmd)?;
+        changed = true;
+    }
+    Ok(changed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,6 +135,31 @@ mod tests {
         std::fs::create_dir_all(paths.sys_module(BR_NETFILTER)).unwrap();
         c.clear();
         assert!(!ensure_br_netfilter(&c, &paths).unwrap());
+        assert!(c.lines().is_empty());
+    }
+
+    #[test]
+    fn bridge_sysctls_are_persisted_and_set_only_when_not_1() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HostPaths::new(dir.path());
+        let c = FakeCommands::new();
+        // The ip6tables one is already 1 in the kernel.
+        let live = paths.proc_sys(BRIDGE_SYSCTLS[1]);
+        std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+        std::fs::write(&live, "1\n").unwrap();
+        assert!(ensure_bridge_sysctls(&c, &paths).unwrap());
+        assert_eq!(
+            c.lines(),
+            ["sysctl -w net.bridge.bridge-nf-call-iptables=1"]
+        );
+        let conf = std::fs::read_to_string(paths.sysctl_dir().join(SYSCTL_FILE)).unwrap();
+        assert!(conf.ends_with(
+            "net.bridge.bridge-nf-call-iptables = 1\nnet.bridge.bridge-nf-call-ip6tables = 1\n"
+        ));
+
+        std::fs::write(paths.proc_sys(BRIDGE_SYSCTLS[0]), "1\n").unwrap();
+        c.clear();
+        assert!(!ensure_bridge_sysctls(&c, &paths).unwrap());
         assert!(c.lines().is_empty());
     }
 

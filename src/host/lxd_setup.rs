@@ -15,14 +15,10 @@ use crate::proxy::ProxyConfig;
 
 pub const BRIDGE: &str = "lxdbr0";
 pub const POOL: &str = "default";
-/// Bridged-NIC keys that stop a runner from spoofing addresses or reaching its
-/// neighbours directly.
-pub const NIC_HARDENING: [&str; 4] = [
-    "security.mac_filtering",
-    "security.ipv4_filtering",
-    "security.ipv6_filtering",
-    "security.port_isolation",
-];
+/// The default profile gets the same keys as the runners' own NIC (which is what makes
+/// runners safe: they never use `default`); hardening `default` too covers any other
+/// instance an operator starts on the bridge.
+pub use crate::runner::layout::NIC_HARDENING;
 
 /// The first column of `lxc ... list --format csv`.
 pub fn csv_names(csv: &str) -> Vec<String> {

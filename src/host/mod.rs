@@ -8,7 +8,9 @@ pub mod files;
 pub mod kernel;
 pub mod lxd_setup;
 pub mod packages;
+pub mod policy_state;
 pub mod runner_env;
+pub mod subid;
 pub mod units;
 
 use std::path::{Path, PathBuf};
@@ -70,9 +72,23 @@ impl HostPaths {
     pub fn pool_dir(&self) -> PathBuf {
         self.state_dir().join("pool")
     }
-    /// The firewall ruleset last applied, to skip reloading an identical one.
+    /// The firewall ruleset the charm last loaded (0600): what the boot unit loads
+    /// before LXD starts, and what a reconcile compares the rendered one with.
     pub fn firewall_record(&self) -> PathBuf {
         self.state_dir().join("firewall.nft")
+    }
+    /// The charm's table as `nft list table` showed it right after that load (0600):
+    /// a later listing that differs means the table was altered.
+    pub fn firewall_listing(&self) -> PathBuf {
+        self.state_dir().join("firewall.listing")
+    }
+    /// Where the charm keeps its sysctl settings (bridged traffic through nftables).
+    pub fn sysctl_dir(&self) -> PathBuf {
+        self.at("/etc/sysctl.d")
+    }
+    /// A kernel setting's live value, e.g. `net.bridge.bridge-nf-call-iptables`.
+    pub fn proc_sys(&self, key: &str) -> PathBuf {
+        self.at("/proc/sys").join(key.replace('.', "/"))
     }
     pub fn lock_file(&self) -> PathBuf {
         self.state_dir().join("reconcile.lock")
@@ -93,13 +109,30 @@ impl HostPaths {
     pub fn policy_env_file(&self) -> PathBuf {
         self.state_dir().join("policy-server.env")
     }
-    pub fn policy_document(&self) -> PathBuf {
-        self.state_dir().join("policy.json")
+    /// The policy service's state directory (`StateDirectory=`), as systemd names it.
+    pub fn policy_state_dir(&self) -> PathBuf {
+        self.at("/var/lib").join(units::POLICY_STATE_DIRECTORY)
+    }
+    /// Where systemd keeps that directory for the service's dynamic user.
+    pub fn policy_private_state_dir(&self) -> PathBuf {
+        self.at("/var/lib/private")
+            .join(units::POLICY_STATE_DIRECTORY)
+    }
+    /// The policy service's own copy of the charm's binary (see `policy_state`).
+    pub fn policy_binary(&self) -> PathBuf {
+        self.at("/usr/local/lib/github-runner/github-runner")
     }
     /// When the charm last restarted the policy service over a failing /health (the
     /// restarts that are rate-limited, see `charm::policy_health`).
     pub fn policy_health_file(&self) -> PathBuf {
         self.state_dir().join("policy-health.json")
+    }
+    /// Subordinate user ids: LXD takes its containers' id maps from root's range.
+    pub fn subuid(&self) -> PathBuf {
+        self.at("/etc/subuid")
+    }
+    pub fn subgid(&self) -> PathBuf {
+        self.at("/etc/subgid")
     }
     /// How a path under `root` appears on the real host, for files that name other
     /// files (the unit's `EnvironmentFile=`).

@@ -4,11 +4,11 @@
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use rand::RngCore;
 
-use super::files::write_if_changed;
+use super::files::{ensure_private_dir, write_if_changed};
 use super::packages::run_ok;
 use super::runner_env::RenderError;
 use super::{Cmd, Commands, HostError, HostPaths};
@@ -23,6 +23,10 @@ pub const POLICY_PORT: u16 = 8080;
 pub struct CharmToken(String);
 
 impl CharmToken {
+    /// A token as the charm's file holds it (64 hex characters), else None.
+    pub fn parse(raw: &str) -> Option<CharmToken> {
+        Self::is_well_formed(raw).then(|| CharmToken(raw.to_string()))
+    }
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -58,28 +62,34 @@ pub fn ensure_charm_token(paths: &HostPaths) -> Result<CharmToken, HostError> {
     Ok(CharmToken(token))
 }
 
-fn ensure_private_dir(dir: &Path) -> Result<(), HostError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if dir.exists() {
-        return Ok(());
-    }
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| HostError::io("creating", dir, e))
-}
-
 /// What the unit file says; no secret among it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyUnit {
-    /// The charm's binary, as the host sees it.
+    /// The service's own copy of the charm's binary ([`install_policy_binary`]), as the
+    /// host sees it.
     pub binary: PathBuf,
     pub bridge_address: Ipv4Addr,
     /// The environment file, as the host sees it.
     pub env_file: PathBuf,
 }
 
+/// The service's `StateDirectory=`: `/var/lib/github-runner-policy` (with `DynamicUser=`
+/// systemd keeps it under `/var/lib/private/` and links it), owned by the service's user.
+pub const POLICY_STATE_DIRECTORY: &str = "github-runner-policy";
+/// The service's `LimitNOFILE=`: its connection limits
+/// ([`crate::policy::listen::Limits`]) leave room under it for GitHub's connections and
+/// its files; a flood of connections is closed, never held until this runs out.
+pub const POLICY_NOFILE: u64 = 512;
+/// The service's `TasksMax=`: its async workers and check threads
+/// ([`crate::policy::CHECK_THREADS`]) with room to spare.
+pub const POLICY_TASKS: u64 = 128;
+/// The service's `MemoryMax=`: it holds a policy document and token digests, and bodies
+/// of at most 64 KiB on a few hundred connections.
+pub const POLICY_MEMORY: &str = "256M";
+
+/// The unit: unprivileged (a dynamic user, its state in `StateDirectory=`), sandboxed
+/// (read-only system, no devices, no capabilities, the syscalls of an ordinary service)
+/// and bounded (descriptors, tasks, memory), since it parses HTTP and JSON from jobs.
 pub fn render_policy_unit(unit: &PolicyUnit) -> String {
     format!(
         "# Managed by the github-runner charm; changes are overwritten.\n\
@@ -91,11 +101,44 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
          [Service]\n\
          Type=simple\n\
          EnvironmentFile={env}\n\
-         ExecStart={bin} policy-server --bind {bridge}:{port} --bind 127.0.0.1:{port}\n\
+         ExecStart={bin} policy-server --bind {bridge}:{port} --charm-bind 127.0.0.1:{port}\n\
          Restart=always\n\
          RestartSec=5\n\
+         # A user of its own, made at start; its policy and tokens in the state directory.\n\
+         DynamicUser=yes\n\
+         StateDirectory={state}\n\
+         StateDirectoryMode=0700\n\
+         UMask=0077\n\
+         # What a compromised service could reach.\n\
          NoNewPrivileges=yes\n\
+         CapabilityBoundingSet=\n\
+         AmbientCapabilities=\n\
+         ProtectSystem=strict\n\
+         ProtectHome=yes\n\
          PrivateTmp=yes\n\
+         PrivateDevices=yes\n\
+         ProtectKernelTunables=yes\n\
+         ProtectKernelModules=yes\n\
+         ProtectKernelLogs=yes\n\
+         ProtectControlGroups=yes\n\
+         ProtectClock=yes\n\
+         ProtectHostname=yes\n\
+         ProtectProc=invisible\n\
+         ProcSubset=pid\n\
+         RestrictNamespaces=yes\n\
+         RestrictRealtime=yes\n\
+         RestrictSUIDSGID=yes\n\
+         LockPersonality=yes\n\
+         MemoryDenyWriteExecute=yes\n\
+         RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n\
+         SystemCallArchitectures=native\n\
+         SystemCallFilter=@system-service\n\
+         SystemCallFilter=~@privileged @resources\n\
+         SystemCallErrorNumber=EPERM\n\
+         # What it may use up.\n\
+         LimitNOFILE={nofile}\n\
+         TasksMax={tasks}\n\
+         MemoryMax={memory}\n\
          \n\
          [Install]\n\
          WantedBy=multi-user.target\n",
@@ -103,6 +146,10 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
         bin = unit.binary.display(),
         bridge = unit.bridge_address,
         port = POLICY_PORT,
+        state = POLICY_STATE_DIRECTORY,
+        nofile = POLICY_NOFILE,
+        tasks = POLICY_TASKS,
+        memory = POLICY_MEMORY,
     )
 }
 
@@ -112,19 +159,16 @@ pub struct PolicySecrets<'a> {
     pub github_token: &'a Token,
     pub charm_token: &'a CharmToken,
     pub github_url: &'a str,
-    /// Where the service keeps the active policy document, as the host sees it.
-    pub policy_document: &'a Path,
 }
 
-/// The unit's EnvironmentFile. Values are unquoted, so anything that systemd would
+/// The unit's EnvironmentFile (systemd reads it as root; the service finds its state
+/// through `STATE_DIRECTORY`). Values are unquoted, so anything that systemd would
 /// interpret (quotes, backslashes, control characters) is refused.
 pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
-    let document = s.policy_document.display().to_string();
     let vars = [
         ("GITHUB_TOKEN", s.github_token.expose()),
         ("CHARM_TOKEN", s.charm_token.expose()),
         ("GITHUB_URL", s.github_url),
-        ("POLICY_DOCUMENT", document.as_str()),
     ];
     let mut out = String::new();
     for (key, value) in vars {
@@ -139,9 +183,11 @@ pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
     Ok(out)
 }
 
-/// Writes the env file (0600) and the unit, then reloads, enables and restarts through
-/// systemctl only as far as something changed, or restarts anyway when `binary_changed`
-/// (upgrade-charm replaced the program the unit runs). Returns whether it restarted.
+/// Writes the env file (0600) and the unit, moves state left from the service's root
+/// days into its state directory (stopping it first), then reloads, enables and
+/// restarts through systemctl only as far as something changed, or restarts anyway
+/// when `binary_changed` (the service's binary was replaced). Returns whether it
+/// restarted.
 pub fn install_policy_service(
     commands: &dyn Commands,
     paths: &HostPaths,
@@ -158,6 +204,11 @@ pub fn install_policy_service(
     let unit_path = paths.systemd_dir().join(POLICY_UNIT);
     let unit_changed = write_if_changed(&unit_path, render_policy_unit(unit).as_bytes(), 0o644)?;
     let systemctl = |args: &[&str]| run_ok(commands, &Cmd::new("systemctl", args));
+    if legacy_policy_state(paths) {
+        // A service still running as root could rewrite the token file meanwhile.
+        systemctl(&["stop", POLICY_UNIT])?;
+        migrate_policy_state(paths)?;
+    }
     if unit_changed {
         systemctl(&["daemon-reload"])?;
         systemctl(&["enable", POLICY_UNIT])?;
@@ -184,6 +235,8 @@ pub fn restart_policy_service(commands: &dyn Commands) -> Result<(), HostError> 
     run_ok(commands, &Cmd::new("systemctl", &["restart", POLICY_UNIT]))?;
     Ok(())
 }
+
+pub use super::policy_state::{install_policy_binary, legacy_policy_state, migrate_policy_state};
 
 #[cfg(test)]
 #[path = "units_tests.rs"]

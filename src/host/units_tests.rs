@@ -1,12 +1,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use super::*;
 use crate::host::fakes::FakeCommands;
 
 fn unit(paths: &HostPaths) -> PolicyUnit {
     PolicyUnit {
-        binary: "/var/lib/juju/agents/unit-github-runner-0/charm/github-runner".into(),
+        binary: paths.host_view(&paths.policy_binary()),
         bridge_address: Ipv4Addr::new(10, 1, 2, 1),
         env_file: paths.host_view(&paths.policy_env_file()),
     }
@@ -16,32 +17,54 @@ fn mode(path: &Path) -> u32 {
     fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
+const GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/src/host/golden/github-runner-policy.service"
+);
+
+/// `UPDATE_GOLDEN=1 cargo test --lib host::units` rewrites the golden file.
 #[test]
-fn unit_binds_bridge_and_loopback_and_names_the_env_file() {
-    let paths = HostPaths::new("/");
-    let text = render_policy_unit(&unit(&paths));
-    assert!(text.contains(
-        "\nExecStart=/var/lib/juju/agents/unit-github-runner-0/charm/github-runner policy-server --bind 10.1.2.1:8080 --bind 127.0.0.1:8080\n"
-    ));
-    assert!(text.contains("\nEnvironmentFile=/var/lib/github-runner/policy-server.env\n"));
-    assert!(text.contains("\nWantedBy=multi-user.target\n"));
+fn unit_matches_golden_file() {
+    let rendered = render_policy_unit(&unit(&HostPaths::new("/")));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::create_dir_all(Path::new(GOLDEN).parent().unwrap()).unwrap();
+        fs::write(GOLDEN, &rendered).unwrap();
+    }
+    let golden = fs::read_to_string(GOLDEN).expect("golden file; UPDATE_GOLDEN=1 makes it");
+    assert_eq!(rendered, golden);
 }
 
 #[test]
-fn env_file_holds_the_four_variables() {
+fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
+    let text = render_policy_unit(&unit(&HostPaths::new("/")));
+    let lines: Vec<&str> = text.lines().collect();
+    for line in [
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.1.2.1:8080 --charm-bind 127.0.0.1:8080",
+        "EnvironmentFile=/var/lib/github-runner/policy-server.env",
+        "DynamicUser=yes",
+        "StateDirectory=github-runner-policy",
+        "CapabilityBoundingSet=",
+        "LimitNOFILE=512",
+        "WantedBy=multi-user.target",
+    ] {
+        assert!(lines.contains(&line), "{line} missing from\n{text}");
+    }
+    assert!(!lines.iter().any(|l| l.starts_with("User=")));
+}
+
+#[test]
+fn env_file_holds_the_three_variables() {
     let token = Token::new("ghp_abc");
     let charm = CharmToken("a".repeat(64));
-    let doc = PathBuf::from("/var/lib/github-runner/policy.json");
     let s = PolicySecrets {
         github_token: &token,
         charm_token: &charm,
         github_url: "https://github.com",
-        policy_document: &doc,
     };
     assert_eq!(
         render_policy_env(&s).unwrap(),
         format!(
-            "GITHUB_TOKEN=ghp_abc\nCHARM_TOKEN={}\nGITHUB_URL=https://github.com\nPOLICY_DOCUMENT=/var/lib/github-runner/policy.json\n",
+            "GITHUB_TOKEN=ghp_abc\nCHARM_TOKEN={}\nGITHUB_URL=https://github.com\n",
             "a".repeat(64)
         )
     );
@@ -80,12 +103,10 @@ fn service_restarts_only_on_change() {
     let paths = HostPaths::new(dir.path());
     let token = Token::new("ghp_secret_value");
     let charm = ensure_charm_token(&paths).unwrap();
-    let doc = paths.host_view(&paths.policy_document());
     let secrets = PolicySecrets {
         github_token: &token,
         charm_token: &charm,
         github_url: "https://github.com",
-        policy_document: &doc,
     };
     let c = FakeCommands::new();
     assert!(install_policy_service(&c, &paths, &unit(&paths), &secrets, false).unwrap());
@@ -121,6 +142,43 @@ fn service_restarts_only_on_change() {
         .borrow()
         .iter()
         .all(|cmd| !cmd.to_string().contains("ghp_")));
+}
+
+#[test]
+fn state_kept_as_root_moves_while_the_service_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = HostPaths::new(dir.path());
+    let token = Token::new("ghp_x");
+    let charm = ensure_charm_token(&paths).unwrap();
+    let secrets = PolicySecrets {
+        github_token: &token,
+        charm_token: &charm,
+        github_url: "https://github.com",
+    };
+    // What the service wrote while it ran as root, before this unit.
+    fs::write(paths.state_dir().join("policy.json"), "{}").unwrap();
+    fs::write(paths.state_dir().join("one-time-tokens"), "d\n").unwrap();
+    let c = FakeCommands::new();
+    assert!(install_policy_service(&c, &paths, &unit(&paths), &secrets, true).unwrap());
+    assert_eq!(
+        c.lines(),
+        [
+            "systemctl stop github-runner-policy.service",
+            "systemctl daemon-reload",
+            "systemctl enable github-runner-policy.service",
+            "systemctl restart github-runner-policy.service"
+        ]
+    );
+    let moved = paths.policy_state_dir();
+    assert_eq!(fs::read_to_string(moved.join("policy.json")).unwrap(), "{}");
+    assert_eq!(
+        fs::read_to_string(moved.join("one-time-tokens")).unwrap(),
+        "d\n"
+    );
+    assert!(!paths.state_dir().join("policy.json").exists());
+    c.clear();
+    assert!(!install_policy_service(&c, &paths, &unit(&paths), &secrets, false).unwrap());
+    assert!(c.lines().is_empty(), "moved once: {:?}", c.lines());
 }
 
 #[test]

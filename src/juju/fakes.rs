@@ -14,11 +14,13 @@ pub struct FakeJuju {
     pub state: RefCell<Map<String, Value>>,
     /// What each `state-set` was given, as the JSON it would read on stdin.
     pub state_sets: RefCell<Vec<String>>,
+    /// What `config-get` answers; `{}` when not set.
+    pub config: RefCell<Option<Value>>,
 }
 
 impl HookTools for FakeJuju {
     fn config_get(&self) -> ToolResult<Value> {
-        Ok(json!({}))
+        Ok(self.config.borrow().clone().unwrap_or_else(|| json!({})))
     }
     fn status_set(&self, _: Status, message: &str) -> ToolResult<()> {
         self.statuses.borrow_mut().push(message.into());

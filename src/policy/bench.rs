@@ -9,7 +9,7 @@ use super::github::{
     ApiError, Branch, BranchProtection, Collaborator, Comment, Permission, PullRequest, RepoApi,
     RepoName, Repository,
 };
-use super::server::{serve, AppState};
+use super::server::{serve, AppState, Listeners};
 
 /// Latency percentiles over the samples.
 #[derive(Clone, Debug)]
@@ -113,20 +113,28 @@ pub fn measure_check_latency(
         spent: Mutex::new((Duration::ZERO, 0)),
     });
     let state = AppState::new(CHARM_TOKEN, timed.clone(), None).map_err(|e| e.to_string())?;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-    let base = format!(
-        "http://{}",
-        listener.local_addr().map_err(|e| e.to_string())?
-    );
+    // The runners' routes and the charm's listen apart, as in production.
+    let bind = || -> Result<(std::net::TcpListener, String), String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let url = format!(
+            "http://{}",
+            listener.local_addr().map_err(|e| e.to_string())?
+        );
+        Ok((listener, url))
+    };
+    let ((runners, base), (charm, charm_base)) = (bind()?, bind()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(async move {
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        serve(vec![listener], Arc::new(state), async move {
+        let listeners = Listeners {
+            runners: vec![tokio::net::TcpListener::from_std(runners)?],
+            charm: vec![tokio::net::TcpListener::from_std(charm)?],
+        };
+        serve(listeners, Arc::new(state), async move {
             let _ = stopped.await;
         })
         .await
@@ -140,7 +148,9 @@ pub fn measure_check_latency(
         let mut calls = 0;
         for _ in 0..samples.max(1) {
             let token = agent
-                .get(&format!("{base}/one-time-token?runner={BENCH_RUNNER}"))
+                .get(&format!(
+                    "{charm_base}/one-time-token?runner={BENCH_RUNNER}"
+                ))
                 .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
                 .call()
                 .map_err(|e| e.to_string())?

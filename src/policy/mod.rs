@@ -7,9 +7,12 @@
 //! - [`checks`]: the rules, over that trait (pure given the trait).
 //! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
 //!   keeps unused one-time tokens' digests across restarts.
-//! - [`server`]: HTTP routes and handlers; [`server::serve`] runs on given listeners.
-//!   `auth` identifies every request's bearer token (using up a one-time token) and
-//!   gives handlers its role; `request` reads bodies and shapes refusals.
+//! - [`server`]: HTTP routes and handlers, the runners' and the charm's apart;
+//!   [`server::serve`] runs on given listeners. [`listen`] accepts connections within
+//!   bounds (per source, in all, header and request time) and keeps the charm's
+//!   listeners on loopback. `auth` identifies every request's bearer token (using up a
+//!   one-time token) and gives handlers its role; `request` reads bodies and shapes
+//!   refusals.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
@@ -23,6 +26,7 @@ pub mod client;
 pub mod document;
 pub mod fake;
 pub mod github;
+pub mod listen;
 pub mod prejob;
 mod request;
 pub mod server;
@@ -34,6 +38,18 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::config::{GithubUrl, Token};
+
+/// The policy document's name in the service's state directory; the one-time tokens
+/// live next to it ([`token_store::TokenFile::next_to`]).
+pub const DOCUMENT_FILE: &str = "policy.json";
+
+/// The service's listeners: runners' routes on `runners` (the bridge address), the
+/// charm's on `charm` (loopback only, by type).
+#[derive(Clone, Debug)]
+pub struct Binds {
+    pub runners: Vec<SocketAddr>,
+    pub charm: Vec<listen::LoopbackAddr>,
+}
 
 /// Why the service could not start or store its policy.
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +86,9 @@ pub struct ServiceEnv {
     pub github_token: Token,
     pub charm_token: Token,
     pub github_url: GithubUrl,
-    /// Where the active policy document is kept; `None` keeps it in memory only.
+    /// Where the active policy document is kept: `POLICY_DOCUMENT`, else
+    /// [`DOCUMENT_FILE`] in the unit's state directory (`STATE_DIRECTORY`, which
+    /// systemd sets from `StateDirectory=`); `None` keeps it in memory only.
     pub policy_document: Option<std::path::PathBuf>,
     /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
     /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
@@ -90,6 +108,12 @@ impl ServiceEnv {
                 .filter(|v| !v.is_empty())
         };
         let github_url = get("GITHUB_URL").unwrap_or_else(|| "https://github.com".into());
+        // systemd lists several directories with ':' when a unit names several.
+        let state_dir = get("STATE_DIRECTORY")
+            .and_then(|dirs| dirs.split(':').next().map(std::path::PathBuf::from));
+        let policy_document = get("POLICY_DOCUMENT")
+            .map(std::path::PathBuf::from)
+            .or_else(|| state_dir.map(|d| d.join(DOCUMENT_FILE)));
         Ok(ServiceEnv {
             github_token: Token::new(
                 get("GITHUB_TOKEN").ok_or(PolicyError::MissingEnv("GITHUB_TOKEN"))?,
@@ -103,18 +127,16 @@ impl ServiceEnv {
                     reason,
                 }
             })?,
-            policy_document: get("POLICY_DOCUMENT").map(Into::into),
             one_time_token_ttl: match get("ONE_TIME_TOKEN_TTL") {
                 None => tokens::DEFAULT_TTL,
                 Some(raw) => parse_ttl(&raw)?,
             },
             one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
-                get("POLICY_DOCUMENT").map(|p| {
-                    token_store::TokenFile::next_to(std::path::Path::new(&p))
-                        .path()
-                        .to_path_buf()
-                })
+                policy_document
+                    .as_deref()
+                    .map(|p| token_store::TokenFile::next_to(p).path().to_path_buf())
             }),
+            policy_document,
         })
     }
 }
@@ -141,8 +163,9 @@ pub fn client_options() -> crate::github::ClientOptions {
     options
 }
 
-/// `github-runner policy-server --bind ADDR:PORT...`: runs until SIGTERM or SIGINT.
-pub fn run(binds: &[SocketAddr]) -> ExitCode {
+/// `github-runner policy-server --bind ADDR:PORT... --charm-bind 127.0.0.1:PORT...`:
+/// runs until SIGTERM or SIGINT.
+pub fn run(binds: &Binds) -> ExitCode {
     match run_inner(binds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -152,37 +175,25 @@ pub fn run(binds: &[SocketAddr]) -> ExitCode {
     }
 }
 
-fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
-    let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
-    let api_base = env.github_url.api_base();
-    let proxy = crate::proxy::ProxyConfig::from_env();
-    let api = crate::github::GithubClient::with_options(
-        &api_base,
-        env.github_token,
-        &proxy,
-        client_options(),
-    )?;
-    if env.policy_document.is_none() {
-        log::warn!("POLICY_DOCUMENT is not set: a posted policy lasts until the service stops");
-    }
-    let file = env.policy_document.map(document::DocumentFile::new);
-    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?
-        .with_token_ttl(env.one_time_token_ttl);
-    match env.one_time_tokens {
-        Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
-        None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
-    }
-    let state = Arc::new(state);
-    let runtime = tokio::runtime::Runtime::new()?;
+/// Threads the GitHub checks may use at once (tokio's blocking pool); further checks
+/// wait for one. Bounds the threads the unit's `TasksMax=` must allow.
+pub const CHECK_THREADS: usize = 64;
+/// Async worker threads: the service only routes requests, so a few suffice on any host.
+pub const WORKER_THREADS: usize = 4;
+
+fn run_inner(binds: &Binds) -> Result<(), PolicyError> {
+    let state = Arc::new(load_state()?);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.min(WORKER_THREADS))
+        .max_blocking_threads(CHECK_THREADS)
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let mut listeners = Vec::new();
-        for &addr in binds {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| PolicyError::Bind { addr, source })?;
-            log::info!("policy server listening on {}", listener.local_addr()?);
-            listeners.push(listener);
-        }
+        let listeners = server::Listeners {
+            runners: bind_all(binds.runners.iter().copied(), "runners").await?,
+            charm: bind_all(binds.charm.iter().map(|a| a.addr()), "the charm").await?,
+        };
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let shutdown = async move {
             tokio::select! {
@@ -193,6 +204,46 @@ fn run_inner(binds: &[SocketAddr]) -> Result<(), PolicyError> {
         server::serve(listeners, state, shutdown).await?;
         Ok(())
     })
+}
+
+/// The service's state from its environment: the GitHub client, the stored policy and
+/// the one-time token store.
+fn load_state() -> Result<server::AppState, PolicyError> {
+    let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
+    let api_base = env.github_url.api_base();
+    let proxy = crate::proxy::ProxyConfig::from_env();
+    let api = crate::github::GithubClient::with_options(
+        &api_base,
+        env.github_token,
+        &proxy,
+        client_options(),
+    )?;
+    if env.policy_document.is_none() {
+        log::warn!("neither POLICY_DOCUMENT nor STATE_DIRECTORY is set: a posted policy lasts until the service stops");
+    }
+    let file = env.policy_document.map(document::DocumentFile::new);
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?
+        .with_token_ttl(env.one_time_token_ttl);
+    match env.one_time_tokens {
+        Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
+        None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
+    }
+    Ok(state)
+}
+
+async fn bind_all(
+    addrs: impl Iterator<Item = SocketAddr>,
+    who: &str,
+) -> Result<Vec<tokio::net::TcpListener>, PolicyError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| PolicyError::Bind { addr, source })?;
+        log::info!("listening for {who} on {}", listener.local_addr()?);
+        listeners.push(listener);
+    }
+    Ok(listeners)
 }
 
 #[cfg(test)]

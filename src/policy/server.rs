@@ -1,7 +1,8 @@
-//! The HTTP side of the policy service: routes, handlers that turn a caller's role
-//! (from `auth`) and body (read by `request`) into [`CheckRequest`]s, outcomes to
-//! statuses. `serve` runs on given listeners until a
-//! shutdown future resolves, so tests start the real thing on `127.0.0.1:0`.
+//! The HTTP side of the policy service: the runners' and the charm's routes, handlers
+//! that turn a caller's role (from `auth`) and body (read by `request`) into
+//! [`CheckRequest`]s, outcomes to statuses. `serve` runs on given listeners (each kind
+//! with its routes, through `listen`'s bounds) until a shutdown future resolves, so
+//! tests start the real thing on `127.0.0.1:0`.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,6 +22,7 @@ use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEve
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::RepoApi;
 use super::github::RepoName;
+use super::listen::{accept_loop, Gate, Limits};
 use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
 use super::token_store::TokenFile;
 use super::tokens::{CharmToken, IssueError, OneTimeTokens};
@@ -91,15 +93,10 @@ impl AppState {
     }
 }
 
-/// The service's routes over `state`. The token middleware wraps every route and the
-/// fallback, so it sees requests that end in 404, 405 or 413 too.
-pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/one-time-token",
-            get(one_time_token).delete(revoke_one_time_token),
-        )
-        .route("/policy", post(set_policy))
+/// The runners' routes over `state`: the check-runs and /health, nothing that mints
+/// tokens or changes the policy (those are [`charm_router`]'s, on loopback only).
+pub fn runner_router(state: Arc<AppState>) -> Router {
+    let routes = Router::new()
         .route("/check-run", post(pull_request_check))
         .route("/pull_request/check-run", post(pull_request_check))
         .route(
@@ -115,7 +112,26 @@ pub fn router(state: Arc<AppState>) -> Router {
         // pull request.
         .route("/default/check-run", post(default_check))
         .route("/always-fail/check-run", post(always_fail))
-        .route("/health", get(health))
+        .route("/health", get(health));
+    with_auth(routes, state)
+}
+
+/// The charm's routes over `state`: one-time tokens, the policy document and /health.
+pub fn charm_router(state: Arc<AppState>) -> Router {
+    let routes = Router::new()
+        .route(
+            "/one-time-token",
+            get(one_time_token).delete(revoke_one_time_token),
+        )
+        .route("/policy", post(set_policy))
+        .route("/health", get(health));
+    with_auth(routes, state)
+}
+
+/// The token middleware wraps every route and the fallback, so it sees requests that
+/// end in 404, 405 or 413 too.
+fn with_auth(routes: Router<Arc<AppState>>, state: Arc<AppState>) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -132,22 +148,50 @@ fn repository_route(event: RepositoryEvent) -> MethodRouter<Arc<AppState>> {
     )
 }
 
-/// Serves `router(state)` on every listener until `shutdown` resolves, then lets
-/// requests in flight finish.
+/// The service's listeners by who may use them.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Runners' routes; on the bridge address in production.
+    pub runners: Vec<TcpListener>,
+    /// The charm's routes; loopback only (the CLI refuses anything else).
+    pub charm: Vec<TcpListener>,
+}
+
+/// Serves with the production [`Limits`]; see [`serve_with`].
 pub async fn serve(
-    listeners: Vec<TcpListener>,
+    listeners: Listeners,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = router(state);
+    serve_with(listeners, state, [Limits::RUNNERS, Limits::CHARM], shutdown).await
+}
+
+/// Serves [`runner_router`] on the runners' listeners and [`charm_router`] on the
+/// charm's, each kind within its `[runners, charm]` limits, until `shutdown` resolves;
+/// then lets requests in flight finish (for at most [`DRAIN_LIMIT`]).
+pub async fn serve_with(
+    listeners: Listeners,
+    state: Arc<AppState>,
+    [runner_limits, charm_limits]: [Limits; 2],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for listener in listeners {
-        let mut stopped = stopped.clone();
-        let server = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        });
-        servers.spawn(async move { server.await });
+    let kinds = [
+        (
+            listeners.runners,
+            runner_router(state.clone()),
+            runner_limits,
+        ),
+        (listeners.charm, charm_router(state), charm_limits),
+    ];
+    for (bound, app, limits) in kinds {
+        // One gate per kind: its limits hold across all its listeners.
+        let gate = Gate::new(limits);
+        for listener in bound {
+            let accepting = accept_loop(listener, app.clone(), gate.clone(), stopped.clone());
+            servers.spawn(accepting);
+        }
     }
     tokio::pin!(shutdown);
     let mut result = Ok(());

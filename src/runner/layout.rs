@@ -1,13 +1,14 @@
-//! How a runner instance is made, from the config: image and type, and the two LXD
-//! profiles it gets besides LXD's `default` (which brings its NIC): the runner profile
-//! (what every runner instance needs) and the resource profile (`vm-cpu`, `vm-memory`,
-//! the root disk of `vm-disk` on the RAM-backed pool).
+//! How a runner instance is made, from the config and the host: image and type, and
+//! the two LXD profiles that are all it gets (never LXD's `default`, which an operator
+//! may edit): the runner profile (its one NIC, hardened, and what every runner needs)
+//! and the resource profile (`vm-cpu`, `vm-memory`, the root disk of `vm-disk` on the
+//! RAM-backed pool). Both are named after their content.
 
 use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::config::{CharmConfig, InstanceType};
+use crate::config::{CharmConfig, InstanceType, TestMode};
 use crate::lxd::types::ImageSource;
 use crate::lxd::{ConfigMap, InstanceSpec, Profile};
 use crate::runner::{RunnerName, RunnerPrefix};
@@ -16,39 +17,66 @@ use crate::runner::{RunnerName, RunnerPrefix};
 pub const UBUNTU_IMAGES: &str = "https://cloud-images.ubuntu.com/releases";
 pub const UBUNTU_ALIAS: &str = "22.04";
 
+/// Bridged-NIC keys that stop a runner from spoofing MAC or IP addresses and from
+/// reaching the other runners on the bridge directly.
+pub const NIC_HARDENING: [&str; 4] = [
+    "security.mac_filtering",
+    "security.ipv4_filtering",
+    "security.ipv6_filtering",
+    "security.port_isolation",
+];
+
+/// The NIC device every runner gets, as the instance sees it.
+pub const NIC_DEVICE: &str = "eth0";
+
+/// Which user-namespace id map container runners get.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Idmap {
+    /// A range of host ids of their own (`security.idmap.isolated`): root in one runner
+    /// is no owner of another runner's files or processes.
+    Isolated,
+    /// LXD's one map shared by every container: the host's subordinate ids leave no
+    /// room for a range per runner.
+    Shared,
+}
+
+/// What the machine decides about runner instances, besides the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The RAM-backed storage pool the root disk lives on.
+    pub pool: String,
+    /// How many CPUs the machine has.
+    pub cpus: usize,
+    /// The LXD network (bridge) the runner's NIC is on.
+    pub network: String,
+    /// The id map container runners get (virtual machines have none).
+    pub idmap: Idmap,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstanceLayout {
     pub instance_type: InstanceType,
     pub source: ImageSource,
-    /// The profiles of every runner instance, in order: `default`, then ours.
+    /// The profiles of every runner instance, in order: ours only.
     pub profiles: Vec<String>,
     /// Our profiles, made or brought up to date before any runner is created.
     pub own_profiles: Vec<Profile>,
 }
 
 impl InstanceLayout {
-    /// `pool` is the RAM-backed storage pool the root disk lives on; `host_cpus` is
-    /// how many CPUs the machine has.
-    pub fn from_config(
-        config: &CharmConfig,
-        prefix: &RunnerPrefix,
-        pool: &str,
-        host_cpus: usize,
-    ) -> Self {
+    pub fn from_config(config: &CharmConfig, prefix: &RunnerPrefix, host: &HostFacts) -> Self {
         let source = match &config.runner_image {
             Some(alias) => ImageSource::local(alias),
             None => ImageSource::simplestreams(UBUNTU_IMAGES, UBUNTU_ALIAS),
         };
         let own_profiles = vec![
-            runner_profile(prefix, config.instance_type),
-            resource_profile(prefix, config, pool, host_cpus),
+            runner_profile(prefix, config, host),
+            resource_profile(prefix, config, &host.pool, host.cpus),
         ];
-        let mut profiles = vec!["default".to_string()];
-        profiles.extend(own_profiles.iter().map(|p| p.name.clone()));
         InstanceLayout {
             instance_type: config.instance_type,
             source,
-            profiles,
+            profiles: own_profiles.iter().map(|p| p.name.clone()).collect(),
             own_profiles,
         }
     }
@@ -65,6 +93,13 @@ impl InstanceLayout {
         }
     }
 
+    /// Whether runners get an id map of their own (containers where the host allows).
+    pub fn isolated_idmap(&self) -> bool {
+        self.own_profiles
+            .iter()
+            .any(|p| p.config.get("security.idmap.isolated").map(String::as_str) == Some("true"))
+    }
+
     /// The NIC the runner's network comes up on.
     pub fn interface(&self) -> &'static str {
         match self.instance_type {
@@ -74,21 +109,51 @@ impl InstanceLayout {
     }
 }
 
+/// `name-<digest of content>`: a changed profile is a new one, so a change never
+/// reaches the runners already running (a busy one among them).
+fn content_name(base: String, config: &ConfigMap, devices: &BTreeMap<String, ConfigMap>) -> String {
+    let content = serde_json::to_vec(&(config, devices)).expect("serializable");
+    let digest = hex::encode(&Sha256::digest(&content)[..4]);
+    format!("{base}-{digest}")
+}
+
+/// The runner's one NIC, on the bridge; hardened unless `test-mode=insecure`. Carried
+/// by our own profile so that no edit of `default` (a NIC without the keys, a second
+/// NIC) reaches a runner.
+pub fn runner_nic(network: &str, test_mode: TestMode) -> ConfigMap {
+    let mut nic = ConfigMap::from([
+        ("type".to_string(), "nic".to_string()),
+        ("name".to_string(), NIC_DEVICE.to_string()),
+        ("network".to_string(), network.to_string()),
+    ]);
+    if test_mode != TestMode::Insecure {
+        nic.extend(NIC_HARDENING.map(|k| (k.to_string(), "true".to_string())));
+    }
+    nic
+}
+
 /// What every runner instance needs, whatever its size.
-fn runner_profile(prefix: &RunnerPrefix, kind: InstanceType) -> Profile {
-    let mut config = ConfigMap::new();
+fn runner_profile(prefix: &RunnerPrefix, config: &CharmConfig, host: &HostFacts) -> Profile {
+    let mut settings = ConfigMap::new();
     // After a crash of the host LXD would start the runners that were running, with
     // their one-time credentials spent: stopped, the next reconcile removes them.
-    config.insert("boot.autostart".into(), "false".into());
-    if kind == InstanceType::Container {
+    settings.insert("boot.autostart".into(), "false".into());
+    if config.instance_type == InstanceType::Container {
         // Jobs build and run containers of their own (docker, podman).
-        config.insert("security.nesting".into(), "true".into());
+        settings.insert("security.nesting".into(), "true".into());
+        if host.idmap == Idmap::Isolated {
+            settings.insert("security.idmap.isolated".into(), "true".into());
+        }
     }
+    let devices = BTreeMap::from([(
+        NIC_DEVICE.to_string(),
+        runner_nic(&host.network, config.test_mode),
+    )]);
     Profile {
-        name: format!("{}runner", prefix.as_str()),
+        name: content_name(format!("{}runner", prefix.as_str()), &settings, &devices),
         description: "github-runner: every runner instance".into(),
-        config,
-        devices: BTreeMap::new(),
+        config: settings,
+        devices,
     }
 }
 
@@ -120,10 +185,8 @@ fn resource_profile(
         root.insert("size".into(), config.vm_disk.to_lxd());
     }
     let devices = BTreeMap::from([("root".to_string(), root)]);
-    let content = serde_json::to_vec(&(&limits, &devices)).expect("serializable");
-    let digest = hex::encode(&Sha256::digest(&content)[..4]);
     Profile {
-        name: format!("{}res-{digest}", prefix.as_str()),
+        name: content_name(format!("{}res", prefix.as_str()), &limits, &devices),
         description: format!(
             "github-runner: {} CPUs, {} memory, {} disk",
             config.vm_cpu,
@@ -136,79 +199,5 @@ fn resource_profile(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(extra: serde_json::Value) -> CharmConfig {
-        let mut v = serde_json::json!({"path": "o/r", "token": "t", "vm-cpu": 4, "vm-memory": "2GiB", "vm-disk": "8GiB"});
-        for (k, val) in extra.as_object().unwrap() {
-            v[k] = val.clone();
-        }
-        CharmConfig::from_json(&v).unwrap()
-    }
-
-    fn layout(extra: serde_json::Value, host_cpus: usize) -> InstanceLayout {
-        let prefix = RunnerPrefix::from_unit("app/0");
-        InstanceLayout::from_config(&config(extra), &prefix, "runners", host_cpus)
-    }
-
-    fn resources(l: &InstanceLayout) -> &Profile {
-        l.own_profiles
-            .iter()
-            .find(|p| p.name.contains("-res-"))
-            .unwrap()
-    }
-
-    #[test]
-    fn vm_layout_from_config() {
-        let layout = layout(serde_json::json!({}), 64);
-        let spec = layout.spec(&RunnerName::new("app-0-00000001"));
-        assert!(spec.ephemeral);
-        assert_eq!(spec.instance_type, InstanceType::VirtualMachine);
-        assert_eq!(spec.source.server.as_deref(), Some(UBUNTU_IMAGES));
-        let res = resources(&layout);
-        assert_eq!(
-            spec.profiles,
-            ["default", "app-0-runner", res.name.as_str()]
-        );
-        assert!(spec.config.is_empty() && spec.devices.is_empty());
-        assert_eq!(res.config["limits.cpu"], "4");
-        assert_eq!(res.config["limits.memory"], "2147483648B");
-        assert_eq!(res.devices["root"]["size"], "8589934592B");
-        assert_eq!(res.devices["root"]["pool"], "runners");
-        let runner = &layout.own_profiles[0];
-        assert_eq!(runner.config["boot.autostart"], "false");
-        assert!(!runner.config.contains_key("security.nesting"));
-        assert_eq!(layout.interface(), "enp5s0");
-    }
-
-    #[test]
-    fn container_layout_uses_the_configured_image() {
-        let container =
-            serde_json::json!({"runner-instance-type": "container", "runner-image": "ghr-runner"});
-        let l = layout(container.clone(), 8);
-        assert_eq!(l.source, ImageSource::local("ghr-runner"));
-        assert_eq!(resources(&l).config["limits.cpu"], "4");
-        assert_eq!(l.own_profiles[0].config["security.nesting"], "true");
-        // A container allowed every CPU of the host is not pinned; a VM always has its count.
-        assert!(!resources(&layout(container.clone(), 4))
-            .config
-            .contains_key("limits.cpu"));
-        let vm = layout(serde_json::json!({"vm-cpu": 8}), 2);
-        assert_eq!(resources(&vm).config["limits.cpu"], "8");
-        assert!(!resources(&l).devices["root"].contains_key("size"));
-        assert_eq!(l.interface(), "eth0");
-    }
-
-    #[test]
-    fn a_new_size_is_a_new_resource_profile() {
-        let small = layout(serde_json::json!({}), 64);
-        let big = layout(serde_json::json!({"vm-memory": "4GiB"}), 64);
-        assert_ne!(resources(&small).name, resources(&big).name);
-        assert_eq!(
-            resources(&small).name,
-            resources(&layout(serde_json::json!({}), 64)).name
-        );
-        assert_eq!(small.own_profiles[0], big.own_profiles[0]);
-    }
-}
+#[path = "layout_tests.rs"]
+mod tests;

@@ -5,9 +5,13 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod guards;
 mod lxd;
+mod reach;
 
+pub use guards::{free_pair, RouteGuard, TableGuard};
 pub use lxd::{Container, Lxd, LxdNetwork};
+pub use reach::{expect, reach, Reach};
 
 use std::fs::File;
 use std::io::{Read, Write};

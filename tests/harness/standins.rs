@@ -34,6 +34,7 @@ pub const HOST_COMMANDS: &[&str] = &[
     "snap",
     "systemctl",
     "modprobe",
+    "sysctl",
     "lxd",
     "lxc",
     "juju-exec",

@@ -32,7 +32,7 @@ pub fn root(h: &Harness) -> PathBuf {
 
 /// What `nft` lists once the charm's table is loaded (the chains apply checks for).
 pub const NFT_TABLES: &str = "table inet github-runner\n";
-pub const NFT_TABLE: &str = "table inet github-runner {\n\tchain input {\n\t}\n\tchain runner-input {\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t}\n}\n";
+pub const NFT_TABLE: &str = "table inet github-runner {\n\tset denylist {\n\t}\n\tset always-refused {\n\t}\n\tchain input {\n\t}\n\tchain runner-input {\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t}\n}\n";
 
 /// Scripts `nft` as a kernel that takes the charm's table.
 pub fn script_nft(h: &Harness) {
@@ -48,7 +48,7 @@ pub fn fresh_ubuntu() -> Harness {
         .insert("GITHUB_RUNNER_ROOT".into(), root(&h).display().to_string());
     // A closed loopback port: a hook that goes on to reconcile never leaves the machine.
     h.set_config(
-        json!({"path": "acme/widgets", "token": TOKEN, "github-url": "http://127.0.0.1:9"}),
+        json!({"path": "acme/widgets", "token": TOKEN, "github-url": "https://127.0.0.1:9"}),
     );
     fs::create_dir_all(root(&h).join("etc")).unwrap();
     fs::write(
@@ -99,6 +99,11 @@ pub fn as_installed(h: &Harness, proxy: &[(&str, &str)]) {
         Reply::ok(&format!("config:\n{config}")),
     );
     fs::create_dir_all(root(h).join("sys/module/br_netfilter")).unwrap();
+    let bridge = root(h).join("proc/sys/net/bridge");
+    fs::create_dir_all(&bridge).unwrap();
+    for key in ["bridge-nf-call-iptables", "bridge-nf-call-ip6tables"] {
+        fs::write(bridge.join(key), "1\n").unwrap();
+    }
     let _ = fs::remove_file(root(h).join("var/run/reboot-required"));
 }
 

@@ -21,7 +21,8 @@ pub fn permissive_policy() -> Value {
     })
 }
 
-/// The policy service on the bridge and loopback, as the charm's unit runs it.
+/// The policy service, runners' routes on the bridge and the charm's on loopback, as the
+/// charm's unit runs it.
 pub struct Policy {
     process: Process,
     pub log: PathBuf,
@@ -40,7 +41,7 @@ impl Policy {
             "policy-server".to_string(),
             "--bind".into(),
             format!("{BRIDGE_IP}:8080"),
-            "--bind".into(),
+            "--charm-bind".into(),
             "127.0.0.1:8080".into(),
         ];
         let env = [

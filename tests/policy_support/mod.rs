@@ -1,4 +1,5 @@
-//! Shared by the policy service tests: the real server on 127.0.0.1:0 (stopped by Drop)
+//! Shared by the policy service tests: the real server on 127.0.0.1:0, the runners'
+//! and the charm's listeners apart (stopped by Drop)
 //! over an in-memory GitHub, a raw HTTP helper, and a logger that keeps every line so
 //! tests can prove no token was logged.
 
@@ -13,7 +14,8 @@ pub mod sim_repo;
 use github_runner::policy::document::DocumentFile;
 use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
 use github_runner::policy::github::{Permission, RepoApi};
-use github_runner::policy::server::{serve, AppState};
+use github_runner::policy::listen::Limits;
+use github_runner::policy::server::{serve_with, AppState, Listeners};
 
 pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
 /// The runner [`Service::one_time_token`] issues for and [`request`] speaks as.
@@ -59,7 +61,10 @@ fn init_capture() {
 
 /// A running policy server; dropping it shuts the server down and joins its thread.
 pub struct Service {
+    /// The runners' listeners.
     pub urls: Vec<String>,
+    /// The charm's listener (loopback).
+    pub charm: String,
     pub api: Arc<FakeRepoApi>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<std::io::Result<()>>>,
@@ -70,19 +75,28 @@ impl Service {
         Self::start_on(api, document, 1)
     }
 
-    /// Starts on `listeners` loopback ports (the `--bind` repeat case).
+    /// Starts on `listeners` loopback ports for runners (the `--bind` repeat case).
     pub fn start_on(api: Arc<FakeRepoApi>, document: Option<PathBuf>, listeners: usize) -> Self {
         let addresses = vec!["127.0.0.1:0".parse().unwrap(); listeners];
         Self::start_at(api, document, &addresses)
     }
 
-    /// Starts on the given addresses (port 0: any free port).
+    /// Starts the runners' listeners on the given addresses (port 0: any free port),
+    /// the charm's on a loopback port.
     pub fn start_at(
         api: Arc<FakeRepoApi>,
         document: Option<PathBuf>,
         addresses: &[std::net::SocketAddr],
     ) -> Self {
-        let mut service = Self::launch(api.clone(), document, addresses);
+        let limits = [Limits::RUNNERS, Limits::CHARM];
+        let mut service = Self::launch(api.clone(), document, addresses, limits);
+        service.api = api;
+        service
+    }
+
+    /// Starts on one loopback port for runners with `[runner, charm]` limits.
+    pub fn with_limits(api: Arc<FakeRepoApi>, limits: [Limits; 2]) -> Self {
+        let mut service = Self::launch(api.clone(), None, &[loopback()], limits);
         service.api = api;
         service
     }
@@ -90,13 +104,15 @@ impl Service {
     /// Starts on one loopback port over any GitHub view (the simulator's client);
     /// `self.api` is then an unused, empty fake.
     pub fn over(api: Arc<dyn RepoApi>, document: Option<PathBuf>) -> Self {
-        Self::launch(api, document, &["127.0.0.1:0".parse().unwrap()])
+        let limits = [Limits::RUNNERS, Limits::CHARM];
+        Self::launch(api, document, &[loopback()], limits)
     }
 
     fn launch(
         api: Arc<dyn RepoApi>,
         document: Option<PathBuf>,
         addresses: &[std::net::SocketAddr],
+        limits: [Limits; 2],
     ) -> Self {
         init_capture();
         let state =
@@ -106,26 +122,25 @@ impl Service {
             .enable_all()
             .build()
             .unwrap();
-        let bound: Vec<std::net::TcpListener> = addresses
-            .iter()
-            .map(|address| {
-                let l = std::net::TcpListener::bind(address).unwrap();
-                l.set_nonblocking(true).unwrap();
-                l
-            })
-            .collect();
-        let urls = bound
-            .iter()
-            .map(|l| format!("http://{}", l.local_addr().unwrap()))
-            .collect();
+        let bind = |address: &std::net::SocketAddr| {
+            let l = std::net::TcpListener::bind(address).unwrap();
+            l.set_nonblocking(true).unwrap();
+            l
+        };
+        let bound: Vec<std::net::TcpListener> = addresses.iter().map(bind).collect();
+        let charm_bound = bind(&loopback());
+        let url = |l: &std::net::TcpListener| format!("http://{}", l.local_addr().unwrap());
+        let urls = bound.iter().map(url).collect();
+        let charm = url(&charm_bound);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             runtime.block_on(async move {
-                let listeners = bound
-                    .into_iter()
-                    .map(|l| tokio::net::TcpListener::from_std(l).unwrap())
-                    .collect();
-                serve(listeners, Arc::new(state), async move {
+                let tokio = |l| tokio::net::TcpListener::from_std(l).unwrap();
+                let listeners = Listeners {
+                    runners: bound.into_iter().map(tokio).collect(),
+                    charm: vec![tokio(charm_bound)],
+                };
+                serve_with(listeners, Arc::new(state), limits, async move {
                     let _ = stopped.await;
                 })
                 .await
@@ -133,14 +148,21 @@ impl Service {
         });
         Service {
             urls,
+            charm,
             api: Arc::new(FakeRepoApi::new()),
             stop: Some(stop),
             thread: Some(thread),
         }
     }
 
+    /// The (first) runners' listener.
     pub fn url(&self) -> &str {
         &self.urls[0]
+    }
+
+    /// The charm's listener: /one-time-token, /policy, /health.
+    pub fn charm_url(&self) -> &str {
+        &self.charm
     }
 
     /// Stops the server and returns what `serve` returned.
@@ -166,7 +188,7 @@ impl Service {
     /// A token for runner `runner` alone.
     pub fn token_for(&self, runner: &str) -> String {
         let path = format!("/one-time-token?runner={runner}");
-        let r = request(self.url(), "GET", &path, Some(CHARM_TOKEN), None);
+        let r = request(self.charm_url(), "GET", &path, Some(CHARM_TOKEN), None);
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
     }
@@ -176,6 +198,10 @@ impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+fn loopback() -> std::net::SocketAddr {
+    "127.0.0.1:0".parse().unwrap()
 }
 
 /// What came back.

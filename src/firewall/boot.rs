@@ -1,0 +1,99 @@
+//! The boot-time systemd unit that loads the charm's last ruleset before LXD starts, so a
+//! rebooted host never runs an instance without the table (rendered purely, written and
+//! enabled by install and upgrade-charm).
+
+use std::path::Path;
+
+use crate::host::files::write_if_changed;
+use crate::host::packages::run_ok;
+use crate::host::{Cmd, Commands, HostError, HostPaths};
+
+pub const BOOT_UNIT: &str = "github-runner-firewall.service";
+/// Where Ubuntu (and Debian) install `nft`; systemd wants an absolute path this early.
+pub const NFT_BINARY: &str = "/usr/sbin/nft";
+
+/// The unit for `ruleset` (the host's view of the record file). Ordered after the local
+/// file systems (the record may live on a separate /var) and before the network and
+/// every LXD unit (snap and deb), with no default dependencies so it can run that early.
+/// A missing record (no load yet) skips the unit instead of failing the boot.
+pub fn render_boot_unit(ruleset: &Path) -> String {
+    let ruleset = ruleset.display();
+    format!(
+        "# Managed by the github-runner charm; changes are overwritten.\n\
+         [Unit]\n\
+         Description=GitHub runner firewall (the charm's last nftables table)\n\
+         DefaultDependencies=no\n\
+         After=local-fs.target\n\
+         Before=network-pre.target snap.lxd.daemon.service snap.lxd.daemon.unix.socket lxd.service lxd.socket\n\
+         Wants=network-pre.target\n\
+         ConditionPathExists={ruleset}\n\
+         \n\
+         [Service]\n\
+         Type=oneshot\n\
+         RemainAfterExit=yes\n\
+         ExecStart={NFT_BINARY} -f {ruleset}\n\
+         \n\
+         [Install]\n\
+         WantedBy=sysinit.target\n"
+    )
+}
+
+/// Writes the unit and, when it changed, reloads systemd and enables it (not started:
+/// the charm loads the table itself). Returns whether it changed.
+pub fn install_boot_unit(commands: &dyn Commands, paths: &HostPaths) -> Result<bool, HostError> {
+    let unit = render_boot_unit(&paths.host_view(&paths.firewall_record()));
+    let path = paths.systemd_dir().join(BOOT_UNIT);
+    if !write_if_changed(&path, unit.as_bytes(), 0o644)? {
+        return Ok(false);
+    }
+    run_ok(commands, &Cmd::new("systemctl", &["daemon-reload"]))?;
+    run_ok(commands, &Cmd::new("systemctl", &["enable", BOOT_UNIT]))?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::fakes::FakeCommands;
+
+    /// Compares with `src/firewall/golden/NAME`; `UPDATE_GOLDEN=1` rewrites the file.
+    fn check_golden(name: &str, rendered: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/firewall/golden")
+            .join(name);
+        if std::env::var_os("UPDATE_GOLDEN").is_some() {
+            std::fs::write(&path, rendered).unwrap();
+        }
+        let expected = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(rendered, expected, "differs from {}", path.display());
+    }
+
+    #[test]
+    fn golden_boot_unit() {
+        let paths = HostPaths::new("/");
+        check_golden(BOOT_UNIT, &render_boot_unit(&paths.firewall_record()));
+    }
+
+    #[test]
+    fn written_and_enabled_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = HostPaths::new(dir.path());
+        let c = FakeCommands::new();
+        assert!(install_boot_unit(&c, &paths).unwrap());
+        assert_eq!(
+            c.lines(),
+            [
+                "systemctl daemon-reload",
+                "systemctl enable github-runner-firewall.service"
+            ]
+        );
+        let unit = std::fs::read_to_string(paths.systemd_dir().join(BOOT_UNIT)).unwrap();
+        assert!(
+            unit.contains("ExecStart=/usr/sbin/nft -f /var/lib/github-runner/firewall.nft\n"),
+            "the host's view of the record, not the test root: {unit}"
+        );
+        c.clear();
+        assert!(!install_boot_unit(&c, &paths).unwrap());
+        assert!(c.lines().is_empty());
+    }
+}
