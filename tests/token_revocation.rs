@@ -9,7 +9,7 @@ mod lab;
 
 use std::time::Duration;
 
-use lab::{Lab, Unit};
+use lab::{Lab, Unit, BRIDGE_IP};
 use serde_json::json;
 
 const REPO: &str = "acme/widgets";
@@ -32,7 +32,8 @@ fn baked_token(unit: &Unit, runner: &str) -> String {
 
 /// A push check-run with `token`, as runner `runner`'s pre-job script sends it.
 fn check_run(token: &str, runner: &str) -> u16 {
-    let response = ureq::post("http://127.0.0.1:8080/push/check-run")
+    // The runners' routes answer on the bridge, where runners reach the service.
+    let response = ureq::post(&format!("http://{BRIDGE_IP}:8080/push/check-run"))
         .set("Authorization", &format!("Bearer {token}"))
         .set("X-Runner-Name", runner)
         .set("Content-Type", "application/json")

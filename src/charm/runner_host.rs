@@ -1,7 +1,8 @@
 //! The runner hosts a reconcile drives, built from the config: the LXD host that makes
 //! runners (instance layout, the payload every runner gets: runner application, start
 //! script, aproxy; the files each gets of its own: pre-job script with a one-time policy
-//! token, environment), and a host that only lists, for `check-runners`.
+//! token bound to its name, environment; the token revoked when a reconcile removes the
+//! runner), and a host that only lists, for `check-runners`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -5,14 +5,16 @@
 //! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
 //!   implementation on the shared [`crate::github::GithubClient`].
 //! - [`checks`]: the rules, over that trait (pure given the trait).
-//! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
-//!   keeps unused one-time tokens' digests across restarts.
+//! - [`tokens`]: charm and one-time tokens, compared in constant time; a one-time token
+//!   is bound to one runner's name, revocable, and expires; [`token_store`] keeps
+//!   unused ones (digest, runner, expiry) across restarts; `token_routes` issues and
+//!   revokes them for the charm.
 //! - [`server`]: HTTP routes and handlers, the runners' and the charm's apart;
 //!   [`server::serve`] runs on given listeners. [`listen`] accepts connections within
 //!   bounds (per source, in all, header and request time) and keeps the charm's
 //!   listeners on loopback. `auth` identifies every request's bearer token (using up a
-//!   one-time token) and gives handlers its role; `request` reads bodies and shapes
-//!   refusals.
+//!   one-time token, accepted only from the runner named in `X-Runner-Name`) and
+//!   gives handlers its role; `request` reads bodies and shapes refusals.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
@@ -30,6 +32,7 @@ pub mod listen;
 pub mod prejob;
 mod request;
 pub mod server;
+mod token_routes;
 pub mod token_store;
 pub mod tokens;
 

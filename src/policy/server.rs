@@ -4,12 +4,11 @@
 //! with its routes, through `listen`'s bounds) until a shutdown future resolves, so
 //! tests start the real thing on `127.0.0.1:0`.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, RwLock};
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
@@ -24,8 +23,9 @@ use super::github::RepoApi;
 use super::github::RepoName;
 use super::listen::{accept_loop, Gate, Limits};
 use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
+use super::token_routes;
 use super::token_store::TokenFile;
-use super::tokens::{CharmToken, IssueError, OneTimeTokens};
+use super::tokens::{CharmToken, OneTimeTokens};
 use super::PolicyError;
 
 /// Everything a request handler needs.
@@ -121,7 +121,7 @@ pub fn charm_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route(
             "/one-time-token",
-            get(one_time_token).delete(revoke_one_time_token),
+            get(token_routes::issue).delete(token_routes::revoke),
         )
         .route("/policy", post(set_policy))
         .route("/health", get(health));
@@ -221,59 +221,6 @@ const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn flatten(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::io::Result<()> {
     joined.map_err(std::io::Error::other)?
-}
-
-/// The `runner` query parameter: which runner a token is for.
-fn runner_param(query: &HashMap<String, String>) -> Result<&str, Reject> {
-    query
-        .get("runner")
-        .map(String::as_str)
-        .filter(|r| !r.is_empty())
-        .ok_or_else(|| Reject::bad_request("missing query parameter: runner"))
-}
-
-/// `GET /one-time-token?runner=NAME`: a token only `NAME` may use, once.
-async fn one_time_token(
-    _: Authorized<CharmRole>,
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Reject> {
-    let runner = runner_param(&query)?;
-    match state.tokens.issue(runner) {
-        Ok(token) => Ok(text(StatusCode::OK, token)),
-        Err(IssueError::BadRunnerName) => Err(Reject::bad_request(format!(
-            "query parameter runner: {}",
-            IssueError::BadRunnerName
-        ))),
-        Err(e) => {
-            log::error!("cannot issue a one-time token: {e}");
-            Err(Reject::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot store the one-time token; see the service log",
-            ))
-        }
-    }
-}
-
-/// `DELETE /one-time-token?runner=NAME`: the charm removes runner `NAME`; its unused
-/// token, if any, is refused from now on. 204 either way.
-async fn revoke_one_time_token(
-    _: Authorized<CharmRole>,
-    State(state): State<Arc<AppState>>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Response, Reject> {
-    let runner = runner_param(&query)?.to_string();
-    let revoked =
-        tokio::task::spawn_blocking(move || state.tokens.revoke(&runner).map(|had| (runner, had)))
-            .await
-            .map_err(|e| Reject::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    match revoked {
-        Ok((runner, true)) => log::info!("revoked the one-time token of runner {runner}"),
-        Ok((_, false)) => {}
-        // Forgotten in memory all the same; the file keeps it until it expires.
-        Err(e) => log::error!("cannot store a revoked one-time token: {e}"),
-    }
-    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn set_policy(
