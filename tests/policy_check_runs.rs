@@ -69,7 +69,7 @@ fn repository_events_check_collaborators() {
             "POST",
             &path,
             Some(&s.one_time_token()),
-            json(r#"{"repository_name": "canonical/app"}"#),
+            json(r#"{"repository_name": "canonical/app", "event_name": "release"}"#),
         );
         assert_eq!(ok.status, 204, "{event}: {}", ok.body);
         let leaky = request(
@@ -77,7 +77,7 @@ fn repository_events_check_collaborators() {
             "POST",
             &path,
             Some(&s.one_time_token()),
-            json(r#"{"repository_name": "canonical/leaky"}"#),
+            json(r#"{"repository_name": "canonical/leaky", "event_name": "release"}"#),
         );
         assert_eq!(leaky.status, 403, "{event}");
         assert!(
@@ -90,7 +90,7 @@ fn repository_events_check_collaborators() {
             "POST",
             &path,
             Some(&s.one_time_token()),
-            json(r#"{"repository_name": "canonical/none"}"#),
+            json(r#"{"repository_name": "canonical/none", "event_name": "release"}"#),
         );
         assert_eq!(missing.status, 403, "{event}");
         assert!(
@@ -99,6 +99,83 @@ fn repository_events_check_collaborators() {
             missing.body
         );
     }
+}
+
+/// The default check never passes an event that carries a pull request: one named
+/// `pull_request*`, or whose body says its payload carries one. It must be told the
+/// event's name.
+#[test]
+fn default_refuses_events_that_carry_a_pull_request() {
+    let s = Service::start(github(), None);
+    let default = |body: &str| {
+        let token = s.one_time_token();
+        request(
+            s.url(),
+            "POST",
+            "/default/check-run",
+            Some(&token),
+            json(body),
+        )
+    };
+    for event in [
+        "pull_request",
+        "pull_request_target",
+        "pull_request_review",
+        "pull_request_review_comment",
+    ] {
+        let body = format!(r#"{{"repository_name": "canonical/app", "event_name": "{event}"}}"#);
+        let r = default(&body);
+        assert_eq!(r.status, 403, "{event}: {}", r.body);
+        assert!(
+            r.body.starts_with("default: the ") && r.body.contains(event),
+            "{}",
+            r.body
+        );
+    }
+    let carried = default(
+        r#"{"repository_name": "canonical/app", "event_name": "issue_comment", "carries_pull_request": true}"#,
+    );
+    assert_eq!(carried.status, 403, "{}", carried.body);
+    let issue = default(
+        r#"{"repository_name": "canonical/app", "event_name": "issue_comment", "carries_pull_request": false}"#,
+    );
+    assert_eq!(issue.status, 204, "{}", issue.body);
+    let unnamed = default(r#"{"repository_name": "canonical/app"}"#);
+    assert_eq!(unnamed.status, 400);
+    assert!(unnamed.body.contains("event_name"), "{}", unnamed.body);
+    let odd = default(
+        r#"{"repository_name": "canonical/app", "event_name": "x", "carries_pull_request": "no"}"#,
+    );
+    assert_eq!(odd.status, 400);
+}
+
+/// A comment on a pull request names it by number: the open pull request's head is
+/// checked (the fork's unapproved commit refused), and a number not open is refused.
+#[test]
+fn pull_request_check_by_number() {
+    let s = Service::start(github(), None);
+    let check = |body: &str| {
+        let token = s.one_time_token();
+        request(
+            s.url(),
+            "POST",
+            "/pull_request/check-run",
+            Some(&token),
+            json(body),
+        )
+    };
+    let fork = check(r#"{"repository_name": "canonical/app", "pull_request_number": 7}"#);
+    assert_eq!(fork.status, 403, "{}", fork.body);
+    assert!(fork.body.starts_with("execute_job:"), "{}", fork.body);
+    let gone = check(r#"{"repository_name": "canonical/app", "pull_request_number": 8}"#);
+    assert_eq!(gone.status, 403);
+    assert!(
+        gone.body.contains("#8 of canonical/app is not open"),
+        "{}",
+        gone.body
+    );
+    let bad = check(r#"{"repository_name": "canonical/app", "pull_request_number": "7"}"#);
+    assert_eq!(bad.status, 400);
 }
 
 #[test]

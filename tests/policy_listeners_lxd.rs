@@ -17,7 +17,7 @@ use std::time::Duration;
 use firewall_support::{skip, Container, Lxd};
 use github_runner::host::units::{render_policy_unit, PolicyUnit};
 use github_runner::sim::{SimConfig, SimServer};
-use policy_binary_support::{call, PolicyProcess};
+use policy_binary_support::{call, PolicyProcess, RUNNER};
 
 const CHARM_TOKEN: &str = "charm-token-listeners-lxd-test";
 const GITHUB_TOKEN: &str = "ghp_listeners_lxd_test_token";
@@ -90,7 +90,7 @@ fn start(sim: &SimServer, nofile: Option<u64>) -> Service {
 
 impl Service {
     fn one_time_token(&self) -> String {
-        let url = format!("{}/one-time-token", self.charm);
+        let url = format!("{}/one-time-token?runner={RUNNER}", self.charm);
         let (status, token) = call("GET", &url, Some(CHARM_TOKEN), None);
         assert_eq!(status, 200, "{token}");
         token
@@ -113,6 +113,7 @@ fn curl(c: &Container, method: &str, url: &str, token: Option<&str>, json: Optio
     ];
     if let Some(t) = token {
         argv.extend(["-H".into(), format!("Authorization: Bearer {t}")]);
+        argv.extend(["-H".into(), format!("X-Runner-Name: {RUNNER}")]);
     }
     if let Some(body) = json {
         argv.extend([

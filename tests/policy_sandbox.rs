@@ -24,7 +24,7 @@ use github_runner::host::units::{
     PolicyUnit,
 };
 use github_runner::host::HostPaths;
-use policy_binary_support::{binary, call, PolicyProcess};
+use policy_binary_support::{binary, call, PolicyProcess, RUNNER};
 use policy_support::sim_repo;
 
 const CHARM_TOKEN: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -210,7 +210,7 @@ struct Running {
 
 impl Running {
     fn one_time_token(&self) -> String {
-        let url = format!("{}/one-time-token", self.charm);
+        let url = format!("{}/one-time-token?runner={RUNNER}", self.charm);
         let (status, token) = call("GET", &url, Some(CHARM_TOKEN), None);
         assert_eq!(status, 200, "{token}; {:?}", self.process.seen);
         token
@@ -324,7 +324,7 @@ fn every_system_call_it_makes_is_in_its_filter() {
     let token = || {
         call(
             "GET",
-            &format!("{charm}/one-time-token"),
+            &format!("{charm}/one-time-token?runner={RUNNER}"),
             Some(CHARM_TOKEN),
             None,
         )

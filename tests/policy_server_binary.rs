@@ -5,7 +5,7 @@
 
 mod policy_binary_support;
 
-use policy_binary_support::{call, PolicyProcess};
+use policy_binary_support::{call, PolicyProcess, RUNNER};
 
 const CHARM_TOKEN: &str = "charm-token-binary-test";
 const GITHUB_TOKEN: &str = "ghp_binary_test_token";
@@ -79,7 +79,7 @@ fn serves_each_route_on_its_listener_and_stops_on_sigterm() {
     ];
     let mut server = Server::start(&env);
     let (status, token) = get(
-        &format!("{}/one-time-token", server.charm),
+        &format!("{}/one-time-token?runner={RUNNER}", server.charm),
         Some(CHARM_TOKEN),
     );
     assert_eq!((status, token.len()), (200, 64));
@@ -165,20 +165,13 @@ fn refuses_a_charm_listener_off_loopback() {
     assert_eq!(server.exit_code(), Some(2));
 }
 
-fn check_run(url: &str, token: &str) -> u16 {
-    let body = r#"{"repository_name": "canonical/app"}"#;
-    call(
-        "POST",
-        &format!("{url}/push/check-run"),
-        Some(token),
-        Some(body),
-    )
-    .0
-}
-
+/// One-time tokens of the real binary: bound to the runner they were issued for,
+/// revoked by the charm, expiring after `ONE_TIME_TOKEN_TTL`, and kept (runner and
+/// expiry too) across a restart.
 #[test]
-fn one_time_tokens_survive_a_restart() {
+fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
     let sim = github_runner::sim::SimServer::start(
         github_runner::sim::SimConfig::new(GITHUB_TOKEN),
         "127.0.0.1:0".parse().unwrap(),
@@ -195,29 +188,59 @@ fn one_time_tokens_survive_a_restart() {
         ("GITHUB_URL", sim.url.as_str()),
         ("POLICY_DOCUMENT", document.to_str().unwrap()),
     ];
-    let issue = |server: &Server| {
-        let url = format!("{}/one-time-token", server.charm);
-        let (status, token) = get(&url, Some(CHARM_TOKEN));
-        assert_eq!(status, 200);
-        token
-    };
+    let (a, b, c) = ("app-0-0000000a", "app-0-0000000b", "app-0-0000000c");
     let mut server = Server::start(&env);
-    let (idle, used) = (issue(&server), issue(&server));
-    assert_eq!(check_run(&server.runners[0], &used), 204);
+    let runners = server.runners[0].clone();
+    let (idle, used) = (issue(&server, a), issue(&server, b));
+    assert_eq!(check_run(&runners, &used, b), 204);
+    // Presented by another runner: refused, and spent for its own runner too.
+    let stolen = issue(&server, c);
+    assert_eq!(check_run(&runners, &stolen, b), 401);
+    let misuse = format!("of runner {c} was presented as {b}");
+    assert!(server.process.wait_for(&misuse).is_some());
+    assert_eq!(check_run(&runners, &stolen, c), 401);
+    // Revoked when the charm removes the runner: refused. Only the charm may revoke.
+    let revoked = issue(&server, c);
+    let other = issue(&server, b);
+    assert_eq!(revoke(&server, c, &other, b), 403);
+    assert_eq!(revoke(&server, c, CHARM_TOKEN, b), 204);
+    assert_eq!(check_run(&runners, &revoked, c), 401);
     let file = dir.path().join("one-time-tokens");
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), 1, "one unused token: {text}");
+    assert!(text.contains(a), "kept with its runner: {text}");
     assert!(!text.contains(&idle), "only digests are stored");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
     server.process.stop();
 
-    // The restarted service accepts the idle runner's token once, and never the used one.
+    // The restarted service accepts the idle runner's token once, from that runner
+    // only, and never the used one.
     let mut server = Server::start(&env);
-    let runner = server.runners[0].clone();
-    assert_eq!(check_run(&runner, &used), 401);
-    assert_eq!(check_run(&runner, &idle), 204);
-    assert_eq!(check_run(&runner, &idle), 401);
+    let runners = server.runners[0].clone();
+    assert_eq!(check_run(&runners, &used, b), 401);
+    assert_eq!(check_run(&runners, &idle, a), 204);
+    assert_eq!(check_run(&runners, &idle, a), 401);
+    server.process.stop();
+
+    // Expiry: a token issued to live one second, then the service restarted with the
+    // default lifetime: the stored expiry holds.
+    let mut short = env.to_vec();
+    short.push(("ONE_TIME_TOKEN_TTL", "1"));
+    let mut server = Server::start(&short);
+    let issued = Instant::now();
+    let expiring = issue(&server, a);
+    server.process.stop();
+    let mut server = Server::start(&env);
+    let runners = server.runners[0].clone();
+    // Expiry is kept in whole seconds: two seconds on, it has passed for certain.
+    std::thread::sleep(Duration::from_secs(2).saturating_sub(issued.elapsed()));
+    assert_eq!(check_run(&runners, &expiring, a), 401);
+    let expired = format!("token of runner {a} has expired");
+    assert!(server.process.wait_for(&expired).is_some());
+    let fresh = issue(&server, a);
+    let long = "the default lifetime is long";
+    assert_eq!(check_run(&runners, &fresh, a), 204, "{long}");
     server.process.stop();
 
     // An explicit ONE_TIME_TOKENS_FILE wins over the derived place.
@@ -225,9 +248,46 @@ fn one_time_tokens_survive_a_restart() {
     let mut env = env.to_vec();
     env.push(("ONE_TIME_TOKENS_FILE", explicit.to_str().unwrap()));
     let mut server = Server::start(&env);
-    issue(&server);
+    issue(&server, a);
     assert!(explicit.exists());
     server.process.stop();
+}
+
+fn issue(server: &Server, runner: &str) -> String {
+    let url = format!("{}/one-time-token?runner={runner}", server.charm);
+    let (status, token) = get(&url, Some(CHARM_TOKEN));
+    assert_eq!(status, 200, "{token}");
+    token
+}
+
+/// Asks to revoke `runner`'s token with `token`, sent as runner `caller` would.
+fn revoke(server: &Server, runner: &str, token: &str, caller: &str) -> u16 {
+    let url = format!("{}/one-time-token?runner={runner}", server.charm);
+    status_of(
+        ureq::delete(&url)
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("X-Runner-Name", caller)
+            .call(),
+    )
+}
+
+/// A push check-run with `token`, as runner `runner`'s pre-job script sends it.
+fn check_run(url: &str, token: &str, runner: &str) -> u16 {
+    status_of(
+        ureq::post(&format!("{url}/push/check-run"))
+            .set("Authorization", &format!("Bearer {token}"))
+            .set("X-Runner-Name", runner)
+            .set("Content-Type", "application/json")
+            .send_string(r#"{"repository_name": "canonical/app"}"#),
+    )
+}
+
+fn status_of(result: Result<ureq::Response, ureq::Error>) -> u16 {
+    match result {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(code, _)) => code,
+        Err(e) => panic!("{e}"),
+    }
 }
 
 #[test]
@@ -244,7 +304,7 @@ fn keeps_its_state_in_the_state_directory_systemd_gives_it() {
     let policy = format!("{}/policy", server.charm);
     assert_eq!(call("POST", &policy, Some(CHARM_TOKEN), Some(doc)).0, 204);
     get(
-        &format!("{}/one-time-token", server.charm),
+        &format!("{}/one-time-token?runner={RUNNER}", server.charm),
         Some(CHARM_TOKEN),
     );
     assert!(dir.path().join("policy.json").exists());

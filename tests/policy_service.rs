@@ -6,7 +6,9 @@ mod policy_support;
 
 use github_runner::policy::github::ApiError;
 use github_runner::policy::server::BODY_LIMIT;
-use policy_support::{github, json, log_lines, pr_body, request, Service, CHARM_TOKEN};
+use policy_support::{
+    github, json, log_lines, pr_body, request, request_as, Service, CHARM_TOKEN, RUNNER,
+};
 
 #[test]
 fn one_time_token_needs_the_charm_token() {
@@ -243,7 +245,7 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
 
     let s = Service::start(github(), None);
     let client = PolicyClient::new(&format!("{}/", s.charm_url()), Token::new(CHARM_TOKEN));
-    let token = client.one_time_token().unwrap();
+    let token = client.one_time_token(RUNNER).unwrap();
     let r = request(
         s.url(),
         "POST",
@@ -255,10 +257,22 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     let doc =
         PolicyDocument::parse(r#"{"schedule": {"collaborators": {"enabled": false}}}"#).unwrap();
     client.set_policy(&doc).unwrap();
+    // A revoked token is refused; revoking a runner without one is no error.
+    let token = client.one_time_token(RUNNER).unwrap();
+    client.revoke_one_time_token(RUNNER).unwrap();
+    client.revoke_one_time_token(RUNNER).unwrap();
+    let r = request(
+        s.url(),
+        "POST",
+        "/push/check-run",
+        Some(token.expose()),
+        json(r#"{"repository_name": "canonical/app"}"#),
+    );
+    assert_eq!(r.status, 401);
     client.health().unwrap();
 
     let wrong = PolicyClient::new(s.charm_url(), Token::new("wrong"));
-    match wrong.one_time_token() {
+    match wrong.one_time_token(RUNNER) {
         Err(ClientError::Status { status: 401, .. }) => {}
         other => panic!("{other:?}"),
     }
@@ -277,10 +291,85 @@ fn charm_client_gets_tokens_sets_policy_and_checks_health() {
         .local_addr()
         .unwrap();
     let gone = PolicyClient::new(&format!("http://{closed}"), Token::new(CHARM_TOKEN));
-    match gone.one_time_token() {
+    match gone.one_time_token(RUNNER) {
         Err(e @ ClientError::Unreachable { .. }) => assert!(!e.to_string().contains(CHARM_TOKEN)),
         other => panic!("{other:?}"),
     }
+}
+
+/// A token is issued for one runner, accepted only from it (anyone else's use spends
+/// it), and revoked by the charm alone.
+#[test]
+fn one_time_tokens_are_bound_to_their_runner_and_revocable() {
+    let s = Service::start(github(), None);
+    let push = |runner: Option<&str>, token: &str| {
+        let body = json(r#"{"repository_name": "canonical/app"}"#);
+        request_as(
+            runner,
+            s.url(),
+            "POST",
+            "/push/check-run",
+            Some(token),
+            body,
+        )
+        .status
+    };
+    let token = s.one_time_token();
+    assert_eq!(push(Some("test-runner-0-00000002"), &token), 401);
+    assert_eq!(
+        push(Some(RUNNER), &token),
+        401,
+        "used up by the other runner"
+    );
+    let token = s.one_time_token();
+    assert_eq!(push(None, &token), 401, "no runner named");
+    assert_eq!(push(Some(RUNNER), &token), 401);
+    let token = s.one_time_token();
+    assert_eq!(push(Some(RUNNER), &token), 204);
+    assert!(
+        log_lines().iter().any(|l| l.contains(&format!(
+            "one-time token of runner {RUNNER} was presented as test-runner-0-00000002"
+        ))),
+        "the misuse was logged"
+    );
+
+    // Issuing and revoking name a runner, and only the charm may do either.
+    let bare = request(
+        s.charm_url(),
+        "GET",
+        "/one-time-token",
+        Some(CHARM_TOKEN),
+        None,
+    );
+    assert_eq!(bare.status, 400);
+    assert!(bare.body.contains("runner"), "{}", bare.body);
+    let bad = request(
+        s.charm_url(),
+        "GET",
+        "/one-time-token?runner=a%20b",
+        Some(CHARM_TOKEN),
+        None,
+    );
+    assert_eq!(bad.status, 400);
+    let revoke = format!("/one-time-token?runner={RUNNER}");
+    let token = s.one_time_token();
+    let other = s.one_time_token();
+    let by_runner = request(s.charm_url(), "DELETE", &revoke, Some(&other), None);
+    assert_eq!(by_runner.status, 403, "a runner cannot revoke");
+    assert_eq!(
+        request(s.charm_url(), "DELETE", &revoke, None, None).status,
+        401
+    );
+    assert_eq!(
+        request(s.charm_url(), "DELETE", &revoke, Some(CHARM_TOKEN), None).status,
+        204
+    );
+    assert_eq!(push(Some(RUNNER), &token), 401, "revoked");
+    // Not on the runners' listener at all.
+    let token = s.one_time_token();
+    let on_bridge = request(s.url(), "DELETE", &revoke, Some(CHARM_TOKEN), None);
+    assert_eq!(on_bridge.status, 404);
+    assert_eq!(push(Some(RUNNER), &token), 204, "nothing revoked there");
 }
 
 /// A client that sent half a request: the stop still completes (bounded drain).

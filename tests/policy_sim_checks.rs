@@ -38,7 +38,9 @@ fn pr(s: &Service, source: &str, target: &str) -> Reply {
 }
 
 fn event(s: &Service, name: &str) -> Reply {
-    let body = format!(r#"{{"repository_name": "{APP}"}}"#);
+    // The default check is for events without rules of their own, named in the body.
+    let event_name = if name == "default" { "release" } else { name };
+    let body = format!(r#"{{"repository_name": "{APP}", "event_name": "{event_name}"}}"#);
     request(
         s.url(),
         "POST",

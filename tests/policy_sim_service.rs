@@ -47,7 +47,9 @@ fn behaviour_table_against_the_simulator() {
     sim_repo::compliant(&sim, "canonical/leaky");
     sim_repo::outside_collaborators(&sim, "canonical/leaky", &[("mallory", "write")]);
     let s = Service::over(Arc::new(client(&sim.url, PAT)), None);
-    let push = |repo: &str| format!(r#"{{"repository_name": "{repo}"}}"#);
+    // The event's name matters to the default check alone (the others ignore it).
+    let push = |repo: &str| format!(r#"{{"repository_name": "{repo}", "event_name": "release"}}"#);
+    let review = format!(r#"{{"repository_name": "{APP}", "event_name": "pull_request_review"}}"#);
     let app_pr = pr_body(APP);
     let leaky_pr = pr_body("canonical/leaky");
     let (app_push, leaky_push) = (push(APP), push("canonical/leaky"));
@@ -73,6 +75,7 @@ fn behaviour_table_against_the_simulator() {
         ("POST", "/always-fail/check-run", Auth::OneTime, None, 403, ""),
         ("POST", "/always-fail/check-run", Auth::None, None, 401, ""),
         ("GET", "/health", Auth::None, None, 204, ""),
+        ("POST", "/default/check-run", Auth::OneTime, json(&review), 403, "default: the pull_request_review event"),
     ];
     let mut rows = rows;
     let events: Vec<String> = ["workflow_dispatch", "push", "schedule", "default"]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use github_runner::policy::fake::{pull, FakeRepo, FakeRepoApi};
 use github_runner::policy::prejob::render_pre_job;
-use policy_support::Service;
+use policy_support::{Service, RUNNER};
 
 const SHA: &str = "00112233445566778899aabbccddeeff00112233";
 
@@ -205,13 +205,15 @@ fn pre_job_lets_compliant_jobs_run_and_powers_off_on_refusal() {
     let instance = Instance::launch();
 
     // A push on a compliant repository: passes, and the instance keeps running.
+    instance.push("/home/ubuntu/push.json", r#"{"ref": "refs/heads/main"}"#);
     instance.push(
         "/home/ubuntu/pre-job.sh",
-        &render_pre_job(service.url(), &service.one_time_token()),
+        &render_pre_job(service.url(), &service.one_time_token(), RUNNER),
     );
     let (ok, stderr) = instance.run_pre_job(&[
         ("GITHUB_EVENT_NAME", "push"),
         ("GITHUB_REPOSITORY", "canonical/app"),
+        ("GITHUB_EVENT_PATH", "/home/ubuntu/push.json"),
     ]);
     assert!(ok, "{stderr}");
     assert!(stderr.contains("push check passed"), "{stderr}");
@@ -225,7 +227,7 @@ fn pre_job_lets_compliant_jobs_run_and_powers_off_on_refusal() {
     instance.push("/home/ubuntu/event.json", &event.to_string());
     instance.push(
         "/home/ubuntu/pre-job.sh",
-        &render_pre_job(service.url(), &service.one_time_token()),
+        &render_pre_job(service.url(), &service.one_time_token(), RUNNER),
     );
     let (ok, stderr) = instance.run_pre_job(&[
         ("GITHUB_EVENT_NAME", "pull_request"),

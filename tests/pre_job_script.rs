@@ -4,148 +4,11 @@
 //! the listener and powering off without touching this machine.
 
 mod policy_support;
+mod pre_job_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Arc;
-
-use github_runner::policy::fake::{collaborator, comment, pull, FakeRepo, FakeRepoApi};
-use github_runner::policy::github::Permission;
 use github_runner::policy::prejob::render_pre_job;
-use policy_support::Service;
-
-const SHA: &str = "89abcdef0123456789abcdef0123456789abcdef";
-
-/// Whether bash, curl and jq are here; without them the test is skipped, except in CI.
-fn tools_present() -> bool {
-    let missing: Vec<&str> = ["bash", "curl", "jq"]
-        .into_iter()
-        .filter(|t| {
-            Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .output()
-                .map_or(true, |o| !o.status.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "CI=true and {missing:?} missing"
-    );
-    eprintln!("skipped: {missing:?} not installed");
-    false
-}
-
-fn github() -> Arc<FakeRepoApi> {
-    let mut app = FakeRepo::compliant("main");
-    app.pulls
-        .push(pull(3, "alice/app", "fix", SHA, "canonical/app", "main"));
-    app.pulls
-        .push(pull(4, "bob/app", "fix", SHA, "canonical/app", "main"));
-    app.comments.insert(
-        4,
-        vec![comment(
-            "maint",
-            &format!("/canonical/self-hosted-runners/run-workflows {SHA}"),
-        )],
-    );
-    app.permissions.insert("maint".into(), Permission::Admin);
-    let mut leaky = FakeRepo::compliant("main");
-    leaky.outside_collaborators = vec![collaborator("mallory", "admin")];
-    Arc::new(
-        FakeRepoApi::new()
-            .with_repo("canonical/app", app)
-            .with_repo("canonical/leaky", leaky),
-    )
-}
-
-/// A scratch directory with the stand-ins and where they record calls.
-struct Instance {
-    dir: tempfile::TempDir,
-}
-
-impl Instance {
-    fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        let calls = dir.path().join("calls");
-        for (name, extra) in [
-            ("pkill", ""),
-            // `NO_SYSTEMCTL=1` makes `sudo systemctl` fail, to see the fallback used.
-            (
-                "sudo",
-                "[ \"${NO_SYSTEMCTL:-}\" = 1 ] && [ \"$2\" = systemctl ] && exit 1\n",
-            ),
-        ] {
-            let path = bin.join(name);
-            let script = format!(
-                "#!/bin/sh\necho \"{name} $*\" >> '{}'\n{extra}exit 0\n",
-                calls.display()
-            );
-            std::fs::write(&path, script).unwrap();
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        Instance { dir }
-    }
-
-    fn calls(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dir.path().join("calls"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn event_file(&self, head_repo: &str) -> PathBuf {
-        let event = serde_json::json!({
-            "pull_request": {
-                "number": 3,
-                "head": {"ref": "fix", "sha": SHA, "repo": {"full_name": head_repo}},
-                "base": {"ref": "main", "sha": "0".repeat(40), "repo": {"full_name": "canonical/app"}}
-            }
-        });
-        let path = self.dir.path().join("event.json");
-        std::fs::write(&path, event.to_string()).unwrap();
-        path
-    }
-
-    /// Runs the script as the runner would; returns (exit code, stderr).
-    fn run(&self, script: &str, env: &[(&str, &str)]) -> (i32, String) {
-        let path = self.dir.path().join("pre-job.sh");
-        std::fs::write(&path, script).unwrap();
-        let bin = self.dir.path().join("bin");
-        let output = Command::new("bash")
-            .arg("-e")
-            .arg(&path)
-            .env_clear()
-            .env(
-                "PATH",
-                format!("{}:/usr/local/bin:/usr/bin:/bin", bin.display()),
-            )
-            .env("TMPDIR", self.dir.path())
-            .envs(env.iter().copied())
-            .output()
-            .unwrap();
-        (
-            output.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
-    }
-}
-
-fn refused(instance: &Instance) -> bool {
-    let calls = instance.calls();
-    calls.iter().any(|c| c == "pkill -INT -f Runner.Listener")
-        && calls.iter().any(|c| c.contains("poweroff"))
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use policy_support::{Service, RUNNER};
+use pre_job_support::*;
 
 #[test]
 fn repository_events_pass_or_stop_the_instance() {
@@ -155,24 +18,28 @@ fn repository_events_pass_or_stop_the_instance() {
     let s = Service::start(github(), None);
     for event in ["push", "workflow_dispatch", "schedule", "issue_comment"] {
         let i = Instance::new();
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
+        let event_path = i.repository_event();
         let (code, stderr) = i.run(
             &script,
             &[
                 ("GITHUB_EVENT_NAME", event),
                 ("GITHUB_REPOSITORY", "canonical/app"),
+                ("GITHUB_EVENT_PATH", path_str(&event_path)),
             ],
         );
         assert_eq!(code, 0, "{event}: {stderr}");
         assert!(i.calls().is_empty(), "{event}: {:?}", i.calls());
 
         let i = Instance::new();
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
+        let event_path = i.repository_event();
         let (code, stderr) = i.run(
             &script,
             &[
                 ("GITHUB_EVENT_NAME", event),
                 ("GITHUB_REPOSITORY", "canonical/leaky"),
+                ("GITHUB_EVENT_PATH", path_str(&event_path)),
             ],
         );
         assert_ne!(code, 0, "{event}");
@@ -200,7 +67,7 @@ fn pull_requests_use_the_event_file() {
     for (event, head, passes) in cases {
         let i = Instance::new();
         let event_path = i.event_file(head);
-        let script = render_pre_job(s.url(), &s.one_time_token());
+        let script = fresh_script(&s);
         let env = [
             ("GITHUB_EVENT_NAME", event),
             ("GITHUB_REPOSITORY", "canonical/app"),
@@ -221,13 +88,17 @@ fn every_failure_refuses_the_job() {
         return;
     }
     let s = Service::start(github(), None);
+    let events = tempfile::tempdir().unwrap();
+    let push_event = events.path().join("push.json");
+    std::fs::write(&push_event, r#"{"ref": "refs/heads/main"}"#).unwrap();
     let push = [
         ("GITHUB_EVENT_NAME", "push"),
         ("GITHUB_REPOSITORY", "canonical/app"),
+        ("GITHUB_EVENT_PATH", path_str(&push_event)),
     ];
 
     // A second job with the same token: the service no longer knows it.
-    let script = render_pre_job(s.url(), &s.one_time_token());
+    let script = fresh_script(&s);
     assert_eq!(Instance::new().run(&script, &push).0, 0);
     let i = Instance::new();
     let (code, stderr) = i.run(&script, &push);
@@ -243,7 +114,7 @@ fn every_failure_refuses_the_job() {
         .unwrap();
     let i = Instance::new();
     let (code, stderr) = i.run(
-        &render_pre_job(&format!("http://{closed}"), &"0".repeat(64)),
+        &render_pre_job(&format!("http://{closed}"), &"0".repeat(64), RUNNER),
         &push,
     );
     assert!(
@@ -251,17 +122,29 @@ fn every_failure_refuses_the_job() {
         "{stderr}"
     );
 
-    // A pull request without its event file.
+    // A token presented by another runner than the one it was issued for.
     let i = Instance::new();
-    let pr = [
-        ("GITHUB_EVENT_NAME", "pull_request"),
-        ("GITHUB_REPOSITORY", "canonical/app"),
-    ];
-    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &pr);
+    let token = s.one_time_token();
+    let other = render_pre_job(s.url(), &token, "test-runner-0-00000002");
+    let (code, stderr) = i.run(&other, &push);
     assert!(
-        code != 0 && stderr.contains("cannot read the pull request") && refused(&i),
+        code != 0 && stderr.contains("HTTP 401") && refused(&i),
         "{stderr}"
     );
+
+    // Without the event file nobody can tell whether the job runs a pull request's code.
+    for event in ["pull_request", "push", "release"] {
+        let i = Instance::new();
+        let env = [
+            ("GITHUB_EVENT_NAME", event),
+            ("GITHUB_REPOSITORY", "canonical/app"),
+        ];
+        let (code, stderr) = i.run(&fresh_script(&s), &env);
+        assert!(
+            code != 0 && stderr.contains("cannot read the event file") && refused(&i),
+            "{event}: {stderr}"
+        );
+    }
 
     // A pull request whose fork was deleted (head.repo null): refused, never sent as "null".
     let i = Instance::new();
@@ -273,7 +156,7 @@ fn every_failure_refuses_the_job() {
         ("GITHUB_REPOSITORY", "canonical/app"),
         ("GITHUB_EVENT_PATH", path_str(&event)),
     ];
-    let (code, stderr) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &env);
+    let (code, stderr) = i.run(&fresh_script(&s), &env);
     assert!(
         code != 0 && stderr.contains("no pull request head or base") && refused(&i),
         "{stderr}"
@@ -282,8 +165,11 @@ fn every_failure_refuses_the_job() {
     // No repository name: the service answers 400, still a refusal.
     let i = Instance::new();
     let (code, stderr) = i.run(
-        &render_pre_job(s.url(), &s.one_time_token()),
-        &[("GITHUB_EVENT_NAME", "push")],
+        &fresh_script(&s),
+        &[
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", path_str(&push_event)),
+        ],
     );
     assert!(
         code != 0 && stderr.contains("HTTP 400") && refused(&i),
@@ -295,9 +181,10 @@ fn every_failure_refuses_the_job() {
     let leaky = [
         ("GITHUB_EVENT_NAME", "push"),
         ("GITHUB_REPOSITORY", "canonical/leaky"),
+        ("GITHUB_EVENT_PATH", path_str(&push_event)),
         ("NO_SYSTEMCTL", "1"),
     ];
-    let (code, _) = i.run(&render_pre_job(s.url(), &s.one_time_token()), &leaky);
+    let (code, _) = i.run(&fresh_script(&s), &leaky);
     assert_ne!(code, 0);
     assert_eq!(
         i.calls()[1..],

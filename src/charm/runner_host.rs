@@ -1,7 +1,8 @@
 //! The runner hosts a reconcile drives, built from the config: the LXD host that makes
 //! runners (instance layout, the payload every runner gets: runner application, start
 //! script, aproxy; the files each gets of its own: pre-job script with a one-time policy
-//! token, environment), and a host that only lists, for `check-runners`.
+//! token bound to its name, environment; the token revoked when a reconcile removes the
+//! runner), and a host that only lists, for `check-runners`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,12 +18,16 @@ use crate::runner::app::AppCache;
 use crate::runner::files::{self, StartParams};
 use crate::runner::journal::Journal;
 use crate::runner::layout::InstanceLayout;
-use crate::runner::lxd_host::{list_own, LxdRunnerHost, PerRunnerFiles, RunnerPayload};
+use crate::runner::lxd_host::{list_own, LxdRunnerHost, PerRunnerFiles, RevokeFn, RunnerPayload};
 use crate::runner::registry::GithubRegistry;
 use crate::runner::units::Aproxy;
 use crate::runner::{RunnerName, RunnerPrefix};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// How long a removal waits for the policy service to revoke a token: a hung service
+/// must not hold the reconcile (the token expires anyway).
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Runners {
     /// The host that makes runners; `runners` is how many are wanted.
@@ -62,6 +67,7 @@ impl Runners {
                 app: app.into(),
                 start_script: Box::new(start_script),
                 per_runner: self.per_runner_files()?,
+                revoke: self.revoke_token()?,
                 aproxy: self.aproxy()?,
             },
             ready_timeout: READY_TIMEOUT,
@@ -84,10 +90,7 @@ impl Runners {
     /// (proxies with its own name left out, the Docker Hub mirror).
     fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
         let (_, bridge) = self.bridge()?;
-        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
-            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
-        })?;
-        let client = PolicyClient::new(LOCAL_POLICY_URL, crate::config::Token::new(token.trim()));
+        let client = PolicyClient::new(LOCAL_POLICY_URL, self.charm_token()?);
         let policy_url = format!("http://{bridge}:{POLICY_PORT}");
         // With aproxy the runner's traffic is proxied without it knowing.
         let proxy = if self.config.use_aproxy {
@@ -105,13 +108,33 @@ impl Runners {
             };
             let mut out = files::env_files(&env).map_err(|e| PortError::operator(e.to_string()))?;
             let one_time = client
-                .one_time_token()
+                .one_time_token(name.as_str())
                 .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
             out.push(files::pre_job_file(render_pre_job(
                 &policy_url,
                 one_time.expose(),
+                name.as_str(),
             )));
             Ok(out)
+        }))
+    }
+
+    /// The charm's token for the policy service, as `install` left it.
+    fn charm_token(&self) -> Result<crate::config::Token, CharmError> {
+        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
+            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
+        })?;
+        Ok(crate::config::Token::new(token.trim()))
+    }
+
+    /// Revokes a removed runner's one-time token at the policy service.
+    fn revoke_token(&self) -> Result<RevokeFn, CharmError> {
+        let client =
+            PolicyClient::with_timeout(LOCAL_POLICY_URL, self.charm_token()?, REVOKE_TIMEOUT);
+        Ok(Box::new(move |name: &RunnerName| {
+            client
+                .revoke_one_time_token(name.as_str())
+                .map_err(|e| e.to_string())
         }))
     }
 

@@ -324,6 +324,7 @@ impl Runners {
         let desired = Desired {
             runners,
             grace_secs: test_seconds(TEST_GRACE).map_or(GRACE_SECS, |d| d.as_secs()),
+            max_idle_secs: crate::policy::tokens::MAX_IDLE_AGE.as_secs(),
             flush,
             keep: keep.clone(),
         };

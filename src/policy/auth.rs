@@ -1,7 +1,9 @@
 //! Who sent a request. A middleware around every route, the fallback included, reads
 //! the bearer token before the handler runs and before the body is read, so a one-time
 //! token is used up by any request that presents it, whatever answer it gets (404, 405,
-//! 413 alike). Handlers then demand a role through the [`Authorized`] extractor.
+//! 413 alike). A one-time token counts only from the runner it was issued for, named
+//! in the [`RUNNER_HEADER`]; presented by another it is refused and used up all the
+//! same. Handlers then demand a role through the [`Authorized`] extractor.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -13,6 +15,10 @@ use axum::response::Response;
 
 use super::request::Reject;
 use super::server::AppState;
+use super::tokens::Refusal;
+
+/// The header in which a runner's pre-job script names the runner.
+pub const RUNNER_HEADER: &str = "x-runner-name";
 
 /// What a valid token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,11 +48,42 @@ pub(super) async fn identify(
     let caller = match bearer(request.headers()) {
         None => Caller::Anonymous,
         Some(token) if state.charm_token.matches(token) => Caller::Known(Role::Charm),
-        Some(token) if state.tokens.consume(token) => Caller::Known(Role::OneTime),
-        Some(_) => Caller::Unknown,
+        Some(token) => match state.tokens.consume(token, runner(request.headers())) {
+            Ok(()) => Caller::Known(Role::OneTime),
+            Err(refusal) => {
+                log_refusal(&refusal);
+                Caller::Unknown
+            }
+        },
     };
     request.extensions_mut().insert(caller);
     next.run(request).await
+}
+
+/// Says why a known one-time token was refused (an unknown one is said by the handler).
+fn log_refusal(refusal: &Refusal) {
+    match refusal {
+        Refusal::Unknown | Refusal::NotStored => {}
+        Refusal::OtherRunner {
+            issued_for,
+            presented_as,
+        } => log::warn!(
+            "the one-time token of runner {issued_for} was presented as {}: refused and used up",
+            presented_as.as_deref().unwrap_or("no runner")
+        ),
+        Refusal::Expired { runner } => {
+            log::warn!("the one-time token of runner {runner} has expired: refused")
+        }
+    }
+}
+
+/// The runner named in the [`RUNNER_HEADER`], if any.
+fn runner(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(RUNNER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|name| super::tokens::valid_runner_name(name))
 }
 
 /// The token of an `Authorization: Bearer TOKEN` header.

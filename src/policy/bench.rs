@@ -106,6 +106,8 @@ pub fn measure_check_latency(
     samples: usize,
 ) -> Result<LatencyReport, String> {
     const CHARM_TOKEN: &str = "bench-charm-token";
+    /// The runner every measured check is made as (tokens are bound to a runner).
+    const BENCH_RUNNER: &str = "bench-runner-0-00000000";
     let timed = Arc::new(Timed {
         inner: api,
         spent: Mutex::new((Duration::ZERO, 0)),
@@ -146,7 +148,9 @@ pub fn measure_check_latency(
         let mut calls = 0;
         for _ in 0..samples.max(1) {
             let token = agent
-                .get(&format!("{charm_base}/one-time-token"))
+                .get(&format!(
+                    "{charm_base}/one-time-token?runner={BENCH_RUNNER}"
+                ))
                 .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
                 .call()
                 .map_err(|e| e.to_string())?
@@ -157,6 +161,7 @@ pub fn measure_check_latency(
             let status = match agent
                 .post(&format!("{base}{path}"))
                 .set("Authorization", &format!("Bearer {token}"))
+                .set("X-Runner-Name", BENCH_RUNNER)
                 .set("Content-Type", "application/json")
                 .send_string(body)
             {

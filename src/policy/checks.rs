@@ -51,6 +51,12 @@ impl PullRequestInput {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckRequest {
     PullRequest(PullRequestInput),
+    /// An event that names its pull request only by number (a comment on it): the
+    /// open pull request of that number is looked up, then checked as above.
+    PullRequestNumber {
+        repository: RepoName,
+        number: u64,
+    },
     Repository {
         event: RepositoryEvent,
         repository: RepoName,
@@ -65,6 +71,9 @@ pub fn check(api: &dyn RepoApi, policy: &Policy, request: &CheckRequest) -> Outc
     };
     let result = match request {
         CheckRequest::PullRequest(input) => session.pull_request(policy, input),
+        CheckRequest::PullRequestNumber { repository, number } => session
+            .pull_request_input(repository, *number)
+            .and_then(|input| session.pull_request(policy, &input)),
         CheckRequest::Repository { event, repository } => {
             let enabled = match event {
                 RepositoryEvent::WorkflowDispatch => policy.workflow_dispatch_collaborators,
@@ -83,6 +92,21 @@ pub fn check(api: &dyn RepoApi, policy: &Policy, request: &CheckRequest) -> Outc
         Err(Stop::Fail(reason)) => Outcome::Fail(reason),
         Err(Stop::Error(reason)) => Outcome::Error(reason),
     }
+}
+
+/// Why the `default` check refuses an event outright, if it does: one whose name is a
+/// pull-request event (`pull_request*`), or whose payload the caller says carries a
+/// pull request. GitHub runs a pull request's code for those, and only the
+/// pull-request check may pass that; a pre-job script that sends one here is out of
+/// date or was bypassed.
+pub fn default_refusal(event_name: &str, carries_pull_request: bool) -> Option<String> {
+    if !event_name.starts_with("pull_request") && !carries_pull_request {
+        return None;
+    }
+    Some(format!(
+        "default: the {event_name} event carries a pull request, whose code only the pull_request \
+         check may let run; fix: update the runner's pre-job script (replace the runner)"
+    ))
 }
 
 /// Why a rule stopped the evaluation.
@@ -130,6 +154,42 @@ impl Session<'_> {
             self.execute_job(input)?;
         }
         Ok(())
+    }
+
+    /// The open pull request `number` of `repo`, as a pull-request check's input.
+    fn pull_request_input(
+        &mut self,
+        repo: &RepoName,
+        number: u64,
+    ) -> Result<PullRequestInput, Stop> {
+        const RULE: &str = "pull_request";
+        let pulls = self
+            .api
+            .open_pull_requests(repo)
+            .map_err(|e| api_error(RULE, repo, e))?;
+        let Some(pull) = pulls.into_iter().find(|p| p.number == number) else {
+            return Err(Stop::Fail(format!(
+                "{RULE}: pull request #{number} of {repo} is not open; fix: run the workflow on an open pull request"
+            )));
+        };
+        let head = pull
+            .head
+            .repo
+            .as_ref()
+            .and_then(|r| RepoName::parse(&r.full_name).ok());
+        let Some(source_repository) = head else {
+            return Err(Stop::Fail(format!(
+                "{RULE}: the head repository of pull request #{number} of {repo} is gone (a deleted fork), \
+                 so its code cannot be checked"
+            )));
+        };
+        Ok(PullRequestInput {
+            repository: repo.clone(),
+            source_repository,
+            target_branch: pull.base.ref_name,
+            source_branch: pull.head.ref_name,
+            commit_sha: pull.head.sha.to_ascii_lowercase(),
+        })
     }
 
     fn permission(&mut self, rule: &str, repo: &RepoName, user: &str) -> Result<Permission, Stop> {

@@ -323,3 +323,82 @@ fn approves_needs_this_whole_commit_id() {
     let both = format!("{RUN_WORKFLOWS_COMMAND} {other}, {RUN_WORKFLOWS_COMMAND} {SHA}");
     assert!(approves(&both, SHA));
 }
+
+fn by_number(number: u64) -> CheckRequest {
+    CheckRequest::PullRequestNumber {
+        repository: repo(REPO),
+        number,
+    }
+}
+
+/// A comment on a pull request names it by number: the open pull request is looked up
+/// and its head checked as for its own events.
+#[test]
+fn pull_request_by_number() {
+    let deleted_fork: Setup = Box::new(|mut r: FakeRepo| {
+        let mut p = pull(7, FORK, "feature", SHA, REPO, "main");
+        p.head.repo = None;
+        r.pulls.push(p);
+        r
+    });
+    let approved =
+        "/canonical/self-hosted-runners/run-workflows 0123456789abcdef0123456789abcdef01234567";
+    run_table(vec![
+        (
+            "fork, unapproved",
+            Box::new(with_fork_pull),
+            Policy::default(),
+            by_number(7),
+            Want::Fail("execute_job: pull request #7 comes from fork alice/app"),
+        ),
+        (
+            "fork, approved",
+            Box::new(approve("maint", approved)),
+            Policy::default(),
+            by_number(7),
+            Want::Pass,
+        ),
+        (
+            "fork, disallowed",
+            Box::new(with_fork_pull),
+            forks_disallowed(),
+            by_number(7),
+            Want::Fail("disallow_fork"),
+        ),
+        (
+            "not open",
+            Box::new(with_fork_pull),
+            Policy::default(),
+            by_number(8),
+            Want::Fail("pull request #8 of canonical/app is not open"),
+        ),
+        (
+            "deleted fork",
+            deleted_fork,
+            Policy::default(),
+            by_number(7),
+            Want::Fail("is gone (a deleted fork)"),
+        ),
+    ]);
+}
+
+#[test]
+fn default_refuses_events_that_carry_a_pull_request() {
+    for event in [
+        "pull_request",
+        "pull_request_target",
+        "pull_request_review",
+        "pull_request_review_comment",
+    ] {
+        let refusal = default_refusal(event, false).unwrap_or_else(|| panic!("{event} passed"));
+        assert!(
+            refusal.starts_with("default: the ") && refusal.contains(event),
+            "{refusal}"
+        );
+    }
+    assert!(default_refusal("issue_comment", true).is_some());
+    assert!(default_refusal("merge_group", true).is_some());
+    for event in ["issue_comment", "release", "merge_group", "workflow_run"] {
+        assert_eq!(default_refusal(event, false), None, "{event}");
+    }
+}

@@ -1,5 +1,5 @@
 //! The charm's side of the policy service: fetch a one-time token for a new runner,
-//! replace the policy document, ask for health. Blocking (ureq), loopback only, no proxy.
+//! revoke it when the runner is removed, replace the policy document, ask for health. Blocking (ureq), loopback only, no proxy.
 
 use std::time::Duration;
 
@@ -56,9 +56,9 @@ impl PolicyClient {
         }
     }
 
-    /// A fresh one-time token for one runner's pre-job script.
-    pub fn one_time_token(&self) -> Result<Token, ClientError> {
-        let response = self.call("GET", "/one-time-token", None)?;
+    /// A fresh one-time token for the pre-job script of runner `runner` alone.
+    pub fn one_time_token(&self, runner: &str) -> Result<Token, ClientError> {
+        let response = self.call("GET", &token_path(runner), None)?;
         let text = response
             .into_string()
             .map_err(|_| ClientError::MalformedToken)?;
@@ -67,6 +67,11 @@ impl PolicyClient {
             return Err(ClientError::MalformedToken);
         }
         Ok(Token::new(token))
+    }
+
+    /// Revokes runner `runner`'s unused one-time token, if it has one.
+    pub fn revoke_one_time_token(&self, runner: &str) -> Result<(), ClientError> {
+        self.call("DELETE", &token_path(runner), None).map(|_| ())
     }
 
     /// Replaces the active policy document (the service stores it).
@@ -116,4 +121,16 @@ impl PolicyClient {
             }),
         }
     }
+}
+
+/// `/one-time-token?runner=NAME`, the name percent-encoded.
+fn token_path(runner: &str) -> String {
+    let encoded: String = runner
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("/one-time-token?runner={encoded}")
 }

@@ -5,14 +5,16 @@
 //! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
 //!   implementation on the shared [`crate::github::GithubClient`].
 //! - [`checks`]: the rules, over that trait (pure given the trait).
-//! - [`tokens`]: charm and one-time tokens, compared in constant time; [`token_store`]
-//!   keeps unused one-time tokens' digests across restarts.
+//! - [`tokens`]: charm and one-time tokens, compared in constant time; a one-time token
+//!   is bound to one runner's name, revocable, and expires; [`token_store`] keeps
+//!   unused ones (digest, runner, expiry) across restarts; `token_routes` issues and
+//!   revokes them for the charm.
 //! - [`server`]: HTTP routes and handlers, the runners' and the charm's apart;
 //!   [`server::serve`] runs on given listeners. [`listen`] accepts connections within
 //!   bounds (per source, in all, header and request time) and keeps the charm's
 //!   listeners on loopback. `auth` identifies every request's bearer token (using up a
-//!   one-time token) and gives handlers its role; `request` reads bodies and shapes
-//!   refusals.
+//!   one-time token, accepted only from the runner named in `X-Runner-Name`) and
+//!   gives handlers its role; `request` reads bodies and shapes refusals.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - [`fake`]: an in-memory `RepoApi` for tests and benchmarks; [`bench`] and
@@ -30,6 +32,7 @@ pub mod listen;
 pub mod prejob;
 mod request;
 pub mod server;
+mod token_routes;
 pub mod token_store;
 pub mod tokens;
 
@@ -93,6 +96,10 @@ pub struct ServiceEnv {
     /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
     /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
     pub one_time_tokens: Option<std::path::PathBuf>,
+    /// How long a one-time token lives: `ONE_TIME_TOKEN_TTL` seconds, else
+    /// [`tokens::DEFAULT_TTL`]. Shorter only for tests; the charm replaces idle runners
+    /// at [`tokens::MAX_IDLE_AGE`] whatever it is.
+    pub one_time_token_ttl: std::time::Duration,
 }
 
 impl ServiceEnv {
@@ -123,6 +130,10 @@ impl ServiceEnv {
                     reason,
                 }
             })?,
+            one_time_token_ttl: match get("ONE_TIME_TOKEN_TTL") {
+                None => tokens::DEFAULT_TTL,
+                Some(raw) => parse_ttl(&raw)?,
+            },
             one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
                 policy_document
                     .as_deref()
@@ -130,6 +141,17 @@ impl ServiceEnv {
             }),
             policy_document,
         })
+    }
+}
+
+/// `ONE_TIME_TOKEN_TTL`: whole seconds, at least 1.
+fn parse_ttl(raw: &str) -> Result<std::time::Duration, PolicyError> {
+    match raw.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(PolicyError::InvalidEnv {
+            name: "ONE_TIME_TOKEN_TTL",
+            reason: format!("{raw:?} is not a whole number of seconds above 0"),
+        }),
     }
 }
 
@@ -203,7 +225,8 @@ fn load_state() -> Result<server::AppState, PolicyError> {
         log::warn!("neither POLICY_DOCUMENT nor STATE_DIRECTORY is set: a posted policy lasts until the service stops");
     }
     let file = env.policy_document.map(document::DocumentFile::new);
-    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?;
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?
+        .with_token_ttl(env.one_time_token_ttl);
     match env.one_time_tokens {
         Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
         None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
@@ -245,6 +268,31 @@ mod tests {
         assert_eq!(env.github_url.api_base(), "https://api.github.com");
         assert!(env.policy_document.is_none());
         assert!(env.one_time_tokens.is_none());
+        assert_eq!(env.one_time_token_ttl, tokens::DEFAULT_TTL);
+        let short = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("ONE_TIME_TOKEN_TTL", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(short.one_time_token_ttl, std::time::Duration::from_secs(5));
+        for bad in ["0", "-1", "1h", "1.5"] {
+            let lookup = move |k: &str| match k {
+                "GITHUB_TOKEN" | "CHARM_TOKEN" => Some("x".to_string()),
+                "ONE_TIME_TOKEN_TTL" => Some(bad.to_string()),
+                _ => None,
+            };
+            assert!(
+                matches!(
+                    ServiceEnv::from_lookup(lookup),
+                    Err(PolicyError::InvalidEnv {
+                        name: "ONE_TIME_TOKEN_TTL",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
             .err()
             .unwrap();

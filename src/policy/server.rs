@@ -20,8 +20,10 @@ use super::auth::{self, Authorized, CharmRole, OneTimeRole};
 use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::RepoApi;
+use super::github::RepoName;
 use super::listen::{accept_loop, Gate, Limits};
 use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
+use super::token_routes;
 use super::token_store::TokenFile;
 use super::tokens::{CharmToken, OneTimeTokens};
 use super::PolicyError;
@@ -75,8 +77,14 @@ impl AppState {
     /// Keeps one-time tokens in `file` (replacing the in-memory store), so tokens that
     /// idle runners hold survive a restart of the service.
     pub fn with_token_file(mut self, file: TokenFile) -> Result<Self, PolicyError> {
-        self.tokens = OneTimeTokens::persistent(file)?;
+        self.tokens = OneTimeTokens::persistent(file)?.with_ttl(self.tokens.ttl());
         Ok(self)
+    }
+
+    /// One-time tokens issued from now on live `ttl` (default [`super::tokens::DEFAULT_TTL`]).
+    pub fn with_token_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.tokens = std::mem::take(&mut self.tokens).with_ttl(ttl);
+        self
     }
 
     /// The active policy.
@@ -100,11 +108,9 @@ pub fn runner_router(state: Arc<AppState>) -> Router {
             "/schedule/check-run",
             repository_route(RepositoryEvent::Schedule),
         )
-        // Events without rules of their own are checked as a push.
-        .route(
-            "/default/check-run",
-            repository_route(RepositoryEvent::Push),
-        )
+        // Events without rules of their own are checked as a push, unless they carry a
+        // pull request.
+        .route("/default/check-run", post(default_check))
         .route("/always-fail/check-run", post(always_fail))
         .route("/health", get(health));
     with_auth(routes, state)
@@ -113,7 +119,10 @@ pub fn runner_router(state: Arc<AppState>) -> Router {
 /// The charm's routes over `state`: one-time tokens, the policy document and /health.
 pub fn charm_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
-        .route("/one-time-token", get(one_time_token))
+        .route(
+            "/one-time-token",
+            get(token_routes::issue).delete(token_routes::revoke),
+        )
         .route("/policy", post(set_policy))
         .route("/health", get(health));
     with_auth(routes, state)
@@ -214,22 +223,6 @@ fn flatten(joined: Result<std::io::Result<()>, tokio::task::JoinError>) -> std::
     joined.map_err(std::io::Error::other)?
 }
 
-async fn one_time_token(
-    _: Authorized<CharmRole>,
-    State(state): State<Arc<AppState>>,
-) -> Result<Response, Reject> {
-    match state.tokens.issue() {
-        Ok(token) => Ok(text(StatusCode::OK, token)),
-        Err(e) => {
-            log::error!("cannot issue a one-time token: {e}");
-            Err(Reject::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot store the one-time token; see the service log",
-            ))
-        }
-    }
-}
-
 async fn set_policy(
     _: Authorized<CharmRole>,
     State(state): State<Arc<AppState>>,
@@ -275,6 +268,14 @@ async fn pull_request_check(
     body: Bytes,
 ) -> Result<Response, Reject> {
     let b = json_object(&headers, &body)?;
+    if let Some(number) = b.get("pull_request_number") {
+        let number = number.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+            Reject::bad_request("field pull_request_number must be a positive integer")
+        })?;
+        let repository = repo_field(&b, "repository_name")?;
+        let request = CheckRequest::PullRequestNumber { repository, number };
+        return Ok(run_check(state, request).await);
+    }
     let input = PullRequestInput {
         repository: repo_field(&b, "repository_name")?,
         source_repository: repo_field(&b, "source_repository_name")?,
@@ -296,6 +297,34 @@ async fn repository_check(
     Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
 }
 
+/// An event with no rules of its own. The body names the event and whether its
+/// payload carries a pull request; either way such an event is refused here.
+async fn default_check(
+    _: Authorized<OneTimeRole>,
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, Reject> {
+    let b = json_object(&headers, &body)?;
+    let repository: RepoName = repo_field(&b, "repository_name")?;
+    let event_name = field(&b, "event_name")?;
+    let carries = match b.get("carries_pull_request") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(v)) => *v,
+        Some(_) => {
+            return Err(Reject::bad_request(
+                "field carries_pull_request must be a boolean",
+            ))
+        }
+    };
+    if let Some(reason) = checks::default_refusal(event_name, carries) {
+        log::warn!("check-run default {event_name} {repository}: fail: {reason}");
+        return Ok(text(StatusCode::FORBIDDEN, reason));
+    }
+    let event = RepositoryEvent::Push;
+    Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
+}
+
 async fn always_fail(_: Authorized<OneTimeRole>) -> Result<Response, Reject> {
     let reason = "always-fail: this runner refuses every job by configuration";
     Ok(text(StatusCode::FORBIDDEN, reason))
@@ -309,6 +338,9 @@ async fn run_check(state: Arc<AppState>, request: CheckRequest) -> Response {
             "pull_request {}:{} -> {}",
             i.source_repository, i.source_branch, i.repository
         ),
+        CheckRequest::PullRequestNumber { repository, number } => {
+            format!("pull_request #{number} -> {repository}")
+        }
         CheckRequest::Repository { event, repository } => format!("{event:?} {repository}"),
     };
     let api = state.api.clone();

@@ -1,8 +1,11 @@
-//! The file that keeps unused one-time tokens across a restart of the service: only
-//! their SHA-256 digests, one lowercase hex digest a line, mode 0600. Every change
-//! replaces the whole file atomically (temporary file, fsync, rename), so a crash leaves
-//! the list before or after the change, never a torn one; an idle runner's token is
-//! still accepted after a restart and a used one is never accepted again.
+//! The file that keeps unused one-time tokens across a restart of the service: per token
+//! one line `DIGEST EXPIRY RUNNER` (its SHA-256 digest in lowercase hex, when it expires
+//! in Unix seconds, the runner it was issued for), mode 0600. Every change replaces the
+//! whole file atomically (temporary file, fsync, rename), so a crash leaves the list
+//! before or after the change, never a torn one; an idle runner's token is still
+//! accepted after a restart and a used one is never accepted again. Lines of the older
+//! format (a digest alone: a token bound to no runner) are dropped on load: no runner
+//! could present them with a matching name, and upgrade-charm replaces idle runners.
 
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -10,6 +13,15 @@ use std::path::{Path, PathBuf};
 
 /// A token's SHA-256 digest.
 pub type Digest32 = [u8; 32];
+
+/// One unused token as kept: its digest, the runner it is for, when it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredToken {
+    pub digest: Digest32,
+    pub runner: String,
+    /// Unix seconds; the token is refused from then on.
+    pub expires_at: u64,
+}
 
 /// Why the token file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -43,10 +55,11 @@ impl TokenFile {
         &self.path
     }
 
-    /// The stored digests, oldest first; none when the file does not exist. Lines that
-    /// are not a digest are skipped (the file is only ever replaced whole, so there are
-    /// none unless someone edited it). A file others may read is made private first.
-    pub fn load(&self) -> Result<Vec<Digest32>, TokenStoreError> {
+    /// The stored tokens, oldest first; none when the file does not exist. Lines that
+    /// are not a token are skipped (the file is only ever replaced whole, so there are
+    /// none unless someone edited it or an older version wrote it). A file others may
+    /// read is made private first.
+    pub fn load(&self) -> Result<Vec<StoredToken>, TokenStoreError> {
         let text = match std::fs::read_to_string(&self.path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -64,23 +77,37 @@ impl TokenFile {
             std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o600))
                 .map_err(|e| self.io(e))?;
         }
-        Ok(text.lines().filter_map(parse_digest).collect())
+        let tokens: Vec<StoredToken> = text.lines().filter_map(parse_line).collect();
+        let skipped = text.lines().filter(|l| !l.trim().is_empty()).count() - tokens.len();
+        if skipped > 0 {
+            log::warn!(
+                "{}: dropped {skipped} line(s) that are not a runner-bound token (an older \
+                 version's unbound tokens are refused)",
+                self.path.display()
+            );
+        }
+        Ok(tokens)
     }
 
-    /// Replaces the stored list with `digests`: a 0600 temporary file in the same
+    /// Replaces the stored list with `tokens`: a 0600 temporary file in the same
     /// directory, synced, renamed over the old one, and the directory synced.
     pub fn store<'a>(
         &self,
-        digests: impl IntoIterator<Item = &'a Digest32>,
+        tokens: impl IntoIterator<Item = &'a StoredToken>,
     ) -> Result<(), TokenStoreError> {
         let dir = match self.path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
         };
         let mut text = String::new();
-        for digest in digests {
-            text.push_str(&hex::encode(digest));
-            text.push('\n');
+        for token in tokens {
+            let line = format!(
+                "{} {} {}\n",
+                hex::encode(token.digest),
+                token.expires_at,
+                token.runner
+            );
+            text.push_str(&line);
         }
         // tempfile creates the file with mode 0600 on Unix.
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
@@ -100,14 +127,31 @@ impl TokenFile {
     }
 }
 
-fn parse_digest(line: &str) -> Option<Digest32> {
-    let bytes = hex::decode(line.trim()).ok()?;
-    bytes.try_into().ok()
+/// `DIGEST EXPIRY RUNNER`; anything else (an older version's bare digest) is `None`.
+fn parse_line(line: &str) -> Option<StoredToken> {
+    let mut parts = line.split_whitespace();
+    let (digest, expires_at, runner) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || !super::tokens::valid_runner_name(runner) {
+        return None;
+    }
+    Some(StoredToken {
+        digest: hex::decode(digest).ok()?.try_into().ok()?,
+        runner: runner.to_string(),
+        expires_at: expires_at.parse().ok()?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn token(byte: u8, runner: &str, expires_at: u64) -> StoredToken {
+        StoredToken {
+            digest: [byte; 32],
+            runner: runner.into(),
+            expires_at,
+        }
+    }
 
     #[test]
     fn round_trips_privately_and_skips_junk() {
@@ -115,23 +159,43 @@ mod tests {
         let file = TokenFile::next_to(&dir.path().join("policy.json"));
         assert_eq!(file.path(), dir.path().join("one-time-tokens"));
         assert!(file.load().unwrap().is_empty(), "no file: no tokens");
-        let digests = [[1u8; 32], [2u8; 32]];
-        file.store(&digests).unwrap();
+        let tokens = [
+            token(1, "app-0-0000000a", 100),
+            token(2, "app-0-0000000b", 200),
+        ];
+        file.store(&tokens).unwrap();
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(file.load().unwrap(), digests.to_vec());
+        assert_eq!(file.load().unwrap(), tokens.to_vec());
         let mut text = std::fs::read_to_string(file.path()).unwrap();
-        text.push_str("not a digest\n0102\n");
+        text.push_str("not a digest\n0102 5 r\n");
         std::fs::write(file.path(), text).unwrap();
         std::fs::set_permissions(file.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(file.load().unwrap(), digests.to_vec());
+        assert_eq!(file.load().unwrap(), tokens.to_vec());
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "made private on load");
+    }
+
+    /// An older version's file holds bare digests, bound to no runner: dropped.
+    #[test]
+    fn an_older_versions_unbound_tokens_are_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = TokenFile::new(dir.path().join("one-time-tokens"));
+        let old = format!(
+            "{}\n{} 300 app-0-0000000c\n",
+            "ab".repeat(32),
+            "cd".repeat(32)
+        );
+        std::fs::write(file.path(), old).unwrap();
+        let loaded = file.load().unwrap();
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].runner, "app-0-0000000c");
+        assert_eq!(loaded[0].expires_at, 300);
     }
 
     #[test]
     fn a_missing_directory_is_an_error() {
         let file = TokenFile::new("/nonexistent-dir-for-test/one-time-tokens");
-        assert!(file.store(&[[0u8; 32]]).is_err());
+        assert!(file.store(&[token(0, "r", 1)]).is_err());
     }
 }

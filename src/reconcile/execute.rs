@@ -158,7 +158,8 @@ async fn create<H: RunnerHost, R: RunnerRegistry>(
             Done::Created(name)
         }
         Err(e) => {
-            // Leave nothing half-made: the instance and the registration both go.
+            // Leave nothing half-made: the instance, its token and registration all go.
+            host.revoke(&name).await;
             if let Err(cleanup) = host.delete(&name).await {
                 log::warn!("cleaning up instance {name}: {cleanup}");
             }
@@ -195,6 +196,9 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
             Err(e) => log::warn!("{what}: registration: {}", e.message),
         }
     }
+    // Whatever the reason and whether or not an instance is left: the runner is going,
+    // so nothing it holds may pass a policy check any more.
+    host.revoke(&name).await;
     if instance {
         if let Err(e) = host.delete(&name).await {
             return Done::RemoveFailed(what, e.message);

@@ -13,6 +13,7 @@ fn desired(n: u32, flush: Flush) -> Desired {
     Desired {
         runners: n,
         grace_secs: 300,
+        max_idle_secs: 72_000,
         flush,
         keep: Default::default(),
     }
@@ -77,6 +78,11 @@ async fn a_failed_creation_leaves_nothing_and_does_not_stop_the_others() {
         2,
         "the failed registration is deleted"
     );
+    assert_eq!(
+        host.revoked.lock().unwrap().len(),
+        1,
+        "and its token revoked"
+    );
 }
 
 #[tokio::test]
@@ -109,6 +115,44 @@ async fn a_runner_that_took_a_job_meanwhile_is_kept() {
         2,
         "busy runners' instances survive"
     );
+    assert!(
+        host.revoked.lock().unwrap().is_empty(),
+        "a runner that took a job keeps its token for the job's check"
+    );
+}
+
+/// Every removal, whatever its reason, revokes the runner's token: flushed idle
+/// runners, and a registration whose instance is already gone.
+#[tokio::test]
+async fn every_removal_revokes_the_runners_token() {
+    let host = Arc::new(FakeHost::default());
+    let reg = Arc::new(FakeRegistry::default());
+    let made = reconcile(
+        host.clone(),
+        reg.clone(),
+        &prefix(),
+        &desired(2, Flush::None),
+        8,
+    )
+    .await
+    .unwrap()
+    .created;
+    reg.set_all_online();
+    host.instances.lock().unwrap().remove(&made[0]);
+    let report = reconcile(
+        host.clone(),
+        reg.clone(),
+        &prefix(),
+        &desired(0, Flush::Idle),
+        8,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.removed.get(&Reason::NoInstance), Some(&1));
+    assert_eq!(report.removed.get(&Reason::Flushed), Some(&1));
+    let mut revoked = host.revoked.lock().unwrap().clone();
+    revoked.sort();
+    assert_eq!(revoked, made);
 }
 
 #[tokio::test]

@@ -13,6 +13,8 @@ pub struct FakeHost {
     pub fail_provision: Mutex<HashSet<usize>>,
     pub provisions: Mutex<usize>,
     pub list_error: Mutex<Option<String>>,
+    /// Runners whose credentials were revoked, in order.
+    pub revoked: Mutex<Vec<RunnerName>>,
 }
 
 impl RunnerHost for FakeHost {
@@ -44,6 +46,9 @@ impl RunnerHost for FakeHost {
     async fn delete(&self, name: &RunnerName) -> PortResult<()> {
         self.instances.lock().unwrap().remove(name);
         Ok(())
+    }
+    async fn revoke(&self, name: &RunnerName) {
+        self.revoked.lock().unwrap().push(name.clone());
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Desired {
     pub runners: u32,
     /// How long a new instance may stay unregistered or offline before it is judged dead.
     pub grace_secs: u64,
+    /// An idle runner older than this is replaced: its one-time policy token expires
+    /// a while later, and a runner must never take a job it can no longer pass.
+    pub max_idle_secs: u64,
     pub flush: Flush,
     /// Instances to leave alone entirely: busy runners of a previous path finishing
     /// their job.
@@ -64,6 +67,8 @@ pub enum Reason {
     Offline,
     /// More idle runners than wanted.
     Surplus,
+    /// Idle past the age bound, before its policy token expires.
+    Aged,
     Flushed,
 }
 
@@ -75,6 +80,7 @@ impl Reason {
             Reason::NoRegistration => "no-registration",
             Reason::Offline => "offline",
             Reason::Surplus => "surplus",
+            Reason::Aged => "aged",
             Reason::Flushed => "flushed",
         }
     }
@@ -131,12 +137,18 @@ enum Health {
     Dead(Reason),
 }
 
-fn health(inst: &ObservedInstance, reg: Option<&ObservedRegistration>, grace: u64) -> Health {
+fn health(
+    inst: &ObservedInstance,
+    reg: Option<&ObservedRegistration>,
+    desired: &Desired,
+) -> Health {
+    let grace = desired.grace_secs;
     if !inst.running {
         return Health::Dead(Reason::Ended);
     }
     match reg {
         Some(r) if r.busy => Health::Busy,
+        Some(r) if r.online && inst.age_secs > desired.max_idle_secs => Health::Dead(Reason::Aged),
         Some(r) if r.online => Health::Idle,
         Some(_) if inst.age_secs <= grace => Health::Starting,
         Some(_) => Health::Dead(Reason::Offline),
@@ -171,7 +183,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .filter(|i| !desired.keep.contains(&i.name))
     {
         let reg = regs.get(&inst.name).copied();
-        match health(inst, reg, desired.grace_secs) {
+        match health(inst, reg, desired) {
             Health::Dead(reason) => steps.push(remove(&inst.name, reg, true, reason)),
             Health::Busy if desired.flush == Flush::All => {
                 steps.push(remove(&inst.name, reg, true, Reason::Flushed))

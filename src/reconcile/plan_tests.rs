@@ -25,6 +25,7 @@ fn want(runners: u32) -> Desired {
     Desired {
         runners,
         grace_secs: 300,
+        max_idle_secs: 72_000,
         flush: Flush::None,
         keep: Default::default(),
     }
@@ -186,4 +187,65 @@ fn plan_is_linear_enough_for_ten_thousand_runners() {
     let p = plan(&want(count as u32), &o);
     assert!(p.is_empty());
     assert_eq!(p.busy + p.idle, count as u32);
+}
+
+/// Idle runners past the age bound are replaced before their token expires; busy ones
+/// of any age keep their job, and a young idle one stays.
+#[test]
+fn idle_runners_past_the_age_bound_are_replaced() {
+    let cases: [(
+        &str,
+        ObservedInstance,
+        ObservedRegistration,
+        Option<Reason>,
+        usize,
+    ); 5] = [
+        (
+            "young idle",
+            inst("a", true, 71_999),
+            reg(1, "a", true, false),
+            None,
+            0,
+        ),
+        (
+            "at the bound",
+            inst("a", true, 72_000),
+            reg(1, "a", true, false),
+            None,
+            0,
+        ),
+        (
+            "old idle",
+            inst("a", true, 72_001),
+            reg(1, "a", true, false),
+            Some(Reason::Aged),
+            1,
+        ),
+        (
+            "old busy",
+            inst("a", true, 500_000),
+            reg(1, "a", true, true),
+            None,
+            0,
+        ),
+        (
+            "old and ended",
+            inst("a", false, 500_000),
+            reg(1, "a", true, false),
+            Some(Reason::Ended),
+            1,
+        ),
+    ];
+    for (case, instance, registration, reason, creates) in cases {
+        let o = Observed {
+            instances: vec![instance],
+            registrations: vec![registration],
+        };
+        let p = plan(&want(1), &o);
+        let want_removed: Vec<(String, Reason)> =
+            reason.map(|r| (n("a").0, r)).into_iter().collect();
+        assert_eq!(removed(&p), want_removed, "{case}");
+        assert_eq!(p.creates(), creates, "{case}: the pool stays whole");
+    }
+    assert_eq!(Reason::Aged.as_str(), "aged");
 }

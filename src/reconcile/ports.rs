@@ -86,6 +86,13 @@ pub trait RunnerHost: Send + Sync + 'static {
     ) -> impl Future<Output = PortResult<()>> + Send;
     /// Delete the instance; an instance already gone is not an error.
     fn delete(&self, name: &RunnerName) -> impl Future<Output = PortResult<()>> + Send;
+    /// The runner `name` is being removed: whatever it was handed to prove itself (its
+    /// one-time policy token) stops counting. Never fails the removal: a failure is
+    /// logged, and the credential's own expiry still bounds it.
+    fn revoke(&self, name: &RunnerName) -> impl Future<Output = ()> + Send {
+        let _ = name;
+        async {}
+    }
 }
 
 /// Runner registrations (GitHub). Blocking: the engine calls it off the async threads.

@@ -20,6 +20,9 @@ use crate::runner::{RunnerName, RunnerPrefix};
 /// Makes the files of one runner alone; may block.
 pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
 
+/// Revokes what one runner was handed (its one-time policy token); may block.
+pub type RevokeFn = Box<dyn Fn(&RunnerName) -> Result<(), String> + Send + Sync>;
+
 /// What every runner of one reconcile gets, prepared once.
 pub struct RunnerPayload {
     /// The runner application tarball, one copy shared by every push.
@@ -29,6 +32,8 @@ pub struct RunnerPayload {
     /// Files made for one runner alone (the pre-job script with its one-time token).
     /// Blocking: it may ask the policy service.
     pub per_runner: PerRunnerFiles,
+    /// Revokes a removed runner's one-time token. Blocking: it asks the policy service.
+    pub revoke: RevokeFn,
     /// aproxy in every runner, when `experimental-use-aproxy` is on.
     pub aproxy: Option<Aproxy>,
 }
@@ -284,5 +289,12 @@ impl RunnerHost for LxdRunnerHost {
         }
         self.journal.end(name);
         Ok(())
+    }
+
+    async fn revoke(&self, name: &RunnerName) {
+        // The removal goes on whatever the answer: the token expires anyway.
+        if let Err(e) = tokio::task::block_in_place(|| (self.payload.revoke)(name)) {
+            log::warn!("cannot revoke the one-time token of {name} (it still expires): {e}");
+        }
     }
 }

@@ -140,6 +140,7 @@ pub fn planner(out: &mut String, sizes: &[usize]) {
         let desired = Desired {
             runners: n as u32,
             grace_secs: 300,
+            max_idle_secs: 72_000,
             flush: Flush::None,
             keep: Default::default(),
         };

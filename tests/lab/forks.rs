@@ -26,7 +26,8 @@ pub fn marker_exists(sim: &Sim, marker: &str) -> bool {
 /// collaborators) with a maintainer, and the fork's pull requests: branch `approved`
 /// at [`APPROVED_SHA`], approved by the maintainer in a comment, and branch `feature`
 /// at [`UNAPPROVED_SHA`], which nobody approved.
-pub fn fork_pull_requests(sim: &Sim, repo: &str) {
+/// Returns the pull requests' numbers: `[feature, approved]`.
+pub fn fork_pull_requests(sim: &Sim, repo: &str) -> [u64; 2] {
     sim.post(
         &format!("/_sim/repos/{repo}/branches"),
         json!({"name": "main", "protection": {"required_reviews": {}}}),
@@ -47,6 +48,7 @@ pub fn fork_pull_requests(sim: &Sim, repo: &str) {
         &format!("/_sim/repos/{repo}/issues/{}/comments", numbers[1]),
         json!([{"user": "maint", "body": approval}]),
     );
+    numbers
 }
 
 /// Queues a pull_request job into `repo` from the fork's `head` branch at `sha`, whose
@@ -59,13 +61,66 @@ pub fn queue_fork_job(
     sha: &str,
     marker: &str,
 ) -> u64 {
-    let event = json!({"pull_request": {
+    queue_fork_event_job(sim, repo, labels, "pull_request", head, sha, marker)
+}
+
+/// The event payload GitHub sends with `event_name` about the fork's pull request
+/// `number` (from `head` at `sha`): the pull request itself for the `pull_request*`
+/// events (with the review or comment they add), only the issue's `pull_request` link
+/// for `issue_comment`.
+pub fn fork_event(event_name: &str, repo: &str, number: u64, head: &str, sha: &str) -> Value {
+    let pull_request = json!({
+        "number": number,
         "head": {"ref": head, "sha": sha, "repo": {"full_name": FORK}},
-        "base": {"ref": "main", "repo": {"full_name": repo}}}});
+        "base": {"ref": "main", "repo": {"full_name": repo}}});
+    let url = format!("https://api.github.com/repos/{repo}/pulls/{number}");
+    match event_name {
+        "issue_comment" => json!({"action": "created",
+            "issue": {"number": number, "pull_request": {"url": url}},
+            "comment": {"body": "looks good", "user": {"login": "mallory"}}}),
+        "pull_request_review" => json!({"action": "submitted", "number": number,
+            "pull_request": pull_request,
+            "review": {"state": "commented", "user": {"login": "mallory"}}}),
+        "pull_request_review_comment" => json!({"action": "created", "number": number,
+            "pull_request": pull_request,
+            "comment": {"body": "nit", "user": {"login": "mallory"}}}),
+        _ => json!({"action": "synchronize", "number": number, "pull_request": pull_request}),
+    }
+}
+
+/// Queues a job of `event_name` about the fork's pull request from `head` at `sha`.
+pub fn queue_fork_event_job(
+    sim: &Sim,
+    repo: &str,
+    labels: &[&str],
+    event_name: &str,
+    head: &str,
+    sha: &str,
+    marker: &str,
+) -> u64 {
+    let number = fork_pull_number(sim, repo, head);
+    let event = fork_event(event_name, repo, number, head, sha);
     let job: Value = sim.post(
         "/_sim/jobs",
-        json!({"repository": repo, "labels": labels, "event_name": "pull_request",
+        json!({"repository": repo, "labels": labels, "event_name": event_name,
                "event": event, "steps": [marker_step(sim, marker)]}),
     );
     job["id"].as_u64().unwrap()
+}
+
+/// The number of the fork's open pull request from `head` (1 when there is none).
+fn fork_pull_number(sim: &Sim, repo: &str, head: &str) -> u64 {
+    let pulls = ureq::get(&format!("{}/repos/{repo}/pulls?state=open", sim.url))
+        .set("Authorization", &format!("Bearer {PAT}"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_json::<Value>().ok())
+        .unwrap_or_default();
+    pulls
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["head"]["ref"] == json!(head))
+        .and_then(|p| p["number"].as_u64())
+        .unwrap_or(1)
 }

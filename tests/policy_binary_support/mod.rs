@@ -123,10 +123,15 @@ impl Drop for PolicyProcess {
     }
 }
 
-/// A GET or POST with an optional bearer token; any HTTP answer is returned, a
-/// transport error panics.
+/// The runner the tests' one-time tokens are issued for and [`call`] speaks as.
+pub const RUNNER: &str = "test-runner-0-00000001";
+
+/// A GET or POST with an optional bearer token, as runner [`RUNNER`] sends it (its
+/// name in the runner header); any HTTP answer is returned, a transport error panics.
 pub fn call(method: &str, url: &str, token: Option<&str>, json: Option<&str>) -> (u16, String) {
-    let mut req = ureq::request(method, url).timeout(Duration::from_secs(20));
+    let mut req = ureq::request(method, url)
+        .timeout(Duration::from_secs(20))
+        .set("X-Runner-Name", RUNNER);
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }

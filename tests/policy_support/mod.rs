@@ -18,6 +18,8 @@ use github_runner::policy::listen::Limits;
 use github_runner::policy::server::{serve_with, AppState, Listeners};
 
 pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
+/// The runner [`Service::one_time_token`] issues for and [`request`] speaks as.
+pub const RUNNER: &str = "test-runner-0-00000001";
 
 /// Every log line written in this test process.
 pub fn log_lines() -> Vec<String> {
@@ -178,14 +180,15 @@ impl Service {
         }
     }
 
+    /// A token for [`RUNNER`], the runner [`request`] speaks as.
     pub fn one_time_token(&self) -> String {
-        let r = request(
-            self.charm_url(),
-            "GET",
-            "/one-time-token",
-            Some(CHARM_TOKEN),
-            None,
-        );
+        self.token_for(RUNNER)
+    }
+
+    /// A token for runner `runner` alone.
+    pub fn token_for(&self, runner: &str) -> String {
+        let path = format!("/one-time-token?runner={runner}");
+        let r = request(self.charm_url(), "GET", &path, Some(CHARM_TOKEN), None);
         assert_eq!(r.status, 200, "{}", r.body);
         r.body
     }
@@ -209,8 +212,20 @@ pub struct Reply {
     pub body: String,
 }
 
-/// One request; `body` is `(content type, text)`.
+/// One request as runner [`RUNNER`] would send it; `body` is `(content type, text)`.
 pub fn request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, &str)>,
+) -> Reply {
+    request_as(Some(RUNNER), base, method, path, token, body)
+}
+
+/// One request naming `runner` in the runner header (none: no header).
+pub fn request_as(
+    runner: Option<&str>,
     base: &str,
     method: &str,
     path: &str,
@@ -219,6 +234,9 @@ pub fn request(
 ) -> Reply {
     let mut req =
         ureq::request(method, &format!("{base}{path}")).timeout(std::time::Duration::from_secs(10));
+    if let Some(name) = runner {
+        req = req.set("X-Runner-Name", name);
+    }
     if let Some(t) = token {
         req = req.set("Authorization", &format!("Bearer {t}"));
     }
