@@ -1,10 +1,12 @@
 //! The instance layout of this unit's runners on this machine: the config plus what the
 //! host decides (the bridge the runners' NIC is on, CPUs, the id map room).
 
-use super::runners::Runners;
+use super::runners::{port, Runners};
 use super::CharmError;
 use crate::config::InstanceType;
 use crate::host::subid;
+use crate::lxd::LxdClient;
+use crate::reconcile::ports::{PortError, PortResult};
 use crate::runner::layout::{HostFacts, Idmap, InstanceLayout};
 
 /// The machine's CPUs, which LXD's containers share.
@@ -13,6 +15,13 @@ fn host_cpus() -> usize {
 }
 
 impl Runners {
+    /// The runners' bridge and the host's address on it, as LXD has them now.
+    pub(super) fn bridge(&self) -> Result<(String, std::net::Ipv4Addr), CharmError> {
+        self.runtime
+            .block_on(runner_bridge(&self.lxd))
+            .map_err(port)
+    }
+
     /// How the configured runners' instances are laid out on this machine. Asks LXD
     /// which bridge the runners go on; made once per reconcile.
     pub(super) fn layout(&self) -> Result<InstanceLayout, CharmError> {
@@ -47,4 +56,24 @@ impl Runners {
             }
         }
     }
+}
+
+/// The bridge the default profile's NIC uses, and the host's address on it.
+async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
+    let lxd_err = |e: crate::lxd::LxdError| PortError::transient(format!("LXD: {e}"));
+    let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
+    let network = profile
+        .devices
+        .values()
+        .find(|d| d.get("type").map(String::as_str) == Some("nic"))
+        .and_then(|d| d.get("network").or_else(|| d.get("parent")))
+        .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
+    let net = lxd.get_network(network).await.map_err(lxd_err)?;
+    let address = net
+        .config
+        .get("ipv4.address")
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
+    Ok((network.clone(), address))
 }

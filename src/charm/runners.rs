@@ -19,7 +19,7 @@ use crate::lxd::LxdClient;
 use crate::reconcile::execute::Report;
 use crate::reconcile::lock::{LockError, ReconcileLock};
 use crate::reconcile::plan::{Desired, Flush, Observed};
-use crate::reconcile::ports::{PortError, PortResult, RunnerRegistry};
+use crate::reconcile::ports::{PortError, RunnerRegistry};
 use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
@@ -33,26 +33,6 @@ pub use crate::host::HostPaths as Paths;
 /// The policy service as the charm reaches it on this host.
 pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
 pub const POLICY_PORT: u16 = 8080;
-
-/// The bridge the default profile's NIC uses, and the host's address on it.
-async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
-    let lxd_err = |e: crate::lxd::LxdError| PortError::transient(format!("LXD: {e}"));
-    let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
-    let network = profile
-        .devices
-        .values()
-        .find(|d| d.get("type").map(String::as_str) == Some("nic"))
-        .and_then(|d| d.get("network").or_else(|| d.get("parent")))
-        .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
-    let net = lxd.get_network(network).await.map_err(lxd_err)?;
-    let address = net
-        .config
-        .get("ipv4.address")
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
-    Ok((network.clone(), address))
-}
 
 /// Says that a failure to learn the runners' bridge stops the firewall.
 fn firewall_context(e: CharmError) -> CharmError {
@@ -79,7 +59,7 @@ fn test_seconds(name: &str) -> Option<Duration> {
     Some(Duration::from_secs(secs))
 }
 
-fn port(e: PortError) -> CharmError {
+pub(super) fn port(e: PortError) -> CharmError {
     if e.needs_operator {
         CharmError::Blocked(e.message)
     } else {
@@ -102,7 +82,7 @@ pub struct Runners {
     pub prefix: RunnerPrefix,
     pub github: GithubClient,
     pub lxd: LxdClient,
-    runtime: tokio::runtime::Runtime,
+    pub(super) runtime: tokio::runtime::Runtime,
     lock_wait: Duration,
 }
 
@@ -195,13 +175,6 @@ impl Runners {
         crate::firewall::ensure(&Nft::new(&SystemCommands), &spec, &record)
             .map(drop)
             .map_err(super::install::firewall_failed)
-    }
-
-    /// The runners' bridge and the host's address on it, as LXD has them now.
-    pub(super) fn bridge(&self) -> Result<(String, std::net::Ipv4Addr), CharmError> {
-        self.runtime
-            .block_on(runner_bridge(&self.lxd))
-            .map_err(port)
     }
 
     /// One reconcile of the configured path to `runners`, after a step of draining the
