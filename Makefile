@@ -11,8 +11,8 @@ CHARM := $(CURDIR)/github-runner_ubuntu-22.04-amd64.charm
 test: lint setup charm unit
 
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 # Test prerequisites, each idempotent: curl/jq for the simulator's runner app, Prism and
 # GitHub's OpenAPI description, and our own LXD daemon with a bridge, pool and image.
@@ -22,7 +22,7 @@ setup:
 	scripts/testbed.sh up
 
 unit:
-	GHR_CHARM=$(CHARM) cargo test --no-fail-fast
+	GHR_CHARM=$(CHARM) cargo test --workspace --no-fail-fast
 
 charm:
 	scripts/pack-charm.sh

@@ -20,9 +20,11 @@ if [ "${GHR_BENCH_QUICK:-}" = 1 ]; then
 fi
 # The hook is measured through the repo's own dispatch next to the binary, as the
 # packed charm lays them out.
-cargo build "${profile[@]}" --bin github-runner --bin hook-standin
+cargo build "${profile[@]}" -p github-runner --bin github-runner
+cargo build "${profile[@]}" -p aproxy --bin aproxy
 charm_dir=$(mktemp -d)
 trap 'rm -rf "$charm_dir"' EXIT
 cp dispatch "$charm_dir/dispatch"
 cp "$CARGO_TARGET_DIR/$build/github-runner" "$charm_dir/github-runner"
+cp "$CARGO_TARGET_DIR/$build/aproxy" "$charm_dir/aproxy"
 GHR_BENCH_DISPATCH=$charm_dir/dispatch cargo test "${profile[@]}" --test bench -- --ignored --nocapture --test-threads 1

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build the charm binary with cargo and pack github-runner_ubuntu-22.04-amd64.charm at
+# Build the charm binary and aproxy with cargo and pack github-runner_ubuntu-22.04-amd64.charm at
 # the repository root with charmcraft. Safe to run again: the charmcraft venv is reused,
 # the craft work dir is wiped each run. Works as root on a fresh Debian 12 machine (CI)
 # as well as on Ubuntu 22.04, installing the few Debian packages it needs itself.
@@ -84,14 +84,16 @@ ensure_zigbuild() {
     fi
 }
 
-# Build the release binary; print its path. A plain `cargo build --release` on this
-# host first; only when that binary needs a newer glibc than the charm's base has
-# (or GHR_ZIGBUILD=1 asks for it) build again with zigbuild pinned to that glibc.
+# Build one release binary ($1: package, $2: binary); print its path. Each package is
+# built on its own, so aproxy keeps only the features it asks for. A plain `cargo build
+# --release` on this host first; only when that binary needs a newer glibc than the
+# charm's base has (or GHR_ZIGBUILD=1 asks for it) build again with zigbuild pinned to
+# that glibc.
 build_binary() {
-    local bin=$CARGO_TARGET_DIR/release/github-runner need
+    local package=$1 name=$2 bin=$CARGO_TARGET_DIR/release/$2 need
     if [ "${GHR_ZIGBUILD:-0}" != 1 ]; then
-        say "cargo build --release"
-        (cd "$repo" && cargo build --release --locked --bin github-runner >&2)
+        say "cargo build --release -p $package --bin $name"
+        (cd "$repo" && cargo build --release --locked -p "$package" --bin "$name" >&2)
         need=$(glibc_needed "$bin")
         if version_le "${need:-0}" "$glibc_max"; then
             printf '%s\n' "$bin"
@@ -100,11 +102,23 @@ build_binary() {
         say "$bin needs glibc $need > $glibc_max: rebuilding with cargo-zigbuild"
     fi
     ensure_zigbuild
-    say "cargo zigbuild --release --target $zig_target"
+    say "cargo zigbuild --release -p $package --bin $name --target $zig_target"
     # cargo-zigbuild runs zig as `python3 -m ziglang`: the venv's python3 comes first.
     (cd "$repo" && PATH="$zig_venv/bin:$PATH" \
-        cargo-zigbuild zigbuild --release --locked --bin github-runner --target "$zig_target" >&2)
-    printf '%s\n' "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/github-runner"
+        cargo-zigbuild zigbuild --release --locked -p "$package" --bin "$name" --target "$zig_target" >&2)
+    printf '%s\n' "$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release/$name"
+}
+
+# Build a binary and check the glibc it needs; print its path.
+checked_binary() {
+    local bin need
+    bin=$(build_binary "$1" "$2")
+    [ -x "$bin" ] || die "no binary at $bin after the build"
+    need=$(glibc_needed "$bin")
+    version_le "${need:-0}" "$glibc_max" ||
+        die "$bin needs glibc $need, the charm's base (Ubuntu 22.04) has $glibc_max"
+    say "$2 needs glibc ${need:-none} (max $glibc_max)"
+    printf '%s\n' "$bin"
 }
 
 main() {
@@ -112,19 +126,17 @@ main() {
     ensure_debs python3 python3-venv python3-apt binutils unzip
     ensure_charmcraft
 
-    local bin need
-    bin=$(build_binary)
-    [ -x "$bin" ] || die "no binary at $bin after the build"
-    need=$(glibc_needed "$bin")
-    version_le "${need:-0}" "$glibc_max" ||
-        die "$bin needs glibc $need, the charm's base (Ubuntu 22.04) has $glibc_max"
-    say "binary needs glibc ${need:-none} (max $glibc_max)"
+    # The charm's binary, and aproxy's, which runners receive: nothing else is packed.
+    local bin aproxy
+    bin=$(checked_binary github-runner github-runner)
+    aproxy=$(checked_binary aproxy aproxy)
 
     # What the charm part (charmcraft.yaml) copies into the charm root.
     local tree=$repo/build/charm
     rm -rf "$tree"
     mkdir -p "$tree/hooks"
     install -m 0755 "$bin" "$tree/github-runner"
+    install -m 0755 "$aproxy" "$tree/aproxy"
     install -m 0755 "$repo/dispatch" "$tree/dispatch"
     install -m 0755 "$repo"/hooks/* "$tree/hooks/"
 

@@ -20,19 +20,6 @@ struct Cli {
 enum Command {
     /// Run the Juju event named by JUJU_DISPATCH_PATH (what `dispatch` does).
     Hook,
-    /// Run the GitHub simulator (prints its base URL, serves until SIGTERM).
-    Sim(github_runner::sim::SimArgs),
-    /// Transparent proxy inside a runner: tunnels redirected TCP 80/443 through the
-    /// upstream HTTP proxy by Host header / TLS SNI.
-    Aproxy {
-        /// Address to listen on (the runner's nftables redirect here).
-        #[arg(long, default_value = "0.0.0.0:54969")]
-        listen: std::net::SocketAddr,
-        /// Upstream proxy URL, http://[user:pass@]host:port; default: $APROXY_UPSTREAM,
-        /// which is where credentials belong (argv is world-readable).
-        #[arg(long)]
-        upstream: Option<String>,
-    },
     /// Run the repository policy service (reads GITHUB_TOKEN, CHARM_TOKEN, GITHUB_URL,
     /// and STATE_DIRECTORY or POLICY_DOCUMENT from the environment).
     PolicyServer {
@@ -42,7 +29,7 @@ enum Command {
         /// Loopback address for the charm's routes (/one-time-token, /policy, /health),
         /// ADDR:PORT; may be repeated. A non-loopback address is refused.
         #[arg(long = "charm-bind", required = true)]
-        charm_bind: Vec<github_runner::policy::listen::LoopbackAddr>,
+        charm_bind: Vec<policy_service::listen::LoopbackAddr>,
     },
 }
 
@@ -59,27 +46,9 @@ fn main() -> ExitCode {
             github_runner::juju::init_logging(true);
             github_runner::charm::run_hook()
         }
-        Command::Sim(args) => {
-            github_runner::juju::init_logging(false);
-            github_runner::sim::run_cli(&args)
-        }
-        Command::Aproxy { listen, upstream } => {
-            github_runner::juju::init_logging(false);
-            let Some(upstream) = upstream.or_else(|| std::env::var("APROXY_UPSTREAM").ok()) else {
-                eprintln!("aproxy: no upstream proxy (--upstream or APROXY_UPSTREAM)");
-                return ExitCode::from(2);
-            };
-            match github_runner::aproxy::server::run(listen, &upstream) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("aproxy: {e}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
         Command::PolicyServer { bind, charm_bind } => {
             github_runner::juju::init_logging(false);
-            github_runner::policy::run(&github_runner::policy::Binds {
+            policy_service::run(&policy_service::Binds {
                 runners: bind,
                 charm: charm_bind,
             })

@@ -23,10 +23,10 @@ fn quick() -> bool {
 }
 
 fn floor(lxd: &firewall_support::Lxd, n: usize) -> Duration {
-    let client = github_runner::lxd::LxdClient::new(format!("{}/unix.socket", lxd.dir));
+    let client = lxd_client::LxdClient::new(format!("{}/unix.socket", lxd.dir));
     let rt = tokio::runtime::Runtime::new().unwrap();
     let prefix = format!("ghr-floor-{}", std::process::id());
-    rt.block_on(github_runner::lxd::bench::launch_floor(
+    rt.block_on(test_support::lxd_bench::launch_floor(
         &client, &lxd.image, &prefix, n,
     ))
     .unwrap()

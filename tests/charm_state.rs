@@ -33,10 +33,9 @@ fn text(state: &Value, key: &str) -> String {
 /// application is on the host by then, so its version must already be remembered.
 #[test]
 fn a_downloaded_runner_app_is_remembered_before_the_reconcile() {
-    let mut config = github_runner::sim::SimConfig::new(lab::PAT);
+    let mut config = github_sim::SimConfig::new(lab::PAT);
     config.orgs = vec!["acme".into()];
-    let server =
-        github_runner::sim::SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let server = github_sim::SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
     let mut h = Harness::new();
     h.shadow(HOST_COMMANDS);
     h.relocate_root();

@@ -9,20 +9,20 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use github_runner::config::{parse_denylist, ByteSize, CharmConfig, GithubPath, GithubUrl};
-use github_runner::github::client::next_link;
-use github_runner::github::models::{
+use github_client::client::next_link;
+use github_client::models::{
     JitConfig, RegistrationToken, Runner, RunnerDownload, RunnerGroupPage, RunnerPage,
 };
-use github_runner::github::retry::{
+use github_client::retry::{
     decide, parse_rate_limit, rate_limit_hit, Attempt, RawResponse, RetryPolicy,
 };
-use github_runner::lxd::request::{decode, parse_answer, parse_raw};
-use github_runner::lxd::types::{
+use github_runner::config::{parse_denylist, ByteSize, CharmConfig, GithubPath, GithubUrl};
+use lxd_client::request::{decode, parse_answer, parse_raw};
+use lxd_client::types::{
     ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile, Server,
     StoragePool,
 };
-use github_runner::policy::document::PolicyDocument;
+use policy_service::document::PolicyDocument;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 

@@ -6,12 +6,12 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use github_runner::config::{GithubPath, Token};
-use github_runner::github::{
+use github_client::{
     ClientOptions, GithubClient, GithubError, JitRequest, RetryPolicy, RunnerName,
 };
+use github_runner::config::{GithubPath, Token};
 use github_runner::proxy::ProxyConfig;
-use github_runner::sim::{SimConfig, SimServer};
+use github_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 const PAT: &str = "ghp_redactionCanary7f3a9c";

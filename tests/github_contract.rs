@@ -7,12 +7,10 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+use github_client::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId, RunnerName};
 use github_runner::config::{GithubPath, Token};
-use github_runner::github::{
-    DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId, RunnerName,
-};
 use github_runner::proxy::ProxyConfig;
-use github_runner::sim::{SimConfig, SimServer};
+use github_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 mod prism;

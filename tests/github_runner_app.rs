@@ -9,7 +9,7 @@ mod runner_app_support;
 
 use std::time::Duration;
 
-use github_runner::github::DeleteOutcome;
+use github_client::DeleteOutcome;
 use runner_app_support::{assert_job_ran, skip, spawn, wait_until, Setup};
 
 #[test]

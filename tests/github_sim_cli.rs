@@ -1,4 +1,4 @@
-//! `github-runner sim` as a process: prints its base URL first, serves the flags' orgs
+//! `github-sim` as a process: prints its base URL first, serves the flags' orgs
 //! and repositories at the root and under /api/v3, and stops promptly on SIGTERM.
 
 use std::io::{BufRead, BufReader};
@@ -22,9 +22,8 @@ fn sim_subcommand_prints_url_serves_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("tokens");
     std::fs::write(&token_file, "file-token\n").unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_github-runner"))
+    let child = Command::new(test_support::bins::path("github-sim"))
         .args([
-            "sim",
             "--listen",
             "127.0.0.1:0",
             "--token",

@@ -8,9 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use github_runner::config::InstanceType;
-use github_runner::lxd::{
-    ExecSpec, FilePush, ImageSource, InstanceSpec, LxdClient, LxdError, Profile,
-};
+use lxd_client::{ExecSpec, FilePush, ImageSource, InstanceSpec, LxdClient, LxdError, Profile};
 use tokio::task::JoinSet;
 
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
@@ -361,7 +359,7 @@ async fn launch_floor_benchmark() {
     };
     for n in [1, 8] {
         let prefix = unique("t-lxd-bench");
-        let floor = github_runner::lxd::bench::launch_floor(&client, &image(), &prefix, n)
+        let floor = test_support::lxd_bench::launch_floor(&client, &image(), &prefix, n)
             .await
             .expect("launch floor");
         eprintln!(

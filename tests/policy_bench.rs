@@ -7,8 +7,7 @@ use std::time::Duration;
 #[test]
 fn check_latency_with_the_simulator() {
     // 250 outside collaborators and 250 comments: three pages each.
-    let scenarios =
-        github_runner::policy::bench_sim::measure_with_simulator(100, 250, 250).unwrap();
+    let scenarios = test_support::policy_bench_sim::measure_with_simulator(100, 250, 250).unwrap();
     for s in &scenarios {
         println!("policy check latency (simulator, {}): {}", s.name, s.report);
         assert!(s.report.github_calls >= 1, "{}", s.report);

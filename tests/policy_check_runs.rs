@@ -6,8 +6,8 @@ mod policy_support;
 
 use std::sync::Arc;
 
-use github_runner::policy::fake::{comment, FakeRepoApi};
-use github_runner::policy::github::ApiError;
+use policy_service::fake::{comment, FakeRepoApi};
+use policy_service::github::ApiError;
 use policy_support::{app, github, json, pr_body, request, Service, CHARM_TOKEN, SHA};
 
 #[test]
@@ -345,7 +345,7 @@ fn check_latency() {
         .comments
         .insert(7, vec![comment("maint", &approval)]);
     let api = Arc::new(FakeRepoApi::new().with_repo("canonical/app", approved));
-    let report = github_runner::policy::bench::measure_check_latency(
+    let report = test_support::policy_bench::measure_check_latency(
         api,
         "/pull_request/check-run",
         &pr_body("alice/app"),

@@ -7,11 +7,9 @@
 mod policy_support;
 mod prism;
 
-use github_runner::policy::checks::{
-    check, CheckRequest, Outcome, PullRequestInput, RepositoryEvent,
-};
-use github_runner::policy::document::Policy;
-use github_runner::policy::github::{ApiError, Permission, RepoApi, RepoName};
+use policy_service::checks::{check, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
+use policy_service::document::Policy;
+use policy_service::github::{ApiError, Permission, RepoApi, RepoName};
 use policy_support::sim_repo::{self, client, PAT};
 use prism::{installed, Prism};
 use serde_json::json;

@@ -4,12 +4,10 @@
 
 mod policy_support;
 
-use github_runner::policy::checks::{
-    check, CheckRequest, Outcome, PullRequestInput, RepositoryEvent,
-};
-use github_runner::policy::document::Policy;
-use github_runner::policy::github::{ApiError, Permission, RepoApi, RepoName};
-use github_runner::sim::SimServer;
+use github_sim::SimServer;
+use policy_service::checks::{check, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
+use policy_service::document::Policy;
+use policy_service::github::{ApiError, Permission, RepoApi, RepoName};
 use policy_support::sim_repo::{self, admin, client, PAT};
 use serde_json::json;
 

@@ -12,7 +12,7 @@ use std::net::{SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use github_runner::policy::listen::Limits;
+use policy_service::listen::Limits;
 use policy_support::{github, json, request, Service};
 
 /// Small limits; a header time long enough that held connections stay held while a

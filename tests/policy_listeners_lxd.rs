@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use firewall_support::{skip, Container, Lxd};
 use github_runner::host::units::{render_policy_unit, PolicyUnit};
-use github_runner::sim::{SimConfig, SimServer};
+use github_sim::{SimConfig, SimServer};
 use policy_binary_support::{call, PolicyProcess, RUNNER};
 
 const CHARM_TOKEN: &str = "charm-token-listeners-lxd-test";

@@ -172,8 +172,8 @@ fn refuses_a_charm_listener_off_loopback() {
 fn one_time_tokens_are_bound_revocable_expiring_and_survive_a_restart() {
     use std::os::unix::fs::PermissionsExt;
     use std::time::{Duration, Instant};
-    let sim = github_runner::sim::SimServer::start(
-        github_runner::sim::SimConfig::new(GITHUB_TOKEN),
+    let sim = github_sim::SimServer::start(
+        github_sim::SimConfig::new(GITHUB_TOKEN),
         "127.0.0.1:0".parse().unwrap(),
     )
     .unwrap();

@@ -4,8 +4,8 @@
 
 mod policy_support;
 
-use github_runner::policy::github::ApiError;
-use github_runner::policy::server::BODY_LIMIT;
+use policy_service::github::ApiError;
+use policy_service::server::BODY_LIMIT;
 use policy_support::{
     github, json, log_lines, pr_body, request, request_as, Service, CHARM_TOKEN, RUNNER,
 };
@@ -240,8 +240,8 @@ fn no_token_is_ever_logged() {
 #[test]
 fn charm_client_gets_tokens_sets_policy_and_checks_health() {
     use github_runner::config::Token;
-    use github_runner::policy::client::{ClientError, PolicyClient};
-    use github_runner::policy::document::PolicyDocument;
+    use policy_service::client::{ClientError, PolicyClient};
+    use policy_service::document::PolicyDocument;
 
     let s = Service::start(github(), None);
     let client = PolicyClient::new(&format!("{}/", s.charm_url()), Token::new(CHARM_TOKEN));

@@ -6,7 +6,7 @@ mod policy_support;
 
 use std::sync::Arc;
 
-use github_runner::sim::SimServer;
+use github_sim::SimServer;
 use policy_support::sim_repo::{self, client, PAT};
 use policy_support::{json, request, Reply, Service, CHARM_TOKEN};
 use serde_json::json;

@@ -13,8 +13,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use github_runner::policy::fake::{pull, FakeRepo, FakeRepoApi};
-use github_runner::policy::prejob::render_pre_job;
+use policy_service::fake::{pull, FakeRepo, FakeRepoApi};
+use policy_service::prejob::render_pre_job;
 use policy_support::{Service, RUNNER};
 
 const SHA: &str = "00112233445566778899aabbccddeeff00112233";

@@ -6,7 +6,7 @@
 mod policy_support;
 mod pre_job_support;
 
-use github_runner::policy::prejob::render_pre_job;
+use policy_service::prejob::render_pre_job;
 use policy_support::{Service, RUNNER};
 use pre_job_support::*;
 

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use firewall_support::{poll, timed_cleanup, Lxd};
 use github_runner::config::CharmConfig;
-use github_runner::lxd::LxdClient;
 use github_runner::runner::layout::{HostFacts, Idmap, InstanceLayout, NIC_HARDENING};
 use github_runner::runner::lxd_host::ensure_profiles;
 use github_runner::runner::{RunnerName, RunnerPrefix};
 use lab::{serial, Lab, Unit, BRIDGE_IP};
+use lxd_client::LxdClient;
 use serde_json::{json, Value};
 
 const REPO: &str = "acme/widgets";

@@ -189,7 +189,7 @@ fn a_reconcile_repairs_what_changed_behind_its_back() {
         .into_iter()
         .find(|r| r["name"] == json!(before[1]))
         .unwrap();
-    let client = github_runner::github::GithubClient::new(
+    let client = github_client::GithubClient::new(
         &format!("{}/api/v3", sim.url),
         github_runner::config::Token::new(lab::PAT),
         &Default::default(),
@@ -199,7 +199,7 @@ fn a_reconcile_repairs_what_changed_behind_its_back() {
     client
         .delete_runner(
             &path,
-            github_runner::github::RunnerId(victim["id"].as_u64().unwrap()),
+            github_client::RunnerId(victim["id"].as_u64().unwrap()),
         )
         .unwrap();
 

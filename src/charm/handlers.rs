@@ -11,12 +11,12 @@ use super::state::CharmState;
 use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
-use crate::github::RateLimit;
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
-use crate::reconcile::plan::Flush;
 use crate::runner::app::AppUpdate;
+use github_client::RateLimit;
+use reconcile::plan::Flush;
 
 /// Reads and validates the configuration; the only place handlers get it from.
 pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
@@ -294,7 +294,7 @@ fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
         .iter()
         .map(|r| r.name.clone())
         .collect();
-    let names = |pred: &dyn Fn(&crate::reconcile::plan::ObservedRegistration) -> bool| {
+    let names = |pred: &dyn Fn(&reconcile::plan::ObservedRegistration) -> bool| {
         let mut v: Vec<String> = observed
             .registrations
             .iter()

@@ -26,6 +26,9 @@ pub enum InstallKind {
 /// The name of the charm's binary inside the charm directory.
 pub const BINARY: &str = "github-runner";
 
+/// The name of aproxy's binary inside the charm directory: what runners receive.
+pub const APROXY_FILE: &str = "aproxy";
+
 /// Prepares the host. Failures name the step; they leave the unit in `maintenance` and
 /// exit non-zero so that Juju retries the hook (the steps already done are skipped).
 pub fn install(

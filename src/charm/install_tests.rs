@@ -6,7 +6,7 @@ use super::*;
 use crate::host::fakes::{FakeClock, FakeCommands};
 use crate::host::CmdOutput;
 use crate::juju::fakes::FakeJuju;
-use crate::proxy::ProxyConfig;
+use ghr_types::proxy::ProxyConfig;
 
 const HARDENED: &str = "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n    security.ipv4_filtering: \"true\"\n    security.ipv6_filtering: \"true\"\n    security.mac_filtering: \"true\"\n    security.port_isolation: \"true\"\n";
 

@@ -28,7 +28,7 @@ pub struct HookEnv {
     /// `github-runner/0`
     pub unit_name: String,
     pub charm_dir: std::path::PathBuf,
-    pub proxy: crate::proxy::ProxyConfig,
+    pub proxy: ghr_types::proxy::ProxyConfig,
 }
 
 impl HookEnv {
@@ -45,7 +45,7 @@ impl HookEnv {
                         .and_then(|p| p.parent().map(Into::into))
                 })
                 .unwrap_or_default(),
-            proxy: crate::proxy::ProxyConfig::from_env(),
+            proxy: ghr_types::proxy::ProxyConfig::from_env(),
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::units::{policy_service_active, restart_policy_service};
 use crate::host::{Clock, Commands, HostPaths, SystemClock, SystemCommands};
-use crate::policy::client::{ClientError, PolicyClient};
+use policy_service::client::{ClientError, PolicyClient};
 
 /// A restart over a failing `/health` (the unit running, the port answering) happens
 /// at most this often.

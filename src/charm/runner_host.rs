@@ -7,13 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::install::APROXY_FILE;
 use super::runners::{Runners, LOCAL_POLICY_URL, POLICY_PORT};
 use super::CharmError;
 use crate::host::runner_env::RunnerEnv;
-use crate::policy::client::PolicyClient;
-use crate::policy::prejob::render_pre_job;
-use crate::reconcile::plan::ObservedInstance;
-use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::app::AppCache;
 use crate::runner::files::{self, StartParams};
 use crate::runner::journal::Journal;
@@ -22,6 +19,10 @@ use crate::runner::lxd_host::{list_own, LxdRunnerHost, PerRunnerFiles, RevokeFn,
 use crate::runner::registry::GithubRegistry;
 use crate::runner::units::Aproxy;
 use crate::runner::{RunnerName, RunnerPrefix};
+use policy_service::client::PolicyClient;
+use policy_service::prejob::render_pre_job;
+use reconcile::plan::ObservedInstance;
+use reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 
@@ -77,10 +78,12 @@ impl Runners {
         }))
     }
 
-    /// aproxy for the runners, if asked for; the binary it runs is this one.
+    /// aproxy for the runners, if asked for: its own small binary, packed beside the
+    /// charm's.
     fn aproxy(&self) -> Result<Option<Aproxy>, CharmError> {
+        let binary = self.env.charm_dir.join(APROXY_FILE);
         Aproxy::from_config(self.config.use_aproxy, &self.env.proxy, || {
-            std::fs::read(std::env::current_exe()?)
+            std::fs::read(&binary)
         })
         .map_err(CharmError::Blocked)
     }
@@ -94,7 +97,7 @@ impl Runners {
         let policy_url = format!("http://{bridge}:{POLICY_PORT}");
         // With aproxy the runner's traffic is proxied without it knowing.
         let proxy = if self.config.use_aproxy {
-            crate::proxy::ProxyConfig::default()
+            ghr_types::proxy::ProxyConfig::default()
         } else {
             self.env.proxy.clone()
         };
@@ -149,7 +152,7 @@ impl Runners {
 
 /// A [`RunnerHost`] that can only list: `check-runners` needs no tarball or payload.
 pub(super) struct LxdListOnly {
-    client: crate::lxd::LxdClient,
+    client: lxd_client::LxdClient,
     prefix: RunnerPrefix,
 }
 

@@ -5,9 +5,9 @@ use super::runners::{port, Runners};
 use super::CharmError;
 use crate::config::InstanceType;
 use crate::host::subid;
-use crate::lxd::LxdClient;
-use crate::reconcile::ports::{PortError, PortResult};
 use crate::runner::layout::{HostFacts, Idmap, InstanceLayout};
+use lxd_client::LxdClient;
+use reconcile::ports::{PortError, PortResult};
 
 /// The machine's CPUs, which LXD's containers share.
 fn host_cpus() -> usize {
@@ -60,7 +60,7 @@ impl Runners {
 
 /// The bridge the default profile's NIC uses, and the host's address on it.
 async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
-    let lxd_err = |e: crate::lxd::LxdError| PortError::transient(format!("LXD: {e}"));
+    let lxd_err = |e: lxd_client::LxdError| PortError::transient(format!("LXD: {e}"));
     let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
     let network = profile
         .devices

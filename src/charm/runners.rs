@@ -12,21 +12,21 @@ pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
-use crate::github::GithubClient;
 use crate::host::files::ensure_private_dir;
 use crate::host::SystemCommands;
-use crate::lxd::LxdClient;
-use crate::reconcile::execute::Report;
-use crate::reconcile::lock::{LockError, ReconcileLock};
-use crate::reconcile::plan::{Desired, Flush, Observed};
-use crate::reconcile::ports::{PortError, RunnerRegistry};
-use crate::reconcile::{self, DEFAULT_PARALLELISM};
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
 use crate::runner::layout::InstanceLayout;
 use crate::runner::lxd_host::{ensure_profiles, list_own};
 use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
+use github_client::GithubClient;
+use lxd_client::LxdClient;
+use reconcile::execute::Report;
+use reconcile::lock::{LockError, ReconcileLock};
+use reconcile::plan::{Desired, Flush, Observed};
+use reconcile::ports::{PortError, RunnerRegistry};
+use reconcile::{self, DEFAULT_PARALLELISM};
 
 pub use crate::host::HostPaths as Paths;
 
@@ -88,7 +88,7 @@ pub struct Runners {
 
 impl Runners {
     pub fn new(config: CharmConfig, env: HookEnv) -> Result<Self, CharmError> {
-        let mut options = crate::github::transport::ClientOptions::default();
+        let mut options = github_client::transport::ClientOptions::default();
         if let Some(timeout) = test_seconds(TEST_GITHUB_TIMEOUT) {
             options.request_timeout = timeout;
             options.connect_timeout = options.connect_timeout.min(timeout);
@@ -297,7 +297,7 @@ impl Runners {
         let desired = Desired {
             runners,
             grace_secs: test_seconds(TEST_GRACE).map_or(GRACE_SECS, |d| d.as_secs()),
-            max_idle_secs: crate::policy::tokens::MAX_IDLE_AGE.as_secs(),
+            max_idle_secs: policy_service::tokens::MAX_IDLE_AGE.as_secs(),
             flush,
             keep: keep.clone(),
         };

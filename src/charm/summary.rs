@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::host::HostPaths as Paths;
 use crate::juju::Status;
-use crate::reconcile::execute::Report;
+use reconcile::execute::Report;
 
 /// The last reconcile's counts, for `update-status` (which does no I/O of its own).
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! [`CharmConfig`]. Nothing downstream reads raw option strings; building it has no
 //! side effects, so an invalid value can be reported before anything is touched.
 
-mod types;
 mod values;
 
 use std::fmt;
@@ -10,7 +9,14 @@ use std::fmt;
 use ipnet::Ipv4Net;
 use serde::Deserialize;
 
-pub use types::{ByteSize, GithubPath, GithubUrl, InstanceType, TestMode, Token};
+pub use ghr_types::{ByteSize, GithubPath, GithubUrl, InstanceType, Token};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestMode {
+    Off,
+    /// Relaxes hardening that a test machine cannot provide.
+    Insecure,
+}
 pub use values::parse_denylist;
 use values::*;
 
@@ -111,7 +117,6 @@ impl Default for RawConfig {
 pub const MAX_VIRTUAL_MACHINES: i64 = 500;
 pub const MAX_VM_CPU: i64 = 1024;
 pub const MAX_RECONCILE_INTERVAL: i64 = 24 * 60;
-const MAX_STRING: usize = 4096;
 
 impl CharmConfig {
     /// Parses `config-get --format=json` output.
@@ -174,9 +179,13 @@ impl CharmConfig {
         );
         let cpu = int_in("vm-cpu", raw.vm_cpu, 1, MAX_VM_CPU);
         check("vm-cpu", &raw.vm_cpu.to_string(), cpu.clone().map(|_| ()));
-        let memory = ByteSize::parse(&raw.vm_memory).and_then(|m| at_least(m, 64 << 20, "64MiB"));
+        let memory = ByteSize::parse(&raw.vm_memory)
+            .map_err(|e| e.to_string())
+            .and_then(|m| at_least(m, 64 << 20, "64MiB"));
         check("vm-memory", &raw.vm_memory, memory.map(|_| ()));
-        let disk = ByteSize::parse(&raw.vm_disk).and_then(|d| at_least(d, 64 << 20, "64MiB"));
+        let disk = ByteSize::parse(&raw.vm_disk)
+            .map_err(|e| e.to_string())
+            .and_then(|d| at_least(d, 64 << 20, "64MiB"));
         check("vm-disk", &raw.vm_disk, disk.map(|_| ()));
         let interval = int_in(
             "reconcile-interval",
@@ -214,19 +223,21 @@ impl CharmConfig {
             labels.as_ref().map(|_| ()).map_err(Clone::clone),
         );
         let insecure = raw.test_mode.trim() == "insecure";
-        let github_url = GithubUrl::parse(&raw.github_url).and_then(|url| {
-            // The token goes to this URL with every request: never in clear text,
-            // except on a test deployment that says so.
-            if url.is_https() || insecure {
-                Ok(url)
-            } else {
-                Err(
-                    "must be an https:// URL (http:// only with test-mode=insecure): \
+        let github_url = GithubUrl::parse(&raw.github_url)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                // The token goes to this URL with every request: never in clear text,
+                // except on a test deployment that says so.
+                if url.is_https() || insecure {
+                    Ok(url)
+                } else {
+                    Err(
+                        "must be an https:// URL (http:// only with test-mode=insecure): \
                      the token would travel in clear text"
-                        .to_string(),
-                )
-            }
-        });
+                            .to_string(),
+                    )
+                }
+            });
         check(
             "github-url",
             &raw.github_url,
@@ -261,8 +272,8 @@ impl CharmConfig {
             token: Token::new(raw.token.trim()),
             virtual_machines: ok(vms)? as u32,
             vm_cpu: ok(cpu)? as u32,
-            vm_memory: ok(ByteSize::parse(&raw.vm_memory))?,
-            vm_disk: ok(ByteSize::parse(&raw.vm_disk))?,
+            vm_memory: ok(ByteSize::parse(&raw.vm_memory).map_err(|e| e.to_string()))?,
+            vm_disk: ok(ByteSize::parse(&raw.vm_disk).map_err(|e| e.to_string()))?,
             reconcile_interval_minutes: ok(interval)? as u32,
             denylist: ok(denylist)?,
             dockerhub_mirror: ok(mirror)?,

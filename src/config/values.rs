@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use super::{ByteSize, ConfigError, GithubPath, InvalidOption, RawConfig, MAX_STRING};
+use super::{ByteSize, ConfigError, GithubPath, InvalidOption, RawConfig};
 
 pub(super) fn ok<T>(r: Result<T, String>) -> Result<T, ConfigError> {
     r.map_err(ConfigError::Malformed)
@@ -100,37 +100,8 @@ pub(super) fn at_least(size: ByteSize, min: u64, label: &str) -> Result<ByteSize
     }
 }
 
-/// GitHub's names: letters, digits, `-`, `_` and `.`, not empty, at most 100 characters.
-pub(super) fn valid_github_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 100
-        && name != "."
-        && name != ".."
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 pub(super) fn parse_path(raw: &str, group: &str) -> Result<GithubPath, String> {
-    let raw = raw.trim();
-    if raw.len() > MAX_STRING {
-        return Err("too long".into());
-    }
-    let parts: Vec<&str> = raw.split('/').collect();
-    match parts.as_slice() {
-        [org] if valid_github_name(org) => Ok(GithubPath::Org {
-            org: org.to_string(),
-            group: group.trim().to_string(),
-        }),
-        [owner, repo] if valid_github_name(owner) && valid_github_name(repo) => {
-            Ok(GithubPath::Repo {
-                owner: owner.to_string(),
-                repo: repo.to_string(),
-            })
-        }
-        [_] | [_, _] => Err("names may hold only letters, digits, '-', '_' and '.'".into()),
-        _ => Err("must be an organisation or owner/repo".into()),
-    }
+    GithubPath::parse(raw, group).map_err(|e| e.to_string())
 }
 
 pub(super) fn validate_group(group: &str) -> Result<(), String> {

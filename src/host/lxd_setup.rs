@@ -11,7 +11,7 @@ use serde_yaml::Value;
 
 use super::packages::run_ok;
 use super::{Cmd, Commands, HostError};
-use crate::proxy::ProxyConfig;
+use ghr_types::proxy::ProxyConfig;
 
 pub const BRIDGE: &str = "lxdbr0";
 pub const POOL: &str = "default";

@@ -84,7 +84,7 @@ fn create_dir(dir: &Path, mode: u32) -> Result<(), HostError> {
 }
 
 /// What the service kept in the charm's state directory while it ran as root.
-const LEGACY_FILES: [&str; 2] = [crate::policy::DOCUMENT_FILE, "one-time-tokens"];
+const LEGACY_FILES: [&str; 2] = [policy_service::DOCUMENT_FILE, "one-time-tokens"];
 
 /// Where the service's state directory is on the host: under `/var/lib/private/` once
 /// systemd has made it for the dynamic user, else the public path.

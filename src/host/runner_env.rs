@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::proxy::ProxyConfig;
+use ghr_types::proxy::ProxyConfig;
 
 /// A value that would break the file it goes into.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

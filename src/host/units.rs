@@ -76,12 +76,9 @@ pub struct PolicyUnit {
 /// The service's `StateDirectory=`: `/var/lib/github-runner-policy` (with `DynamicUser=`
 /// systemd keeps it under `/var/lib/private/` and links it), owned by the service's user.
 pub const POLICY_STATE_DIRECTORY: &str = "github-runner-policy";
-/// The service's `LimitNOFILE=`: its connection limits
-/// ([`crate::policy::listen::Limits`]) leave room under it for GitHub's connections and
-/// its files; a flood of connections is closed, never held until this runs out.
-pub const POLICY_NOFILE: u64 = 512;
+pub use policy_service::listen::POLICY_NOFILE;
 /// The service's `TasksMax=`: its async workers and check threads
-/// ([`crate::policy::CHECK_THREADS`]) with room to spare.
+/// ([`policy_service::CHECK_THREADS`]) with room to spare.
 pub const POLICY_TASKS: u64 = 128;
 /// The service's `MemoryMax=`: it holds a policy document and token digests, and bodies
 /// of at most 64 KiB on a few hundred connections.

@@ -4,10 +4,10 @@
 use crate::config::GithubPath;
 use crate::host::runner_env::RenderError;
 use crate::host::runner_env::RunnerEnv;
-use crate::reconcile::ports::Credential;
-use crate::reconcile::ports::{PortError, PortResult};
 use crate::runner::RunnerName;
 use crate::ustar::{self, Entry};
+use reconcile::ports::Credential;
+use reconcile::ports::{PortError, PortResult};
 
 pub const RUNNER_USER: &str = "ubuntu";
 pub const RUNNER_UID: u32 = 1000;

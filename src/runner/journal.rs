@@ -1,9 +1,9 @@
 //! The provisioning journal: which instances a reconcile is still making, so that one
 //! left half-made by a process that died is recognised and removed at once.
 
-use crate::reconcile::plan::ObservedInstance;
-use crate::reconcile::ports::{PortError, PortResult};
 use crate::runner::RunnerName;
+use reconcile::plan::ObservedInstance;
+use reconcile::ports::{PortError, PortResult};
 
 /// One empty file per instance while it is being made. The reconcile lock means only
 /// one process makes instances at a time, so a marker that is still there when the

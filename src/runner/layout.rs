@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::{CharmConfig, InstanceType, TestMode};
-use crate::lxd::types::ImageSource;
-use crate::lxd::{ConfigMap, InstanceSpec, Profile};
 use crate::runner::{RunnerName, RunnerPrefix};
+use lxd_client::types::ImageSource;
+use lxd_client::{ConfigMap, InstanceSpec, Profile};
 
 /// Ubuntu's image server, used when `runner-image` is empty.
 pub const UBUNTU_IMAGES: &str = "https://cloud-images.ubuntu.com/releases";

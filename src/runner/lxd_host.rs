@@ -11,11 +11,11 @@ use super::files::{
 use super::journal::Journal;
 use super::layout::InstanceLayout;
 use super::units::{self, Aproxy};
-use crate::lxd::poll::{retry_until, Backoff};
-use crate::lxd::{Bytes, ExecSpec, FilePush, LxdClient, LxdError, Profile};
-use crate::reconcile::plan::ObservedInstance;
-use crate::reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 use crate::runner::{RunnerName, RunnerPrefix};
+use lxd_client::poll::{retry_until, Backoff};
+use lxd_client::{Bytes, ExecSpec, FilePush, LxdClient, LxdError, Profile};
+use reconcile::plan::ObservedInstance;
+use reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 
 /// Makes the files of one runner alone; may block.
 pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::config::ByteSize;
-use crate::lxd::types::StoragePool;
-use crate::lxd::LxdClient;
+use lxd_client::types::StoragePool;
+use lxd_client::LxdClient;
 
 /// What to do to the tmpfs mount, decided from `/proc/mounts`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,7 +81,7 @@ pub enum PoolError {
     #[error("storage pool {name}: {source}")]
     Lxd {
         name: String,
-        source: crate::lxd::LxdError,
+        source: lxd_client::LxdError,
     },
 }
 

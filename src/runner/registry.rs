@@ -7,11 +7,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::GithubPath;
-use crate::github::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
-use crate::reconcile::plan::ObservedRegistration;
-use crate::reconcile::ports::{Credential, Deletion, PortError, PortResult, RunnerRegistry};
 use crate::runner::app::{AppDownload, AppSource};
 use crate::runner::RunnerName;
+use github_client::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
+use reconcile::plan::ObservedRegistration;
+use reconcile::ports::{Credential, Deletion, PortError, PortResult, RunnerRegistry};
 
 /// The runner group every repository runner belongs to, and the fallback for orgs.
 pub const DEFAULT_GROUP_ID: u64 = 1;

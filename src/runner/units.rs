@@ -6,14 +6,14 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use super::files::InstanceFile;
-use crate::aproxy::nat::{render_nat, NatSpec, DEFAULT_LISTEN_PORT};
-use crate::proxy::ProxyConfig;
+use crate::runner::aproxy_nat::{render_nat, NatSpec, DEFAULT_LISTEN_PORT};
+use ghr_types::proxy::ProxyConfig;
 
 pub const RUNNER_UNIT: &str = "github-runner.service";
 pub const APROXY_UNIT: &str = "github-runner-aproxy.service";
 const UNIT_DIR: &str = "/etc/systemd/system";
 pub const APROXY_DIR: &str = "/etc/github-runner";
-pub const APROXY_BINARY: &str = "/usr/local/bin/github-runner";
+pub const APROXY_BINARY: &str = "/usr/local/bin/aproxy";
 /// `nobody` on Ubuntu and Debian alike; aproxy runs as this user.
 pub const NOBODY_UID: u32 = 65534;
 
@@ -183,7 +183,7 @@ mod tests {
         assert!(nft.contains("10.1.2.3"));
         assert!(text(APROXY_UNIT).contains("--listen 0.0.0.0:54969"));
         assert!(!text(APROXY_UNIT).contains("@@"));
-        assert_eq!(find(&files, "/usr/local/bin/github-runner").mode, 0o755);
+        assert_eq!(find(&files, "/usr/local/bin/aproxy").mode, 0o755);
         assert!(
             !format!("{a:?}").contains("pw"),
             "credentials stay out of Debug"

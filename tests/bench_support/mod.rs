@@ -5,10 +5,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use github_runner::reconcile::plan::{
-    plan, Desired, Flush, Observed, ObservedInstance, ObservedRegistration,
-};
 use github_runner::runner::RunnerName;
+use reconcile::plan::{plan, Desired, Flush, Observed, ObservedInstance, ObservedRegistration};
 use serde_json::json;
 
 use crate::harness;
@@ -161,7 +159,7 @@ pub fn planner(out: &mut String, sizes: &[usize]) {
 
 pub fn policy_latency(out: &mut String, samples: usize) {
     let scenarios =
-        github_runner::policy::bench_sim::measure_with_simulator(samples, 250, 250).unwrap();
+        test_support::policy_bench_sim::measure_with_simulator(samples, 250, 250).unwrap();
     writeln!(out, "## Policy check latency\n").unwrap();
     writeln!(
         out,

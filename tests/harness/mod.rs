@@ -46,9 +46,13 @@ impl HookRun {
 }
 
 impl Harness {
-    /// A harness running the binary cargo built for this test.
+    /// A harness running the binary cargo built for this test, with aproxy's built
+    /// beside it, as the packed charm holds them.
     pub fn new() -> Self {
-        Self::with_binary(PathBuf::from(env!("CARGO_BIN_EXE_github-runner")))
+        let aproxy = test_support::bins::path("aproxy");
+        let binary = PathBuf::from(env!("CARGO_BIN_EXE_github-runner"));
+        assert_eq!(aproxy.parent(), binary.parent(), "aproxy beside the charm");
+        Self::with_binary(binary)
     }
 
     /// A harness running another charm entry point (e.g. an unpacked charm's dispatch).

@@ -79,7 +79,7 @@ impl Reply {
 }
 
 pub(super) fn standin_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_hook-standin"))
+    test_support::bins::path("hook-standin")
 }
 
 /// Makes `dir/name` the stand-in, unless it already is.

@@ -85,13 +85,13 @@ impl Sim {
             inside,
         )
         .unwrap();
+        let sim_binary = test_support::bins::path("github-sim");
         let mut cmd = Command::new("ip");
         cmd.args([
             "netns",
             "exec",
             &netns.name,
-            binary(),
-            "sim",
+            sim_binary.as_os_str().to_str().expect("utf-8 path"),
             "--listen",
             &format!("{inside}:0"),
         ])

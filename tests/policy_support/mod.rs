@@ -11,11 +11,11 @@ use std::thread::JoinHandle;
 
 pub mod sim_repo;
 
-use github_runner::policy::document::DocumentFile;
-use github_runner::policy::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
-use github_runner::policy::github::{Permission, RepoApi};
-use github_runner::policy::listen::Limits;
-use github_runner::policy::server::{serve_with, AppState, Listeners};
+use policy_service::document::DocumentFile;
+use policy_service::fake::{collaborator, pull, FakeRepo, FakeRepoApi};
+use policy_service::github::{Permission, RepoApi};
+use policy_service::listen::Limits;
+use policy_service::server::{serve_with, AppState, Listeners};
 
 pub const CHARM_TOKEN: &str = "charm-secret-0123456789";
 /// The runner [`Service::one_time_token`] issues for and [`request`] speaks as.

@@ -1,10 +1,10 @@
 //! The GitHub simulator set up for the policy tests through its admin API, and the
 //! shared client pointed at it (directly or through Prism).
 
+use github_client::{ClientOptions, GithubClient};
 use github_runner::config::Token;
-use github_runner::github::{ClientOptions, GithubClient};
 use github_runner::proxy::ProxyConfig;
-use github_runner::sim::{SimConfig, SimServer};
+use github_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 pub const PAT: &str = "ghp_policySimToken000000000001";
@@ -29,11 +29,11 @@ pub fn client(base: &str, token: &str) -> GithubClient {
         Token::new(token),
         &ProxyConfig::default(),
         ClientOptions {
-            retry: github_runner::github::RetryPolicy {
+            retry: github_client::RetryPolicy {
                 max_total: std::time::Duration::from_secs(4),
                 ..Default::default()
             },
-            ..github_runner::policy::client_options()
+            ..policy_service::client_options()
         },
     )
     .unwrap()

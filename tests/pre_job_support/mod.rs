@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use github_runner::policy::fake::{collaborator, comment, pull, FakeRepo, FakeRepoApi};
-use github_runner::policy::github::Permission;
-use github_runner::policy::prejob::render_pre_job;
+use policy_service::fake::{collaborator, comment, pull, FakeRepo, FakeRepoApi};
+use policy_service::github::Permission;
+use policy_service::prejob::render_pre_job;
 
 use crate::policy_support::{Service, RUNNER};
 

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use github_client::{GithubClient, JitConfig, JitRequest, Runner, RunnerName};
 use github_runner::config::{GithubPath, Token};
-use github_runner::github::{GithubClient, JitConfig, JitRequest, Runner, RunnerName};
 use github_runner::proxy::ProxyConfig;
-use github_runner::sim::{SimConfig, SimServer};
+use github_sim::{SimConfig, SimServer};
 use serde_json::{json, Value};
 
 pub const PAT: &str = "ghp_runnerAppTestToken0001";

@@ -1,0 +1,339 @@
+//! The repository policy service: each runner's pre-job script asks it whether the job's
+//! repository (and pull request) may run on a self-hosted runner.
+//!
+//! - [`document`]: the policy document, its defaults and its file (pure + atomic store).
+//! - [`github`]: the [`github::RepoApi`] trait the checks read GitHub through, and its
+//!   implementation on the shared [`github_client::GithubClient`].
+//! - [`checks`]: the rules, over that trait (pure given the trait).
+//! - [`tokens`]: charm and one-time tokens, compared in constant time; a one-time token
+//!   is bound to one runner's name, revocable, and expires; [`token_store`] keeps
+//!   unused ones (digest, runner, expiry) across restarts; `token_routes` issues and
+//!   revokes them for the charm.
+//! - [`server`]: HTTP routes and handlers, the runners' and the charm's apart;
+//!   [`server::serve`] runs on given listeners. [`listen`] accepts connections within
+//!   bounds (per source, in all, header and request time) and keeps the charm's
+//!   listeners on loopback. `auth` identifies every request's bearer token (using up a
+//!   one-time token, accepted only from the runner named in `X-Runner-Name`) and
+//!   gives handlers its role; `request` reads bodies and shapes refusals.
+//! - [`client`]: the charm's client of the service (one-time tokens, policy).
+//! - [`prejob`]: renders the runner's pre-job script that calls the service.
+//! - `fake` (feature `fakes`, for tests and benchmarks only): an in-memory `RepoApi`.
+
+mod auth;
+pub mod checks;
+pub mod client;
+pub mod document;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fake;
+pub mod github;
+pub mod listen;
+pub mod prejob;
+mod request;
+pub mod server;
+mod token_routes;
+pub mod token_store;
+pub mod tokens;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use ghr_types::{GithubUrl, Token};
+
+/// The policy document's name in the service's state directory; the one-time tokens
+/// live next to it ([`token_store::TokenFile::next_to`]).
+pub const DOCUMENT_FILE: &str = "policy.json";
+
+/// The service's listeners: runners' routes on `runners` (the bridge address), the
+/// charm's on `charm` (loopback only, by type).
+#[derive(Clone, Debug)]
+pub struct Binds {
+    pub runners: Vec<SocketAddr>,
+    pub charm: Vec<listen::LoopbackAddr>,
+}
+
+/// Why the service could not start or store its policy.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    /// A required environment variable is unset or empty.
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    /// An environment variable has an unusable value.
+    #[error("environment variable {name}: {reason}")]
+    InvalidEnv { name: &'static str, reason: String },
+    /// The policy document could not be read, parsed or written.
+    #[error(transparent)]
+    Document(#[from] document::DocumentError),
+    /// The GitHub client could not be built.
+    #[error(transparent)]
+    Github(#[from] github_client::GithubError),
+    /// Listening on an address failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The one-time token file could not be read.
+    #[error(transparent)]
+    TokenStore(#[from] token_store::TokenStoreError),
+    /// The runtime or a server failed.
+    #[error("policy server: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The service's settings, from its environment (the unit's 0600 EnvironmentFile).
+pub struct ServiceEnv {
+    pub github_token: Token,
+    pub charm_token: Token,
+    pub github_url: GithubUrl,
+    /// Where the active policy document is kept: `POLICY_DOCUMENT`, else
+    /// [`DOCUMENT_FILE`] in the unit's state directory (`STATE_DIRECTORY`, which
+    /// systemd sets from `StateDirectory=`); `None` keeps it in memory only.
+    pub policy_document: Option<std::path::PathBuf>,
+    /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
+    /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
+    pub one_time_tokens: Option<std::path::PathBuf>,
+    /// How long a one-time token lives: `ONE_TIME_TOKEN_TTL` seconds, else
+    /// [`tokens::DEFAULT_TTL`]. Shorter only for tests; the charm replaces idle runners
+    /// at [`tokens::MAX_IDLE_AGE`] whatever it is.
+    pub one_time_token_ttl: std::time::Duration,
+}
+
+impl ServiceEnv {
+    /// Reads the settings through `lookup` (the process environment in production).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PolicyError> {
+        let get = |name| {
+            lookup(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let github_url = get("GITHUB_URL").unwrap_or_else(|| "https://github.com".into());
+        // systemd lists several directories with ':' when a unit names several.
+        let state_dir = get("STATE_DIRECTORY")
+            .and_then(|dirs| dirs.split(':').next().map(std::path::PathBuf::from));
+        let policy_document = get("POLICY_DOCUMENT")
+            .map(std::path::PathBuf::from)
+            .or_else(|| state_dir.map(|d| d.join(DOCUMENT_FILE)));
+        Ok(ServiceEnv {
+            github_token: Token::new(
+                get("GITHUB_TOKEN").ok_or(PolicyError::MissingEnv("GITHUB_TOKEN"))?,
+            ),
+            charm_token: Token::new(
+                get("CHARM_TOKEN").ok_or(PolicyError::MissingEnv("CHARM_TOKEN"))?,
+            ),
+            github_url: GithubUrl::parse(&github_url).map_err(|reason| {
+                PolicyError::InvalidEnv {
+                    name: "GITHUB_URL",
+                    reason: reason.to_string(),
+                }
+            })?,
+            one_time_token_ttl: match get("ONE_TIME_TOKEN_TTL") {
+                None => tokens::DEFAULT_TTL,
+                Some(raw) => parse_ttl(&raw)?,
+            },
+            one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
+                policy_document
+                    .as_deref()
+                    .map(|p| token_store::TokenFile::next_to(p).path().to_path_buf())
+            }),
+            policy_document,
+        })
+    }
+}
+
+/// `ONE_TIME_TOKEN_TTL`: whole seconds, at least 1.
+fn parse_ttl(raw: &str) -> Result<std::time::Duration, PolicyError> {
+    match raw.parse::<u64>() {
+        Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
+        _ => Err(PolicyError::InvalidEnv {
+            name: "ONE_TIME_TOKEN_TTL",
+            reason: format!("{raw:?} is not a whole number of seconds above 0"),
+        }),
+    }
+}
+
+/// The client's bounds for the service: a check makes several calls and the pre-job
+/// script gives up after 60 s, so no one call may wait long.
+pub fn client_options() -> github_client::ClientOptions {
+    let mut options = github_client::ClientOptions {
+        request_timeout: std::time::Duration::from_secs(10),
+        ..Default::default()
+    };
+    options.retry.max_total = std::time::Duration::from_secs(8);
+    options
+}
+
+/// `github-runner policy-server --bind ADDR:PORT... --charm-bind 127.0.0.1:PORT...`:
+/// runs until SIGTERM or SIGINT.
+pub fn run(binds: &Binds) -> ExitCode {
+    match run_inner(binds) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Threads the GitHub checks may use at once (tokio's blocking pool); further checks
+/// wait for one. Bounds the threads the unit's `TasksMax=` must allow.
+pub const CHECK_THREADS: usize = 64;
+/// Async worker threads: the service only routes requests, so a few suffice on any host.
+pub const WORKER_THREADS: usize = 4;
+
+fn run_inner(binds: &Binds) -> Result<(), PolicyError> {
+    let state = Arc::new(load_state()?);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers.min(WORKER_THREADS))
+        .max_blocking_threads(CHECK_THREADS)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listeners = server::Listeners {
+            runners: bind_all(binds.runners.iter().copied(), "runners").await?,
+            charm: bind_all(binds.charm.iter().map(|a| a.addr()), "the charm").await?,
+        };
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => log::info!("SIGTERM: stopping"),
+                _ = tokio::signal::ctrl_c() => log::info!("SIGINT: stopping"),
+            }
+        };
+        server::serve(listeners, state, shutdown).await?;
+        Ok(())
+    })
+}
+
+/// The service's state from its environment: the GitHub client, the stored policy and
+/// the one-time token store.
+fn load_state() -> Result<server::AppState, PolicyError> {
+    let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
+    let api_base = env.github_url.api_base();
+    let proxy = ghr_types::proxy::ProxyConfig::from_env();
+    let api = github_client::GithubClient::with_options(
+        &api_base,
+        env.github_token,
+        &proxy,
+        client_options(),
+    )?;
+    if env.policy_document.is_none() {
+        log::warn!("neither POLICY_DOCUMENT nor STATE_DIRECTORY is set: a posted policy lasts until the service stops");
+    }
+    let file = env.policy_document.map(document::DocumentFile::new);
+    let mut state = server::AppState::new(env.charm_token.expose(), Arc::new(api), file)?
+        .with_token_ttl(env.one_time_token_ttl);
+    match env.one_time_tokens {
+        Some(path) => state = state.with_token_file(token_store::TokenFile::new(path))?,
+        None => log::warn!("no ONE_TIME_TOKENS_FILE: a restart refuses the tokens runners hold"),
+    }
+    Ok(state)
+}
+
+async fn bind_all(
+    addrs: impl Iterator<Item = SocketAddr>,
+    who: &str,
+) -> Result<Vec<tokio::net::TcpListener>, PolicyError> {
+    let mut listeners = Vec::new();
+    for addr in addrs {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| PolicyError::Bind { addr, source })?;
+        log::info!("listening for {who} on {}", listener.local_addr()?);
+        listeners.push(listener);
+    }
+    Ok(listeners)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_requires_tokens_and_defaults_the_url() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let env =
+            ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", "c")])).unwrap();
+        assert_eq!(env.github_url.api_base(), "https://api.github.com");
+        assert!(env.policy_document.is_none());
+        assert!(env.one_time_tokens.is_none());
+        assert_eq!(env.one_time_token_ttl, tokens::DEFAULT_TTL);
+        let short = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("ONE_TIME_TOKEN_TTL", "5"),
+        ]))
+        .unwrap();
+        assert_eq!(short.one_time_token_ttl, std::time::Duration::from_secs(5));
+        for bad in ["0", "-1", "1h", "1.5"] {
+            let lookup = move |k: &str| match k {
+                "GITHUB_TOKEN" | "CHARM_TOKEN" => Some("x".to_string()),
+                "ONE_TIME_TOKEN_TTL" => Some(bad.to_string()),
+                _ => None,
+            };
+            assert!(
+                matches!(
+                    ServiceEnv::from_lookup(lookup),
+                    Err(PolicyError::InvalidEnv {
+                        name: "ONE_TIME_TOKEN_TTL",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
+        let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
+            .err()
+            .unwrap();
+        assert!(matches!(err, PolicyError::MissingEnv("CHARM_TOKEN")));
+        assert!(ServiceEnv::from_lookup(vars(&[("CHARM_TOKEN", "c")])).is_err());
+        let bad = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("GITHUB_URL", "ftp://x"),
+        ]));
+        assert!(matches!(
+            bad,
+            Err(PolicyError::InvalidEnv {
+                name: "GITHUB_URL",
+                ..
+            })
+        ));
+        let ghes = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("GITHUB_URL", "https://ghes.example"),
+            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
+        ]))
+        .unwrap();
+        assert_eq!(ghes.github_url.api_base(), "https://ghes.example/api/v3");
+        assert_eq!(
+            ghes.policy_document.unwrap(),
+            std::path::PathBuf::from("/var/lib/x/policy.json")
+        );
+        assert_eq!(
+            ghes.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/var/lib/x/one-time-tokens")
+        );
+        let explicit = ServiceEnv::from_lookup(vars(&[
+            ("GITHUB_TOKEN", "g"),
+            ("CHARM_TOKEN", "c"),
+            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
+            ("ONE_TIME_TOKENS_FILE", "/run/x/tokens"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            explicit.one_time_tokens.unwrap(),
+            std::path::PathBuf::from("/run/x/tokens")
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! The identity and value types every other crate of the charm shares: runner names and
+//! the prefix that makes a unit's own, the GitHub URL and path, the token, sizes and
+//! instance kinds, Juju's proxy settings. Parsing only; no I/O.
+
+pub mod github;
+pub mod proxy;
+pub mod runner;
+pub mod size;
+pub mod token;
+
+use std::borrow::Cow;
+
+pub use github::{valid_github_name, GithubPath, GithubUrl};
+pub use proxy::ProxyConfig;
+pub use runner::{RunnerName, RunnerPrefix, MAX_NAME_LEN};
+pub use size::{ByteSize, InstanceType};
+pub use token::Token;
+
+/// Why a value could not be parsed: the reason, in words an operator can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ValueError(Cow<'static, str>);
+
+impl ValueError {
+    pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        ValueError(reason.into())
+    }
+}
