@@ -1,6 +1,7 @@
 //! The packed charm (path in env `GHR_CHARM`, made by scripts/pack-charm.sh) holds what
 //! Juju needs: manifest, dispatch, the binary, the yaml files and the hooks, executable
-//! where they must be, with a binary that runs on Ubuntu 22.04 (glibc <= 2.35).
+//! where they must be, with a binary that runs on Ubuntu 22.04 (glibc <= 2.35); and
+//! aproxy's own binary for runners. Nothing else: no simulator, no test code.
 
 mod harness;
 
@@ -89,6 +90,46 @@ fn newest_glibc(binary: &Path) -> Option<(u32, u32)> {
         .max()
 }
 
+/// Whether `needle` occurs in `haystack`.
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Strings only the simulator, its runner app, the hook stand-in or the policy service
+/// hold. The charm binary must hold none of the first three (the policy service is one
+/// of its subcommands); aproxy, pushed into every runner, none at all.
+const SIMULATOR: &[&[u8]] = &[b"/_sim/faults", b"/_sim/rate-limit", b"Runner.Listener"];
+const STANDIN: &[u8] = b"HOOK_STANDIN_READ_STDIN";
+const POLICY: &[u8] = b"/one-time-token";
+
+fn binaries_hold_no_test_code(dir: &Path) {
+    let charm = fs::read(dir.join("github-runner")).unwrap();
+    let aproxy = fs::read(dir.join("aproxy")).unwrap();
+    assert!(
+        contains(&charm, POLICY),
+        "the charm serves the policy service"
+    );
+    for (name, bytes) in [("github-runner", &charm), ("aproxy", &aproxy)] {
+        for marker in SIMULATOR.iter().chain([&STANDIN]) {
+            assert!(
+                !contains(bytes, marker),
+                "{name} holds {:?}: test code is linked in",
+                String::from_utf8_lossy(marker)
+            );
+        }
+    }
+    assert!(
+        !contains(&aproxy, POLICY),
+        "aproxy holds the policy service"
+    );
+    assert!(
+        aproxy.len() * 4 < charm.len(),
+        "aproxy ({} bytes) is not much smaller than the charm ({} bytes)",
+        aproxy.len(),
+        charm.len()
+    );
+}
+
 #[test]
 fn packed_charm_holds_what_juju_needs() {
     let Some(charm) = packed_charm() else { return };
@@ -97,6 +138,7 @@ fn packed_charm_holds_what_juju_needs() {
         "manifest.yaml".to_string(),
         "dispatch".into(),
         "github-runner".into(),
+        "aproxy".into(),
         "metadata.yaml".into(),
         "config.yaml".into(),
         "actions.yaml".into(),
@@ -111,7 +153,7 @@ fn packed_charm_holds_what_juju_needs() {
             "{name} is not a regular file in the zip: {mode}"
         );
     }
-    for name in ["dispatch", "github-runner"]
+    for name in ["dispatch", "github-runner", "aproxy"]
         .iter()
         .map(|s| s.to_string())
         .chain(hook_paths())
@@ -157,15 +199,18 @@ fn packed_charm_holds_what_juju_needs() {
     }
 
     let binary = dir.join("github-runner");
-    let glibc = newest_glibc(&binary).expect("the binary links glibc");
-    assert!(
-        glibc <= GLIBC_MAX,
-        "binary needs GLIBC_{}.{}, Ubuntu 22.04 has {}.{}",
-        glibc.0,
-        glibc.1,
-        GLIBC_MAX.0,
-        GLIBC_MAX.1
-    );
+    for name in ["github-runner", "aproxy"] {
+        let glibc = newest_glibc(&dir.join(name)).expect("the binary links glibc");
+        assert!(
+            glibc <= GLIBC_MAX,
+            "{name} needs GLIBC_{}.{}, Ubuntu 22.04 has {}.{}",
+            glibc.0,
+            glibc.1,
+            GLIBC_MAX.0,
+            GLIBC_MAX.1
+        );
+    }
+    binaries_hold_no_test_code(dir);
     let out = Command::new(&binary).arg("--version").output().unwrap();
     assert!(
         out.status.success(),
