@@ -5,15 +5,16 @@
 //! at the end when a package asked for one. Every step reads before it writes, so a
 //! second run changes nothing.
 
+use super::deps::Deps;
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::host::files::ensure_private_dir;
 use crate::host::kernel::{self, RebootPhase};
-use crate::host::packages::{self, Apt, LockWait};
+use crate::host::packages::{self, Apt};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::{lxd_setup, Clock, Commands, HostError, HostPaths, OsFamily};
+use crate::host::{lxd_setup, Commands, HostError, HostPaths, OsFamily};
 use crate::juju::{HookTools, Status};
 
 /// Which hook runs: upgrade-charm also refreshes the LXD snap.
@@ -35,11 +36,10 @@ pub fn install(
     juju: &dyn HookTools,
     env: &HookEnv,
     config: &CharmConfig,
-    commands: &dyn Commands,
-    clock: &dyn Clock,
-    paths: &HostPaths,
+    deps: &Deps,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
+    let (commands, paths) = (deps.commands, &deps.paths);
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -53,12 +53,12 @@ pub fn install(
     step("installing packages")?;
     let apt = Apt {
         commands,
-        clock,
+        clock: deps.clock,
         env: [("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())]
             .into_iter()
             .chain(proxy_env.iter().cloned())
             .collect(),
-        lock_wait: LockWait::from_env(),
+        lock_wait: deps.limits.apt_lock,
     };
     let (wanted, unwanted) = package_sets(os);
     let all: Vec<&str> = wanted.iter().chain(&unwanted).copied().collect();

@@ -3,6 +3,7 @@ use std::fs;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::charm::deps::HttpGithub;
 use crate::host::fakes::{FakeClock, FakeCommands};
 use crate::host::CmdOutput;
 use crate::juju::fakes::FakeJuju;
@@ -73,15 +74,9 @@ fn config(extra: Value) -> CharmConfig {
 
 fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, CharmError> {
     let clock = FakeClock::new();
-    install(
-        juju,
-        &h.env,
-        config,
-        &h.cmds,
-        &clock,
-        &h.paths,
-        InstallKind::Install,
-    )
+    let github = HttpGithub::default();
+    let deps = Deps::stand_in(&h.cmds, &clock, &github, h.dir.path());
+    install(juju, &h.env, config, &deps, InstallKind::Install)
 }
 
 #[test]

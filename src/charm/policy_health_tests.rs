@@ -118,10 +118,6 @@ impl HealthProbe for DownUntilRestart<'_> {
     }
 }
 
-fn now() -> u64 {
-    NOW
-}
-
 struct Setup {
     commands: FakeCommands,
     clock: FakeClock,
@@ -134,7 +130,7 @@ impl Setup {
         let dir = tempfile::tempdir().unwrap();
         Setup {
             commands: FakeCommands::new(),
-            clock: FakeClock::new(),
+            clock: FakeClock::at(NOW),
             paths: HostPaths::new(dir.path()),
             dir,
         }
@@ -145,7 +141,6 @@ impl Setup {
             probe,
             clock: &self.clock,
             paths: &self.paths,
-            now,
         }
     }
     fn restarts(&self) -> usize {

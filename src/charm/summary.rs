@@ -1,8 +1,6 @@
 //! The last reconcile's counts, kept in a file so that `update-status` can report them
 //! without any I/O beyond the hook tools.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostPaths as Paths;
@@ -26,7 +24,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_report(r: &Report) -> Self {
+    /// The counts of `r`, a reconcile that ended at `at` (unix seconds).
+    pub fn from_report(r: &Report, at: u64) -> Self {
         Summary {
             idle: r.idle,
             busy: r.busy,
@@ -38,7 +37,7 @@ impl Summary {
                 .collect(),
             lost: r.waiting_for_github,
             policy_problem: None,
-            at: unix_now(),
+            at,
         }
     }
     /// The status stays `active` when the policy service is unhealthy: the pool is kept
@@ -124,13 +123,6 @@ fn read_json<T: for<'de> Deserialize<'de>>(file: &std::path::Path) -> Option<T> 
 fn write_json<T: Serialize>(paths: &Paths, file: &std::path::Path, value: &T) {
     let _ = std::fs::create_dir_all(paths.state_dir());
     let _ = std::fs::write(file, serde_json::to_vec(value).expect("serializable"));
-}
-
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -64,14 +64,21 @@ impl Commands for FakeCommands {
 /// A clock whose sleeps advance virtual time instantly.
 pub struct FakeClock {
     start: Instant,
+    /// The wall-clock time at the start, in Unix seconds.
+    start_unix: u64,
     elapsed: Cell<Duration>,
     pub sleeps: RefCell<Vec<Duration>>,
 }
 
 impl FakeClock {
     pub fn new() -> Self {
+        Self::at(1_700_000_000)
+    }
+    /// A clock whose wall time starts at `unix` seconds.
+    pub fn at(unix: u64) -> Self {
         FakeClock {
             start: Instant::now(),
+            start_unix: unix,
             elapsed: Cell::new(Duration::ZERO),
             sleeps: RefCell::new(Vec::new()),
         }
@@ -88,5 +95,8 @@ impl Clock for FakeClock {
     fn sleep(&self, duration: Duration) {
         self.sleeps.borrow_mut().push(duration);
         self.elapsed.set(self.elapsed.get() + duration);
+    }
+    fn unix_now(&self) -> u64 {
+        self.start_unix + self.elapsed.get().as_secs()
     }
 }

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 pub use commands::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
 
 /// Where the host's files live. Production uses `/`; tests point `root` at a temporary
-/// directory (the binary reads `GITHUB_RUNNER_ROOT`, see [`HostPaths::from_env`]).
+/// directory (the binary takes it from `GITHUB_RUNNER_ROOT`, read at the edge by
+/// `charm::deps::Knobs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPaths {
     pub root: PathBuf,
@@ -28,16 +29,6 @@ pub struct HostPaths {
 impl HostPaths {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         HostPaths { root: root.into() }
-    }
-
-    /// `GITHUB_RUNNER_ROOT` (default `/`). Only tests set it: it relocates every host
-    /// file the charm writes or reads into a temporary directory.
-    pub fn from_env() -> Self {
-        let root = std::env::var_os("GITHUB_RUNNER_ROOT")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        HostPaths::new(root)
     }
 
     fn at(&self, absolute: &str) -> PathBuf {
@@ -144,10 +135,13 @@ impl HostPaths {
     }
 }
 
-/// Time, injected so that retries with a deadline are tested without real sleeps.
+/// Time, injected so that retries with a deadline are tested without real sleeps, and
+/// the times written into state files are known to a test.
 pub trait Clock {
     fn now(&self) -> Instant;
     fn sleep(&self, duration: Duration);
+    /// Wall-clock seconds since the Unix epoch.
+    fn unix_now(&self) -> u64;
 }
 
 /// The wall clock.
@@ -159,6 +153,11 @@ impl Clock for SystemClock {
     }
     fn sleep(&self, duration: Duration) {
         std::thread::sleep(duration)
+    }
+    fn unix_now(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
     }
 }
 
