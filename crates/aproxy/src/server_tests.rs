@@ -76,7 +76,10 @@ fn upstream_url_parsing_keeps_credentials_out_of_debug_and_errors() {
     let err = Upstream::from_url("user:s3cret@proxy:3128")
         .unwrap_err()
         .to_string();
-    assert!(!err.contains("s3cret") && err.contains("@proxy:3128"), "{err}");
+    assert!(
+        !err.contains("s3cret") && err.contains("@proxy:3128"),
+        "{err}"
+    );
 }
 
 #[test]
