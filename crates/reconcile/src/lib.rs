@@ -6,6 +6,8 @@ pub mod execute;
 pub mod fakes;
 pub mod lock;
 pub mod plan;
+#[cfg(test)]
+mod plan_props;
 pub mod ports;
 
 use std::sync::Arc;
