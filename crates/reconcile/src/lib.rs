@@ -3,6 +3,8 @@
 
 pub mod execute;
 #[cfg(test)]
+mod execute_bound_tests;
+#[cfg(test)]
 pub mod fakes;
 pub mod lock;
 pub mod plan;
