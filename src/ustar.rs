@@ -26,9 +26,17 @@ pub enum Entry<'a> {
     },
 }
 
+/// What cannot go into a ustar archive.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum UstarError {
+    /// A path of 100 bytes or more (ustar's name field; no prefix field is written).
+    #[error("tar path too long: {0}")]
+    PathTooLong(String),
+}
+
 /// Builds an uncompressed archive of `entries`, in order. Paths are relative (an
 /// absolute one loses its leading `/`, as GNU tar does); each must be under 100 bytes.
-pub fn archive<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Result<Vec<u8>, String> {
+pub fn archive<'a>(entries: impl IntoIterator<Item = Entry<'a>>) -> Result<Vec<u8>, UstarError> {
     let mut tar = Vec::new();
     for entry in entries {
         match entry {
@@ -69,9 +77,9 @@ fn header(
     gid: u32,
     size: u64,
     kind: u8,
-) -> Result<[u8; 512], String> {
+) -> Result<[u8; 512], UstarError> {
     if name.len() >= NAME_LEN {
-        return Err(format!("tar path too long: {name}"));
+        return Err(UstarError::PathTooLong(name.to_string()));
     }
     let mut h = [0u8; 512];
     h[..name.len()].copy_from_slice(name.as_bytes());
@@ -171,6 +179,7 @@ mod tests {
             gid: 0,
         }])
         .unwrap_err();
-        assert!(err.contains("too long"), "{err}");
+        assert!(matches!(err, UstarError::PathTooLong(_)), "{err}");
+        assert!(err.to_string().contains("too long"), "{err}");
     }
 }

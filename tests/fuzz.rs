@@ -159,7 +159,7 @@ proptest! {
                     prop_assert_eq!(net, net.trunc());
                 }
             }
-            Err(reason) => prop_assert!(reason.contains("IPv4 CIDR"), "{}", reason),
+            Err(reason) => prop_assert!(reason.to_string().contains("IPv4 CIDR"), "{}", reason),
         }
     }
 

@@ -37,8 +37,9 @@ impl Runners<'_> {
             HashSet::new()
         } else {
             // Only listed and deleted there: the runner group plays no part.
-            let old = GithubPath::parse(old, "default")
-                .map_err(|e| CharmError::Internal(anyhow::anyhow!("{}: {e}", file.display())))?;
+            let old = GithubPath::parse(old, "default").map_err(|e| {
+                CharmError::Internal(anyhow::Error::new(e).context(file.display().to_string()))
+            })?;
             log::info!("leaving {old}: removing its idle runners, busy ones finish their job");
             let flush = if flush == Flush::All {
                 Flush::All

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::deps::Deps;
 use super::install::InstallKind;
+use super::outcome::Cause;
 use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::summary::Problem;
@@ -115,7 +116,7 @@ fn ensure_timer(config: &CharmConfig, env: &HookEnv, deps: &Deps) -> Result<(), 
     let units = timer::render(&env.unit_name, config.reconcile_interval_minutes);
     timer::apply(deps.commands, &deps.paths.systemd_dir(), &units)
         .map(drop)
-        .map_err(|e| CharmError::Transient(format!("reconcile timer: {e}")))
+        .map_err(|e| CharmError::transient(Cause::of(e).context("reconcile timer")))
 }
 
 fn reconciled(result: Result<Reconciled, CharmError>) -> Result<Outcome, CharmError> {
@@ -133,8 +134,9 @@ fn config_changed(
     let runners = Runners::new(config.clone(), env.clone(), deps)?;
     runners.apply_firewall()?;
     if let Some(old) = state.path_left(&config) {
-        let old_path = GithubPath::parse(old, group_of(&config))
-            .map_err(|e| CharmError::Internal(anyhow::anyhow!("stored path {old:?}: {e}")))?;
+        let old_path = GithubPath::parse(old, group_of(&config)).map_err(|e| {
+            CharmError::Internal(anyhow::Error::new(e).context(format!("stored path {old:?}")))
+        })?;
         log::info!(
             "path changed from {old} to {}: flushing the old path's idle runners",
             config.path
@@ -168,7 +170,7 @@ fn group_of(config: &CharmConfig) -> &str {
 
 fn stop(config: CharmConfig, env: &HookEnv, deps: &Deps) -> Result<Outcome, CharmError> {
     timer::remove(deps.commands, &deps.paths.systemd_dir(), &env.unit_name)
-        .map_err(CharmError::Transient)?;
+        .map_err(|e| CharmError::transient(Cause::of(e).context("reconcile timer")))?;
     let report = Runners::new(config, env.clone(), deps)?
         .reconcile(0, Flush::All)?
         .report;

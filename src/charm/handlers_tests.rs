@@ -10,7 +10,7 @@ use crate::host::fakes::{FakeClock, FakeCommands};
 use crate::juju::fakes::FakeJuju;
 use crate::proxy::ProxyConfig;
 use github_client::{GithubClient, GithubError};
-use reconcile::lock::ReconcileLock;
+use reconcile::lock::{LockError, ReconcileLock};
 
 #[test]
 fn rate_limit_results_name_the_figures_and_reset_in_utc() {
@@ -135,6 +135,7 @@ fn stop_runs_on_the_stand_ins_it_is_handed_and_touches_nothing_else() {
     let CharmError::Transient(why) = &err else {
         panic!("LXD not there is transient: {err:?}")
     };
+    let why = why.to_string();
     let socket = deps.lxd.socket().display().to_string();
     assert!(
         why.contains("storage pool") && why.contains(&socket),
@@ -163,11 +164,17 @@ fn a_held_lock_is_waited_for_as_long_as_the_limits_handed_in_say() {
     let event = Event::Action(Action::ReconcileRunners);
     let err = handle(&event, &unit.juju, &unit.env, &deps).unwrap_err();
 
-    let CharmError::Transient(why) = &err else {
+    let CharmError::Lock(LockError::Busy(wait)) = &err else {
         panic!("a held lock is transient: {err:?}")
     };
+    assert_eq!(*wait, Duration::ZERO, "the wait handed in");
+    let why = err.to_string();
     assert!(why.contains("another reconcile is still running"), "{why}");
-    assert!(why.contains("0ns"), "the wait handed in: {why}");
+    assert_eq!(
+        err.disposition(true).status,
+        None,
+        "an action's passing trouble"
+    );
     assert!(
         unit.commands.lines().is_empty(),
         "nothing ran past the lock"

@@ -6,6 +6,7 @@
 //! second run changes nothing.
 
 use super::deps::Deps;
+use super::outcome::Cause;
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
@@ -130,10 +131,12 @@ fn apply_firewall(
 /// names it. A ruleset nft refuses, or no nft at all, needs the operator (`blocked`);
 /// a failed listing or record is retried by the next reconcile (`waiting`).
 pub(super) fn firewall_failed(e: FirewallError) -> CharmError {
-    let message = format!("firewall: {e}");
-    match e {
-        FirewallError::List { .. } | FirewallError::Record(_) => CharmError::Transient(message),
-        _ => CharmError::Blocked(message),
+    let passing = matches!(e, FirewallError::List { .. } | FirewallError::Record(_));
+    let cause = Cause::of(e).context("firewall");
+    if passing {
+        CharmError::Transient(cause)
+    } else {
+        CharmError::Blocked(cause)
     }
 }
 
@@ -193,8 +196,8 @@ fn install_policy_service(
 /// to fix (`blocked`); anything else is retried with the hook.
 fn failed(step: &'static str) -> impl Fn(HostError) -> CharmError {
     move |err| match err {
-        HostError::Render(e) => CharmError::Blocked(format!("{step}: {e}")),
-        other => CharmError::Internal(anyhow::anyhow!("{step} failed: {other}")),
+        HostError::Render(e) => CharmError::Blocked(Cause::of(e).context(step)),
+        source => CharmError::Host { step, source },
     }
 }
 

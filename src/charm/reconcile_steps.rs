@@ -8,13 +8,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::outcome::{settle, Cause};
 use super::policy_health::{Checked, Health, LocalCheck};
 use super::runners::{port, Paths, Reconciled, Runners, Summary, LOCAL_POLICY_URL};
 use super::CharmError;
 use crate::config::{ByteSize, GithubPath};
 use crate::runner::app::AppCache;
 use crate::runner::layout::InstanceLayout;
-use crate::runner::lxd_host::{ensure_profiles, LxdRunnerHost};
+use crate::runner::lxd_host::{ensure_profiles, lxd_error, missing_image, LxdRunnerHost};
 use crate::runner::registry::GithubRegistry;
 use crate::runner::{pool, RunnerName};
 use reconcile::execute::Report;
@@ -106,7 +107,7 @@ impl<'d> Runners<'d> {
                 &self.paths().pool_dir(),
                 pool_size,
             ))
-            .map_err(|e| CharmError::Transient(e.to_string()))?;
+            .map_err(|e| CharmError::transient(Cause::of(e)))?;
         let layout = self.layout()?;
         if runners > 0 {
             self.check_image(&layout)?;
@@ -131,7 +132,8 @@ impl<'d> Runners<'d> {
     }
 
     /// Observe, plan and execute through the `reconcile` crate, then give the removed
-    /// runners' room back.
+    /// runners' room back. A step that failed for a cause only the operator can fix
+    /// fails the reconcile with it ([`settle`]); other failures stay in the report.
     pub(super) fn run_engine(&self, staged: Staged) -> Result<Report, CharmError> {
         let report = self
             .runtime
@@ -163,7 +165,7 @@ impl<'d> Runners<'d> {
             report.busy,
             report.duration.as_secs_f64()
         );
-        Ok(report)
+        settle(report)
     }
 
     /// A local image alias that is missing blocks: every creation would fail on it, and
@@ -175,11 +177,8 @@ impl<'d> Runners<'d> {
         let alias = &layout.source.alias;
         match self.runtime.block_on(self.deps.lxd.get_image_alias(alias)) {
             Ok(_) => Ok(()),
-            Err(e) if e.is_not_found() => Err(CharmError::Blocked(format!(
-                "runner-image {alias:?}: no such image alias in LXD; import the image \
-                 under that alias or change runner-image"
-            ))),
-            Err(e) => Err(CharmError::Transient(format!("LXD: {e}"))),
+            Err(e) if e.is_not_found() => Err(port(missing_image(alias).with_source(e))),
+            Err(e) => Err(port(lxd_error(e))),
         }
     }
 }
@@ -200,6 +199,8 @@ mod tests {
     use super::*;
     use crate::charm::summary::Problem;
     use crate::juju::Status;
+    use reconcile::execute::Failure;
+    use reconcile::ports::PortError;
 
     #[test]
     fn record_keeps_the_counts_and_health_at_the_clocks_time_and_settles_a_problem() {
@@ -209,7 +210,10 @@ mod tests {
         let report = Report {
             idle: 2,
             busy: 1,
-            failed: vec![("create ghr-x".into(), "image missing".into())],
+            failed: vec![Failure {
+                what: "create ghr-x".into(),
+                error: PortError::transient("image missing"),
+            }],
             ..Report::default()
         };
         let ran = Ran {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::install::APROXY_FILE;
+use super::outcome::Cause;
 use super::runners::{Runners, LOCAL_POLICY_URL, POLICY_PORT};
 use super::CharmError;
 use crate::host::runner_env::RunnerEnv;
@@ -44,8 +45,8 @@ impl Runners<'_> {
             // `virtual-machines=0`): nothing will be pushed.
             None if runners == 0 => Vec::new(),
             None => {
-                return Err(CharmError::Transient(
-                    "runner application not downloaded yet".into(),
+                return Err(CharmError::transient(
+                    "runner application not downloaded yet",
                 ))
             }
         };
@@ -85,7 +86,7 @@ impl Runners<'_> {
         Aproxy::from_config(self.config.use_aproxy, &self.env.proxy, || {
             std::fs::read(&binary)
         })
-        .map_err(CharmError::Blocked)
+        .map_err(|e| CharmError::blocked(Cause::of(e)))
     }
 
     /// Each runner gets its own files: the pre-job script with a one-time token for the
@@ -109,10 +110,11 @@ impl Runners<'_> {
                 dockerhub_mirror: mirror.as_deref(),
                 job_started_hook: files::PRE_JOB_SCRIPT,
             };
-            let mut out = files::env_files(&env).map_err(|e| PortError::operator(e.to_string()))?;
+            let mut out = files::env_files(&env)
+                .map_err(|e| PortError::needs_operator(e.to_string()).with_source(e))?;
             let one_time = client
                 .one_time_token(name.as_str())
-                .map_err(|e| PortError::transient(format!("policy service: {e}")))?;
+                .map_err(|e| PortError::transient_from(e).context("policy service"))?;
             out.push(files::pre_job_file(render_pre_job(
                 &policy_url,
                 one_time.expose(),
@@ -125,7 +127,7 @@ impl Runners<'_> {
     /// The charm's token for the policy service, as `install` left it.
     fn charm_token(&self) -> Result<crate::config::Token, CharmError> {
         let token = std::fs::read_to_string(self.paths().charm_token()).map_err(|e| {
-            CharmError::Transient(format!("policy service charm token not there yet: {e}"))
+            CharmError::transient(Cause::of(e).context("policy service charm token not there yet"))
         })?;
         Ok(crate::config::Token::new(token.trim()))
     }
@@ -137,7 +139,7 @@ impl Runners<'_> {
         Ok(Box::new(move |name: &RunnerName| {
             client
                 .revoke_one_time_token(name.as_str())
-                .map_err(|e| e.to_string())
+                .map_err(|e| PortError::transient_from(e).context("policy service"))
         }))
     }
 

@@ -6,6 +6,7 @@ use super::CharmError;
 use crate::config::InstanceType;
 use crate::host::subid;
 use crate::runner::layout::{HostFacts, Idmap, InstanceLayout};
+use crate::runner::lxd_host::lxd_error;
 use lxd_client::LxdClient;
 use reconcile::ports::{PortError, PortResult};
 
@@ -60,20 +61,21 @@ impl Runners<'_> {
 
 /// The bridge the default profile's NIC uses, and the host's address on it.
 async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
-    let lxd_err = |e: lxd_client::LxdError| PortError::transient(format!("LXD: {e}"));
-    let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
+    let profile = lxd.get_profile("default").await.map_err(lxd_error)?;
     let network = profile
         .devices
         .values()
         .find(|d| d.get("type").map(String::as_str) == Some("nic"))
         .and_then(|d| d.get("network").or_else(|| d.get("parent")))
-        .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
-    let net = lxd.get_network(network).await.map_err(lxd_err)?;
+        .ok_or_else(|| PortError::needs_operator("LXD default profile has no bridged NIC"))?;
+    let net = lxd.get_network(network).await.map_err(lxd_error)?;
     let address = net
         .config
         .get("ipv4.address")
         .and_then(|a| a.split('/').next())
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
+        .ok_or_else(|| {
+            PortError::needs_operator(format!("LXD network {network} has no IPv4 address"))
+        })?;
     Ok((network.clone(), address))
 }

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::deps::Deps;
+use super::outcome::Cause;
 use super::reconcile_steps::{record, Wanted};
 pub use super::summary::Summary;
 use super::{CharmError, HookEnv};
@@ -14,11 +15,11 @@ use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::host::files::ensure_private_dir;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
-use crate::runner::registry::{GithubAppSource, GithubRegistry};
+use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry};
 use crate::runner::RunnerPrefix;
 use github_client::GithubClient;
 use reconcile::execute::Report;
-use reconcile::lock::{LockError, ReconcileLock};
+use reconcile::lock::ReconcileLock;
 use reconcile::plan::{Flush, Observed};
 use reconcile::ports::PortError;
 
@@ -30,19 +31,11 @@ pub const POLICY_PORT: u16 = 8080;
 
 /// Says that a failure to learn the runners' bridge stops the firewall.
 fn firewall_context(e: CharmError) -> CharmError {
-    match e {
-        CharmError::Blocked(m) => CharmError::Blocked(format!("firewall: {m}")),
-        CharmError::Transient(m) => CharmError::Transient(format!("firewall: {m}")),
-        other => other,
-    }
+    e.context("firewall")
 }
 
 pub(super) fn port(e: PortError) -> CharmError {
-    if e.needs_operator {
-        CharmError::Blocked(e.message)
-    } else {
-        CharmError::Transient(e.message)
-    }
+    CharmError::Runner(e)
 }
 
 /// What a reconcile did, and the summary the status shows (its counts and the policy
@@ -68,7 +61,7 @@ impl<'d> Runners<'d> {
         let github = deps
             .github
             .client(&config, &env.proxy)
-            .map_err(|e| CharmError::Blocked(e.to_string()))?;
+            .map_err(|e| CharmError::blocked(Cause::of(e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -91,10 +84,7 @@ impl<'d> Runners<'d> {
 
     fn lock(&self) -> Result<ReconcileLock, CharmError> {
         let wait = self.deps.limits.lock_wait;
-        ReconcileLock::acquire(&self.paths().lock_file(), wait).map_err(|e| match e {
-            LockError::Busy(_) => CharmError::Transient(e.to_string()),
-            LockError::Io { .. } => CharmError::Internal(e.into()),
-        })
+        ReconcileLock::acquire(&self.paths().lock_file(), wait).map_err(CharmError::from)
     }
 
     pub(super) fn pool_name(&self) -> String {
@@ -110,7 +100,7 @@ impl<'d> Runners<'d> {
         };
         cache
             .ensure(&source, self.deps.clock.unix_now(), force)
-            .map_err(|e| CharmError::Transient(e.to_string()))
+            .map_err(|e| port(app_port_error(e)))
     }
 
     pub(super) fn registry(&self, path: &GithubPath) -> Result<Arc<GithubRegistry>, CharmError> {
@@ -142,7 +132,7 @@ impl<'d> Runners<'d> {
     pub fn apply_firewall(&self) -> Result<(), CharmError> {
         let (bridge, address) = self.bridge().map_err(firewall_context)?;
         let bridge = InterfaceName::new(&bridge)
-            .map_err(|e| CharmError::Blocked(format!("firewall: {e}")))?;
+            .map_err(|e| CharmError::blocked(Cause::of(e).context("firewall")))?;
         let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
         let record = LoadRecord::at(self.paths());
         crate::firewall::ensure(&Nft::new(self.deps.commands), &spec, &record)
@@ -248,7 +238,10 @@ mod tests {
         assert_eq!(runners.update_app(false).unwrap(), AppUpdate::Unchanged);
         clock.sleep(Duration::from_secs(1));
         let err = runners.update_app(false).unwrap_err();
-        assert!(matches!(err, CharmError::Transient(_)), "{err:?}");
+        assert!(
+            matches!(&err, CharmError::Runner(e) if !e.needs_operator_fix()),
+            "{err:?}"
+        );
         assert_eq!(cache.current().unwrap().checked_at, T0, "not checked since");
         assert_eq!(clock.unix_now(), T0 + CHECK_EVERY_SECS);
         assert!(

@@ -30,11 +30,7 @@ impl Summary {
             idle: r.idle,
             busy: r.busy,
             starting: r.starting,
-            failed: r
-                .failed
-                .iter()
-                .map(|(what, why)| format!("{what}: {why}"))
-                .collect(),
+            failed: r.failed.iter().map(ToString::to_string).collect(),
             lost: r.waiting_for_github,
             policy_problem: None,
             at,

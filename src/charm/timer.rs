@@ -3,6 +3,8 @@
 //! `reconcile-interval` minutes.
 
 use crate::host::commands::{Cmd, Commands};
+use crate::host::packages::run_ok;
+use crate::host::HostError;
 
 const SERVICE_TEMPLATE: &str = include_str!("../../templates/reconcile.service");
 const TIMER_TEMPLATE: &str = include_str!("../../templates/reconcile.timer");
@@ -47,13 +49,13 @@ pub fn apply(
     commands: &dyn Commands,
     systemd_dir: &std::path::Path,
     units: &TimerUnits,
-) -> Result<bool, String> {
-    std::fs::create_dir_all(systemd_dir).map_err(|e| e.to_string())?;
+) -> Result<bool, HostError> {
+    std::fs::create_dir_all(systemd_dir).map_err(|e| HostError::io("creating", systemd_dir, e))?;
     let mut changed = false;
     for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
         let path = systemd_dir.join(format!("{}.{suffix}", units.name));
         if std::fs::read_to_string(&path).ok().as_ref() != Some(content) {
-            std::fs::write(&path, content).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, content).map_err(|e| HostError::io("writing", &path, e))?;
             changed = true;
         }
     }
@@ -71,7 +73,7 @@ pub fn remove(
     commands: &dyn Commands,
     systemd_dir: &std::path::Path,
     unit: &str,
-) -> Result<(), String> {
+) -> Result<(), HostError> {
     let name = render(unit, 1).name;
     let timer_path = systemd_dir.join(format!("{name}.timer"));
     if timer_path.exists() {
@@ -83,19 +85,8 @@ pub fn remove(
     Ok(())
 }
 
-fn systemctl(commands: &dyn Commands, args: &[&str]) -> Result<(), String> {
-    let out = commands
-        .run(&Cmd::new("systemctl", args))
-        .map_err(|e| e.to_string())?;
-    if out.code == Some(0) {
-        Ok(())
-    } else {
-        Err(format!(
-            "systemctl {}: {}",
-            args.join(" "),
-            out.stderr.trim()
-        ))
-    }
+fn systemctl(commands: &dyn Commands, args: &[&str]) -> Result<(), HostError> {
+    run_ok(commands, &Cmd::new("systemctl", args)).map(drop)
 }
 
 #[cfg(test)]

@@ -202,7 +202,7 @@ impl CharmConfig {
         check(
             "denylist",
             &raw.denylist,
-            denylist.as_ref().map(|_| ()).map_err(Clone::clone),
+            denylist.as_ref().map(|_| ()).map_err(ToString::to_string),
         );
         let mirror = parse_mirror(&raw.dockerhub_mirror);
         check(
@@ -275,7 +275,7 @@ impl CharmConfig {
             vm_memory: ok(ByteSize::parse(&raw.vm_memory).map_err(|e| e.to_string()))?,
             vm_disk: ok(ByteSize::parse(&raw.vm_disk).map_err(|e| e.to_string()))?,
             reconcile_interval_minutes: ok(interval)? as u32,
-            denylist: ok(denylist)?,
+            denylist: ok(denylist.map_err(|e| e.to_string()))?,
             dockerhub_mirror: ok(mirror)?,
             use_aproxy: raw.experimental_use_aproxy,
             test_mode: if insecure {

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use ghr_types::ValueError;
 use ipnet::Ipv4Net;
 
 use super::{ByteSize, ConfigError, GithubPath, InvalidOption, RawConfig};
@@ -127,17 +128,14 @@ pub(super) fn validate_token(token: &str) -> Result<(), String> {
 }
 
 /// Comma-separated IPv4 networks; a bare address means a /32.
-pub fn parse_denylist(raw: &str) -> Result<Vec<Ipv4Net>, String> {
+pub fn parse_denylist(raw: &str) -> Result<Vec<Ipv4Net>, ValueError> {
     let mut nets = Vec::new();
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let not_cidr = || ValueError::new(format!("{item:?} is not an IPv4 CIDR"));
         let net = if item.contains('/') {
-            item.parse::<Ipv4Net>()
-                .map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?
+            item.parse::<Ipv4Net>().map_err(|_| not_cidr())?
         } else {
-            let addr: Ipv4Addr = item
-                .parse()
-                .map_err(|_| format!("{item:?} is not an IPv4 CIDR"))?;
-            Ipv4Net::from(addr)
+            Ipv4Net::from(item.parse::<Ipv4Addr>().map_err(|_| not_cidr())?)
         };
         nets.push(net.trunc());
     }

@@ -52,6 +52,29 @@ pub fn root_range(text: &str) -> RootRange {
     }
 }
 
+/// Why container runners cannot each get an isolated id map.
+#[derive(Debug, thiserror::Error)]
+pub enum NoRoom {
+    #[error(
+        "root's range in {file} holds {size} ids; {containers} runners with an id map each \
+         need more than {needed}"
+    )]
+    RangeTooSmall {
+        file: &'static str,
+        size: u64,
+        containers: u32,
+        needed: u64,
+    },
+    #[error("root's ranges in {file} are all smaller than {IDS_PER_CONTAINER} ids")]
+    NoLargeRange { file: &'static str },
+    /// A file that cannot be read (other than missing) counts as no room.
+    #[error("cannot read {}: {source}", .path.display())]
+    Unreadable {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Whether `containers` runners can each get an isolated id map; `Err` says why not.
 /// `subuid`/`subgid` are the files' contents, `None` when a file is missing.
 ///
@@ -64,7 +87,7 @@ pub fn isolated_room(
     subuid: Option<&str>,
     subgid: Option<&str>,
     containers: u32,
-) -> Result<(), String> {
+) -> Result<(), NoRoom> {
     let needed = IDS_PER_CONTAINER * (u64::from(containers) + 1);
     for (file, text) in [("/etc/subuid", subuid), ("/etc/subgid", subgid)] {
         let Some(text) = text else { continue };
@@ -72,17 +95,14 @@ pub fn isolated_room(
             RootRange::Absent => {}
             RootRange::Range(range) if range.size > needed => {}
             RootRange::Range(range) => {
-                return Err(format!(
-                    "root's range in {file} holds {} ids; {containers} runners with an id map \
-                     each need more than {needed}",
-                    range.size
-                ))
+                return Err(NoRoom::RangeTooSmall {
+                    file,
+                    size: range.size,
+                    containers,
+                    needed,
+                })
             }
-            RootRange::TooSmall => {
-                return Err(format!(
-                    "root's ranges in {file} are all smaller than {IDS_PER_CONTAINER} ids"
-                ))
-            }
+            RootRange::TooSmall => return Err(NoRoom::NoLargeRange { file }),
         }
     }
     Ok(())
@@ -90,11 +110,11 @@ pub fn isolated_room(
 
 /// [`isolated_room`] over the host's files. A file that cannot be read (other than
 /// missing) counts as no room: the shared map is the one that always works.
-pub fn host_isolated_room(paths: &HostPaths, containers: u32) -> Result<(), String> {
+pub fn host_isolated_room(paths: &HostPaths, containers: u32) -> Result<(), NoRoom> {
     let read = |path: std::path::PathBuf| match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+        Err(source) => Err(NoRoom::Unreadable { path, source }),
     };
     let subuid = read(paths.subuid())?;
     let subgid = read(paths.subgid())?;
@@ -128,27 +148,41 @@ mod tests {
         // 10 blocks: the shared one and room for 9 containers, minus LXD's strict end.
         let ten_blocks = format!("root:100000:{}\n", 10 * IDS_PER_CONTAINER);
         let ten_and_one = format!("root:100000:{}\n", 10 * IDS_PER_CONTAINER + 1);
-        assert_eq!(
-            isolated_room(Some(&ten_and_one), Some(&ten_and_one), 9),
-            Ok(())
-        );
+        assert!(isolated_room(Some(&ten_and_one), Some(&ten_and_one), 9).is_ok());
         let short = isolated_room(Some(&ten_blocks), Some(&ten_and_one), 9).unwrap_err();
         assert!(
-            short.contains("/etc/subuid")
-                && short.contains("655360")
-                && short.contains("9 runners"),
-            "{short}"
+            matches!(
+                short,
+                NoRoom::RangeTooSmall {
+                    file: "/etc/subuid",
+                    size: 655_360,
+                    containers: 9,
+                    needed: 655_360
+                }
+            ),
+            "{short:?}"
+        );
+        let said = short.to_string();
+        assert!(
+            said.contains("/etc/subuid") && said.contains("655360") && said.contains("9 runners"),
+            "{said}"
         );
         let gid = isolated_room(Some(&ten_and_one), Some(&ten_blocks), 9).unwrap_err();
-        assert!(gid.contains("/etc/subgid"), "{gid}");
+        assert!(gid.to_string().contains("/etc/subgid"), "{gid}");
         let tiny = isolated_room(Some("root:100000:65535\n"), None, 1).unwrap_err();
-        assert!(tiny.contains("smaller than 65536"), "{tiny}");
+        assert!(matches!(
+            tiny,
+            NoRoom::NoLargeRange {
+                file: "/etc/subuid"
+            }
+        ));
+        assert!(tiny.to_string().contains("smaller than 65536"), "{tiny}");
     }
 
     #[test]
     fn without_files_or_root_entries_lxd_makes_room_itself() {
-        assert_eq!(isolated_room(None, None, 500), Ok(()));
+        assert!(isolated_room(None, None, 500).is_ok());
         let others = "ubuntu:100000:65536\n";
-        assert_eq!(isolated_room(Some(others), Some(others), 500), Ok(()));
+        assert!(isolated_room(Some(others), Some(others), 500).is_ok());
     }
 }

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+use github_client::GithubError;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -22,9 +23,9 @@ pub struct AppDownload {
 
 /// Where downloads come from (the GitHub client in production).
 pub trait AppSource {
-    fn downloads(&self) -> Result<Vec<AppDownload>, String>;
+    fn downloads(&self) -> Result<Vec<AppDownload>, GithubError>;
     /// Writes the file `download` names to `dest`.
-    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String>;
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), GithubError>;
 }
 
 /// What the cache holds now, persisted as `current.json` beside the tarball.
@@ -51,12 +52,12 @@ pub enum AppError {
     NoMatch(String),
     /// Listing or downloading failed.
     #[error("runner application download: {0}")]
-    Download(String),
+    Download(#[source] GithubError),
     /// The file does not match its checksum, or is not a tarball.
     #[error("runner application {file} rejected: {reason}")]
     Rejected { file: String, reason: String },
-    #[error("runner application cache {0}")]
-    Io(String),
+    #[error("runner application cache: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 pub const CHECK_EVERY_SECS: u64 = 3600;
@@ -133,18 +134,16 @@ impl AppCache {
     }
 
     fn fetch_verified(&self, source: &dyn AppSource, d: &AppDownload) -> Result<String, AppError> {
-        let io = |e: std::io::Error| AppError::Io(e.to_string());
         if d.filename.contains('/') || d.filename.starts_with('.') || d.filename.is_empty() {
             return Err(AppError::Rejected {
                 file: d.filename.clone(),
                 reason: "bad file name".into(),
             });
         }
-        fs::create_dir_all(&self.dir).map_err(io)?;
+        fs::create_dir_all(&self.dir)?;
         let partial = tempfile::Builder::new()
             .prefix(".partial-")
-            .tempfile_in(&self.dir)
-            .map_err(io)?;
+            .tempfile_in(&self.dir)?;
         source
             .fetch(d, partial.path())
             .map_err(AppError::Download)?;
@@ -152,7 +151,7 @@ impl AppCache {
             file: d.filename.clone(),
             reason,
         };
-        let digest = hex::encode(Sha256::digest(fs::read(partial.path()).map_err(io)?));
+        let digest = hex::encode(Sha256::digest(fs::read(partial.path())?));
         if let Some(want) = &d.sha256 {
             if !want.eq_ignore_ascii_case(&digest) {
                 return Err(rejected(format!(
@@ -163,19 +162,17 @@ impl AppCache {
         check_tarball(partial.path()).map_err(rejected)?;
         partial
             .persist(self.dir.join(&d.filename))
-            .map_err(|e| io(e.error))?;
+            .map_err(|e| e.error)?;
         Ok(digest)
     }
 
     fn write_current(&self, app: &CachedApp) -> Result<(), AppError> {
-        let io = |e: std::io::Error| AppError::Io(e.to_string());
         let tmp = tempfile::Builder::new()
             .prefix(".current-")
-            .tempfile_in(&self.dir)
-            .map_err(io)?;
-        fs::write(tmp.path(), serde_json::to_vec(app).expect("serializable")).map_err(io)?;
+            .tempfile_in(&self.dir)?;
+        fs::write(tmp.path(), serde_json::to_vec(app).expect("serializable"))?;
         tmp.persist(self.dir.join("current.json"))
-            .map_err(|e| io(e.error))?;
+            .map_err(|e| e.error)?;
         Ok(())
     }
 }

@@ -9,19 +9,25 @@ struct Source {
 }
 
 impl AppSource for Source {
-    fn downloads(&self) -> Result<Vec<AppDownload>, String> {
+    fn downloads(&self) -> Result<Vec<AppDownload>, GithubError> {
         self.calls.borrow_mut().push("list".into());
         Ok(self.files.iter().map(|(d, _)| d.clone()).collect())
     }
-    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String> {
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), GithubError> {
         let url = &download.download_url;
         self.calls.borrow_mut().push(format!("fetch {url}"));
         let (_, body) = self
             .files
             .iter()
             .find(|(d, _)| &d.download_url == url)
-            .ok_or("404")?;
-        fs::write(dest, body).map_err(|e| e.to_string())
+            .ok_or_else(|| GithubError::Unexpected {
+                status: 404,
+                message: "Not Found".into(),
+            })?;
+        fs::write(dest, body).map_err(|source| GithubError::Io {
+            path: dest.to_path_buf(),
+            source,
+        })
     }
 }
 

@@ -176,7 +176,7 @@ pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Ve
         gid: f.gid,
         content: &f.content,
     });
-    ustar::archive(dirs.chain(files)).map_err(PortError::transient)
+    ustar::archive(dirs.chain(files)).map_err(PortError::transient_from)
 }
 
 /// Unpacks the archive (directories the image already has keep their owner and mode),

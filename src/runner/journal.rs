@@ -22,7 +22,7 @@ impl Journal {
     pub fn begin(&self, name: &RunnerName) -> PortResult<()> {
         std::fs::create_dir_all(&self.dir)
             .and_then(|()| std::fs::write(self.marker(name), b""))
-            .map_err(|e| PortError::transient(format!("{}: {e}", self.dir.display())))
+            .map_err(|e| PortError::transient_from(e).context(self.dir.display()))
     }
     pub fn end(&self, name: &RunnerName) {
         let _ = std::fs::remove_file(self.marker(name));

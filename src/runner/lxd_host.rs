@@ -13,6 +13,7 @@ use super::layout::InstanceLayout;
 use super::units::{self, Aproxy};
 use crate::runner::{RunnerName, RunnerPrefix};
 use lxd_client::poll::{retry_until, Backoff};
+use lxd_client::types::ImageSource;
 use lxd_client::{Bytes, ExecSpec, FilePush, LxdClient, LxdError, Profile};
 use reconcile::plan::ObservedInstance;
 use reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
@@ -21,7 +22,7 @@ use reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 pub type PerRunnerFiles = Box<dyn Fn(&RunnerName) -> PortResult<Vec<InstanceFile>> + Send + Sync>;
 
 /// Revokes what one runner was handed (its one-time policy token); may block.
-pub type RevokeFn = Box<dyn Fn(&RunnerName) -> Result<(), String> + Send + Sync>;
+pub type RevokeFn = Box<dyn Fn(&RunnerName) -> PortResult<()> + Send + Sync>;
 
 /// What every runner of one reconcile gets, prepared once.
 pub struct RunnerPayload {
@@ -57,17 +58,29 @@ static ISOLATED_CREATES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(
 /// How long a delete waits for an operation LXD is still running on the instance.
 const BUSY_WAIT: Duration = Duration::from_secs(60);
 
-/// LXD refuses to delete an instance while another operation (its creation) runs.
-fn is_busy(e: &LxdError) -> bool {
-    e.to_string().contains("is busy running")
+/// Any LXD failure but a missing image (see [`creation_error`]) may pass:
+/// LXD restarting, an instance gone or not up yet.
+pub fn lxd_error(e: LxdError) -> PortError {
+    PortError::transient_from(e).context("LXD")
 }
 
-fn lxd_error(e: LxdError) -> PortError {
-    if e.is_not_found() {
-        // The image alias or pool is missing: only the operator can fix that.
-        PortError::operator(format!("LXD: {e}"))
+/// A local image alias LXD does not have: only the operator can import it or change
+/// `runner-image`.
+pub fn missing_image(alias: &str) -> PortError {
+    PortError::needs_operator(format!(
+        "runner-image {alias:?}: no such image alias in LXD; import the image under that \
+         alias or change runner-image"
+    ))
+}
+
+/// A failed creation from `image`. LXD answers one from a local image alias it does
+/// not have with 404 (and makes nothing); nothing else a creation names can be missing:
+/// our profiles and pool were made just before.
+fn creation_error(image: &ImageSource, e: LxdError) -> PortError {
+    if e.is_not_found() && image.server.is_none() {
+        missing_image(&image.alias).with_source(e)
     } else {
-        PortError::transient(format!("LXD: {e}"))
+        lxd_error(e)
     }
 }
 
@@ -113,10 +126,8 @@ impl LxdRunnerHost {
         .await
         .map(drop)
         .map_err(|e| {
-            PortError::transient(format!(
-                "instance {name} not ready after {:?}: LXD: {e}",
-                self.ready_timeout
-            ))
+            let timeout = self.ready_timeout;
+            lxd_error(e).context(format!("instance {name} not ready after {timeout:?}"))
         })
     }
 
@@ -173,7 +184,7 @@ impl LxdRunnerHost {
         } else {
             self.client.create_instance(&spec).await
         }
-        .map_err(lxd_error)?;
+        .map_err(|e| creation_error(&self.layout.source, e))?;
         self.client
             .start_instance(name.as_str())
             .await
@@ -235,7 +246,7 @@ impl LxdRunnerHost {
                 Err(e) => Err(e),
                 Ok(_) => Ok(false),
             },
-            Err(e) if is_busy(&e) => Ok(false),
+            Err(e) if e.is_busy() => Ok(false),
             Err(e) => Err(e),
         }
     }
@@ -295,6 +306,54 @@ impl RunnerHost for LxdRunnerHost {
         // The removal goes on whatever the answer: the token expires anyway.
         if let Err(e) = tokio::task::block_in_place(|| (self.payload.revoke)(name)) {
             log::warn!("cannot revoke the one-time token of {name} (it still expires): {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reconcile::ports::PortErrorKind;
+
+    fn not_found() -> LxdError {
+        LxdError::NotFound {
+            message: "Image alias not found".into(),
+        }
+    }
+
+    #[test]
+    fn a_missing_local_image_needs_the_operator_and_names_it() {
+        let e = creation_error(&ImageSource::local("jammy-ci"), not_found());
+        assert_eq!(e.kind, PortErrorKind::NeedsOperator);
+        assert!(e.message().contains("runner-image \"jammy-ci\""), "{e}");
+        let source = std::error::Error::source(&e).expect("LXD's error under it");
+        assert!(source.downcast_ref::<LxdError>().unwrap().is_not_found());
+    }
+
+    #[test]
+    fn other_creation_failures_are_transient() {
+        let remote = ImageSource::simplestreams("https://images.example", "22.04");
+        assert_eq!(
+            creation_error(&remote, not_found()).kind,
+            PortErrorKind::Transient
+        );
+        let local = ImageSource::local("jammy-ci");
+        for e in [
+            LxdError::Api {
+                status: 500,
+                message: "Failed creating instance record".into(),
+            },
+            LxdError::Timeout {
+                what: "create".into(),
+                after: Duration::from_secs(1),
+            },
+            LxdError::Busy {
+                message: "Instance is busy running a \"create\" operation".into(),
+            },
+        ] {
+            let e = creation_error(&local, e);
+            assert_eq!(e.kind, PortErrorKind::Transient, "{e}");
+            assert!(e.message().starts_with("LXD: "), "{e}");
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::GithubPath;
-use crate::runner::app::{AppDownload, AppSource};
+use crate::runner::app::{AppDownload, AppError, AppSource};
 use crate::runner::RunnerName;
 use github_client::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
 use reconcile::plan::ObservedRegistration;
@@ -79,13 +79,53 @@ fn group_id(client: &GithubClient, path: &GithubPath, file: &Path) -> PortResult
     Ok(id)
 }
 
-/// Errors the operator must fix block the unit; the rest wait for the next reconcile.
+/// The one reading of a GitHub failure: what only the operator can fix (a rejected
+/// token, a path the token cannot see, a refusal) blocks the unit, naming it; the rest
+/// wait for the next reconcile. The typed error stays the source.
 pub fn port_error(e: GithubError) -> PortError {
+    let error = match &e {
+        GithubError::TokenRejected => PortError::needs_operator(
+            "token rejected by GitHub (401): it is wrong, expired or revoked; set a valid \
+             one in the token option",
+        ),
+        GithubError::PathNotFound { .. } | GithubError::Forbidden { .. } => {
+            PortError::needs_operator(e.to_string())
+        }
+        _ => PortError::transient(e.to_string()),
+    };
+    error.with_source(e)
+}
+
+/// A failed `generate-jitconfig`, read with what the call was for: a refusal means the
+/// token may not register runners on `path`; a rejected request for an org whose runner
+/// group `group_now` no longer finds means the group is gone (both for the operator).
+fn registration_error(
+    e: GithubError,
+    path: &GithubPath,
+    group_now: impl FnOnce() -> PortResult<u64>,
+) -> PortError {
+    match &e {
+        GithubError::Forbidden { .. } => PortError::needs_operator(format!(
+            "the token lacks the permission to register runners on {path} ({e}); give it \
+             the repository's Administration or the org's Self-hosted runners permission \
+             (write), or the repo or admin:org scope"
+        ))
+        .with_source(e),
+        GithubError::Rejected { .. } if matches!(path, GithubPath::Org { .. }) => {
+            match group_now() {
+                Err(gone) if gone.needs_operator_fix() => gone,
+                _ => port_error(e),
+            }
+        }
+        _ => port_error(e),
+    }
+}
+
+/// The runner application cache's failure: GitHub's own read as any other GitHub call.
+pub fn app_port_error(e: AppError) -> PortError {
     match e {
-        GithubError::TokenRejected
-        | GithubError::PathNotFound { .. }
-        | GithubError::Forbidden { .. } => PortError::operator(e.to_string()),
-        other => PortError::transient(other.to_string()),
+        AppError::Download(github) => port_error(github).context("runner application download"),
+        other => PortError::transient_from(other),
     }
 }
 
@@ -117,15 +157,16 @@ impl RunnerRegistry for GithubRegistry {
             }),
             // Older GitHub Enterprise Server: register from inside with config.sh.
             Err(GithubError::JitUnavailable) => {
-                let token = self
-                    .client
-                    .registration_token(&self.path)
-                    .map_err(port_error)?;
+                let token = self.client.registration_token(&self.path).map_err(|e| {
+                    registration_error(e, &self.path, || resolve_group(&self.client, &self.path))
+                })?;
                 Ok(Credential::RegistrationToken(token.token))
             }
             Err(e) => {
                 self.forget_group();
-                Err(port_error(e))
+                Err(registration_error(e, &self.path, || {
+                    resolve_group(&self.client, &self.path)
+                }))
             }
         }
     }
@@ -150,10 +191,16 @@ pub fn resolve_group(client: &GithubClient, path: &GithubPath) -> PortResult<u64
         GithubPath::Org { org, group } => client
             .runner_group_id(org, group)
             .map_err(port_error)?
-            .ok_or_else(|| {
-                PortError::operator(format!("runner group {group:?} not found in {org}"))
-            }),
+            .ok_or_else(|| missing_group(org, group)),
     }
+}
+
+/// An org's runner group that GitHub does not have: only the operator can make it.
+fn missing_group(org: &str, group: &str) -> PortError {
+    PortError::needs_operator(format!(
+        "runner group {group:?} not found in {org}: create it on GitHub or change the group \
+         option"
+    ))
 }
 
 pub struct GithubAppSource<'a> {
@@ -162,11 +209,8 @@ pub struct GithubAppSource<'a> {
 }
 
 impl AppSource for GithubAppSource<'_> {
-    fn downloads(&self) -> Result<Vec<AppDownload>, String> {
-        let list = self
-            .client
-            .runner_downloads(self.path)
-            .map_err(|e| e.to_string())?;
+    fn downloads(&self) -> Result<Vec<AppDownload>, GithubError> {
+        let list = self.client.runner_downloads(self.path)?;
         Ok(list
             .into_iter()
             .map(|d| AppDownload {
@@ -179,10 +223,148 @@ impl AppSource for GithubAppSource<'_> {
             .collect())
     }
 
-    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), String> {
+    fn fetch(&self, download: &AppDownload, dest: &Path) -> Result<(), GithubError> {
         let sha = download.sha256.as_deref().unwrap_or_default();
-        self.client
-            .download(&download.download_url, dest, sha)
-            .map_err(|e| e.to_string())
+        self.client.download(&download.download_url, dest, sha)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reconcile::ports::PortErrorKind;
+    use std::error::Error;
+
+    fn repo() -> GithubPath {
+        GithubPath::parse("acme/widgets", "default").unwrap()
+    }
+    fn org() -> GithubPath {
+        GithubPath::parse("acme", "ci").unwrap()
+    }
+    fn forbidden() -> GithubError {
+        GithubError::Forbidden {
+            status: 403,
+            message: "Resource not accessible by personal access token".into(),
+        }
+    }
+    fn rejected() -> GithubError {
+        GithubError::Rejected {
+            status: 422,
+            message: "runner group not found".into(),
+        }
+    }
+    fn never() -> PortResult<u64> {
+        panic!("the group is looked up only for a rejected org registration")
+    }
+    fn github_source(e: &PortError) -> &GithubError {
+        e.source()
+            .and_then(|s| s.downcast_ref::<GithubError>())
+            .expect("GitHub's error under it")
+    }
+
+    #[test]
+    fn a_rejected_token_needs_the_operator_and_names_the_token() {
+        let e = port_error(GithubError::TokenRejected);
+        assert_eq!(e.kind, PortErrorKind::NeedsOperator);
+        assert!(
+            e.message().contains("token rejected by GitHub (401)"),
+            "{e}"
+        );
+        assert!(matches!(github_source(&e), GithubError::TokenRejected));
+    }
+
+    #[test]
+    fn passing_github_failures_are_transient() {
+        for e in [
+            GithubError::Server {
+                status: 502,
+                attempts: 3,
+            },
+            GithubError::Transport {
+                message: "timed out".into(),
+                attempts: 3,
+            },
+            GithubError::SecondaryRateLimited {
+                retry_after: std::time::Duration::from_secs(90),
+            },
+            rejected(),
+        ] {
+            let said = e.to_string();
+            let e = port_error(e);
+            assert_eq!(e.kind, PortErrorKind::Transient, "{said}");
+            assert_eq!(e.message(), said);
+        }
+    }
+
+    #[test]
+    fn a_refused_registration_names_the_missing_permission() {
+        for path in [repo(), org()] {
+            let e = registration_error(forbidden(), &path, never);
+            assert_eq!(e.kind, PortErrorKind::NeedsOperator);
+            let m = e.message();
+            assert!(
+                m.contains("lacks the permission to register runners on")
+                    && m.contains(&path.to_string())
+                    && m.contains("Resource not accessible"),
+                "{m}"
+            );
+            assert!(matches!(github_source(&e), GithubError::Forbidden { .. }));
+        }
+        // A 401 there is the token's, as anywhere else.
+        let e = registration_error(GithubError::TokenRejected, &org(), never);
+        assert!(
+            e.needs_operator_fix() && e.message().contains("token"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_rejected_org_registration_blocks_only_when_the_group_is_gone() {
+        let gone = registration_error(rejected(), &org(), || Err(missing_group("acme", "ci")));
+        assert_eq!(gone.kind, PortErrorKind::NeedsOperator);
+        assert!(
+            gone.message()
+                .contains("runner group \"ci\" not found in acme"),
+            "{gone}"
+        );
+        // The group is there (made anew, say): the next reconcile tries again.
+        let there = registration_error(rejected(), &org(), || Ok(7));
+        assert_eq!(there.kind, PortErrorKind::Transient);
+        assert!(matches!(
+            github_source(&there),
+            GithubError::Rejected { .. }
+        ));
+        // The groups cannot be listed: the registration's own failure stands.
+        let unknown = registration_error(rejected(), &org(), || {
+            Err(PortError::transient("GitHub server error 502"))
+        });
+        assert_eq!(unknown.kind, PortErrorKind::Transient);
+        assert!(unknown.message().contains("422"), "{unknown}");
+        // A repository has no group to lose; a 5xx is not the group's fault.
+        assert_eq!(
+            registration_error(rejected(), &repo(), never).kind,
+            PortErrorKind::Transient
+        );
+        let server = GithubError::Server {
+            status: 500,
+            attempts: 3,
+        };
+        assert_eq!(
+            registration_error(server, &org(), never).kind,
+            PortErrorKind::Transient
+        );
+    }
+
+    #[test]
+    fn the_application_download_reads_githubs_failures_the_same_way() {
+        let e = app_port_error(AppError::Download(GithubError::TokenRejected));
+        assert_eq!(e.kind, PortErrorKind::NeedsOperator);
+        assert!(
+            e.message()
+                .starts_with("runner application download: token rejected by GitHub"),
+            "{e}"
+        );
+        let e = app_port_error(AppError::NoMatch("linux/x64".into()));
+        assert_eq!(e.kind, PortErrorKind::Transient);
     }
 }

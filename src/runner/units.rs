@@ -35,6 +35,17 @@ impl std::fmt::Debug for Aproxy {
     }
 }
 
+/// Why aproxy cannot go into the runners (for a `blocked` status).
+#[derive(Debug, thiserror::Error)]
+pub enum AproxyError {
+    #[error("experimental-use-aproxy needs a Juju HTTP proxy (juju-http-proxy)")]
+    NoProxy,
+    #[error("the Juju HTTP proxy URL holds a quote, backslash or control character")]
+    UnsafeProxyUrl,
+    #[error("cannot read the charm's binary: {0}")]
+    Binary(#[source] std::io::Error),
+}
+
 impl Aproxy {
     /// aproxy for the runners when the option is on and Juju gives an HTTP(S) proxy;
     /// an error names what makes it impossible.
@@ -42,23 +53,21 @@ impl Aproxy {
         enabled: bool,
         proxy: &ProxyConfig,
         binary: impl FnOnce() -> std::io::Result<Vec<u8>>,
-    ) -> Result<Option<Aproxy>, String> {
+    ) -> Result<Option<Aproxy>, AproxyError> {
         if !enabled {
             return Ok(None);
         }
         let Some(upstream) = proxy.http.clone().or_else(|| proxy.https.clone()) else {
-            return Err("experimental-use-aproxy needs a Juju HTTP proxy (juju-http-proxy)".into());
+            return Err(AproxyError::NoProxy);
         };
         // systemd's environment files give quotes and backslashes a meaning.
         if upstream
             .chars()
             .any(|c| c.is_control() || matches!(c, '"' | '\'' | '\\'))
         {
-            return Err(
-                "the Juju HTTP proxy URL holds a quote, backslash or control character".into(),
-            );
+            return Err(AproxyError::UnsafeProxyUrl);
         }
-        let binary = binary().map_err(|e| format!("cannot read the charm's binary: {e}"))?;
+        let binary = binary().map_err(AproxyError::Binary)?;
         Ok(Some(Aproxy {
             binary: Arc::new(binary),
             upstream,
@@ -202,7 +211,8 @@ mod tests {
             .unwrap()
             .is_none());
         let err = Aproxy::from_config(true, &ProxyConfig::default(), never).unwrap_err();
-        assert!(err.contains("juju-http-proxy"), "{err}");
+        assert!(matches!(err, AproxyError::NoProxy), "{err}");
+        assert!(err.to_string().contains("juju-http-proxy"), "{err}");
         let https_only = ProxyConfig {
             https: Some("http://p:3129".into()),
             ..ProxyConfig::default()
@@ -212,6 +222,9 @@ mod tests {
             .unwrap();
         assert_eq!(a.upstream, "http://p:3129");
         assert!(a.proxy_address().is_none(), "a name is not an address");
-        assert!(Aproxy::from_config(true, &proxy("http://p:1\nX=1"), || Ok(vec![])).is_err());
+        assert!(matches!(
+            Aproxy::from_config(true, &proxy("http://p:1\nX=1"), || Ok(vec![])),
+            Err(AproxyError::UnsafeProxyUrl)
+        ));
     }
 }

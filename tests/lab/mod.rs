@@ -150,6 +150,14 @@ impl Sim {
         serde_json::from_str(&text).unwrap_or(Value::Null)
     }
 
+    /// An admin call that answers 204 (e.g. removing a runner group).
+    pub fn delete(&self, path: &str) {
+        self.agent
+            .delete(&format!("{}{path}", self.url))
+            .call()
+            .unwrap();
+    }
+
     /// Runners registered under names starting with `prefix`.
     pub fn runners(&self, prefix: &str) -> Vec<Value> {
         let all = self.get("/_sim/runners");

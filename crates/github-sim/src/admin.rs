@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/_sim/orgs", post(add_org))
         .route("/_sim/repos", post(add_repo))
         .route("/_sim/orgs/:org/runner-groups", post(add_group))
+        .route("/_sim/orgs/:org/runner-groups/:name", delete(remove_group))
         .route("/_sim/tokens", post(add_token))
         .route("/_sim/jobs", post(queue_job).get(list_jobs))
         .route("/_sim/jobs/:id", get(get_job))
@@ -77,6 +78,17 @@ async fn add_group(
         )
             .into_response(),
         None => error(StatusCode::NOT_FOUND, "no such org"),
+    }
+}
+
+async fn remove_group(
+    State(sim): State<Arc<Sim>>,
+    Path((org, name)): Path<(String, String)>,
+) -> Response {
+    if sim.lock().remove_group(&org, &name) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        error(StatusCode::NOT_FOUND, "no such group")
     }
 }
 

@@ -27,6 +27,7 @@
 //! # Admin API (no authentication; JSON in and out)
 //! - `POST /_sim/orgs {"name"}`; `POST /_sim/repos {"repository": "owner/name"}`;
 //!   `POST /_sim/orgs/{org}/runner-groups {"name"}` -> `{"id"}`;
+//!   `DELETE /_sim/orgs/{org}/runner-groups/{name}` (its runners move to `default`);
 //!   `POST /_sim/tokens {"token"}` adds an accepted PAT.
 //! - `POST /_sim/jobs {"repository", "labels": [..], "event_name", "event": {..},
 //!   "steps": ["shell", ..], "workflow"?, "ref_name"?, "base_ref"?, "head_ref"?, "sha"?}`

@@ -146,6 +146,25 @@ impl World {
         Some(id)
     }
 
+    /// Removes a group of `org` (never `default`); its runners move to `default`, as
+    /// on GitHub. Whether there was such a group.
+    pub fn remove_group(&mut self, org: &str, name: &str) -> bool {
+        let Some(groups) = self.orgs.get_mut(org) else {
+            return false;
+        };
+        let Some(at) = groups.iter().position(|g| g.name == name && g.id != 1) else {
+            return false;
+        };
+        let id = groups.remove(at).id;
+        let scope = Scope::Org(org.to_string());
+        for runner in self.runners.values_mut() {
+            if runner.scope == scope && runner.group_id == id {
+                runner.group_id = 1;
+            }
+        }
+        true
+    }
+
     pub fn scope_exists(&self, scope: &Scope) -> bool {
         match scope {
             Scope::Org(org) => self.orgs.contains_key(org),
@@ -264,5 +283,19 @@ mod tests {
         assert!(Scope::Org("acme".into()).serves("acme/web"));
         assert!(!Scope::Org("acme".into()).serves("other/web"));
         assert!(Scope::Repo("o/r".into()).serves("o/r"));
+    }
+
+    #[test]
+    fn a_removed_group_is_gone_and_never_the_default() {
+        let mut w = World::for_tests(3);
+        w.add_org("acme");
+        let id = w.add_group("acme", "ci").unwrap();
+        let org = Scope::Org("acme".into());
+        assert!(w.group_exists(&org, id));
+        assert!(!w.remove_group("acme", "default"));
+        assert!(w.remove_group("acme", "ci"));
+        assert!(!w.group_exists(&org, id));
+        assert_eq!(w.group_id(&org, Some("ci")), None);
+        assert!(!w.remove_group("acme", "ci"));
     }
 }

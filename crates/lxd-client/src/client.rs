@@ -15,7 +15,7 @@ use super::types::{
     ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile, Server,
     StatePut, StoragePool,
 };
-use super::LxdError;
+use super::{LxdError, NotReady};
 
 /// How long an operation may run unless the caller says otherwise.
 const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -255,7 +255,7 @@ impl LxdClient {
             first: Duration::from_millis(50),
             max: Duration::from_millis(500),
         };
-        let timed_out = |last: String| LxdError::Timeout {
+        let timed_out = |last: NotReady| LxdError::Timeout {
             what: format!("instance {instance} ready ({last})"),
             after: timeout,
         };
@@ -263,25 +263,23 @@ impl LxdClient {
             .await
             .map_err(timed_out)?;
         retry_until(deadline, backoff, || async {
-            let state = self
-                .instance_state(instance)
-                .await
-                .map_err(|e| e.to_string())?;
+            let state = self.instance_state(instance).await?;
             state
                 .ipv4(interface)
-                .ok_or_else(|| format!("no IPv4 address on {interface} yet"))
+                .ok_or_else(|| NotReady::NoAddress(interface.to_string()))
         })
         .await
         .map_err(timed_out)
     }
 
     /// Whether `exec true` succeeds in the instance; why not, if it does not.
-    pub async fn exec_true(&self, instance: &str) -> Result<(), String> {
+    pub async fn exec_true(&self, instance: &str) -> Result<(), NotReady> {
         let probe = ExecSpec::new(["true"]).timeout(Duration::from_secs(10));
-        match self.exec(instance, &probe).await {
-            Ok(out) if out.success() => Ok(()),
-            Ok(out) => Err(format!("exec true exited {}", out.exit_code)),
-            Err(e) => Err(e.to_string()),
+        let out = self.exec(instance, &probe).await?;
+        if out.success() {
+            Ok(())
+        } else {
+            Err(NotReady::ExecFailed(out.exit_code))
         }
     }
 

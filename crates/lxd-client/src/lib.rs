@@ -38,6 +38,10 @@ pub enum LxdError {
     /// The object asked for does not exist (LXD answered 404); LXD's own message.
     #[error("LXD: {message}")]
     NotFound { message: String },
+    /// LXD refused because another operation (the instance's creation, say) still runs
+    /// on the object; LXD's own message. Worth trying again shortly.
+    #[error("LXD: {message}")]
+    Busy { message: String },
     /// LXD refused or failed the request; its own message and status code.
     #[error("LXD error {status}: {message}")]
     Api { status: u16, message: String },
@@ -63,6 +67,21 @@ impl LxdError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, LxdError::NotFound { .. })
     }
+    pub fn is_busy(&self) -> bool {
+        matches!(self, LxdError::Busy { .. })
+    }
+}
+
+/// Why an instance is not ready yet: what [`LxdClient::wait_ready`] waits past, and the
+/// last of them names its timeout.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("exec true exited {0}")]
+    ExecFailed(i32),
+    #[error("no IPv4 address on {0} yet")]
+    NoAddress(String),
+    #[error(transparent)]
+    Lxd(#[from] LxdError),
 }
 
 /// The socket to use: `lxd_dir/unix.socket` when the caller has one (`LXD_DIR`, read at

@@ -294,9 +294,17 @@ pub fn parse_raw(status: u16, body: Vec<u8>) -> Result<Vec<u8>, LxdError> {
 fn error_for(status: u16, message: String) -> LxdError {
     if status == 404 {
         LxdError::NotFound { message }
+    } else if is_busy(&message) {
+        LxdError::Busy { message }
     } else {
         LxdError::Api { status, message }
     }
+}
+
+/// LXD says an object is busy only in words ("Instance is busy running a \"create\"
+/// operation", status 400 or 500 like any other refusal): the one place they are read.
+fn is_busy(message: &str) -> bool {
+    message.contains("is busy running")
 }
 
 /// Decodes a sync payload into the expected type.
@@ -315,6 +323,8 @@ pub fn decode<T: serde::de::DeserializeOwned>(answer: Answer) -> Result<T, LxdEr
 pub fn operation_result(op: Operation) -> Result<Operation, LxdError> {
     if op.succeeded() {
         Ok(op)
+    } else if is_busy(&op.err) {
+        Err(LxdError::Busy { message: op.err })
     } else {
         Err(LxdError::Operation {
             description: op.description,

@@ -284,6 +284,28 @@ fn failed_operation_becomes_error_with_its_err_text() {
     );
 }
 
+/// LXD 5.0's own answer to a delete while the instance is still being created (seen on
+/// the test daemon), and the same words in a direct error: both are typed as busy.
+#[test]
+fn busy_answers_are_typed_as_busy() {
+    let op: Operation = serde_json::from_value(json!({
+        "id": "x", "description": "Deleting instance", "status": "Failure",
+        "status_code": 400, "metadata": null,
+        "err": "Failed to create instance delete operation: Instance is busy running a \"create\" operation"
+    }))
+    .unwrap();
+    let err = req::operation_result(op).unwrap_err();
+    assert!(err.is_busy(), "{err:?}");
+    assert!(
+        err.to_string().contains("busy running a \"create\""),
+        "{err}"
+    );
+    let raw = br#"{"type":"error","error_code":500,"error":"Instance is busy running a \"start\" operation"}"#;
+    assert!(req::parse_answer(500, raw).unwrap_err().is_busy());
+    let raw = br#"{"type":"error","error_code":400,"error":"Instance is running","metadata":null}"#;
+    assert!(!req::parse_answer(400, raw).unwrap_err().is_busy());
+}
+
 #[test]
 fn exec_result_reads_return_code_and_log_urls() {
     let r: types::ExecResult = serde_json::from_value(json!({

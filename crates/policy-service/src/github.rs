@@ -11,6 +11,11 @@ pub use github_client::repo_models::{
     PullRequest, PullRequestRef, RepoRef, Repository, RequiredReviews, Slug,
 };
 
+/// A value that is not a repository's `OWNER/NAME`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not of the form OWNER/REPOSITORY")]
+pub struct BadRepoName(pub String);
+
 /// A repository's `OWNER/NAME`, validated so it can go into a URL path as two segments.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RepoName {
@@ -20,10 +25,9 @@ pub struct RepoName {
 
 impl RepoName {
     /// Parses `OWNER/NAME`; both parts use GitHub's name characters only.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let (owner, name) = raw
-            .split_once('/')
-            .ok_or_else(|| format!("{raw:?} is not of the form OWNER/REPOSITORY"))?;
+    pub fn parse(raw: &str) -> Result<Self, BadRepoName> {
+        let bad = || BadRepoName(raw.to_string());
+        let (owner, name) = raw.split_once('/').ok_or_else(bad)?;
         let valid = |s: &str| {
             !s.is_empty()
                 && s.len() <= 100
@@ -33,7 +37,7 @@ impl RepoName {
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         };
         if !valid(owner) || !valid(name) {
-            return Err(format!("{raw:?} is not of the form OWNER/REPOSITORY"));
+            return Err(bad());
         }
         Ok(RepoName {
             owner: owner.to_string(),

@@ -30,15 +30,28 @@ impl LoopbackAddr {
     }
 }
 
-impl std::str::FromStr for LoopbackAddr {
-    type Err = String;
+/// Why a `--charm-bind` value is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{raw}: {source}")]
+    NotAnAddress {
+        raw: String,
+        source: std::net::AddrParseError,
+    },
+    #[error("{0} is not a loopback address: the charm's routes are served on loopback only")]
+    NotLoopback(SocketAddr),
+}
 
-    fn from_str(raw: &str) -> Result<Self, String> {
-        let addr: SocketAddr = raw.parse().map_err(|e| format!("{raw}: {e}"))?;
+impl std::str::FromStr for LoopbackAddr {
+    type Err = BindError;
+
+    fn from_str(raw: &str) -> Result<Self, BindError> {
+        let addr: SocketAddr = raw.parse().map_err(|source| BindError::NotAnAddress {
+            raw: raw.to_string(),
+            source,
+        })?;
         if !addr.ip().is_loopback() {
-            return Err(format!(
-                "{raw} is not a loopback address: the charm's routes are served on loopback only"
-            ));
+            return Err(BindError::NotLoopback(addr));
         }
         Ok(LoopbackAddr(addr))
     }

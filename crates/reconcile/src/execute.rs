@@ -2,6 +2,7 @@
 //! runner's failure is recorded and cleaned up, never fatal to the others.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ use ghr_types::{RunnerName, RunnerPrefix};
 pub struct Report {
     pub created: Vec<RunnerName>,
     pub removed: BTreeMap<Reason, u32>,
-    /// `(what, why)` for every step that failed.
-    pub failed: Vec<(String, String)>,
+    /// Every step that failed, with its typed cause.
+    pub failed: Vec<Failure>,
     /// Removals GitHub refused because the runner took a job meanwhile.
     pub kept_busy: Vec<RunnerName>,
     /// Registrations left busy after their instance died, until GitHub drops the job.
@@ -29,9 +30,30 @@ pub struct Report {
     pub duration: Duration,
 }
 
+/// One step that failed: what it was (`create NAME`, `remove NAME (reason)`) and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    pub what: String,
+    pub error: PortError,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.what, self.error)
+    }
+}
+
 impl Report {
     pub fn removed_total(&self) -> u32 {
         self.removed.values().sum()
+    }
+    /// The first failure only the operator can fix, if any: the one error a reconcile
+    /// that otherwise went on for every runner must still fail with.
+    pub fn needs_operator(&self) -> Option<&PortError> {
+        self.failed
+            .iter()
+            .map(|f| &f.error)
+            .find(|e| e.needs_operator_fix())
     }
     /// `key=value` pairs for action-set.
     pub fn as_results(&self) -> Vec<(String, String)> {
@@ -53,8 +75,8 @@ impl Report {
                 n.to_string(),
             ));
         }
-        for (i, (what, why)) in self.failed.iter().enumerate() {
-            out.push((format!("failures.f{i}"), format!("{what}: {why}")));
+        for (i, failure) in self.failed.iter().enumerate() {
+            out.push((format!("failures.f{i}"), failure.to_string()));
         }
         out
     }
@@ -62,10 +84,13 @@ impl Report {
 
 enum Done {
     Created(RunnerName),
-    CreateFailed(String, String),
     Removed(Reason),
     KeptBusy(RunnerName),
-    RemoveFailed(String, String),
+    Failed(Failure),
+}
+
+fn failed(what: String, error: PortError) -> Done {
+    Done::Failed(Failure { what, error })
 }
 
 /// Runs every step of `plan`, at most `limit` at a time.
@@ -115,16 +140,19 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
                 report.starting += 1;
                 report.created.push(name);
             }
-            Ok(Done::CreateFailed(what, why)) | Ok(Done::RemoveFailed(what, why)) => {
-                log::warn!("{what} failed: {why}");
-                report.failed.push((what, why));
+            Ok(Done::Failed(failure)) => {
+                log::warn!("{} failed: {}", failure.what, failure.error);
+                report.failed.push(failure);
             }
             Ok(Done::Removed(reason)) => *report.removed.entry(reason).or_default() += 1,
             Ok(Done::KeptBusy(name)) => {
                 report.busy += 1;
                 report.kept_busy.push(name);
             }
-            Err(join_error) => report.failed.push(("task".into(), join_error.to_string())),
+            Err(join_error) => report.failed.push(Failure {
+                what: "task".into(),
+                error: PortError::transient_from(join_error),
+            }),
         }
     }
     report.created.sort();
@@ -137,7 +165,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, PortError> {
     tokio::task::spawn_blocking(f)
         .await
-        .unwrap_or_else(|e| Err(PortError::transient(e.to_string())))
+        .unwrap_or_else(|e| Err(PortError::transient_from(e)))
 }
 
 async fn create<H: RunnerHost, R: RunnerRegistry>(
@@ -150,7 +178,7 @@ async fn create<H: RunnerHost, R: RunnerRegistry>(
     let n = name.clone();
     let credential = match blocking(move || reg.register(&n)).await {
         Ok(c) => c,
-        Err(e) => return Done::CreateFailed(what, e.message),
+        Err(e) => return failed(what, e),
     };
     match host.provision(&name, &credential).await {
         Ok(()) => {
@@ -168,7 +196,7 @@ async fn create<H: RunnerHost, R: RunnerRegistry>(
                     log::warn!("cleaning up registration of {name}: {cleanup}");
                 }
             }
-            Done::CreateFailed(what, e.message)
+            failed(what, e)
         }
     }
 }
@@ -192,8 +220,8 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
             Ok(Deletion::Busy) => {
                 log::info!("{name} is busy on GitHub; a later reconcile deletes its registration")
             }
-            Err(e) if !force => return Done::RemoveFailed(what, e.message),
-            Err(e) => log::warn!("{what}: registration: {}", e.message),
+            Err(e) if !force => return failed(what, e),
+            Err(e) => log::warn!("{what}: registration: {e}"),
         }
     }
     // Whatever the reason and whether or not an instance is left: the runner is going,
@@ -201,7 +229,7 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
     host.revoke(&name).await;
     if instance {
         if let Err(e) = host.delete(&name).await {
-            return Done::RemoveFailed(what, e.message);
+            return failed(what, e);
         }
     }
     log::info!("removed runner {name} ({})", reason.as_str());

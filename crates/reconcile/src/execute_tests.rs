@@ -67,7 +67,12 @@ async fn a_failed_creation_leaves_nothing_and_does_not_stop_the_others() {
     .unwrap();
     assert_eq!(report.created.len(), 2);
     assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].1, "image missing");
+    assert_eq!(report.failed[0].error.message(), "image missing");
+    assert_eq!(
+        report.needs_operator(),
+        None,
+        "a transient failure is only counted"
+    );
     assert_eq!(
         host.instances.lock().unwrap().len(),
         2,
@@ -245,8 +250,35 @@ async fn nothing_is_deleted_when_github_cannot_be_read() {
     )
     .await
     .unwrap_err();
-    assert!(err.message.contains("500"));
+    assert!(err.message().contains("500"));
     assert_eq!(host.instances.lock().unwrap().len(), 2);
+}
+
+/// The cause of a failed creation survives the executor: the report says which failure
+/// only the operator can fix, with the adapter's typed error still under it.
+#[tokio::test]
+async fn a_failure_only_the_operator_can_fix_keeps_its_cause() {
+    #[derive(Debug, thiserror::Error)]
+    #[error("401 from the registry")]
+    struct Rejected;
+    let host = Arc::new(FakeHost::default());
+    let reg = Arc::new(FakeRegistry::default());
+    *reg.register_error.lock().unwrap() =
+        Some(PortError::needs_operator("token rejected").with_source(Rejected));
+    let report = reconcile(host.clone(), reg, &prefix(), &desired(2, Flush::None), 8)
+        .await
+        .expect("the listing works; only creations fail");
+    assert_eq!(report.failed.len(), 2, "every creation was tried");
+    assert!(report.created.is_empty());
+    let cause = report.needs_operator().expect("an operator's cause");
+    assert_eq!(cause.kind, crate::ports::PortErrorKind::NeedsOperator);
+    assert_eq!(cause.message(), "token rejected");
+    let source = std::error::Error::source(cause).expect("the typed source");
+    assert!(source.downcast_ref::<Rejected>().is_some(), "{source:?}");
+    assert!(host.instances.lock().unwrap().is_empty());
+    let said = format!("{}: token rejected", report.failed[0].what);
+    assert!(said.starts_with("create "), "{said}");
+    assert!(report.as_results().contains(&("failures.f0".into(), said)));
 }
 
 #[tokio::test]

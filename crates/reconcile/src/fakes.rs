@@ -57,6 +57,8 @@ pub struct FakeRegistry {
     pub runners: Mutex<BTreeMap<u64, ObservedRegistration>>,
     pub next_id: Mutex<u64>,
     pub list_error: Mutex<Option<String>>,
+    /// What every registration fails with, if set.
+    pub register_error: Mutex<Option<PortError>>,
     pub calls: Mutex<Vec<String>>,
 }
 
@@ -85,6 +87,9 @@ impl RunnerRegistry for FakeRegistry {
     }
     fn register(&self, name: &RunnerName) -> PortResult<Credential> {
         self.calls.lock().unwrap().push("register".into());
+        if let Some(e) = self.register_error.lock().unwrap().clone() {
+            return Err(e);
+        }
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;

@@ -32,9 +32,7 @@ pub async fn observe<H: RunnerHost, R: RunnerRegistry>(
 ) -> Result<Observed, PortError> {
     let registrations = tokio::task::spawn_blocking(move || registry.list());
     let instances = host.list().await?;
-    let registrations = registrations
-        .await
-        .map_err(|e| PortError::transient(e.to_string()))??;
+    let registrations = registrations.await.map_err(PortError::transient_from)??;
     Ok(Observed {
         instances: instances
             .into_iter()

@@ -19,8 +19,11 @@ pub enum LockError {
     #[error("another reconcile is still running after waiting {0:?}; this one was skipped")]
     Busy(Duration),
     /// The lock file could not be opened or locked.
-    #[error("reconcile lock {path}: {reason}")]
-    Io { path: String, reason: String },
+    #[error("reconcile lock {}: {source}", .path.display())]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl ReconcileLock {
@@ -36,12 +39,12 @@ impl ReconcileLock {
         wait: Duration,
         mut on_held: impl FnMut(),
     ) -> Result<Self, LockError> {
-        let io = |e: &dyn std::fmt::Display| LockError::Io {
-            path: path.display().to_string(),
-            reason: e.to_string(),
+        let io = |source: std::io::Error| LockError::Io {
+            path: path.to_path_buf(),
+            source,
         };
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| io(&e))?;
+            std::fs::create_dir_all(dir).map_err(io)?;
         }
         let deadline = Instant::now() + wait;
         let mut pause = Duration::from_millis(20);
@@ -51,11 +54,11 @@ impl ReconcileLock {
                 .truncate(false)
                 .write(true)
                 .open(path)
-                .map_err(|e| io(&e))?;
+                .map_err(io)?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(ReconcileLock { _lock: lock }),
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => on_held(),
-                Err((_, errno)) => return Err(io(&errno)),
+                Err((_, errno)) => return Err(io(errno.into())),
             }
             let now = Instant::now();
             if now >= deadline {

@@ -3,7 +3,10 @@
 //! ([`RunnerRegistry`], GitHub). Tests use in-memory fakes; production adapters wrap
 //! the real clients.
 
+use std::error::Error;
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use super::plan::{ObservedInstance, ObservedRegistration};
 use ghr_types::{RunnerName, Secret};
@@ -37,29 +40,95 @@ pub enum Deletion {
     Busy,
 }
 
-/// A failure of either side, with whether retrying later may help.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
+/// Who can make a failed call succeed: the adapters decide it from their own typed
+/// errors (the engine knows neither HTTP nor LXD), the charm's error policy acts on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortErrorKind {
+    /// Trying again later may work (a server error, a timeout, an instance that never
+    /// came up): counted in the report, retried by the next reconcile.
+    Transient,
+    /// Only the operator can fix it (a rejected token, a missing permission, runner
+    /// group or image): the message names what to fix.
+    NeedsOperator,
+}
+
+/// A failure of either side: its kind, the message for the operator, and the typed
+/// error it comes from (a `GithubError`, an `LxdError`, ...), kept as its source.
+#[derive(Clone)]
 pub struct PortError {
-    pub message: String,
-    /// The operator must act (bad token, missing image): `blocked`, not `waiting`.
-    pub needs_operator: bool,
+    pub kind: PortErrorKind,
+    message: String,
+    source: Option<Arc<dyn Error + Send + Sync + 'static>>,
 }
 
 impl PortError {
     pub fn transient(message: impl Into<String>) -> Self {
         PortError {
+            kind: PortErrorKind::Transient,
             message: message.into(),
-            needs_operator: false,
+            source: None,
         }
     }
-    pub fn operator(message: impl Into<String>) -> Self {
+    pub fn needs_operator(message: impl Into<String>) -> Self {
         PortError {
+            kind: PortErrorKind::NeedsOperator,
             message: message.into(),
-            needs_operator: true,
+            source: None,
         }
+    }
+    /// A transient failure said as `source` says it, keeping `source` under it.
+    pub fn transient_from(source: impl Error + Send + Sync + 'static) -> Self {
+        PortError::transient(source.to_string()).with_source(source)
+    }
+    /// The same failure with `source`, the typed error it comes from, under it.
+    pub fn with_source(mut self, source: impl Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Arc::new(source));
+        self
+    }
+    /// The same failure, said as `context: message`.
+    pub fn context(mut self, context: impl fmt::Display) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+    pub fn needs_operator_fix(&self) -> bool {
+        self.kind == PortErrorKind::NeedsOperator
+    }
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
+
+impl fmt::Display for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Debug for PortError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PortError")
+            .field("kind", &self.kind)
+            .field("message", &self.message)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl Error for PortError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        // The typed error itself (not the Arc around it), so that callers can downcast.
+        self.source.as_deref().map(|e| e as &(dyn Error + 'static))
+    }
+}
+
+/// Equal when the kind and the message are: two sources cannot be compared.
+impl PartialEq for PortError {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for PortError {}
 
 pub type PortResult<T> = Result<T, PortError>;
 

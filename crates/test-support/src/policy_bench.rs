@@ -11,6 +11,25 @@ use policy_service::github::{
 };
 use policy_service::server::{serve, AppState, Listeners};
 
+/// Why a measurement could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("bench setup: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("policy service: {0}")]
+    Policy(#[from] policy_service::PolicyError),
+    #[error("GitHub client: {0}")]
+    Github(#[from] github_client::GithubError),
+    #[error("request: {0}")]
+    Request(#[from] Box<ureq::Error>),
+    #[error("{path} answered {status}, expected {expected}")]
+    Status {
+        path: String,
+        status: u16,
+        expected: u16,
+    },
+}
+
 /// Latency percentiles over the samples.
 #[derive(Clone, Debug)]
 pub struct LatencyReport {
@@ -104,7 +123,7 @@ pub fn measure_check_latency(
     body: &str,
     expected_status: u16,
     samples: usize,
-) -> Result<LatencyReport, String> {
+) -> Result<LatencyReport, BenchError> {
     const CHARM_TOKEN: &str = "bench-charm-token";
     /// The runner every measured check is made as (tokens are bound to a runner).
     const BENCH_RUNNER: &str = "bench-runner-0-00000000";
@@ -112,22 +131,18 @@ pub fn measure_check_latency(
         inner: api,
         spent: Mutex::new((Duration::ZERO, 0)),
     });
-    let state = AppState::new(CHARM_TOKEN, timed.clone(), None).map_err(|e| e.to_string())?;
+    let state = AppState::new(CHARM_TOKEN, timed.clone(), None)?;
     // The runners' routes and the charm's listen apart, as in production.
-    let bind = || -> Result<(std::net::TcpListener, String), String> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let url = format!(
-            "http://{}",
-            listener.local_addr().map_err(|e| e.to_string())?
-        );
+    let bind = || -> std::io::Result<(std::net::TcpListener, String)> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
         Ok((listener, url))
     };
     let ((runners, base), (charm, charm_base)) = (bind()?, bind()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = runtime.spawn(async move {
         let listeners = Listeners {
@@ -153,9 +168,8 @@ pub fn measure_check_latency(
                 ))
                 .set("Authorization", &format!("Bearer {CHARM_TOKEN}"))
                 .call()
-                .map_err(|e| e.to_string())?
-                .into_string()
-                .map_err(|e| e.to_string())?;
+                .map_err(Box::new)?
+                .into_string()?;
             timed.take();
             let start = Instant::now();
             let status = match agent
@@ -167,13 +181,15 @@ pub fn measure_check_latency(
             {
                 Ok(r) => r.status(),
                 Err(ureq::Error::Status(code, _)) => code,
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(Box::new(e).into()),
             };
             let elapsed = start.elapsed();
             if status != expected_status {
-                return Err(format!(
-                    "{path} answered {status}, expected {expected_status}"
-                ));
+                return Err(BenchError::Status {
+                    path: path.to_string(),
+                    status,
+                    expected: expected_status,
+                });
             }
             let (github, n) = timed.take();
             calls = n;

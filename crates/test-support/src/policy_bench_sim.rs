@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::policy_bench::{measure_check_latency, LatencyReport};
+use crate::policy_bench::{measure_check_latency, BenchError, LatencyReport};
 use ghr_types::Token;
 use github_client::GithubClient;
 use github_sim::repo_state::{BranchData, CommentData, Protection, PullData, RequiredReviews};
@@ -67,17 +67,15 @@ pub fn measure_with_simulator(
     samples: usize,
     outside: usize,
     comments: usize,
-) -> Result<Vec<Scenario>, String> {
-    let server = SimServer::start(SimConfig::new(PAT), "127.0.0.1:0".parse().expect("addr"))
-        .map_err(|e| e.to_string())?;
+) -> Result<Vec<Scenario>, BenchError> {
+    let server = SimServer::start(SimConfig::new(PAT), "127.0.0.1:0".parse().expect("addr"))?;
     world(&server, outside, comments);
     let client = GithubClient::with_options(
         &server.url,
         Token::new(PAT),
         &ghr_types::proxy::ProxyConfig::default(),
         policy_service::client_options(),
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let api = Arc::new(client);
     let push = r#"{"repository_name": "canonical/app"}"#;
     let pr = format!(
