@@ -8,7 +8,7 @@
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
-use crate::host::files::ensure_private_dir;
+use fs_state::ensure_private_dir;
 use crate::host::kernel::{self, RebootPhase};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
@@ -191,8 +191,8 @@ fn install_policy_service(
 
 /// The error policy for host steps: a value that cannot be written is the operator's
 /// to fix (`blocked`); anything else is retried with the hook.
-fn failed(step: &'static str) -> impl Fn(HostError) -> CharmError {
-    move |err| match err {
+fn failed<E: Into<HostError>>(step: &'static str) -> impl Fn(E) -> CharmError {
+    move |err| match err.into() {
         HostError::Render(e) => CharmError::Blocked(format!("{step}: {e}")),
         other => CharmError::Internal(anyhow::anyhow!("{step} failed: {other}")),
     }

@@ -72,7 +72,7 @@ fn config(extra: Value) -> CharmConfig {
 }
 
 fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, CharmError> {
-    let clock = FakeClock::new();
+    let clock = FakeClock::default();
     install(
         juju,
         &h.env,

@@ -171,13 +171,12 @@ struct Record {
 }
 
 /// The check's I/O: systemd through [`Commands`], `/health` through a [`HealthProbe`],
-/// time through a [`Clock`] (waits) and `now` (the persisted restart time).
+/// time through a [`Clock`] (waits, and the persisted restart time).
 pub struct HealthCheck<'a> {
     pub commands: &'a dyn Commands,
     pub probe: &'a dyn HealthProbe,
     pub clock: &'a dyn Clock,
     pub paths: &'a HostPaths,
-    pub now: fn() -> u64,
 }
 
 impl HealthCheck<'_> {
@@ -199,7 +198,7 @@ impl HealthCheck<'_> {
     fn act(&self, evidence: GithubEvidence) -> Option<Health> {
         let seen = self.look();
         let last = self.load().last_github_restart;
-        match decide(&seen, evidence, last, (self.now)()) {
+        match decide(&seen, evidence, last, self.clock.unix_seconds()) {
             Decision::Healthy => Some(Health::Healthy),
             Decision::AskAfterReconcile(why) => {
                 log::info!("policy service: {why}; deciding after the reconcile");
@@ -246,7 +245,7 @@ impl HealthCheck<'_> {
         log::warn!("policy service unhealthy ({why}): restarting it");
         if rate_limited {
             self.save(&Record {
-                last_github_restart: Some((self.now)()),
+                last_github_restart: Some(self.clock.unix_seconds()),
             });
         }
         if let Err(e) = restart_policy_service(self.commands) {
@@ -276,8 +275,9 @@ impl HealthCheck<'_> {
 
     fn save(&self, record: &Record) {
         let body = serde_json::to_vec(record).expect("serializable");
-        let _ = std::fs::create_dir_all(self.paths.state_dir());
-        if let Err(e) = std::fs::write(self.paths.policy_health_file(), body) {
+        let written = fs_state::ensure_private_dir(&self.paths.state_dir())
+            .and_then(|()| fs_state::write_atomic(&self.paths.policy_health_file(), &body, 0o600));
+        if let Err(e) = written {
             log::warn!("policy service restart record: {e}");
         }
     }
@@ -306,7 +306,6 @@ impl LocalCheck {
             probe: &self.client,
             clock: &SystemClock,
             paths: &self.paths,
-            now: crate::charm::summary::unix_now,
         }
     }
 }

@@ -12,7 +12,7 @@ pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
-use crate::host::files::ensure_private_dir;
+use fs_state::ensure_private_dir;
 use crate::host::SystemCommands;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
@@ -196,8 +196,10 @@ impl Runners {
     /// jobs take: idle ones at once, busy ones when their job is done. Kept in a file
     /// until then, so every later reconcile (the timer's, an action's) goes on with it.
     pub fn leave_path(&self, old: &GithubPath) -> Result<(), CharmError> {
-        std::fs::create_dir_all(self.paths.state_dir())
-            .and_then(|()| std::fs::write(self.paths.draining_path_file(), old.to_string()))
+        ensure_private_dir(&self.paths.state_dir())
+            .and_then(|()| {
+                fs_state::write_atomic(&self.paths.draining_path_file(), old.to_string().as_bytes(), 0o600)
+            })
             .map_err(|e| CharmError::Internal(e.into()))
     }
 

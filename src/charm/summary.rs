@@ -1,7 +1,6 @@
 //! The last reconcile's counts, kept in a file so that `update-status` can report them
 //! without any I/O beyond the hook tools.
 
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -122,15 +121,14 @@ fn read_json<T: for<'de> Deserialize<'de>>(file: &std::path::Path) -> Option<T> 
 /// Best effort: a file that cannot be written costs update-status its detail, not the
 /// hook its result.
 fn write_json<T: Serialize>(paths: &Paths, file: &std::path::Path, value: &T) {
-    let _ = std::fs::create_dir_all(paths.state_dir());
-    let _ = std::fs::write(file, serde_json::to_vec(value).expect("serializable"));
+    let body = serde_json::to_vec(value).expect("serializable");
+    let _ = fs_state::ensure_private_dir(&paths.state_dir())
+        .and_then(|()| fs_state::write_atomic(file, &body, 0o600));
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    use ghr_types::clock::{Clock, SystemClock};
+    SystemClock.unix_seconds()
 }
 
 #[cfg(test)]

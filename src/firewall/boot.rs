@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::host::files::write_if_changed;
+use fs_state::write_if_changed;
 use crate::host::packages::run_ok;
 use crate::host::{Cmd, Commands, HostError, HostPaths};
 

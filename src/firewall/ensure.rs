@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use super::apply::Nft;
 use super::render::{render, FirewallSpec};
 use super::FirewallError;
-use crate::host::files::{ensure_private_dir, write_atomic};
+use fs_state::{ensure_private_dir, write_atomic};
 use crate::host::HostPaths;
 
 /// The two root-only files of the last load: the ruleset (what the boot unit loads) and

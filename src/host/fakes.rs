@@ -1,11 +1,10 @@
-//! In-memory [`Commands`] and [`Clock`] for unit tests: scripted answers matched by
+//! In-memory [`Commands`] (and the test clock) for unit tests: scripted answers matched by
 //! program and argument prefix, and a record of every call.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
 
-use super::{Clock, Cmd, CmdOutput, CommandError, Commands};
+use super::{Cmd, CmdOutput, CommandError, Commands};
 
 struct Rule {
     program: String,
@@ -61,32 +60,5 @@ impl Commands for FakeCommands {
     }
 }
 
-/// A clock whose sleeps advance virtual time instantly.
-pub struct FakeClock {
-    start: Instant,
-    elapsed: Cell<Duration>,
-    pub sleeps: RefCell<Vec<Duration>>,
-}
-
-impl FakeClock {
-    pub fn new() -> Self {
-        FakeClock {
-            start: Instant::now(),
-            elapsed: Cell::new(Duration::ZERO),
-            sleeps: RefCell::new(Vec::new()),
-        }
-    }
-    pub fn slept(&self) -> Duration {
-        self.elapsed.get()
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> Instant {
-        self.start + self.elapsed.get()
-    }
-    fn sleep(&self, duration: Duration) {
-        self.sleeps.borrow_mut().push(duration);
-        self.elapsed.set(self.elapsed.get() + duration);
-    }
-}
+/// The clock for unit tests: moves only when slept on.
+pub use ghr_types::clock::ManualClock as FakeClock;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use rand::RngCore;
 
-use super::files::{ensure_private_dir, write_if_changed};
+use fs_state::{ensure_private_dir, write_if_changed};
 use super::packages::run_ok;
 use super::runner_env::RenderError;
 use super::{Cmd, Commands, HostError, HostPaths};

@@ -140,19 +140,17 @@ impl AppCache {
                 reason: "bad file name".into(),
             });
         }
-        fs::create_dir_all(&self.dir).map_err(io)?;
-        let partial = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(&self.dir)
-            .map_err(io)?;
+        let file_err = |e: fs_state::FileError| AppError::Io(e.to_string());
+        let partial = fs_state::AtomicFile::create(&self.dir.join(&d.filename), 0o600)
+            .map_err(file_err)?;
         source
-            .fetch(d, partial.path())
+            .fetch(d, partial.temp_path())
             .map_err(AppError::Download)?;
         let rejected = |reason: String| AppError::Rejected {
             file: d.filename.clone(),
             reason,
         };
-        let digest = hex::encode(Sha256::digest(fs::read(partial.path()).map_err(io)?));
+        let digest = hex::encode(Sha256::digest(fs::read(partial.temp_path()).map_err(io)?));
         if let Some(want) = &d.sha256 {
             if !want.eq_ignore_ascii_case(&digest) {
                 return Err(rejected(format!(
@@ -160,23 +158,15 @@ impl AppCache {
                 )));
             }
         }
-        check_tarball(partial.path()).map_err(rejected)?;
-        partial
-            .persist(self.dir.join(&d.filename))
-            .map_err(|e| io(e.error))?;
+        check_tarball(partial.temp_path()).map_err(rejected)?;
+        partial.commit().map_err(file_err)?;
         Ok(digest)
     }
 
     fn write_current(&self, app: &CachedApp) -> Result<(), AppError> {
-        let io = |e: std::io::Error| AppError::Io(e.to_string());
-        let tmp = tempfile::Builder::new()
-            .prefix(".current-")
-            .tempfile_in(&self.dir)
-            .map_err(io)?;
-        fs::write(tmp.path(), serde_json::to_vec(app).expect("serializable")).map_err(io)?;
-        tmp.persist(self.dir.join("current.json"))
-            .map_err(|e| io(e.error))?;
-        Ok(())
+        let body = serde_json::to_vec(app).expect("serializable");
+        fs_state::write_atomic(&self.dir.join("current.json"), &body, 0o600)
+            .map_err(|e| AppError::Io(e.to_string()))
     }
 }
 

@@ -7,7 +7,6 @@
 //! format (a digest alone: a token bound to no runner) are dropped on load: no runner
 //! could present them with a matching name, and upgrade-charm replaces idle runners.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -95,10 +94,6 @@ impl TokenFile {
         &self,
         tokens: impl IntoIterator<Item = &'a StoredToken>,
     ) -> Result<(), TokenStoreError> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         let mut text = String::new();
         for token in tokens {
             let line = format!(
@@ -109,14 +104,12 @@ impl TokenFile {
             );
             text.push_str(&line);
         }
-        // tempfile creates the file with mode 0600 on Unix.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
-        tmp.write_all(text.as_bytes()).map_err(|e| self.io(e))?;
-        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
-        tmp.persist(&self.path).map_err(|e| self.io(e.error))?;
-        let dir = std::fs::File::open(dir).map_err(|e| self.io(e))?;
-        dir.sync_all().map_err(|e| self.io(e))?;
-        Ok(())
+        fs_state::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(|e| {
+            TokenStoreError::Io {
+                path: e.path,
+                source: e.source,
+            }
+        })
     }
 
     fn io(&self, source: std::io::Error) -> TokenStoreError {
