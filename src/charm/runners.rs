@@ -30,10 +30,6 @@ use reconcile::{self, DEFAULT_PARALLELISM};
 
 pub use crate::host::HostPaths as Paths;
 
-/// The policy service as the charm reaches it on this host.
-pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
-pub const POLICY_PORT: u16 = 8080;
-
 /// Says that a failure to learn the runners' bridge stops the firewall.
 fn firewall_context(e: CharmError) -> CharmError {
     match e {
@@ -294,7 +290,7 @@ impl Runners {
         // The runners' pre-job checks need the policy service: looked at (and restarted
         // when dead) right before the engine runs, so new runners meet a live one; not
         // when no runner is wanted.
-        let policy = LocalCheck::new(&self.paths, LOCAL_POLICY_URL);
+        let policy = LocalCheck::new(&self.paths, &policy_service::local_url());
         let before = (runners > 0).then(|| policy.check().before_reconcile());
         let desired = Desired {
             runners,

@@ -5,6 +5,8 @@ use crate::config::GithubPath;
 use crate::host::runner_env::RenderError;
 use crate::host::runner_env::RunnerEnv;
 use crate::runner::RunnerName;
+use ghr_types::shell::quote;
+use ghr_types::template;
 use crate::ustar::{self, Entry};
 use reconcile::ports::Credential;
 use reconcile::ports::{PortError, PortResult};
@@ -61,25 +63,24 @@ pub struct StartParams<'a> {
     pub labels: &'a [String],
 }
 
-/// Quotes `value` for a POSIX shell.
-pub fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
 pub fn render_start_script(p: &StartParams) -> String {
     let url = format!("{}/{}", p.github_web_url.trim_end_matches('/'), p.path);
     let group = match p.path {
-        GithubPath::Org { group, .. } => format!("--runnergroup {}", shell_quote(group)),
+        GithubPath::Org { group, .. } => format!("--runnergroup {}", quote(group)),
         GithubPath::Repo { .. } => String::new(),
     };
-    START_TEMPLATE
-        .replace("@@RUNNER_DIR@@", &shell_quote(RUNNER_DIR))
-        .replace("@@RUNNER_USER@@", RUNNER_USER)
-        .replace("@@GITHUB_URL@@", &shell_quote(&url))
-        .replace("@@RUNNER_NAME@@", &shell_quote(p.name.as_str()))
-        .replace("@@LABELS@@", &shell_quote(&p.labels.join(",")))
-        .replace("@@GROUP_ARG@@", &group)
-        .replace("@@APP_TARBALL@@", &shell_quote(APP_TARBALL))
+    template::fill(
+        START_TEMPLATE,
+        &[
+            ("RUNNER_DIR", &quote(RUNNER_DIR)),
+            ("RUNNER_USER", RUNNER_USER),
+            ("GITHUB_URL", &quote(&url)),
+            ("RUNNER_NAME", &quote(p.name.as_str())),
+            ("LABELS", &quote(&p.labels.join(","))),
+            ("GROUP_ARG", &group),
+            ("APP_TARBALL", &quote(APP_TARBALL)),
+        ],
+    )
 }
 
 /// The credential file the start script consumes (and deletes): readable by the runner
@@ -184,7 +185,7 @@ pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Ve
 /// the start waits for systemd's socket, checked by a shell builtin: a `systemctl`
 /// retried every 50 ms in each of 8 booting instances kept a whole CPU busy (measured).
 pub fn start_command(units: &str) -> String {
-    let archive = shell_quote(FILES_ARCHIVE);
+    let archive = quote(FILES_ARCHIVE);
     format!(
         "tar --numeric-owner --same-owner --same-permissions --no-overwrite-dir \
              -xf {archive} -C / && rm -f {archive} || exit 1; \
@@ -219,7 +220,6 @@ mod tests {
         assert!(s.contains("runner_dir='/home/ubuntu/actions-runner'"));
         assert!(s.contains("--url 'https://github.com/acme'"));
         assert!(s.contains("--name 'app-0-0000abcd' --labels 'app,jammy' --runnergroup 'big ones'"));
-        assert!(!s.contains("@@"), "every placeholder is filled");
     }
 
     #[test]

@@ -56,6 +56,14 @@ pub fn render(template: &str, values: &[(&str, &str)]) -> Result<String, Templat
     }
 }
 
+/// Renders a template compiled into the binary. Its placeholders and the caller's
+/// names are both fixed in the source, so a mismatch is a bug that the template's own
+/// test finds; it panics naming the mismatch rather than ship a half-filled file.
+pub fn fill(template: &'static str, values: &[(&str, &str)]) -> String {
+    render(template, values)
+        .unwrap_or_else(|e| panic!("a compiled-in template and its values disagree: {e}"))
+}
+
 /// A placeholder name: a capital letter, then capitals, digits and underscores.
 fn is_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_uppercase())
