@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use harness::Reply;
 use lab::{Process, Sim, Unit, BRIDGE_IP, PAT};
+use policy_service::POLICY_PORT;
 use serde_json::{json, Value};
 
 const REPO: &str = "acme/widgets";
@@ -79,9 +80,9 @@ fn start_policy_service(unit: &Unit) -> Process {
     cmd.args([
         "policy-server",
         "--bind",
-        &format!("{BRIDGE_IP}:8080"),
+        &format!("{BRIDGE_IP}:{POLICY_PORT}"),
         "--charm-bind",
-        "127.0.0.1:8080",
+        &format!("127.0.0.1:{POLICY_PORT}"),
     ]);
     for line in env_text.lines().filter_map(|l| l.split_once('=')) {
         cmd.env(line.0, line.1);
@@ -96,7 +97,7 @@ fn start_policy_service(unit: &Unit) -> Process {
         .spawn()
         .unwrap();
     firewall_support::poll(Duration::from_secs(10), "policy service", || {
-        std::net::TcpStream::connect("127.0.0.1:8080").ok()
+        std::net::TcpStream::connect(("127.0.0.1", POLICY_PORT)).ok()
     });
     Process(child)
 }
@@ -134,7 +135,7 @@ fn demo() {
     unit.run("hooks/install");
     println!("   status: {:?}", unit.h.last_status().unwrap());
     let _policy = start_policy_service(&unit);
-    println!("   policy service listening on {BRIDGE_IP}:8080 with the charm's token");
+    println!("   policy service listening on {BRIDGE_IP}:{POLICY_PORT} with the charm's token");
 
     println!("== config-changed: virtual-machines=3");
     let t = Instant::now();
