@@ -10,6 +10,8 @@ mod lxd;
 mod reach;
 
 pub use guards::{free_pair, RouteGuard, TableGuard};
+
+use github_runner::host::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
 pub use lxd::{Container, Lxd, LxdNetwork};
 pub use reach::{expect, reach, Reach};
 
@@ -115,6 +117,25 @@ pub fn free_octet(seed: u32) -> u8 {
             !used.contains(&format!("10.216.{s}.")) && !used.contains(&format!("10.217.{s}."))
         })
         .expect("no free test subnet")
+}
+
+/// The host's commands, each run inside the network namespace it names
+/// (`ip netns exec NAME program args...`): hands the charm's own nftables applier a
+/// kernel table space of the test's own.
+#[derive(Clone, Debug)]
+pub struct InNetns(pub String);
+
+impl Commands for InNetns {
+    fn run(&self, cmd: &Cmd) -> Result<CmdOutput, CommandError> {
+        let mut inside = cmd.clone();
+        inside.program = "ip".into();
+        inside.args = ["netns", "exec", &self.0, &cmd.program]
+            .into_iter()
+            .map(String::from)
+            .chain(cmd.args.iter().cloned())
+            .collect();
+        SystemCommands.run(&inside)
+    }
 }
 
 /// A network namespace linked to the host by a veth pair, routed through the host.
