@@ -4,7 +4,6 @@
 //! old copy and no runner ever gets a half file.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -170,17 +169,15 @@ impl AppCache {
     }
 }
 
-/// A gzip stream whose first block is a tar header (`ustar` magic at offset 257).
+/// A gzip stream that opens with a well-formed tar entry (its header's checksum holds).
 fn check_tarball(path: &Path) -> Result<(), String> {
     let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut header = [0u8; 512];
-    flate2::read::GzDecoder::new(file)
-        .read_exact(&mut header)
-        .map_err(|_| "not a gzip-compressed tar archive".to_string())?;
-    if &header[257..262] == b"ustar" {
-        Ok(())
-    } else {
-        Err("not a tar archive".into())
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let first = archive.entries().map_err(|e| e.to_string())?.next();
+    match first {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(format!("not a gzip-compressed tar archive: {e}")),
+        None => Err("an empty tar archive".into()),
     }
 }
 

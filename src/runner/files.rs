@@ -7,7 +7,6 @@ use crate::host::runner_env::RunnerEnv;
 use crate::runner::RunnerName;
 use ghr_types::shell::quote;
 use ghr_types::template;
-use crate::ustar::{self, Entry};
 use reconcile::ports::Credential;
 use reconcile::ports::{PortError, PortResult};
 
@@ -162,22 +161,33 @@ pub const FILES_ARCHIVE: &str = "/root/.github-runner-files.tar";
 /// A directory to make in an instance, and its owner's uid.
 pub type OwnedDir = (&'static str, u32);
 
-/// The runner's directories (with their owners) and files, as one tar archive.
+/// A fixed modification time: the same files always make the same archive.
+const ARCHIVE_MTIME: u64 = 1_700_000_000;
+
+/// The runner's directories (with their owners) and files, as one tar archive (ustar
+/// headers, numeric owners; paths relative to `/`, as tar unpacks them with `-C /`).
 pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Vec<u8>> {
-    let dirs = dirs.iter().map(|&(path, uid)| Entry::Dir {
-        path,
-        mode: 0o755,
-        uid,
-        gid: uid,
-    });
-    let files = files.iter().map(|f| Entry::File {
-        path: &f.path,
-        mode: f.mode,
-        uid: f.uid,
-        gid: f.gid,
-        content: &f.content,
-    });
-    ustar::archive(dirs.chain(files)).map_err(PortError::transient)
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |kind, path: &str, mode, (uid, gid): (u32, u32), content: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
+        header.set_size(content.len() as u64);
+        header.set_mtime(ARCHIVE_MTIME);
+        tar.append_data(&mut header, path.trim_start_matches('/'), content)
+    };
+    for &(path, uid) in dirs {
+        let path = format!("{}/", path.trim_end_matches('/'));
+        add(tar::EntryType::Directory, &path, 0o755, (uid, uid), &[])
+            .map_err(|e| PortError::transient(format!("archiving {path}: {e}")))?;
+    }
+    for f in files {
+        add(tar::EntryType::Regular, &f.path, f.mode, (f.uid, f.gid), &f.content)
+            .map_err(|e| PortError::transient(format!("archiving {}: {e}", f.path)))?;
+    }
+    tar.into_inner().map_err(|e| PortError::transient(e.to_string()))
 }
 
 /// Unpacks the archive (directories the image already has keep their owner and mode),
@@ -279,6 +289,22 @@ mod tests {
         assert!(unpack < remove && remove < start, "{command}");
         // A directory the image has keeps its owner and mode.
         assert!(command.contains("--no-overwrite-dir"));
+    }
+
+    #[test]
+    fn long_paths_survive_the_archive() {
+        let path = format!("/opt/{}/file", "d".repeat(120));
+        let file = InstanceFile {
+            path: path.clone(),
+            content: b"x".to_vec(),
+            uid: 0,
+            gid: 0,
+            mode: 0o644,
+        };
+        let tar = files_archive(&[], &[file]).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some(&path[1..]));
     }
 
     #[test]
