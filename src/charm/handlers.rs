@@ -5,13 +5,14 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::install::InstallKind;
+use super::install::{HostIo, InstallKind};
 use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
+use crate::host::lxd_setup::BlockingLxd;
 use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
 use crate::runner::app::AppUpdate;
@@ -108,11 +109,19 @@ fn install(
         juju,
         env,
         config,
-        &SystemCommands,
-        &SystemClock,
+        HostIo {
+            commands: &SystemCommands,
+            lxd: &host_lxd()?,
+            clock: &SystemClock,
+        },
         paths,
         kind,
     )
+}
+
+/// LXD as host setup reaches it: the daemon at `LXD_DIR` (or the snap's, or Debian's).
+fn host_lxd() -> Result<BlockingLxd, CharmError> {
+    BlockingLxd::new(lxd_client::LxdClient::from_env()).map_err(|e| CharmError::Internal(e.into()))
 }
 
 fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<(), CharmError> {
@@ -148,7 +157,7 @@ fn config_changed(
     let token_changed = state.token_changed(&config);
     if token_changed {
         log::info!("token changed: flushing idle runners");
-        super::install::policy_service(env, &config, &SystemCommands, paths, false)?;
+        super::install::policy_service(env, &config, &SystemCommands, &host_lxd()?, paths, false)?;
     }
     let flush = if token_changed {
         Flush::Idle

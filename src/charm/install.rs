@@ -13,7 +13,8 @@ use crate::host::kernel::{self, RebootPhase};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::{lxd_setup, Clock, Commands, HostError, HostPaths, OsFamily};
+use crate::host::lxd_setup::{self, LxdSetup};
+use crate::host::{Clock, Commands, HostError, HostPaths, OsFamily};
 use crate::juju::{HookTools, Status};
 
 /// Which hook runs: upgrade-charm also refreshes the LXD snap.
@@ -29,17 +30,29 @@ pub const BINARY: &str = "github-runner";
 /// The name of aproxy's binary inside the charm directory: what runners receive.
 pub const APROXY_FILE: &str = "aproxy";
 
+/// The host's I/O install goes through: its programs, LXD's API, time.
+#[derive(Clone, Copy)]
+pub struct HostIo<'a> {
+    pub commands: &'a dyn Commands,
+    pub lxd: &'a dyn LxdSetup,
+    pub clock: &'a dyn Clock,
+}
+
 /// Prepares the host. Failures name the step; they leave the unit in `maintenance` and
 /// exit non-zero so that Juju retries the hook (the steps already done are skipped).
 pub fn install(
     juju: &dyn HookTools,
     env: &HookEnv,
     config: &CharmConfig,
-    commands: &dyn Commands,
-    clock: &dyn Clock,
+    io: HostIo,
     paths: &HostPaths,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
+    let HostIo {
+        commands,
+        lxd,
+        clock,
+    } = io;
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -78,22 +91,22 @@ pub fn install(
 
     step("initialising LXD")?;
     lxd_setup::wait_ready(commands).map_err(failed("waiting for LXD"))?;
-    lxd_setup::ensure_initialised(commands).map_err(failed("initialising LXD"))?;
+    lxd_setup::ensure_initialised(lxd).map_err(failed("initialising LXD"))?;
     if config.test_mode == TestMode::Insecure {
         log::warn!("test-mode insecure: the default profile's NIC is not hardened");
     } else {
         step("hardening the LXD default profile")?;
-        lxd_setup::ensure_nic_hardening(commands).map_err(failed("hardening the LXD profile"))?;
+        lxd_setup::ensure_nic_hardening(lxd).map_err(failed("hardening the LXD profile"))?;
     }
     step("configuring LXD's proxy")?;
-    lxd_setup::ensure_core_proxy(commands, &env.proxy)
+    lxd_setup::ensure_core_proxy(lxd, &env.proxy)
         .map_err(failed("configuring LXD's proxy"))?;
 
     step("installing the policy service")?;
-    policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)?;
+    policy_service(env, config, commands, lxd, paths, kind == InstallKind::Upgrade)?;
 
     step("applying the firewall")?;
-    apply_firewall(config, commands, paths)?;
+    apply_firewall(config, commands, lxd, paths)?;
     boot::install_boot_unit(commands, paths)
         .map_err(failed("installing the firewall's boot unit"))?;
 
@@ -110,16 +123,17 @@ pub fn install(
     }
 }
 
-/// The charm's nftables table for the LXD bridge, loaded unless the kernel already
+/// The charm's nftables table for the runners' bridge, loaded unless the kernel already
 /// holds it exactly; every reconcile that wants runners checks it again.
 fn apply_firewall(
     config: &CharmConfig,
     commands: &dyn Commands,
+    lxd: &dyn LxdSetup,
     paths: &HostPaths,
 ) -> Result<(), CharmError> {
-    let address = lxd_setup::bridge_address(commands).map_err(failed("applying the firewall"))?;
-    let bridge =
-        InterfaceName::new(lxd_setup::BRIDGE).map_err(|e| CharmError::Internal(e.into()))?;
+    let (bridge, address) =
+        lxd_setup::runner_bridge(lxd).map_err(failed("applying the firewall"))?;
+    let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Internal(e.into()))?;
     let spec = FirewallSpec::new(bridge, address, config.denylist.clone());
     crate::firewall::ensure(&Nft::new(commands), &spec, &LoadRecord::at(paths))
         .map(drop)
@@ -158,10 +172,11 @@ pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
     commands: &dyn Commands,
+    lxd: &dyn LxdSetup,
     paths: &HostPaths,
     upgraded: bool,
 ) -> Result<bool, CharmError> {
-    install_policy_service(env, config, commands, paths, upgraded)
+    install_policy_service(env, config, commands, lxd, paths, upgraded)
         .map_err(failed("installing the policy service"))
 }
 
@@ -169,10 +184,11 @@ fn install_policy_service(
     env: &HookEnv,
     config: &CharmConfig,
     commands: &dyn Commands,
+    lxd: &dyn LxdSetup,
     paths: &HostPaths,
     upgraded: bool,
 ) -> Result<bool, HostError> {
-    let bridge_address = lxd_setup::bridge_address(commands)?;
+    let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
     let charm_token = units::ensure_charm_token(paths)?;
     // The service runs its own root-owned copy, which its dynamic user may execute.
     let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;

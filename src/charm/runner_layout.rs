@@ -63,17 +63,11 @@ async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Add
     let lxd_err = |e: lxd_client::LxdError| PortError::transient(format!("LXD: {e}"));
     let profile = lxd.get_profile("default").await.map_err(lxd_err)?;
     let network = profile
-        .devices
-        .values()
-        .find(|d| d.get("type").map(String::as_str) == Some("nic"))
-        .and_then(|d| d.get("network").or_else(|| d.get("parent")))
+        .nic_network()
         .ok_or_else(|| PortError::operator("LXD default profile has no bridged NIC"))?;
     let net = lxd.get_network(network).await.map_err(lxd_err)?;
     let address = net
-        .config
-        .get("ipv4.address")
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
+        .ipv4_address()
         .ok_or_else(|| PortError::operator(format!("LXD network {network} has no IPv4 address")))?;
-    Ok((network.clone(), address))
+    Ok((network.to_string(), address))
 }

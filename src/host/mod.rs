@@ -194,6 +194,9 @@ pub enum HostError {
     /// LXD answered something we could not use.
     #[error("LXD: {0}")]
     Lxd(String),
+    /// LXD refused a request or could not be reached.
+    #[error(transparent)]
+    LxdApi(#[from] lxd_client::LxdError),
     /// A value for a runner or unit file would break its format.
     #[error(transparent)]
     Render(#[from] runner_env::RenderError),
