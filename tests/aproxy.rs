@@ -252,7 +252,7 @@ fn container_web_traffic_goes_through_the_proxy() {
         .trim(),
         "root 600"
     );
-    let user = in_runner(&lxd, &runner, "ps -o user= -C github-runner");
+    let user = in_runner(&lxd, &runner, "ps -o user= -C aproxy");
     assert_eq!(user.trim(), "nobody", "aproxy's user");
 
     let (http_url, https_url) = ("http://origin.test/", "https://origin.test/");

@@ -187,8 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_is_an_error() {
-        let file = TokenFile::new("/nonexistent-dir-for-test/one-time-tokens");
+    fn a_directory_that_cannot_be_made_is_an_error() {
+        // Its parent is a plain file, so no directory can be made there.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let file = TokenFile::new(dir.path().join("file/sub/one-time-tokens"));
         assert!(file.store(&[token(0, "r", 1)]).is_err());
     }
 }
