@@ -10,10 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use firewall_support::*;
-use github_runner::firewall::{
-    ensure, Drift, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft, TableName,
-};
-use github_runner::host::{Commands, HostPaths, SystemCommands};
+use github_runner::firewall::{Drift, FirewallError, FirewallSpec, InterfaceName, TableName};
+use github_runner::host::SystemCommands;
 use ipnet::Ipv4Net;
 
 fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -> FirewallSpec {
@@ -23,34 +21,6 @@ fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -
         host_address: host,
         denylist: denylist.to_vec(),
         allowed_host_tcp_ports: vec![8080],
-    }
-}
-
-/// The charm's own path to the kernel: `firewall::ensure` through `commands`, keeping
-/// its record in a directory of the test's. Returns what ensure found and the table as
-/// nft lists it afterwards.
-struct Charm {
-    commands: Box<dyn Commands>,
-    record: LoadRecord,
-    _dir: tempfile::TempDir,
-}
-
-impl Charm {
-    fn new(commands: impl Commands + 'static) -> Charm {
-        let dir = tempfile::tempdir().unwrap();
-        Charm {
-            commands: Box::new(commands),
-            record: LoadRecord::at(&HostPaths::new(dir.path())),
-            _dir: dir,
-        }
-    }
-    fn nft(&self) -> Nft<'_> {
-        Nft::new(&*self.commands)
-    }
-    fn ensure(&self, spec: &FirewallSpec) -> Result<(Drift, String), FirewallError> {
-        let drift = ensure(&self.nft(), spec, &self.record)?;
-        let listed = self.nft().list(&spec.table)?.expect("the table is loaded");
-        Ok((drift, listed))
     }
 }
 
@@ -107,23 +77,15 @@ fn reapply_replaces_and_remove_is_idempotent() {
     let table = TableName::new("ghr-fw-reapply").unwrap();
     let _guard = TableGuard::new(InNetns(ns.name.clone()), &table);
     let host = Ipv4Addr::new(10, 216, 1, 1);
-    let (drift, first) = charm
-        .ensure(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.1.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
+    let load = |denied: &str| {
+        let denylist = [denied.parse().unwrap()];
+        charm
+            .ensure(&spec(&table, "ghrbr0", host, &denylist))
+            .unwrap()
+    };
+    let (drift, first) = load("10.1.0.0/16");
     assert_eq!(drift, Drift::Missing);
-    let (drift, second) = charm
-        .ensure(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.2.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
+    let (drift, second) = load("10.2.0.0/16");
     assert_eq!(drift, Drift::Changed);
     assert!(
         first.contains("10.1.0.0/16")
@@ -131,14 +93,7 @@ fn reapply_replaces_and_remove_is_idempotent() {
             && second.contains("10.2.0.0/16")
     );
     // The same spec twice: the kernel's table is found current and left alone.
-    let (drift, again) = charm
-        .ensure(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.2.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
+    let (drift, again) = load("10.2.0.0/16");
     assert_eq!((drift, &again), (Drift::Current, &second));
     nft.remove(&table).unwrap();
     assert_eq!(nft.list(&table).unwrap(), None);

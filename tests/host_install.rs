@@ -87,12 +87,20 @@ fn a_fresh_lxd_gets_its_pool_bridge_and_hardened_profile_through_the_api() {
     );
     let pool = h.lxd.lxc(&["storage", "show", "default"]);
     assert!(pool.contains("\ndriver: dir\n"), "{pool}");
-    assert_eq!(h.lxd.lxc(&["network", "get", "lxdbr0", "ipv6.address"]), "none");
-    let eth0 = |key: &str| h.lxd.lxc(&["profile", "device", "get", "default", "eth0", key]);
+    assert_eq!(
+        h.lxd.lxc(&["network", "get", "lxdbr0", "ipv6.address"]),
+        "none"
+    );
+    let eth0 = |key: &str| {
+        h.lxd
+            .lxc(&["profile", "device", "get", "default", "eth0", key])
+    };
     assert_eq!(eth0("network"), "lxdbr0");
     assert_eq!(eth0("security.mac_filtering"), "true");
     assert!(
-        !host_calls(&h).iter().any(|c| c.starts_with("lxc") || c.starts_with("lxd init")),
+        !host_calls(&h)
+            .iter()
+            .any(|c| c.starts_with("lxc") || c.starts_with("lxd init")),
         "no lxc, no preseed"
     );
 }
@@ -203,7 +211,11 @@ fn proxy_settings_reach_apt_snap_and_lxd() {
     as_installed(&h);
     let lxd_writes = h.lxd.writes();
     assert!(h.run("hooks/install").success());
-    assert_eq!(h.lxd.writes(), lxd_writes, "the same proxy is not set again");
+    assert_eq!(
+        h.lxd.writes(),
+        lxd_writes,
+        "the same proxy is not set again"
+    );
 }
 
 #[test]

@@ -132,10 +132,21 @@ fn insecure_test_mode_leaves_the_nic_unhardened() {
     let Some(h) = fresh_ubuntu() else { return };
     h.set_config(json!({"path": "acme/widgets", "token": TOKEN, "test-mode": "insecure"}));
     assert!(h.run("hooks/install").success());
-    let hardened = h.lxd.lxc(&["profile", "device", "get", "default", "eth0", "security.mac_filtering"]);
+    let hardened = h.lxd.lxc(&[
+        "profile",
+        "device",
+        "get",
+        "default",
+        "eth0",
+        "security.mac_filtering",
+    ]);
     assert_eq!(hardened, "", "the NIC is left as LXD made it");
     assert_eq!(
-        h.lxd.writes().iter().filter(|w| w.contains("/profiles/default")).count(),
+        h.lxd
+            .writes()
+            .iter()
+            .filter(|w| w.contains("/profiles/default"))
+            .count(),
         1,
         "the profile got its devices, nothing more"
     );

@@ -86,7 +86,11 @@ fn lxd_setup_against_a_real_daemon_is_accepted_and_idempotent() {
     );
     let writes = daemon.writes().len();
     assert!(!lxd_setup::ensure_core_proxy(&lxd, &proxy).unwrap());
-    assert_eq!(daemon.writes().len(), writes, "nothing to change, nothing sent");
+    assert_eq!(
+        daemon.writes().len(),
+        writes,
+        "nothing to change, nothing sent"
+    );
     assert!(lxd_setup::ensure_core_proxy(&lxd, &ProxyConfig::default()).unwrap());
     assert!(!daemon.lxc(&["config", "show"]).contains("core.proxy"));
     assert_eq!(daemon.writes().last().unwrap(), "PATCH /1.0");

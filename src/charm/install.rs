@@ -8,14 +8,14 @@
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
-use fs_state::ensure_private_dir;
 use crate::host::kernel::{self, RebootPhase};
+use crate::host::lxd_setup::{self, LxdSetup};
 use crate::host::packages::{self, Apt, LockWait};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::lxd_setup::{self, LxdSetup};
 use crate::host::{Clock, Commands, HostError, HostPaths, OsFamily};
 use crate::juju::{HookTools, Status};
+use fs_state::ensure_private_dir;
 
 /// Which hook runs: upgrade-charm also refreshes the LXD snap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,11 +99,17 @@ pub fn install(
         lxd_setup::ensure_nic_hardening(lxd).map_err(failed("hardening the LXD profile"))?;
     }
     step("configuring LXD's proxy")?;
-    lxd_setup::ensure_core_proxy(lxd, &env.proxy)
-        .map_err(failed("configuring LXD's proxy"))?;
+    lxd_setup::ensure_core_proxy(lxd, &env.proxy).map_err(failed("configuring LXD's proxy"))?;
 
     step("installing the policy service")?;
-    policy_service(env, config, commands, lxd, paths, kind == InstallKind::Upgrade)?;
+    policy_service(
+        env,
+        config,
+        commands,
+        lxd,
+        paths,
+        kind == InstallKind::Upgrade,
+    )?;
 
     step("applying the firewall")?;
     apply_firewall(config, commands, lxd, paths)?;
@@ -176,33 +182,25 @@ pub fn policy_service(
     paths: &HostPaths,
     upgraded: bool,
 ) -> Result<bool, CharmError> {
-    install_policy_service(env, config, commands, lxd, paths, upgraded)
-        .map_err(failed("installing the policy service"))
-}
-
-fn install_policy_service(
-    env: &HookEnv,
-    config: &CharmConfig,
-    commands: &dyn Commands,
-    lxd: &dyn LxdSetup,
-    paths: &HostPaths,
-    upgraded: bool,
-) -> Result<bool, HostError> {
-    let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
-    let charm_token = units::ensure_charm_token(paths)?;
-    // The service runs its own root-owned copy, which its dynamic user may execute.
-    let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
-    let unit = PolicyUnit {
-        binary: paths.host_view(&paths.policy_binary()),
-        bridge_address,
-        env_file: paths.host_view(&paths.policy_env_file()),
+    let install = || -> Result<bool, HostError> {
+        let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
+        let charm_token = units::ensure_charm_token(paths)?;
+        // The service runs its own root-owned copy, which its dynamic user may execute.
+        let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
+        let unit = PolicyUnit {
+            binary: paths.host_view(&paths.policy_binary()),
+            bridge_address,
+            env_file: paths.host_view(&paths.policy_env_file()),
+        };
+        let secrets = PolicySecrets {
+            github_token: &config.token,
+            charm_token: &charm_token,
+            github_url: config.github_url.web(),
+        };
+        let restart = upgraded || binary_changed;
+        units::install_policy_service(commands, paths, &unit, &secrets, restart)
     };
-    let secrets = PolicySecrets {
-        github_token: &config.token,
-        charm_token: &charm_token,
-        github_url: config.github_url.web(),
-    };
-    units::install_policy_service(commands, paths, &unit, &secrets, upgraded || binary_changed)
+    install().map_err(failed("installing the policy service"))
 }
 
 /// The error policy for host steps: a value that cannot be written is the operator's

@@ -132,8 +132,11 @@ impl Runners {
 
     /// Revokes a removed runner's one-time token at the policy service.
     fn revoke_token(&self) -> Result<RevokeFn, CharmError> {
-        let client =
-            PolicyClient::with_timeout(&policy_service::local_url(), self.charm_token()?, REVOKE_TIMEOUT);
+        let client = PolicyClient::with_timeout(
+            &policy_service::local_url(),
+            self.charm_token()?,
+            REVOKE_TIMEOUT,
+        );
         Ok(Box::new(move |name: &RunnerName| {
             client
                 .revoke_one_time_token(name.as_str())

@@ -12,7 +12,6 @@ pub use super::summary::{unix_now, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
-use fs_state::ensure_private_dir;
 use crate::host::SystemCommands;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
@@ -20,6 +19,7 @@ use crate::runner::layout::InstanceLayout;
 use crate::runner::lxd_host::{ensure_profiles, list_own};
 use crate::runner::registry::{GithubAppSource, GithubRegistry};
 use crate::runner::{pool, RunnerName, RunnerPrefix};
+use fs_state::ensure_private_dir;
 use github_client::GithubClient;
 use lxd_client::LxdClient;
 use reconcile::execute::Report;
@@ -194,7 +194,11 @@ impl Runners {
     pub fn leave_path(&self, old: &GithubPath) -> Result<(), CharmError> {
         ensure_private_dir(&self.paths.state_dir())
             .and_then(|()| {
-                fs_state::write_atomic(&self.paths.draining_path_file(), old.to_string().as_bytes(), 0o600)
+                fs_state::write_atomic(
+                    &self.paths.draining_path_file(),
+                    old.to_string().as_bytes(),
+                    0o600,
+                )
             })
             .map_err(|e| CharmError::Internal(e.into()))
     }

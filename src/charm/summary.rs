@@ -1,7 +1,6 @@
 //! The last reconcile's counts, kept in a file so that `update-status` can report them
 //! without any I/O beyond the hook tools.
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::host::HostPaths as Paths;

@@ -59,8 +59,8 @@ pub fn apply(
     let mut changed = false;
     for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
         let path = systemd_dir.join(format!("{}.{suffix}", units.name));
-        changed |=
-            fs_state::write_if_changed(&path, content.as_bytes(), 0o644).map_err(|e| e.to_string())?;
+        changed |= fs_state::write_if_changed(&path, content.as_bytes(), 0o644)
+            .map_err(|e| e.to_string())?;
     }
     if changed {
         let timer = format!("{}.timer", units.name);

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 
-use fs_state::write_if_changed;
-use ghr_types::template;
 use crate::host::packages::run_ok;
 use crate::host::{Cmd, Commands, HostError, HostPaths};
+use fs_state::write_if_changed;
+use ghr_types::template;
 
 pub const BOOT_UNIT: &str = "github-runner-firewall.service";
 /// Where Ubuntu (and Debian) install `nft`; systemd wants an absolute path this early.
@@ -20,10 +20,7 @@ const BOOT_TEMPLATE: &str = include_str!("../../templates/github-runner-firewall
 /// A missing record (no load yet) skips the unit instead of failing the boot.
 pub fn render_boot_unit(ruleset: &Path) -> String {
     let ruleset = ruleset.display().to_string();
-    template::fill(
-        BOOT_TEMPLATE,
-        &[("RULESET", &ruleset), ("NFT", NFT_BINARY)],
-    )
+    template::fill(BOOT_TEMPLATE, &[("RULESET", &ruleset), ("NFT", NFT_BINARY)])
 }
 
 /// Writes the unit and, when it changed, reloads systemd and enables it (not started:

@@ -102,7 +102,9 @@ impl FakeLxd {
         crate::host::lxd_setup::ensure_nic_hardening(&lxd).unwrap();
         let mut nets = lxd.networks.borrow_mut();
         let bridge = nets.get_mut("lxdbr0").unwrap();
-        bridge.config.insert("ipv4.address".into(), format!("{address}/24"));
+        bridge
+            .config
+            .insert("ipv4.address".into(), format!("{address}/24"));
         drop(nets);
         lxd.writes.borrow_mut().clear();
         lxd
@@ -120,8 +122,12 @@ impl LxdSetup for FakeLxd {
         Ok(self.pools.borrow().get(name).cloned())
     }
     fn create_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError> {
-        self.writes.borrow_mut().push(format!("create pool {}", pool.name));
-        self.pools.borrow_mut().insert(pool.name.clone(), pool.clone());
+        self.writes
+            .borrow_mut()
+            .push(format!("create pool {}", pool.name));
+        self.pools
+            .borrow_mut()
+            .insert(pool.name.clone(), pool.clone());
         Ok(())
     }
     fn network(&self, name: &str) -> Result<Option<Network>, LxdError> {

@@ -31,7 +31,10 @@ fn a_fresh_lxd_gets_a_dir_pool_a_bridge_without_ipv6_and_both_devices() {
     );
 
     lxd.writes.borrow_mut().clear();
-    assert!(!ensure_initialised(&lxd).unwrap(), "a second run changes nothing");
+    assert!(
+        !ensure_initialised(&lxd).unwrap(),
+        "a second run changes nothing"
+    );
     assert!(lxd.writes.borrow().is_empty());
 }
 
@@ -42,7 +45,9 @@ fn an_lxd_set_up_by_the_operator_keeps_its_own_pool_and_bridge() {
         "root": {"type": "disk", "path": "/", "pool": "fast"},
         "eth0": {"type": "nic", "network": "br-ops"}
     }));
-    lxd.profiles.borrow_mut().insert("default".into(), own.clone());
+    lxd.profiles
+        .borrow_mut()
+        .insert("default".into(), own.clone());
     assert!(!ensure_initialised(&lxd).unwrap());
     assert!(lxd.writes.borrow().is_empty());
     assert_eq!(complete_profile(&own), None);
@@ -108,7 +113,10 @@ fn core_proxy_is_set_changed_and_unset() {
 
     let unset = proxy_changes(&lxd.config.borrow(), &ProxyConfig::default());
     assert_eq!(unset.len(), 3);
-    assert!(unset.values().all(String::is_empty), "an empty value unsets");
+    assert!(
+        unset.values().all(String::is_empty),
+        "an empty value unsets"
+    );
     assert!(ensure_core_proxy(&lxd, &ProxyConfig::default()).unwrap());
     assert!(!lxd.config.borrow().contains_key("core.proxy_http"));
     assert!(proxy_changes(&ConfigMap::new(), &ProxyConfig::default()).is_empty());
@@ -128,5 +136,8 @@ fn the_runner_bridge_is_the_default_profiles() {
         .config
         .insert("ipv4.address".into(), "none".into());
     let err = runner_bridge(&lxd).unwrap_err();
-    assert!(err.to_string().contains("lxdbr0 has no IPv4 address"), "{err}");
+    assert!(
+        err.to_string().contains("lxdbr0 has no IPv4 address"),
+        "{err}"
+    );
 }

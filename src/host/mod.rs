@@ -144,7 +144,6 @@ impl HostPaths {
     }
 }
 
-
 /// The Linux distribution, from `/etc/os-release`: the charm targets Ubuntu (snap LXD,
 /// `linux-generic`); other systems (the Debian test machine) use the distribution's LXD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -130,10 +130,7 @@ fn lock_contention_is_bounded_by_the_deadline() {
     let err = apt(&c, &clock).apply(&install_plan()).unwrap_err();
     assert!(matches!(err, HostError::LockTimeout(_)), "{err}");
     assert!(clock.slept() <= LockWait::default().deadline);
-    assert!(clock
-        .sleeps()
-        .iter()
-        .all(|d| *d <= Duration::from_secs(20)));
+    assert!(clock.sleeps().iter().all(|d| *d <= Duration::from_secs(20)));
     // 1+2+4+8+16 then 20 s steps up to 300 s: a bounded number of attempts.
     assert!(c.lines().len() < 20, "{}", c.lines().len());
 }

@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use ghr_types::template;
 use rand::RngCore;
 
-use fs_state::{ensure_private_dir, write_if_changed};
 use super::packages::run_ok;
 use super::runner_env::RenderError;
 use super::{Cmd, Commands, HostError, HostPaths};
 use crate::config::Token;
+use fs_state::{ensure_private_dir, write_if_changed};
 
 pub const POLICY_UNIT: &str = "github-runner-policy.service";
 const POLICY_UNIT_TEMPLATE: &str = include_str!("../../templates/github-runner-policy.service");

@@ -140,8 +140,8 @@ impl AppCache {
             });
         }
         let file_err = |e: fs_state::FileError| AppError::Io(e.to_string());
-        let partial = fs_state::AtomicFile::create(&self.dir.join(&d.filename), 0o600)
-            .map_err(file_err)?;
+        let partial =
+            fs_state::AtomicFile::create(&self.dir.join(&d.filename), 0o600).map_err(file_err)?;
         source
             .fetch(d, partial.temp_path())
             .map_err(AppError::Download)?;

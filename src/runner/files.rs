@@ -184,10 +184,17 @@ pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Ve
             .map_err(|e| PortError::transient(format!("archiving {path}: {e}")))?;
     }
     for f in files {
-        add(tar::EntryType::Regular, &f.path, f.mode, (f.uid, f.gid), &f.content)
-            .map_err(|e| PortError::transient(format!("archiving {}: {e}", f.path)))?;
+        add(
+            tar::EntryType::Regular,
+            &f.path,
+            f.mode,
+            (f.uid, f.gid),
+            &f.content,
+        )
+        .map_err(|e| PortError::transient(format!("archiving {}: {e}", f.path)))?;
     }
-    tar.into_inner().map_err(|e| PortError::transient(e.to_string()))
+    tar.into_inner()
+        .map_err(|e| PortError::transient(e.to_string()))
 }
 
 /// Unpacks the archive (directories the image already has keep their owner and mode),

@@ -11,7 +11,8 @@ mod reach;
 
 pub use guards::{free_pair, RouteGuard, TableGuard};
 
-use github_runner::host::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
+use github_runner::firewall::{self, Drift, FirewallError, FirewallSpec, LoadRecord, Nft};
+use github_runner::host::{Cmd, CmdOutput, CommandError, Commands, HostPaths, SystemCommands};
 pub use lxd::{Container, Lxd, LxdNetwork};
 pub use reach::{expect, reach, Reach};
 
@@ -135,6 +136,34 @@ impl Commands for InNetns {
             .chain(cmd.args.iter().cloned())
             .collect();
         SystemCommands.run(&inside)
+    }
+}
+
+/// The charm's own path to the kernel: `firewall::ensure` through `commands`, keeping
+/// its record in a directory of the test's. Returns what ensure found and the table as
+/// nft lists it afterwards.
+pub struct Charm {
+    commands: Box<dyn Commands>,
+    record: LoadRecord,
+    _dir: tempfile::TempDir,
+}
+
+impl Charm {
+    pub fn new(commands: impl Commands + 'static) -> Charm {
+        let dir = tempfile::tempdir().unwrap();
+        Charm {
+            commands: Box::new(commands),
+            record: LoadRecord::at(&HostPaths::new(dir.path())),
+            _dir: dir,
+        }
+    }
+    pub fn nft(&self) -> Nft<'_> {
+        Nft::new(&*self.commands)
+    }
+    pub fn ensure(&self, spec: &FirewallSpec) -> Result<(Drift, String), FirewallError> {
+        let drift = firewall::ensure(&self.nft(), spec, &self.record)?;
+        let listed = self.nft().list(&spec.table)?.expect("the table is loaded");
+        Ok((drift, listed))
     }
 }
 

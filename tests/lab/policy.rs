@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::{binary, Process, Sim, BRIDGE_IP, CHARM_TOKEN, PAT};
-use policy_service::POLICY_PORT;
 use crate::firewall_support::poll;
+use policy_service::POLICY_PORT;
 
 /// Every rule off: for tests about runners, not about policy.
 pub fn permissive_policy() -> Value {

@@ -57,7 +57,15 @@ impl Daemon {
         let log = std::fs::File::create(dir.path().join("daemon.out")).unwrap();
         // --debug: the log then names every API request the daemon handles.
         let child = Command::new("unshare")
-            .args(["--net", "--", "lxd", "--group", "root", "--debug", "--logfile"])
+            .args([
+                "--net",
+                "--",
+                "lxd",
+                "--group",
+                "root",
+                "--debug",
+                "--logfile",
+            ])
             .arg(dir.path().join("lxd.log"))
             .env("LXD_DIR", dir.path())
             .stdin(Stdio::null())

@@ -27,7 +27,10 @@ fn the_file_gets_the_content_and_exactly_the_mode_asked_for() {
     // Replacing a file gives the new file the new mode.
     let path = dir.path().join("sub/600");
     write_atomic(&path, b"wider", 0o644).unwrap();
-    assert_eq!((fs::read(&path).unwrap(), mode_of(&path)), (b"wider".to_vec(), 0o644));
+    assert_eq!(
+        (fs::read(&path).unwrap(), mode_of(&path)),
+        (b"wider".to_vec(), 0o644)
+    );
 }
 
 #[test]
@@ -94,7 +97,11 @@ fn an_unfinished_stream_leaves_the_old_file_and_nothing_else() {
     write_atomic(&path, b"old", 0o600).unwrap();
     let mut partial = AtomicFile::create(&path, 0o600).unwrap();
     partial.write_all(b"half of the n").unwrap();
-    assert_eq!(fs::read(&path).unwrap(), b"old", "not visible before commit");
+    assert_eq!(
+        fs::read(&path).unwrap(),
+        b"old",
+        "not visible before commit"
+    );
     drop(partial);
     assert_eq!(fs::read(&path).unwrap(), b"old");
     assert_eq!(names(dir.path()), ["app.tar.gz"]);

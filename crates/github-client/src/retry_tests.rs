@@ -1,6 +1,5 @@
 //! Retry, backoff and rate-limit decisions, with a clock that only moves when slept on.
 
-
 use super::*;
 
 use ghr_types::clock::ManualClock as FakeClock;

@@ -12,8 +12,8 @@ use super::request::{self as req, Answer, FilePush, Method, Request};
 use super::spec::{ExecOutput, ExecSpec, InstanceSpec};
 use super::transport::UnixTransport;
 use super::types::{
-    ConfigMap, ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation,
-    Profile, Server, StatePut, StoragePool,
+    ConfigMap, ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile,
+    Server, StatePut, StoragePool,
 };
 use super::LxdError;
 

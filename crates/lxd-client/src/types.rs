@@ -285,7 +285,9 @@ impl Profile {
     /// The network (or parent bridge) the profile's NIC is on.
     pub fn nic_network(&self) -> Option<&str> {
         let (_, nic) = self.nic()?;
-        nic.get("network").or_else(|| nic.get("parent")).map(String::as_str)
+        nic.get("network")
+            .or_else(|| nic.get("parent"))
+            .map(String::as_str)
     }
 
     /// Whether a disk device holds the root file system.

@@ -49,6 +49,9 @@ mod tests {
         assert!(script.contains("POLICY_URL='http://h:1'\n"));
         assert!(script.contains(r"ONE_TIME_TOKEN='it'\''s'"));
         assert!(script.contains(r"TOKEN_RUNNER_NAME='r'\''1'"));
-        assert!(!script.contains("@@"), "the template has no placeholder left");
+        assert!(
+            !script.contains("@@"),
+            "the template has no placeholder left"
+        );
     }
 }
