@@ -23,8 +23,17 @@ fi
 cargo build "${profile[@]}" -p github-runner --bin github-runner
 cargo build "${profile[@]}" -p aproxy --bin aproxy
 charm_dir=$(mktemp -d)
-trap 'rm -rf "$charm_dir"' EXIT
+trap 'rm -rf "$charm_dir" "${clean_target:-}"' EXIT
 cp dispatch "$charm_dir/dispatch"
 cp "$CARGO_TARGET_DIR/$build/github-runner" "$charm_dir/github-runner"
 cp "$CARGO_TARGET_DIR/$build/aproxy" "$charm_dir/aproxy"
+if [ "${GHR_BENCH_QUICK:-}" != 1 ]; then
+    # A clean release build of the whole workspace, timed, into a throwaway target dir.
+    clean_target=$(mktemp -d)
+    start=$(date +%s)
+    cargo build --release --workspace --locked --target-dir "$clean_target" --quiet
+    GHR_BENCH_CLEAN_BUILD_SECS=$(($(date +%s) - start))
+    export GHR_BENCH_CLEAN_BUILD_SECS
+    rm -rf "$clean_target"
+fi
 GHR_BENCH_DISPATCH=$charm_dir/dispatch cargo test "${profile[@]}" --test bench -- --ignored --nocapture --test-threads 1

@@ -254,6 +254,22 @@ fn container_web_traffic_goes_through_the_proxy() {
     );
     let user = in_runner(&lxd, &runner, "ps -o user= -C aproxy");
     assert_eq!(user.trim(), "nobody", "aproxy's user");
+    // The runner received aproxy's own binary, not the charm's.
+    let binaries = in_runner(
+        &lxd,
+        &runner,
+        "ls /usr/local/bin; cmp -s /usr/local/bin/aproxy /proc/$(pgrep -x aproxy)/exe && echo same",
+    );
+    assert!(!binaries.contains("github-runner"), "{binaries}");
+    assert!(binaries.contains("same"), "{binaries}");
+    let size = in_runner(&lxd, &runner, "stat -c %s /usr/local/bin/aproxy");
+    let charm_size = std::fs::metadata(env!("CARGO_BIN_EXE_github-runner"))
+        .unwrap()
+        .len();
+    assert!(
+        size.trim().parse::<u64>().unwrap() < charm_size,
+        "aproxy in the runner ({size}) is not smaller than the charm ({charm_size})"
+    );
 
     let (http_url, https_url) = ("http://origin.test/", "https://origin.test/");
     let (resolve_http, resolve_https) = (

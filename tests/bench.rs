@@ -343,6 +343,10 @@ fn bench() {
         return;
     }
     hook_overhead(&mut out, if quick { 3 } else { 20 });
+    if let Ok(dispatch) = std::env::var("GHR_BENCH_DISPATCH") {
+        let charm_dir = std::path::Path::new(&dispatch).parent().expect("charm dir");
+        bench_support::binaries::binaries(&mut out, charm_dir, quick);
+    }
     planner(
         &mut out,
         if quick {

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::install::{HostIo, InstallKind};
+use super::deps::Deps;
+use super::install::InstallKind;
 use super::runners::{Paths, Reconciled, Runners, Summary};
 use super::state::CharmState;
 use super::summary::Problem;
@@ -13,7 +14,6 @@ use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::lxd_setup::BlockingLxd;
-use crate::host::{SystemClock, SystemCommands};
 use crate::juju::{HookTools, Status};
 use crate::runner::app::AppUpdate;
 use github_client::RateLimit;
@@ -25,7 +25,13 @@ pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
     Ok(CharmConfig::from_json(&raw)?)
 }
 
-pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outcome, CharmError> {
+/// Runs the handler for `event` on the dependencies handed in.
+pub fn handle(
+    event: &Event,
+    juju: &dyn HookTools,
+    env: &HookEnv,
+    deps: &Deps,
+) -> Result<Outcome, CharmError> {
     match event {
         Event::Unknown(name) => {
             log::info!("ignoring event {name:?}: this charm does not handle it");
@@ -37,10 +43,9 @@ pub fn handle(event: &Event, juju: &dyn HookTools, env: &HookEnv) -> Result<Outc
         _ => {}
     }
     let config = load_config(juju)?;
-    let paths = Paths::from_env();
-    let result = handle_event(event, juju, config, env, &paths);
+    let result = handle_event(event, juju, config, env, deps);
     if let Err(e) = &result {
-        remember_problem(event, e, &paths);
+        remember_problem(event, e, &deps.paths);
     }
     result
 }
@@ -62,22 +67,21 @@ fn handle_event(
     juju: &dyn HookTools,
     config: CharmConfig,
     env: &HookEnv,
-    paths: &Paths,
+    deps: &Deps,
 ) -> Result<Outcome, CharmError> {
+    let runners = |config| Runners::new(config, env.clone(), deps);
     match event {
-        Event::UpdateStatus => Ok(update_status(&config, paths)),
-        Event::Install => install(juju, &config, env, paths, InstallKind::Install),
-        Event::ConfigChanged => config_changed(juju, config, env, paths),
-        Event::Start => {
-            reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::None))
-        }
-        Event::Stop | Event::Remove => stop(config, env, paths),
+        Event::UpdateStatus => Ok(update_status(&config, &deps.paths)),
+        Event::Install => install(juju, &config, env, deps, InstallKind::Install),
+        Event::ConfigChanged => config_changed(juju, config, env, deps),
+        Event::Start => reconciled(runners(config)?.reconcile_current(Flush::None)),
+        Event::Stop | Event::Remove => stop(config, env, deps),
         Event::UpgradeCharm => {
-            install(juju, &config, env, paths, InstallKind::Upgrade)?;
-            reconciled(Runners::new(config, env.clone())?.reconcile_current(Flush::Idle))
+            install(juju, &config, env, deps, InstallKind::Upgrade)?;
+            reconciled(runners(config)?.reconcile_current(Flush::Idle))
         }
-        Event::ReconcileTimer => timer_reconcile(juju, config, env, paths),
-        Event::Action(action) => run_action(action, juju, config, env),
+        Event::ReconcileTimer => timer_reconcile(juju, runners(config)?),
+        Event::Action(action) => run_action(action, juju, || runners(config)),
         Event::Unknown(_) => unreachable!("handled above"),
     }
 }
@@ -98,35 +102,24 @@ fn install(
     juju: &dyn HookTools,
     config: &CharmConfig,
     env: &HookEnv,
-    paths: &Paths,
+    deps: &Deps,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     // `juju status` shows it; a new charm binary arrives only with these two events.
     juju.application_version_set(crate::VERSION)?;
     // The timer first: install ends with the reboot request when one is due.
-    ensure_timer(config, env, paths)?;
-    super::install::install(
-        juju,
-        env,
-        config,
-        HostIo {
-            commands: &SystemCommands,
-            lxd: &host_lxd()?,
-            clock: &SystemClock,
-        },
-        paths,
-        kind,
-    )
+    ensure_timer(config, env, deps)?;
+    super::install::install(juju, env, config, deps, &host_lxd(deps)?, kind)
 }
 
-/// LXD as host setup reaches it: the daemon at `LXD_DIR` (or the snap's, or Debian's).
-fn host_lxd() -> Result<BlockingLxd, CharmError> {
-    BlockingLxd::new(lxd_client::LxdClient::from_env()).map_err(|e| CharmError::Internal(e.into()))
+/// LXD as host setup reaches it: the hook's LXD client, driven synchronously.
+fn host_lxd(deps: &Deps) -> Result<BlockingLxd, CharmError> {
+    BlockingLxd::new(deps.lxd.clone()).map_err(|e| CharmError::Internal(e.into()))
 }
 
-fn ensure_timer(config: &CharmConfig, env: &HookEnv, paths: &Paths) -> Result<(), CharmError> {
+fn ensure_timer(config: &CharmConfig, env: &HookEnv, deps: &Deps) -> Result<(), CharmError> {
     let units = timer::render(&env.unit_name, config.reconcile_interval_minutes);
-    timer::apply(&SystemCommands, &paths.systemd_dir(), &units)
+    timer::apply(deps.commands, &deps.paths.systemd_dir(), &units)
         .map(drop)
         .map_err(|e| CharmError::Transient(format!("reconcile timer: {e}")))
 }
@@ -139,11 +132,11 @@ fn config_changed(
     juju: &dyn HookTools,
     config: CharmConfig,
     env: &HookEnv,
-    paths: &Paths,
+    deps: &Deps,
 ) -> Result<Outcome, CharmError> {
-    ensure_timer(&config, env, paths)?;
+    ensure_timer(&config, env, deps)?;
     let mut state = CharmState::load(juju)?;
-    let runners = Runners::new(config.clone(), env.clone())?;
+    let runners = Runners::new(config.clone(), env.clone(), deps)?;
     runners.apply_firewall()?;
     if let Some(old) = state.path_left(&config) {
         let old_path = GithubPath::parse(old, group_of(&config))
@@ -157,7 +150,8 @@ fn config_changed(
     let token_changed = state.token_changed(&config);
     if token_changed {
         log::info!("token changed: flushing idle runners");
-        super::install::policy_service(env, &config, &SystemCommands, &host_lxd()?, paths, false)?;
+        let lxd = host_lxd(deps)?;
+        super::install::policy_service(env, &config, deps.commands, &lxd, &deps.paths, false)?;
     }
     let flush = if token_changed {
         Flush::Idle
@@ -179,10 +173,10 @@ fn group_of(config: &CharmConfig) -> &str {
     }
 }
 
-fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, CharmError> {
-    timer::remove(&SystemCommands, &paths.systemd_dir(), &env.unit_name)
+fn stop(config: CharmConfig, env: &HookEnv, deps: &Deps) -> Result<Outcome, CharmError> {
+    timer::remove(deps.commands, &deps.paths.systemd_dir(), &env.unit_name)
         .map_err(CharmError::Transient)?;
-    let report = Runners::new(config, env.clone())?
+    let report = Runners::new(config, env.clone(), deps)?
         .reconcile(0, Flush::All)?
         .report;
     Ok(Outcome::status(
@@ -193,13 +187,7 @@ fn stop(config: CharmConfig, env: &HookEnv, paths: &Paths) -> Result<Outcome, Ch
 
 /// The timer's event: keep the runner application current, reconcile, and reboot
 /// into a new kernel when one waits and no job would be cut short.
-fn timer_reconcile(
-    juju: &dyn HookTools,
-    config: CharmConfig,
-    env: &HookEnv,
-    paths: &Paths,
-) -> Result<Outcome, CharmError> {
-    let runners = Runners::new(config, env.clone())?;
+fn timer_reconcile(juju: &dyn HookTools, runners: Runners) -> Result<Outcome, CharmError> {
     let flush = match runners.update_app(false) {
         Ok(AppUpdate::Updated { new, .. }) => {
             log::info!("runner application updated to {new}: flushing idle runners");
@@ -216,23 +204,23 @@ fn timer_reconcile(
     let phase = RebootPhase::Reconcile {
         busy_runners: done.report.busy as usize,
     };
-    if let Some(now) = reboot_request(reboot_required(paths), phase) {
+    if let Some(now) = reboot_request(reboot_required(runners.paths()), phase) {
         log::info!("a new kernel is installed and no runner is busy: rebooting");
         juju.reboot(now)?;
     }
     Ok(Outcome::status(Status::Active, done.summary.message()))
 }
 
-fn run_action(
+/// `runners` is called once the action's parameters were found good.
+fn run_action<'d>(
     action: &Action,
     juju: &dyn HookTools,
-    config: CharmConfig,
-    env: &HookEnv,
+    runners: impl FnOnce() -> Result<Runners<'d>, CharmError>,
 ) -> Result<Outcome, CharmError> {
     match action {
-        Action::CheckRunners => check_runners(Runners::new(config, env.clone())?),
+        Action::CheckRunners => check_runners(runners()?),
         Action::ReconcileRunners => {
-            let done = Runners::new(config, env.clone())?.reconcile_current(Flush::None)?;
+            let done = runners()?.reconcile_current(Flush::None)?;
             Ok(report_outcome(&done))
         }
         Action::FlushRunners => {
@@ -246,11 +234,11 @@ fn run_action(
                     )))
                 }
             };
-            let done = Runners::new(config, env.clone())?.reconcile_current(flush)?;
+            let done = runners()?.reconcile_current(flush)?;
             Ok(report_outcome(&done))
         }
         Action::UpdateDependencies => {
-            let runners = Runners::new(config, env.clone())?;
+            let runners = runners()?;
             let updated = match runners.update_app(true)? {
                 AppUpdate::Updated { new, .. } => {
                     CharmState::record_app_version(juju, &new)?;
@@ -339,31 +327,5 @@ fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_results_name_the_figures_and_reset_in_utc() {
-        assert!(rate_limit_results(None).is_empty());
-        let limit = RateLimit {
-            limit: 5000,
-            remaining: 12,
-            used: 4988,
-            reset: chrono::DateTime::from_timestamp(1_714_564_800, 0).unwrap(),
-            resource: "core".into(),
-        };
-        let results = rate_limit_results(Some(&limit));
-        let pairs: Vec<(&str, &str)> = results
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        assert_eq!(
-            pairs,
-            [
-                ("github-rate-limit-limit", "5000"),
-                ("github-rate-limit-remaining", "12"),
-                ("github-rate-limit-reset", "2024-05-01T12:00:00Z"),
-            ]
-        );
-    }
-}
+#[path = "handlers_tests.rs"]
+mod tests;

@@ -5,15 +5,16 @@
 //! at the end when a package asked for one. Every step reads before it writes, so a
 //! second run changes nothing.
 
+use super::deps::Deps;
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::host::kernel::{self, RebootPhase};
 use crate::host::lxd_setup::{self, LxdSetup};
-use crate::host::packages::{self, Apt, LockWait};
+use crate::host::packages::{self, Apt};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::{Clock, Commands, HostError, HostPaths, OsFamily};
+use crate::host::{Commands, HostError, HostPaths, OsFamily};
 use crate::juju::{HookTools, Status};
 use fs_state::ensure_private_dir;
 
@@ -30,29 +31,17 @@ pub const BINARY: &str = "github-runner";
 /// The name of aproxy's binary inside the charm directory: what runners receive.
 pub const APROXY_FILE: &str = "aproxy";
 
-/// The host's I/O install goes through: its programs, LXD's API, time.
-#[derive(Clone, Copy)]
-pub struct HostIo<'a> {
-    pub commands: &'a dyn Commands,
-    pub lxd: &'a dyn LxdSetup,
-    pub clock: &'a dyn Clock,
-}
-
 /// Prepares the host. Failures name the step; they leave the unit in `maintenance` and
 /// exit non-zero so that Juju retries the hook (the steps already done are skipped).
 pub fn install(
     juju: &dyn HookTools,
     env: &HookEnv,
     config: &CharmConfig,
-    io: HostIo,
-    paths: &HostPaths,
+    deps: &Deps,
+    lxd: &dyn LxdSetup,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
-    let HostIo {
-        commands,
-        lxd,
-        clock,
-    } = io;
+    let (commands, paths) = (deps.commands, &deps.paths);
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -66,12 +55,12 @@ pub fn install(
     step("installing packages")?;
     let apt = Apt {
         commands,
-        clock,
+        clock: deps.clock,
         env: [("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())]
             .into_iter()
             .chain(proxy_env.iter().cloned())
             .collect(),
-        lock_wait: LockWait::from_env(),
+        lock_wait: deps.limits.apt_lock,
     };
     let (wanted, unwanted) = package_sets(os);
     let all: Vec<&str> = wanted.iter().chain(&unwanted).copied().collect();

@@ -3,6 +3,7 @@ use std::fs;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::charm::deps::HttpGithub;
 use crate::host::fakes::{FakeClock, FakeCommands, FakeLxd};
 use crate::host::lxd_setup::LxdSetup;
 use crate::host::CmdOutput;
@@ -61,13 +62,10 @@ fn config(extra: Value) -> CharmConfig {
 }
 
 fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, CharmError> {
-    let clock = FakeClock::default();
-    let io = HostIo {
-        commands: &h.cmds,
-        lxd: &h.lxd,
-        clock: &clock,
-    };
-    install(juju, &h.env, config, io, &h.paths, InstallKind::Install)
+    let clock = FakeClock::new();
+    let github = HttpGithub::default();
+    let deps = Deps::stand_in(&h.cmds, &clock, &github, h.dir.path());
+    install(juju, &h.env, config, &deps, &h.lxd, InstallKind::Install)
 }
 
 #[test]

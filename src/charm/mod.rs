@@ -1,12 +1,17 @@
-//! Juju events to handlers: [`run_hook`] reads `JUJU_DISPATCH_PATH`, runs the handler
-//! for that event, and applies the outcome (status, action results) through the
-//! hook tools, with one error policy ([`outcome::CharmError::disposition`]).
+//! Juju events to handlers: [`run_hook`] reads the environment once (the hook's
+//! [`HookEnv`], the [`deps::Knobs`]), builds the dependencies every handler acts through
+//! ([`deps::Deps`]), runs the handler for the event, and applies the outcome (status,
+//! action results) through the hook tools, with one error policy
+//! ([`outcome::CharmError::disposition`]).
 
+pub mod deps;
+mod drain;
 pub mod event;
 pub mod handlers;
 pub mod install;
 pub mod outcome;
 pub mod policy_health;
+mod reconcile_steps;
 mod runner_host;
 mod runner_layout;
 pub mod runners;
@@ -18,6 +23,7 @@ pub mod timer;
 use std::process::ExitCode;
 
 use crate::juju::{HookTools, Status};
+pub use deps::Deps;
 pub use event::{Action, Event};
 pub use outcome::{CharmError, Outcome};
 
@@ -50,21 +56,26 @@ impl HookEnv {
     }
 }
 
-/// Entry point for a Juju hook, action or custom event.
+/// Entry point for a Juju hook, action or custom event: the one place the environment
+/// is read and the real dependencies are built.
 pub fn run_hook() -> ExitCode {
     let env = HookEnv::from_env();
-    let juju = crate::juju::Cli;
-    dispatch(&juju, &env)
+    let knobs = deps::Knobs::from_env();
+    let github = deps::HttpGithub {
+        request_timeout: knobs.github_timeout,
+    };
+    let deps = Deps::on_this_host(&knobs, &github);
+    dispatch(&crate::juju::Cli, &env, &deps)
 }
 
 /// Runs the handler for `env.dispatch_path` and applies its result. Never panics on a
 /// handler error; exits non-zero only where the error policy says Juju should retry.
-pub fn dispatch(juju: &dyn HookTools, env: &HookEnv) -> ExitCode {
+pub fn dispatch(juju: &dyn HookTools, env: &HookEnv, deps: &Deps) -> ExitCode {
     let marking = test_mode::MarkInsecure::new(juju);
     let juju: &dyn HookTools = &marking;
     let event = Event::from_dispatch_path(&env.dispatch_path);
     log::debug!("dispatching {event:?}");
-    let result = handlers::handle(&event, juju, env);
+    let result = handlers::handle(&event, juju, env, deps);
     match result {
         Ok(outcome) => apply_outcome(juju, &outcome),
         Err(err) => apply_error(juju, &event, &err),

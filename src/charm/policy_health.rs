@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::deps::Deps;
 use crate::host::units::{policy_service_active, restart_policy_service};
-use crate::host::{Clock, Commands, HostPaths, SystemClock, SystemCommands};
+use crate::host::{Clock, Commands, HostPaths};
 use policy_service::client::{ClientError, PolicyClient};
 
 /// A restart over a failing `/health` (the unit running, the port answering) happens
@@ -198,7 +199,7 @@ impl HealthCheck<'_> {
     fn act(&self, evidence: GithubEvidence) -> Option<Health> {
         let seen = self.look();
         let last = self.load().last_github_restart;
-        match decide(&seen, evidence, last, self.clock.unix_seconds()) {
+        match decide(&seen, evidence, last, self.clock.unix_now()) {
             Decision::Healthy => Some(Health::Healthy),
             Decision::AskAfterReconcile(why) => {
                 log::info!("policy service: {why}; deciding after the reconcile");
@@ -245,7 +246,7 @@ impl HealthCheck<'_> {
         log::warn!("policy service unhealthy ({why}): restarting it");
         if rate_limited {
             self.save(&Record {
-                last_github_restart: Some(self.clock.unix_seconds()),
+                last_github_restart: Some(self.clock.unix_now()),
             });
         }
         if let Err(e) = restart_policy_service(self.commands) {
@@ -283,29 +284,30 @@ impl HealthCheck<'_> {
     }
 }
 
-/// The real check on this host: systemctl, and the service on loopback.
-pub struct LocalCheck {
+/// The check on this host: systemctl through the hook's commands, and the service at
+/// `url` (on loopback).
+pub struct LocalCheck<'a> {
     client: PolicyClient,
-    paths: HostPaths,
+    deps: &'a Deps<'a>,
 }
 
-impl LocalCheck {
+impl<'a> LocalCheck<'a> {
     /// `/health` needs no credential; the charm token goes along when there is one.
-    pub fn new(paths: &HostPaths, url: &str) -> Self {
-        let token = std::fs::read_to_string(paths.charm_token()).unwrap_or_default();
+    pub fn new(deps: &'a Deps<'a>, url: &str) -> Self {
+        let token = std::fs::read_to_string(deps.paths.charm_token()).unwrap_or_default();
         let token = crate::config::Token::new(token.trim());
         LocalCheck {
             client: PolicyClient::with_timeout(url, token, HEALTH_TIMEOUT),
-            paths: paths.clone(),
+            deps,
         }
     }
 
     pub fn check(&self) -> HealthCheck<'_> {
         HealthCheck {
-            commands: &SystemCommands,
+            commands: self.deps.commands,
             probe: &self.client,
-            clock: &SystemClock,
-            paths: &self.paths,
+            clock: self.deps.clock,
+            paths: &self.deps.paths,
         }
     }
 }

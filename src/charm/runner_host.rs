@@ -30,7 +30,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// must not hold the reconcile (the token expires anyway).
 const REVOKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-impl Runners {
+impl Runners<'_> {
     /// The host that makes runners; `runners` is how many are wanted.
     pub(super) fn host(
         &self,
@@ -38,7 +38,7 @@ impl Runners {
         runners: u32,
         layout: InstanceLayout,
     ) -> Result<Arc<LxdRunnerHost>, CharmError> {
-        let app = match AppCache::new(self.paths.app_dir()).tarball() {
+        let app = match AppCache::new(self.paths().app_dir()).tarball() {
             Some(tarball) => std::fs::read(&tarball).map_err(|e| CharmError::Internal(e.into()))?,
             // A unit that never made a runner can still empty its pool (a flush, stop,
             // `virtual-machines=0`): nothing will be pushed.
@@ -61,7 +61,7 @@ impl Runners {
             })
         };
         Ok(Arc::new(LxdRunnerHost {
-            client: self.lxd.clone(),
+            client: self.deps.lxd.clone(),
             prefix: self.prefix.clone(),
             layout,
             payload: RunnerPayload {
@@ -73,7 +73,7 @@ impl Runners {
             },
             ready_timeout: READY_TIMEOUT,
             journal: Journal {
-                dir: self.paths.state_dir().join("provisioning"),
+                dir: self.paths().state_dir().join("provisioning"),
             },
         }))
     }
@@ -124,7 +124,7 @@ impl Runners {
 
     /// The charm's token for the policy service, as `install` left it.
     fn charm_token(&self) -> Result<crate::config::Token, CharmError> {
-        let token = std::fs::read_to_string(self.paths.charm_token()).map_err(|e| {
+        let token = std::fs::read_to_string(self.paths().charm_token()).map_err(|e| {
             CharmError::Transient(format!("policy service charm token not there yet: {e}"))
         })?;
         Ok(crate::config::Token::new(token.trim()))
@@ -147,7 +147,7 @@ impl Runners {
     /// The host `check-runners` observes through.
     pub(super) fn listing_host(&self) -> LxdListOnly {
         LxdListOnly {
-            client: self.lxd.clone(),
+            client: self.deps.lxd.clone(),
             prefix: self.prefix.clone(),
         }
     }

@@ -14,11 +14,11 @@ fn host_cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-impl Runners {
+impl Runners<'_> {
     /// The runners' bridge and the host's address on it, as LXD has them now.
     pub(super) fn bridge(&self) -> Result<(String, std::net::Ipv4Addr), CharmError> {
         self.runtime
-            .block_on(runner_bridge(&self.lxd))
+            .block_on(runner_bridge(&self.deps.lxd))
             .map_err(port)
     }
 
@@ -45,7 +45,7 @@ impl Runners {
         if self.config.instance_type != InstanceType::Container {
             return Idmap::Shared;
         }
-        match subid::host_isolated_room(&self.paths, self.config.virtual_machines) {
+        match subid::host_isolated_room(self.paths(), self.config.virtual_machines) {
             Ok(()) => Idmap::Isolated,
             Err(why) => {
                 log::warn!(

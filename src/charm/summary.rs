@@ -24,7 +24,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    pub fn from_report(r: &Report) -> Self {
+    /// The counts of `r`, a reconcile that ended at `at` (unix seconds).
+    pub fn from_report(r: &Report, at: u64) -> Self {
         Summary {
             idle: r.idle,
             busy: r.busy,
@@ -36,7 +37,7 @@ impl Summary {
                 .collect(),
             lost: r.waiting_for_github,
             policy_problem: None,
-            at: unix_now(),
+            at,
         }
     }
     /// The status stays `active` when the policy service is unhealthy: the pool is kept
@@ -123,11 +124,6 @@ fn write_json<T: Serialize>(paths: &Paths, file: &std::path::Path, value: &T) {
     let body = serde_json::to_vec(value).expect("serializable");
     let _ = fs_state::ensure_private_dir(&paths.state_dir())
         .and_then(|()| fs_state::write_atomic(file, &body, 0o600));
-}
-
-pub fn unix_now() -> u64 {
-    use ghr_types::clock::{Clock, SystemClock};
-    SystemClock.unix_seconds()
 }
 
 #[cfg(test)]

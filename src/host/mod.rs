@@ -19,7 +19,8 @@ pub use commands::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
 pub use ghr_types::clock::{Clock, SystemClock};
 
 /// Where the host's files live. Production uses `/`; tests point `root` at a temporary
-/// directory (the binary reads `GITHUB_RUNNER_ROOT`, see [`HostPaths::from_env`]).
+/// directory (the binary takes it from `GITHUB_RUNNER_ROOT`, read at the edge by
+/// `charm::deps::Knobs`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPaths {
     pub root: PathBuf,
@@ -28,16 +29,6 @@ pub struct HostPaths {
 impl HostPaths {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         HostPaths { root: root.into() }
-    }
-
-    /// `GITHUB_RUNNER_ROOT` (default `/`). Only tests set it: it relocates every host
-    /// file the charm writes or reads into a temporary directory.
-    pub fn from_env() -> Self {
-        let root = std::env::var_os("GITHUB_RUNNER_ROOT")
-            .filter(|v| !v.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/"));
-        HostPaths::new(root)
     }
 
     fn at(&self, absolute: &str) -> PathBuf {

@@ -58,7 +58,8 @@ pub fn plan(installed: &BTreeSet<String>, wanted: &[&str], unwanted: &[&str]) ->
 }
 
 /// How long to wait for a package lock held by someone else (unattended-upgrades, a
-/// cloud-init run), polling with a doubling delay.
+/// cloud-init run), polling with a doubling delay. Tests shorten the deadline through
+/// `GITHUB_RUNNER_APT_LOCK_WAIT`, read at the edge (`charm::deps::Knobs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LockWait {
     pub deadline: Duration,
@@ -72,23 +73,6 @@ impl Default for LockWait {
             deadline: Duration::from_secs(300),
             first_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(20),
-        }
-    }
-}
-
-impl LockWait {
-    /// The default, or a deadline of `GITHUB_RUNNER_APT_LOCK_WAIT` seconds: only tests
-    /// set it, to see the bound reached through the real binary in seconds.
-    pub fn from_env() -> Self {
-        let secs = std::env::var("GITHUB_RUNNER_APT_LOCK_WAIT")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok());
-        match secs {
-            Some(s) => LockWait {
-                deadline: Duration::from_secs(s),
-                ..LockWait::default()
-            },
-            None => LockWait::default(),
         }
     }
 }

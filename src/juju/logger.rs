@@ -9,9 +9,25 @@ struct JujuLogger {
     level: LevelFilter,
 }
 
+/// The workspace's crates the charm links: their records go to Juju; third-party
+/// crates' (hyper, ureq, ...) do not.
+const OWN_CRATES: [&str; 6] = [
+    "github_runner",
+    "ghr_types",
+    "lxd_client",
+    "github_client",
+    "reconcile",
+    "policy_service",
+];
+
+fn is_own(target: &str) -> bool {
+    let krate = target.split("::").next().unwrap_or(target);
+    OWN_CRATES.contains(&krate)
+}
+
 impl Log for JujuLogger {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        metadata.level() <= self.level && metadata.target().starts_with("github_runner")
+        metadata.level() <= self.level && is_own(metadata.target())
     }
     fn log(&self, record: &Record) {
         if !self.enabled(record.metadata()) {
@@ -44,5 +60,29 @@ pub fn init_logging(in_hook: bool) {
     } else {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
             .try_init();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_of_every_own_crate_pass_and_others_do_not() {
+        let logger = JujuLogger {
+            level: LevelFilter::Info,
+        };
+        let meta = |target| {
+            Metadata::builder()
+                .level(Level::Warn)
+                .target(target)
+                .build()
+        };
+        for target in ["github_runner::charm", "github_client::retry", "reconcile"] {
+            assert!(logger.enabled(&meta(target)), "{target}");
+        }
+        for target in ["hyper::proto", "github_runnerx", "ureq::unit"] {
+            assert!(!logger.enabled(&meta(target)), "{target}");
+        }
     }
 }

@@ -4,9 +4,9 @@
 //! a size below what its files use, so it shrinks only once the surplus runners are gone.
 
 use std::path::Path;
-use std::process::Command;
 
 use crate::config::ByteSize;
+use crate::host::{Cmd, Commands};
 use lxd_client::types::StoragePool;
 use lxd_client::LxdClient;
 
@@ -85,32 +85,34 @@ pub enum PoolError {
     },
 }
 
-fn run(args: &[&str], dir: &Path) -> Result<(), PoolError> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| PoolError::Mount {
-            dir: dir.display().to_string(),
-            message: e.to_string(),
-        })?;
-    if out.status.success() {
+fn run(commands: &dyn Commands, args: &[&str], dir: &Path) -> Result<(), PoolError> {
+    let failed = |message: String| PoolError::Mount {
+        dir: dir.display().to_string(),
+        message,
+    };
+    let out = commands
+        .run(&Cmd::new(args[0], &args[1..]))
+        .map_err(|e| failed(e.to_string()))?;
+    if out.success() {
         Ok(())
     } else {
-        Err(PoolError::Mount {
-            dir: dir.display().to_string(),
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        })
+        Err(failed(out.stderr.trim().to_string()))
     }
 }
 
-fn resize(dir: &Path, size: ByteSize) -> Result<(), PoolError> {
+fn resize(commands: &dyn Commands, dir: &Path, size: ByteSize) -> Result<(), PoolError> {
     let option = format!("remount,size={}k", size.0 >> 10);
-    run(&["mount", "-o", &option, &dir.to_string_lossy()], dir)
+    run(
+        commands,
+        &["mount", "-o", &option, &dir.to_string_lossy()],
+        dir,
+    )
 }
 
 /// Mounts or grows the tmpfs, then makes sure LXD has a `dir` pool on it. Never
 /// shrinks it: the runners about to be removed still use the space (see [`shrink`]).
 pub async fn ensure(
+    commands: &dyn Commands,
     client: &LxdClient,
     name: &str,
     dir: &Path,
@@ -125,6 +127,7 @@ pub async fn ensure(
     let d = dir.to_string_lossy();
     match mount_step(&mounts, dir, size) {
         MountStep::Mount => run(
+            commands,
             &[
                 "mount",
                 "-t",
@@ -136,7 +139,7 @@ pub async fn ensure(
             ],
             dir,
         )?,
-        MountStep::Grow => resize(dir, size)?,
+        MountStep::Grow => resize(commands, dir, size)?,
         MountStep::Shrink | MountStep::Keep => {}
     }
     let lxd = |source| PoolError::Lxd {
@@ -164,7 +167,7 @@ pub async fn ensure(
 /// Shrinks the tmpfs to `size` when it is larger and its files fit; call it after a
 /// reconcile removed the surplus runners. `Ok(false)`: nothing to do, or the space is
 /// still used (busy runners finishing their job) and a later reconcile shrinks it.
-pub fn shrink(dir: &Path, size: ByteSize) -> Result<bool, PoolError> {
+pub fn shrink(commands: &dyn Commands, dir: &Path, size: ByteSize) -> Result<bool, PoolError> {
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     if mount_step(&mounts, dir, size) != MountStep::Shrink {
         return Ok(false);
@@ -182,7 +185,7 @@ pub fn shrink(dir: &Path, size: ByteSize) -> Result<bool, PoolError> {
         );
         return Ok(false);
     }
-    resize(dir, size)?;
+    resize(commands, dir, size)?;
     Ok(true)
 }
 

@@ -1,6 +1,9 @@
 //! The measurements of tests/bench.rs that need neither LXD nor the simulator's
 //! network namespace: the hook's overhead, the planner's scaling and the policy check's
-//! latency; and the median every table reports.
+//! latency; and the median every table reports. [`binaries`] reports the binaries'
+//! sizes and the workspace's clean build time.
+
+pub mod binaries;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

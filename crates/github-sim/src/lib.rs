@@ -96,7 +96,7 @@ use state::{Timing, World};
 /// The runner version the simulator's app claims to be.
 pub const RUNNER_VERSION: &str = "2.319.1";
 
-/// Command-line flags of `github-runner sim`.
+/// Command-line flags of the `github-sim` binary.
 #[derive(Clone, Debug, clap::Args)]
 pub struct SimArgs {
     /// Address to listen on; port 0 picks a free one.
@@ -297,7 +297,7 @@ impl Drop for SimServer {
     }
 }
 
-/// `github-runner sim`: prints the base URL as the first stdout line, serves until
+/// The `github-sim` binary: prints the base URL as the first stdout line, serves until
 /// SIGTERM or SIGINT.
 pub fn run_cli(args: &SimArgs) -> std::process::ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {

@@ -35,11 +35,6 @@ impl LxdClient {
         }
     }
 
-    /// A client on [`super::default_socket`] (`LXD_DIR`, the snap's, then Debian's).
-    pub fn from_env() -> Self {
-        LxdClient::new(super::default_socket())
-    }
-
     /// Sets how long operations (create, start, stop, delete, exec) may take.
     pub fn with_operation_timeout(mut self, timeout: Duration) -> Self {
         self.operation_timeout = timeout;

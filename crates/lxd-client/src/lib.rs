@@ -66,15 +66,8 @@ impl LxdError {
     }
 }
 
-/// The socket to use: `$LXD_DIR/unix.socket` if `LXD_DIR` is set, else the snap's if it
-/// exists, else Debian's.
-pub fn default_socket() -> PathBuf {
-    socket_for(std::env::var_os("LXD_DIR").map(PathBuf::from), |p| {
-        p.exists()
-    })
-}
-
-/// [`default_socket`]'s decision, with the environment and file system passed in.
+/// The socket to use: `lxd_dir/unix.socket` when the caller has one (`LXD_DIR`, read at
+/// its edge), else the snap's if it `exists`, else Debian's.
 pub fn socket_for(lxd_dir: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> PathBuf {
     if let Some(dir) = lxd_dir.filter(|d| !d.as_os_str().is_empty()) {
         return dir.join("unix.socket");

@@ -12,7 +12,7 @@ pub trait Clock: Send + Sync {
     fn sleep(&self, duration: Duration);
 
     /// [`Clock::wall`] as whole seconds since the Unix epoch (0 before it).
-    fn unix_seconds(&self) -> u64 {
+    fn unix_now(&self) -> u64 {
         self.wall()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
@@ -53,13 +53,17 @@ mod manual {
     }
 
     impl ManualClock {
-        /// Wall-clock time starts at `unix_seconds`.
-        pub fn at(unix_seconds: u64) -> Self {
+        /// Wall-clock time starts at `unix_now`.
+        pub fn at(unix_now: u64) -> Self {
             ManualClock {
                 start: Instant::now(),
-                epoch: UNIX_EPOCH + Duration::from_secs(unix_seconds),
+                epoch: UNIX_EPOCH + Duration::from_secs(unix_now),
                 sleeps: Mutex::default(),
             }
+        }
+        /// Wall-clock time starts at an arbitrary fixed moment.
+        pub fn new() -> Self {
+            Self::default()
         }
         /// Every sleep so far, in order.
         pub fn sleeps(&self) -> Vec<Duration> {
@@ -97,18 +101,18 @@ mod tests {
     #[test]
     fn the_manual_clock_moves_only_when_slept_on() {
         let clock = ManualClock::at(100);
-        let (t0, w0) = (clock.now(), clock.unix_seconds());
+        let (t0, w0) = (clock.now(), clock.unix_now());
         assert_eq!((clock.now(), w0), (t0, 100));
         clock.sleep(Duration::from_secs(3));
         clock.sleep(Duration::from_millis(2500));
         assert_eq!(clock.now() - t0, Duration::from_millis(5500));
-        assert_eq!(clock.unix_seconds(), 105);
+        assert_eq!(clock.unix_now(), 105);
         assert_eq!(clock.sleeps().len(), 2);
     }
 
     #[test]
     fn the_system_clock_reads_the_real_time() {
-        let after_2023 = SystemClock.unix_seconds() > 1_672_531_200;
+        let after_2023 = SystemClock.unix_now() > 1_672_531_200;
         assert!(after_2023);
     }
 }

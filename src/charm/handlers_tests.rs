@@ -1,0 +1,175 @@
+use std::cell::Cell;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::*;
+use crate::charm::deps::{GithubClients, HttpGithub};
+use crate::charm::summary::Problem;
+use crate::host::fakes::{FakeClock, FakeCommands};
+use crate::juju::fakes::FakeJuju;
+use crate::proxy::ProxyConfig;
+use github_client::{GithubClient, GithubError};
+use reconcile::lock::ReconcileLock;
+
+#[test]
+fn rate_limit_results_name_the_figures_and_reset_in_utc() {
+    assert!(rate_limit_results(None).is_empty());
+    let limit = RateLimit {
+        limit: 5000,
+        remaining: 12,
+        used: 4988,
+        reset: chrono::DateTime::from_timestamp(1_714_564_800, 0).unwrap(),
+        resource: "core".into(),
+    };
+    let results = rate_limit_results(Some(&limit));
+    let pairs: Vec<(&str, &str)> = results
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            ("github-rate-limit-limit", "5000"),
+            ("github-rate-limit-remaining", "12"),
+            ("github-rate-limit-reset", "2024-05-01T12:00:00Z"),
+        ]
+    );
+}
+
+/// The real factory, counting the clients handlers ask it for.
+#[derive(Default)]
+struct CountingGithub {
+    made: Cell<u32>,
+}
+
+impl GithubClients for CountingGithub {
+    fn client(
+        &self,
+        config: &CharmConfig,
+        proxy: &ProxyConfig,
+    ) -> Result<GithubClient, GithubError> {
+        self.made.set(self.made.get() + 1);
+        HttpGithub::default().client(config, proxy)
+    }
+}
+
+/// A unit whose every dependency is a stand-in: recorded commands, a fixed clock, host
+/// paths in a temporary directory, an LXD socket nothing serves. No environment variable.
+struct Unit {
+    dir: tempfile::TempDir,
+    commands: FakeCommands,
+    clock: FakeClock,
+    github: CountingGithub,
+    juju: FakeJuju,
+    env: HookEnv,
+}
+
+const UNIT: &str = "github-runner/0";
+const TIMER: &str = "ghr-reconcile-github-runner-0";
+
+impl Unit {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let juju = FakeJuju::default();
+        *juju.config.borrow_mut() =
+            Some(json!({"path": "acme/widgets", "token": "ghp_seamTestToken0123456789"}));
+        Unit {
+            env: HookEnv {
+                unit_name: UNIT.into(),
+                charm_dir: dir.path().join("charm"),
+                ..HookEnv::default()
+            },
+            dir,
+            commands: FakeCommands::new(),
+            clock: FakeClock::at(1_714_564_800),
+            github: CountingGithub::default(),
+            juju,
+        }
+    }
+
+    fn deps(&self) -> Deps<'_> {
+        Deps::stand_in(&self.commands, &self.clock, &self.github, self.dir.path())
+    }
+
+    fn timer_files(&self, deps: &Deps) -> Vec<std::path::PathBuf> {
+        ["service", "timer"]
+            .map(|suffix| deps.paths.systemd_dir().join(format!("{TIMER}.{suffix}")))
+            .into_iter()
+            .filter(|p| p.exists())
+            .collect()
+    }
+}
+
+#[test]
+fn stop_runs_on_the_stand_ins_it_is_handed_and_touches_nothing_else() {
+    let unit = Unit::new();
+    let deps = unit.deps();
+    // The reconcile timer a config-changed left, written through the same stand-ins.
+    let config = load_config(&unit.juju).unwrap();
+    ensure_timer(&config, &unit.env, &deps).unwrap();
+    assert_eq!(unit.timer_files(&deps).len(), 2);
+    unit.commands.clear();
+
+    let err = handle(&Event::Stop, &unit.juju, &unit.env, &deps).unwrap_err();
+
+    // The timer went through the fake systemctl; the storage pool's tmpfs through the
+    // fake mount, under the temporary root; LXD was asked at the socket handed in.
+    let pool = deps.paths.pool_dir();
+    let size = crate::runner::pool::pool_size(config.vm_disk, config.virtual_machines);
+    assert_eq!(
+        unit.commands.lines(),
+        [
+            format!("systemctl disable --now {TIMER}.timer"),
+            format!(
+                "mount -t tmpfs -o size={}k,mode=0711 tmpfs {}",
+                size.0 >> 10,
+                pool.display()
+            ),
+        ]
+    );
+    assert!(
+        unit.timer_files(&deps).is_empty(),
+        "the timer's units removed"
+    );
+    let CharmError::Transient(why) = &err else {
+        panic!("LXD not there is transient: {err:?}")
+    };
+    let socket = deps.lxd.socket().display().to_string();
+    assert!(
+        why.contains("storage pool") && why.contains(&socket),
+        "{why}"
+    );
+    assert_eq!(
+        unit.github.made.get(),
+        1,
+        "the client came from the factory"
+    );
+
+    // The failure is kept under the temporary root, where update-status finds it.
+    let problem = Problem::load(&deps.paths).expect("last-problem.json under the root");
+    assert_eq!(problem.status(), Status::Waiting);
+    let status = handle(&Event::UpdateStatus, &unit.juju, &unit.env, &deps).unwrap();
+    assert_eq!(status, Outcome::status(Status::Waiting, why.as_str()));
+}
+
+#[test]
+fn a_held_lock_is_waited_for_as_long_as_the_limits_handed_in_say() {
+    let unit = Unit::new();
+    let mut deps = unit.deps();
+    deps.limits.lock_wait = Duration::ZERO;
+    let _held = ReconcileLock::acquire(&deps.paths.lock_file(), Duration::ZERO).unwrap();
+
+    let event = Event::Action(Action::ReconcileRunners);
+    let err = handle(&event, &unit.juju, &unit.env, &deps).unwrap_err();
+
+    let CharmError::Transient(why) = &err else {
+        panic!("a held lock is transient: {err:?}")
+    };
+    assert!(why.contains("another reconcile is still running"), "{why}");
+    assert!(why.contains("0ns"), "the wait handed in: {why}");
+    assert!(
+        unit.commands.lines().is_empty(),
+        "nothing ran past the lock"
+    );
+}
