@@ -111,6 +111,12 @@ impl FakeLxd {
     }
 }
 
+impl FakeLxd {
+    fn record(&self, write: String) {
+        self.writes.borrow_mut().push(write);
+    }
+}
+
 fn not_found(what: &str) -> LxdError {
     LxdError::NotFound {
         message: format!("{what} not found"),
@@ -122,21 +128,16 @@ impl LxdSetup for FakeLxd {
         Ok(self.pools.borrow().get(name).cloned())
     }
     fn create_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError> {
-        self.writes
-            .borrow_mut()
-            .push(format!("create pool {}", pool.name));
-        self.pools
-            .borrow_mut()
-            .insert(pool.name.clone(), pool.clone());
+        self.record(format!("create pool {}", pool.name));
+        let mut pools = self.pools.borrow_mut();
+        pools.insert(pool.name.clone(), pool.clone());
         Ok(())
     }
     fn network(&self, name: &str) -> Result<Option<Network>, LxdError> {
         Ok(self.networks.borrow().get(name).cloned())
     }
     fn create_network(&self, network: &Network) -> Result<(), LxdError> {
-        self.writes
-            .borrow_mut()
-            .push(format!("create network {}", network.name));
+        self.record(format!("create network {}", network.name));
         let mut made = network.clone();
         // LXD picks a free subnet for `auto`.
         if made.config.get("ipv4.address").map(String::as_str) == Some("auto") {
@@ -151,9 +152,7 @@ impl LxdSetup for FakeLxd {
         profiles.get(name).cloned().ok_or_else(|| not_found(name))
     }
     fn update_profile(&self, profile: &Profile) -> Result<(), LxdError> {
-        self.writes
-            .borrow_mut()
-            .push(format!("update profile {}", profile.name));
+        self.record(format!("update profile {}", profile.name));
         let mut profiles = self.profiles.borrow_mut();
         match profiles.get_mut(&profile.name) {
             Some(p) => *p = profile.clone(),
@@ -166,9 +165,7 @@ impl LxdSetup for FakeLxd {
     }
     fn patch_server_config(&self, changes: &ConfigMap) -> Result<(), LxdError> {
         let shown: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        self.writes
-            .borrow_mut()
-            .push(format!("patch server {}", shown.join(" ")));
+        self.record(format!("patch server {}", shown.join(" ")));
         let mut config = self.config.borrow_mut();
         for (k, v) in changes {
             if v.is_empty() {
