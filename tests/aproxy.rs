@@ -19,6 +19,10 @@ use lab::{Policy, Sim, Unit};
 use serde_json::json;
 
 const PROXY_PORT: u16 = 8888;
+/// tinyproxy's BasicAuth takes `[-a-z0-9._]` only; the URL percent-encodes the `-`, so
+/// the proxy accepts aproxy only if it decodes the userinfo.
+const PROXY_PASSWORD: &str = "s3cret-pw";
+const PROXY_USERINFO: &str = "ghr:s3cret%2Dpw";
 
 fn tool(name: &str) -> Result<(), String> {
     run(&["sh", "-c", &format!("command -v {name}")])
@@ -186,7 +190,7 @@ fn container_web_traffic_goes_through_the_proxy() {
     let conf = format!("{dir}/tinyproxy.conf");
     std::fs::write(
         &conf,
-        format!("User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {proxy_ip}\nTimeout 60\nLogFile \"{log}\"\nLogLevel Info\nMaxClients 20\nConnectPort 443\n"),
+        format!("User nobody\nGroup nogroup\nPort {PROXY_PORT}\nListen {proxy_ip}\nTimeout 60\nLogFile \"{log}\"\nLogLevel Info\nMaxClients 20\nConnectPort 443\nBasicAuth ghr {PROXY_PASSWORD}\n"),
     )
     .unwrap();
     let mut tinyproxy = Spawned::start(
@@ -219,7 +223,7 @@ fn container_web_traffic_goes_through_the_proxy() {
         &sim,
         json!({"path": "acme/widgets", "virtual-machines": 1, "experimental-use-aproxy": true}),
     );
-    let proxy_url = format!("http://{proxy_ip}:{PROXY_PORT}");
+    let proxy_url = format!("http://{PROXY_USERINFO}@{proxy_ip}:{PROXY_PORT}");
     for (k, v) in [
         ("JUJU_CHARM_HTTP_PROXY", proxy_url.as_str()),
         ("JUJU_CHARM_HTTPS_PROXY", proxy_url.as_str()),
@@ -227,7 +231,7 @@ fn container_web_traffic_goes_through_the_proxy() {
     ] {
         unit.h.extra_env.insert(k.into(), v.into());
     }
-    unit.run("hooks/config-changed");
+    let configured = unit.run("hooks/config-changed");
     unit.wait_pool(&sim, 1, Duration::from_secs(180));
     let runner = unit.instances().remove(0);
     let t_runner = t0.elapsed();
@@ -295,6 +299,17 @@ fn container_web_traffic_goes_through_the_proxy() {
             text.contains(target),
             "tinyproxy log lacks {target:?}:\n{text}\naproxy log:\n{aproxy_log}"
         );
+    }
+    // The proxy password reached tinyproxy (else it answers 407 and curl fails above),
+    // and nothing else: not aproxy's log or argv, nor the charm's logs.
+    let seen_elsewhere = [
+        aproxy_log,
+        in_runner(&lxd, &runner, "ps -eo args"),
+        configured.stderr(),
+        format!("{:?}", unit.h.logs()),
+    ];
+    for text in seen_elsewhere {
+        assert!(!text.contains("s3cret"), "password leaked: {text}");
     }
     eprintln!(
         "tinyproxy saw:\n{}",

@@ -20,8 +20,7 @@ use std::process::Command;
 
 use github_runner::config::Token;
 use github_runner::host::units::{
-    install_policy_binary, render_policy_env, render_policy_unit, CharmToken, PolicySecrets,
-    PolicyUnit,
+    install_policy_binary, render_policy_env, render_policy_unit, PolicySecrets, PolicyUnit,
 };
 use github_runner::host::HostPaths;
 use policy_binary_support::{binary, call, PolicyProcess, RUNNER};
@@ -159,7 +158,7 @@ impl Sandbox {
     /// The environment the unit gives: its env file's variables and STATE_DIRECTORY.
     fn env(&self, github_url: &str, github_token: &str) -> Vec<(String, String)> {
         let token = Token::new(github_token);
-        let charm = CharmToken::parse(CHARM_TOKEN).unwrap();
+        let charm = Token::new(CHARM_TOKEN);
         let file = render_policy_env(&PolicySecrets {
             github_token: &token,
             charm_token: &charm,

@@ -326,5 +326,5 @@ fn fingerprint_is_stable_and_not_the_token() {
     );
     assert_ne!(t.fingerprint(), Token::new("other").fingerprint());
     assert!(!t.fingerprint().contains("secret"));
-    assert_eq!(format!("{t} {t:?}"), "<redacted> Token(<redacted>)");
+    assert_eq!(format!("{t} {t:?}"), "<redacted> Secret(<redacted>)");
 }

@@ -118,15 +118,38 @@ impl CmdOutput {
     }
 }
 
-/// A program that could not be started at all.
-#[derive(Debug, thiserror::Error)]
-#[error("could not run {program}: {source}")]
+/// A program that could not be started, or that was killed at its timeout (`source` is
+/// then of kind [`std::io::ErrorKind::TimedOut`] and ends with the tail of its output).
+#[derive(Debug)]
 pub struct CommandError {
     pub program: String,
     pub source: std::io::Error,
 }
 
-/// Runs programs. A non-zero exit is an answer, not an error: callers decide.
+impl CommandError {
+    pub fn timed_out(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::TimedOut
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.timed_out() {
+            write!(f, "{} {}", self.program, self.source)
+        } else {
+            write!(f, "could not run {}: {}", self.program, self.source)
+        }
+    }
+}
+
+impl std::error::Error for CommandError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
+/// Runs programs. A non-zero exit is an answer, not an error: callers decide. A program
+/// still running at its timeout is killed, and that is an error.
 pub trait Commands {
     fn run(&self, cmd: &Cmd) -> Result<CmdOutput, CommandError>;
 }
@@ -158,23 +181,39 @@ impl Commands for SystemCommands {
             .map_err(spawn_error)?;
         let stdout = drain(child.stdout.take());
         let stderr = drain(child.stderr.take());
-        if let (Some(input), Some(mut pipe)) = (&cmd.stdin, child.stdin.take()) {
-            // A program that exits without reading its input closes the pipe; its exit
-            // status, not the write error, is the answer.
-            let _ = pipe.write_all(input);
+        if let (Some(input), Some(pipe)) = (&cmd.stdin, child.stdin.take()) {
+            feed(pipe, input.clone());
         }
         let timeout = cmd.timeout.unwrap_or(DEFAULT_TIMEOUT);
         let code = wait_with_deadline(&mut child, timeout).map_err(spawn_error)?;
-        let mut stderr = stderr.join().unwrap_or_default();
-        if code.is_none() {
-            stderr.push_str(&format!("\n{} timed out after {timeout:?}\n", cmd.program));
-        }
-        Ok(CmdOutput {
+        let out = CmdOutput {
             code: code.flatten(),
             stdout: stdout.join().unwrap_or_default(),
-            stderr,
-        })
+            stderr: stderr.join().unwrap_or_default(),
+        };
+        if code.is_none() {
+            let why = format!(
+                "timed out after {timeout:?} and was killed: {}",
+                out.error_tail()
+            );
+            return Err(spawn_error(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                why,
+            )));
+        }
+        Ok(out)
     }
+}
+
+/// Writes a program's input on a thread of its own: a program that does not read it
+/// fills the pipe, and the write must not keep us from its deadline. The write ends
+/// when the program reads everything or its end of the pipe closes (it exited or was
+/// killed); a program that exits without reading its input is answered by its exit
+/// status, not by the write error.
+fn feed(mut pipe: std::process::ChildStdin, input: Vec<u8>) {
+    std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
 }
 
 /// Reads a pipe to its end on a thread, so that a chatty program never blocks on a full
@@ -229,21 +268,64 @@ mod tests {
         assert_eq!(out.stdout, "hello-hi\n");
     }
 
+    /// Whether `pid` has ended: no such process, or a zombie not yet reaped.
+    fn ended(pid: i32) -> bool {
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    /// The pid a test command wrote to `file`.
+    fn pid_in(file: &std::path::Path) -> i32 {
+        let text = std::fs::read_to_string(file).expect("the command wrote its pid");
+        text.trim().parse().unwrap()
+    }
+
+    fn wait_ended(pid: i32) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !ended(pid) {
+            assert!(Instant::now() < deadline, "process {pid} still running");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     #[test]
     fn a_command_past_its_timeout_is_killed_with_its_children() {
-        let started = Instant::now();
-        let out = SystemCommands
-            .run(
-                &Cmd::new("sh", &["-c", "sleep 30 & sleep 30"]).timeout(Duration::from_millis(300)),
-            )
-            .unwrap();
-        assert!(started.elapsed() < Duration::from_secs(10));
-        assert_eq!(out.code, None);
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("background");
+        let script = format!("sleep 30 & echo $! > {}; sleep 30", pid_file.display());
+        let err = SystemCommands
+            .run(&Cmd::new("sh", &["-c", &script]).timeout(Duration::from_millis(300)))
+            .unwrap_err();
+        assert!(err.timed_out(), "{err}");
         assert!(
-            out.stderr.contains("sh timed out after 300ms"),
-            "{}",
-            out.stderr
+            err.to_string().starts_with("sh timed out after 300ms"),
+            "{err}"
         );
+        // The background sleep was in the command's process group.
+        wait_ended(pid_in(&pid_file));
+    }
+
+    #[test]
+    fn a_child_that_never_reads_its_input_cannot_outlast_its_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("child");
+        // Far more than a pipe holds (64 KiB), so writing it blocks until the child
+        // reads, which it never does.
+        let input = vec![b'x'; 1 << 20];
+        let script = format!("echo $$ > {}; exec sleep 30", pid_file.display());
+        let err = SystemCommands
+            .run(
+                &Cmd::new("sh", &["-c", &script])
+                    .stdin(input)
+                    .timeout(Duration::from_secs(1)),
+            )
+            .unwrap_err();
+        assert_eq!(err.source.kind(), std::io::ErrorKind::TimedOut, "{err}");
+        assert!(ended(pid_in(&pid_file)), "the child was reaped");
     }
 
     #[test]

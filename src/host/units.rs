@@ -2,7 +2,6 @@
 //! rendered purely, the charm token generated once, and a thin applier that writes
 //! them and restarts the service only when something changed.
 
-use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
@@ -18,40 +17,21 @@ use fs_state::{ensure_private_dir, write_if_changed};
 pub const POLICY_UNIT: &str = "github-runner-policy.service";
 const POLICY_UNIT_TEMPLATE: &str = include_str!("../../templates/github-runner-policy.service");
 
-/// The secret the charm shows the policy service to get one-time tokens. Debug and
-/// Display never show it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct CharmToken(String);
-
-impl CharmToken {
-    /// A token as the charm's file holds it (64 hex characters), else None.
-    pub fn parse(raw: &str) -> Option<CharmToken> {
-        Self::is_well_formed(raw).then(|| CharmToken(raw.to_string()))
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-    fn is_well_formed(raw: &str) -> bool {
-        raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit())
-    }
-}
-
-impl fmt::Debug for CharmToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("CharmToken(<redacted>)")
-    }
+/// The charm's file holds its token as 64 hex characters.
+fn is_well_formed_charm_token(raw: &str) -> bool {
+    raw.len() == 64 && raw.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// Reads the charm token, or generates one (32 bytes from the OS CSPRNG, as 64 hex
 /// characters) and keeps it in a 0600 file. Generated once: later calls return it.
-pub fn ensure_charm_token(paths: &HostPaths) -> Result<CharmToken, HostError> {
+pub fn ensure_charm_token(paths: &HostPaths) -> Result<Token, HostError> {
     let path = paths.charm_token();
     if let Ok(raw) = std::fs::read_to_string(&path) {
         let raw = raw.trim();
-        if CharmToken::is_well_formed(raw) {
+        if is_well_formed_charm_token(raw) {
             // Also narrows a mode someone widened.
             write_if_changed(&path, format!("{raw}\n").as_bytes(), 0o600)?;
-            return Ok(CharmToken(raw.to_string()));
+            return Ok(Token::new(raw));
         }
         log::warn!("the charm token file is malformed; generating a new token");
     }
@@ -60,7 +40,7 @@ pub fn ensure_charm_token(paths: &HostPaths) -> Result<CharmToken, HostError> {
     let token = hex::encode(bytes);
     ensure_private_dir(&paths.state_dir())?;
     write_if_changed(&path, format!("{token}\n").as_bytes(), 0o600)?;
-    Ok(CharmToken(token))
+    Ok(Token::new(token))
 }
 
 /// What the unit file says; no secret among it.
@@ -108,7 +88,7 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct PolicySecrets<'a> {
     pub github_token: &'a Token,
-    pub charm_token: &'a CharmToken,
+    pub charm_token: &'a Token,
     pub github_url: &'a str,
 }
 

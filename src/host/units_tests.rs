@@ -55,7 +55,7 @@ fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
 #[test]
 fn env_file_holds_the_three_variables() {
     let token = Token::new("ghp_abc");
-    let charm = CharmToken("a".repeat(64));
+    let charm = Token::new("a".repeat(64));
     let s = PolicySecrets {
         github_token: &token,
         charm_token: &charm,

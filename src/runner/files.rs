@@ -86,12 +86,12 @@ pub fn render_start_script(p: &StartParams) -> String {
 /// user only.
 pub fn credential_file(credential: &Credential) -> InstanceFile {
     let (name, content) = match credential {
-        Credential::Jit { encoded, .. } => (".jitconfig", encoded.clone()),
-        Credential::RegistrationToken(token) => (".registration-token", token.clone()),
+        Credential::Jit { encoded, .. } => (".jitconfig", encoded),
+        Credential::RegistrationToken(token) => (".registration-token", token),
     };
     InstanceFile {
         path: format!("{RUNNER_DIR}/{name}"),
-        content: content.into_bytes(),
+        content: content.expose().as_bytes().to_vec(),
         uid: RUNNER_UID,
         gid: RUNNER_UID,
         mode: 0o600,
@@ -219,6 +219,7 @@ const SYSTEMD_SOCKET: &str = "/run/systemd/private";
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ghr_types::Secret;
 
     #[test]
     fn start_script_for_an_org_runner() {
@@ -262,14 +263,14 @@ mod tests {
     fn credentials_are_private_to_the_runner_user() {
         let f = credential_file(&Credential::Jit {
             id: 3,
-            encoded: "c2VjcmV0".into(),
+            encoded: Secret::new("c2VjcmV0"),
         });
         assert_eq!(
             (f.path.as_str(), f.mode, f.uid),
             ("/home/ubuntu/actions-runner/.jitconfig", 0o600, 1000)
         );
         assert!(!format!("{f:?}").contains("c2VjcmV0"));
-        let t = credential_file(&Credential::RegistrationToken("tok".into()));
+        let t = credential_file(&Credential::RegistrationToken(Secret::new("tok")));
         assert!(t.path.ends_with(".registration-token"));
     }
 

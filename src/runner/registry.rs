@@ -117,7 +117,7 @@ impl RunnerRegistry for GithubRegistry {
         match self.client.generate_jitconfig(&self.path, &request) {
             Ok(jit) => Ok(Credential::Jit {
                 id: jit.runner.id.0,
-                encoded: jit.encoded_jit_config.expose().to_string(),
+                encoded: jit.encoded_jit_config,
             }),
             // Older GitHub Enterprise Server: register from inside with config.sh.
             Err(GithubError::JitUnavailable) => {
@@ -125,9 +125,7 @@ impl RunnerRegistry for GithubRegistry {
                     .client
                     .registration_token(&self.path)
                     .map_err(port_error)?;
-                Ok(Credential::RegistrationToken(
-                    token.token.expose().to_string(),
-                ))
+                Ok(Credential::RegistrationToken(token.token))
             }
             Err(e) => {
                 self.forget_group();

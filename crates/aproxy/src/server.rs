@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use super::http::proxy_request_head;
-use super::sniff::{sniff, Sniffed};
+use super::sniff::{sniff, split_host_port, Sniffed};
 use super::AproxyError;
 
 /// How long a client may take to send its first request or ClientHello.
@@ -44,59 +44,57 @@ impl std::fmt::Debug for Upstream {
 }
 
 impl Upstream {
-    /// `http://[user:password@]host[:port]`; the port defaults to 80 as for any HTTP URL.
+    /// `http://[user:password@]host[:port][/]`; the port defaults to 80 as for any HTTP
+    /// URL, and the percent-encoded user and password are decoded for the proxy.
     pub fn from_url(raw: &str) -> Result<Self, AproxyError> {
         let bad = |reason: &str| AproxyError::BadUpstream {
             url: redact_userinfo(raw),
             reason: reason.to_string(),
         };
-        let url = url::Url::parse(raw).map_err(|e| bad(&e.to_string()))?;
-        if url.scheme() != "http" {
+        let (scheme, rest) = raw.split_once("://").ok_or_else(|| bad("not a URL"))?;
+        if !scheme.eq_ignore_ascii_case("http") {
             return Err(bad("only http:// proxies are supported"));
         }
-        let host = url.host_str().ok_or_else(|| bad("no host"))?;
-        let port = url.port_or_known_default().unwrap_or(80);
-        let basic_auth = (!url.username().is_empty()).then(|| {
-            use base64::Engine as _;
-            let mut pair = percent_decode(url.username());
-            pair.push(b':');
-            pair.extend(percent_decode(url.password().unwrap_or("")));
-            base64::engine::general_purpose::STANDARD.encode(pair)
-        });
+        // A path (`/`, as some proxy settings carry) means nothing to a proxy: ignored.
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let (userinfo, host_port) = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => (userinfo, host_port),
+            None => ("", authority),
+        };
+        let (host, port) = split_host_port(host_port)
+            .ok_or_else(|| bad("expected a host name or address and an optional port"))?;
+        let basic_auth = basic_auth(userinfo);
         Ok(Upstream {
-            authority: format!("{host}:{port}"),
+            authority: format!("{host}:{}", port.unwrap_or(80)),
             basic_auth,
         })
     }
 }
 
-/// URL userinfo is percent-encoded; the proxy wants the bytes themselves.
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = b
-            .get(i + 1..i + 3)
-            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
-        match (b[i], hex) {
-            (b'%', Some(v)) => {
-                out.push(v);
-                i += 3;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
+/// Base64 `user:password` from URL userinfo, whose parts are percent-encoded while the
+/// proxy wants the bytes themselves; `None` without a user name.
+fn basic_auth(userinfo: &str) -> Option<String> {
+    use base64::Engine as _;
+    use percent_encoding::percent_decode_str;
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    if user.is_empty() {
+        return None;
     }
-    out
+    let mut pair: Vec<u8> = percent_decode_str(user).collect();
+    pair.push(b':');
+    pair.extend(percent_decode_str(password));
+    Some(base64::engine::general_purpose::STANDARD.encode(pair))
 }
 
+/// Hides everything before the last `@` (and after the scheme, if any): a URL written
+/// without `http://` may still carry `user:password@`.
 fn redact_userinfo(raw: &str) -> String {
-    match (raw.find("://"), raw.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}<redacted>{}", &raw[..s + 3], &raw[at..]),
-        _ => raw.to_string(),
+    match raw.rfind('@') {
+        Some(at) => {
+            let start = raw.find("://").filter(|s| *s < at).map_or(0, |s| s + 3);
+            format!("{}<redacted>{}", &raw[..start], &raw[at..])
+        }
+        None => raw.to_string(),
     }
 }
 
@@ -246,14 +244,11 @@ async fn relay_http(
             source,
         }
     };
-    // `sniff` only reports Http once the blank line ending the head has arrived.
-    let end = head
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map_or(head.len(), |p| p + 4);
-    let request = proxy_request_head(&head[..end], target, upstream.basic_auth.as_deref()).ok_or(
-        AproxyError::Unroutable("HTTP request target is not in origin form"),
-    )?;
+    // `sniff` only reports Http once the whole head has arrived.
+    let (request, head_len) = proxy_request_head(head, target, upstream.basic_auth.as_deref())
+        .ok_or(AproxyError::Unroutable(
+            "HTTP request target is not in origin form",
+        ))?;
     log::info!("aproxy: {original:?} -> proxy request for http://{target}");
     let unreachable = |source| AproxyError::UpstreamConnect {
         proxy: upstream.authority.clone(),
@@ -269,7 +264,7 @@ async fn relay_http(
         .await
         .map_err(io("writing to upstream"))?;
     server
-        .write_all(&head[end..])
+        .write_all(&head[head_len..])
         .await
         .map_err(io("writing to upstream"))?;
     tokio::io::copy_bidirectional(&mut client, &mut server)
@@ -298,16 +293,7 @@ async fn connect(upstream: &Upstream, target: &str) -> Result<(TcpStream, Vec<u8
         .map_err(refused)?;
     let mut answer = Vec::new();
     let mut buf = [0u8; 1024];
-    let end = loop {
-        if let Some(pos) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        if answer.len() > 16 * 1024 {
-            return Err(AproxyError::UpstreamRefused {
-                target: target.into(),
-                status: "answer head too long".into(),
-            });
-        }
+    loop {
         let n = server.read(&mut buf).await.map_err(refused)?;
         if n == 0 {
             return Err(AproxyError::UpstreamRefused {
@@ -316,21 +302,36 @@ async fn connect(upstream: &Upstream, target: &str) -> Result<(TcpStream, Vec<u8
             });
         }
         answer.extend_from_slice(&buf[..n]);
-    };
-    let status_line =
-        String::from_utf8_lossy(&answer[..answer.iter().position(|b| *b == b'\r').unwrap_or(0)])
-            .into_owned();
-    let code = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse::<u16>().ok());
-    if !matches!(code, Some(200..=299)) {
-        return Err(AproxyError::UpstreamRefused {
-            target: target.into(),
-            status: status_line,
-        });
+        if let Some(end) = connect_answer(&answer, target)? {
+            return Ok((server, answer[end..].to_vec()));
+        }
     }
-    Ok((server, answer[end..].to_vec()))
+}
+
+/// Judges the proxy's answer to CONNECT: `Some(head length)` once a 2xx head is whole,
+/// `None` while more is needed, an error for any other status or a malformed head.
+fn connect_answer(answer: &[u8], target: &str) -> Result<Option<usize>, AproxyError> {
+    let refused = |status: String| AproxyError::UpstreamRefused {
+        target: target.into(),
+        status,
+    };
+    let mut headers = [httparse::EMPTY_HEADER; super::http::MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut headers);
+    match response.parse(answer) {
+        Ok(httparse::Status::Complete(end)) => match response.code {
+            Some(200..=299) => Ok(Some(end)),
+            code => Err(refused(format!(
+                "{} {}",
+                code.unwrap_or_default(),
+                response.reason.unwrap_or_default()
+            ))),
+        },
+        Ok(httparse::Status::Partial) if answer.len() > 16 * 1024 => {
+            Err(refused("answer head too long".into()))
+        }
+        Ok(httparse::Status::Partial) => Ok(None),
+        Err(e) => Err(refused(format!("malformed answer: {e}"))),
+    }
 }
 
 /// Where the client was headed before nftables redirected it to us (`SO_ORIGINAL_DST`);

@@ -72,6 +72,81 @@ fn upstream_url_parsing_keeps_credentials_out_of_debug_and_errors() {
         .unwrap_err()
         .to_string();
     assert!(!err.contains("s3cret") && err.contains("http://"), "{err}");
+    // Without a scheme, userinfo is still hidden.
+    let err = Upstream::from_url("user:s3cret@proxy:3128")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !err.contains("s3cret") && err.contains("@proxy:3128"),
+        "{err}"
+    );
+}
+
+#[test]
+fn upstream_url_forms() {
+    let authority = |raw: &str| Upstream::from_url(raw).map(|u| u.authority);
+    assert_eq!(
+        authority("HTTP://Proxy.Lan:3128/").unwrap(),
+        "proxy.lan:3128"
+    );
+    assert_eq!(
+        authority("http://[2001:db8::1]:8080").unwrap(),
+        "[2001:db8::1]:8080"
+    );
+    assert_eq!(
+        authority("http://[2001:db8::1]").unwrap(),
+        "[2001:db8::1]:80"
+    );
+    for bad in [
+        "proxy:3128",
+        "http://",
+        "http://user:pw@",
+        "http://proxy:port",
+        "http://proxy:99999",
+        "http://2001:db8::1:80",
+        "http://a b:1",
+    ] {
+        let err = Upstream::from_url(bad).unwrap_err().to_string();
+        assert!(!err.contains("pw"), "{err}");
+    }
+    // No user name, no credentials (as the URL standard reads `http://:pw@host`).
+    assert!(Upstream::from_url("http://:pw@p:1")
+        .unwrap()
+        .basic_auth
+        .is_none());
+    let plain = Upstream::from_url("http://u:@p:1").unwrap().basic_auth;
+    assert_eq!(plain.as_deref(), Some("dTo=")); // base64("u:")
+}
+
+#[test]
+fn connect_answers_are_judged_on_the_status_code() {
+    let judge = |a: &[u8]| connect_answer(a, "t:443").map_err(|e| e.to_string());
+    assert_eq!(
+        judge(b"HTTP/1.1 200 Connection established\r\n\r\nhello"),
+        Ok(Some(39))
+    );
+    assert_eq!(judge(b"HTTP/1.0 200 OK\r\nVia: x\r\n"), Ok(None));
+    let refused = judge(b"HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").unwrap_err();
+    assert!(
+        refused.ends_with("407 Proxy Authentication Required"),
+        "{refused}"
+    );
+    assert!(judge(b"SSH-2.0-x\r\n\r\n")
+        .unwrap_err()
+        .contains("malformed"));
+    let endless = [&b"HTTP/1.1 200 OK\r\nX: "[..], &[b'a'; 17 * 1024]].concat();
+    assert!(judge(&endless).unwrap_err().contains("too long"));
+}
+
+proptest::proptest! {
+    /// Whatever the URL, parsing never panics and a password never reaches the error.
+    #[test]
+    fn upstream_errors_never_show_the_password(url in "[a-zA-Z0-9:/@%\\[\\]. ?#-]{0,40}") {
+        let with_secret = format!("{url}s3cret@");
+        if let Err(e) = Upstream::from_url(&with_secret) {
+            proptest::prop_assert!(!e.to_string().contains("s3cret"), "{}", e);
+        }
+    }
 }
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};

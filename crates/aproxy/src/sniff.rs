@@ -1,6 +1,9 @@
 //! Pure parsing of the first bytes a client sends: the `Host` header of an HTTP/1.x
-//! request, or the server name (SNI) of a TLS ClientHello. Nothing is consumed, so the
-//! caller forwards the same bytes unchanged once it knows where they go.
+//! request (its head parsed by `httparse`), or the server name (SNI) of a TLS
+//! ClientHello. Nothing is consumed, so the caller forwards the same bytes unchanged
+//! once it knows where they go.
+
+use crate::http::MAX_HEADERS;
 
 /// The most a client may send before we know where it is going. A ClientHello with
 /// post-quantum key shares is about 2 KiB; request heads are rarely above 8 KiB.
@@ -32,57 +35,44 @@ pub fn sniff(buf: &[u8]) -> Sniffed {
     }
 }
 
+/// `httparse` turns a client speaking another protocol (an SSH banner, say) away as soon
+/// as its first line is wrong, without waiting for a timeout.
 fn sniff_http(buf: &[u8]) -> Sniffed {
-    // Judge the request line as soon as it is complete, so a client speaking another
-    // protocol (an SSH banner, say) is turned away without waiting for a timeout.
-    if let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") {
-        if !valid_request_line(&buf[..eol]) {
-            return Sniffed::Unknown("not an HTTP/1.x request line");
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    match request.parse(buf) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_SNIFF => {
+            return Sniffed::Unknown("HTTP request head too long")
         }
+        Ok(httparse::Status::Partial) => return Sniffed::NeedMore,
+        Err(httparse::Error::TooManyHeaders) => return Sniffed::Unknown("too many HTTP headers"),
+        Err(_) => return Sniffed::Unknown("not an HTTP/1.x request"),
     }
-    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() >= MAX_SNIFF {
-            Sniffed::Unknown("HTTP request head too long")
-        } else {
-            Sniffed::NeedMore
-        };
-    };
-    let Ok(head) = std::str::from_utf8(&buf[..end]) else {
-        return Sniffed::Unknown("HTTP request head is not UTF-8");
-    };
-    let host = head
-        .split("\r\n")
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case("host"))
-        .map(|(_, value)| value.trim());
+    let host = request
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("host"))
+        .map(|h| std::str::from_utf8(h.value).map(str::trim));
     match host {
-        None | Some("") => Sniffed::Http {
+        None | Some(Ok("")) => Sniffed::Http {
             host: None,
             port: None,
         },
-        Some(value) => match split_host_port(value) {
+        Some(Ok(value)) => match split_host_port(value) {
             Some((host, port)) => Sniffed::Http {
                 host: Some(host),
                 port,
             },
             None => Sniffed::Unknown("malformed Host header"),
         },
+        Some(Err(_)) => Sniffed::Unknown("Host header is not ASCII"),
     }
-}
-
-fn valid_request_line(line: &[u8]) -> bool {
-    let mut parts = line.split(|b| *b == b' ');
-    let (method, target, version) = (parts.next(), parts.next(), parts.next());
-    method.is_some_and(|m| !m.is_empty() && m.iter().all(u8::is_ascii_uppercase))
-        && target.is_some_and(|t| !t.is_empty())
-        && version.is_some_and(|v| v.starts_with(b"HTTP/1."))
-        && parts.next().is_none()
 }
 
 /// `name`, `name:port`, `[v6]` or `[v6]:port`; the name is checked to be a plain
 /// hostname or address so it can go into a CONNECT line as is.
-fn split_host_port(value: &str) -> Option<(String, Option<u16>)> {
+pub(crate) fn split_host_port(value: &str) -> Option<(String, Option<u16>)> {
     let (host, port) = if let Some(rest) = value.strip_prefix('[') {
         let (v6, after) = rest.split_once(']')?;
         v6.parse::<std::net::Ipv6Addr>().ok()?;

@@ -160,6 +160,10 @@ fn other_protocols_and_bad_hosts_are_unknown() {
         b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x:port\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: caf\xc3\xa9\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\xff\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost : a\r\n\r\n",
+        &format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(200)).into_bytes(),
     ] {
         assert!(
             matches!(sniff(bad), Sniffed::Unknown(_)),

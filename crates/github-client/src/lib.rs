@@ -14,10 +14,10 @@ pub mod transport;
 
 pub use client::GithubClient;
 pub use error::GithubError;
+pub use ghr_types::Secret;
 pub use models::{
     DeleteOutcome, JitConfig, JitRequest, Label, RateLimit, RegistrationToken, Runner,
     RunnerDownload, RunnerGroup, RunnerId, RunnerName, RunnerStatus,
 };
 pub use retry::{Clock, RetryPolicy, SystemClock};
-pub use secret::Secret;
 pub use transport::ClientOptions;

@@ -14,9 +14,9 @@ use super::models::RateLimit;
 use super::retry::{
     parse_rate_limit, run_with_retry, Attempt, Clock, RawResponse, RetryPolicy, SystemClock,
 };
-use super::secret::{scrub, Secret};
+use super::secret::scrub;
 use ghr_types::proxy::ProxyConfig;
-use ghr_types::Token;
+use ghr_types::{Secret, Token};
 
 /// Tunables of the client; the defaults suit a hook.
 #[derive(Clone)]

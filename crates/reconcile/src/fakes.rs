@@ -101,7 +101,7 @@ impl RunnerRegistry for FakeRegistry {
         );
         Ok(Credential::Jit {
             id,
-            encoded: "secret-jit".into(),
+            encoded: ghr_types::Secret::new("secret-jit"),
         })
     }
     fn delete(&self, id: u64) -> PortResult<Deletion> {

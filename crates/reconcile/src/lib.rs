@@ -3,9 +3,13 @@
 
 pub mod execute;
 #[cfg(test)]
+mod execute_bound_tests;
+#[cfg(test)]
 pub mod fakes;
 pub mod lock;
 pub mod plan;
+#[cfg(test)]
+mod plan_props;
 pub mod ports;
 
 use std::sync::Arc;

@@ -26,6 +26,16 @@ pub enum LockError {
 impl ReconcileLock {
     /// Waits up to `wait` for the lock, polling with backoff.
     pub fn acquire(path: &Path, wait: Duration) -> Result<Self, LockError> {
+        Self::acquire_with(path, wait, || {})
+    }
+
+    /// [`acquire`](Self::acquire), calling `on_held` each time the lock is found held by
+    /// another: tests see a waiter waiting without guessing how long that takes.
+    pub fn acquire_with(
+        path: &Path,
+        wait: Duration,
+        mut on_held: impl FnMut(),
+    ) -> Result<Self, LockError> {
         let io = |e: &dyn std::fmt::Display| LockError::Io {
             path: path.display().to_string(),
             reason: e.to_string(),
@@ -44,7 +54,7 @@ impl ReconcileLock {
                 .map_err(|e| io(&e))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => return Ok(ReconcileLock { _lock: lock }),
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => on_held(),
                 Err((_, errno)) => return Err(io(&errno)),
             }
             let now = Instant::now();
@@ -77,16 +87,40 @@ mod tests {
         assert!(ReconcileLock::acquire(&path, Duration::from_millis(10)).is_ok());
     }
 
+    /// A second locker waits while the first holds the lock (it has tried and been
+    /// refused, and has not got it), then gets it once the first lets go.
     #[test]
-    fn the_lock_is_handed_over_while_waiting() {
+    fn the_lock_is_handed_over_to_a_waiter() {
+        use std::sync::mpsc::{channel, TryRecvError};
+        // Only turns a hang into a failure; nothing here waits for time to pass.
+        let deadline = Duration::from_secs(60);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("reconcile.lock");
         let first = ReconcileLock::acquire(&path, Duration::ZERO).unwrap();
+        let (refused, refusals) = channel();
+        let (got, outcome) = channel();
+        let (let_go, told) = channel::<()>();
         let p = path.clone();
-        let waiter =
-            std::thread::spawn(move || ReconcileLock::acquire(&p, Duration::from_secs(5)).is_ok());
-        std::thread::sleep(Duration::from_millis(50));
+        let waiter = std::thread::spawn(move || {
+            let lock = ReconcileLock::acquire_with(&p, deadline, move || {
+                let _ = refused.send(());
+            });
+            got.send(lock.is_ok()).unwrap();
+            let _ = told.recv(); // holds the lock until the test has checked it
+        });
+        refusals.recv_timeout(deadline).expect("the waiter tried");
+        assert_eq!(
+            outcome.try_recv(),
+            Err(TryRecvError::Empty),
+            "nothing acquired while the first holds it"
+        );
         drop(first);
-        assert!(waiter.join().unwrap());
+        assert_eq!(outcome.recv_timeout(deadline), Ok(true), "handed over");
+        // The waiter holds it now: a third is refused.
+        let third = ReconcileLock::acquire(&path, Duration::ZERO).err();
+        assert!(matches!(third, Some(LockError::Busy(_))), "{third:?}");
+        let_go.send(()).unwrap();
+        waiter.join().unwrap();
+        assert!(ReconcileLock::acquire(&path, Duration::ZERO).is_ok());
     }
 }

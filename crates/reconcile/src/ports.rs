@@ -3,20 +3,19 @@
 //! ([`RunnerRegistry`], GitHub). Tests use in-memory fakes; production adapters wrap
 //! the real clients.
 
-use std::fmt;
 use std::future::Future;
 
 use super::plan::{ObservedInstance, ObservedRegistration};
-use ghr_types::RunnerName;
+use ghr_types::{RunnerName, Secret};
 
 /// A secret handed from GitHub to a new runner: a JIT config or a registration token.
-/// Debug never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// Debug never shows it ([`Secret`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Credential {
     /// `encoded_jit_config`: the runner is already registered under `id`.
-    Jit { id: u64, encoded: String },
+    Jit { id: u64, encoded: Secret },
     /// A registration token for `config.sh --ephemeral` (older GHES without JIT).
-    RegistrationToken(String),
+    RegistrationToken(Secret),
 }
 
 impl Credential {
@@ -24,15 +23,6 @@ impl Credential {
         match self {
             Credential::Jit { id, .. } => Some(*id),
             Credential::RegistrationToken(_) => None,
-        }
-    }
-}
-
-impl fmt::Debug for Credential {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credential::Jit { id, .. } => write!(f, "Jit {{ id: {id}, encoded: <redacted> }}"),
-            Credential::RegistrationToken(_) => f.write_str("RegistrationToken(<redacted>)"),
         }
     }
 }
