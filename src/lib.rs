@@ -10,7 +10,6 @@
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
 //! - [`runner`]: how a runner instance is made and what is pushed into it; the LXD and
 //!   GitHub sides of the reconcile engine's ports.
-//! - [`ustar`]: a minimal tar writer (a runner's files).
 
 pub mod charm;
 pub mod config;
@@ -18,7 +17,6 @@ pub mod firewall;
 pub mod host;
 pub mod juju;
 pub mod runner;
-pub mod ustar;
 
 /// Juju's proxy settings, shared with every client (re-exported from the shared types).
 pub use ghr_types::proxy;

@@ -5,8 +5,8 @@
 # GitHub servers without JIT), runs the runner for one job as the unprivileged user, then
 # powers the instance off: the instance is ephemeral, so LXD deletes it when it stops.
 # Credentials reach the runner through ACTIONS_RUNNER_INPUT_* variables, never argv.
-# Placeholders filled by the charm: @@RUNNER_DIR@@ @@RUNNER_USER@@ @@GITHUB_URL@@
-# @@RUNNER_NAME@@ @@LABELS@@ @@GROUP_ARG@@ @@APP_TARBALL@@
+# The charm fills in the runner's directory, user, tarball, URL, name, labels and group
+# (shell-quoted) when it builds the runner.
 set -u
 runner_dir=@@RUNNER_DIR@@
 runner_user=@@RUNNER_USER@@

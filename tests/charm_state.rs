@@ -7,7 +7,7 @@ mod firewall_support;
 mod harness;
 mod lab;
 
-use harness::{Harness, Reply, HOST_COMMANDS};
+use harness::{Harness, HOST_COMMANDS};
 use lab::{serial, Sim, Unit};
 use serde_json::{json, Value};
 
@@ -70,11 +70,6 @@ fn config_changed_keeps_path_and_token_fingerprint_and_notices_both_changing() {
         &sim,
         json!({"path": REPO, "virtual-machines": 0}),
     );
-    // The policy service's restart on a new token asks `lxc` for the production
-    // bridge's address; the testbed's bridge has another name.
-    unit.h.shadow(&["lxc"]);
-    unit.h
-        .script("lxc", &["network", "get"], Reply::ok("10.216.1.1/24\n"));
 
     // A reconcile, even to no runner, wants the runner application on the host.
     unit.run("actions/update-dependencies");

@@ -13,14 +13,16 @@ use std::time::{Duration, Instant};
 
 use harness::Reply;
 use lab::{Process, Sim, Unit, BRIDGE_IP, PAT};
+use policy_service::POLICY_PORT;
 use serde_json::{json, Value};
 
 const REPO: &str = "acme/widgets";
 const JOBS: usize = 5;
 
-/// The host as after a completed install: package and LXD setup commands are recorded,
-/// not run (this machine's LXD is the test daemon), while the charm's own files (charm
-/// token, policy service unit and its 0600 environment) are written for real.
+/// The host as after a completed install: package commands are recorded, not run, while
+/// the charm's own files (charm token, policy service unit and its 0600 environment) are
+/// written for real. LXD setup reads the test daemon, whose default profile already has
+/// its pool and bridge, and changes nothing there (test-mode insecure: no hardening).
 fn script_installed_host(unit: &Unit) {
     let h = &unit.h;
     h.shadow(&[
@@ -31,7 +33,6 @@ fn script_installed_host(unit: &Unit) {
         "modprobe",
         "sysctl",
         "lxd",
-        "lxc",
     ]);
     let installed: String = [
         "nftables",
@@ -44,29 +45,6 @@ fn script_installed_host(unit: &Unit) {
     .map(|p| format!("{p} installed\n"))
     .collect();
     h.script("dpkg-query", &[], Reply::ok(&installed));
-    h.script(
-        "lxc",
-        &["storage", "list"],
-        Reply::ok("default,dir,,,2,CREATED\n"),
-    );
-    h.script(
-        "lxc",
-        &["network", "list"],
-        Reply::ok(&format!(
-            "lxdbr0,bridge,YES,{BRIDGE_IP}/24,none,,2,CREATED\n"
-        )),
-    );
-    h.script(
-        "lxc",
-        &["network", "get"],
-        Reply::ok(&format!("{BRIDGE_IP}/24\n")),
-    );
-    h.script(
-        "lxc",
-        &["profile", "show"],
-        Reply::ok("config: {}\ndevices: {}\nname: default\n"),
-    );
-    h.script("lxc", &["config", "show"], Reply::ok("config: {}\n"));
 }
 
 /// Starts the policy service as its systemd unit would: the command line from the unit
@@ -79,9 +57,9 @@ fn start_policy_service(unit: &Unit) -> Process {
     cmd.args([
         "policy-server",
         "--bind",
-        &format!("{BRIDGE_IP}:8080"),
+        &format!("{BRIDGE_IP}:{POLICY_PORT}"),
         "--charm-bind",
-        "127.0.0.1:8080",
+        &format!("127.0.0.1:{POLICY_PORT}"),
     ]);
     for line in env_text.lines().filter_map(|l| l.split_once('=')) {
         cmd.env(line.0, line.1);
@@ -96,7 +74,7 @@ fn start_policy_service(unit: &Unit) -> Process {
         .spawn()
         .unwrap();
     firewall_support::poll(Duration::from_secs(10), "policy service", || {
-        std::net::TcpStream::connect("127.0.0.1:8080").ok()
+        std::net::TcpStream::connect(("127.0.0.1", POLICY_PORT)).ok()
     });
     Process(child)
 }
@@ -134,7 +112,7 @@ fn demo() {
     unit.run("hooks/install");
     println!("   status: {:?}", unit.h.last_status().unwrap());
     let _policy = start_policy_service(&unit);
-    println!("   policy service listening on {BRIDGE_IP}:8080 with the charm's token");
+    println!("   policy service listening on {BRIDGE_IP}:{POLICY_PORT} with the charm's token");
 
     println!("== config-changed: virtual-machines=3");
     let t = Instant::now();

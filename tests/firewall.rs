@@ -10,7 +10,8 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use firewall_support::*;
-use github_runner::firewall::{FirewallError, FirewallSpec, InterfaceName, Nft, TableName};
+use github_runner::firewall::{Drift, FirewallError, FirewallSpec, InterfaceName, TableName};
+use github_runner::host::SystemCommands;
 use ipnet::Ipv4Net;
 
 fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -> FirewallSpec {
@@ -35,19 +36,17 @@ fn scratch_netns(tag: &str) -> Option<Netns> {
 #[test]
 fn invalid_ruleset_fails_and_the_previous_table_stays() {
     let Some(ns) = scratch_netns("i") else { return };
-    let nft = Nft::in_netns(&ns.name);
+    let charm = Charm::new(InNetns(ns.name.clone()));
+    let nft = charm.nft();
     let table = TableName::new("ghr-fw-invalid").unwrap();
-    let _guard = TableGuard {
-        nft: nft.clone(),
-        table: table.clone(),
-    };
+    let _guard = TableGuard::new(InNetns(ns.name.clone()), &table);
     let good = spec(
         &table,
         "ghrbr0",
         Ipv4Addr::new(10, 216, 1, 1),
         &["10.217.0.0/16".parse().unwrap()],
     );
-    let before = nft.apply(&good).expect("valid table loads");
+    let (_, before) = charm.ensure(&good).expect("valid table loads");
     assert!(before.contains("10.217.0.0/16"), "{before}");
 
     // A complete replacement file that breaks in its last rule: nft must abort the whole
@@ -73,44 +72,29 @@ fn invalid_ruleset_fails_and_the_previous_table_stays() {
 #[test]
 fn reapply_replaces_and_remove_is_idempotent() {
     let Some(ns) = scratch_netns("r") else { return };
-    let nft = Nft::in_netns(&ns.name);
+    let charm = Charm::new(InNetns(ns.name.clone()));
+    let nft = charm.nft();
     let table = TableName::new("ghr-fw-reapply").unwrap();
-    let _guard = TableGuard {
-        nft: nft.clone(),
-        table: table.clone(),
-    };
+    let _guard = TableGuard::new(InNetns(ns.name.clone()), &table);
     let host = Ipv4Addr::new(10, 216, 1, 1);
-    let first = nft
-        .apply(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.1.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
-    let second = nft
-        .apply(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.2.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
+    let load = |denied: &str| {
+        let denylist = [denied.parse().unwrap()];
+        charm
+            .ensure(&spec(&table, "ghrbr0", host, &denylist))
+            .unwrap()
+    };
+    let (drift, first) = load("10.1.0.0/16");
+    assert_eq!(drift, Drift::Missing);
+    let (drift, second) = load("10.2.0.0/16");
+    assert_eq!(drift, Drift::Changed);
     assert!(
         first.contains("10.1.0.0/16")
             && !second.contains("10.1.0.0/16")
             && second.contains("10.2.0.0/16")
     );
-    // The same spec twice lists the same table: a second install changes nothing.
-    let again = nft
-        .apply(&spec(
-            &table,
-            "ghrbr0",
-            host,
-            &["10.2.0.0/16".parse().unwrap()],
-        ))
-        .unwrap();
-    assert_eq!(second, again);
+    // The same spec twice: the kernel's table is found current and left alone.
+    let (drift, again) = load("10.2.0.0/16");
+    assert_eq!((drift, &again), (Drift::Current, &second));
     nft.remove(&table).unwrap();
     assert_eq!(nft.list(&table).unwrap(), None);
     nft.remove(&table)
@@ -259,17 +243,14 @@ fn container_traffic_obeys_the_table() {
         t_v6.elapsed()
     );
 
-    let nft = Nft::default();
+    let charm = Charm::new(SystemCommands);
     let table = TableName::new(&format!("ghr-fw-{id}")).unwrap();
-    let _table_guard = TableGuard {
-        nft: nft.clone(),
-        table: table.clone(),
-    };
+    let _table_guard = TableGuard::new(SystemCommands, &table);
     // The bridge's own network is denylisted too, as a production denylist of 10.0.0.0/8
     // would: the host's services on it must still answer.
     let mut firewall = spec(&table, &network.name, bridge_host, &[net_b, bridge_net]);
     let t_apply = Instant::now();
-    nft.apply(&firewall).unwrap();
+    charm.ensure(&firewall).unwrap();
     let apply_took = t_apply.elapsed();
     eprintln!("table {table} applied in {apply_took:?}, denylist {net_b} {bridge_net}:");
     expect(&in_c, "host A", a.addr, answered("host-a"));
@@ -286,7 +267,7 @@ fn container_traffic_obeys_the_table() {
 
     // Swap the denylisted host; nothing is restarted.
     firewall.denylist = vec![net_a, bridge_net];
-    nft.apply(&firewall).unwrap();
+    assert_eq!(charm.ensure(&firewall).unwrap().0, Drift::Changed);
     eprintln!("re-applied with denylist {net_a} {bridge_net}:");
     expect(&in_c, "host A (denylisted)", a.addr, Reach::Refused);
     expect(&in_c, "host B", b.addr, answered("host-b"));
@@ -349,14 +330,11 @@ fn never_useful_ranges_are_refused_with_an_empty_denylist() {
     );
     expect(&in_c, "class E host", reserved.addr, answered("class-e"));
 
-    let nft = Nft::default();
+    let charm = Charm::new(SystemCommands);
     let table = TableName::new(&format!("ghr-ll-{id}")).unwrap();
-    let _table_guard = TableGuard {
-        nft: nft.clone(),
-        table: table.clone(),
-    };
-    let listed = nft
-        .apply(&spec(&table, &network.name, bridge_host, &[]))
+    let _table_guard = TableGuard::new(SystemCommands, &table);
+    let (_, listed) = charm
+        .ensure(&spec(&table, &network.name, bridge_host, &[]))
         .unwrap();
     assert!(listed.contains("169.254.0.0/16"), "{listed}");
     eprintln!("with the table, empty denylist:");
@@ -370,10 +348,10 @@ fn never_useful_ranges_are_refused_with_an_empty_denylist() {
 #[test]
 fn the_fixed_set_loads_with_every_range() {
     let Some(ns) = scratch_netns("f") else { return };
-    let nft = Nft::in_netns(&ns.name);
+    let charm = Charm::new(InNetns(ns.name.clone()));
     let table = TableName::new("ghr-fw-fixed").unwrap();
     let host = Ipv4Addr::new(10, 216, 1, 1);
-    let listed = nft.apply(&spec(&table, "ghrbr0", host, &[])).unwrap();
+    let (_, listed) = charm.ensure(&spec(&table, "ghrbr0", host, &[])).unwrap();
     let set = listed.split("set always-refused {").nth(1).unwrap();
     let set = &set[..set.find('}').unwrap()];
     for range in github_runner::firewall::ALWAYS_REFUSED {

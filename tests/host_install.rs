@@ -1,9 +1,11 @@
-//! install and upgrade-charm through the real binary, with apt-get, dpkg, snap, lxd, lxc,
-//! modprobe and systemctl replaced by recording stand-ins and the host's files relocated
-//! into a temporary root: the steps, their order, idempotency, proxies and secrets.
+//! install and upgrade-charm through the real binary, with apt-get, dpkg, snap, lxd,
+//! modprobe and systemctl replaced by recording stand-ins, the host's files relocated
+//! into a temporary root and a real LXD daemon of the test's own: the steps, their
+//! order, idempotency, proxies and secrets.
 
 mod harness;
 mod host_support;
+mod lxd_daemon_support;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -13,7 +15,7 @@ use serde_json::json;
 
 #[test]
 fn a_fresh_install_runs_every_step_in_order() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     let run = h.run("hooks/install");
     assert!(run.success(), "{}", run.stderr());
     let want = [
@@ -28,17 +30,9 @@ fn a_fresh_install_runs_every_step_in_order() {
         "modprobe br_netfilter",
         "sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1",
         "lxd waitready --timeout 120",
-        "lxc storage list --format csv",
-        "lxc network list --format csv",
-        "lxd init --preseed",
-        "lxc profile show default",
-        "lxc profile device set default eth0 security.mac_filtering=true security.ipv4_filtering=true security.ipv6_filtering=true security.port_isolation=true",
-        "lxc config show",
-        "lxc network get lxdbr0 ipv4.address",
         "systemctl daemon-reload",
         "systemctl enable github-runner-policy.service",
         "systemctl restart github-runner-policy.service",
-        "lxc network get lxdbr0 ipv4.address",
         "nft list tables inet",
         "nft list table inet github-runner",
         "nft -f -",
@@ -77,27 +71,47 @@ fn a_fresh_install_runs_every_step_in_order() {
 }
 
 #[test]
-fn the_preseed_goes_on_stdin_with_the_bridge_and_no_ipv6() {
-    let mut h = fresh_ubuntu();
-    h.extra_env
-        .insert("HOOK_STANDIN_READ_STDIN".into(), "lxd".into());
-    assert!(h.run("hooks/install").success());
-    let init = h
-        .calls_of("lxd")
-        .find(|c| c.args.first().map(String::as_str) == Some("init"))
-        .unwrap();
-    let preseed = init.stdin.unwrap();
-    assert!(preseed.contains("name: lxdbr0"), "{preseed}");
-    assert!(preseed.contains("ipv6.address: none"), "{preseed}");
-    assert!(preseed.contains("driver: dir"), "{preseed}");
+fn a_fresh_lxd_gets_its_pool_bridge_and_hardened_profile_through_the_api() {
+    let Some(h) = fresh_ubuntu() else { return };
+    let run = h.run("hooks/install");
+    assert!(run.success(), "{}", run.stderr());
+    assert_eq!(
+        h.lxd.writes(),
+        [
+            "POST /1.0/storage-pools",
+            "POST /1.0/networks",
+            "PUT /1.0/profiles/default",
+            "PUT /1.0/profiles/default",
+        ],
+        "made, then hardened; no proxy to set"
+    );
+    let pool = h.lxd.lxc(&["storage", "show", "default"]);
+    assert!(pool.contains("\ndriver: dir\n"), "{pool}");
+    assert_eq!(
+        h.lxd.lxc(&["network", "get", "lxdbr0", "ipv6.address"]),
+        "none"
+    );
+    let eth0 = |key: &str| {
+        h.lxd
+            .lxc(&["profile", "device", "get", "default", "eth0", key])
+    };
+    assert_eq!(eth0("network"), "lxdbr0");
+    assert_eq!(eth0("security.mac_filtering"), "true");
+    assert!(
+        !host_calls(&h)
+            .iter()
+            .any(|c| c.starts_with("lxc") || c.starts_with("lxd init")),
+        "no lxc, no preseed"
+    );
 }
 
 #[test]
 fn a_second_install_changes_nothing() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
-    as_installed(&h, &[]);
+    as_installed(&h);
     let before = snapshot(&root(&h));
+    let lxd_writes = h.lxd.writes();
     h.clear_calls();
 
     let run = h.run("hooks/install");
@@ -108,17 +122,12 @@ fn a_second_install_changes_nothing() {
             "dpkg-query -W -f=${Package} ${db:Status-Status}\\n nftables cpu-checker libvirt-clients libvirt-daemon-driver-qemu apparmor-utils linux-generic lxd lxd-client",
             "snap list lxd",
             "lxd waitready --timeout 120",
-            "lxc storage list --format csv",
-            "lxc network list --format csv",
-            "lxc profile show default",
-            "lxc config show",
-            "lxc network get lxdbr0 ipv4.address",
-            "lxc network get lxdbr0 ipv4.address",
             "nft list tables inet",
             "nft list table inet github-runner",
         ],
         "only reads on a second install"
     );
+    assert_eq!(h.lxd.writes(), lxd_writes, "LXD was only read");
     assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
     assert!(h.reboots().is_empty());
     assert_eq!(
@@ -129,9 +138,9 @@ fn a_second_install_changes_nothing() {
 
 #[test]
 fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
-    as_installed(&h, &[]);
+    as_installed(&h);
     let before = snapshot(&root(&h));
     h.clear_calls();
     assert!(h.run("hooks/upgrade-charm").success());
@@ -160,7 +169,7 @@ fn assert_version_sent(h: &harness::Harness) {
 
 #[test]
 fn proxy_settings_reach_apt_snap_and_lxd() {
-    let mut h = fresh_ubuntu();
+    let Some(mut h) = fresh_ubuntu() else { return };
     for (k, v) in [
         ("JUJU_CHARM_HTTP_PROXY", "http://squid.internal:3128"),
         ("JUJU_CHARM_HTTPS_PROXY", "http://squid.internal:3129"),
@@ -186,33 +195,32 @@ fn proxy_settings_reach_apt_snap_and_lxd() {
             );
         }
     }
-    let calls = host_calls(&h);
-    for want in [
-        "lxc config set core.proxy_http http://squid.internal:3128",
-        "lxc config set core.proxy_https http://squid.internal:3129",
-        "lxc config set core.proxy_ignore_hosts 127.0.0.1,localhost,::1",
+    for (key, want) in [
+        ("core.proxy_http", "http://squid.internal:3128"),
+        ("core.proxy_https", "http://squid.internal:3129"),
+        ("core.proxy_ignore_hosts", "127.0.0.1,localhost,::1"),
     ] {
-        assert!(calls.contains(&want.to_string()), "{want} in {calls:?}");
+        assert_eq!(h.lxd.lxc(&["config", "get", key]), want, "{key}");
     }
-
-    as_installed(
-        &h,
-        &[
-            ("core.proxy_http", "http://squid.internal:3128"),
-            ("core.proxy_https", "http://squid.internal:3129"),
-            ("core.proxy_ignore_hosts", "127.0.0.1,localhost,::1"),
-        ],
+    assert_eq!(
+        h.lxd.writes().iter().filter(|w| *w == "PATCH /1.0").count(),
+        1,
+        "one request sets all three"
     );
-    h.clear_calls();
+
+    as_installed(&h);
+    let lxd_writes = h.lxd.writes();
     assert!(h.run("hooks/install").success());
-    assert!(!host_calls(&h)
-        .iter()
-        .any(|c| c.starts_with("lxc config set")));
+    assert_eq!(
+        h.lxd.writes(),
+        lxd_writes,
+        "the same proxy is not set again"
+    );
 }
 
 #[test]
 fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
     let state = root(&h).join("var/lib/github-runner");
     let env_file = state.join("policy-server.env");
@@ -233,10 +241,12 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
 
     let unit = fs::read_to_string(root(&h).join("etc/systemd/system/github-runner-policy.service"))
         .unwrap();
-    // The service runs its own copy of the charm's binary, which its dynamic user can run.
-    assert!(unit.contains(
-        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.20.30.1:8080 --charm-bind 127.0.0.1:8080\n"
-    ));
+    // The service runs its own copy of the charm's binary, which its dynamic user can
+    // run, on the address LXD gave the bridge.
+    let bridge = h.bridge_address();
+    assert!(unit.contains(&format!(
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind {bridge}:8080 --charm-bind 127.0.0.1:8080\n"
+    )));
     let copy = root(&h).join("usr/local/lib/github-runner/github-runner");
     assert_eq!(mode(&copy), 0o755);
     assert!(fs::read(&copy).unwrap() == fs::read(h.charm_dir.join("github-runner")).unwrap());
@@ -251,7 +261,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     }
 
     // A token change rewrites the env file and restarts, keeping the charm token.
-    as_installed(&h, &[]);
+    as_installed(&h);
     h.clear_calls();
     h.set_config(json!({"path": "acme/widgets", "token": "ghp_rotatedToken"}));
     assert!(h.run("hooks/upgrade-charm").success());
@@ -271,7 +281,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
 
 #[test]
 fn the_state_dir_is_made_private_even_when_it_exists() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     let state = root(&h).join("var/lib/github-runner");
     fs::create_dir_all(&state).unwrap();
     fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
@@ -282,7 +292,7 @@ fn the_state_dir_is_made_private_even_when_it_exists() {
 
 #[test]
 fn the_firewall_is_kept_for_the_boot_unit_which_install_enables() {
-    let h = fresh_ubuntu();
+    let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
     let state = root(&h).join("var/lib/github-runner");
     // The ruleset install loaded is the one the boot unit loads, root-only.
@@ -311,7 +321,7 @@ fn the_firewall_is_kept_for_the_boot_unit_which_install_enables() {
 
 #[test]
 fn bridge_sysctls_persist_and_are_applied_once() {
-    let mut h = fresh_ubuntu();
+    let Some(mut h) = fresh_ubuntu() else { return };
     // Every program the charm runs is a recording stand-in.
     h.isolate();
     assert!(h.run("hooks/install").success());
@@ -336,7 +346,7 @@ fn bridge_sysctls_persist_and_are_applied_once() {
     );
 
     // With the values live, a second install writes and runs nothing for them.
-    as_installed(&h, &[]);
+    as_installed(&h);
     let before = snapshot(&root(&h));
     h.clear_calls();
     assert!(h.run("hooks/install").success());

@@ -26,7 +26,7 @@ fn restarts(unit: &Unit) -> usize {
 }
 
 fn health_status() -> Option<u16> {
-    match ureq::get("http://127.0.0.1:8080/health")
+    match ureq::get(&format!("{}/health", policy_service::local_url()))
         .timeout(Duration::from_secs(5))
         .call()
     {

@@ -33,11 +33,14 @@ fn baked_token(unit: &Unit, runner: &str) -> String {
 /// A push check-run with `token`, as runner `runner`'s pre-job script sends it.
 fn check_run(token: &str, runner: &str) -> u16 {
     // The runners' routes answer on the bridge, where runners reach the service.
-    let response = ureq::post(&format!("http://{BRIDGE_IP}:8080/push/check-run"))
-        .set("Authorization", &format!("Bearer {token}"))
-        .set("X-Runner-Name", runner)
-        .set("Content-Type", "application/json")
-        .send_string(&format!(r#"{{"repository_name": "{REPO}"}}"#));
+    let response = ureq::post(&format!(
+        "{}/push/check-run",
+        policy_service::url(BRIDGE_IP)
+    ))
+    .set("Authorization", &format!("Bearer {token}"))
+    .set("X-Runner-Name", runner)
+    .set("Content-Type", "application/json")
+    .send_string(&format!(r#"{{"repository_name": "{REPO}"}}"#));
     match response {
         Ok(r) => r.status(),
         Err(ureq::Error::Status(code, _)) => code,

@@ -19,8 +19,12 @@ impl Runners<'_> {
     /// jobs take: idle ones at once, busy ones when their job is done. Kept in a file
     /// until then, so every later reconcile (the timer's, an action's) goes on with it.
     pub fn leave_path(&self, old: &GithubPath) -> Result<(), CharmError> {
-        std::fs::create_dir_all(self.paths().state_dir())
-            .and_then(|()| std::fs::write(self.paths().draining_path_file(), old.to_string()))
+        let paths = self.paths();
+        fs_state::ensure_private_dir(&paths.state_dir())
+            .and_then(|()| {
+                let old = old.to_string();
+                fs_state::write_atomic(&paths.draining_path_file(), old.as_bytes(), 0o600)
+            })
             .map_err(|e| CharmError::Internal(e.into()))
     }
 

@@ -14,6 +14,7 @@ use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
+use crate::host::lxd_setup::BlockingLxd;
 use crate::juju::{HookTools, Status};
 use crate::runner::app::AppUpdate;
 use github_client::RateLimit;
@@ -109,7 +110,12 @@ fn install(
     juju.application_version_set(crate::VERSION)?;
     // The timer first: install ends with the reboot request when one is due.
     ensure_timer(config, env, deps)?;
-    super::install::install(juju, env, config, deps, kind)
+    super::install::install(juju, env, config, deps, &host_lxd(deps)?, kind)
+}
+
+/// LXD as host setup reaches it: the hook's LXD client, driven synchronously.
+fn host_lxd(deps: &Deps) -> Result<BlockingLxd, CharmError> {
+    BlockingLxd::new(deps.lxd.clone()).map_err(|e| CharmError::Internal(e.into()))
 }
 
 fn ensure_timer(config: &CharmConfig, env: &HookEnv, deps: &Deps) -> Result<(), CharmError> {
@@ -146,7 +152,8 @@ fn config_changed(
     let token_changed = state.token_changed(&config);
     if token_changed {
         log::info!("token changed: flushing idle runners");
-        super::install::policy_service(env, &config, deps.commands, &deps.paths, false)?;
+        let lxd = host_lxd(deps)?;
+        super::install::policy_service(env, &config, deps.commands, &lxd, &deps.paths, false)?;
     }
     let flush = if token_changed {
         Flush::Idle

@@ -10,13 +10,14 @@ use super::outcome::Cause;
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
 use crate::firewall::{boot, FirewallError, FirewallSpec, InterfaceName, LoadRecord, Nft};
-use crate::host::files::ensure_private_dir;
 use crate::host::kernel::{self, RebootPhase};
+use crate::host::lxd_setup::{self, LxdSetup};
 use crate::host::packages::{self, Apt};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::{lxd_setup, Commands, HostError, HostPaths, OsFamily};
+use crate::host::{Commands, HostError, HostPaths, OsFamily};
 use crate::juju::{HookTools, Status};
+use fs_state::ensure_private_dir;
 
 /// Which hook runs: upgrade-charm also refreshes the LXD snap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +39,7 @@ pub fn install(
     env: &HookEnv,
     config: &CharmConfig,
     deps: &Deps,
+    lxd: &dyn LxdSetup,
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     let (commands, paths) = (deps.commands, &deps.paths);
@@ -79,22 +81,28 @@ pub fn install(
 
     step("initialising LXD")?;
     lxd_setup::wait_ready(commands).map_err(failed("waiting for LXD"))?;
-    lxd_setup::ensure_initialised(commands).map_err(failed("initialising LXD"))?;
+    lxd_setup::ensure_initialised(lxd).map_err(failed("initialising LXD"))?;
     if config.test_mode == TestMode::Insecure {
         log::warn!("test-mode insecure: the default profile's NIC is not hardened");
     } else {
         step("hardening the LXD default profile")?;
-        lxd_setup::ensure_nic_hardening(commands).map_err(failed("hardening the LXD profile"))?;
+        lxd_setup::ensure_nic_hardening(lxd).map_err(failed("hardening the LXD profile"))?;
     }
     step("configuring LXD's proxy")?;
-    lxd_setup::ensure_core_proxy(commands, &env.proxy)
-        .map_err(failed("configuring LXD's proxy"))?;
+    lxd_setup::ensure_core_proxy(lxd, &env.proxy).map_err(failed("configuring LXD's proxy"))?;
 
     step("installing the policy service")?;
-    policy_service(env, config, commands, paths, kind == InstallKind::Upgrade)?;
+    policy_service(
+        env,
+        config,
+        commands,
+        lxd,
+        paths,
+        kind == InstallKind::Upgrade,
+    )?;
 
     step("applying the firewall")?;
-    apply_firewall(config, commands, paths)?;
+    apply_firewall(config, commands, lxd, paths)?;
     boot::install_boot_unit(commands, paths)
         .map_err(failed("installing the firewall's boot unit"))?;
 
@@ -111,16 +119,17 @@ pub fn install(
     }
 }
 
-/// The charm's nftables table for the LXD bridge, loaded unless the kernel already
+/// The charm's nftables table for the runners' bridge, loaded unless the kernel already
 /// holds it exactly; every reconcile that wants runners checks it again.
 fn apply_firewall(
     config: &CharmConfig,
     commands: &dyn Commands,
+    lxd: &dyn LxdSetup,
     paths: &HostPaths,
 ) -> Result<(), CharmError> {
-    let address = lxd_setup::bridge_address(commands).map_err(failed("applying the firewall"))?;
-    let bridge =
-        InterfaceName::new(lxd_setup::BRIDGE).map_err(|e| CharmError::Internal(e.into()))?;
+    let (bridge, address) =
+        lxd_setup::runner_bridge(lxd).map_err(failed("applying the firewall"))?;
+    let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Internal(e.into()))?;
     let spec = FirewallSpec::new(bridge, address, config.denylist.clone());
     crate::firewall::ensure(&Nft::new(commands), &spec, &LoadRecord::at(paths))
         .map(drop)
@@ -161,41 +170,35 @@ pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
     commands: &dyn Commands,
+    lxd: &dyn LxdSetup,
     paths: &HostPaths,
     upgraded: bool,
 ) -> Result<bool, CharmError> {
-    install_policy_service(env, config, commands, paths, upgraded)
-        .map_err(failed("installing the policy service"))
-}
-
-fn install_policy_service(
-    env: &HookEnv,
-    config: &CharmConfig,
-    commands: &dyn Commands,
-    paths: &HostPaths,
-    upgraded: bool,
-) -> Result<bool, HostError> {
-    let bridge_address = lxd_setup::bridge_address(commands)?;
-    let charm_token = units::ensure_charm_token(paths)?;
-    // The service runs its own root-owned copy, which its dynamic user may execute.
-    let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
-    let unit = PolicyUnit {
-        binary: paths.host_view(&paths.policy_binary()),
-        bridge_address,
-        env_file: paths.host_view(&paths.policy_env_file()),
+    let install = || -> Result<bool, HostError> {
+        let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
+        let charm_token = units::ensure_charm_token(paths)?;
+        // The service runs its own root-owned copy, which its dynamic user may execute.
+        let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
+        let unit = PolicyUnit {
+            binary: paths.host_view(&paths.policy_binary()),
+            bridge_address,
+            env_file: paths.host_view(&paths.policy_env_file()),
+        };
+        let secrets = PolicySecrets {
+            github_token: &config.token,
+            charm_token: &charm_token,
+            github_url: config.github_url.web(),
+        };
+        let restart = upgraded || binary_changed;
+        units::install_policy_service(commands, paths, &unit, &secrets, restart)
     };
-    let secrets = PolicySecrets {
-        github_token: &config.token,
-        charm_token: &charm_token,
-        github_url: config.github_url.web(),
-    };
-    units::install_policy_service(commands, paths, &unit, &secrets, upgraded || binary_changed)
+    install().map_err(failed("installing the policy service"))
 }
 
 /// The error policy for host steps: a value that cannot be written is the operator's
 /// to fix (`blocked`); anything else is retried with the hook.
-fn failed(step: &'static str) -> impl Fn(HostError) -> CharmError {
-    move |err| match err {
+fn failed<E: Into<HostError>>(step: &'static str) -> impl Fn(E) -> CharmError {
+    move |err| match err.into() {
         HostError::Render(e) => CharmError::Blocked(Cause::of(e).context(step)),
         source => CharmError::Host { step, source },
     }

@@ -4,18 +4,18 @@ use serde_json::{json, Value};
 
 use super::*;
 use crate::charm::deps::HttpGithub;
-use crate::host::fakes::{FakeClock, FakeCommands};
+use crate::host::fakes::{FakeClock, FakeCommands, FakeLxd};
+use crate::host::lxd_setup::LxdSetup;
 use crate::host::CmdOutput;
 use crate::juju::fakes::FakeJuju;
 use ghr_types::proxy::ProxyConfig;
-
-const HARDENED: &str = "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n    security.ipv4_filtering: \"true\"\n    security.ipv6_filtering: \"true\"\n    security.mac_filtering: \"true\"\n    security.port_isolation: \"true\"\n";
 
 struct Host {
     dir: tempfile::TempDir,
     paths: HostPaths,
     env: HookEnv,
     cmds: FakeCommands,
+    lxd: FakeLxd,
 }
 
 const NFT_TABLES: &str = "table inet github-runner\n";
@@ -28,18 +28,6 @@ fn ubuntu_host(proxy: ProxyConfig) -> Host {
     fs::create_dir_all(paths.os_release().parent().unwrap()).unwrap();
     fs::write(paths.os_release(), "ID=ubuntu\n").unwrap();
     let cmds = FakeCommands::new();
-    cmds.on(
-        "lxc",
-        &["network", "get"],
-        vec![CmdOutput::ok("10.5.6.1/24\n")],
-    );
-    cmds.on(
-        "lxc",
-        &["profile", "show"],
-        vec![CmdOutput::ok(
-            "devices:\n  eth0:\n    type: nic\n    network: lxdbr0\n",
-        )],
-    );
     cmds.on(
         "snap",
         &["list"],
@@ -61,6 +49,7 @@ fn ubuntu_host(proxy: ProxyConfig) -> Host {
         paths,
         env,
         cmds,
+        lxd: FakeLxd::fresh(),
     }
 }
 
@@ -76,7 +65,7 @@ fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, Charm
     let clock = FakeClock::new();
     let github = HttpGithub::default();
     let deps = Deps::stand_in(&h.cmds, &clock, &github, h.dir.path());
-    install(juju, &h.env, config, &deps, InstallKind::Install)
+    install(juju, &h.env, config, &deps, &h.lxd, InstallKind::Install)
 }
 
 #[test]
@@ -101,17 +90,9 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "modprobe br_netfilter",
             "sysctl -w",
             "lxd waitready",
-            "lxc storage",
-            "lxc network",
-            "lxd init",
-            "lxc profile",
-            "lxc profile",
-            "lxc config",
-            "lxc network",
             "systemctl daemon-reload",
             "systemctl enable",
             "systemctl restart",
-            "lxc network",
             "nft list",
             "nft list",
             "nft -f",
@@ -139,6 +120,18 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
             "applying the firewall"
         ]
     );
+    assert_eq!(
+        *h.lxd.writes.borrow(),
+        [
+            "create pool default",
+            "create network lxdbr0",
+            "update profile default",
+            "update profile default",
+        ],
+        "LXD made, then its default profile hardened; no proxy to set"
+    );
+    let unit = fs::read_to_string(h.paths.systemd_dir().join("github-runner-policy.service"));
+    assert!(unit.unwrap().contains("--bind 10.5.6.1:8080 "));
     assert!(juju.reboots.borrow().is_empty());
     let _ = h.dir;
 }
@@ -148,7 +141,8 @@ fn insecure_test_mode_skips_nic_hardening() {
     let h = ubuntu_host(ProxyConfig::default());
     let juju = FakeJuju::default();
     run(&h, &juju, &config(json!({"test-mode": "insecure"}))).unwrap();
-    assert!(!h.cmds.lines().iter().any(|l| l.starts_with("lxc profile")));
+    let nic = &h.lxd.profile("default").unwrap().devices["eth0"];
+    assert!(!nic.contains_key("security.mac_filtering"), "{nic:?}");
 }
 
 #[test]
@@ -182,10 +176,10 @@ fn proxy_reaches_apt_snap_and_lxd() {
     {
         assert!(has_proxy(&c), "{c}");
     }
-    assert!(h
-        .cmds
-        .lines()
-        .contains(&"lxc config set core.proxy_ignore_hosts 10.0.0.0/8".to_string()));
+    let lxd_config = h.lxd.config.borrow();
+    assert_eq!(lxd_config["core.proxy_http"], "http://squid.internal:3128");
+    assert_eq!(lxd_config["core.proxy_ignore_hosts"], "10.0.0.0/8");
+    assert!(!lxd_config.contains_key("core.proxy_https"));
 }
 
 #[test]
@@ -233,22 +227,6 @@ fn a_second_install_changes_nothing() {
     let dpkg: String = all.iter().map(|p| format!("{p} installed\n")).collect();
     let c = FakeCommands::new();
     c.on("dpkg-query", &[], vec![CmdOutput::ok(&dpkg)]);
-    c.on(
-        "lxc",
-        &["storage", "list"],
-        vec![CmdOutput::ok("default,dir\n")],
-    );
-    c.on(
-        "lxc",
-        &["network", "list"],
-        vec![CmdOutput::ok("lxdbr0,bridge,YES\n")],
-    );
-    c.on(
-        "lxc",
-        &["network", "get"],
-        vec![CmdOutput::ok("10.5.6.1/24\n")],
-    );
-    c.on("lxc", &["profile", "show"], vec![CmdOutput::ok(HARDENED)]);
     c.on("nft", &["list", "tables"], vec![CmdOutput::ok(NFT_TABLES)]);
     c.on("nft", &["list", "table"], vec![CmdOutput::ok(NFT_TABLE)]);
     fs::create_dir_all(h.paths.sys_module("br_netfilter")).unwrap();
@@ -257,6 +235,7 @@ fn a_second_install_changes_nothing() {
         fs::create_dir_all(live.parent().unwrap()).unwrap();
         fs::write(live, "1\n").unwrap();
     }
+    h.lxd.writes.borrow_mut().clear();
     let h2 = Host { cmds: c, ..h };
     let juju = FakeJuju::default();
     run(&h2, &juju, &cfg).unwrap();
@@ -270,15 +249,10 @@ fn a_second_install_changes_nothing() {
             "dpkg-query -W -f=${Package}",
             "snap list lxd",
             "lxd waitready --timeout",
-            "lxc storage list",
-            "lxc network list",
-            "lxc profile show",
-            "lxc config show",
-            "lxc network get",
-            "lxc network get",
             "nft list tables",
             "nft list table",
         ]
     );
+    assert!(h2.lxd.writes.borrow().is_empty(), "LXD only read");
     assert!(juju.reboots.borrow().is_empty());
 }

@@ -276,8 +276,9 @@ impl HealthCheck<'_> {
 
     fn save(&self, record: &Record) {
         let body = serde_json::to_vec(record).expect("serializable");
-        let _ = std::fs::create_dir_all(self.paths.state_dir());
-        if let Err(e) = std::fs::write(self.paths.policy_health_file(), body) {
+        let written = fs_state::ensure_private_dir(&self.paths.state_dir())
+            .and_then(|()| fs_state::write_atomic(&self.paths.policy_health_file(), &body, 0o600));
+        if let Err(e) = written {
             log::warn!("policy service restart record: {e}");
         }
     }

@@ -173,7 +173,7 @@ fn a_just_started_service_gets_a_moment_to_listen_not_a_restart() {
         Checked::Done(Health::Healthy)
     );
     assert_eq!(s.restarts(), 0);
-    assert_eq!(s.clock.sleeps.borrow().len(), 3, "polled, no fixed wait");
+    assert_eq!(s.clock.sleeps().len(), 3, "polled, no fixed wait");
 }
 
 #[test]
@@ -245,7 +245,7 @@ fn a_500_is_restarted_only_after_github_answered_and_then_once_an_hour() {
         "{why}"
     );
     assert_eq!(s.restarts(), 1);
-    assert!(s.clock.sleeps.borrow().is_empty());
+    assert!(s.clock.sleeps().is_empty());
 
     // The next reconciles within the hour leave it alone.
     assert_eq!(check.before_reconcile(), Checked::AskAfterReconcile);

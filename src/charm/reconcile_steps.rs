@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::outcome::{settle, Cause};
 use super::policy_health::{Checked, Health, LocalCheck};
-use super::runners::{port, Paths, Reconciled, Runners, Summary, LOCAL_POLICY_URL};
+use super::runners::{port, Paths, Reconciled, Runners, Summary};
 use super::CharmError;
 use crate::config::{ByteSize, GithubPath};
 use crate::runner::app::AppCache;
@@ -65,7 +65,7 @@ impl<'d> Runners<'d> {
         let keep = self.drain_old_path(wanted.flush)?;
         let staged = self.stage(&self.config.path, wanted, keep)?;
         let policy = (wanted.runners > 0).then(|| {
-            let check = LocalCheck::new(self.deps, LOCAL_POLICY_URL);
+            let check = LocalCheck::new(self.deps, &policy_service::local_url());
             let before = check.check().before_reconcile();
             (check, before)
         });

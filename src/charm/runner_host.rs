@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::install::APROXY_FILE;
 use super::outcome::Cause;
-use super::runners::{Runners, LOCAL_POLICY_URL, POLICY_PORT};
+use super::runners::Runners;
 use super::CharmError;
 use crate::host::runner_env::RunnerEnv;
 use crate::runner::app::AppCache;
@@ -94,8 +94,8 @@ impl Runners<'_> {
     /// (proxies with its own name left out, the Docker Hub mirror).
     fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
         let (_, bridge) = self.bridge()?;
-        let client = PolicyClient::new(LOCAL_POLICY_URL, self.charm_token()?);
-        let policy_url = format!("http://{bridge}:{POLICY_PORT}");
+        let client = PolicyClient::new(&policy_service::local_url(), self.charm_token()?);
+        let policy_url = policy_service::url(bridge);
         // With aproxy the runner's traffic is proxied without it knowing.
         let proxy = if self.config.use_aproxy {
             ghr_types::proxy::ProxyConfig::default()
@@ -134,8 +134,11 @@ impl Runners<'_> {
 
     /// Revokes a removed runner's one-time token at the policy service.
     fn revoke_token(&self) -> Result<RevokeFn, CharmError> {
-        let client =
-            PolicyClient::with_timeout(LOCAL_POLICY_URL, self.charm_token()?, REVOKE_TIMEOUT);
+        let client = PolicyClient::with_timeout(
+            &policy_service::local_url(),
+            self.charm_token()?,
+            REVOKE_TIMEOUT,
+        );
         Ok(Box::new(move |name: &RunnerName| {
             client
                 .revoke_one_time_token(name.as_str())

@@ -63,19 +63,11 @@ impl Runners<'_> {
 async fn runner_bridge(lxd: &LxdClient) -> PortResult<(String, std::net::Ipv4Addr)> {
     let profile = lxd.get_profile("default").await.map_err(lxd_error)?;
     let network = profile
-        .devices
-        .values()
-        .find(|d| d.get("type").map(String::as_str) == Some("nic"))
-        .and_then(|d| d.get("network").or_else(|| d.get("parent")))
+        .nic_network()
         .ok_or_else(|| PortError::needs_operator("LXD default profile has no bridged NIC"))?;
     let net = lxd.get_network(network).await.map_err(lxd_error)?;
-    let address = net
-        .config
-        .get("ipv4.address")
-        .and_then(|a| a.split('/').next())
-        .and_then(|a| a.parse().ok())
-        .ok_or_else(|| {
-            PortError::needs_operator(format!("LXD network {network} has no IPv4 address"))
-        })?;
-    Ok((network.clone(), address))
+    let address = net.ipv4_address().ok_or_else(|| {
+        PortError::needs_operator(format!("LXD network {network} has no IPv4 address"))
+    })?;
+    Ok((network.to_string(), address))
 }

@@ -12,11 +12,11 @@ pub use super::summary::Summary;
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
-use crate::host::files::ensure_private_dir;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
 use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry};
 use crate::runner::RunnerPrefix;
+use fs_state::ensure_private_dir;
 use github_client::GithubClient;
 use reconcile::execute::Report;
 use reconcile::lock::ReconcileLock;
@@ -24,10 +24,6 @@ use reconcile::plan::{Flush, Observed};
 use reconcile::ports::PortError;
 
 pub use crate::host::HostPaths as Paths;
-
-/// The policy service as the charm reaches it on this host.
-pub const LOCAL_POLICY_URL: &str = "http://127.0.0.1:8080";
-pub const POLICY_PORT: u16 = 8080;
 
 /// Says that a failure to learn the runners' bridge stops the firewall.
 fn firewall_context(e: CharmError) -> CharmError {

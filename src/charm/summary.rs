@@ -117,8 +117,9 @@ fn read_json<T: for<'de> Deserialize<'de>>(file: &std::path::Path) -> Option<T> 
 /// Best effort: a file that cannot be written costs update-status its detail, not the
 /// hook its result.
 fn write_json<T: Serialize>(paths: &Paths, file: &std::path::Path, value: &T) {
-    let _ = std::fs::create_dir_all(paths.state_dir());
-    let _ = std::fs::write(file, serde_json::to_vec(value).expect("serializable"));
+    let body = serde_json::to_vec(value).expect("serializable");
+    let _ = fs_state::ensure_private_dir(&paths.state_dir())
+        .and_then(|()| fs_state::write_atomic(file, &body, 0o600));
 }
 
 #[cfg(test)]
@@ -176,5 +177,26 @@ mod tests {
         };
         s.save(&paths);
         assert_eq!(Summary::load(&paths), Some(s));
+    }
+
+    #[test]
+    fn state_files_are_private_and_replaced_whole() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let paths = Paths::new(dir.path());
+        Problem::new(Status::Blocked, "bad token").save(&paths);
+        Summary::default().save(&paths);
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+        assert_eq!(mode(&paths.summary_file()) & 0o777, 0o600);
+        assert_eq!(mode(&paths.state_dir()) & 0o777, 0o700);
+        let names: Vec<_> = std::fs::read_dir(paths.state_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            ["last-reconcile.json"],
+            "no temporary file, no problem"
+        );
     }
 }

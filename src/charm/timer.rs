@@ -5,6 +5,7 @@
 use crate::host::commands::{Cmd, Commands};
 use crate::host::packages::run_ok;
 use crate::host::HostError;
+use ghr_types::template;
 
 const SERVICE_TEMPLATE: &str = include_str!("../../templates/reconcile.service");
 const TIMER_TEMPLATE: &str = include_str!("../../templates/reconcile.timer");
@@ -27,15 +28,22 @@ pub fn render(unit: &str, interval_minutes: u32) -> TimerUnits {
     let name = format!("ghr-reconcile-{}", unit.replace('/', "-"));
     let service_name = format!("{name}.service");
     let delay = u64::from(interval_minutes) * 60 / 4;
-    let service = SERVICE_TEMPLATE.replace("@@UNIT@@", unit).replace(
-        "@@TIMEOUT@@",
-        &hook_timeout_secs(interval_minutes).to_string(),
+    let service = template::fill(
+        SERVICE_TEMPLATE,
+        &[
+            ("UNIT", unit),
+            ("TIMEOUT", &hook_timeout_secs(interval_minutes).to_string()),
+        ],
     );
-    let timer = TIMER_TEMPLATE
-        .replace("@@UNIT@@", unit)
-        .replace("@@INTERVAL@@", &interval_minutes.to_string())
-        .replace("@@DELAY@@", &delay.to_string())
-        .replace("@@SERVICE@@", &service_name);
+    let timer = template::fill(
+        TIMER_TEMPLATE,
+        &[
+            ("UNIT", unit),
+            ("INTERVAL", &interval_minutes.to_string()),
+            ("DELAY", &delay.to_string()),
+            ("SERVICE", &service_name),
+        ],
+    );
     TimerUnits {
         name,
         service,
@@ -50,14 +58,10 @@ pub fn apply(
     systemd_dir: &std::path::Path,
     units: &TimerUnits,
 ) -> Result<bool, HostError> {
-    std::fs::create_dir_all(systemd_dir).map_err(|e| HostError::io("creating", systemd_dir, e))?;
     let mut changed = false;
     for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
         let path = systemd_dir.join(format!("{}.{suffix}", units.name));
-        if std::fs::read_to_string(&path).ok().as_ref() != Some(content) {
-            std::fs::write(&path, content).map_err(|e| HostError::io("writing", &path, e))?;
-            changed = true;
-        }
+        changed |= fs_state::write_if_changed(&path, content.as_bytes(), 0o644)?;
     }
     if changed {
         let timer = format!("{}.timer", units.name);
@@ -109,7 +113,6 @@ mod tests {
             t.service.contains("juju-run"),
             "falls back to Juju 2's juju-run"
         );
-        assert!(!t.service.contains("@@") && !t.timer.contains("@@"));
     }
 
     #[test]

@@ -1,73 +1,38 @@
 //! Thin applier: loads a rendered table with `nft -f -`, reads it back, removes it. Every
-//! `nft` call goes through the host's [`Commands`], so the charm and the tests (real
-//! `nft`, in the host or a namespace of their own) drive the same code.
+//! `nft` call goes through the host's [`Commands`], so the charm and the real-nftables
+//! tests (on the host, or in a namespace through a `Commands` of their own) drive the
+//! same code, through [`super::ensure`].
 
 use std::time::Duration;
 
-use super::render::{render, FirewallSpec, TableName, CHAINS, SETS};
+use super::render::{TableName, CHAINS, SETS};
 use super::FirewallError;
-use crate::host::commands::{Cmd, CmdOutput, Commands, SystemCommands};
+use crate::host::commands::{Cmd, CmdOutput, Commands};
 
 /// `nft` answers in milliseconds; a hung one must not hold the hook for long.
 const NFT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// How to run `nft`: the plain binary on the host, or a command prefix such as
-/// `ip netns exec NS nft` so tests can work in a namespace of their own.
+/// The one way the charm runs `nft` on the host: `nft` from PATH through the host's
+/// [`Commands`]. Tests hand it a [`Commands`] of their own (one that runs each command
+/// in a network namespace, say); the code above that seam is the charm's.
 #[derive(Clone)]
 pub struct Nft<'a> {
     commands: &'a dyn Commands,
-    argv: Vec<String>,
-}
-
-impl Default for Nft<'static> {
-    fn default() -> Self {
-        Nft::new(&SystemCommands)
-    }
 }
 
 impl std::fmt::Debug for Nft<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Nft({})", self.argv.join(" "))
+        f.write_str("Nft")
     }
 }
 
 impl<'a> Nft<'a> {
-    /// `nft` from PATH, run through `commands`.
     pub fn new(commands: &'a dyn Commands) -> Self {
-        Nft {
-            commands,
-            argv: vec!["nft".into()],
-        }
-    }
-}
-
-impl Nft<'static> {
-    /// Runs `program args... <nft arguments>` for every call.
-    pub fn with_command(
-        program: impl Into<String>,
-        args: impl IntoIterator<Item = impl Into<String>>,
-    ) -> Self {
-        let mut argv = vec![program.into()];
-        argv.extend(args.into_iter().map(Into::into));
-        Nft {
-            commands: &SystemCommands,
-            argv,
-        }
-    }
-
-    /// `nft` inside the named network namespace (`ip netns exec NAME nft`).
-    pub fn in_netns(name: &str) -> Self {
-        Self::with_command("ip", ["netns", "exec", name, "nft"])
+        Nft { commands }
     }
 }
 
 impl Nft<'_> {
-    /// Renders `spec`, replaces its table atomically and checks it is there. Returns the
-    /// table as nft lists it. On error the previous table (if any) is still in force.
-    pub fn apply(&self, spec: &FirewallSpec) -> Result<String, FirewallError> {
-        self.apply_ruleset(&spec.table, &render(spec))
-    }
-
     fn table_exists(&self, table: &TableName) -> Result<bool, FirewallError> {
         let tables = self.run(&["list", "tables", "inet"], None)?;
         if !tables.success() {
@@ -77,8 +42,9 @@ impl Nft<'_> {
         Ok(tables.stdout.lines().any(|l| l.trim() == wanted))
     }
 
-    /// Loads an already rendered firewall file for `table` and verifies its chains and
-    /// sets are there.
+    /// Loads a rendered firewall file for `table` (one transaction: on error the previous
+    /// table, if any, is still in force) and verifies its chains and sets are there.
+    /// Returns the table as nft lists it.
     pub fn apply_ruleset(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let listed = self.load(table, ruleset)?;
         let wanted = CHAINS
@@ -98,7 +64,7 @@ impl Nft<'_> {
 
     /// Loads any `nft -f` file that defines the `inet` table `table` and returns
     /// the table as listed afterwards.
-    pub fn load(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
+    fn load(&self, table: &TableName, ruleset: &str) -> Result<String, FirewallError> {
         let out = self.run(&["-f", "-"], Some(ruleset))?;
         if !out.success() {
             return Err(rejected(table, &out));
@@ -136,9 +102,7 @@ impl Nft<'_> {
     }
 
     fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<CmdOutput, FirewallError> {
-        let prefix: Vec<&str> = self.argv[1..].iter().map(String::as_str).collect();
-        let mut cmd = Cmd::new(&self.argv[0], &prefix).timeout(NFT_TIMEOUT);
-        cmd.args.extend(args.iter().map(|a| a.to_string()));
+        let mut cmd = Cmd::new("nft", args).timeout(NFT_TIMEOUT);
         if let Some(text) = stdin {
             cmd = cmd.stdin(text.as_bytes().to_vec());
         }
@@ -168,31 +132,38 @@ fn list_error(table: &TableName, out: &CmdOutput) -> FirewallError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::host::fakes::FakeCommands;
+    use crate::host::CommandError;
+
+    /// A host without `nft`.
+    struct NoNft;
+
+    impl Commands for NoNft {
+        fn run(&self, cmd: &Cmd) -> Result<CmdOutput, CommandError> {
+            Err(CommandError {
+                program: cmd.program.clone(),
+                source: std::io::ErrorKind::NotFound.into(),
+            })
+        }
+    }
 
     #[test]
     fn missing_program_is_a_spawn_error() {
-        let nft = Nft::with_command("/nonexistent/nft", Vec::<String>::new());
-        let err = nft.remove(&TableName::default()).unwrap_err();
+        let err = Nft::new(&NoNft).remove(&TableName::default()).unwrap_err();
         assert!(matches!(err, FirewallError::Spawn { .. }), "{err}");
     }
 
     #[test]
     fn refusal_carries_nft_stderr() {
-        // `sh -c` stands in for an nft that refuses whatever it gets.
-        let nft = Nft::with_command(
-            "sh",
-            [
-                "-c",
-                "cat >/dev/null; echo 'syntax error' >&2; exit 1",
-                "nft",
-            ],
-        );
-        let err = nft
+        let kernel = FakeCommands::new();
+        kernel.on("nft", &["-f"], vec![CmdOutput::failed(1, "syntax error\n")]);
+        let err = Nft::new(&kernel)
             .apply_ruleset(&TableName::default(), "junk")
             .unwrap_err();
         match err {
             FirewallError::Rejected { stderr, .. } => assert_eq!(stderr, "syntax error"),
             other => panic!("{other}"),
         }
+        assert_eq!(kernel.lines(), ["nft -f -"]);
     }
 }

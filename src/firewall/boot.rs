@@ -4,38 +4,23 @@
 
 use std::path::Path;
 
-use crate::host::files::write_if_changed;
 use crate::host::packages::run_ok;
 use crate::host::{Cmd, Commands, HostError, HostPaths};
+use fs_state::write_if_changed;
+use ghr_types::template;
 
 pub const BOOT_UNIT: &str = "github-runner-firewall.service";
 /// Where Ubuntu (and Debian) install `nft`; systemd wants an absolute path this early.
 pub const NFT_BINARY: &str = "/usr/sbin/nft";
+const BOOT_TEMPLATE: &str = include_str!("../../templates/github-runner-firewall.service");
 
 /// The unit for `ruleset` (the host's view of the record file). Ordered after the local
 /// file systems (the record may live on a separate /var) and before the network and
 /// every LXD unit (snap and deb), with no default dependencies so it can run that early.
 /// A missing record (no load yet) skips the unit instead of failing the boot.
 pub fn render_boot_unit(ruleset: &Path) -> String {
-    let ruleset = ruleset.display();
-    format!(
-        "# Managed by the github-runner charm; changes are overwritten.\n\
-         [Unit]\n\
-         Description=GitHub runner firewall (the charm's last nftables table)\n\
-         DefaultDependencies=no\n\
-         After=local-fs.target\n\
-         Before=network-pre.target snap.lxd.daemon.service snap.lxd.daemon.unix.socket lxd.service lxd.socket\n\
-         Wants=network-pre.target\n\
-         ConditionPathExists={ruleset}\n\
-         \n\
-         [Service]\n\
-         Type=oneshot\n\
-         RemainAfterExit=yes\n\
-         ExecStart={NFT_BINARY} -f {ruleset}\n\
-         \n\
-         [Install]\n\
-         WantedBy=sysinit.target\n"
-    )
+    let ruleset = ruleset.display().to_string();
+    template::fill(BOOT_TEMPLATE, &[("RULESET", &ruleset), ("NFT", NFT_BINARY)])
 }
 
 /// Writes the unit and, when it changed, reloads systemd and enables it (not started:

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use super::apply::Nft;
 use super::render::{render, FirewallSpec};
 use super::FirewallError;
-use crate::host::files::{ensure_private_dir, write_atomic};
 use crate::host::HostPaths;
+use fs_state::{ensure_private_dir, write_atomic};
 
 /// The two root-only files of the last load: the ruleset (what the boot unit loads) and
 /// the table as nft listed it right after (what a later check compares with).

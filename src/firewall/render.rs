@@ -9,8 +9,6 @@ use super::FirewallError;
 
 /// The table the charm owns on a real host.
 pub const DEFAULT_TABLE: &str = "github-runner";
-/// The policy service's port on the bridge address; runners must reach it.
-pub const POLICY_PORT: u16 = 8080;
 
 /// Destinations no runner has a use for, refused whatever `denylist` says: "this"
 /// network (0.0.0.0/8), link-local (169.254.0.0/16, where clouds serve instance
@@ -124,7 +122,8 @@ impl FirewallSpec {
             bridge,
             host_address,
             denylist,
-            allowed_host_tcp_ports: vec![POLICY_PORT],
+            // The policy service on the bridge address: runners must reach it.
+            allowed_host_tcp_ports: vec![policy_service::POLICY_PORT],
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The kernel side of the host: the kernel meta-package, the `br_netfilter` module and
 //! the sysctls the firewall needs to see bridged traffic, and when to ask Juju for a reboot.
 
-use super::files::write_if_changed;
 use super::packages::run_ok;
 use super::{Cmd, Commands, HostError, HostPaths, OsFamily};
+use fs_state::write_if_changed;
 
 /// The module that makes bridged (runner) traffic pass through nftables' inet hooks.
 pub const BR_NETFILTER: &str = "br_netfilter";

@@ -1,13 +1,13 @@
-//! LXD's one-time setup through the `lxd` and `lxc` command-line tools: wait for the
-//! daemon, `lxd init --preseed` with only what is missing (a storage pool and the
-//! `lxdbr0` bridge without IPv6), NIC hardening on the default profile, and the daemon's
-//! proxy for image downloads. Each step reads LXD's state first and changes only what
-//! differs, so a second run changes nothing.
+//! LXD's setup on the charm's host, through the typed LXD client (its REST API, as
+//! `lxd init` and `lxc` use it themselves): what a fresh daemon lacks for runners (a
+//! storage pool and the `lxdbr0` bridge without IPv6, on the default profile), NIC
+//! hardening on the default profile, and the daemon's proxy for image downloads. Each
+//! step reads LXD's state first and changes only what differs, so a second run changes
+//! nothing. Only `lxd waitready` remains a program: the daemon's own readiness wait.
 
-use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use serde_yaml::Value;
+use lxd_client::{ConfigMap, LxdClient, LxdError, Network, Profile, StoragePool};
 
 use super::packages::run_ok;
 use super::{Cmd, Commands, HostError};
@@ -20,35 +20,121 @@ pub const POOL: &str = "default";
 /// instance an operator starts on the bridge.
 pub use crate::runner::layout::NIC_HARDENING;
 
-/// The first column of `lxc ... list --format csv`.
-pub fn csv_names(csv: &str) -> Vec<String> {
-    csv.lines()
-        .filter_map(|l| l.split(',').next())
-        .map(|n| n.trim().to_string())
-        .filter(|n| !n.is_empty())
+/// LXD as host setup needs it: storage pools, networks, the default profile and the
+/// server's settings. [`BlockingLxd`] in production; an in-memory daemon in unit tests.
+pub trait LxdSetup {
+    /// The pool, or `None` when LXD has none of that name.
+    fn storage_pool(&self, name: &str) -> Result<Option<StoragePool>, LxdError>;
+    fn create_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError>;
+    /// The network, or `None` when LXD has none of that name.
+    fn network(&self, name: &str) -> Result<Option<Network>, LxdError>;
+    fn create_network(&self, network: &Network) -> Result<(), LxdError>;
+    fn profile(&self, name: &str) -> Result<Profile, LxdError>;
+    fn update_profile(&self, profile: &Profile) -> Result<(), LxdError>;
+    fn server_config(&self) -> Result<ConfigMap, LxdError>;
+    /// Sets the settings named; an empty value unsets one.
+    fn patch_server_config(&self, changes: &ConfigMap) -> Result<(), LxdError>;
+}
+
+/// The typed LXD client, driven from a (synchronous) hook on a runtime of its own.
+pub struct BlockingLxd {
+    client: LxdClient,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingLxd {
+    pub fn new(client: LxdClient) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(BlockingLxd { client, runtime })
+    }
+
+    fn block_on<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(call)
+    }
+}
+
+/// `Ok(None)` for LXD's "not found".
+fn found<T>(answer: Result<T, LxdError>) -> Result<Option<T>, LxdError> {
+    match answer {
+        Err(e) if e.is_not_found() => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+impl LxdSetup for BlockingLxd {
+    fn storage_pool(&self, name: &str) -> Result<Option<StoragePool>, LxdError> {
+        found(self.block_on(self.client.get_storage_pool(name)))
+    }
+    fn create_storage_pool(&self, pool: &StoragePool) -> Result<(), LxdError> {
+        self.block_on(self.client.create_storage_pool(pool))
+    }
+    fn network(&self, name: &str) -> Result<Option<Network>, LxdError> {
+        found(self.block_on(self.client.get_network(name)))
+    }
+    fn create_network(&self, network: &Network) -> Result<(), LxdError> {
+        self.block_on(self.client.create_network(network))
+    }
+    fn profile(&self, name: &str) -> Result<Profile, LxdError> {
+        self.block_on(self.client.get_profile(name))
+    }
+    fn update_profile(&self, profile: &Profile) -> Result<(), LxdError> {
+        self.block_on(self.client.update_profile(profile))
+    }
+    fn server_config(&self) -> Result<ConfigMap, LxdError> {
+        self.block_on(self.client.server()).map(|s| s.config)
+    }
+    fn patch_server_config(&self, changes: &ConfigMap) -> Result<(), LxdError> {
+        self.block_on(self.client.patch_server_config(changes))
+    }
+}
+
+fn config(pairs: &[(&str, &str)]) -> ConfigMap {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
 
-/// The preseed for what is missing, or `None` when LXD already has both. The default
-/// profile gets a root disk on the pool and `eth0` on the bridge (`lxd init` merges
-/// these into an existing profile).
-pub fn render_preseed(need_pool: bool, need_bridge: bool) -> Option<String> {
-    if !need_pool && !need_bridge {
-        return None;
+/// The pool a fresh LXD gets: a directory, which every file system can hold.
+pub fn default_pool() -> StoragePool {
+    StoragePool {
+        name: POOL.into(),
+        driver: "dir".into(),
+        ..StoragePool::default()
     }
-    let mut out = String::new();
-    if need_pool {
-        out.push_str(&format!("storage_pools:\n- name: {POOL}\n  driver: dir\n"));
+}
+
+/// The bridge a fresh LXD gets: IPv4 with NAT to the network, no IPv6 (the firewall
+/// drops all IPv6 from runners anyway).
+pub fn default_bridge() -> Network {
+    Network {
+        name: BRIDGE.into(),
+        kind: "bridge".into(),
+        config: config(&[
+            ("ipv4.address", "auto"),
+            ("ipv4.nat", "true"),
+            ("ipv6.address", "none"),
+        ]),
+        ..Network::default()
     }
-    if need_bridge {
-        out.push_str(&format!(
-            "networks:\n- name: {BRIDGE}\n  type: bridge\n  config:\n    ipv4.address: auto\n    ipv4.nat: \"true\"\n    ipv6.address: none\n"
-        ));
+}
+
+/// `profile` with what it lacks for runners: a root disk on [`POOL`] and `eth0` on
+/// [`BRIDGE`]; `None` when it has both (whatever pool and bridge they use, so an LXD an
+/// operator set up keeps its own).
+pub fn complete_profile(profile: &Profile) -> Option<Profile> {
+    let mut out = profile.clone();
+    if !profile.has_root_disk() {
+        let root = config(&[("type", "disk"), ("path", "/"), ("pool", POOL)]);
+        out.devices.insert("root".into(), root);
     }
-    out.push_str(&format!(
-        "profiles:\n- name: default\n  devices:\n    root:\n      type: disk\n      path: /\n      pool: {POOL}\n    eth0:\n      type: nic\n      name: eth0\n      network: {BRIDGE}\n"
-    ));
-    Some(out)
+    if profile.nic().is_none() {
+        let nic = config(&[("type", "nic"), ("name", "eth0"), ("network", BRIDGE)]);
+        out.devices.insert("eth0".into(), nic);
+    }
+    (out != *profile).then_some(out)
 }
 
 /// `lxd waitready`, bounded by LXD's own timeout.
@@ -60,121 +146,94 @@ pub fn wait_ready(commands: &dyn Commands) -> Result<(), HostError> {
     Ok(())
 }
 
-/// Runs `lxd init --preseed` for whatever of the pool and bridge is missing.
-pub fn ensure_initialised(commands: &dyn Commands) -> Result<bool, HostError> {
-    let pools = run_ok(
-        commands,
-        &Cmd::new("lxc", &["storage", "list", "--format", "csv"]),
-    )?;
-    let nets = run_ok(
-        commands,
-        &Cmd::new("lxc", &["network", "list", "--format", "csv"]),
-    )?;
-    let need_pool = !csv_names(&pools.stdout).iter().any(|n| n == POOL);
-    let need_bridge = !csv_names(&nets.stdout).iter().any(|n| n == BRIDGE);
-    match render_preseed(need_pool, need_bridge) {
-        None => Ok(false),
-        Some(preseed) => {
-            run_ok(
-                commands,
-                &Cmd::new("lxd", &["init", "--preseed"]).stdin(preseed),
-            )?;
-            Ok(true)
-        }
-    }
-}
-
-/// The default profile's NIC device name and the hardening keys not yet `true` on it.
-pub fn missing_hardening(profile_yaml: &str) -> Result<(String, Vec<&'static str>), HostError> {
-    let profile: Value = serde_yaml::from_str(profile_yaml)
-        .map_err(|e| HostError::Lxd(format!("default profile is not YAML: {e}")))?;
-    let devices = profile.get("devices").and_then(Value::as_mapping);
-    let nic = devices.and_then(|d| {
-        d.iter()
-            .find(|(_, dev)| dev.get("type").and_then(Value::as_str) == Some("nic"))
-    });
-    let Some((name, device)) = nic else {
-        return Err(HostError::Lxd(
-            "the default profile has no NIC device".into(),
-        ));
-    };
-    let name = name.as_str().unwrap_or("eth0").to_string();
-    let missing = NIC_HARDENING
-        .into_iter()
-        .filter(|k| device.get(*k).and_then(Value::as_str) != Some("true"))
-        .collect();
-    Ok((name, missing))
-}
-
-/// Sets the NIC hardening keys on the default profile that are not set yet.
-pub fn ensure_nic_hardening(commands: &dyn Commands) -> Result<bool, HostError> {
-    let shown = run_ok(commands, &Cmd::new("lxc", &["profile", "show", "default"]))?;
-    let (nic, missing) = missing_hardening(&shown.stdout)?;
-    if missing.is_empty() {
+/// Gives the default profile a root disk and a NIC when it lacks them, making the pool
+/// and the bridge they name first when LXD has none of those names. Returns whether
+/// anything changed.
+pub fn ensure_initialised(lxd: &dyn LxdSetup) -> Result<bool, HostError> {
+    let profile = lxd.profile("default")?;
+    let Some(completed) = complete_profile(&profile) else {
         return Ok(false);
+    };
+    if !profile.has_root_disk() && lxd.storage_pool(POOL)?.is_none() {
+        lxd.create_storage_pool(&default_pool())?;
     }
-    let mut cmd = Cmd::new("lxc", &["profile", "device", "set", "default", &nic]);
-    for key in missing {
-        cmd = cmd.arg(format!("{key}=true"));
+    if profile.nic().is_none() && lxd.network(BRIDGE)?.is_none() {
+        lxd.create_network(&default_bridge())?;
     }
-    run_ok(commands, &cmd)?;
+    lxd.update_profile(&completed)?;
     Ok(true)
 }
 
-/// `(key, new value)` for each `core.proxy_*` setting that differs from `proxy`;
-/// `None` means unset.
-pub fn proxy_changes(
-    server_config_yaml: &str,
-    proxy: &ProxyConfig,
-) -> Result<Vec<(&'static str, Option<String>)>, HostError> {
-    let shown: Value = serde_yaml::from_str(server_config_yaml)
-        .map_err(|e| HostError::Lxd(format!("server config is not YAML: {e}")))?;
-    let current: BTreeMap<String, String> = shown
-        .get("config")
-        .and_then(Value::as_mapping)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
+/// The profile with every hardening key `true` on its NIC, or `None` when they are.
+pub fn harden(profile: &Profile) -> Result<Option<Profile>, HostError> {
+    let Some((name, nic)) = profile.nic() else {
+        return Err(HostError::Lxd(format!(
+            "the {} profile has no NIC device",
+            profile.name
+        )));
+    };
+    let mut nic = nic.clone();
+    let name = name.clone();
+    for key in NIC_HARDENING {
+        nic.insert(key.into(), "true".into());
+    }
+    if profile.devices.get(&name) == Some(&nic) {
+        return Ok(None);
+    }
+    let mut out = profile.clone();
+    out.devices.insert(name, nic);
+    Ok(Some(out))
+}
+
+/// Sets the NIC hardening keys on the default profile that are not set yet.
+pub fn ensure_nic_hardening(lxd: &dyn LxdSetup) -> Result<bool, HostError> {
+    match harden(&lxd.profile("default")?)? {
+        Some(hardened) => {
+            lxd.update_profile(&hardened)?;
+            Ok(true)
+        }
+        None => Ok(false),
+    }
+}
+
+/// The `core.proxy_*` settings that differ from `proxy`, each with its new value (empty
+/// to unset it).
+pub fn proxy_changes(current: &ConfigMap, proxy: &ProxyConfig) -> ConfigMap {
     let desired = [
-        ("core.proxy_http", proxy.http.clone()),
-        ("core.proxy_https", proxy.https.clone()),
-        ("core.proxy_ignore_hosts", proxy.no_proxy.clone()),
+        ("core.proxy_http", &proxy.http),
+        ("core.proxy_https", &proxy.https),
+        ("core.proxy_ignore_hosts", &proxy.no_proxy),
     ];
-    Ok(desired
+    desired
         .into_iter()
         .filter(|(k, want)| current.get(*k) != want.as_ref())
-        .collect())
+        .map(|(k, want)| (k.to_string(), want.clone().unwrap_or_default()))
+        .collect()
 }
 
-/// Points LXD's image downloads at the model's proxy. The proxy URL goes in argv (the
-/// only way `lxc config set` takes it): a proxy with credentials in its URL is visible
-/// in the process list while the command runs.
-pub fn ensure_core_proxy(commands: &dyn Commands, proxy: &ProxyConfig) -> Result<bool, HostError> {
-    let shown = run_ok(commands, &Cmd::new("lxc", &["config", "show"]))?;
-    let changes = proxy_changes(&shown.stdout, proxy)?;
-    for (key, value) in &changes {
-        let cmd = match value {
-            Some(v) => Cmd::new("lxc", &["config", "set", key, v]),
-            None => Cmd::new("lxc", &["config", "unset", key]),
-        };
-        run_ok(commands, &cmd)?;
+/// Points LXD's image downloads at the model's proxy (in the request body: a proxy
+/// URL with credentials never shows in a process list).
+pub fn ensure_core_proxy(lxd: &dyn LxdSetup, proxy: &ProxyConfig) -> Result<bool, HostError> {
+    let changes = proxy_changes(&lxd.server_config()?, proxy);
+    if changes.is_empty() {
+        return Ok(false);
     }
-    Ok(!changes.is_empty())
+    lxd.patch_server_config(&changes)?;
+    Ok(true)
 }
 
-/// The host's address on the runner bridge (the policy service binds to it).
-pub fn bridge_address(commands: &dyn Commands) -> Result<Ipv4Addr, HostError> {
-    let out = run_ok(
-        commands,
-        &Cmd::new("lxc", &["network", "get", BRIDGE, "ipv4.address"]),
-    )?;
-    let raw = out.stdout.trim();
-    let addr = raw.split('/').next().unwrap_or_default();
-    addr.parse()
-        .map_err(|_| HostError::Lxd(format!("{BRIDGE} has no IPv4 address (got {raw:?})")))
+/// The bridge the default profile's NIC is on, and the host's address on it: where the
+/// firewall and the policy service go, as the runners (which use the same bridge) see it.
+pub fn runner_bridge(lxd: &dyn LxdSetup) -> Result<(String, Ipv4Addr), HostError> {
+    let profile = lxd.profile("default")?;
+    let name = profile
+        .nic_network()
+        .ok_or_else(|| HostError::Lxd("the default profile has no bridged NIC".into()))?;
+    let address = lxd
+        .network(name)?
+        .and_then(|n| n.ipv4_address())
+        .ok_or_else(|| HostError::Lxd(format!("{name} has no IPv4 address")))?;
+    Ok((name.to_string(), address))
 }
 
 #[cfg(test)]

@@ -4,7 +4,6 @@
 //! tests run the real logic against recording stand-ins inside a temporary root.
 
 pub mod commands;
-pub mod files;
 pub mod kernel;
 pub mod lxd_setup;
 pub mod packages;
@@ -14,9 +13,10 @@ pub mod subid;
 pub mod units;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use commands::{Cmd, CmdOutput, CommandError, Commands, SystemCommands};
+pub use ghr_types::clock::{Clock, SystemClock};
 
 /// Where the host's files live. Production uses `/`; tests point `root` at a temporary
 /// directory (the binary takes it from `GITHUB_RUNNER_ROOT`, read at the edge by
@@ -135,32 +135,6 @@ impl HostPaths {
     }
 }
 
-/// Time, injected so that retries with a deadline are tested without real sleeps, and
-/// the times written into state files are known to a test.
-pub trait Clock {
-    fn now(&self) -> Instant;
-    fn sleep(&self, duration: Duration);
-    /// Wall-clock seconds since the Unix epoch.
-    fn unix_now(&self) -> u64;
-}
-
-/// The wall clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-    fn sleep(&self, duration: Duration) {
-        std::thread::sleep(duration)
-    }
-    fn unix_now(&self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
-    }
-}
-
 /// The Linux distribution, from `/etc/os-release`: the charm targets Ubuntu (snap LXD,
 /// `linux-generic`); other systems (the Debian test machine) use the distribution's LXD.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -204,28 +178,27 @@ pub enum HostError {
     /// The apt/dpkg lock stayed held past the deadline.
     #[error("the apt lock was still held after {0:?}; another package operation is running")]
     LockTimeout(Duration),
-    /// A file could not be read or written.
-    #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// A file could not be read or written (what, which path, why).
+    #[error(transparent)]
+    Io(#[from] fs_state::FileError),
     /// LXD answered something we could not use.
     #[error("LXD: {0}")]
     Lxd(String),
+    /// LXD refused a request or could not be reached.
+    #[error(transparent)]
+    LxdApi(#[from] lxd_client::LxdError),
     /// A value for a runner or unit file would break its format.
     #[error(transparent)]
     Render(#[from] runner_env::RenderError),
 }
 
 impl HostError {
-    pub(crate) fn io(what: &'static str, path: &Path, source: std::io::Error) -> Self {
-        HostError::Io {
-            what,
+    pub(crate) fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
+        HostError::Io(fs_state::FileError {
+            action,
             path: path.to_path_buf(),
             source,
-        }
+        })
     }
 }
 

@@ -34,14 +34,14 @@ fn plan_installs_the_missing_and_removes_the_unwanted() {
 
 #[test]
 fn an_empty_plan_runs_nothing() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     assert!(!apt(&c, &clock).apply(&PackagePlan::default()).unwrap());
     assert!(c.lines().is_empty());
 }
 
 #[test]
 fn removes_then_updates_then_installs_with_the_env() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     let plan = PackagePlan {
         install: vec!["nftables".into(), "cpu-checker".into()],
         remove: vec!["lxd".into()],
@@ -62,7 +62,7 @@ fn removes_then_updates_then_installs_with_the_env() {
 
 #[test]
 fn exit_100_runs_dpkg_configure_then_retries_once() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     c.on(
         "apt-get",
         &["update"],
@@ -84,12 +84,12 @@ fn exit_100_runs_dpkg_configure_then_retries_once() {
             "apt-get install -y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nftables"
         ]
     );
-    assert!(clock.sleeps.borrow().is_empty());
+    assert!(clock.sleeps().is_empty());
 }
 
 #[test]
 fn exit_100_twice_is_an_error_naming_the_command() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     c.on(
         "apt-get",
         &["update"],
@@ -105,7 +105,7 @@ fn exit_100_twice_is_an_error_naming_the_command() {
 
 #[test]
 fn a_held_lock_is_waited_for_with_backoff() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     c.on(
         "apt-get",
         &["update"],
@@ -117,7 +117,7 @@ fn a_held_lock_is_waited_for_with_backoff() {
     );
     apt(&c, &clock).apply(&install_plan()).unwrap();
     assert_eq!(
-        *clock.sleeps.borrow(),
+        clock.sleeps(),
         [Duration::from_secs(1), Duration::from_secs(2)]
     );
     assert!(!c.lines().iter().any(|l| l.starts_with("dpkg")));
@@ -125,16 +125,12 @@ fn a_held_lock_is_waited_for_with_backoff() {
 
 #[test]
 fn lock_contention_is_bounded_by_the_deadline() {
-    let (c, clock) = (FakeCommands::new(), FakeClock::new());
+    let (c, clock) = (FakeCommands::new(), FakeClock::default());
     c.on("apt-get", &[], vec![CmdOutput::failed(100, LOCKED)]);
     let err = apt(&c, &clock).apply(&install_plan()).unwrap_err();
     assert!(matches!(err, HostError::LockTimeout(_)), "{err}");
     assert!(clock.slept() <= LockWait::default().deadline);
-    assert!(clock
-        .sleeps
-        .borrow()
-        .iter()
-        .all(|d| *d <= Duration::from_secs(20)));
+    assert!(clock.sleeps().iter().all(|d| *d <= Duration::from_secs(20)));
     // 1+2+4+8+16 then 20 s steps up to 300 s: a bounded number of attempts.
     assert!(c.lines().len() < 20, "{}", c.lines().len());
 }
@@ -193,7 +189,7 @@ fn the_real_dpkg_query_answers_in_the_parsed_format() {
         eprintln!("skipping: dpkg-query is not installed");
         return;
     }
-    let clock = FakeClock::new();
+    let clock = FakeClock::default();
     let apt = Apt {
         commands: &crate::host::SystemCommands,
         clock: &clock,

@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::{HostError, HostPaths};
@@ -19,23 +19,17 @@ use super::{HostError, HostPaths};
 pub fn install_policy_binary(paths: &HostPaths, source: &Path) -> Result<bool, HostError> {
     let target = paths.policy_binary();
     if same_content(source, &target).map_err(|e| HostError::io("reading", source, e))? {
-        ensure_mode(&target, 0o755)?;
+        fs_state::ensure_mode(&target, 0o755)?;
         return Ok(false);
     }
     let dir = target.parent().expect("the binary's path has a folder");
     create_dir(dir, 0o755)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| HostError::io("creating a temporary file in", dir, e))?;
-    let io = |e| HostError::io("copying to", &target, e);
-    fs::copy(source, tmp.path()).map_err(io)?;
-    let file = tmp.as_file();
-    file.set_permissions(fs::Permissions::from_mode(0o755))
-        .map_err(io)?;
-    file.sync_all().map_err(io)?;
     // A rename, so a running service keeps its old binary until it restarts.
-    tmp.persist(&target).map_err(|e| io(e.error))?;
+    let mut copy = fs_state::AtomicFile::create(&target, 0o755)?;
+    let mut from = fs::File::open(source).map_err(|e| HostError::io("reading", source, e))?;
+    std::io::copy(&mut from, copy.as_file_mut())
+        .map_err(|e| HostError::io("copying to", &target, e))?;
+    copy.commit()?;
     Ok(true)
 }
 
@@ -60,15 +54,6 @@ fn same_content(a: &Path, b: &Path) -> std::io::Result<bool> {
             return Ok(false);
         }
     }
-}
-
-fn ensure_mode(path: &Path, mode: u32) -> Result<(), HostError> {
-    let meta = fs::metadata(path).map_err(|e| HostError::io("reading", path, e))?;
-    if meta.permissions().mode() & 0o7777 != mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode))
-            .map_err(|e| HostError::io("setting the mode of", path, e))?;
-    }
-    Ok(())
 }
 
 fn create_dir(dir: &Path, mode: u32) -> Result<(), HostError> {
@@ -139,6 +124,7 @@ pub fn migrate_policy_state(paths: &HostPaths) -> Result<Vec<PathBuf>, HostError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     fn mode(path: &Path) -> u32 {
         fs::metadata(path).unwrap().permissions().mode() & 0o7777

@@ -5,16 +5,17 @@
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use ghr_types::template;
 use rand::RngCore;
 
-use super::files::{ensure_private_dir, write_if_changed};
 use super::packages::run_ok;
 use super::runner_env::RenderError;
 use super::{Cmd, Commands, HostError, HostPaths};
 use crate::config::Token;
+use fs_state::{ensure_private_dir, write_if_changed};
 
 pub const POLICY_UNIT: &str = "github-runner-policy.service";
-pub const POLICY_PORT: u16 = 8080;
+const POLICY_UNIT_TEMPLATE: &str = include_str!("../../templates/github-runner-policy.service");
 
 /// The charm's file holds its token as 64 hex characters.
 fn is_well_formed_charm_token(raw: &str) -> bool {
@@ -68,65 +69,18 @@ pub const POLICY_MEMORY: &str = "256M";
 /// (read-only system, no devices, no capabilities, the syscalls of an ordinary service)
 /// and bounded (descriptors, tasks, memory), since it parses HTTP and JSON from jobs.
 pub fn render_policy_unit(unit: &PolicyUnit) -> String {
-    format!(
-        "# Managed by the github-runner charm; changes are overwritten.\n\
-         [Unit]\n\
-         Description=GitHub runner repository policy service\n\
-         After=network-online.target snap.lxd.daemon.service\n\
-         Wants=network-online.target\n\
-         \n\
-         [Service]\n\
-         Type=simple\n\
-         EnvironmentFile={env}\n\
-         ExecStart={bin} policy-server --bind {bridge}:{port} --charm-bind 127.0.0.1:{port}\n\
-         Restart=always\n\
-         RestartSec=5\n\
-         # A user of its own, made at start; its policy and tokens in the state directory.\n\
-         DynamicUser=yes\n\
-         StateDirectory={state}\n\
-         StateDirectoryMode=0700\n\
-         UMask=0077\n\
-         # What a compromised service could reach.\n\
-         NoNewPrivileges=yes\n\
-         CapabilityBoundingSet=\n\
-         AmbientCapabilities=\n\
-         ProtectSystem=strict\n\
-         ProtectHome=yes\n\
-         PrivateTmp=yes\n\
-         PrivateDevices=yes\n\
-         ProtectKernelTunables=yes\n\
-         ProtectKernelModules=yes\n\
-         ProtectKernelLogs=yes\n\
-         ProtectControlGroups=yes\n\
-         ProtectClock=yes\n\
-         ProtectHostname=yes\n\
-         ProtectProc=invisible\n\
-         ProcSubset=pid\n\
-         RestrictNamespaces=yes\n\
-         RestrictRealtime=yes\n\
-         RestrictSUIDSGID=yes\n\
-         LockPersonality=yes\n\
-         MemoryDenyWriteExecute=yes\n\
-         RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n\
-         SystemCallArchitectures=native\n\
-         SystemCallFilter=@system-service\n\
-         SystemCallFilter=~@privileged @resources\n\
-         SystemCallErrorNumber=EPERM\n\
-         # What it may use up.\n\
-         LimitNOFILE={nofile}\n\
-         TasksMax={tasks}\n\
-         MemoryMax={memory}\n\
-         \n\
-         [Install]\n\
-         WantedBy=multi-user.target\n",
-        env = unit.env_file.display(),
-        bin = unit.binary.display(),
-        bridge = unit.bridge_address,
-        port = POLICY_PORT,
-        state = POLICY_STATE_DIRECTORY,
-        nofile = POLICY_NOFILE,
-        tasks = POLICY_TASKS,
-        memory = POLICY_MEMORY,
+    template::fill(
+        POLICY_UNIT_TEMPLATE,
+        &[
+            ("ENV_FILE", &unit.env_file.display().to_string()),
+            ("BINARY", &unit.binary.display().to_string()),
+            ("BRIDGE_ADDRESS", &unit.bridge_address.to_string()),
+            ("PORT", &policy_service::POLICY_PORT.to_string()),
+            ("STATE_DIRECTORY", POLICY_STATE_DIRECTORY),
+            ("NOFILE", &POLICY_NOFILE.to_string()),
+            ("TASKS", &POLICY_TASKS.to_string()),
+            ("MEMORY", POLICY_MEMORY),
+        ],
     )
 }
 

@@ -4,7 +4,6 @@
 //! old copy and no runner ever gets a half file.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use github_client::GithubError;
@@ -58,6 +57,9 @@ pub enum AppError {
     Rejected { file: String, reason: String },
     #[error("runner application cache: {0}")]
     Io(#[from] std::io::Error),
+    /// A cache file could not be written whole.
+    #[error("runner application cache: {0}")]
+    File(#[from] fs_state::FileError),
 }
 
 pub const CHECK_EVERY_SECS: u64 = 3600;
@@ -140,18 +142,15 @@ impl AppCache {
                 reason: "bad file name".into(),
             });
         }
-        fs::create_dir_all(&self.dir)?;
-        let partial = tempfile::Builder::new()
-            .prefix(".partial-")
-            .tempfile_in(&self.dir)?;
+        let partial = fs_state::AtomicFile::create(&self.dir.join(&d.filename), 0o600)?;
         source
-            .fetch(d, partial.path())
+            .fetch(d, partial.temp_path())
             .map_err(AppError::Download)?;
         let rejected = |reason: String| AppError::Rejected {
             file: d.filename.clone(),
             reason,
         };
-        let digest = hex::encode(Sha256::digest(fs::read(partial.path())?));
+        let digest = hex::encode(Sha256::digest(fs::read(partial.temp_path())?));
         if let Some(want) = &d.sha256 {
             if !want.eq_ignore_ascii_case(&digest) {
                 return Err(rejected(format!(
@@ -159,35 +158,27 @@ impl AppCache {
                 )));
             }
         }
-        check_tarball(partial.path()).map_err(rejected)?;
-        partial
-            .persist(self.dir.join(&d.filename))
-            .map_err(|e| e.error)?;
+        check_tarball(partial.temp_path()).map_err(rejected)?;
+        partial.commit()?;
         Ok(digest)
     }
 
     fn write_current(&self, app: &CachedApp) -> Result<(), AppError> {
-        let tmp = tempfile::Builder::new()
-            .prefix(".current-")
-            .tempfile_in(&self.dir)?;
-        fs::write(tmp.path(), serde_json::to_vec(app).expect("serializable"))?;
-        tmp.persist(self.dir.join("current.json"))
-            .map_err(|e| e.error)?;
+        let body = serde_json::to_vec(app).expect("serializable");
+        fs_state::write_atomic(&self.dir.join("current.json"), &body, 0o600)?;
         Ok(())
     }
 }
 
-/// A gzip stream whose first block is a tar header (`ustar` magic at offset 257).
+/// A gzip stream that opens with a well-formed tar entry (its header's checksum holds).
 fn check_tarball(path: &Path) -> Result<(), String> {
     let file = fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut header = [0u8; 512];
-    flate2::read::GzDecoder::new(file)
-        .read_exact(&mut header)
-        .map_err(|_| "not a gzip-compressed tar archive".to_string())?;
-    if &header[257..262] == b"ustar" {
-        Ok(())
-    } else {
-        Err("not a tar archive".into())
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(file));
+    let first = archive.entries().map_err(|e| e.to_string())?.next();
+    match first {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(e)) => Err(format!("not a gzip-compressed tar archive: {e}")),
+        None => Err("an empty tar archive".into()),
     }
 }
 

@@ -165,11 +165,19 @@ fn a_bad_download_keeps_the_old_copy() {
     let not_tar = entry("2.3.0", b"<html>proxy error</html>", None);
     let err = cache.ensure(&source(vec![not_tar]), 10, true).unwrap_err();
     assert!(err.to_string().contains("not a gzip"), "{err}");
+    // Compressed, but not a tar archive inside.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &[b'x'; 1024]).unwrap();
+    let gzip_only = entry("2.4.0", &gz.finish().unwrap(), None);
+    let err = cache
+        .ensure(&source(vec![gzip_only]), 10, true)
+        .unwrap_err();
+    assert!(err.to_string().contains("rejected"), "{err}");
     assert!(cache.tarball().unwrap().to_string_lossy().contains("2.1.0"));
     let leftovers: Vec<_> = fs::read_dir(dir.path())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".partial"))
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
         .collect();
     assert!(leftovers.is_empty(), "no half file is left behind");
 }

@@ -5,7 +5,8 @@ use crate::config::GithubPath;
 use crate::host::runner_env::RenderError;
 use crate::host::runner_env::RunnerEnv;
 use crate::runner::RunnerName;
-use crate::ustar::{self, Entry};
+use ghr_types::shell::quote;
+use ghr_types::template;
 use reconcile::ports::Credential;
 use reconcile::ports::{PortError, PortResult};
 
@@ -61,25 +62,24 @@ pub struct StartParams<'a> {
     pub labels: &'a [String],
 }
 
-/// Quotes `value` for a POSIX shell.
-pub fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
-
 pub fn render_start_script(p: &StartParams) -> String {
     let url = format!("{}/{}", p.github_web_url.trim_end_matches('/'), p.path);
     let group = match p.path {
-        GithubPath::Org { group, .. } => format!("--runnergroup {}", shell_quote(group)),
+        GithubPath::Org { group, .. } => format!("--runnergroup {}", quote(group)),
         GithubPath::Repo { .. } => String::new(),
     };
-    START_TEMPLATE
-        .replace("@@RUNNER_DIR@@", &shell_quote(RUNNER_DIR))
-        .replace("@@RUNNER_USER@@", RUNNER_USER)
-        .replace("@@GITHUB_URL@@", &shell_quote(&url))
-        .replace("@@RUNNER_NAME@@", &shell_quote(p.name.as_str()))
-        .replace("@@LABELS@@", &shell_quote(&p.labels.join(",")))
-        .replace("@@GROUP_ARG@@", &group)
-        .replace("@@APP_TARBALL@@", &shell_quote(APP_TARBALL))
+    template::fill(
+        START_TEMPLATE,
+        &[
+            ("RUNNER_DIR", &quote(RUNNER_DIR)),
+            ("RUNNER_USER", RUNNER_USER),
+            ("GITHUB_URL", &quote(&url)),
+            ("RUNNER_NAME", &quote(p.name.as_str())),
+            ("LABELS", &quote(&p.labels.join(","))),
+            ("GROUP_ARG", &group),
+            ("APP_TARBALL", &quote(APP_TARBALL)),
+        ],
+    )
 }
 
 /// The credential file the start script consumes (and deletes): readable by the runner
@@ -161,22 +161,39 @@ pub const FILES_ARCHIVE: &str = "/root/.github-runner-files.tar";
 /// A directory to make in an instance, and its owner's uid.
 pub type OwnedDir = (&'static str, u32);
 
-/// The runner's directories (with their owners) and files, as one tar archive.
+/// A fixed modification time: the same files always make the same archive.
+const ARCHIVE_MTIME: u64 = 1_700_000_000;
+
+/// The runner's directories (with their owners) and files, as one tar archive (ustar
+/// headers, numeric owners; paths relative to `/`, as tar unpacks them with `-C /`).
 pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Vec<u8>> {
-    let dirs = dirs.iter().map(|&(path, uid)| Entry::Dir {
-        path,
-        mode: 0o755,
-        uid,
-        gid: uid,
-    });
-    let files = files.iter().map(|f| Entry::File {
-        path: &f.path,
-        mode: f.mode,
-        uid: f.uid,
-        gid: f.gid,
-        content: &f.content,
-    });
-    ustar::archive(dirs.chain(files)).map_err(PortError::transient_from)
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |kind, path: &str, mode, (uid, gid): (u32, u32), content: &[u8]| {
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
+        header.set_size(content.len() as u64);
+        header.set_mtime(ARCHIVE_MTIME);
+        tar.append_data(&mut header, path.trim_start_matches('/'), content)
+    };
+    for &(path, uid) in dirs {
+        let path = format!("{}/", path.trim_end_matches('/'));
+        add(tar::EntryType::Directory, &path, 0o755, (uid, uid), &[])
+            .map_err(|e| PortError::transient_from(e).context(format!("archiving {path}")))?;
+    }
+    for f in files {
+        add(
+            tar::EntryType::Regular,
+            &f.path,
+            f.mode,
+            (f.uid, f.gid),
+            &f.content,
+        )
+        .map_err(|e| PortError::transient_from(e).context(format!("archiving {}", f.path)))?;
+    }
+    tar.into_inner().map_err(PortError::transient_from)
 }
 
 /// Unpacks the archive (directories the image already has keep their owner and mode),
@@ -184,7 +201,7 @@ pub fn files_archive(dirs: &[OwnedDir], files: &[InstanceFile]) -> PortResult<Ve
 /// the start waits for systemd's socket, checked by a shell builtin: a `systemctl`
 /// retried every 50 ms in each of 8 booting instances kept a whole CPU busy (measured).
 pub fn start_command(units: &str) -> String {
-    let archive = shell_quote(FILES_ARCHIVE);
+    let archive = quote(FILES_ARCHIVE);
     format!(
         "tar --numeric-owner --same-owner --same-permissions --no-overwrite-dir \
              -xf {archive} -C / && rm -f {archive} || exit 1; \
@@ -220,7 +237,6 @@ mod tests {
         assert!(s.contains("runner_dir='/home/ubuntu/actions-runner'"));
         assert!(s.contains("--url 'https://github.com/acme'"));
         assert!(s.contains("--name 'app-0-0000abcd' --labels 'app,jammy' --runnergroup 'big ones'"));
-        assert!(!s.contains("@@"), "every placeholder is filled");
     }
 
     #[test]
@@ -280,6 +296,22 @@ mod tests {
         assert!(unpack < remove && remove < start, "{command}");
         // A directory the image has keeps its owner and mode.
         assert!(command.contains("--no-overwrite-dir"));
+    }
+
+    #[test]
+    fn long_paths_survive_the_archive() {
+        let path = format!("/opt/{}/file", "d".repeat(120));
+        let file = InstanceFile {
+            path: path.clone(),
+            content: b"x".to_vec(),
+            uid: 0,
+            gid: 0,
+            mode: 0o644,
+        };
+        let tar = files_archive(&[], &[file]).unwrap();
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let entry = archive.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(entry.path().unwrap().to_str(), Some(&path[1..]));
     }
 
     #[test]

@@ -20,9 +20,7 @@ impl Journal {
         self.dir.join(name.as_str())
     }
     pub fn begin(&self, name: &RunnerName) -> PortResult<()> {
-        std::fs::create_dir_all(&self.dir)
-            .and_then(|()| std::fs::write(self.marker(name), b""))
-            .map_err(|e| PortError::transient_from(e).context(self.dir.display()))
+        fs_state::write_atomic(&self.marker(name), b"", 0o600).map_err(PortError::transient_from)
     }
     pub fn end(&self, name: &RunnerName) {
         let _ = std::fs::remove_file(self.marker(name));

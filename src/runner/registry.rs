@@ -75,7 +75,11 @@ fn group_id(client: &GithubClient, path: &GithubPath, file: &Path) -> PortResult
         id,
     };
     // Best effort: without the file the next hook asks GitHub again.
-    let _ = std::fs::write(file, serde_json::to_vec(&known).expect("serializable"));
+    let _ = fs_state::write_atomic(
+        file,
+        &serde_json::to_vec(&known).expect("serializable"),
+        0o600,
+    );
     Ok(id)
 }
 

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::files::InstanceFile;
 use crate::runner::aproxy_nat::{render_nat, NatSpec, DEFAULT_LISTEN_PORT};
 use ghr_types::proxy::ProxyConfig;
+use ghr_types::template;
 
 pub const RUNNER_UNIT: &str = "github-runner.service";
 pub const APROXY_UNIT: &str = "github-runner-aproxy.service";
@@ -108,11 +109,12 @@ pub fn unit_directories(aproxy: Option<&Aproxy>) -> Vec<&'static str> {
 pub fn unit_files(aproxy: Option<&Aproxy>) -> Vec<InstanceFile> {
     let mut out = vec![file(
         format!("{UNIT_DIR}/{RUNNER_UNIT}"),
-        RUNNER_TEMPLATE.as_bytes().to_vec(),
+        template::fill(RUNNER_TEMPLATE, &[]).into_bytes(),
         0o644,
     )];
     if let Some(a) = aproxy {
-        let unit = APROXY_TEMPLATE.replace("@@PORT@@", &DEFAULT_LISTEN_PORT.to_string());
+        let port = DEFAULT_LISTEN_PORT.to_string();
+        let unit = template::fill(APROXY_TEMPLATE, &[("PORT", &port)]);
         out.push(file(
             format!("{UNIT_DIR}/{APROXY_UNIT}"),
             unit.into_bytes(),
@@ -191,7 +193,6 @@ mod tests {
         assert!(nft.contains("meta skuid 65534 return"));
         assert!(nft.contains("10.1.2.3"));
         assert!(text(APROXY_UNIT).contains("--listen 0.0.0.0:54969"));
-        assert!(!text(APROXY_UNIT).contains("@@"));
         assert_eq!(find(&files, "/usr/local/bin/aproxy").mode, 0o755);
         assert!(
             !format!("{a:?}").contains("pw"),

@@ -4,18 +4,29 @@
 use std::net::Ipv4Addr;
 
 use github_runner::firewall::{Nft, TableName};
+use github_runner::host::Commands;
 
 use super::run;
 
-/// Removes the table it names when the test ends, however it ends.
+/// Removes the table it names, in the kernel `commands` reach, when the test ends,
+/// however it ends.
 pub struct TableGuard {
-    pub nft: Nft<'static>,
+    pub commands: Box<dyn Commands>,
     pub table: TableName,
+}
+
+impl TableGuard {
+    pub fn new(commands: impl Commands + 'static, table: &TableName) -> Self {
+        TableGuard {
+            commands: Box::new(commands),
+            table: table.clone(),
+        }
+    }
 }
 
 impl Drop for TableGuard {
     fn drop(&mut self) {
-        if let Err(e) = self.nft.remove(&self.table) {
+        if let Err(e) = Nft::new(&*self.commands).remove(&self.table) {
             eprintln!("cleanup: could not remove table {}: {e}", self.table);
         }
     }

@@ -10,6 +10,9 @@ mod lxd;
 mod reach;
 
 pub use guards::{free_pair, RouteGuard, TableGuard};
+
+use github_runner::firewall::{self, Drift, FirewallError, FirewallSpec, LoadRecord, Nft};
+use github_runner::host::{Cmd, CmdOutput, CommandError, Commands, HostPaths, SystemCommands};
 pub use lxd::{Container, Lxd, LxdNetwork};
 pub use reach::{expect, reach, Reach};
 
@@ -115,6 +118,53 @@ pub fn free_octet(seed: u32) -> u8 {
             !used.contains(&format!("10.216.{s}.")) && !used.contains(&format!("10.217.{s}."))
         })
         .expect("no free test subnet")
+}
+
+/// The host's commands, each run inside the network namespace it names
+/// (`ip netns exec NAME program args...`): hands the charm's own nftables applier a
+/// kernel table space of the test's own.
+#[derive(Clone, Debug)]
+pub struct InNetns(pub String);
+
+impl Commands for InNetns {
+    fn run(&self, cmd: &Cmd) -> Result<CmdOutput, CommandError> {
+        let mut inside = cmd.clone();
+        inside.program = "ip".into();
+        inside.args = ["netns", "exec", &self.0, &cmd.program]
+            .into_iter()
+            .map(String::from)
+            .chain(cmd.args.iter().cloned())
+            .collect();
+        SystemCommands.run(&inside)
+    }
+}
+
+/// The charm's own path to the kernel: `firewall::ensure` through `commands`, keeping
+/// its record in a directory of the test's. Returns what ensure found and the table as
+/// nft lists it afterwards.
+pub struct Charm {
+    commands: Box<dyn Commands>,
+    record: LoadRecord,
+    _dir: tempfile::TempDir,
+}
+
+impl Charm {
+    pub fn new(commands: impl Commands + 'static) -> Charm {
+        let dir = tempfile::tempdir().unwrap();
+        Charm {
+            commands: Box::new(commands),
+            record: LoadRecord::at(&HostPaths::new(dir.path())),
+            _dir: dir,
+        }
+    }
+    pub fn nft(&self) -> Nft<'_> {
+        Nft::new(&*self.commands)
+    }
+    pub fn ensure(&self, spec: &FirewallSpec) -> Result<(Drift, String), FirewallError> {
+        let drift = firewall::ensure(&self.nft(), spec, &self.record)?;
+        let listed = self.nft().list(&spec.table)?.expect("the table is loaded");
+        Ok((drift, listed))
+    }
 }
 
 /// A network namespace linked to the host by a veth pair, routed through the host.

@@ -1,21 +1,20 @@
 //! Shared by the host install tests: a harness on a fresh Ubuntu host with the host
-//! commands shadowed and the host's files relocated into a temporary root
-//! (`GITHUB_RUNNER_ROOT`), answers for a host after a completed install, and views of
-//! what the charm did.
+//! commands shadowed, the host's files relocated into a temporary root
+//! (`GITHUB_RUNNER_ROOT`) and a real LXD daemon of its own for the charm's LXD setup;
+//! answers for a host after a completed install, and views of what the charm did.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::harness::{Harness, Reply, HOST_COMMANDS};
+use crate::lxd_daemon_support::Daemon;
 use serde_json::json;
 
 pub const TOKEN: &str = "ghp_integrationSecret0123456789";
-pub const FRESH_PROFILE: &str =
-    "config: {}\ndevices:\n  eth0:\n    name: eth0\n    network: lxdbr0\n    type: nic\n  root:\n    path: /\n    pool: default\n    type: disk\nname: default\n";
-pub const HARDENED_PROFILE: &str = "config: {}\ndevices:\n  eth0:\n    name: eth0\n    network: lxdbr0\n    security.ipv4_filtering: \"true\"\n    security.ipv6_filtering: \"true\"\n    security.mac_filtering: \"true\"\n    security.port_isolation: \"true\"\n    type: nic\nname: default\n";
 pub const PACKAGES: &[&str] = &[
     "nftables",
     "cpu-checker",
@@ -40,12 +39,43 @@ pub fn script_nft(h: &Harness) {
     h.script("nft", &["list", "table"], Reply::ok(NFT_TABLE));
 }
 
-/// A harness on a fresh Ubuntu host: nothing installed, LXD not initialised.
-pub fn fresh_ubuntu() -> Harness {
+/// The charm's host: the harness it runs under, and the LXD daemon it sets up.
+pub struct Host {
+    pub h: Harness,
+    pub lxd: Daemon,
+}
+
+impl Deref for Host {
+    type Target = Harness;
+    fn deref(&self) -> &Harness {
+        &self.h
+    }
+}
+
+impl DerefMut for Host {
+    fn deref_mut(&mut self) -> &mut Harness {
+        &mut self.h
+    }
+}
+
+impl Host {
+    /// The host's address on the bridge LXD setup made.
+    pub fn bridge_address(&self) -> String {
+        let cidr = self.lxd.lxc(&["network", "get", "lxdbr0", "ipv4.address"]);
+        cidr.split('/').next().unwrap().to_string()
+    }
+}
+
+/// A harness on a fresh Ubuntu host: nothing installed, a fresh LXD daemon; `None`
+/// (after saying why) where no LXD daemon can run.
+pub fn fresh_ubuntu() -> Option<Host> {
+    let lxd = Daemon::start()?;
     let mut h = Harness::new();
     h.shadow(HOST_COMMANDS);
     h.extra_env
         .insert("GITHUB_RUNNER_ROOT".into(), root(&h).display().to_string());
+    h.extra_env
+        .insert("LXD_DIR".into(), lxd.dir().display().to_string());
     // A closed loopback port: a hook that goes on to reconcile never leaves the machine.
     h.set_config(
         json!({"path": "acme/widgets", "token": TOKEN, "github-url": "https://127.0.0.1:9"}),
@@ -61,16 +91,14 @@ pub fn fresh_ubuntu() -> Harness {
         &["list"],
         Reply::fail(1, "error: no matching snaps installed"),
     );
-    h.script("lxc", &["network", "get"], Reply::ok("10.20.30.1/24\n"));
-    h.script("lxc", &["profile", "show"], Reply::ok(FRESH_PROFILE));
     script_nft(&h);
-    h
+    Some(Host { h, lxd })
 }
 
-/// Scripts the stand-ins to answer as the host looks after a completed install, with
-/// LXD's proxy settings as `proxy` (key, value).
-pub fn as_installed(h: &Harness, proxy: &[(&str, &str)]) {
-    for tool in ["snap", "lxc", "apt-get", "dpkg-query"] {
+/// Scripts the stand-ins to answer as the host looks after a completed install (LXD,
+/// being real, is as install left it).
+pub fn as_installed(h: &Harness) {
+    for tool in ["snap", "apt-get", "dpkg-query"] {
         h.clear_script(tool);
     }
     script_nft(h);
@@ -80,24 +108,6 @@ pub fn as_installed(h: &Harness, proxy: &[(&str, &str)]) {
         .collect();
     h.script("dpkg-query", &[], Reply::ok(&dpkg));
     h.script("snap", &["list"], Reply::ok("Name Version\nlxd 5.21\n"));
-    h.script(
-        "lxc",
-        &["storage", "list"],
-        Reply::ok("default,dir,,,2,CREATED\n"),
-    );
-    h.script(
-        "lxc",
-        &["network", "list"],
-        Reply::ok("lxdbr0,bridge,YES,10.20.30.1/24,none,,2,CREATED\n"),
-    );
-    h.script("lxc", &["network", "get"], Reply::ok("10.20.30.1/24\n"));
-    h.script("lxc", &["profile", "show"], Reply::ok(HARDENED_PROFILE));
-    let config: String = proxy.iter().map(|(k, v)| format!("  {k}: {v}\n")).collect();
-    h.script(
-        "lxc",
-        &["config", "show"],
-        Reply::ok(&format!("config:\n{config}")),
-    );
     fs::create_dir_all(root(h).join("sys/module/br_netfilter")).unwrap();
     let bridge = root(h).join("proc/sys/net/bridge");
     fs::create_dir_all(&bridge).unwrap();

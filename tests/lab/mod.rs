@@ -359,6 +359,7 @@ impl Drop for Unit {
         let pool = self.root.path().join("var/lib/github-runner/pool");
         let _ = run(&["umount", &pool.display().to_string()]);
         // config-changed put the charm's firewall on the shared test bridge.
-        let _ = run(&["nft", "delete", "table", "inet", "github-runner"]);
+        let nft = github_runner::firewall::Nft::new(&github_runner::host::SystemCommands);
+        let _ = nft.remove(&github_runner::firewall::TableName::default());
     }
 }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::{binary, Process, Sim, BRIDGE_IP, CHARM_TOKEN, PAT};
 use crate::firewall_support::poll;
+use policy_service::POLICY_PORT;
 
 /// Every rule off: for tests about runners, not about policy.
 pub fn permissive_policy() -> Value {
@@ -40,9 +41,9 @@ impl Policy {
         let args = [
             "policy-server".to_string(),
             "--bind".into(),
-            format!("{BRIDGE_IP}:8080"),
+            format!("{BRIDGE_IP}:{POLICY_PORT}"),
             "--charm-bind".into(),
-            "127.0.0.1:8080".into(),
+            format!("127.0.0.1:{POLICY_PORT}"),
         ];
         let env = [
             ("GITHUB_TOKEN", PAT.to_string()),
@@ -78,7 +79,7 @@ impl Policy {
             .unwrap();
         let process = Process(child);
         poll(Duration::from_secs(10), "policy service listening", || {
-            std::net::TcpStream::connect("127.0.0.1:8080").ok()
+            std::net::TcpStream::connect(("127.0.0.1", POLICY_PORT)).ok()
         });
         Policy {
             process,

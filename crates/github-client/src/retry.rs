@@ -8,23 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::error::GithubError;
 use super::models::RateLimit;
 
-/// Wall-clock time and sleeping, injected so tests can step time instead of waiting.
-pub trait Clock: Send + Sync {
-    fn now(&self) -> DateTime<Utc>;
-    fn sleep(&self, duration: Duration);
-}
-
-/// The real clock.
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-    fn sleep(&self, duration: Duration) {
-        std::thread::sleep(duration)
-    }
-}
+pub use ghr_types::clock::{Clock, SystemClock};
 
 /// How hard to try. Every bound is there so that no hook can hang on GitHub.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -205,8 +189,9 @@ pub fn run_with_retry(
     loop {
         attempt += 1;
         let outcome = send();
-        let now = clock.now();
-        let elapsed = (now - start).to_std().unwrap_or_default();
+        let elapsed = clock.now() - start;
+        // Rate-limit resets are stated in wall-clock time.
+        let now = DateTime::<Utc>::from(clock.wall());
         match decide(policy, attempt, elapsed, &outcome, now, jitter()) {
             Decision::Accept => match outcome {
                 Attempt::Response(response) => return Ok(response),

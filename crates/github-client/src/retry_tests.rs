@@ -1,36 +1,8 @@
 //! Retry, backoff and rate-limit decisions, with a clock that only moves when slept on.
 
-use std::sync::Mutex;
-
 use super::*;
 
-/// A clock whose time advances only through `sleep`, recording each sleep.
-pub struct FakeClock {
-    now: Mutex<DateTime<Utc>>,
-    pub sleeps: Mutex<Vec<Duration>>,
-}
-
-impl FakeClock {
-    pub fn at(epoch: i64) -> Self {
-        FakeClock {
-            now: Mutex::new(Utc.timestamp_opt(epoch, 0).unwrap()),
-            sleeps: Mutex::default(),
-        }
-    }
-    fn slept(&self) -> Vec<Duration> {
-        self.sleeps.lock().unwrap().clone()
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.now.lock().unwrap()
-    }
-    fn sleep(&self, duration: Duration) {
-        *self.now.lock().unwrap() += chrono::Duration::from_std(duration).unwrap();
-        self.sleeps.lock().unwrap().push(duration);
-    }
-}
+use ghr_types::clock::ManualClock as FakeClock;
 
 const T0: i64 = 1_800_000_000;
 
@@ -72,7 +44,7 @@ fn backoff_grows_exponentially_with_bounded_jitter() {
 
 #[test]
 fn retries_5xx_and_connection_errors_then_succeeds() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let script = vec![
         Attempt::Transport("connection refused".into()),
         Attempt::Response(response(502, &[], "")),
@@ -82,14 +54,14 @@ fn retries_5xx_and_connection_errors_then_succeeds() {
     assert_eq!(result.unwrap().status, 200);
     assert_eq!(calls, 3);
     assert_eq!(
-        clock.slept(),
+        clock.sleeps(),
         [Duration::from_millis(375), Duration::from_millis(750)]
     );
 }
 
 #[test]
 fn gives_up_after_max_attempts() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let script = (0..4)
         .map(|_| Attempt::Response(response(503, &[], "")))
         .collect();
@@ -102,12 +74,12 @@ fn gives_up_after_max_attempts() {
         })
     ));
     assert_eq!(calls, 4);
-    assert_eq!(clock.slept().len(), 3);
+    assert_eq!(clock.sleeps().len(), 3);
 }
 
 #[test]
 fn total_time_bounds_retries_before_the_count_does() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let policy = RetryPolicy {
         max_attempts: 100,
         max_total: Duration::from_secs(3),
@@ -118,14 +90,14 @@ fn total_time_bounds_retries_before_the_count_does() {
         .collect();
     let (result, calls) = run_script(&policy, &clock, script);
     assert!(matches!(result, Err(GithubError::Transport { .. })));
-    let total: Duration = clock.slept().iter().sum();
+    let total: Duration = clock.sleeps().iter().sum();
     assert!(total <= Duration::from_secs(3), "slept {total:?}");
     assert!(calls < 10);
 }
 
 #[test]
 fn client_errors_are_accepted_not_retried() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     for status in [200, 201, 204, 401, 404, 422] {
         let (result, calls) = run_script(
             &RetryPolicy::default(),
@@ -135,12 +107,12 @@ fn client_errors_are_accepted_not_retried() {
         assert_eq!(result.unwrap().status, status);
         assert_eq!(calls, 1);
     }
-    assert!(clock.slept().is_empty());
+    assert!(clock.sleeps().is_empty());
 }
 
 #[test]
 fn short_primary_rate_limit_waits_for_reset() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let reset = (T0 + 3).to_string();
     let limited = response(
         403,
@@ -157,12 +129,12 @@ fn short_primary_rate_limit_waits_for_reset() {
     let (result, calls) = run_script(&RetryPolicy::default(), &clock, script);
     assert_eq!(result.unwrap().status, 200);
     assert_eq!(calls, 2);
-    assert_eq!(clock.slept(), [Duration::from_secs(4)]);
+    assert_eq!(clock.sleeps(), [Duration::from_secs(4)]);
 }
 
 #[test]
 fn long_primary_rate_limit_fails_at_once_with_the_reset_time() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let reset = (T0 + 1800).to_string();
     let limited = response(
         429,
@@ -179,7 +151,7 @@ fn long_primary_rate_limit_fails_at_once_with_the_reset_time() {
     );
     let err = result.unwrap_err();
     assert_eq!(calls, 1);
-    assert!(clock.slept().is_empty());
+    assert!(clock.sleeps().is_empty());
     assert_eq!(
         err.to_string(),
         "GitHub rate limit exhausted until 2027-01-15T08:30:00Z"
@@ -189,7 +161,7 @@ fn long_primary_rate_limit_fails_at_once_with_the_reset_time() {
 
 #[test]
 fn secondary_rate_limit_honours_retry_after_within_bound() {
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let limited = response(
         403,
         &[("retry-after", "2")],
@@ -201,9 +173,9 @@ fn secondary_rate_limit_honours_retry_after_within_bound() {
     ];
     let (result, _) = run_script(&RetryPolicy::default(), &clock, script);
     assert_eq!(result.unwrap().status, 201);
-    assert_eq!(clock.slept(), [Duration::from_secs(2)]);
+    assert_eq!(clock.sleeps(), [Duration::from_secs(2)]);
 
-    let clock = FakeClock::at(T0);
+    let clock = FakeClock::at(T0 as u64);
     let long = response(429, &[("retry-after", "120")], "");
     let (result, _) = run_script(
         &RetryPolicy::default(),
@@ -213,7 +185,7 @@ fn secondary_rate_limit_honours_retry_after_within_bound() {
     assert!(
         matches!(result, Err(GithubError::SecondaryRateLimited { retry_after }) if retry_after.as_secs() == 120)
     );
-    assert!(clock.slept().is_empty());
+    assert!(clock.sleeps().is_empty());
 }
 
 #[test]

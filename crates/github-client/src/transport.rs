@@ -241,15 +241,11 @@ impl Transport {
             self.options.connect_timeout,
             self.options.download_timeout,
         )?;
-        let dir = dest
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let io_err = |source| GithubError::Io {
-            path: dest.to_path_buf(),
-            source,
+        let file_err = |e: fs_state::FileError| GithubError::Io {
+            path: e.path,
+            source: e.source,
         };
-        let mut result: Option<Result<(tempfile::NamedTempFile, String)>> = None;
+        let mut result: Option<Result<(fs_state::AtomicFile, String)>> = None;
         let mut send = || {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let mut request = agent.get(url);
@@ -267,10 +263,12 @@ impl Transport {
                 }
                 Err(ureq::Error::Transport(t)) => return Attempt::Transport(t.to_string()),
             };
-            let mut file = match tempfile::NamedTempFile::new_in(dir) {
+            // Each attempt writes a file of its own; the one that passes the check
+            // replaces `dest`, the others vanish when dropped.
+            let mut file = match fs_state::AtomicFile::create(dest, 0o600) {
                 Ok(f) => f,
                 Err(e) => {
-                    result = Some(Err(io_err(e)));
+                    result = Some(Err(file_err(e)));
                     return Attempt::Response(RawResponse {
                         status: 200,
                         ..Default::default()
@@ -308,9 +306,7 @@ impl Transport {
                 actual,
             });
         }
-        file.as_file().sync_all().map_err(io_err)?;
-        file.persist(dest).map_err(|e| io_err(e.error))?;
-        Ok(())
+        file.commit().map_err(file_err)
     }
 }
 

@@ -12,8 +12,8 @@ use super::request::{self as req, Answer, FilePush, Method, Request};
 use super::spec::{ExecOutput, ExecSpec, InstanceSpec};
 use super::transport::UnixTransport;
 use super::types::{
-    ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile, Server,
-    StatePut, StoragePool,
+    ConfigMap, ExecResult, Image, ImageAlias, Instance, InstanceState, Network, Operation, Profile,
+    Server, StatePut, StoragePool,
 };
 use super::{LxdError, NotReady};
 
@@ -319,6 +319,17 @@ impl LxdClient {
 
     pub async fn get_network(&self, name: &str) -> Result<Network, LxdError> {
         self.get(req::get_network(name)).await
+    }
+
+    pub async fn create_network(&self, network: &Network) -> Result<(), LxdError> {
+        self.run(req::create_network(network), self.operation_timeout)
+            .await
+            .map(drop)
+    }
+
+    /// Sets (or, with an empty value, unsets) the server settings named; others stay.
+    pub async fn patch_server_config(&self, changes: &ConfigMap) -> Result<(), LxdError> {
+        self.call(req::patch_server_config(changes)).await.map(drop)
     }
 
     pub async fn get_image_alias(&self, name: &str) -> Result<ImageAlias, LxdError> {

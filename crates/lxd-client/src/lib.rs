@@ -5,7 +5,8 @@
 //!   answer parsing (pure);
 //! - [`transport`]: HTTP over `$LXD_DIR/unix.socket` (hyper + hyperlocal);
 //! - [`client`]: [`LxdClient`], the typed API (instances, operations, exec, files,
-//!   profiles, storage pools, networks, images) that waits on operations.
+//!   profiles, storage pools, networks, images, server settings) that waits on
+//!   operations.
 //!
 //! [`poll`] is the one backoff every wait on an instance uses;
 
@@ -99,3 +100,6 @@ pub fn socket_for(lxd_dir: Option<PathBuf>, exists: impl Fn(&Path) -> bool) -> P
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod host_config_tests;

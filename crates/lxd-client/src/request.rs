@@ -8,7 +8,10 @@ pub use hyper::body::Bytes;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::types::{Envelope, ExecPost, InstancesPost, Operation, Profile, StatePut, StoragePool};
+use super::types::{
+    ConfigMap, Envelope, ExecPost, InstancesPost, Network, Operation, Profile, StatePut,
+    StoragePool,
+};
 use super::LxdError;
 
 /// HTTP methods LXD's API uses.
@@ -17,6 +20,7 @@ pub enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -26,6 +30,7 @@ impl Method {
             Method::Get => "GET",
             Method::Post => "POST",
             Method::Put => "PUT",
+            Method::Patch => "PATCH",
             Method::Delete => "DELETE",
         }
     }
@@ -235,6 +240,19 @@ pub fn update_storage_pool(pool: &StoragePool) -> Request {
 
 pub fn get_network(name: &str) -> Request {
     Request::new(Method::Get, format!("/1.0/networks/{}", segment(name)))
+}
+
+pub fn create_network(network: &Network) -> Request {
+    Request::json(Method::Post, "/1.0/networks".into(), network)
+}
+
+/// Changes only the server settings named (`PATCH /1.0`); an empty value unsets one.
+pub fn patch_server_config(changes: &ConfigMap) -> Request {
+    Request::json(
+        Method::Patch,
+        "/1.0".into(),
+        &serde_json::json!({ "config": changes }),
+    )
 }
 
 pub fn get_image_alias(name: &str) -> Request {

@@ -61,7 +61,7 @@ impl Operation {
     }
 }
 
-/// The server's own description (`GET /1.0`).
+/// The server's own description and settings (`GET /1.0`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Server {
     #[serde(default)]
@@ -70,6 +70,22 @@ pub struct Server {
     pub api_version: String,
     #[serde(default)]
     pub environment: Value,
+    /// Server settings (`core.proxy_http`, ...), each as text.
+    #[serde(default, deserialize_with = "settings_as_text")]
+    pub config: ConfigMap,
+}
+
+/// Server settings are text in every LXD the charm meets; a number or flag from some
+/// other version is kept as its JSON text rather than failing the whole answer.
+fn settings_as_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<ConfigMap, D::Error> {
+    let raw: BTreeMap<String, Value> = Option::deserialize(d)?.unwrap_or_default();
+    Ok(raw
+        .into_iter()
+        .map(|(k, v)| match v {
+            Value::String(s) => (k, s),
+            other => (k, other.to_string()),
+        })
+        .collect())
 }
 
 /// An instance as listed or fetched; `state` is filled by `recursion=2` listings.
@@ -258,6 +274,31 @@ pub struct Profile {
     pub devices: BTreeMap<String, ConfigMap>,
 }
 
+impl Profile {
+    /// The first NIC device: its name and settings.
+    pub fn nic(&self) -> Option<(&String, &ConfigMap)> {
+        self.devices
+            .iter()
+            .find(|(_, d)| d.get("type").map(String::as_str) == Some("nic"))
+    }
+
+    /// The network (or parent bridge) the profile's NIC is on.
+    pub fn nic_network(&self) -> Option<&str> {
+        let (_, nic) = self.nic()?;
+        nic.get("network")
+            .or_else(|| nic.get("parent"))
+            .map(String::as_str)
+    }
+
+    /// Whether a disk device holds the root file system.
+    pub fn has_root_disk(&self) -> bool {
+        self.devices.values().any(|d| {
+            d.get("type").map(String::as_str) == Some("disk")
+                && d.get("path").map(String::as_str) == Some("/")
+        })
+    }
+}
+
 /// A storage pool (`/1.0/storage-pools/{name}`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct StoragePool {
@@ -273,19 +314,32 @@ pub struct StoragePool {
     pub status: String,
 }
 
-/// A network (`/1.0/networks/{name}`).
-#[derive(Debug, Clone, Default, Deserialize)]
+/// A network (`/1.0/networks/{name}`); the `POST` body is its name, type, description
+/// and config.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Network {
     pub name: String,
     /// `bridge`, `physical`, `loopback`, ...
     #[serde(rename = "type", default)]
     pub kind: String,
     #[serde(default)]
+    pub description: String,
+    /// Whether LXD made it (read-only).
+    #[serde(default, skip_serializing)]
     pub managed: bool,
     #[serde(default)]
     pub config: ConfigMap,
-    #[serde(default)]
+    /// `Created`, `Pending`, ... (read-only).
+    #[serde(default, skip_serializing)]
     pub status: String,
+}
+
+impl Network {
+    /// The host's address on the network (`ipv4.address` without its prefix length).
+    pub fn ipv4_address(&self) -> Option<std::net::Ipv4Addr> {
+        let cidr = self.config.get("ipv4.address")?;
+        cidr.split('/').next()?.parse().ok()
+    }
 }
 
 /// An image alias (`/1.0/images/aliases/{name}`).

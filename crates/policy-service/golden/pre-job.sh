@@ -6,11 +6,11 @@
 # runner listener and powers the instance off, and exits non-zero: the job's steps never
 # run, and the single-use instance is gone.
 #
-# Placeholders, filled in (shell-quoted) by the charm when it builds the runner:
-#   @@POLICY_URL@@      base URL of the policy service, e.g. http://10.216.1.1:8080
-#   @@ONE_TIME_TOKEN@@  this runner's one-time token (64 hex characters); the service
+# Filled in (shell-quoted) by the charm when it builds the runner:
+#   POLICY_URL          base URL of the policy service, e.g. http://10.216.1.1:8080
+#   ONE_TIME_TOKEN      this runner's one-time token (64 hex characters); the service
 #                       accepts it once, so a second job or a replay is refused
-#   @@RUNNER_NAME@@     the name the token was issued for; the service refuses the
+#   TOKEN_RUNNER_NAME   the name the token was issued for; the service refuses the
 #                       token from any other runner
 #
 # The token and the name are kept out of argv (curl reads the headers from a pipe),

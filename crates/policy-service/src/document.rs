@@ -2,7 +2,6 @@
 //! keys rejected), resolution to a flat [`Policy`], and atomic persistence to the file
 //! named by `POLICY_DOCUMENT` so the active policy survives a restart.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -155,26 +154,15 @@ impl DocumentFile {
         }
     }
 
-    /// Replaces the stored document atomically: a 0600 temporary file in the same
-    /// directory, synced, then renamed over the old one, so a crash leaves either the
-    /// old or the new document, never a torn one.
+    /// Replaces the stored document atomically (0600), so a crash leaves either the old
+    /// or the new document, never a torn one.
     pub fn store(&self, document: &PolicyDocument) -> Result<(), DocumentError> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         let text = serde_json::to_vec_pretty(document)
             .map_err(|e| DocumentError::Invalid(e.to_string()))?;
-        // tempfile creates the file with mode 0600 on Unix.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
-        tmp.write_all(&text).map_err(|e| self.io(e))?;
-        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
-        tmp.persist(&self.path).map_err(|e| self.io(e.error))?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            // Makes the rename durable; failure only risks losing the newest document.
-            let _ = d.sync_all();
-        }
-        Ok(())
+        fs_state::write_atomic(&self.path, &text, 0o600).map_err(|e| DocumentError::Io {
+            path: e.path,
+            source: e.source,
+        })
     }
 
     fn io(&self, source: std::io::Error) -> DocumentError {

@@ -44,6 +44,20 @@ use ghr_types::{GithubUrl, Token};
 /// live next to it ([`token_store::TokenFile::next_to`]).
 pub const DOCUMENT_FILE: &str = "policy.json";
 
+/// The one port the service listens on: runners reach it on the bridge address, the
+/// charm on loopback; the charm's unit, firewall and runner scripts all take it from here.
+pub const POLICY_PORT: u16 = 8080;
+
+/// The service's base URL on `host` (an address or name), e.g. `http://10.1.2.1:8080`.
+pub fn url(host: impl std::fmt::Display) -> String {
+    format!("http://{host}:{POLICY_PORT}")
+}
+
+/// Where the charm reaches the service: its loopback listener.
+pub fn local_url() -> String {
+    url(std::net::Ipv4Addr::LOCALHOST)
+}
+
 /// The service's listeners: runners' routes on `runners` (the bridge address), the
 /// charm's on `charm` (loopback only, by type).
 #[derive(Clone, Debug)]

@@ -2,33 +2,23 @@
 //! the runner's one-time token and the runner name it is bound to go into the template,
 //! shell-quoted.
 
-const TEMPLATE: &str = include_str!("../templates/pre-job.sh");
+use ghr_types::shell::quote;
+use ghr_types::template;
 
-/// Single-quotes `value` for POSIX shells (a `'` becomes `'\''`).
-fn shell_quote(value: &str) -> String {
-    format!("'{}'", value.replace('\'', r"'\''"))
-}
+const TEMPLATE: &str = include_str!("../templates/pre-job.sh");
 
 /// The pre-job script for one runner. `policy_url` is the service's base URL as the
 /// instance reaches it (e.g. `http://10.216.1.1:8080`, no trailing slash needed);
 /// `runner_name` is the name the token was issued for.
 pub fn render_pre_job(policy_url: &str, one_time_token: &str, runner_name: &str) -> String {
-    TEMPLATE
-        .replace(
-            "POLICY_URL=@@POLICY_URL@@",
-            &format!(
-                "POLICY_URL={}",
-                shell_quote(policy_url.trim_end_matches('/'))
-            ),
-        )
-        .replace(
-            "ONE_TIME_TOKEN=@@ONE_TIME_TOKEN@@",
-            &format!("ONE_TIME_TOKEN={}", shell_quote(one_time_token)),
-        )
-        .replace(
-            "TOKEN_RUNNER_NAME=@@RUNNER_NAME@@",
-            &format!("TOKEN_RUNNER_NAME={}", shell_quote(runner_name)),
-        )
+    template::fill(
+        TEMPLATE,
+        &[
+            ("POLICY_URL", &quote(policy_url.trim_end_matches('/'))),
+            ("ONE_TIME_TOKEN", &quote(one_time_token)),
+            ("RUNNER_NAME", &quote(runner_name)),
+        ],
+    )
 }
 
 #[cfg(test)]
@@ -59,7 +49,9 @@ mod tests {
         assert!(script.contains("POLICY_URL='http://h:1'\n"));
         assert!(script.contains(r"ONE_TIME_TOKEN='it'\''s'"));
         assert!(script.contains(r"TOKEN_RUNNER_NAME='r'\''1'"));
-        // The header text still names the placeholders; no assignment is left unfilled.
-        assert!(!script.contains("=@@"));
+        assert!(
+            !script.contains("@@"),
+            "the template has no placeholder left"
+        );
     }
 }

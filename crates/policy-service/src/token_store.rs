@@ -7,7 +7,6 @@
 //! format (a digest alone: a token bound to no runner) are dropped on load: no runner
 //! could present them with a matching name, and upgrade-charm replaces idle runners.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -95,10 +94,6 @@ impl TokenFile {
         &self,
         tokens: impl IntoIterator<Item = &'a StoredToken>,
     ) -> Result<(), TokenStoreError> {
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
         let mut text = String::new();
         for token in tokens {
             let line = format!(
@@ -109,14 +104,12 @@ impl TokenFile {
             );
             text.push_str(&line);
         }
-        // tempfile creates the file with mode 0600 on Unix.
-        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| self.io(e))?;
-        tmp.write_all(text.as_bytes()).map_err(|e| self.io(e))?;
-        tmp.as_file().sync_all().map_err(|e| self.io(e))?;
-        tmp.persist(&self.path).map_err(|e| self.io(e.error))?;
-        let dir = std::fs::File::open(dir).map_err(|e| self.io(e))?;
-        dir.sync_all().map_err(|e| self.io(e))?;
-        Ok(())
+        fs_state::write_atomic(&self.path, text.as_bytes(), 0o600).map_err(|e| {
+            TokenStoreError::Io {
+                path: e.path,
+                source: e.source,
+            }
+        })
     }
 
     fn io(&self, source: std::io::Error) -> TokenStoreError {
@@ -194,8 +187,11 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_directory_is_an_error() {
-        let file = TokenFile::new("/nonexistent-dir-for-test/one-time-tokens");
+    fn a_directory_that_cannot_be_made_is_an_error() {
+        // Its parent is a plain file, so no directory can be made there.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let file = TokenFile::new(dir.path().join("file/sub/one-time-tokens"));
         assert!(file.store(&[token(0, "r", 1)]).is_err());
     }
 }

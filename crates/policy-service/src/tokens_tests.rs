@@ -146,6 +146,8 @@ fn an_unwritable_file_refuses_instead_of_forgetting() {
     let dir = tempfile::tempdir().unwrap();
     let file = TokenFile::new(dir.path().join("sub/one-time-tokens"));
     let tokens = OneTimeTokens::persistent(file).unwrap();
+    // Its directory becomes a plain file: nothing can be written there any more.
+    std::fs::write(dir.path().join("sub"), "").unwrap();
     assert!(
         tokens.issue(A).is_err(),
         "no token handed out unless stored"
