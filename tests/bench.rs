@@ -11,7 +11,7 @@ mod lab;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use bench_support::{hook_overhead, median, planner, policy_latency};
+use bench_support::{hook_overhead, machine, median, planner, policy_latency};
 use lab::forks::{marker_exists, marker_step};
 use lab::{Policy, Sim, Unit};
 use serde_json::{json, Value};
@@ -290,21 +290,6 @@ fn pickup(out: &mut String, lxd: &firewall_support::Lxd, sim: &Sim, rounds: usiz
         .unwrap();
     }
     writeln!(out).unwrap();
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    format!("{cores} cores, {cpu}")
 }
 
 #[test]
