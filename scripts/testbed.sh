@@ -121,7 +121,7 @@ start_daemon() {
         # (a fault test starting the daemon again), the daemon would hold that lock
         # for as long as it runs and every other test would wait for it forever.
         (
-            for fd in /proc/$BASHPID/fd/*; do
+            for fd in /proc/"$BASHPID"/fd/*; do
                 fd=${fd##*/}
                 [ "$fd" -gt 2 ] && eval "exec $fd>&-"
             done
