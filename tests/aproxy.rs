@@ -24,10 +24,10 @@ const PROXY_PORT: u16 = 8888;
 const PROXY_PASSWORD: &str = "s3cret-pw";
 const PROXY_USERINFO: &str = "ghr:s3cret%2Dpw";
 
-fn tool(name: &str) -> Result<(), String> {
+fn tool(name: &str) -> Result<(), FixtureError> {
     run(&["sh", "-c", &format!("command -v {name}")])
         .map(drop)
-        .map_err(|_| format!("`{name}` is not installed"))
+        .map_err(|_| FixtureError::NotInstalled(name.to_string()))
 }
 
 /// A free /30 in 198.51.100.0/24: (host side, namespace side).

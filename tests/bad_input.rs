@@ -296,7 +296,7 @@ fn corpus() -> Vec<Case> {
     ]
 }
 
-fn check(case: &Case) -> Result<(), String> {
+fn check(case: &Case) -> anyhow::Result<()> {
     let mut h = Harness::new();
     h.isolate();
     let root = h.relocate_root();
@@ -312,48 +312,44 @@ fn check(case: &Case) -> Result<(), String> {
     let what = format!("{} {}", case.event, case.config);
     let everything = format!("{:?}\n{}\n{}", h.calls(), run.stdout(), run.stderr());
     if everything.contains("panicked") {
-        return Err(format!("{what}: panicked: {}", run.stderr()));
+        anyhow::bail!("{what}: panicked: {}", run.stderr());
     }
     if !run.success() {
-        return Err(format!(
-            "{what}: exit {:?}: {}",
-            run.output.status,
-            run.stderr()
-        ));
+        anyhow::bail!("{what}: exit {:?}: {}", run.output.status, run.stderr());
     }
     // The token of this case, whatever it is, never shows.
     let token = config["token"].as_str().unwrap_or(TOKEN).trim().to_string();
     if token.len() >= 8 && everything.contains(&token) {
-        return Err(format!("{what}: the token leaked"));
+        anyhow::bail!("{what}: the token leaked");
     }
     if everything.contains(TOKEN) {
-        return Err(format!("{what}: the token leaked"));
+        anyhow::bail!("{what}: the token leaked");
     }
     let said = if case.event.starts_with("actions/") {
         h.action_failure()
-            .ok_or_else(|| format!("{what}: no action-fail; calls {:?}", h.calls()))?
+            .ok_or_else(|| anyhow::anyhow!("{what}: no action-fail; calls {:?}", h.calls()))?
     } else {
         match h.last_status() {
             Some((status, message)) if status == "blocked" => message,
-            other => return Err(format!("{what}: status {other:?}, want blocked")),
+            other => anyhow::bail!("{what}: status {other:?}, want blocked"),
         }
     };
     for word in case.want {
         if !said.contains(word) {
-            return Err(format!("{what}: {said:?} does not contain {word:?}"));
+            anyhow::bail!("{what}: {said:?} does not contain {word:?}");
         }
     }
     if said.chars().count() > 2000 {
-        return Err(format!("{what}: message of {} chars", said.chars().count()));
+        anyhow::bail!("{what}: message of {} chars", said.chars().count());
     }
     for call in h.calls() {
         if !READ_OR_REPORT.contains(&call.tool.as_str()) {
-            return Err(format!("{what}: unexpected call {call:?}"));
+            anyhow::bail!("{what}: unexpected call {call:?}");
         }
     }
     let written = files_under(&root);
     if !written.is_empty() {
-        return Err(format!("{what}: wrote {written:?}"));
+        anyhow::bail!("{what}: wrote {written:?}");
     }
     Ok(())
 }
@@ -362,7 +358,10 @@ fn check(case: &Case) -> Result<(), String> {
 fn every_bad_input_is_refused_clearly_and_changes_nothing() {
     let cases = corpus();
     assert!(cases.len() >= 40, "the corpus has {} cases", cases.len());
-    let failures: Vec<String> = cases.iter().filter_map(|c| check(c).err()).collect();
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| check(c).err().map(|e| e.to_string()))
+        .collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

@@ -13,6 +13,7 @@ use firewall_support::*;
 use github_runner::firewall::{Drift, FirewallError, FirewallSpec, InterfaceName, TableName};
 use github_runner::host::SystemCommands;
 use ipnet::Ipv4Net;
+use policy_service::POLICY_PORT;
 
 fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -> FirewallSpec {
     FirewallSpec {
@@ -20,7 +21,7 @@ fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -
         bridge: InterfaceName::new(bridge).unwrap(),
         host_address: host,
         denylist: denylist.to_vec(),
-        allowed_host_tcp_ports: vec![8080],
+        allowed_host_tcp_ports: vec![POLICY_PORT],
     }
 }
 
@@ -206,10 +207,16 @@ fn container_traffic_obeys_the_table() {
         Some(&format!("{bridge_host6}/64")),
     )
     .unwrap();
-    let policy = Responder::start(None, SocketAddr::from((bridge_host, 8080)), "policy").unwrap();
+    let policy =
+        Responder::start(None, SocketAddr::from((bridge_host, POLICY_PORT)), "policy").unwrap();
     // The address is usable once the kernel's duplicate address detection is done.
     let policy6 = poll(Duration::from_secs(10), "the bridge's IPv6 address", || {
-        Responder::start(None, SocketAddr::from((bridge_host6, 8080)), "policy-v6").ok()
+        Responder::start(
+            None,
+            SocketAddr::from((bridge_host6, POLICY_PORT)),
+            "policy-v6",
+        )
+        .ok()
     });
     let other = Responder::start(None, SocketAddr::from((bridge_host, 0)), "other-port").unwrap();
     let t_topology = t0.elapsed();

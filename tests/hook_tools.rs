@@ -105,3 +105,59 @@ fn every_tool_gets_the_testbed_command_line() {
     let err = juju.status_set(Status::Active, "ok").unwrap_err();
     assert!(err.to_string().contains("ERROR permission denied"), "{err}");
 }
+
+/// Starts the stand-in's `state-set` with `stdin` written and closed.
+fn spawn_state_set(h: &Harness, stdin: &str) -> std::process::Child {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(h.path().join("bin/state-set"))
+        .args(["--file", "-"])
+        .env("HOOK_HARNESS_DIR", h.path())
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.as_bytes()).unwrap();
+    drop(pipe);
+    child
+}
+
+/// A broken `state-set` call exits 2 saying what was wrong, and the stored state stays.
+#[test]
+fn state_set_refuses_what_is_not_an_object_and_keeps_the_state() {
+    let h = Harness::new();
+    let state_set = |stdin: &str| spawn_state_set(&h, stdin).wait_with_output().unwrap();
+    assert!(state_set(r#"{"kept": "yes"}"#).status.success());
+    let refused = state_set("[1, 2]");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.starts_with("state-set: stdin is not a JSON object: "),
+        "{stderr}"
+    );
+    let state = std::fs::read_to_string(h.path().join("state.json")).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&state).unwrap(),
+        json!({"kept": "yes"})
+    );
+}
+
+/// Calls racing on the state file each replace it whole: none fails on another's
+/// temporary file, and what is left is always one call's complete JSON.
+#[test]
+fn racing_state_set_calls_all_succeed_and_leave_whole_json() {
+    let h = Harness::new();
+    let big = "x".repeat(64 * 1024);
+    let children: Vec<_> = (0..16)
+        .map(|i| spawn_state_set(&h, &format!(r#"{{"key{i}": "{big}"}}"#)))
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+    }
+    let state = std::fs::read_to_string(h.path().join("state.json")).unwrap();
+    let state: Value = serde_json::from_str(&state).expect("state.json is whole JSON");
+    assert!(state.as_object().is_some_and(|o| !o.is_empty()));
+}

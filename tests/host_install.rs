@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use host_support::*;
+use policy_service::POLICY_PORT;
 use serde_json::json;
 
 #[test]
@@ -245,7 +246,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     // run, on the address LXD gave the bridge.
     let bridge = h.bridge_address();
     assert!(unit.contains(&format!(
-        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind {bridge}:8080 --charm-bind 127.0.0.1:8080\n"
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind {bridge}:{POLICY_PORT} --charm-bind 127.0.0.1:{POLICY_PORT}\n"
     )));
     let copy = root(&h).join("usr/local/lib/github-runner/github-runner");
     assert_eq!(mode(&copy), 0o755);

@@ -6,6 +6,7 @@
 mod policy_binary_support;
 
 use policy_binary_support::{call, PolicyProcess, RUNNER};
+use policy_service::POLICY_PORT;
 
 const CHARM_TOKEN: &str = "charm-token-binary-test";
 const GITHUB_TOKEN: &str = "ghp_binary_test_token";
@@ -148,7 +149,8 @@ fn refuses_to_start_without_its_environment() {
 #[test]
 fn refuses_a_charm_listener_off_loopback() {
     let env = [("GITHUB_TOKEN", GITHUB_TOKEN), ("CHARM_TOKEN", CHARM_TOKEN)];
-    for bad in ["0.0.0.0:0", "10.216.1.1:8080", "[::]:0"] {
+    let bridge = format!("10.216.1.1:{POLICY_PORT}");
+    for bad in ["0.0.0.0:0", bridge.as_str(), "[::]:0"] {
         let args = ["--bind", "127.0.0.1:0", "--charm-bind", bad];
         let mut server = spawn(&args, &env);
         let line = server.wait_for("loopback");

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use super::{poll, retry, timed_cleanup};
+use super::{poll, retry, timed_cleanup, FixtureError};
 
 /// The test LXD daemon started by scripts/testbed.sh.
 #[derive(Clone)]
@@ -16,39 +16,40 @@ pub struct Lxd {
 
 impl Lxd {
     /// The daemon from `LXD_DIR` (default: the testbed's), with the runner image.
-    pub fn from_env() -> Result<Self, String> {
+    pub fn from_env() -> Result<Self, FixtureError> {
         let dir = std::env::var("LXD_DIR").unwrap_or_else(|_| "/var/lib/ghr-testbed/lxd".into());
         let image = std::env::var("GHR_TEST_IMAGE").unwrap_or_else(|_| "ghr-runner".into());
         let lxd = Lxd { dir, image };
-        lxd.lxc(&["query", "/1.0"]).map_err(|e| {
-            format!(
-                "no LXD test daemon at {} (run scripts/testbed.sh up): {e}",
-                lxd.dir
-            )
-        })?;
+        lxd.lxc(&["query", "/1.0"])
+            .map_err(|e| FixtureError::NoDaemon {
+                dir: lxd.dir.clone(),
+                source: Box::new(e),
+            })?;
         lxd.lxc(&["query", &format!("/1.0/images/aliases/{}", lxd.image)])
-            .map_err(|e| format!("no image {} (run scripts/testbed.sh up): {e}", lxd.image))?;
+            .map_err(|e| FixtureError::NoImage {
+                image: lxd.image.clone(),
+                source: Box::new(e),
+            })?;
         Ok(lxd)
     }
 
-    pub fn lxc(&self, args: &[&str]) -> Result<String, String> {
+    pub fn lxc(&self, args: &[&str]) -> Result<String, FixtureError> {
         let out = self.lxc_output(args)?;
         if !out.status.success() {
-            return Err(format!(
-                "lxc {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(FixtureError::Lxc {
+                args: args.join(" "),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    pub fn lxc_output(&self, args: &[&str]) -> Result<Output, String> {
+    pub fn lxc_output(&self, args: &[&str]) -> Result<Output, FixtureError> {
         Command::new("lxc")
             .args(args)
             .env("LXD_DIR", &self.dir)
             .output()
-            .map_err(|e| format!("lxc: {e}"))
+            .map_err(FixtureError::io("lxc"))
     }
 }
 
@@ -67,7 +68,7 @@ impl LxdNetwork {
         name: &str,
         host_cidr: &str,
         ipv6_cidr: Option<&str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FixtureError> {
         let v4 = format!("ipv4.address={host_cidr}");
         let v6 = format!("ipv6.address={}", ipv6_cidr.unwrap_or("none"));
         let mut args = vec!["network", "create", name, &v4, "ipv4.nat=false", &v6];
@@ -110,7 +111,7 @@ impl Container {
     /// Creates and starts the container. The shared test daemon has been seen to fail
     /// a start after about a minute while other tests start and delete many instances;
     /// that is retried once (loudly) so it does not pass for a firewall failure.
-    pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
+    pub fn launch(lxd: &Lxd, name: &str, network: &str) -> Result<Self, FixtureError> {
         match Self::launch_once(lxd, name, network) {
             Ok(c) => Ok(c),
             Err(first) => {
@@ -120,7 +121,7 @@ impl Container {
         }
     }
 
-    fn launch_once(lxd: &Lxd, name: &str, network: &str) -> Result<Self, String> {
+    fn launch_once(lxd: &Lxd, name: &str, network: &str) -> Result<Self, FixtureError> {
         lxd.lxc(&["init", &lxd.image, name])?;
         // From here on the guard deletes the instance, also when starting it fails.
         let c = Container {
@@ -130,8 +131,10 @@ impl Container {
         let nic = format!("network={network}");
         lxd.lxc(&["config", "device", "override", name, "eth0", &nic])?;
         let start = std::time::Instant::now();
-        lxd.lxc(&["start", name])
-            .map_err(|e| format!("{e} (after {:?})", start.elapsed()))?;
+        lxd.lxc(&["start", name]).map_err(|e| FixtureError::Start {
+            source: Box::new(e),
+            elapsed: start.elapsed(),
+        })?;
         Ok(c)
     }
 

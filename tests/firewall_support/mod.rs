@@ -5,9 +5,12 @@
 
 #![allow(dead_code, unused_imports)]
 
+mod error;
 mod guards;
 mod lxd;
 mod reach;
+
+pub use error::FixtureError;
 
 pub use guards::{free_pair, RouteGuard, TableGuard};
 
@@ -26,7 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Prints why a test is skipped, or fails it when CI=true (CI must run everything).
-pub fn skip(reason: &str) {
+pub fn skip(reason: impl std::fmt::Display) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("CI=true and a prerequisite is missing: {reason}");
     }
@@ -34,31 +37,30 @@ pub fn skip(reason: &str) {
 }
 
 /// Root and the `ip` and `nft` tools, or the reason they are missing.
-pub fn root_and_tools() -> Result<(), String> {
+pub fn root_and_tools() -> Result<(), FixtureError> {
     if !nix::unistd::geteuid().is_root() {
-        return Err("needs root (network namespaces, nftables)".into());
+        return Err(FixtureError::NotRoot("network namespaces, nftables"));
     }
     for tool in ["ip", "nft"] {
         if Command::new(tool).arg("-V").output().is_err() {
-            return Err(format!("`{tool}` is not installed"));
+            return Err(FixtureError::NotInstalled(tool.to_string()));
         }
     }
     Ok(())
 }
 
 /// Runs a command; Err carries the command line and its stderr.
-pub fn run(argv: &[&str]) -> Result<String, String> {
+pub fn run(argv: &[&str]) -> Result<String, FixtureError> {
     let out = Command::new(argv[0])
         .args(&argv[1..])
         .output()
-        .map_err(|e| format!("{}: {e}", argv[0]))?;
+        .map_err(FixtureError::io(argv[0]))?;
     if !out.status.success() {
-        return Err(format!(
-            "`{}` failed ({}): {}",
-            argv.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
+        return Err(FixtureError::Failed {
+            command: argv.join(" "),
+            status: out.status,
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -82,10 +84,7 @@ pub fn poll<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<
 
 /// Retries `step` with backoff until it succeeds or `timeout` passes; the last error
 /// otherwise. Unlike [`poll`] it never panics, so Drop guards can use it.
-pub fn retry<T>(
-    timeout: Duration,
-    mut step: impl FnMut() -> Result<T, String>,
-) -> Result<T, String> {
+pub fn retry<T, E>(timeout: Duration, mut step: impl FnMut() -> Result<T, E>) -> Result<T, E> {
     let deadline = Instant::now() + timeout;
     let mut pause = Duration::from_millis(100);
     loop {
@@ -175,7 +174,7 @@ pub struct Netns {
 
 impl Netns {
     /// A namespace with only loopback, for tests that need nftables but no packets.
-    pub fn bare(name: &str) -> Result<Self, String> {
+    pub fn bare(name: &str) -> Result<Self, FixtureError> {
         run(&["ip", "netns", "add", name])?;
         Ok(Netns {
             name: name.to_string(),
@@ -190,7 +189,7 @@ impl Netns {
         host_if: &str,
         host_addr: Ipv4Addr,
         ns_addr: Ipv4Addr,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, FixtureError> {
         run(&["ip", "netns", "add", name])?;
         let ns = Netns {
             name: name.to_string(),
@@ -257,7 +256,7 @@ pub struct Responder {
 }
 
 impl Responder {
-    pub fn start(netns: Option<&str>, addr: SocketAddr, body: &str) -> Result<Self, String> {
+    pub fn start(netns: Option<&str>, addr: SocketAddr, body: &str) -> Result<Self, FixtureError> {
         let (tx, rx) = mpsc::channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (netns, body, stop2) = (netns.map(str::to_string), body.to_string(), stop.clone());
@@ -265,17 +264,25 @@ impl Responder {
             let bound = (|| {
                 if let Some(ns) = &netns {
                     let file = File::open(format!("/run/netns/{ns}"))
-                        .map_err(|e| format!("netns {ns}: {e}"))?;
-                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET)
-                        .map_err(|e| format!("setns {ns}: {e}"))?;
+                        .map_err(FixtureError::io(format!("netns {ns}")))?;
+                    nix::sched::setns(file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
+                        |source| FixtureError::Setns {
+                            netns: ns.clone(),
+                            source,
+                        },
+                    )?;
                 }
-                TcpListener::bind(addr).map_err(|e| format!("bind {addr}: {e}"))
+                TcpListener::bind(addr).map_err(FixtureError::io(format!("bind {addr}")))
             })();
             let listener = match bound {
                 Ok(l) => l,
                 Err(e) => return drop(tx.send(Err(e))),
             };
-            let _ = tx.send(listener.local_addr().map_err(|e| e.to_string()));
+            let _ = tx.send(
+                listener
+                    .local_addr()
+                    .map_err(FixtureError::io(format!("address of {addr}"))),
+            );
             for conn in listener.incoming() {
                 if stop2.load(Ordering::SeqCst) {
                     break;
@@ -287,7 +294,7 @@ impl Responder {
         });
         let addr = rx
             .recv_timeout(Duration::from_secs(10))
-            .map_err(|e| format!("responder {addr}: {e}"))??;
+            .map_err(|source| FixtureError::ResponderSilent { addr, source })??;
         Ok(Responder {
             addr,
             stop,
@@ -335,12 +342,12 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    pub fn start(what: &str, argv: &[&str]) -> Result<Self, String> {
+    pub fn start(what: &str, argv: &[&str]) -> Result<Self, FixtureError> {
         let child = Command::new(argv[0])
             .args(&argv[1..])
             .stdin(std::process::Stdio::null())
             .spawn()
-            .map_err(|e| format!("{what}: {e}"))?;
+            .map_err(FixtureError::io(what))?;
         Ok(Spawned {
             what: what.to_string(),
             child,
@@ -348,11 +355,14 @@ impl Spawned {
     }
 
     /// Fails when the process already exited (a server that could not start).
-    pub fn alive(&mut self) -> Result<(), String> {
+    pub fn alive(&mut self) -> Result<(), FixtureError> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!("{} exited: {status}", self.what)),
-            Err(e) => Err(format!("{}: {e}", self.what)),
+            Ok(Some(status)) => Err(FixtureError::Exited {
+                what: self.what.clone(),
+                status,
+            }),
+            Err(e) => Err(FixtureError::io(&self.what)(e)),
         }
     }
 }

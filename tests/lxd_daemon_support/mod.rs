@@ -9,10 +9,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A prerequisite of a daemon of our own that this machine lacks.
+#[derive(Debug, thiserror::Error)]
+pub enum Missing {
+    /// The tests are not run as root.
+    #[error("needs root to run an LXD daemon")]
+    Root,
+    /// A program the daemon or its namespace needs is not installed.
+    #[error("{0} is not installed")]
+    Program(&'static str),
+}
+
 /// Root and the tools a daemon of our own needs, or why not.
-pub fn prerequisites() -> Result<(), String> {
+pub fn prerequisites() -> Result<(), Missing> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Err("needs root to run an LXD daemon".into());
+        return Err(Missing::Root);
     }
     for program in ["lxd", "lxc", "unshare", "nsenter"] {
         let found = Command::new(program)
@@ -22,14 +33,14 @@ pub fn prerequisites() -> Result<(), String> {
             .status()
             .is_ok();
         if !found {
-            return Err(format!("{program} is not installed"));
+            return Err(Missing::Program(program));
         }
     }
     Ok(())
 }
 
 /// Prints why a test is skipped, or fails it when CI=true (CI must run everything).
-pub fn skip(reason: &str) {
+pub fn skip(reason: impl std::fmt::Display) {
     if std::env::var("CI").as_deref() == Ok("true") {
         panic!("CI=true and a prerequisite is missing: {reason}");
     }

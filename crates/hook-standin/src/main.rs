@@ -166,7 +166,21 @@ fn read_json(path: &Path, default: Value) -> Value {
         .unwrap_or(default)
 }
 
-fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Result<u8, String> {
+/// Why a hook tool could not answer (it exits 2, as a broken tool would).
+#[derive(Debug, thiserror::Error)]
+enum ToolError {
+    /// `state-set` was given something other than a JSON object on stdin.
+    #[error("stdin is not a JSON object: {0}")]
+    Stdin(serde_json::Error),
+    /// `state.json` holds JSON that is not an object.
+    #[error("state.json is not an object")]
+    StateNotObject,
+    /// The state file could not be written.
+    #[error(transparent)]
+    Write(#[from] fs_state::FileError),
+}
+
+fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Result<u8, ToolError> {
     let print = |v: &Value| println!("{v}");
     match tool {
         "config-get" => print(&read_json(&dir.join("config.json"), json!({}))),
@@ -186,8 +200,8 @@ fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Resul
         "state-set" => {
             let mut state = read_json(&dir.join("state.json"), json!({}));
             let new: Map<String, Value> =
-                serde_json::from_str(stdin.unwrap_or("{}")).map_err(|e| e.to_string())?;
-            let obj = state.as_object_mut().ok_or("state.json is not an object")?;
+                serde_json::from_str(stdin.unwrap_or("{}")).map_err(ToolError::Stdin)?;
+            let obj = state.as_object_mut().ok_or(ToolError::StateNotObject)?;
             obj.extend(new);
             write_json(&dir.join("state.json"), &state)?;
         }
@@ -209,8 +223,8 @@ fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Resul
     Ok(0)
 }
 
-fn write_json(path: &Path, value: &Value) -> Result<(), String> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, value.to_string()).map_err(|e| e.to_string())?;
-    fs::rename(&tmp, path).map_err(|e| e.to_string())
+/// Replaces the file whole, as the charm's own state files are: a test reading it while
+/// a tool runs sees the old or the new state, never half of one.
+fn write_json(path: &Path, value: &Value) -> Result<(), fs_state::FileError> {
+    fs_state::write_atomic(path, value.to_string().as_bytes(), 0o644)
 }

@@ -393,5 +393,8 @@ fn names_commit(rest: &str, sha: &str) -> bool {
 }
 
 #[cfg(test)]
+#[path = "checks_approves_tests.rs"]
+mod approves_tests;
+#[cfg(test)]
 #[path = "checks_tests.rs"]
 mod tests;

@@ -1,6 +1,7 @@
 //! What tests, `make demo` and `make bench` share and the packed charm never holds: the
-//! hook-tool stand-in (its own binary), the benchmarks' measurements of LXD and of the
-//! policy service, and [`bins`], which builds and finds the workspace's other binaries.
+//! benchmarks' measurements of LXD and of the policy service, and [`bins`], which builds
+//! and finds the workspace's binaries (the hook-tool stand-in is its own crate,
+//! crates/hook-standin).
 
 pub mod bins;
 pub mod lxd_bench;
