@@ -4,6 +4,7 @@
 //! change them are read in one place ([`Knobs`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::CharmConfig;
@@ -138,8 +139,9 @@ impl GithubClients for HttpGithub {
 pub struct Deps<'a> {
     /// Every host program runs through it.
     pub commands: &'a dyn Commands,
-    /// Waits, deadlines and the time written into state files.
-    pub clock: &'a dyn Clock,
+    /// Waits, deadlines, the time written into state files and runner ages; shared
+    /// with the runner host the engine drives on its own tasks.
+    pub clock: Arc<dyn Clock>,
     pub github: &'a dyn GithubClients,
     /// Every host file the charm reads or writes.
     pub paths: HostPaths,
@@ -152,7 +154,7 @@ impl<'a> Deps<'a> {
     pub fn on_this_host(knobs: &Knobs, github: &'a dyn GithubClients) -> Self {
         Deps {
             commands: &SystemCommands,
-            clock: &SystemClock,
+            clock: Arc::new(SystemClock),
             github,
             paths: HostPaths::new(knobs.root.clone().unwrap_or_else(|| "/".into())),
             lxd: LxdClient::new(lxd_client::socket_for(knobs.lxd_dir.clone(), Path::exists)),
@@ -167,7 +169,7 @@ impl<'a> Deps<'a> {
     /// nothing serves, the production limits.
     pub fn stand_in(
         commands: &'a dyn Commands,
-        clock: &'a dyn Clock,
+        clock: Arc<dyn Clock>,
         github: &'a dyn GithubClients,
         root: &Path,
     ) -> Self {

@@ -80,7 +80,11 @@ impl Runners<'_> {
         let leaving = registered(&registry)?;
         let others: HashSet<RunnerName> = self
             .runtime
-            .block_on(list_own(&self.deps.lxd, &self.prefix))
+            .block_on(list_own(
+                &self.deps.lxd,
+                &self.prefix,
+                self.deps.clock.as_ref(),
+            ))
             .map_err(port)?
             .into_iter()
             .map(|i| i.name)

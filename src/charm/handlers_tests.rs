@@ -59,7 +59,7 @@ impl GithubClients for CountingGithub {
 struct Unit {
     dir: tempfile::TempDir,
     commands: FakeCommands,
-    clock: FakeClock,
+    clock: std::sync::Arc<FakeClock>,
     github: CountingGithub,
     juju: FakeJuju,
     env: HookEnv,
@@ -82,14 +82,19 @@ impl Unit {
             },
             dir,
             commands: FakeCommands::new(),
-            clock: FakeClock::at(1_714_564_800),
+            clock: std::sync::Arc::new(FakeClock::at(1_714_564_800)),
             github: CountingGithub::default(),
             juju,
         }
     }
 
     fn deps(&self) -> Deps<'_> {
-        Deps::stand_in(&self.commands, &self.clock, &self.github, self.dir.path())
+        Deps::stand_in(
+            &self.commands,
+            self.clock.clone(),
+            &self.github,
+            self.dir.path(),
+        )
     }
 
     fn timer_files(&self, deps: &Deps) -> Vec<std::path::PathBuf> {

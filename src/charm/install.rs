@@ -56,7 +56,7 @@ pub fn install(
     step("installing packages")?;
     let apt = Apt {
         commands,
-        clock: deps.clock,
+        clock: deps.clock.as_ref(),
         env: [("DEBIAN_FRONTEND".to_string(), "noninteractive".to_string())]
             .into_iter()
             .chain(proxy_env.iter().cloned())

@@ -62,9 +62,9 @@ fn config(extra: Value) -> CharmConfig {
 }
 
 fn run(h: &Host, juju: &FakeJuju, config: &CharmConfig) -> Result<Outcome, CharmError> {
-    let clock = FakeClock::new();
+    let clock = std::sync::Arc::new(FakeClock::new());
     let github = HttpGithub::default();
-    let deps = Deps::stand_in(&h.cmds, &clock, &github, h.dir.path());
+    let deps = Deps::stand_in(&h.cmds, clock, &github, h.dir.path());
     install(juju, &h.env, config, &deps, &h.lxd, InstallKind::Install)
 }
 

@@ -68,9 +68,9 @@ pub enum CharmError {
     #[error("hook tool failure: {0}")]
     HookTool(#[from] HookToolError),
     /// A bug or an unforeseen failure: `maintenance` with the reason; exit non-zero so
-    /// Juju retries.
+    /// Juju retries. Display says the whole chain; the chain stays the source.
     #[error("{0:#}")]
-    Internal(anyhow::Error),
+    Internal(#[source] anyhow::Error),
 }
 
 /// The operator's message for a [`CharmError::Blocked`] or [`CharmError::Transient`],

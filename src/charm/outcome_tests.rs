@@ -170,3 +170,58 @@ fn missing_image_error() -> PortError {
     PortError::needs_operator("image gone")
         .with_source(std::io::Error::from(std::io::ErrorKind::NotFound))
 }
+
+/// The first error of type `T` down `e`'s source chain.
+fn in_chain<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    std::iter::successors(Some(e), |e| e.source()).find_map(|e| e.downcast_ref::<T>())
+}
+
+#[test]
+fn an_internal_failure_keeps_its_chain_as_the_source() {
+    let e = CharmError::Internal(
+        anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::NotFound))
+            .context("reading the runner app"),
+    )
+    .context("reconcile");
+    assert_eq!(
+        e.to_string(),
+        "reconcile: reading the runner app: entity not found"
+    );
+    assert!(std::error::Error::source(&e).is_some());
+    assert!(in_chain::<std::io::Error>(&e).is_some());
+}
+
+/// A firewall loaded but not recorded waits, with the file error (its path) under it.
+#[test]
+fn a_firewall_record_failure_keeps_the_file_error() {
+    use crate::firewall::FirewallError;
+    let path = std::path::PathBuf::from("/var/lib/github-runner/firewall.nft");
+    let err = FirewallError::Record(fs_state::FileError {
+        action: "writing",
+        path: path.clone(),
+        source: std::io::Error::from(std::io::ErrorKind::StorageFull),
+    });
+    let e = crate::charm::install::firewall_failed(err);
+    assert_eq!(e.disposition(false).status.unwrap().0, Status::Waiting);
+    let file = in_chain::<fs_state::FileError>(&e).expect("the file error under it");
+    assert_eq!(file.path, path);
+}
+
+/// A storage pool whose mount could not run: the command's error is under it.
+#[test]
+fn a_pool_failure_keeps_the_command_error() {
+    use crate::host::CommandError;
+    use crate::runner::pool::PoolError;
+    let err = PoolError::Mount {
+        dir: "/var/lib/github-runner/pool".into(),
+        source: CommandError {
+            program: "mount".into(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        },
+    };
+    let e = CharmError::transient(Cause::of(err));
+    let command = in_chain::<CommandError>(&e).expect("the command error under it");
+    assert_eq!(command.program, "mount");
+}

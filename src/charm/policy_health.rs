@@ -306,7 +306,7 @@ impl<'a> LocalCheck<'a> {
         HealthCheck {
             commands: self.deps.commands,
             probe: &self.client,
-            clock: self.deps.clock,
+            clock: self.deps.clock.as_ref(),
             paths: &self.deps.paths,
         }
     }

@@ -76,6 +76,7 @@ impl Runners<'_> {
             journal: Journal {
                 dir: self.paths().state_dir().join("provisioning"),
             },
+            clock: self.deps.clock.clone(),
         }))
     }
 
@@ -151,6 +152,7 @@ impl Runners<'_> {
         LxdListOnly {
             client: self.deps.lxd.clone(),
             prefix: self.prefix.clone(),
+            clock: self.deps.clock.clone(),
         }
     }
 }
@@ -159,11 +161,12 @@ impl Runners<'_> {
 pub(super) struct LxdListOnly {
     client: lxd_client::LxdClient,
     prefix: RunnerPrefix,
+    clock: Arc<dyn ghr_types::clock::Clock>,
 }
 
 impl RunnerHost for LxdListOnly {
     async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
-        list_own(&self.client, &self.prefix).await
+        list_own(&self.client, &self.prefix, self.clock.as_ref()).await
     }
     async fn provision(&self, _: &RunnerName, _: &Credential) -> PortResult<()> {
         Err(PortError::transient("listing only"))

@@ -207,8 +207,8 @@ mod tests {
         sim.orgs = vec!["acme".into()];
         let server = github_sim::SimServer::start(sim, "127.0.0.1:0".parse().unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let (commands, clock) = (FakeCommands::new(), FakeClock::at(T0));
-        let deps = Deps::stand_in(&commands, &clock, &OneTry, dir.path());
+        let (commands, clock) = (FakeCommands::new(), Arc::new(FakeClock::at(T0)));
+        let deps = Deps::stand_in(&commands, clock.clone(), &OneTry, dir.path());
         let config = CharmConfig::from_json(&json!({
             "path": "acme", "token": TOKEN, "github-url": server.url, "test-mode": "insecure"
         }))

@@ -2,8 +2,8 @@
 //! that sends the custom `reconcile-runners` event through `juju-exec` every
 //! `reconcile-interval` minutes.
 
-use crate::host::commands::{Cmd, Commands};
-use crate::host::packages::run_ok;
+use crate::host::commands::Commands;
+use crate::host::systemd::{install_units, systemctl, OnChange};
 use crate::host::HostError;
 use ghr_types::template;
 
@@ -58,18 +58,19 @@ pub fn apply(
     systemd_dir: &std::path::Path,
     units: &TimerUnits,
 ) -> Result<bool, HostError> {
-    let mut changed = false;
-    for (suffix, content) in [("service", &units.service), ("timer", &units.timer)] {
-        let path = systemd_dir.join(format!("{}.{suffix}", units.name));
-        changed |= fs_state::write_if_changed(&path, content.as_bytes(), 0o644)?;
-    }
-    if changed {
-        let timer = format!("{}.timer", units.name);
-        systemctl(commands, &["daemon-reload"])?;
-        systemctl(commands, &["enable", &timer])?;
-        systemctl(commands, &["restart", &timer])?;
-    }
-    Ok(changed)
+    let service = format!("{}.service", units.name);
+    let timer = format!("{}.timer", units.name);
+    let files = [
+        (service.as_str(), units.service.as_str()),
+        (&timer, &units.timer),
+    ];
+    install_units(
+        commands,
+        systemd_dir,
+        &files,
+        &timer,
+        OnChange::EnableAndRestart,
+    )
 }
 
 /// Stops the timer and removes its units.
@@ -87,10 +88,6 @@ pub fn remove(
         let _ = std::fs::remove_file(systemd_dir.join(format!("{name}.{suffix}")));
     }
     Ok(())
-}
-
-fn systemctl(commands: &dyn Commands, args: &[&str]) -> Result<(), HostError> {
-    run_ok(commands, &Cmd::new("systemctl", args)).map(drop)
 }
 
 #[cfg(test)]

@@ -4,9 +4,8 @@
 
 use std::path::Path;
 
-use crate::host::packages::run_ok;
-use crate::host::{Cmd, Commands, HostError, HostPaths};
-use fs_state::write_if_changed;
+use crate::host::systemd::{install_units, OnChange};
+use crate::host::{Commands, HostError, HostPaths};
 use ghr_types::template;
 
 pub const BOOT_UNIT: &str = "github-runner-firewall.service";
@@ -27,13 +26,14 @@ pub fn render_boot_unit(ruleset: &Path) -> String {
 /// the charm loads the table itself). Returns whether it changed.
 pub fn install_boot_unit(commands: &dyn Commands, paths: &HostPaths) -> Result<bool, HostError> {
     let unit = render_boot_unit(&paths.host_view(&paths.firewall_record()));
-    let path = paths.systemd_dir().join(BOOT_UNIT);
-    if !write_if_changed(&path, unit.as_bytes(), 0o644)? {
-        return Ok(false);
-    }
-    run_ok(commands, &Cmd::new("systemctl", &["daemon-reload"]))?;
-    run_ok(commands, &Cmd::new("systemctl", &["enable", BOOT_UNIT]))?;
-    Ok(true)
+    let files = [(BOOT_UNIT, unit.as_str())];
+    install_units(
+        commands,
+        &paths.systemd_dir(),
+        &files,
+        BOOT_UNIT,
+        OnChange::Enable,
+    )
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ impl LoadRecord {
             let dir = path.parent().unwrap_or(path);
             ensure_private_dir(dir)
                 .and_then(|()| write_atomic(path, text.as_bytes(), 0o600))
-                .map_err(|e| FirewallError::Record(e.to_string()))?;
+                .map_err(FirewallError::Record)?;
         }
         Ok(())
     }

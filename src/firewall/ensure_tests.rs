@@ -186,3 +186,22 @@ fn a_widened_state_dir_is_narrowed_on_load() {
         & 0o777;
     assert_eq!(mode, 0o700);
 }
+
+/// The table loaded but its record could not be written (the state dir is a file): the
+/// file error, naming the path, stays the source.
+#[test]
+fn a_failed_record_keeps_the_file_error_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let record = LoadRecord {
+        ruleset: not_a_dir.join("ruleset"),
+        listing: not_a_dir.join("listing"),
+    };
+    let kernel = Kernel::default();
+    let err = ensure(&Nft::new(&kernel), &spec(&[]), &record).unwrap_err();
+    assert!(matches!(err, FirewallError::Record(_)), "{err}");
+    let source = std::error::Error::source(&err).expect("the file error under it");
+    let file = source.downcast_ref::<fs_state::FileError>().unwrap();
+    assert!(file.path.starts_with(&not_a_dir), "{file}");
+}

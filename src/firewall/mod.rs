@@ -62,5 +62,5 @@ pub enum FirewallError {
     /// The record of a load (the ruleset the boot unit loads, the listing later checks
     /// compare with) could not be written; the table itself was loaded.
     #[error("could not keep the loaded ruleset: {0}")]
-    Record(String),
+    Record(#[source] fs_state::FileError),
 }

@@ -210,7 +210,7 @@ impl Commands for SystemCommands {
 /// when the program reads everything or its end of the pipe closes (it exited or was
 /// killed); a program that exits without reading its input is answered by its exit
 /// status, not by the write error.
-fn feed(mut pipe: std::process::ChildStdin, input: Vec<u8>) {
+pub(crate) fn feed(mut pipe: std::process::ChildStdin, input: Vec<u8>) {
     std::thread::spawn(move || {
         let _ = pipe.write_all(&input);
     });

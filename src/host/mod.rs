@@ -10,6 +10,7 @@ pub mod packages;
 pub mod policy_state;
 pub mod runner_env;
 pub mod subid;
+pub mod systemd;
 pub mod units;
 
 use std::path::{Path, PathBuf};

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use ghr_types::template;
 use rand::RngCore;
 
-use super::packages::run_ok;
 use super::runner_env::RenderError;
+use super::systemd::{install_units, systemctl, OnChange};
 use super::{Cmd, Commands, HostError, HostPaths};
 use crate::config::Token;
 use fs_state::{ensure_private_dir, write_if_changed};
@@ -132,20 +132,21 @@ pub fn install_policy_service(
         render_policy_env(secrets)?.as_bytes(),
         0o600,
     )?;
-    let unit_path = paths.systemd_dir().join(POLICY_UNIT);
-    let unit_changed = write_if_changed(&unit_path, render_policy_unit(unit).as_bytes(), 0o644)?;
-    let systemctl = |args: &[&str]| run_ok(commands, &Cmd::new("systemctl", args));
     if legacy_policy_state(paths) {
         // A service still running as root could rewrite the token file meanwhile.
-        systemctl(&["stop", POLICY_UNIT])?;
+        systemctl(commands, &["stop", POLICY_UNIT])?;
         migrate_policy_state(paths)?;
     }
-    if unit_changed {
-        systemctl(&["daemon-reload"])?;
-        systemctl(&["enable", POLICY_UNIT])?;
-    }
+    let rendered = render_policy_unit(unit);
+    let unit_changed = install_units(
+        commands,
+        &paths.systemd_dir(),
+        &[(POLICY_UNIT, &rendered)],
+        POLICY_UNIT,
+        OnChange::Enable,
+    )?;
     if unit_changed || env_changed || binary_changed {
-        systemctl(&["restart", POLICY_UNIT])?;
+        systemctl(commands, &["restart", POLICY_UNIT])?;
         return Ok(true);
     }
     Ok(false)
@@ -163,8 +164,7 @@ pub fn policy_service_active(commands: &dyn Commands) -> Result<bool, HostError>
 
 /// Restarts the policy service, e.g. after a failed health check.
 pub fn restart_policy_service(commands: &dyn Commands) -> Result<(), HostError> {
-    run_ok(commands, &Cmd::new("systemctl", &["restart", POLICY_UNIT]))?;
-    Ok(())
+    systemctl(commands, &["restart", POLICY_UNIT])
 }
 
 pub use super::policy_state::{install_policy_binary, legacy_policy_state, migrate_policy_state};

@@ -1,11 +1,11 @@
 //! The real hook tools: each call runs the tool Juju put on PATH.
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
 use super::{HookToolError, HookTools, LogLevel, Status, ToolResult};
+use crate::host::commands::feed;
 
 /// Runs hook tools found on PATH, as Juju provides them in a hook or action.
 #[derive(Clone, Debug, Default)]
@@ -23,12 +23,10 @@ fn run(tool: &str, args: &[&str], stdin: Option<&[u8]>) -> ToolResult<Vec<u8>> {
         tool: tool.into(),
         source,
     })?;
-    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(input)
-            .map_err(|source| HookToolError::Spawn {
-                tool: tool.into(),
-                source,
-            })?;
+    // Written on its own thread while we read its output: a tool that writes before
+    // it reads (or never reads) must not hold the hook on a full pipe.
+    if let (Some(input), Some(pipe)) = (stdin, child.stdin.take()) {
+        feed(pipe, input.to_vec());
     }
     let out = child
         .wait_with_output()
@@ -117,5 +115,48 @@ impl HookTools for Cli {
     }
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
         run("application-version-set", &[version], None).map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    /// A stand-in tool that fills its stdout (more than a pipe holds) and exits without
+    /// ever reading its stdin.
+    fn deaf_tool(dir: &std::path::Path) -> String {
+        let path = dir.join("state-set");
+        std::fs::write(
+            &path,
+            "#!/bin/sh
+head -c 1000000 /dev/zero
+exit 0
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path.display().to_string()
+    }
+
+    /// Its input, far more than a pipe holds, is written while its output is read: the
+    /// call returns the tool's answer instead of waiting on a full pipe (or failing on
+    /// the pipe it closed).
+    #[test]
+    fn a_tool_that_never_reads_its_input_does_not_block_the_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let tool = deaf_tool(dir.path());
+        let input = vec![b'x'; 1 << 20];
+        let (done, result) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(run(&tool, &["--file", "-"], Some(&input)).map(|out| out.len()));
+        });
+        // A deadline only to turn a hang into a failure, not a speed check.
+        let out = result
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the call returned");
+        assert_eq!(out.unwrap(), 1_000_000);
     }
 }

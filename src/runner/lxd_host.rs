@@ -1,7 +1,8 @@
 //! The LXD side of a runner: [`LxdRunnerHost`] implements the engine's [`RunnerHost`]:
 //! launch a single-use instance, wait until it is up, put the runner in and start it.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
@@ -12,9 +13,10 @@ use super::journal::Journal;
 use super::layout::InstanceLayout;
 use super::units::{self, Aproxy};
 use crate::runner::{RunnerName, RunnerPrefix};
+use ghr_types::clock::Clock;
 use lxd_client::poll::{retry_until, Backoff};
 use lxd_client::types::ImageSource;
-use lxd_client::{Bytes, ExecSpec, FilePush, LxdClient, LxdError, Profile};
+use lxd_client::{Bytes, ExecSpec, FilePush, Instance, LxdClient, LxdError, Profile};
 use reconcile::plan::ObservedInstance;
 use reconcile::ports::{Credential, PortError, PortResult, RunnerHost};
 
@@ -47,6 +49,8 @@ pub struct LxdRunnerHost {
     pub ready_timeout: Duration,
     /// Where a marker file per instance being made is kept (see [`Journal`]).
     pub journal: Journal,
+    /// What instance ages are measured by.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// One creation at a time of containers with an isolated id map. LXD (5.0 measured)
@@ -210,14 +214,26 @@ pub async fn ensure_profiles(client: &LxdClient, profiles: &[Profile]) -> PortRe
     Ok(())
 }
 
-/// The instances `prefix` owns, with their age.
+/// The instances `prefix` owns, with their age by `clock` (the grace and idle-age
+/// decisions are taken in its time).
 pub async fn list_own(
     client: &LxdClient,
     prefix: &RunnerPrefix,
+    clock: &dyn Clock,
 ) -> PortResult<Vec<ObservedInstance>> {
-    let now = Utc::now();
     let instances = client.list_instances(false).await.map_err(lxd_error)?;
-    Ok(instances
+    Ok(own_instances(instances, prefix, clock.wall()))
+}
+
+/// The instances `prefix` owns among `instances`, with their age at `now`; one whose
+/// creation time is unreadable (or in the future) counts as just made.
+fn own_instances(
+    instances: Vec<Instance>,
+    prefix: &RunnerPrefix,
+    now: SystemTime,
+) -> Vec<ObservedInstance> {
+    let now = DateTime::<Utc>::from(now);
+    instances
         .into_iter()
         .filter(|i| prefix.owns(&i.name))
         .map(|i| {
@@ -232,7 +248,7 @@ pub async fn list_own(
                 name: RunnerName::new(i.name),
             }
         })
-        .collect())
+        .collect()
 }
 
 impl LxdRunnerHost {
@@ -254,7 +270,7 @@ impl LxdRunnerHost {
 
 impl RunnerHost for LxdRunnerHost {
     async fn list(&self) -> PortResult<Vec<ObservedInstance>> {
-        let mut instances = list_own(&self.client, &self.prefix).await?;
+        let mut instances = list_own(&self.client, &self.prefix, self.clock.as_ref()).await?;
         self.journal.settle(&mut instances);
         Ok(instances)
     }
@@ -355,5 +371,38 @@ mod tests {
             assert_eq!(e.kind, PortErrorKind::Transient, "{e}");
             assert!(e.message().starts_with("LXD: "), "{e}");
         }
+    }
+
+    /// Ages are measured by the clock handed in, not the machine's: an instance made
+    /// 100 s before the clock's time is 100 s old, and ages as the clock moves.
+    #[test]
+    fn ages_come_from_the_clock() {
+        use ghr_types::clock::ManualClock;
+        let clock = ManualClock::at(1_700_000_000);
+        let prefix = RunnerPrefix::from_unit("app/0");
+        let mine = prefix.new_name();
+        let instance = |name: &str, created_at: &str| -> Instance {
+            serde_json::from_value(serde_json::json!({
+                "name": name, "status": "Running", "created_at": created_at,
+            }))
+            .unwrap()
+        };
+        // 1_700_000_000 is 2023-11-14T22:13:20Z.
+        let listed = || {
+            vec![
+                instance(mine.as_str(), "2023-11-14T22:11:40Z"),
+                instance("someone-else", "2023-11-14T22:11:40Z"),
+            ]
+        };
+        let seen = own_instances(listed(), &prefix, clock.wall());
+        assert_eq!(seen.len(), 1);
+        assert_eq!(
+            (seen[0].name.as_str(), seen[0].age_secs),
+            (mine.as_str(), 100)
+        );
+        assert!(seen[0].running);
+        clock.sleep(Duration::from_secs(600));
+        let seen = own_instances(listed(), &prefix, clock.wall());
+        assert_eq!(seen[0].age_secs, 700);
     }
 }

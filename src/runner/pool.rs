@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use crate::config::ByteSize;
-use crate::host::{Cmd, Commands};
+use crate::host::{Cmd, CommandError, Commands};
 use lxd_client::types::StoragePool;
 use lxd_client::LxdClient;
 
@@ -75,9 +75,15 @@ pub fn pool_size(disk: ByteSize, runners: u32) -> ByteSize {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PoolError {
-    /// mount/umount failed; the message is theirs.
-    #[error("storage pool tmpfs at {dir}: {message}")]
-    Mount { dir: String, message: String },
+    /// mount/umount could not run, or was killed at its timeout.
+    #[error("storage pool tmpfs at {dir}: {source}")]
+    Mount { dir: String, source: CommandError },
+    /// mount/umount ran and refused; the message is what it printed.
+    #[error("storage pool tmpfs at {dir}: {stderr}")]
+    Refused { dir: String, stderr: String },
+    /// The pool's directory could not be created or measured.
+    #[error("storage pool tmpfs at {dir}: {source}")]
+    Dir { dir: String, source: std::io::Error },
     #[error("storage pool {name}: {source}")]
     Lxd {
         name: String,
@@ -86,17 +92,23 @@ pub enum PoolError {
 }
 
 fn run(commands: &dyn Commands, args: &[&str], dir: &Path) -> Result<(), PoolError> {
-    let failed = |message: String| PoolError::Mount {
-        dir: dir.display().to_string(),
-        message,
+    let dir = dir.display().to_string();
+    let out = match commands.run(&Cmd::new(args[0], &args[1..])) {
+        Ok(out) => out,
+        Err(source) => return Err(PoolError::Mount { dir, source }),
     };
-    let out = commands
-        .run(&Cmd::new(args[0], &args[1..]))
-        .map_err(|e| failed(e.to_string()))?;
     if out.success() {
         Ok(())
     } else {
-        Err(failed(out.stderr.trim().to_string()))
+        let stderr = out.stderr.trim().to_string();
+        Err(PoolError::Refused { dir, stderr })
+    }
+}
+
+fn dir_error(dir: &Path) -> impl FnOnce(std::io::Error) -> PoolError + '_ {
+    move |source| PoolError::Dir {
+        dir: dir.display().to_string(),
+        source,
     }
 }
 
@@ -118,10 +130,7 @@ pub async fn ensure(
     dir: &Path,
     size: ByteSize,
 ) -> Result<(), PoolError> {
-    std::fs::create_dir_all(dir).map_err(|e| PoolError::Mount {
-        dir: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    std::fs::create_dir_all(dir).map_err(dir_error(dir))?;
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
     let size_opt = format!("size={}k", size.0 >> 10);
     let d = dir.to_string_lossy();
@@ -172,10 +181,8 @@ pub fn shrink(commands: &dyn Commands, dir: &Path, size: ByteSize) -> Result<boo
     if mount_step(&mounts, dir, size) != MountStep::Shrink {
         return Ok(false);
     }
-    let stat = nix::sys::statvfs::statvfs(dir).map_err(|e| PoolError::Mount {
-        dir: dir.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let stat =
+        nix::sys::statvfs::statvfs(dir).map_err(|e| dir_error(dir)(std::io::Error::from(e)))?;
     let used = (stat.blocks() - stat.blocks_free()) as u64 * stat.fragment_size() as u64;
     if !can_shrink(used, size) {
         log::info!(
@@ -226,5 +233,25 @@ mod tests {
     fn pool_holds_every_runner_disk() {
         assert_eq!(pool_size(ByteSize(10 << 30), 3), ByteSize(30 << 30));
         assert_eq!(pool_size(ByteSize(100 << 20), 0), ByteSize(1 << 30));
+    }
+
+    /// `mount` could not be started: its error stays the source, not only its words.
+    #[test]
+    fn a_mount_that_cannot_run_keeps_its_error() {
+        use crate::host::CmdOutput;
+        struct NoMount;
+        impl Commands for NoMount {
+            fn run(&self, cmd: &Cmd) -> Result<CmdOutput, CommandError> {
+                Err(CommandError {
+                    program: cmd.program.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })
+            }
+        }
+        let dir = Path::new("/var/lib/github-runner/pool");
+        let err = resize(&NoMount, dir, ByteSize(1 << 30)).unwrap_err();
+        let source = std::error::Error::source(&err).expect("the command error under it");
+        let command = source.downcast_ref::<CommandError>().unwrap();
+        assert_eq!(command.program, "mount");
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::files::InstanceFile;
 use crate::runner::aproxy_nat::{render_nat, NatSpec, DEFAULT_LISTEN_PORT};
 use ghr_types::proxy::ProxyConfig;
-use ghr_types::template;
+use ghr_types::{template, Secret};
 
 pub const RUNNER_UNIT: &str = "github-runner.service";
 pub const APROXY_UNIT: &str = "github-runner-aproxy.service";
@@ -25,14 +25,21 @@ const APROXY_TEMPLATE: &str = include_str!("../../templates/github-runner-aproxy
 #[derive(Clone)]
 pub struct Aproxy {
     pub binary: Arc<Vec<u8>>,
-    /// `http://[user:pass@]host:port`; may hold credentials.
-    pub upstream: String,
+    /// `http://[user:pass@]host:port`; may hold credentials, so it is said only in the
+    /// root-only `aproxy.env` ([`unit_files`]).
+    pub upstream: Secret,
+    /// The proxy's address when the URL names one (see [`NatSpec::proxy_addresses`]).
+    proxy_address: Option<Ipv4Addr>,
 }
 
 impl std::fmt::Debug for Aproxy {
-    // The upstream URL may hold proxy credentials.
+    // Not derived: the binary is megabytes.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Aproxy({} byte binary)", self.binary.len())
+        f.debug_struct("Aproxy")
+            .field("binary", &format_args!("{} bytes", self.binary.len()))
+            .field("upstream", &self.upstream)
+            .field("proxy_address", &self.proxy_address)
+            .finish()
     }
 }
 
@@ -71,18 +78,18 @@ impl Aproxy {
         let binary = binary().map_err(AproxyError::Binary)?;
         Ok(Some(Aproxy {
             binary: Arc::new(binary),
-            upstream,
+            proxy_address: proxy_address(&upstream),
+            upstream: Secret::new(upstream),
         }))
     }
+}
 
-    /// The proxy's address when the URL names one: belt and braces beside the
-    /// `nobody` exception, for a proxy reached by address.
-    fn proxy_address(&self) -> Option<Ipv4Addr> {
-        let url = url::Url::parse(&self.upstream).ok()?;
-        match url.host()? {
-            url::Host::Ipv4(ip) => Some(ip),
-            _ => None,
-        }
+/// The proxy's address when the URL names one: belt and braces beside the `nobody`
+/// exception, for a proxy reached by address.
+fn proxy_address(upstream: &str) -> Option<Ipv4Addr> {
+    match url::Url::parse(upstream).ok()?.host()? {
+        url::Host::Ipv4(ip) => Some(ip),
+        _ => None,
     }
 }
 
@@ -121,16 +128,17 @@ pub fn unit_files(aproxy: Option<&Aproxy>) -> Vec<InstanceFile> {
             0o644,
         ));
         out.push(file(APROXY_BINARY.into(), a.binary.as_ref().clone(), 0o755));
-        let mut nat = NatSpec::new(a.proxy_address().into_iter().collect());
+        let mut nat = NatSpec::new(a.proxy_address.into_iter().collect());
         nat.aproxy_uid = Some(NOBODY_UID);
         out.push(file(
             format!("{APROXY_DIR}/aproxy.nft"),
             render_nat(&nat).into_bytes(),
             0o644,
         ));
+        // The one place the URL is said: a root-only file.
         out.push(file(
             format!("{APROXY_DIR}/aproxy.env"),
-            format!("APROXY_UPSTREAM={}\n", a.upstream).into_bytes(),
+            format!("APROXY_UPSTREAM={}\n", a.upstream.expose()).into_bytes(),
             0o600,
         ));
     }
@@ -194,10 +202,17 @@ mod tests {
         assert!(nft.contains("10.1.2.3"));
         assert!(text(APROXY_UNIT).contains("--listen 0.0.0.0:54969"));
         assert_eq!(find(&files, "/usr/local/bin/aproxy").mode, 0o755);
+        for f in files.iter().filter(|f| !f.path.ends_with("aproxy.env")) {
+            let text = String::from_utf8_lossy(&f.content);
+            assert!(!text.contains("pw"), "credentials in {}", f.path);
+        }
+        let shown = format!("{a:?}");
         assert!(
-            !format!("{a:?}").contains("pw"),
-            "credentials stay out of Debug"
+            !shown.contains("pw"),
+            "credentials stay out of Debug: {shown}"
         );
+        assert!(shown.contains("upstream: Secret(<redacted>)"), "{shown}");
+        assert!(shown.contains("proxy_address: Some(10.1.2.3)"), "{shown}");
         assert_eq!(
             start_units(true),
             "github-runner-aproxy.service github-runner.service"
@@ -221,8 +236,8 @@ mod tests {
         let a = Aproxy::from_config(true, &https_only, || Ok(vec![]))
             .unwrap()
             .unwrap();
-        assert_eq!(a.upstream, "http://p:3129");
-        assert!(a.proxy_address().is_none(), "a name is not an address");
+        assert_eq!(a.upstream.expose(), "http://p:3129");
+        assert!(a.proxy_address.is_none(), "a name is not an address");
         assert!(matches!(
             Aproxy::from_config(true, &proxy("http://p:1\nX=1"), || Ok(vec![])),
             Err(AproxyError::UnsafeProxyUrl)
