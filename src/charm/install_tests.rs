@@ -131,7 +131,8 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
         "LXD made, then its default profile hardened; no proxy to set"
     );
     let unit = fs::read_to_string(h.paths.systemd_dir().join("github-runner-policy.service"));
-    assert!(unit.unwrap().contains("--bind 10.5.6.1:8080 "));
+    let bind = format!("--bind 10.5.6.1:{} ", policy_service::POLICY_PORT);
+    assert!(unit.unwrap().contains(&bind));
     assert!(juju.reboots.borrow().is_empty());
     let _ = h.dir;
 }

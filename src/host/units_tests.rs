@@ -38,8 +38,12 @@ fn unit_matches_golden_file() {
 fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
     let text = render_policy_unit(&unit(&HostPaths::new("/")));
     let lines: Vec<&str> = text.lines().collect();
+    let exec_start = format!(
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.1.2.1:{port} --charm-bind 127.0.0.1:{port}",
+        port = policy_service::POLICY_PORT
+    );
     for line in [
-        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.1.2.1:8080 --charm-bind 127.0.0.1:8080",
+        exec_start.as_str(),
         "EnvironmentFile=/var/lib/github-runner/policy-server.env",
         "DynamicUser=yes",
         "StateDirectory=github-runner-policy",
