@@ -102,7 +102,7 @@ fn config_changed_keeps_path_and_token_fingerprint_and_notices_both_changing() {
     let restarted = unit
         .h
         .calls_of("systemctl")
-        .any(|c| c.args == ["restart", "github-runner-policy.service"]);
+        .any(|c| c.args == ["restart", unit.policy_unit().as_str()]);
     assert!(restarted, "the policy service gets the new token");
     let second = unit.h.state();
     assert_eq!(text(&second, "previous-path"), "acme");

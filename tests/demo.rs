@@ -50,7 +50,7 @@ fn script_installed_host(unit: &Unit) {
 /// Starts the policy service as its systemd unit would: the command line from the unit
 /// the charm wrote, the environment from the charm's 0600 file.
 fn start_policy_service(unit: &Unit) -> Process {
-    let state = unit.root().join("var/lib/github-runner");
+    let state = unit.state();
     let env_text = std::fs::read_to_string(state.join("policy-server.env"))
         .expect("install wrote the env file");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_github-runner"));

@@ -252,7 +252,7 @@ fn a_second_reconcile_waits_for_the_first() {
     sim.fault(
         json!({"route": "GET /repos/:owner/:repo/actions/runners", "count": 1, "latency_ms": 1500}),
     );
-    let lock_file = unit.root().join("var/lib/github-runner/reconcile.lock");
+    let lock_file = unit.state().join("reconcile.lock");
     let mut first = unit.h.spawn("reconcile-runners");
     poll(SETTLE, "the first reconcile holding the lock", || {
         let file = std::fs::File::open(&lock_file).ok()?;
@@ -287,7 +287,7 @@ fn a_full_storage_pool_fails_cleanly() {
     let unit = lab.converged(REPO, "ghr-full", 0);
 
     // Leave a few MiB free in the pool's tmpfs: less than one container needs.
-    let pool = unit.root().join("var/lib/github-runner/pool");
+    let pool = unit.state().join("pool");
     let filler = pool.join("filler");
     let stat = nix::sys::statvfs::statvfs(&pool).unwrap();
     let free = stat.blocks_available() as u64 * stat.fragment_size() as u64;

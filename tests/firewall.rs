@@ -22,6 +22,7 @@ fn spec(table: &TableName, bridge: &str, host: Ipv4Addr, denylist: &[Ipv4Net]) -
         host_address: host,
         denylist: denylist.to_vec(),
         allowed_host_tcp_ports: vec![POLICY_PORT],
+        sources: github_runner::firewall::Sources::Bridge,
     }
 }
 

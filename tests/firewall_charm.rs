@@ -21,7 +21,8 @@ use serde_json::json;
 
 const REPO: &str = "acme/widgets";
 const SETTLE: Duration = Duration::from_secs(120);
-const TABLE: &str = "github-runner";
+/// The table of unit `ghr-fwc/0`, the unit these tests drive.
+const TABLE: &str = "github-runner-ghr-fwc-0";
 
 fn host_table() -> Option<String> {
     run(&["nft", "list", "table", "inet", TABLE]).ok()
@@ -86,7 +87,7 @@ fn a_deleted_or_edited_table_is_put_back_before_runners_are_made() {
     let runner = unit.instances().remove(0);
     let exec = in_runner(&unit, &runner);
     let loaded = host_table().expect("config-changed loaded the table");
-    let state = unit.root().join("var/lib/github-runner");
+    let state = unit.state();
     assert_eq!(
         std::fs::read_to_string(state.join("firewall.listing")).unwrap(),
         loaded
@@ -164,7 +165,7 @@ fn a_deleted_or_edited_table_is_put_back_before_runners_are_made() {
 /// The boot unit's ExecStart, run in a fresh network namespace (an empty kernel table
 /// list, as at boot), loads exactly the table the charm loaded on the host.
 fn boot_unit_loads_the_same_table(root: &Path, loaded: &str) {
-    let host_record = "/var/lib/github-runner/firewall.nft";
+    let host_record = "/var/lib/github-runner/units/ghr-fwc-0/firewall.nft";
     let unit = render_boot_unit(Path::new(host_record));
     let exec_start = unit
         .lines()

@@ -14,6 +14,9 @@ use host_support::*;
 use policy_service::POLICY_PORT;
 use serde_json::json;
 
+/// The state directory of the harness's unit, `github-runner/0`.
+const UNIT_STATE: &str = "var/lib/github-runner/units/github-runner-0";
+
 #[test]
 fn a_fresh_install_runs_every_step_in_order() {
     let Some(h) = fresh_ubuntu() else { return };
@@ -32,15 +35,15 @@ fn a_fresh_install_runs_every_step_in_order() {
         "sysctl -w net.bridge.bridge-nf-call-iptables=1 net.bridge.bridge-nf-call-ip6tables=1",
         "lxd waitready --timeout 120",
         "systemctl daemon-reload",
-        "systemctl enable github-runner-policy.service",
-        "systemctl restart github-runner-policy.service",
+        "systemctl enable github-runner-policy-github-runner-0.service",
+        "systemctl restart github-runner-policy-github-runner-0.service",
         "nft list tables inet",
-        "nft list table inet github-runner",
+        "nft list table inet github-runner-github-runner-0",
         "nft -f -",
         "nft list tables inet",
-        "nft list table inet github-runner",
+        "nft list table inet github-runner-github-runner-0",
         "systemctl daemon-reload",
-        "systemctl enable github-runner-firewall.service",
+        "systemctl enable github-runner-firewall-github-runner-0.service",
     ];
     assert_eq!(host_calls(&h), want);
     let statuses: Vec<String> = h.statuses().into_iter().map(|(_, m)| m).collect();
@@ -124,7 +127,7 @@ fn a_second_install_changes_nothing() {
             "snap list lxd",
             "lxd waitready --timeout 120",
             "nft list tables inet",
-            "nft list table inet github-runner",
+            "nft list table inet github-runner-github-runner-0",
         ],
         "only reads on a second install"
     );
@@ -153,7 +156,7 @@ fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
         .collect();
     assert_eq!(
         systemctl,
-        ["systemctl restart github-runner-policy.service"]
+        ["systemctl restart github-runner-policy-github-runner-0.service"]
     );
     assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
     assert_version_sent(&h);
@@ -223,7 +226,7 @@ fn proxy_settings_reach_apt_snap_and_lxd() {
 fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
-    let state = root(&h).join("var/lib/github-runner");
+    let state = root(&h).join(UNIT_STATE);
     let env_file = state.join("policy-server.env");
     let env_text = fs::read_to_string(&env_file).unwrap();
     assert_eq!(mode(&env_file), 0o600);
@@ -240,18 +243,22 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
         "the unit's state directory holds it"
     );
 
-    let unit = fs::read_to_string(root(&h).join("etc/systemd/system/github-runner-policy.service"))
-        .unwrap();
+    let unit = fs::read_to_string(
+        root(&h).join("etc/systemd/system/github-runner-policy-github-runner-0.service"),
+    )
+    .unwrap();
     // The service runs its own copy of the charm's binary, which its dynamic user can
     // run, on the address LXD gave the bridge.
     let bridge = h.bridge_address();
     assert!(unit.contains(&format!(
-        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind {bridge}:{POLICY_PORT} --charm-bind 127.0.0.1:{POLICY_PORT}\n"
+        "ExecStart=/usr/local/lib/github-runner/github-runner-0/github-runner policy-server --bind {bridge}:{POLICY_PORT} --charm-bind 127.0.0.1:{POLICY_PORT}\n"
     )));
-    let copy = root(&h).join("usr/local/lib/github-runner/github-runner");
+    let copy = root(&h).join("usr/local/lib/github-runner/github-runner-0/github-runner");
     assert_eq!(mode(&copy), 0o755);
     assert!(fs::read(&copy).unwrap() == fs::read(h.charm_dir.join("github-runner")).unwrap());
-    assert!(unit.contains("EnvironmentFile=/var/lib/github-runner/policy-server.env\n"));
+    assert!(unit.contains(
+        "EnvironmentFile=/var/lib/github-runner/units/github-runner-0/policy-server.env\n"
+    ));
     assert!(!unit.contains(TOKEN) && !unit.contains(charm_token));
     for call in h.calls() {
         let text = format!("{:?} {:?}", call.args, call.stdin);
@@ -272,7 +279,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
         .collect();
     assert_eq!(
         systemctl,
-        ["systemctl restart github-runner-policy.service"]
+        ["systemctl restart github-runner-policy-github-runner-0.service"]
     );
     assert!(fs::read_to_string(&env_file)
         .unwrap()
@@ -283,7 +290,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
 #[test]
 fn the_state_dir_is_made_private_even_when_it_exists() {
     let Some(h) = fresh_ubuntu() else { return };
-    let state = root(&h).join("var/lib/github-runner");
+    let state = root(&h).join(UNIT_STATE);
     fs::create_dir_all(&state).unwrap();
     fs::set_permissions(&state, fs::Permissions::from_mode(0o755)).unwrap();
     let run = h.run("hooks/install");
@@ -295,7 +302,7 @@ fn the_state_dir_is_made_private_even_when_it_exists() {
 fn the_firewall_is_kept_for_the_boot_unit_which_install_enables() {
     let Some(h) = fresh_ubuntu() else { return };
     assert!(h.run("hooks/install").success());
-    let state = root(&h).join("var/lib/github-runner");
+    let state = root(&h).join(UNIT_STATE);
     // The ruleset install loaded is the one the boot unit loads, root-only.
     let loaded = h
         .calls_of("nft")
@@ -311,11 +318,11 @@ fn the_firewall_is_kept_for_the_boot_unit_which_install_enables() {
         NFT_TABLE
     );
     assert_eq!(mode(&state.join("firewall.listing")), 0o600);
-    let unit = root(&h).join("etc/systemd/system/github-runner-firewall.service");
+    let unit = root(&h).join("etc/systemd/system/github-runner-firewall-github-runner-0.service");
     assert_eq!(
         fs::read_to_string(unit).unwrap(),
         github_runner::firewall::boot::render_boot_unit(std::path::Path::new(
-            "/var/lib/github-runner/firewall.nft"
+            "/var/lib/github-runner/units/github-runner-0/firewall.nft"
         ))
     );
 }

@@ -72,7 +72,7 @@ fn the_old_paths_busy_runner_finishes_its_job_then_leaves_nothing_there() {
         .filter(|r| r["scope"]["name"] != json!(NEW))
         .collect();
     assert!(left.is_empty(), "left on {OLD}: {left:?}");
-    let draining = unit.root().join("var/lib/github-runner/draining-path");
+    let draining = unit.state().join("draining-path");
     assert!(!draining.exists(), "still leaving {OLD}");
 
     unit.configure(&sim, json!({"path": NEW, "virtual-machines": 0}));

@@ -132,6 +132,9 @@ fn curl(c: &Container, method: &str, url: &str, token: Option<&str>, json: Optio
 /// The descriptor limit the charm's unit gives the service (`LimitNOFILE=`).
 fn unit_nofile() -> u64 {
     let unit = render_policy_unit(&PolicyUnit {
+        name: "github-runner-policy-github-runner-0.service".into(),
+        port: policy_service::POLICY_PORT,
+        state_directory: "github-runner-policy-github-runner-0".into(),
         binary: "/usr/local/lib/github-runner/github-runner".into(),
         bridge_address: BRIDGE_IP.parse().unwrap(),
         env_file: "/var/lib/github-runner/policy-server.env".into(),

@@ -16,19 +16,21 @@ use serde_json::json;
 
 const REPO: &str = "acme/widgets";
 const SETTLE: Duration = Duration::from_secs(120);
-const RESTART: &str = "restart github-runner-policy.service";
-
 fn restarts(unit: &Unit) -> usize {
+    let restart = format!("restart {}", unit.policy_unit());
     unit.h
         .calls_of("systemctl")
-        .filter(|c| c.args.join(" ") == RESTART)
+        .filter(|c| c.args.join(" ") == restart)
         .count()
 }
 
 fn health_status() -> Option<u16> {
-    match ureq::get(&format!("{}/health", policy_service::local_url()))
-        .timeout(Duration::from_secs(5))
-        .call()
+    match ureq::get(&format!(
+        "{}/health",
+        policy_service::local_url(policy_service::POLICY_PORT)
+    ))
+    .timeout(Duration::from_secs(5))
+    .call()
     {
         Ok(r) => Some(r.status()),
         Err(ureq::Error::Status(code, _)) => Some(code),
@@ -77,7 +79,7 @@ fn a_killed_policy_service_is_restarted_before_the_reconcile() {
     let argv: Vec<&str> = command.iter().map(String::as_str).collect();
     unit.h.script(
         "systemctl",
-        &["restart", "github-runner-policy.service"],
+        &["restart", &unit.policy_unit()],
         Reply::ok("").spawn(&argv),
     );
     unit.h.clear_calls();

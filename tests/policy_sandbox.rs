@@ -54,6 +54,9 @@ fn missing(tools: &[&str]) -> bool {
 
 fn unit_text(binary: &Path) -> String {
     render_policy_unit(&PolicyUnit {
+        name: "github-runner-policy-github-runner-0.service".into(),
+        port: policy_service::POLICY_PORT,
+        state_directory: "github-runner-policy-github-runner-0".into(),
         binary: binary.to_path_buf(),
         bridge_address: "10.216.1.1".parse().unwrap(),
         env_file: "/var/lib/github-runner/policy-server.env".into(),

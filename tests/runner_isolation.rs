@@ -75,6 +75,7 @@ fn launch_from_layout(lxd: &Lxd, app: &str, test_mode: &str, guard: &mut Launche
         cpus: 2,
         network: std::env::var("GHR_TEST_BRIDGE").unwrap_or_else(|_| "ghrbr0".into()),
         idmap: Idmap::Shared,
+        site: github_runner::host::site::UnitSite::new(&format!("{app}/0"), 0, false),
     };
     let layout = InstanceLayout::from_config(&config, &prefix, &host);
     let name = RunnerName::new(format!("{}00000001", prefix.as_str()));

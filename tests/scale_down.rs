@@ -34,7 +34,7 @@ fn one_config_changed_to_zero_removes_runners_that_fill_more_than_the_smaller_po
     );
     unit.run("hooks/config-changed");
     unit.wait_pool(sim, 8, Duration::from_secs(300));
-    let pool = unit.root().join("var/lib/github-runner/pool");
+    let pool = unit.state().join("pool");
     let (size, used) = usage(&pool);
     assert_eq!(size, 8 << 30);
     assert!(

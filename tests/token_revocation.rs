@@ -35,7 +35,7 @@ fn check_run(token: &str, runner: &str) -> u16 {
     // The runners' routes answer on the bridge, where runners reach the service.
     let response = ureq::post(&format!(
         "{}/push/check-run",
-        policy_service::url(BRIDGE_IP)
+        policy_service::url(BRIDGE_IP, policy_service::POLICY_PORT)
     ))
     .set("Authorization", &format!("Bearer {token}"))
     .set("X-Runner-Name", runner)

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::CharmConfig;
+use crate::host::machine::{Machine, MachineError};
 use crate::host::packages::LockWait;
+use crate::host::site::UnitSite;
 use crate::host::{Clock, Commands, HostPaths, SystemClock, SystemCommands};
 use ghr_types::proxy::ProxyConfig;
 use github_client::{ClientOptions, GithubClient, GithubError};
@@ -143,22 +145,54 @@ pub struct Deps<'a> {
     /// with the runner host the engine drives on its own tasks.
     pub clock: Arc<dyn Clock>,
     pub github: &'a dyn GithubClients,
-    /// Every host file the charm reads or writes.
+    /// Every host file the charm reads or writes; the unit's own are named after it.
     pub paths: HostPaths,
+    /// The unit's place among the charm's units on this machine.
+    pub site: UnitSite,
     pub lxd: LxdClient,
     pub limits: Limits,
 }
 
 impl<'a> Deps<'a> {
-    /// The real machine, as `knobs` place it.
-    pub fn on_this_host(knobs: &Knobs, github: &'a dyn GithubClients) -> Self {
+    /// The real machine, as `knobs` place it, for `unit`, registered in the machine's
+    /// registry (its slot is taken on its first hook).
+    pub fn on_this_host(
+        knobs: &Knobs,
+        github: &'a dyn GithubClients,
+        unit: &str,
+    ) -> Result<Self, MachineError> {
+        let paths = HostPaths::for_unit(knobs.root.clone().unwrap_or_else(|| "/".into()), unit);
+        let site = Machine {
+            paths: &paths,
+            wait: Limits::from_knobs(knobs).lock_wait,
+        }
+        .register(unit)?;
+        Ok(Self::assemble(knobs, github, paths, site))
+    }
+
+    /// The real dependencies for a unit already registered.
+    fn assemble(
+        knobs: &Knobs,
+        github: &'a dyn GithubClients,
+        paths: HostPaths,
+        site: UnitSite,
+    ) -> Self {
         Deps {
             commands: &SystemCommands,
             clock: Arc::new(SystemClock),
             github,
-            paths: HostPaths::new(knobs.root.clone().unwrap_or_else(|| "/".into())),
+            paths,
+            site,
             lxd: LxdClient::new(lxd_client::socket_for(knobs.lxd_dir.clone(), Path::exists)),
             limits: Limits::from_knobs(knobs),
+        }
+    }
+
+    /// The machine's registry, as this unit reaches it.
+    pub fn machine(&self) -> Machine<'_> {
+        Machine {
+            paths: &self.paths,
+            wait: self.limits.lock_wait,
         }
     }
 }
@@ -178,6 +212,7 @@ impl<'a> Deps<'a> {
             clock,
             github,
             paths: HostPaths::new(root),
+            site: UnitSite::new("github-runner/0", 0, false),
             lxd: LxdClient::new(root.join("lxd/unix.socket")),
             limits: Limits::default(),
         }
@@ -198,11 +233,31 @@ mod tests {
         Knobs::from_lookup(|name| vars.get(name).cloned())
     }
 
+    fn unit_at(root: &str) -> (HostPaths, UnitSite) {
+        (
+            HostPaths::for_unit(root, "app/3"),
+            UnitSite::new("app/3", 1, false),
+        )
+    }
+
+    #[test]
+    fn registering_takes_a_slot_in_the_root_the_knob_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().display().to_string();
+        let k = knobs(&[("GITHUB_RUNNER_ROOT", &root)]);
+        let github = HttpGithub::default();
+        let first = Deps::on_this_host(&k, &github, "app/0").unwrap();
+        let second = Deps::on_this_host(&k, &github, "app/1").unwrap();
+        assert_eq!((first.site.slot, second.site.slot), (0, 1));
+        assert!(first.paths.machine_registry().starts_with(dir.path()));
+    }
+
     #[test]
     fn no_knob_means_the_real_host_and_the_production_waits() {
         let github = HttpGithub::default();
-        let deps = Deps::on_this_host(&knobs(&[]), &github);
-        assert_eq!(deps.paths, HostPaths::new("/"));
+        let (paths, site) = unit_at("/");
+        let deps = Deps::assemble(&knobs(&[]), &github, paths, site);
+        assert_eq!(deps.paths, HostPaths::for_unit("/", "app/3"));
         assert_eq!(deps.limits, Limits::default());
         assert_eq!(deps.limits.lock_wait, Duration::from_secs(60));
         assert_eq!(deps.limits.grace, Duration::from_secs(300));
@@ -224,8 +279,9 @@ mod tests {
         let github = HttpGithub {
             request_timeout: k.github_timeout,
         };
-        let deps = Deps::on_this_host(&k, &github);
-        assert_eq!(deps.paths, HostPaths::new("/tmp/unit-root"));
+        let (paths, site) = unit_at("/tmp/unit-root");
+        let deps = Deps::assemble(&k, &github, paths, site);
+        assert_eq!(deps.paths, HostPaths::for_unit("/tmp/unit-root", "app/3"));
         assert_eq!(deps.lxd.socket(), Path::new("/tmp/lxd-test/unix.socket"));
         assert_eq!(deps.limits.lock_wait, Duration::ZERO);
         assert_eq!(deps.limits.grace, Duration::from_secs(7));

@@ -76,7 +76,12 @@ fn handle_event(
         Event::Install => install(juju, &config, env, deps, InstallKind::Install),
         Event::ConfigChanged => config_changed(juju, config, env, deps),
         Event::Start => reconciled(runners(config)?.reconcile_current(Flush::None)),
-        Event::Stop | Event::Remove => stop(config, env, deps),
+        Event::Stop => stop(config, env, deps).map(|(outcome, _)| outcome),
+        Event::Remove => {
+            let (outcome, runners) = stop(config, env, deps)?;
+            runners.leave_machine()?;
+            Ok(outcome)
+        }
         Event::UpgradeCharm => {
             install(juju, &config, env, deps, InstallKind::Upgrade)?;
             reconciled(runners(config)?.reconcile_current(Flush::Idle))
@@ -153,7 +158,7 @@ fn config_changed(
     if token_changed {
         log::info!("token changed: flushing idle runners");
         let lxd = host_lxd(deps)?;
-        super::install::policy_service(env, &config, deps.commands, &lxd, &deps.paths, false)?;
+        super::install::policy_service(env, &config, deps, &lxd, false)?;
     }
     let flush = if token_changed {
         Flush::Idle
@@ -175,16 +180,22 @@ fn group_of(config: &CharmConfig) -> &str {
     }
 }
 
-fn stop(config: CharmConfig, env: &HookEnv, deps: &Deps) -> Result<Outcome, CharmError> {
+/// Removes the timer and every runner (and frees the unit's memory claim); `remove`
+/// then takes the rest of the unit's own away with the `Runners` returned.
+fn stop<'d>(
+    config: CharmConfig,
+    env: &HookEnv,
+    deps: &'d Deps<'d>,
+) -> Result<(Outcome, Runners<'d>), CharmError> {
     timer::remove(deps.commands, &deps.paths.systemd_dir(), &env.unit_name)
         .map_err(|e| CharmError::transient(Cause::of(e).context("reconcile timer")))?;
-    let report = Runners::new(config, env.clone(), deps)?
-        .reconcile(0, Flush::All)?
-        .report;
-    Ok(Outcome::status(
+    let runners = Runners::new(config, env.clone(), deps)?;
+    let report = runners.reconcile(0, Flush::All)?.report;
+    let outcome = Outcome::status(
         Status::Maintenance,
         format!("stopped: {} runners removed", report.removed_total()),
-    ))
+    );
+    Ok((outcome, runners))
 }
 
 /// The timer's event: keep the runner application current, reconcile, and reboot

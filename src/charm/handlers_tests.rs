@@ -71,6 +71,9 @@ const TIMER: &str = "ghr-reconcile-github-runner-0";
 impl Unit {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // The machine's memory, which a reconcile's host-capacity rule reads.
+        std::fs::create_dir_all(dir.path().join("proc")).unwrap();
+        std::fs::write(dir.path().join("proc/meminfo"), "MemTotal: 16777216 kB\n").unwrap();
         let juju = FakeJuju::default();
         *juju.config.borrow_mut() =
             Some(json!({"path": "acme/widgets", "token": "ghp_seamTestToken0123456789"}));
@@ -121,7 +124,8 @@ fn stop_runs_on_the_stand_ins_it_is_handed_and_touches_nothing_else() {
     // The timer went through the fake systemctl; the storage pool's tmpfs through the
     // fake mount, under the temporary root; LXD was asked at the socket handed in.
     let pool = deps.paths.pool_dir();
-    let size = crate::runner::pool::pool_size(config.vm_disk, config.virtual_machines);
+    // Sized for the runners wanted: none once stopped.
+    let size = crate::runner::pool::pool_size(config.vm_disk, 0);
     assert_eq!(
         unit.commands.lines(),
         [

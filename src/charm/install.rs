@@ -15,7 +15,7 @@ use crate::host::lxd_setup::{self, LxdSetup};
 use crate::host::packages::{self, Apt};
 use crate::host::runner_env::proxy_vars;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
-use crate::host::{Commands, HostError, HostPaths, OsFamily};
+use crate::host::{HostError, OsFamily};
 use crate::juju::{HookTools, Status};
 use fs_state::ensure_private_dir;
 
@@ -91,20 +91,16 @@ pub fn install(
     step("configuring LXD's proxy")?;
     lxd_setup::ensure_core_proxy(lxd, &env.proxy).map_err(failed("configuring LXD's proxy"))?;
 
+    super::migrate::take_over(deps).map_err(failed("taking over the single-unit layout"))?;
     step("installing the policy service")?;
-    policy_service(
-        env,
-        config,
-        commands,
-        lxd,
-        paths,
-        kind == InstallKind::Upgrade,
-    )?;
+    policy_service(env, config, deps, lxd, kind == InstallKind::Upgrade)?;
 
     step("applying the firewall")?;
-    apply_firewall(config, commands, lxd, paths)?;
-    boot::install_boot_unit(commands, paths)
+    apply_firewall(config, deps, lxd)?;
+    boot::install_boot_unit(commands, paths, &deps.site)
         .map_err(failed("installing the firewall's boot unit"))?;
+    super::migrate::retire_old_firewall(deps)
+        .map_err(failed("retiring the single-unit layout's firewall"))?;
 
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
         Some(now) => {
@@ -121,19 +117,19 @@ pub fn install(
 
 /// The charm's nftables table for the runners' bridge, loaded unless the kernel already
 /// holds it exactly; every reconcile that wants runners checks it again.
-fn apply_firewall(
-    config: &CharmConfig,
-    commands: &dyn Commands,
-    lxd: &dyn LxdSetup,
-    paths: &HostPaths,
-) -> Result<(), CharmError> {
+fn apply_firewall(config: &CharmConfig, deps: &Deps, lxd: &dyn LxdSetup) -> Result<(), CharmError> {
     let (bridge, address) =
         lxd_setup::runner_bridge(lxd).map_err(failed("applying the firewall"))?;
     let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Internal(e.into()))?;
-    let spec = FirewallSpec::new(bridge, address, config.denylist.clone());
-    crate::firewall::ensure(&Nft::new(commands), &spec, &LoadRecord::at(paths))
-        .map(drop)
-        .map_err(firewall_failed)
+    let spec = FirewallSpec::for_site(&deps.site, bridge, address, config.denylist.clone())
+        .map_err(|e| CharmError::Internal(e.into()))?;
+    crate::firewall::ensure(
+        &Nft::new(deps.commands),
+        &spec,
+        &LoadRecord::at(&deps.paths),
+    )
+    .map(drop)
+    .map_err(firewall_failed)
 }
 
 /// The error policy for the firewall: without it no runner may start, so the status
@@ -169,17 +165,20 @@ fn package_sets(os: OsFamily) -> (Vec<&'static str>, Vec<&'static str>) {
 pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
-    commands: &dyn Commands,
+    deps: &Deps,
     lxd: &dyn LxdSetup,
-    paths: &HostPaths,
     upgraded: bool,
 ) -> Result<bool, CharmError> {
+    let (commands, paths, site) = (deps.commands, &deps.paths, &deps.site);
     let install = || -> Result<bool, HostError> {
         let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
         let charm_token = units::ensure_charm_token(paths)?;
         // The service runs its own root-owned copy, which its dynamic user may execute.
         let binary_changed = units::install_policy_binary(paths, &env.charm_dir.join(BINARY))?;
         let unit = PolicyUnit {
+            name: site.policy_unit(),
+            port: site.policy_port(),
+            state_directory: paths.policy_state_name(),
             binary: paths.host_view(&paths.policy_binary()),
             bridge_address,
             env_file: paths.host_view(&paths.policy_env_file()),

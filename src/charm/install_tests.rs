@@ -6,7 +6,7 @@ use super::*;
 use crate::charm::deps::HttpGithub;
 use crate::host::fakes::{FakeClock, FakeCommands, FakeLxd};
 use crate::host::lxd_setup::LxdSetup;
-use crate::host::CmdOutput;
+use crate::host::{CmdOutput, HostPaths};
 use crate::juju::fakes::FakeJuju;
 use ghr_types::proxy::ProxyConfig;
 
@@ -18,9 +18,10 @@ struct Host {
     lxd: FakeLxd,
 }
 
-const NFT_TABLES: &str = "table inet github-runner\n";
+/// The stand-in unit's (`github-runner/0`) table as nft lists it.
+const NFT_TABLES: &str = "table inet github-runner-github-runner-0\n";
 const NFT_TABLE: &str =
-    "table inet github-runner {\n\tset denylist {\n\tset always-refused {\n\tchain input {\n\tchain runner-input {\n\tchain forward {\n\tchain runner-forward {\n}\n";
+    "table inet github-runner-github-runner-0 {\n\tset denylist {\n\tset always-refused {\n\tchain input {\n\tchain runner-input {\n\tchain forward {\n\tchain runner-forward {\n}\n";
 
 fn ubuntu_host(proxy: ProxyConfig) -> Host {
     let dir = tempfile::tempdir().unwrap();
@@ -130,7 +131,11 @@ fn a_fresh_ubuntu_host_is_prepared_in_order() {
         ],
         "LXD made, then its default profile hardened; no proxy to set"
     );
-    let unit = fs::read_to_string(h.paths.systemd_dir().join("github-runner-policy.service"));
+    let unit = fs::read_to_string(
+        h.paths
+            .systemd_dir()
+            .join("github-runner-policy-github-runner-0.service"),
+    );
     let bind = format!("--bind 10.5.6.1:{} ", policy_service::POLICY_PORT);
     assert!(unit.unwrap().contains(&bind));
     assert!(juju.reboots.borrow().is_empty());

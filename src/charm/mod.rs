@@ -9,6 +9,8 @@ mod drain;
 pub mod event;
 pub mod handlers;
 pub mod install;
+mod leave;
+mod migrate;
 pub mod outcome;
 pub mod policy_health;
 mod reconcile_steps;
@@ -64,8 +66,14 @@ pub fn run_hook() -> ExitCode {
     let github = deps::HttpGithub {
         request_timeout: knobs.github_timeout,
     };
-    let deps = Deps::on_this_host(&knobs, &github);
-    dispatch(&crate::juju::Cli, &env, &deps)
+    match Deps::on_this_host(&knobs, &github, &env.unit_name) {
+        Ok(deps) => dispatch(&crate::juju::Cli, &env, &deps),
+        Err(e) => {
+            let event = Event::from_dispatch_path(&env.dispatch_path);
+            let err = CharmError::transient(outcome::Cause::of(e));
+            apply_error(&crate::juju::Cli, &event, &err)
+        }
+    }
 }
 
 /// Runs the handler for `env.dispatch_path` and applies its result. Never panics on a

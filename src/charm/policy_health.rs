@@ -178,6 +178,8 @@ pub struct HealthCheck<'a> {
     pub probe: &'a dyn HealthProbe,
     pub clock: &'a dyn Clock,
     pub paths: &'a HostPaths,
+    /// The unit's policy service, as systemd names it.
+    pub unit: &'a str,
 }
 
 impl HealthCheck<'_> {
@@ -215,7 +217,7 @@ impl HealthCheck<'_> {
 
     fn look(&self) -> Seen {
         // A systemctl that cannot run says nothing about the service: /health decides.
-        let unit_active = policy_service_active(self.commands).unwrap_or_else(|e| {
+        let unit_active = policy_service_active(self.commands, self.unit).unwrap_or_else(|e| {
             log::warn!("policy service: {e}");
             true
         });
@@ -249,7 +251,7 @@ impl HealthCheck<'_> {
                 last_github_restart: Some(self.clock.unix_now()),
             });
         }
-        if let Err(e) = restart_policy_service(self.commands) {
+        if let Err(e) = restart_policy_service(self.commands, self.unit) {
             log::warn!("policy service restart failed: {e}");
             return Health::Unhealthy(format!("{why}; restart failed: {e}"));
         }
@@ -288,16 +290,19 @@ impl HealthCheck<'_> {
 /// `url` (on loopback).
 pub struct LocalCheck<'a> {
     client: PolicyClient,
+    unit: String,
     deps: &'a Deps<'a>,
 }
 
 impl<'a> LocalCheck<'a> {
     /// `/health` needs no credential; the charm token goes along when there is one.
-    pub fn new(deps: &'a Deps<'a>, url: &str) -> Self {
+    pub fn new(deps: &'a Deps<'a>) -> Self {
         let token = std::fs::read_to_string(deps.paths.charm_token()).unwrap_or_default();
         let token = crate::config::Token::new(token.trim());
+        let url = policy_service::local_url(deps.site.policy_port());
         LocalCheck {
-            client: PolicyClient::with_timeout(url, token, HEALTH_TIMEOUT),
+            client: PolicyClient::with_timeout(&url, token, HEALTH_TIMEOUT),
+            unit: deps.site.policy_unit(),
             deps,
         }
     }
@@ -308,6 +313,7 @@ impl<'a> LocalCheck<'a> {
             probe: &self.client,
             clock: self.deps.clock.as_ref(),
             paths: &self.deps.paths,
+            unit: &self.unit,
         }
     }
 }

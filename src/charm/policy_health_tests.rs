@@ -141,6 +141,7 @@ impl Setup {
             probe,
             clock: &self.clock,
             paths: &self.paths,
+            unit: "github-runner-policy.service",
         }
     }
     fn restarts(&self) -> usize {

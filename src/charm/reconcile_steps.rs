@@ -13,6 +13,7 @@ use super::policy_health::{Checked, Health, LocalCheck};
 use super::runners::{port, Paths, Reconciled, Runners, Summary};
 use super::CharmError;
 use crate::config::{ByteSize, GithubPath};
+use crate::host::machine::Admission;
 use crate::runner::app::AppCache;
 use crate::runner::layout::InstanceLayout;
 use crate::runner::lxd_host::{ensure_profiles, lxd_error, missing_image, LxdRunnerHost};
@@ -65,7 +66,7 @@ impl<'d> Runners<'d> {
         let keep = self.drain_old_path(wanted.flush)?;
         let staged = self.stage(&self.config.path, wanted, keep)?;
         let policy = (wanted.runners > 0).then(|| {
-            let check = LocalCheck::new(self.deps, &policy_service::local_url());
+            let check = LocalCheck::new(self.deps);
             let before = check.check().before_reconcile();
             (check, before)
         });
@@ -98,13 +99,13 @@ impl<'d> Runners<'d> {
         if runners > 0 && AppCache::new(self.paths().app_dir()).tarball().is_none() {
             self.update_app(true)?;
         }
-        let pool_size = pool::pool_size(self.config.vm_disk, self.config.virtual_machines);
+        let pool_size = pool::pool_size(self.config.vm_disk, runners);
         self.runtime
             .block_on(pool::ensure(
                 self.deps.commands,
                 &self.deps.lxd,
                 &self.pool_name(),
-                &self.paths().pool_dir(),
+                &self.pool_dir(),
                 pool_size,
             ))
             .map_err(|e| CharmError::transient(Cause::of(e)))?;
@@ -147,7 +148,7 @@ impl<'d> Runners<'d> {
             .map_err(port)?;
         // Only now is the room of the removed runners free; a failure leaves the pool
         // larger than wanted, which harms nothing until a later reconcile shrinks it.
-        let pool_dir = self.paths().pool_dir();
+        let pool_dir = self.pool_dir();
         if let Err(e) = pool::shrink(self.deps.commands, &pool_dir, staged.pool_size) {
             log::warn!("{e}");
         }
@@ -186,10 +187,16 @@ impl<'d> Runners<'d> {
 /// The last step: the engine's report and the policy service's health become the
 /// summary kept for `update-status` (stamped `now`, unix seconds; saving it settles any
 /// earlier problem) and the handler's result.
-pub(super) fn record(ran: Ran, paths: &Paths, now: u64) -> Result<Reconciled, CharmError> {
+pub(super) fn record(
+    ran: Ran,
+    admission: Admission,
+    paths: &Paths,
+    now: u64,
+) -> Result<Reconciled, CharmError> {
     let Ran { report, health } = ran;
-    let summary =
-        Summary::from_report(&report, now).with_policy_problem(health.and_then(|h| h.problem()));
+    let summary = Summary::from_report(&report, now)
+        .with_policy_problem(health.and_then(|h| h.problem()))
+        .with_admission(admission);
     summary.save(paths);
     Ok(Reconciled { report, summary })
 }
@@ -220,7 +227,11 @@ mod tests {
             report,
             health: Some(Health::Unhealthy("nothing answered".into())),
         };
-        let done = record(ran, &paths, 1_714_564_800).unwrap();
+        let all = Admission {
+            wanted: 3,
+            admitted: 3,
+        };
+        let done = record(ran, all, &paths, 1_714_564_800).unwrap();
         assert_eq!(done.report.idle, 2);
         let saved = Summary::load(&paths).expect("last-reconcile.json written");
         assert_eq!(saved, done.summary);

@@ -32,6 +32,7 @@ impl Runners<'_> {
             cpus: host_cpus(),
             network,
             idmap: self.idmap(),
+            site: self.deps.site.clone(),
         };
         Ok(InstanceLayout::from_config(
             &self.config,

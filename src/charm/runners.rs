@@ -12,6 +12,7 @@ pub use super::summary::Summary;
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
+use crate::host::machine::Admission;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
 use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry};
@@ -87,6 +88,16 @@ impl<'d> Runners<'d> {
         format!("{}pool", self.prefix.as_str())
     }
 
+    /// The tmpfs under the unit's storage pool: in its own directory, except for the
+    /// unit that took over the single-unit layout, whose LXD pool names the old place.
+    pub(super) fn pool_dir(&self) -> std::path::PathBuf {
+        if self.deps.site.legacy {
+            self.paths().legacy().pool_dir()
+        } else {
+            self.paths().pool_dir()
+        }
+    }
+
     /// Refreshes the runner application (at most hourly unless `force`).
     pub fn update_app(&self, force: bool) -> Result<AppUpdate, CharmError> {
         let cache = AppCache::new(self.paths().app_dir());
@@ -129,7 +140,9 @@ impl<'d> Runners<'d> {
         let (bridge, address) = self.bridge().map_err(firewall_context)?;
         let bridge = InterfaceName::new(&bridge)
             .map_err(|e| CharmError::blocked(Cause::of(e).context("firewall")))?;
-        let spec = FirewallSpec::new(bridge, address, self.config.denylist.clone());
+        let denylist = self.config.denylist.clone();
+        let spec = FirewallSpec::for_site(&self.deps.site, bridge, address, denylist)
+            .map_err(|e| CharmError::Internal(e.into()))?;
         let record = LoadRecord::at(self.paths());
         crate::firewall::ensure(&Nft::new(self.deps.commands), &spec, &record)
             .map(drop)
@@ -143,9 +156,30 @@ impl<'d> Runners<'d> {
         ensure_private_dir(&self.paths().state_dir())
             .map_err(|e| CharmError::Internal(e.into()))?;
         let _lock = self.lock()?;
+        let admission = self.admit(runners)?;
+        let runners = admission.admitted;
         let prepared = self.prepare(Wanted { runners, flush })?;
         let ran = self.engine(prepared)?;
-        record(ran, self.paths(), self.deps.clock.unix_now())
+        record(ran, admission, self.paths(), self.deps.clock.unix_now())
+    }
+
+    /// As many of `runners` as the machine's memory holds beside the other units'
+    /// claims (each runner's memory and its RAM-backed disk), claimed for this unit.
+    fn admit(&self, runners: u32) -> Result<Admission, CharmError> {
+        let (memory, disk) = (self.config.vm_memory, self.config.vm_disk);
+        let admission = self
+            .deps
+            .machine()
+            .admit(&self.env.unit_name, runners, memory, disk)
+            .map_err(|e| CharmError::transient(Cause::of(e)))?;
+        if admission.capped() {
+            log::warn!(
+                "host capacity: memory holds {} of the {} runners wanted",
+                admission.admitted,
+                admission.wanted
+            );
+        }
+        Ok(admission)
     }
 
     /// One reconcile of the configured path to `virtual-machines` runners.

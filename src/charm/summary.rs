@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::machine::Admission;
 use crate::host::HostPaths as Paths;
 use crate::juju::Status;
 use reconcile::execute::Report;
@@ -20,6 +21,9 @@ pub struct Summary {
     /// Why the policy service was unhealthy after this reconcile's check, if it was.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_problem: Option<String>,
+    /// Runners wanted and admitted, when the machine's memory admitted fewer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<(u32, u32)>,
     pub at: u64,
 }
 
@@ -33,8 +37,16 @@ impl Summary {
             failed: r.failed.iter().map(ToString::to_string).collect(),
             lost: r.waiting_for_github,
             policy_problem: None,
+            capacity: None,
             at,
         }
+    }
+    /// Says that host capacity, not the config, limits the pool.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.capacity = admission
+            .capped()
+            .then_some((admission.wanted, admission.admitted));
+        self
     }
     /// The status stays `active` when the policy service is unhealthy: the pool is kept
     /// and the pre-job checks fail closed, and it may be GitHub's fault; the message
@@ -48,6 +60,12 @@ impl Summary {
         let mut m = String::new();
         if let Some(problem) = &self.policy_problem {
             m += &format!("policy service unhealthy: {problem}; ");
+        }
+        if let Some((wanted, admitted)) = self.capacity {
+            m += &format!(
+                "host capacity: memory holds {admitted} of {wanted} runners \
+                 beside the other units' claims; "
+            );
         }
         m += &format!("{total} runners: {} idle, {} busy", self.idle, self.busy);
         if self.starting > 0 {

@@ -4,10 +4,12 @@
 
 use std::path::Path;
 
+use crate::host::site::UnitSite;
 use crate::host::systemd::{install_units, OnChange};
 use crate::host::{Commands, HostError, HostPaths};
 use ghr_types::template;
 
+/// The single-unit layout's boot unit (one per unit now: `UnitSite::firewall_unit`).
 pub const BOOT_UNIT: &str = "github-runner-firewall.service";
 /// Where Ubuntu (and Debian) install `nft`; systemd wants an absolute path this early.
 pub const NFT_BINARY: &str = "/usr/sbin/nft";
@@ -24,14 +26,19 @@ pub fn render_boot_unit(ruleset: &Path) -> String {
 
 /// Writes the unit and, when it changed, reloads systemd and enables it (not started:
 /// the charm loads the table itself). Returns whether it changed.
-pub fn install_boot_unit(commands: &dyn Commands, paths: &HostPaths) -> Result<bool, HostError> {
+pub fn install_boot_unit(
+    commands: &dyn Commands,
+    paths: &HostPaths,
+    site: &UnitSite,
+) -> Result<bool, HostError> {
     let unit = render_boot_unit(&paths.host_view(&paths.firewall_record()));
-    let files = [(BOOT_UNIT, unit.as_str())];
+    let name = site.firewall_unit();
+    let files = [(name.as_str(), unit.as_str())];
     install_units(
         commands,
         &paths.systemd_dir(),
         &files,
-        BOOT_UNIT,
+        &name,
         OnChange::Enable,
     )
 }
@@ -62,23 +69,27 @@ mod tests {
     #[test]
     fn written_and_enabled_once() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = HostPaths::new(dir.path());
+        let paths = HostPaths::for_unit(dir.path(), "runners-b/2");
+        let site = UnitSite::new("runners-b/2", 1, false);
         let c = FakeCommands::new();
-        assert!(install_boot_unit(&c, &paths).unwrap());
+        assert!(install_boot_unit(&c, &paths, &site).unwrap());
         assert_eq!(
             c.lines(),
             [
                 "systemctl daemon-reload",
-                "systemctl enable github-runner-firewall.service"
+                "systemctl enable github-runner-firewall-runners-b-2.service"
             ]
         );
-        let unit = std::fs::read_to_string(paths.systemd_dir().join(BOOT_UNIT)).unwrap();
+        let unit = std::fs::read_to_string(paths.systemd_dir().join(site.firewall_unit()));
+        let unit = unit.unwrap();
         assert!(
-            unit.contains("ExecStart=/usr/sbin/nft -f /var/lib/github-runner/firewall.nft\n"),
-            "the host's view of the record, not the test root: {unit}"
+            unit.contains(
+                "ExecStart=/usr/sbin/nft -f /var/lib/github-runner/units/runners-b-2/firewall.nft\n"
+            ),
+            "the unit's own record, as the host sees it: {unit}"
         );
         c.clear();
-        assert!(!install_boot_unit(&c, &paths).unwrap());
+        assert!(!install_boot_unit(&c, &paths, &site).unwrap());
         assert!(c.lines().is_empty());
     }
 }

@@ -5,7 +5,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 
 use super::*;
-use crate::firewall::InterfaceName;
+use crate::firewall::{InterfaceName, TableName};
 use crate::host::commands::{Cmd, CmdOutput, CommandError, Commands};
 
 const LISTING: &str = "table inet github-runner {\n\tset denylist {\n\t\ttype ipv4_addr\n\t}\n\tset always-refused {\n\t\ttype ipv4_addr\n\t}\n\tchain input {\n\t}\n\tchain runner-input {\n\t\treject\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t\tip daddr @denylist reject\n\t}\n}\n";
@@ -46,11 +46,14 @@ impl Kernel {
 }
 
 fn spec(denylist: &[&str]) -> FirewallSpec {
-    FirewallSpec::new(
-        InterfaceName::new("lxdbr0").unwrap(),
-        Ipv4Addr::new(10, 20, 30, 1),
-        denylist.iter().map(|d| d.parse().unwrap()).collect(),
-    )
+    FirewallSpec {
+        table: TableName::default(),
+        bridge: InterfaceName::new("lxdbr0").unwrap(),
+        host_address: Ipv4Addr::new(10, 20, 30, 1),
+        denylist: denylist.iter().map(|d| d.parse().unwrap()).collect(),
+        allowed_host_tcp_ports: vec![policy_service::POLICY_PORT],
+        sources: crate::firewall::Sources::Bridge,
+    }
 }
 
 const READS: [&str; 2] = ["nft list tables inet", "nft list table inet github-runner"];

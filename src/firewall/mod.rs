@@ -23,7 +23,9 @@ pub mod render;
 
 pub use apply::Nft;
 pub use ensure::{ensure, Drift, LoadRecord};
-pub use render::{render, FirewallSpec, InterfaceName, TableName, ALWAYS_REFUSED, DEFAULT_TABLE};
+pub use render::{
+    render, FirewallSpec, InterfaceName, Sources, TableName, ALWAYS_REFUSED, DEFAULT_TABLE,
+};
 
 /// Why the firewall could not be rendered, applied, checked or removed.
 #[derive(Debug, thiserror::Error)]

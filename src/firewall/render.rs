@@ -6,8 +6,9 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use super::FirewallError;
+use crate::host::site::{charm_mac_range, UnitSite};
 
-/// The table the charm owns on a real host.
+/// The single-unit layout's table (each unit has its own now: `UnitSite::table`).
 pub const DEFAULT_TABLE: &str = "github-runner";
 
 /// Destinations no runner has a use for, refused whatever `denylist` says: "this"
@@ -112,18 +113,65 @@ pub struct FirewallSpec {
     pub denylist: Vec<Ipv4Net>,
     /// TCP ports on `host_address` that runners may open (the policy service).
     pub allowed_host_tcp_ports: Vec<u16>,
+    /// Whose traffic on the bridge this table judges.
+    pub sources: Sources,
+}
+
+/// The runners a table judges. Several units' runners share the bridge, and each
+/// unit's table judges only its own, told apart by source MAC (LXD's MAC filtering
+/// keeps a runner from sending with another's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sources {
+    /// Everything that comes in on the bridge.
+    Bridge,
+    /// Runners whose MAC is in `range` (first, last); with `legacy`, also every MAC
+    /// outside `charm` (runners made before MACs were assigned, by LXD).
+    Macs {
+        range: (String, String),
+        legacy: bool,
+        charm: (String, String),
+    },
 }
 
 impl FirewallSpec {
-    /// The production shape: default table name, only the policy port open on the host.
-    pub fn new(bridge: InterfaceName, host_address: Ipv4Addr, denylist: Vec<Ipv4Net>) -> Self {
-        FirewallSpec {
-            table: TableName::default(),
+    /// The production shape for a unit: its own table, judging its own runners, with
+    /// only its policy service's port open on the host.
+    pub fn for_site(
+        site: &UnitSite,
+        bridge: InterfaceName,
+        host_address: Ipv4Addr,
+        denylist: Vec<Ipv4Net>,
+    ) -> Result<Self, FirewallError> {
+        Ok(FirewallSpec {
+            table: TableName::new(&site.table())?,
             bridge,
             host_address,
             denylist,
-            // The policy service on the bridge address: runners must reach it.
-            allowed_host_tcp_ports: vec![policy_service::POLICY_PORT],
+            allowed_host_tcp_ports: vec![site.policy_port()],
+            sources: Sources::Macs {
+                range: site.mac_range(),
+                legacy: site.legacy,
+                charm: charm_mac_range(),
+            },
+        })
+    }
+
+    /// The match that sends a packet to this table's runner chains.
+    fn selectors(&self) -> Vec<String> {
+        let bridge = format!("iifname \"{}\"", self.bridge);
+        match &self.sources {
+            Sources::Bridge => vec![bridge],
+            Sources::Macs {
+                range,
+                legacy,
+                charm,
+            } => {
+                let mut out = vec![format!("{bridge} ether saddr {}-{}", range.0, range.1)];
+                if *legacy {
+                    out.push(format!("{bridge} ether saddr != {}-{}", charm.0, charm.1));
+                }
+                out
+            }
         }
     }
 }
@@ -137,7 +185,7 @@ impl FirewallSpec {
 /// files and a reapply can be skipped by comparing text.
 pub fn render(spec: &FirewallSpec) -> String {
     let table = spec.table.as_str();
-    let bridge = spec.bridge.as_str();
+    let selectors = spec.selectors();
     let host = spec.host_address;
     let denylist = Ipv4Net::aggregate(&spec.denylist);
     let mut ports = spec.allowed_host_tcp_ports.clone();
@@ -173,7 +221,9 @@ pub fn render(spec: &FirewallSpec) -> String {
     line("");
     line("\tchain input {");
     line("\t\ttype filter hook input priority filter; policy accept;");
-    line(&format!("\t\tiifname \"{bridge}\" jump runner-input"));
+    for selector in &selectors {
+        line(&format!("\t\t{selector} jump runner-input"));
+    }
     line("\t}");
     line("");
     line(
@@ -200,7 +250,9 @@ pub fn render(spec: &FirewallSpec) -> String {
     line("");
     line("\tchain forward {");
     line("\t\ttype filter hook forward priority filter; policy accept;");
-    line(&format!("\t\tiifname \"{bridge}\" jump runner-forward"));
+    for selector in &selectors {
+        line(&format!("\t\t{selector} jump runner-forward"));
+    }
     line("\t}");
     line("");
     line("\t# Runners must not reach denylisted networks through the host.");

@@ -14,6 +14,7 @@ fn spec(denylist: &[&str], ports: &[u16]) -> FirewallSpec {
         host_address: Ipv4Addr::new(10, 20, 30, 1),
         denylist: denylist.iter().map(|s| net(s)).collect(),
         allowed_host_tcp_ports: ports.to_vec(),
+        sources: Sources::Bridge,
     }
 }
 
@@ -35,9 +36,9 @@ fn check_golden(name: &str, rendered: &str) {
     );
 }
 
-#[test]
-fn golden_production() {
-    let spec = FirewallSpec::new(
+fn production(site: &UnitSite) -> FirewallSpec {
+    FirewallSpec::for_site(
+        site,
         InterfaceName::new("lxdbr0").unwrap(),
         Ipv4Addr::new(10, 20, 30, 1),
         vec![
@@ -45,8 +46,21 @@ fn golden_production() {
             net("172.16.0.0/12"),
             net("192.168.0.0/16"),
         ],
-    );
+    )
+    .unwrap()
+}
+
+#[test]
+fn golden_production() {
+    let spec = production(&UnitSite::new("runners-b/1", 3, false));
     check_golden("production", &render(&spec));
+}
+
+/// The unit that took over the single-unit layout also judges MACs LXD gave.
+#[test]
+fn golden_production_after_the_single_unit_layout() {
+    let spec = production(&UnitSite::new("github-runner/0", 0, true));
+    check_golden("production-legacy", &render(&spec));
 }
 
 #[test]

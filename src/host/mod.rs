@@ -6,9 +6,11 @@
 pub mod commands;
 pub mod kernel;
 pub mod lxd_setup;
+pub mod machine;
 pub mod packages;
 pub mod policy_state;
 pub mod runner_env;
+pub mod site;
 pub mod subid;
 pub mod systemd;
 pub mod units;
@@ -21,24 +23,76 @@ pub use ghr_types::clock::{Clock, SystemClock};
 
 /// Where the host's files live. Production uses `/`; tests point `root` at a temporary
 /// directory (the binary takes it from `GITHUB_RUNNER_ROOT`, read at the edge by
-/// `charm::deps::Knobs`).
+/// `charm::deps::Knobs`). A unit's own files are named after its key; without one
+/// (`new`) the paths are those of the single-unit layout of earlier versions, which
+/// the migration reads.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HostPaths {
     pub root: PathBuf,
+    pub unit: Option<site::UnitKey>,
 }
 
 impl HostPaths {
+    /// The single-unit layout of earlier versions (and unit tests' default).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        HostPaths { root: root.into() }
+        HostPaths {
+            root: root.into(),
+            unit: None,
+        }
+    }
+
+    /// The paths of unit `unit` (`app/N`).
+    pub fn for_unit(root: impl Into<PathBuf>, unit: &str) -> Self {
+        HostPaths {
+            root: root.into(),
+            unit: Some(site::UnitKey::from_unit(unit)),
+        }
+    }
+
+    /// The same machine's paths of the single-unit layout.
+    pub fn legacy(&self) -> HostPaths {
+        HostPaths::new(self.root.clone())
     }
 
     fn at(&self, absolute: &str) -> PathBuf {
         self.root.join(absolute.trim_start_matches('/'))
     }
 
-    /// The charm's state on the host: charm token, policy env file, policy document.
-    pub fn state_dir(&self) -> PathBuf {
+    /// What every unit of the charm on this machine shares: the registry and its lock.
+    pub fn machine_dir(&self) -> PathBuf {
         self.at("/var/lib/github-runner")
+    }
+    pub fn machine_registry(&self) -> PathBuf {
+        self.machine_dir().join("units.json")
+    }
+    pub fn machine_lock(&self) -> PathBuf {
+        self.machine_dir().join("units.lock")
+    }
+    pub fn meminfo(&self) -> PathBuf {
+        self.at("/proc/meminfo")
+    }
+
+    /// This unit's state on the host: charm token, policy env file, the firewall's
+    /// record, the lock, the pool's mount point.
+    pub fn state_dir(&self) -> PathBuf {
+        match &self.unit {
+            Some(key) => self.machine_dir().join("units").join(key.as_str()),
+            None => self.machine_dir(),
+        }
+    }
+
+    /// Whether the single-unit layout of earlier versions is on this machine: its
+    /// charm token or its policy service's unit.
+    pub fn legacy_layout_present(&self) -> bool {
+        let old = self.legacy();
+        old.charm_token().exists() || old.systemd_dir().join(units::POLICY_UNIT).exists()
+    }
+
+    /// Whether unit `key` made that layout: its reconcile timer, named after the unit
+    /// in every version, is on this machine.
+    pub fn legacy_owner(&self, key: &site::UnitKey) -> bool {
+        let timer = format!("ghr-reconcile-{key}.timer");
+        self.systemd_dir().join(timer).exists()
     }
     pub fn systemd_dir(&self) -> PathBuf {
         self.at("/etc/systemd/system")
@@ -101,18 +155,29 @@ impl HostPaths {
     pub fn policy_env_file(&self) -> PathBuf {
         self.state_dir().join("policy-server.env")
     }
+    /// The policy service's `StateDirectory=` name: one per unit.
+    pub fn policy_state_name(&self) -> String {
+        match &self.unit {
+            Some(key) => format!("{}-{key}", units::POLICY_STATE_DIRECTORY),
+            None => units::POLICY_STATE_DIRECTORY.to_string(),
+        }
+    }
     /// The policy service's state directory (`StateDirectory=`), as systemd names it.
     pub fn policy_state_dir(&self) -> PathBuf {
-        self.at("/var/lib").join(units::POLICY_STATE_DIRECTORY)
+        self.at("/var/lib").join(self.policy_state_name())
     }
     /// Where systemd keeps that directory for the service's dynamic user.
     pub fn policy_private_state_dir(&self) -> PathBuf {
-        self.at("/var/lib/private")
-            .join(units::POLICY_STATE_DIRECTORY)
+        self.at("/var/lib/private").join(self.policy_state_name())
     }
-    /// The policy service's own copy of the charm's binary (see `policy_state`).
+    /// The policy service's own copy of the charm's binary (see `policy_state`): the
+    /// unit's own, since units of different charm revisions may share the machine.
     pub fn policy_binary(&self) -> PathBuf {
-        self.at("/usr/local/lib/github-runner/github-runner")
+        let dir = self.at("/usr/local/lib/github-runner");
+        match &self.unit {
+            Some(key) => dir.join(key.as_str()).join("github-runner"),
+            None => dir.join("github-runner"),
+        }
     }
     /// When the charm last restarted the policy service over a failing /health (the
     /// restarts that are rate-limited, see `charm::policy_health`).

@@ -14,6 +14,7 @@ use super::{Cmd, Commands, HostError, HostPaths};
 use crate::config::Token;
 use fs_state::{ensure_private_dir, write_if_changed};
 
+/// The single-unit layout's policy service (one per unit now: `site::UnitSite`).
 pub const POLICY_UNIT: &str = "github-runner-policy.service";
 const POLICY_UNIT_TEMPLATE: &str = include_str!("../../templates/github-runner-policy.service");
 
@@ -46,6 +47,12 @@ pub fn ensure_charm_token(paths: &HostPaths) -> Result<Token, HostError> {
 /// What the unit file says; no secret among it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PolicyUnit {
+    /// The unit file's name: one per charm unit.
+    pub name: String,
+    /// The port on the bridge address and on loopback: one per charm unit.
+    pub port: u16,
+    /// `StateDirectory=`: one per charm unit.
+    pub state_directory: String,
     /// The service's own copy of the charm's binary ([`install_policy_binary`]), as the
     /// host sees it.
     pub binary: PathBuf,
@@ -75,8 +82,8 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
             ("ENV_FILE", &unit.env_file.display().to_string()),
             ("BINARY", &unit.binary.display().to_string()),
             ("BRIDGE_ADDRESS", &unit.bridge_address.to_string()),
-            ("PORT", &policy_service::POLICY_PORT.to_string()),
-            ("STATE_DIRECTORY", POLICY_STATE_DIRECTORY),
+            ("PORT", &unit.port.to_string()),
+            ("STATE_DIRECTORY", &unit.state_directory),
             ("NOFILE", &POLICY_NOFILE.to_string()),
             ("TASKS", &POLICY_TASKS.to_string()),
             ("MEMORY", POLICY_MEMORY),
@@ -134,19 +141,19 @@ pub fn install_policy_service(
     )?;
     if legacy_policy_state(paths) {
         // A service still running as root could rewrite the token file meanwhile.
-        systemctl(commands, &["stop", POLICY_UNIT])?;
+        systemctl(commands, &["stop", &unit.name])?;
         migrate_policy_state(paths)?;
     }
     let rendered = render_policy_unit(unit);
     let unit_changed = install_units(
         commands,
         &paths.systemd_dir(),
-        &[(POLICY_UNIT, &rendered)],
-        POLICY_UNIT,
+        &[(&unit.name, &rendered)],
+        &unit.name,
         OnChange::Enable,
     )?;
     if unit_changed || env_changed || binary_changed {
-        systemctl(commands, &["restart", POLICY_UNIT])?;
+        systemctl(commands, &["restart", &unit.name])?;
         return Ok(true);
     }
     Ok(false)
@@ -154,17 +161,14 @@ pub fn install_policy_service(
 
 /// Whether systemd reports the policy service running (a first, cheap health check;
 /// the HTTP check belongs to the caller).
-pub fn policy_service_active(commands: &dyn Commands) -> Result<bool, HostError> {
-    let out = commands.run(&Cmd::new(
-        "systemctl",
-        &["is-active", "--quiet", POLICY_UNIT],
-    ))?;
+pub fn policy_service_active(commands: &dyn Commands, unit: &str) -> Result<bool, HostError> {
+    let out = commands.run(&Cmd::new("systemctl", &["is-active", "--quiet", unit]))?;
     Ok(out.success())
 }
 
 /// Restarts the policy service, e.g. after a failed health check.
-pub fn restart_policy_service(commands: &dyn Commands) -> Result<(), HostError> {
-    systemctl(commands, &["restart", POLICY_UNIT])
+pub fn restart_policy_service(commands: &dyn Commands, unit: &str) -> Result<(), HostError> {
+    systemctl(commands, &["restart", unit])
 }
 
 pub use super::policy_state::{install_policy_binary, legacy_policy_state, migrate_policy_state};

@@ -7,6 +7,9 @@ use crate::host::fakes::FakeCommands;
 
 fn unit(paths: &HostPaths) -> PolicyUnit {
     PolicyUnit {
+        name: POLICY_UNIT.into(),
+        port: policy_service::POLICY_PORT,
+        state_directory: paths.policy_state_name(),
         binary: paths.host_view(&paths.policy_binary()),
         bridge_address: Ipv4Addr::new(10, 1, 2, 1),
         env_file: paths.host_view(&paths.policy_env_file()),
@@ -194,15 +197,16 @@ fn health_and_restart_commands() {
         &["is-active"],
         vec![CmdOutput::failed(3, ""), CmdOutput::ok("")],
     );
-    assert!(!policy_service_active(&c).unwrap());
-    assert!(policy_service_active(&c).unwrap());
-    restart_policy_service(&c).unwrap();
+    let unit = "github-runner-policy-a-1.service";
+    assert!(!policy_service_active(&c, unit).unwrap());
+    assert!(policy_service_active(&c, unit).unwrap());
+    restart_policy_service(&c, unit).unwrap();
     assert_eq!(
         c.lines(),
         [
-            "systemctl is-active --quiet github-runner-policy.service",
-            "systemctl is-active --quiet github-runner-policy.service",
-            "systemctl restart github-runner-policy.service"
+            "systemctl is-active --quiet github-runner-policy-a-1.service",
+            "systemctl is-active --quiet github-runner-policy-a-1.service",
+            "systemctl restart github-runner-policy-a-1.service"
         ]
     );
 }

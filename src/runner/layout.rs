@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use sha2::{Digest, Sha256};
 
 use crate::config::{CharmConfig, InstanceType, TestMode};
+use crate::host::site::UnitSite;
 use crate::runner::{RunnerName, RunnerPrefix};
 use lxd_client::types::ImageSource;
 use lxd_client::{ConfigMap, InstanceSpec, Profile};
@@ -51,6 +52,8 @@ pub struct HostFacts {
     pub network: String,
     /// The id map container runners get (virtual machines have none).
     pub idmap: Idmap,
+    /// The unit's place on the machine: its runners' MACs.
+    pub site: UnitSite,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +64,8 @@ pub struct InstanceLayout {
     pub profiles: Vec<String>,
     /// Our profiles, made or brought up to date before any runner is created.
     pub own_profiles: Vec<Profile>,
+    /// Gives each runner a MAC in its unit's range.
+    pub site: UnitSite,
 }
 
 impl InstanceLayout {
@@ -78,16 +83,19 @@ impl InstanceLayout {
             source,
             profiles: own_profiles.iter().map(|p| p.name.clone()).collect(),
             own_profiles,
+            site: host.site.clone(),
         }
     }
 
     pub fn spec(&self, name: &RunnerName) -> InstanceSpec {
+        // The unit's firewall knows its runners by this MAC (MAC filtering keeps it).
+        let mac = self.site.runner_mac(name.as_str());
         InstanceSpec {
             name: name.as_str().to_string(),
             instance_type: self.instance_type,
             source: self.source.clone(),
             profiles: self.profiles.clone(),
-            config: ConfigMap::new(),
+            config: ConfigMap::from([(format!("volatile.{NIC_DEVICE}.hwaddr"), mac)]),
             devices: BTreeMap::new(),
             ephemeral: true,
         }

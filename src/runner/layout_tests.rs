@@ -14,6 +14,7 @@ fn host(cpus: usize, idmap: Idmap) -> HostFacts {
         cpus,
         network: "lxdbr0".into(),
         idmap,
+        site: crate::host::site::UnitSite::new("app/0", 2, false),
     }
 }
 
@@ -60,7 +61,11 @@ fn vm_layout_from_config() {
         [runner(&layout).name.as_str(), res.name.as_str()]
     );
     assert!(runner(&layout).name.starts_with("app-0-runner-"));
-    assert!(spec.config.is_empty() && spec.devices.is_empty());
+    assert!(spec.devices.is_empty());
+    assert_eq!(
+        spec.config.keys().collect::<Vec<_>>(),
+        ["volatile.eth0.hwaddr"]
+    );
     assert_eq!(res.config["limits.cpu"], "4");
     assert_eq!(res.config["limits.memory"], "2147483648B");
     assert_eq!(res.devices["root"]["size"], "8589934592B");
@@ -157,4 +162,14 @@ fn container_runners_get_an_isolated_idmap_where_the_host_allows() {
         .config
         .keys()
         .all(|k| !k.starts_with("security.idmap")));
+}
+
+#[test]
+fn each_runner_gets_a_mac_in_its_units_range() {
+    let l = layout(serde_json::json!({}), 8);
+    let prefix = RunnerPrefix::from_unit("app/0");
+    let (one, two) = (prefix.new_name(), prefix.new_name());
+    let mac = |name| l.spec(name).config["volatile.eth0.hwaddr"].clone();
+    assert!(mac(&one).starts_with("0a:02:"), "{}", mac(&one));
+    assert_ne!(mac(&one), mac(&two));
 }

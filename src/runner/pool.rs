@@ -173,6 +173,32 @@ pub async fn ensure(
     }
 }
 
+/// Removes the unit's pool when the unit goes: the LXD pool (none of its profiles may
+/// still name it), then the tmpfs and its mount point.
+pub async fn remove(
+    commands: &dyn Commands,
+    client: &LxdClient,
+    name: &str,
+    dir: &Path,
+) -> Result<(), PoolError> {
+    match client.delete_storage_pool(name).await {
+        Ok(()) => {}
+        Err(e) if e.is_not_found() => {}
+        Err(source) => {
+            let name = name.to_string();
+            return Err(PoolError::Lxd { name, source });
+        }
+    }
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap_or_default();
+    if tmpfs_size(&mounts, dir).is_some() {
+        run(commands, &["umount", &dir.to_string_lossy()], dir)?;
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(dir_error(dir)(e)),
+        _ => Ok(()),
+    }
+}
+
 /// Shrinks the tmpfs to `size` when it is larger and its files fit; call it after a
 /// reconcile removed the surplus runners. `Ok(false)`: nothing to do, or the space is
 /// still used (busy runners finishing their job) and a later reconcile shrinks it.

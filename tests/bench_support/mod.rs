@@ -53,7 +53,7 @@ pub fn hook_overhead(out: &mut String, runs: usize) {
     let mut h = harness::Harness::with_binary(dispatch.clone());
     h.set_config(json!({"path": REPO, "token": "ghp_benchToken"}));
     let root = tempfile::tempdir().unwrap();
-    let state = root.path().join("var/lib/github-runner");
+    let state = github_runner::host::HostPaths::for_unit(root.path(), &h.unit).state_dir();
     std::fs::create_dir_all(&state).unwrap();
     let summary = r#"{"idle":3,"busy":1,"starting":0,"failed":[],"at":0}"#;
     std::fs::write(state.join("last-reconcile.json"), summary).unwrap();

@@ -29,9 +29,10 @@ pub fn root(h: &Harness) -> PathBuf {
     h.path().join("root")
 }
 
-/// What `nft` lists once the charm's table is loaded (the chains apply checks for).
-pub const NFT_TABLES: &str = "table inet github-runner\n";
-pub const NFT_TABLE: &str = "table inet github-runner {\n\tset denylist {\n\t}\n\tset always-refused {\n\t}\n\tchain input {\n\t}\n\tchain runner-input {\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t}\n}\n";
+/// What `nft` lists once the charm's table is loaded (the chains apply checks for):
+/// the table of the harness's unit, `github-runner/0`.
+pub const NFT_TABLES: &str = "table inet github-runner-github-runner-0\n";
+pub const NFT_TABLE: &str = "table inet github-runner-github-runner-0 {\n\tset denylist {\n\t}\n\tset always-refused {\n\t}\n\tchain input {\n\t}\n\tchain runner-input {\n\t}\n\tchain forward {\n\t}\n\tchain runner-forward {\n\t}\n}\n";
 
 /// Scripts `nft` as a kernel that takes the charm's table.
 pub fn script_nft(h: &Harness) {

@@ -55,7 +55,7 @@ impl Unit {
 
     /// The instances the unit's journal says are being made, sorted.
     pub fn provisioning(&self) -> Vec<String> {
-        let markers = self.root().join("var/lib/github-runner/provisioning");
+        let markers = self.state().join("provisioning");
         let mut names: Vec<String> = std::fs::read_dir(markers)
             .into_iter()
             .flatten()

@@ -230,6 +230,18 @@ impl Lab {
     }
 }
 
+/// Unit `unit`'s state directory on a machine whose root is `root`.
+pub fn unit_state(root: &Path, unit: &str) -> std::path::PathBuf {
+    github_runner::host::HostPaths::for_unit(root, unit).state_dir()
+}
+
+/// The machine's memory as the charm reads it (`/proc/meminfo` under the root).
+pub fn write_meminfo(root: &Path, bytes: u64) {
+    std::fs::create_dir_all(root.join("proc")).unwrap();
+    let text = format!("MemTotal: {} kB\n", bytes >> 10);
+    std::fs::write(root.join("proc/meminfo"), text).unwrap();
+}
+
 /// A charm unit: the real binary under the harness, with its own file root.
 pub struct Unit {
     pub h: Harness,
@@ -244,9 +256,10 @@ impl Unit {
         h.unit = format!("{app}/{number}");
         h.shadow(&["systemctl", "juju-exec", "juju-run"]);
         let root = tempfile::tempdir().unwrap();
-        let state = root.path().join("var/lib/github-runner");
+        let state = unit_state(root.path(), &h.unit);
         std::fs::create_dir_all(&state).unwrap();
         std::fs::write(state.join("charm-token"), CHARM_TOKEN).unwrap();
+        write_meminfo(root.path(), 64 << 30);
         h.extra_env.insert("LXD_DIR".into(), lxd.dir.clone());
         h.extra_env.insert(
             "GITHUB_RUNNER_ROOT".into(),
@@ -276,6 +289,21 @@ impl Unit {
 
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// The unit's own state directory under its root.
+    pub fn state(&self) -> std::path::PathBuf {
+        unit_state(self.root.path(), &self.h.unit)
+    }
+
+    /// The unit's policy service as systemd names it (the lab's units have slot 0).
+    pub fn policy_unit(&self) -> String {
+        github_runner::host::site::UnitSite::new(&self.h.unit, 0, false).policy_unit()
+    }
+
+    /// The unit's nftables table (named after the unit).
+    pub fn table(&self) -> String {
+        github_runner::host::site::UnitSite::new(&self.h.unit, 0, false).table()
     }
 
     /// Runs an event and insists it succeeded.
@@ -356,10 +384,12 @@ impl Drop for Unit {
         let _ = self
             .lxd
             .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
-        let pool = self.root.path().join("var/lib/github-runner/pool");
+        let pool = self.state().join("pool");
         let _ = run(&["umount", &pool.display().to_string()]);
         // config-changed put the charm's firewall on the shared test bridge.
         let nft = github_runner::firewall::Nft::new(&github_runner::host::SystemCommands);
-        let _ = nft.remove(&github_runner::firewall::TableName::default());
+        if let Ok(table) = github_runner::firewall::TableName::new(&self.table()) {
+            let _ = nft.remove(&table);
+        }
     }
 }

@@ -300,6 +300,14 @@ impl LxdClient {
         self.call(req::delete_profile(name)).await.map(drop)
     }
 
+    pub async fn list_profiles(&self) -> Result<Vec<Profile>, LxdError> {
+        self.get(req::list_profiles()).await
+    }
+
+    pub async fn delete_storage_pool(&self, name: &str) -> Result<(), LxdError> {
+        self.call(req::delete_storage_pool(name)).await.map(drop)
+    }
+
     pub async fn get_storage_pool(&self, name: &str) -> Result<StoragePool, LxdError> {
         self.get(req::get_storage_pool(name)).await
     }

@@ -223,6 +223,18 @@ pub fn delete_profile(name: &str) -> Request {
     Request::new(Method::Delete, format!("/1.0/profiles/{}", segment(name)))
 }
 
+/// Every profile, in full (`recursion=1`).
+pub fn list_profiles() -> Request {
+    Request::new(Method::Get, "/1.0/profiles?recursion=1".into())
+}
+
+pub fn delete_storage_pool(name: &str) -> Request {
+    Request::new(
+        Method::Delete,
+        format!("/1.0/storage-pools/{}", segment(name)),
+    )
+}
+
 pub fn get_storage_pool(name: &str) -> Request {
     Request::new(Method::Get, format!("/1.0/storage-pools/{}", segment(name)))
 }

@@ -44,18 +44,19 @@ use ghr_types::{GithubUrl, Token};
 /// live next to it ([`token_store::TokenFile::next_to`]).
 pub const DOCUMENT_FILE: &str = "policy.json";
 
-/// The one port the service listens on: runners reach it on the bridge address, the
-/// charm on loopback; the charm's unit, firewall and runner scripts all take it from here.
+/// The first unit's port: runners reach the service on the bridge address, the charm
+/// on loopback. Each unit on a machine runs its own service, on this port plus the
+/// unit's slot (the charm's `host::site`).
 pub const POLICY_PORT: u16 = 8080;
 
 /// The service's base URL on `host` (an address or name), e.g. `http://10.1.2.1:8080`.
-pub fn url(host: impl std::fmt::Display) -> String {
-    format!("http://{host}:{POLICY_PORT}")
+pub fn url(host: impl std::fmt::Display, port: u16) -> String {
+    format!("http://{host}:{port}")
 }
 
-/// Where the charm reaches the service: its loopback listener.
-pub fn local_url() -> String {
-    url(std::net::Ipv4Addr::LOCALHOST)
+/// Where the charm reaches the service on `port`: its loopback listener.
+pub fn local_url(port: u16) -> String {
+    url(std::net::Ipv4Addr::LOCALHOST, port)
 }
 
 /// The service's listeners: runners' routes on `runners` (the bridge address), the

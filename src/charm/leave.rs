@@ -1,0 +1,95 @@
+//! What `remove` takes away once the unit's runners are gone: the unit's own policy
+//! service, table, boot unit, profiles, storage pool, state (its secrets among it) and
+//! registry entry. Nothing another unit uses: LXD, the bridge, packages, kernel settings
+//! and the other units' services, tables and pools stay.
+
+use std::path::Path;
+
+use super::outcome::Cause;
+use super::runners::Runners;
+use super::CharmError;
+use crate::firewall::{Nft, TableName};
+use crate::host::systemd::systemctl;
+use crate::host::HostError;
+use crate::runner::pool;
+
+impl Runners<'_> {
+    /// Removes everything of this unit's own on the machine; the runners must be gone.
+    pub fn leave_machine(&self) -> Result<(), CharmError> {
+        let failed = |what: &'static str| {
+            move |e: HostError| CharmError::transient(Cause::of(e).context(what))
+        };
+        self.remove_services()
+            .map_err(failed("removing the unit's services"))?;
+        self.remove_lxd_objects()?;
+        self.remove_files()
+            .map_err(failed("removing the unit's files"))?;
+        self.deps
+            .machine()
+            .unregister(&self.env.unit_name)
+            .map_err(|e| CharmError::transient(Cause::of(e)))
+    }
+
+    fn remove_services(&self) -> Result<(), HostError> {
+        let (site, systemd) = (&self.deps.site, self.paths().systemd_dir());
+        let commands = self.deps.commands;
+        for unit in [site.policy_unit(), site.firewall_unit()] {
+            if systemd.join(&unit).exists() {
+                systemctl(commands, &["disable", "--now", &unit])?;
+                remove(&systemd.join(&unit))?;
+            }
+        }
+        systemctl(commands, &["daemon-reload"])?;
+        let table = TableName::new(&site.table()).map_err(|e| HostError::Lxd(e.to_string()))?;
+        if let Err(e) = Nft::new(commands).remove(&table) {
+            log::warn!("the unit's table {table}: {e}");
+        }
+        Ok(())
+    }
+
+    /// The unit's profiles (they name its pool), then the pool and its tmpfs.
+    fn remove_lxd_objects(&self) -> Result<(), CharmError> {
+        let lxd = &self.deps.lxd;
+        let prefix = self.prefix.as_str();
+        let failed = |e: lxd_client::LxdError| CharmError::transient(Cause::of(e).context("LXD"));
+        self.runtime.block_on(async {
+            for profile in lxd.list_profiles().await.map_err(failed)? {
+                if profile.name.starts_with(prefix) {
+                    lxd.delete_profile(&profile.name).await.map_err(failed)?;
+                }
+            }
+            pool::remove(self.deps.commands, lxd, &self.pool_name(), &self.pool_dir())
+                .await
+                .map_err(|e| CharmError::transient(Cause::of(e)))
+        })
+    }
+
+    fn remove_files(&self) -> Result<(), HostError> {
+        let paths = self.paths();
+        remove_tree(&paths.state_dir())?;
+        remove_tree(&paths.policy_private_state_dir())?;
+        remove(&paths.policy_state_dir())?;
+        match paths.policy_binary().parent() {
+            Some(dir) if paths.unit.is_some() => remove_tree(dir),
+            _ => remove(&paths.policy_binary()),
+        }
+    }
+}
+
+fn remove(path: &Path) -> Result<(), HostError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(HostError::io("removing", path, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn remove_tree(path: &Path) -> Result<(), HostError> {
+    match std::fs::remove_dir_all(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(HostError::io("removing", path, e))
+        }
+        _ => Ok(()),
+    }
+}
