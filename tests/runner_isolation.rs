@@ -1,5 +1,6 @@
 //! Runner instances as the charm lays them out, on the real LXD test daemon: every NIC
-//! a runner gets is hardened, so a runner that spoofs its IPv4 address reaches nothing;
+//! a runner gets is hardened, so a runner that spoofs its IPv4 address or takes another
+//! MAC (another unit's, whose firewall would judge it by that MAC) reaches nothing;
 //! container runners each get an id map of their own where root's subordinate ids
 //! allow it (the shared map otherwise), and still run jobs.
 
@@ -23,6 +24,8 @@ const REPO: &str = "acme/widgets";
 const SETTLE: Duration = Duration::from_secs(120);
 /// An address on the test bridge that no instance is given (LXD hands out the low ones).
 const SPOOFED: &str = "10.216.1.250";
+/// A MAC in slot 5's range: another unit's runner's, as far as nftables can tell.
+const OTHER_UNITS_MAC: &str = "0a:05:12:34:56:78";
 
 fn instance(lxd: &Lxd, name: &str) -> Value {
     serde_json::from_str(
@@ -158,8 +161,50 @@ fn every_runner_nic_is_hardened_and_a_spoofed_address_reaches_nothing() {
             !hardened,
             "{name} (hardened: {hardened}) from the spoofed {SPOOFED}"
         );
+        let mac = got["config"]["volatile.eth0.hwaddr"].as_str().unwrap_or("");
+        assert!(
+            mac.starts_with("0a:00:"),
+            "{name}: the unit's MAC range: {mac}"
+        );
+        assert_eq!(
+            reaches_host_as(&lxd, &name, port, OTHER_UNITS_MAC),
+            !hardened,
+            "{name} (hardened: {hardened}) with another unit's MAC"
+        );
     }
     drop(listener);
+}
+
+/// Whether the instance, its NIC given `mac` by root inside it, still reaches the host
+/// from its own address. The host forgets the old MAC first, so an answer can only
+/// come back through a neighbour entry learnt for the new one.
+fn reaches_host_as(lxd: &Lxd, name: &str, port: u16, mac: &str) -> bool {
+    let ip = lxd
+        .lxc_output(&[
+            "exec",
+            name,
+            "--",
+            "sh",
+            "-c",
+            "ip -4 -o addr show dev eth0 scope global",
+        ])
+        .unwrap();
+    let text = String::from_utf8_lossy(&ip.stdout);
+    let own = text
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .and_then(|a| a.split('/').next())
+        .expect("the runner's address")
+        .to_string();
+    let changed = format!("ip addr del {SPOOFED}/24 dev eth0; ip link set eth0 address {mac}");
+    assert!(
+        in_instance(lxd, name, &changed),
+        "{name}: root changes its MAC"
+    );
+    let bridge = std::env::var("GHR_TEST_BRIDGE").unwrap_or_else(|_| "ghrbr0".into());
+    firewall_support::run(&["ip", "neigh", "flush", "dev", &bridge, "to", &own]).unwrap();
+    reaches_host(lxd, name, port, Some(&own))
 }
 
 /// Gives the unit's (relocated) host files root's subordinate id ranges.

@@ -147,45 +147,40 @@ pub struct Deps<'a> {
     pub github: &'a dyn GithubClients,
     /// Every host file the charm reads or writes; the unit's own are named after it.
     pub paths: HostPaths,
-    /// The unit's place among the charm's units on this machine.
-    pub site: UnitSite,
+    /// The unit (`app/N`).
+    pub unit: String,
+    /// The unit's place among the charm's units on this machine: taken from the
+    /// machine registry when first asked for ([`Deps::site`]), so that a hook refused
+    /// for bad input writes nothing.
+    site: std::sync::OnceLock<UnitSite>,
     pub lxd: LxdClient,
     pub limits: Limits,
 }
 
 impl<'a> Deps<'a> {
-    /// The real machine, as `knobs` place it, for `unit`, registered in the machine's
-    /// registry (its slot is taken on its first hook).
-    pub fn on_this_host(
-        knobs: &Knobs,
-        github: &'a dyn GithubClients,
-        unit: &str,
-    ) -> Result<Self, MachineError> {
+    /// The real machine, as `knobs` place it, for `unit`.
+    pub fn on_this_host(knobs: &Knobs, github: &'a dyn GithubClients, unit: &str) -> Self {
         let paths = HostPaths::for_unit(knobs.root.clone().unwrap_or_else(|| "/".into()), unit);
-        let site = Machine {
-            paths: &paths,
-            wait: Limits::from_knobs(knobs).lock_wait,
-        }
-        .register(unit)?;
-        Ok(Self::assemble(knobs, github, paths, site))
-    }
-
-    /// The real dependencies for a unit already registered.
-    fn assemble(
-        knobs: &Knobs,
-        github: &'a dyn GithubClients,
-        paths: HostPaths,
-        site: UnitSite,
-    ) -> Self {
         Deps {
             commands: &SystemCommands,
             clock: Arc::new(SystemClock),
             github,
             paths,
-            site,
+            unit: unit.to_string(),
+            site: std::sync::OnceLock::new(),
             lxd: LxdClient::new(lxd_client::socket_for(knobs.lxd_dir.clone(), Path::exists)),
             limits: Limits::from_knobs(knobs),
         }
+    }
+
+    /// The unit's site, registered in the machine's registry on the first call (its
+    /// slot is taken on its first hook that acts).
+    pub fn site(&self) -> Result<&UnitSite, MachineError> {
+        if let Some(site) = self.site.get() {
+            return Ok(site);
+        }
+        let site = self.machine().register(&self.unit)?;
+        Ok(self.site.get_or_init(|| site))
     }
 
     /// The machine's registry, as this unit reaches it.
@@ -212,7 +207,8 @@ impl<'a> Deps<'a> {
             clock,
             github,
             paths: HostPaths::new(root),
-            site: UnitSite::new("github-runner/0", 0, false),
+            unit: "github-runner/0".into(),
+            site: std::sync::OnceLock::from(UnitSite::new("github-runner/0", 0, false)),
             lxd: LxdClient::new(root.join("lxd/unix.socket")),
             limits: Limits::default(),
         }
@@ -233,30 +229,29 @@ mod tests {
         Knobs::from_lookup(|name| vars.get(name).cloned())
     }
 
-    fn unit_at(root: &str) -> (HostPaths, UnitSite) {
-        (
-            HostPaths::for_unit(root, "app/3"),
-            UnitSite::new("app/3", 1, false),
-        )
-    }
-
     #[test]
     fn registering_takes_a_slot_in_the_root_the_knob_names() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().display().to_string();
         let k = knobs(&[("GITHUB_RUNNER_ROOT", &root)]);
         let github = HttpGithub::default();
-        let first = Deps::on_this_host(&k, &github, "app/0").unwrap();
-        let second = Deps::on_this_host(&k, &github, "app/1").unwrap();
-        assert_eq!((first.site.slot, second.site.slot), (0, 1));
+        let first = Deps::on_this_host(&k, &github, "app/0");
+        let second = Deps::on_this_host(&k, &github, "app/1");
+        assert!(
+            !first.paths.machine_registry().exists(),
+            "nothing written before a site is asked for"
+        );
+        assert_eq!(
+            (second.site().unwrap().slot, first.site().unwrap().slot),
+            (0, 1)
+        );
         assert!(first.paths.machine_registry().starts_with(dir.path()));
     }
 
     #[test]
     fn no_knob_means_the_real_host_and_the_production_waits() {
         let github = HttpGithub::default();
-        let (paths, site) = unit_at("/");
-        let deps = Deps::assemble(&knobs(&[]), &github, paths, site);
+        let deps = Deps::on_this_host(&knobs(&[]), &github, "app/3");
         assert_eq!(deps.paths, HostPaths::for_unit("/", "app/3"));
         assert_eq!(deps.limits, Limits::default());
         assert_eq!(deps.limits.lock_wait, Duration::from_secs(60));
@@ -279,8 +274,7 @@ mod tests {
         let github = HttpGithub {
             request_timeout: k.github_timeout,
         };
-        let (paths, site) = unit_at("/tmp/unit-root");
-        let deps = Deps::assemble(&k, &github, paths, site);
+        let deps = Deps::on_this_host(&k, &github, "app/3");
         assert_eq!(deps.paths, HostPaths::for_unit("/tmp/unit-root", "app/3"));
         assert_eq!(deps.lxd.socket(), Path::new("/tmp/lxd-test/unix.socket"));
         assert_eq!(deps.limits.lock_wait, Duration::ZERO);

@@ -158,7 +158,7 @@ fn config_changed(
     if token_changed {
         log::info!("token changed: flushing idle runners");
         let lxd = host_lxd(deps)?;
-        super::install::policy_service(env, &config, deps, &lxd, false)?;
+        super::install::policy_service(env, &config, deps, &runners.site, &lxd, false)?;
     }
     let flush = if token_changed {
         Flush::Idle

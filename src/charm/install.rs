@@ -14,6 +14,7 @@ use crate::host::kernel::{self, RebootPhase};
 use crate::host::lxd_setup::{self, LxdSetup};
 use crate::host::packages::{self, Apt};
 use crate::host::runner_env::proxy_vars;
+use crate::host::site::UnitSite;
 use crate::host::units::{self, PolicySecrets, PolicyUnit};
 use crate::host::{HostError, OsFamily};
 use crate::juju::{HookTools, Status};
@@ -43,6 +44,9 @@ pub fn install(
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     let (commands, paths) = (deps.commands, &deps.paths);
+    let site = deps
+        .site()
+        .map_err(|e| CharmError::transient(Cause::of(e)))?;
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -91,15 +95,15 @@ pub fn install(
     step("configuring LXD's proxy")?;
     lxd_setup::ensure_core_proxy(lxd, &env.proxy).map_err(failed("configuring LXD's proxy"))?;
 
-    super::migrate::take_over(deps).map_err(failed("taking over the single-unit layout"))?;
+    super::migrate::take_over(deps, site).map_err(failed("taking over the single-unit layout"))?;
     step("installing the policy service")?;
-    policy_service(env, config, deps, lxd, kind == InstallKind::Upgrade)?;
+    policy_service(env, config, deps, site, lxd, kind == InstallKind::Upgrade)?;
 
     step("applying the firewall")?;
-    apply_firewall(config, deps, lxd)?;
-    boot::install_boot_unit(commands, paths, &deps.site)
+    apply_firewall(config, deps, site, lxd)?;
+    boot::install_boot_unit(commands, paths, site)
         .map_err(failed("installing the firewall's boot unit"))?;
-    super::migrate::retire_old_firewall(deps)
+    super::migrate::retire_old_firewall(deps, site)
         .map_err(failed("retiring the single-unit layout's firewall"))?;
 
     match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
@@ -117,11 +121,16 @@ pub fn install(
 
 /// The charm's nftables table for the runners' bridge, loaded unless the kernel already
 /// holds it exactly; every reconcile that wants runners checks it again.
-fn apply_firewall(config: &CharmConfig, deps: &Deps, lxd: &dyn LxdSetup) -> Result<(), CharmError> {
+fn apply_firewall(
+    config: &CharmConfig,
+    deps: &Deps,
+    site: &UnitSite,
+    lxd: &dyn LxdSetup,
+) -> Result<(), CharmError> {
     let (bridge, address) =
         lxd_setup::runner_bridge(lxd).map_err(failed("applying the firewall"))?;
     let bridge = InterfaceName::new(&bridge).map_err(|e| CharmError::Internal(e.into()))?;
-    let spec = FirewallSpec::for_site(&deps.site, bridge, address, config.denylist.clone())
+    let spec = FirewallSpec::for_site(site, bridge, address, config.denylist.clone())
         .map_err(|e| CharmError::Internal(e.into()))?;
     crate::firewall::ensure(
         &Nft::new(deps.commands),
@@ -166,10 +175,11 @@ pub fn policy_service(
     env: &HookEnv,
     config: &CharmConfig,
     deps: &Deps,
+    site: &UnitSite,
     lxd: &dyn LxdSetup,
     upgraded: bool,
 ) -> Result<bool, CharmError> {
-    let (commands, paths, site) = (deps.commands, &deps.paths, &deps.site);
+    let (commands, paths) = (deps.commands, &deps.paths);
     let install = || -> Result<bool, HostError> {
         let (_, bridge_address) = lxd_setup::runner_bridge(lxd)?;
         let charm_token = units::ensure_charm_token(paths)?;

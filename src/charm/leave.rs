@@ -31,7 +31,7 @@ impl Runners<'_> {
     }
 
     fn remove_services(&self) -> Result<(), HostError> {
-        let (site, systemd) = (&self.deps.site, self.paths().systemd_dir());
+        let (site, systemd) = (&self.site, self.paths().systemd_dir());
         let commands = self.deps.commands;
         for unit in [site.policy_unit(), site.firewall_unit()] {
             if systemd.join(&unit).exists() {

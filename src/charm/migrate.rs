@@ -12,6 +12,7 @@ use std::path::Path;
 
 use super::deps::Deps;
 use crate::firewall::{boot, Nft, TableName};
+use crate::host::site::UnitSite;
 use crate::host::systemd::systemctl;
 use crate::host::units::POLICY_UNIT;
 use crate::host::{HostError, HostPaths};
@@ -28,14 +29,14 @@ const KEPT: [&str; 7] = [
 ];
 
 /// Whether this hook should take the old layout over.
-fn due(deps: &Deps) -> bool {
-    deps.site.legacy && deps.paths.legacy_layout_present()
+fn due(deps: &Deps, site: &UnitSite) -> bool {
+    site.legacy && deps.paths.legacy_layout_present()
 }
 
 /// Stops the old policy service and moves its state and the old state files to the
 /// unit's own places. A file already in the new place wins.
-pub fn take_over(deps: &Deps) -> Result<(), HostError> {
-    if !due(deps) {
+pub fn take_over(deps: &Deps, site: &UnitSite) -> Result<(), HostError> {
+    if !due(deps, site) {
         return Ok(());
     }
     let (paths, old) = (&deps.paths, deps.paths.legacy());
@@ -63,8 +64,8 @@ pub fn take_over(deps: &Deps) -> Result<(), HostError> {
 }
 
 /// Removes the old table and its boot unit once the unit's own table is in force.
-pub fn retire_old_firewall(deps: &Deps) -> Result<(), HostError> {
-    if !due_firewall(&deps.paths) || !deps.site.legacy {
+pub fn retire_old_firewall(deps: &Deps, site: &UnitSite) -> Result<(), HostError> {
+    if !due_firewall(&deps.paths) || !site.legacy {
         return Ok(());
     }
     let old = deps.paths.legacy();

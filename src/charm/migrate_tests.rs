@@ -30,16 +30,14 @@ fn old_layout(root: &Path) {
     fs::write(tokens.join("one-time-tokens"), "digest\n").unwrap();
 }
 
-fn deps<'a>(
-    commands: &'a FakeCommands,
-    github: &'a HttpGithub,
-    root: &Path,
-    legacy: bool,
-) -> Deps<'a> {
+fn deps<'a>(commands: &'a FakeCommands, github: &'a HttpGithub, root: &Path) -> Deps<'a> {
     let mut deps = Deps::stand_in(commands, Arc::new(FakeClock::at(0)), github, root);
     deps.paths = HostPaths::for_unit(root, "github-runner/0");
-    deps.site = UnitSite::new("github-runner/0", 0, legacy);
     deps
+}
+
+fn site(legacy: bool) -> UnitSite {
+    UnitSite::new("github-runner/0", 0, legacy)
 }
 
 #[test]
@@ -50,9 +48,9 @@ fn the_owner_takes_the_old_layout_over_keeping_tokens_and_state() {
     assert!(paths.legacy_layout_present());
     assert!(paths.legacy_owner(paths.unit.as_ref().unwrap()));
     let (c, github) = (FakeCommands::new(), HttpGithub::default());
-    let deps = deps(&c, &github, dir.path(), true);
+    let (deps, site) = (deps(&c, &github, dir.path()), site(true));
 
-    take_over(&deps).unwrap();
+    take_over(&deps, &site).unwrap();
     assert_eq!(
         c.lines(),
         [
@@ -84,7 +82,7 @@ fn the_owner_takes_the_old_layout_over_keeping_tokens_and_state() {
     assert!(!paths.legacy_layout_present());
 
     c.clear();
-    retire_old_firewall(&deps).unwrap();
+    retire_old_firewall(&deps, &site).unwrap();
     assert_eq!(
         c.lines(),
         [
@@ -95,8 +93,8 @@ fn the_owner_takes_the_old_layout_over_keeping_tokens_and_state() {
     assert!(!old.firewall_record().exists());
     assert!(!old.systemd_dir().join(boot::BOOT_UNIT).exists());
     c.clear();
-    take_over(&deps).unwrap();
-    retire_old_firewall(&deps).unwrap();
+    take_over(&deps, &site).unwrap();
+    retire_old_firewall(&deps, &site).unwrap();
     assert!(
         c.lines().is_empty(),
         "a second run does nothing: {:?}",
@@ -109,9 +107,9 @@ fn another_unit_leaves_the_old_layout_alone() {
     let dir = tempfile::tempdir().unwrap();
     old_layout(dir.path());
     let (c, github) = (FakeCommands::new(), HttpGithub::default());
-    let deps = deps(&c, &github, dir.path(), false);
-    take_over(&deps).unwrap();
-    retire_old_firewall(&deps).unwrap();
+    let (deps, site) = (deps(&c, &github, dir.path()), site(false));
+    take_over(&deps, &site).unwrap();
+    retire_old_firewall(&deps, &site).unwrap();
     assert!(c.lines().is_empty());
     assert!(deps.paths.legacy_layout_present());
     let other = HostPaths::for_unit(dir.path(), "other/0");

@@ -66,14 +66,8 @@ pub fn run_hook() -> ExitCode {
     let github = deps::HttpGithub {
         request_timeout: knobs.github_timeout,
     };
-    match Deps::on_this_host(&knobs, &github, &env.unit_name) {
-        Ok(deps) => dispatch(&crate::juju::Cli, &env, &deps),
-        Err(e) => {
-            let event = Event::from_dispatch_path(&env.dispatch_path);
-            let err = CharmError::transient(outcome::Cause::of(e));
-            apply_error(&crate::juju::Cli, &event, &err)
-        }
-    }
+    let deps = Deps::on_this_host(&knobs, &github, &env.unit_name);
+    dispatch(&crate::juju::Cli, &env, &deps)
 }
 
 /// Runs the handler for `env.dispatch_path` and applies its result. Never panics on a

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::deps::Deps;
+use crate::host::site::UnitSite;
 use crate::host::units::{policy_service_active, restart_policy_service};
 use crate::host::{Clock, Commands, HostPaths};
 use policy_service::client::{ClientError, PolicyClient};
@@ -296,13 +297,13 @@ pub struct LocalCheck<'a> {
 
 impl<'a> LocalCheck<'a> {
     /// `/health` needs no credential; the charm token goes along when there is one.
-    pub fn new(deps: &'a Deps<'a>) -> Self {
+    pub fn new(deps: &'a Deps<'a>, site: &UnitSite) -> Self {
         let token = std::fs::read_to_string(deps.paths.charm_token()).unwrap_or_default();
         let token = crate::config::Token::new(token.trim());
-        let url = policy_service::local_url(deps.site.policy_port());
+        let url = policy_service::local_url(site.policy_port());
         LocalCheck {
             client: PolicyClient::with_timeout(&url, token, HEALTH_TIMEOUT),
-            unit: deps.site.policy_unit(),
+            unit: site.policy_unit(),
             deps,
         }
     }

@@ -66,7 +66,7 @@ impl<'d> Runners<'d> {
         let keep = self.drain_old_path(wanted.flush)?;
         let staged = self.stage(&self.config.path, wanted, keep)?;
         let policy = (wanted.runners > 0).then(|| {
-            let check = LocalCheck::new(self.deps);
+            let check = LocalCheck::new(self.deps, &self.site);
             let before = check.check().before_reconcile();
             (check, before)
         });

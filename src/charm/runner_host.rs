@@ -95,7 +95,7 @@ impl Runners<'_> {
     /// (proxies with its own name left out, the Docker Hub mirror).
     fn per_runner_files(&self) -> Result<PerRunnerFiles, CharmError> {
         let (_, bridge) = self.bridge()?;
-        let port = self.deps.site.policy_port();
+        let port = self.site.policy_port();
         let client = PolicyClient::new(&policy_service::local_url(port), self.charm_token()?);
         let policy_url = policy_service::url(bridge, port);
         // With aproxy the runner's traffic is proxied without it knowing.
@@ -137,7 +137,7 @@ impl Runners<'_> {
     /// Revokes a removed runner's one-time token at the policy service.
     fn revoke_token(&self) -> Result<RevokeFn, CharmError> {
         let client = PolicyClient::with_timeout(
-            &policy_service::local_url(self.deps.site.policy_port()),
+            &policy_service::local_url(self.site.policy_port()),
             self.charm_token()?,
             REVOKE_TIMEOUT,
         );

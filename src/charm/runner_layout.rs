@@ -32,7 +32,7 @@ impl Runners<'_> {
             cpus: host_cpus(),
             network,
             idmap: self.idmap(),
-            site: self.deps.site.clone(),
+            site: self.site.clone(),
         };
         Ok(InstanceLayout::from_config(
             &self.config,
@@ -47,7 +47,14 @@ impl Runners<'_> {
         if self.config.instance_type != InstanceType::Container {
             return Idmap::Shared;
         }
-        match subid::host_isolated_room(self.paths(), self.config.virtual_machines) {
+        // The isolated maps of every unit's containers come from root's one range.
+        let others = self.deps.machine().others_runners(&self.env.unit_name);
+        let others = others.unwrap_or_else(|e| {
+            log::warn!("{e}");
+            0
+        });
+        let containers = self.config.virtual_machines.saturating_add(others);
+        match subid::host_isolated_room(self.paths(), containers) {
             Ok(()) => Idmap::Isolated,
             Err(why) => {
                 log::warn!(

@@ -13,6 +13,7 @@ use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
 use crate::host::machine::Admission;
+use crate::host::site::UnitSite;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
 use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry};
@@ -49,6 +50,8 @@ pub struct Runners<'d> {
     pub env: HookEnv,
     pub deps: &'d Deps<'d>,
     pub prefix: RunnerPrefix,
+    /// The unit's place on the machine (policy port, runner MACs, table).
+    pub site: UnitSite,
     pub github: GithubClient,
     pub(super) runtime: tokio::runtime::Runtime,
 }
@@ -64,8 +67,12 @@ impl<'d> Runners<'d> {
             .enable_all()
             .build()
             .map_err(|e| CharmError::Internal(e.into()))?;
+        let site = deps
+            .site()
+            .map_err(|e| CharmError::transient(Cause::of(e)))?;
         Ok(Runners {
             prefix: RunnerPrefix::from_unit(&env.unit_name),
+            site: site.clone(),
             deps,
             github,
             config,
@@ -91,7 +98,7 @@ impl<'d> Runners<'d> {
     /// The tmpfs under the unit's storage pool: in its own directory, except for the
     /// unit that took over the single-unit layout, whose LXD pool names the old place.
     pub(super) fn pool_dir(&self) -> std::path::PathBuf {
-        if self.deps.site.legacy {
+        if self.site.legacy {
             self.paths().legacy().pool_dir()
         } else {
             self.paths().pool_dir()
@@ -141,7 +148,7 @@ impl<'d> Runners<'d> {
         let bridge = InterfaceName::new(&bridge)
             .map_err(|e| CharmError::blocked(Cause::of(e).context("firewall")))?;
         let denylist = self.config.denylist.clone();
-        let spec = FirewallSpec::for_site(&self.deps.site, bridge, address, denylist)
+        let spec = FirewallSpec::for_site(&self.site, bridge, address, denylist)
             .map_err(|e| CharmError::Internal(e.into()))?;
         let record = LoadRecord::at(self.paths());
         crate::firewall::ensure(&Nft::new(self.deps.commands), &spec, &record)

@@ -179,6 +179,17 @@ impl Machine<'_> {
         })
     }
 
+    /// The runners the other units on the machine were admitted at their last reconcile.
+    pub fn others_runners(&self, unit: &str) -> Result<u32, MachineError> {
+        self.locked(|reg| {
+            reg.units
+                .iter()
+                .filter(|(name, _)| name.as_str() != unit)
+                .map(|(_, e)| e.runners)
+                .sum()
+        })
+    }
+
     /// Admits what fits of `wanted` runners of `memory` + `disk` each (both RAM).
     pub fn admit(
         &self,

@@ -90,7 +90,9 @@ fn the_registry_file_is_shared_by_units_with_their_own_paths() {
     let g = ByteSize(GIB);
     assert_eq!(ma.admit("a/0", 2, g, g).unwrap().admitted, 2);
     assert_eq!(mb.admit("b/0", 2, g, g).unwrap().admitted, 1);
+    assert_eq!(ma.others_runners("a/0").unwrap(), 1);
     mb.unregister("b/0").unwrap();
+    assert_eq!(ma.others_runners("a/0").unwrap(), 0);
     assert_eq!(ma.admit("a/0", 3, g, g).unwrap().admitted, 3);
     let mode = std::os::unix::fs::PermissionsExt::mode(
         &std::fs::metadata(a.machine_registry())
