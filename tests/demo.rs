@@ -25,15 +25,7 @@ const JOBS: usize = 5;
 /// its pool and bridge, and changes nothing there (test-mode insecure: no hardening).
 fn script_installed_host(unit: &Unit) {
     let h = &unit.h;
-    h.shadow(&[
-        "apt-get",
-        "dpkg",
-        "dpkg-query",
-        "snap",
-        "modprobe",
-        "sysctl",
-        "lxd",
-    ]);
+    h.shadow(lab::INSTALL_PROGRAMS);
     let installed: String = [
         "nftables",
         "cpu-checker",

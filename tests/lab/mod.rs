@@ -8,9 +8,12 @@
 pub mod daemon;
 pub mod faults;
 pub mod forks;
+pub mod machine;
 mod policy;
+mod sim;
 
 pub use policy::{permissive_policy, Policy};
+pub use sim::Sim;
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -64,140 +67,6 @@ impl Drop for Process {
     }
 }
 
-/// The simulator, serving from its own namespace.
-pub struct Sim {
-    process: Process,
-    _netns: Netns,
-    pub url: String,
-    agent: ureq::Agent,
-}
-
-impl Sim {
-    pub fn start(orgs: &[&str], repos: &[&str]) -> Sim {
-        run(&["ip", "route", "replace", "unreachable", "10.216.0.0/13"]).unwrap();
-        let octet = free_octet(std::process::id() % 200 + 7);
-        let host = Ipv4Addr::new(10, 217, octet, 1);
-        let inside = Ipv4Addr::new(10, 217, octet, 2);
-        let netns = Netns::create(
-            &format!("ghrsim{octet}"),
-            &format!("ghrsim{octet}"),
-            host,
-            inside,
-        )
-        .unwrap();
-        let sim_binary = test_support::bins::path("github-sim");
-        let mut cmd = Command::new("ip");
-        cmd.args([
-            "netns",
-            "exec",
-            &netns.name,
-            sim_binary.as_os_str().to_str().expect("utf-8 path"),
-            "--listen",
-            &format!("{inside}:0"),
-        ])
-        .args([
-            "--token",
-            PAT,
-            "--offline-after",
-            "15",
-            "--lost-job-after",
-            "20",
-        ]);
-        for o in orgs {
-            cmd.args(["--org", o]);
-        }
-        for r in repos {
-            cmd.args(["--repo", r]);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let process = Process(child);
-        assert!(line.starts_with("http://"), "sim printed {line:?}");
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(10))
-            .build();
-        Sim {
-            process,
-            _netns: netns,
-            url: line.trim().to_string(),
-            agent,
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Value {
-        self.agent
-            .get(&format!("{}{path}", self.url))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap()
-    }
-
-    pub fn post(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .agent
-            .post(&format!("{}{path}", self.url))
-            .send_json(body);
-        let text = response.unwrap().into_string().unwrap();
-        // Some admin calls answer 204 with no body.
-        serde_json::from_str(&text).unwrap_or(Value::Null)
-    }
-
-    /// An admin call that answers 204 (e.g. removing a runner group).
-    pub fn delete(&self, path: &str) {
-        self.agent
-            .delete(&format!("{}{path}", self.url))
-            .call()
-            .unwrap();
-    }
-
-    /// Runners registered under names starting with `prefix`.
-    pub fn runners(&self, prefix: &str) -> Vec<Value> {
-        let all = self.get("/_sim/runners");
-        all.as_array()
-            .unwrap()
-            .iter()
-            .filter(|r| r["name"].as_str().unwrap_or("").starts_with(prefix))
-            .cloned()
-            .collect()
-    }
-
-    pub fn online_idle(&self, prefix: &str) -> usize {
-        self.runners(prefix)
-            .iter()
-            .filter(|r| r["online"] == json!(true) && r["busy"] == json!(false))
-            .count()
-    }
-
-    pub fn queue_job(&self, repository: &str, labels: &[&str], steps: &[&str]) -> u64 {
-        let job = self.post(
-            "/_sim/jobs",
-            json!({"repository": repository, "labels": labels, "event_name": "push",
-                   "event": {"ref": "refs/heads/main", "after": "0123456789abcdef0123456789abcdef01234567"},
-                   "steps": steps}),
-        );
-        job["id"].as_u64().unwrap()
-    }
-
-    pub fn job(&self, id: u64) -> Value {
-        self.get(&format!("/_sim/jobs/{id}"))
-    }
-
-    pub fn wait_job(&self, id: u64, state: &str, timeout: Duration) -> Value {
-        poll(timeout, &format!("job {id} {state}"), || {
-            let job = self.job(id);
-            (job["state"] == json!(state)).then_some(job)
-        })
-    }
-}
-
 /// What most end-to-end tests start from: the lab to themselves ([`serial`]), the test
 /// LXD daemon, the simulator serving org `acme` and `repos`, and the policy service with
 /// every rule off.
@@ -229,6 +98,33 @@ impl Lab {
         Unit::new(&self.lxd, app, 0, &self.sim, config)
     }
 }
+
+/// Container runners of 1 CPU, 1 GiB of memory and disk, from the simulator, with
+/// `overrides` on top.
+pub fn unit_config(lxd: &Lxd, sim: &Sim, overrides: Value) -> Value {
+    let mut config = json!({
+        "token": PAT, "github-url": sim.url, "runner-instance-type": "container",
+        "runner-image": lxd.image, "test-mode": "insecure", "vm-cpu": 1,
+        "vm-memory": "1GiB", "vm-disk": "1GiB", "reconcile-interval": 5,
+    });
+    for (k, v) in overrides.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config
+}
+
+/// Programs an install runs that would change the machine (packages, the snap, kernel
+/// modules and settings, LXD's own program): tests record them with stand-ins; nft and
+/// LXD's API stay real.
+pub const INSTALL_PROGRAMS: &[&str] = &[
+    "apt-get",
+    "dpkg",
+    "dpkg-query",
+    "snap",
+    "modprobe",
+    "sysctl",
+    "lxd",
+];
 
 /// Unit `unit`'s state directory on a machine whose root is `root`.
 pub fn unit_state(root: &Path, unit: &str) -> std::path::PathBuf {
@@ -276,15 +172,7 @@ impl Unit {
     }
 
     pub fn configure(&self, sim: &Sim, overrides: Value) {
-        let mut config = json!({
-            "token": PAT, "github-url": sim.url, "runner-instance-type": "container",
-            "runner-image": self.lxd.image, "test-mode": "insecure", "vm-cpu": 1,
-            "vm-memory": "1GiB", "vm-disk": "1GiB", "reconcile-interval": 5,
-        });
-        for (k, v) in overrides.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        self.h.set_config(config);
+        self.h.set_config(unit_config(&self.lxd, sim, overrides));
     }
 
     pub fn root(&self) -> &Path {
