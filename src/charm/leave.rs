@@ -11,7 +11,7 @@ use super::CharmError;
 use crate::firewall::{Nft, TableName};
 use crate::host::systemd::systemctl;
 use crate::host::HostError;
-use crate::runner::pool;
+use crate::runner::{layout, pool};
 
 impl Runners<'_> {
     /// Removes everything of this unit's own on the machine; the runners must be gone.
@@ -54,7 +54,7 @@ impl Runners<'_> {
         let failed = |e: lxd_client::LxdError| CharmError::transient(Cause::of(e).context("LXD"));
         self.runtime.block_on(async {
             for profile in lxd.list_profiles().await.map_err(failed)? {
-                if profile.name.starts_with(prefix) {
+                if layout::is_own_profile(prefix, &profile.name) {
                     lxd.delete_profile(&profile.name).await.map_err(failed)?;
                 }
             }

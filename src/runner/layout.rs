@@ -117,6 +117,18 @@ impl InstanceLayout {
     }
 }
 
+/// Whether `name` is one of the profiles this unit's layouts make: its prefix, a kind,
+/// and the content digest, exactly (`app-1-` never claims `app-1-0-runner-...`).
+pub fn is_own_profile(prefix: &str, name: &str) -> bool {
+    let Some(rest) = name.strip_prefix(prefix) else {
+        return false;
+    };
+    let digest = rest
+        .strip_prefix("runner-")
+        .or_else(|| rest.strip_prefix("res-"));
+    digest.is_some_and(|d| d.len() == 8 && d.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
 /// `name-<digest of content>`: a changed profile is a new one, so a change never
 /// reaches the runners already running (a busy one among them).
 fn content_name(base: String, config: &ConfigMap, devices: &BTreeMap<String, ConfigMap>) -> String {

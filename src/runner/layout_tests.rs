@@ -173,3 +173,14 @@ fn each_runner_gets_a_mac_in_its_units_range() {
     assert!(mac(&one).starts_with("0a:02:"), "{}", mac(&one));
     assert_ne!(mac(&one), mac(&two));
 }
+
+#[test]
+fn own_profiles_are_told_apart_from_a_longer_prefix() {
+    let l = layout(serde_json::json!({}), 8);
+    for p in &l.own_profiles {
+        assert!(is_own_profile("app-0-", &p.name), "{}", p.name);
+    }
+    assert!(!is_own_profile("app-", "app-0-runner-0123abcd"));
+    assert!(!is_own_profile("app-0-", "app-0-runner-0123abc"));
+    assert!(!is_own_profile("app-0-", "default"));
+}
