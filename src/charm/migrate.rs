@@ -1,6 +1,7 @@
 //! Taking over the single-unit layout of earlier versions (every file straight under
 //! `/var/lib/github-runner`, one policy service on 8080, one table `github-runner`), by
-//! the unit that made it (slot 0, `legacy`), in upgrade-charm, with no runner lost:
+//! the unit that made it (slot 0, `legacy`), in upgrade-charm, with no job lost (busy
+//! runners finish theirs; idle ones are replaced, as on every upgrade):
 //! - before the policy service is installed ([`take_over`]): the old service stops and
 //!   its state (the one-time tokens idle runners hold) moves to the unit's service, which
 //!   listens on the same port; the unit's state files move into its own directory;
