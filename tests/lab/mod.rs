@@ -11,6 +11,7 @@ pub mod forks;
 pub mod machine;
 mod policy;
 mod sim;
+pub mod upgrade;
 
 pub use policy::{permissive_policy, Policy};
 pub use sim::Sim;
