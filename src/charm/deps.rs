@@ -7,11 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::outcome::Cause;
+use super::CharmError;
 use crate::config::CharmConfig;
 use crate::host::machine::{Machine, MachineError};
 use crate::host::packages::LockWait;
 use crate::host::site::UnitSite;
 use crate::host::{Clock, Commands, HostPaths, SystemClock, SystemCommands};
+use crate::runner::RunnerPrefix;
 use ghr_types::proxy::ProxyConfig;
 use github_client::{ClientOptions, GithubClient, GithubError};
 use lxd_client::LxdClient;
@@ -137,6 +140,14 @@ impl GithubClients for HttpGithub {
     }
 }
 
+/// A machine with no slot left, or two units sharing a name, need the operator.
+fn site_error(e: MachineError) -> CharmError {
+    match e {
+        MachineError::Full | MachineError::KeyClash(..) => CharmError::blocked(Cause::of(e)),
+        e => CharmError::transient(Cause::of(e)),
+    }
+}
+
 /// Everything a handler acts through, built once per hook.
 pub struct Deps<'a> {
     /// Every host program runs through it.
@@ -175,12 +186,35 @@ impl<'a> Deps<'a> {
 
     /// The unit's site, registered in the machine's registry on the first call (its
     /// slot is taken on its first hook that acts).
-    pub fn site(&self) -> Result<&UnitSite, MachineError> {
+    pub fn site(&self) -> Result<&UnitSite, CharmError> {
         if let Some(site) = self.site.get() {
             return Ok(site);
         }
-        let site = self.machine().register(&self.unit)?;
+        let owner = self.paths.legacy_layout_present() && self.owns_legacy_pool()?;
+        let site = self
+            .machine()
+            .register(&self.unit, owner)
+            .map_err(site_error)?;
         Ok(self.site.get_or_init(|| site))
+    }
+
+    /// Whether this unit made the single-unit layout: LXD holds its storage pool on
+    /// that layout's pool directory (no other unit's pool can be there: LXD refused a
+    /// second one). Its timer is no proof: every unit writes one at install.
+    fn owns_legacy_pool(&self) -> Result<bool, CharmError> {
+        let name = format!("{}pool", RunnerPrefix::from_unit(&self.unit).as_str());
+        let old_dir = self.paths.legacy().pool_dir().display().to_string();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| CharmError::Internal(e.into()))?;
+        match runtime.block_on(self.lxd.get_storage_pool(&name)) {
+            Ok(pool) => Ok(pool.config.get("source") == Some(&old_dir)),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(CharmError::transient(
+                Cause::of(e).context("looking for the single-unit layout's pool"),
+            )),
+        }
     }
 
     /// The machine's registry, as this unit reaches it.

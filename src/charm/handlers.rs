@@ -214,11 +214,19 @@ fn timer_reconcile(juju: &dyn HookTools, runners: Runners) -> Result<Outcome, Ch
         }
     };
     let done = runners.reconcile_current(flush)?;
-    let phase = RebootPhase::Reconcile {
-        busy_runners: done.report.busy as usize,
+    let required = reboot_required(runners.paths());
+    // The machine is shared: every unit's jobs would be cut short.
+    let busy = match required.then(|| runners.machine_busy(done.report.busy)) {
+        Some(None) => {
+            log::info!("a new kernel waits; another unit's busy runners are not known yet");
+            usize::MAX
+        }
+        Some(Some(busy)) => busy as usize,
+        None => 0,
     };
-    if let Some(now) = reboot_request(reboot_required(runners.paths()), phase) {
-        log::info!("a new kernel is installed and no runner is busy: rebooting");
+    let phase = RebootPhase::Reconcile { busy_runners: busy };
+    if let Some(now) = reboot_request(required, phase) {
+        log::info!("a new kernel is installed and no runner on the machine is busy: rebooting");
         juju.reboot(now)?;
     }
     Ok(Outcome::status(Status::Active, done.summary.message()))

@@ -44,9 +44,7 @@ pub fn install(
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     let (commands, paths) = (deps.commands, &deps.paths);
-    let site = deps
-        .site()
-        .map_err(|e| CharmError::transient(Cause::of(e)))?;
+    let site = deps.site()?;
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -106,7 +104,8 @@ pub fn install(
     super::migrate::retire_old_firewall(deps, site)
         .map_err(failed("retiring the single-unit layout's firewall"))?;
 
-    match kernel::reboot_request(kernel::reboot_required(paths), RebootPhase::Install) {
+    let required = kernel::reboot_required(paths) && alone_on_machine(deps);
+    match kernel::reboot_request(required, RebootPhase::Install) {
         Some(now) => {
             log::info!("a package asked for a reboot; asking Juju for one");
             juju.reboot(now)?;
@@ -116,6 +115,26 @@ pub fn install(
             ))
         }
         None => Ok(Outcome::status(Status::Active, "host ready")),
+    }
+}
+
+/// Whether no other unit of the charm is on the machine: otherwise an install must not
+/// reboot it under the others' jobs, and the timer reboots once no runner is busy.
+fn alone_on_machine(deps: &Deps) -> bool {
+    let now = deps.clock.unix_now();
+    match deps
+        .machine()
+        .others(&deps.unit, now, super::runners::REPORT_FRESH_SECS)
+    {
+        Ok((0, _)) => true,
+        Ok(_) => {
+            log::info!("a new kernel waits: other units' runners share this machine");
+            false
+        }
+        Err(e) => {
+            log::warn!("{e}");
+            false
+        }
     }
 }
 

@@ -14,11 +14,13 @@ use crate::host::HostError;
 use crate::runner::{layout, pool};
 
 impl Runners<'_> {
-    /// Removes everything of this unit's own on the machine; the runners must be gone.
+    /// Removes everything of this unit's own on the machine once its runners are gone
+    /// (until then the table stays: it is what keeps them in).
     pub fn leave_machine(&self) -> Result<(), CharmError> {
         let failed = |what: &'static str| {
             move |e: HostError| CharmError::transient(Cause::of(e).context(what))
         };
+        self.no_runner_left()?;
         self.remove_services()
             .map_err(failed("removing the unit's services"))?;
         self.remove_lxd_objects()?;
@@ -28,6 +30,29 @@ impl Runners<'_> {
             .machine()
             .unregister(&self.env.unit_name)
             .map_err(|e| CharmError::transient(Cause::of(e)))
+    }
+
+    fn no_runner_left(&self) -> Result<(), CharmError> {
+        let lxd = |e: lxd_client::LxdError| CharmError::transient(Cause::of(e).context("LXD"));
+        let instances = self
+            .runtime
+            .block_on(self.deps.lxd.list_instances(false))
+            .map_err(lxd)?;
+        let left: Vec<&str> = instances
+            .iter()
+            .map(|i| i.name.as_str())
+            .filter(|name| self.prefix.owns(name))
+            .collect();
+        if left.is_empty() {
+            return Ok(());
+        }
+        let message = format!(
+            "{} runners are still being removed ({}); the unit's firewall and services \
+             stay until they are gone",
+            left.len(),
+            left.join(", ")
+        );
+        Err(CharmError::transient(Cause::new(message)))
     }
 
     fn remove_services(&self) -> Result<(), HostError> {

@@ -59,7 +59,8 @@ pub fn take_over(deps: &Deps, site: &UnitSite) -> Result<(), HostError> {
     )?;
     // systemd's link to the private directory; it makes the unit's own at start.
     remove_file(&old.policy_state_dir())?;
-    // The new charm token ends the old one's use; the legacy env file held the GitHub token.
+    // The old env file holds the GitHub token; the unit writes its own. The charm
+    // token moved above unless the unit had one already: then the old one goes too.
     remove_file(&old.policy_env_file())?;
     remove_file(&old.charm_token())
 }

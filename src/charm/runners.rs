@@ -27,6 +27,14 @@ use reconcile::ports::PortError;
 
 pub use crate::host::HostPaths as Paths;
 
+/// How old another unit's report of its busy runners may be for a reboot to trust it.
+pub const REPORT_FRESH_SECS: u64 = 3600;
+
+/// Why a unit makes no runner while an earlier version's layout is on the machine.
+const LEGACY_ELSEWHERE: &str = "the single-unit layout of an earlier github-runner version \
+    is on this machine, and its firewall admits only its own policy port: refresh that \
+    application first (README: several pools on one machine)";
+
 /// Says that a failure to learn the runners' bridge stops the firewall.
 fn firewall_context(e: CharmError) -> CharmError {
     e.context("firewall")
@@ -67,9 +75,7 @@ impl<'d> Runners<'d> {
             .enable_all()
             .build()
             .map_err(|e| CharmError::Internal(e.into()))?;
-        let site = deps
-            .site()
-            .map_err(|e| CharmError::transient(Cause::of(e)))?;
+        let site = deps.site()?;
         Ok(Runners {
             prefix: RunnerPrefix::from_unit(&env.unit_name),
             site: site.clone(),
@@ -165,9 +171,32 @@ impl<'d> Runners<'d> {
         let _lock = self.lock()?;
         let admission = self.admit(runners)?;
         let runners = admission.admitted;
+        if runners > 0 && !self.site.legacy && self.paths().legacy_layout_present() {
+            return Err(CharmError::blocked(Cause::new(LEGACY_ELSEWHERE)));
+        }
         let prepared = self.prepare(Wanted { runners, flush })?;
         let ran = self.engine(prepared)?;
-        record(ran, admission, self.paths(), self.deps.clock.unix_now())
+        let now = self.deps.clock.unix_now();
+        let done = record(ran, admission, self.paths(), now)?;
+        let machine = self.deps.machine();
+        if let Err(e) = machine.record_busy(&self.env.unit_name, done.report.busy, now) {
+            log::warn!("{e}");
+        }
+        Ok(done)
+    }
+
+    /// Busy runners on the whole machine (this unit's `own` and every other unit's last
+    /// report), or None while another unit's is older than [`REPORT_FRESH_SECS`].
+    pub fn machine_busy(&self, own: u32) -> Option<u32> {
+        let now = self.deps.clock.unix_now();
+        let machine = self.deps.machine();
+        match machine.others(&self.env.unit_name, now, REPORT_FRESH_SECS) {
+            Ok((_, others)) => others.map(|o| o.saturating_add(own)),
+            Err(e) => {
+                log::warn!("{e}");
+                None
+            }
+        }
     }
 
     /// As many of `runners` as the machine's memory holds beside the other units'

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::site::UnitSite;
+use super::site::{UnitKey, UnitSite};
 use super::HostPaths;
 use crate::config::ByteSize;
 use reconcile::lock::{LockError, ReconcileLock};
@@ -30,6 +30,12 @@ pub struct Entry {
     pub runners: u32,
     #[serde(default)]
     pub claim_bytes: u64,
+    /// Runners busy at the unit's last reconcile, and when that was (unix seconds):
+    /// a reboot for a new kernel waits until no unit's runner is busy.
+    #[serde(default)]
+    pub busy: u32,
+    #[serde(default)]
+    pub busy_at: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +62,12 @@ pub enum MachineError {
     Write(#[from] fs_state::FileError),
     #[error("this machine already holds 256 units of this charm; no slot is free")]
     Full,
+    /// Two units whose names shorten to one key would share every file and service.
+    #[error(
+        "units {0} and {1} share the name {2} on this machine (long application names are \
+         shortened); deploy one of them with a shorter application name"
+    )]
+    KeyClash(String, String, String),
     #[error("host memory: {0}")]
     Memory(String),
 }
@@ -84,6 +96,14 @@ pub fn allocate(
 ) -> Result<Entry, MachineError> {
     if let Some(entry) = reg.units.get(unit) {
         return Ok(entry.clone());
+    }
+    let key = UnitKey::from_unit(unit);
+    if let Some(other) = reg.units.keys().find(|o| UnitKey::from_unit(o) == key) {
+        return Err(MachineError::KeyClash(
+            other.clone(),
+            unit.to_string(),
+            key.to_string(),
+        ));
     }
     let taken: Vec<u8> = reg.units.values().map(|e| e.slot).collect();
     let slot = if legacy_owner && !taken.contains(&0) {
@@ -127,6 +147,17 @@ pub fn admit(
     Admission { wanted, admitted }
 }
 
+/// The other units' busy runners, or None when one of them has not reported within
+/// `fresh` seconds of `now` (what it runs now is unknown).
+pub fn others_busy(reg: &Registry, unit: &str, now: u64, fresh: u64) -> Option<u32> {
+    reg.units
+        .iter()
+        .filter(|(name, _)| name.as_str() != unit)
+        .try_fold(0u32, |sum, (_, e)| {
+            (e.busy_at.saturating_add(fresh) >= now).then(|| sum.saturating_add(e.busy))
+        })
+}
+
 /// `MemTotal` in bytes from a `/proc/meminfo` text.
 pub fn mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -164,12 +195,34 @@ impl Machine<'_> {
     }
 
     /// This unit's site: its slot from the registry, allocated on its first hook.
-    pub fn register(&self, unit: &str) -> Result<UnitSite, MachineError> {
-        let key = super::site::UnitKey::from_unit(unit);
+    /// `legacy_owner` says the unit made the single-unit layout still on the machine.
+    pub fn register(&self, unit: &str, legacy_owner: bool) -> Result<UnitSite, MachineError> {
         let legacy_present = self.paths.legacy_layout_present();
-        let legacy_owner = legacy_present && self.paths.legacy_owner(&key);
+        let legacy_owner = legacy_present && legacy_owner;
         let entry = self.locked(|reg| allocate(reg, unit, legacy_present, legacy_owner))??;
         Ok(UnitSite::new(unit, entry.slot, entry.legacy))
+    }
+
+    /// Records what the unit's last reconcile found busy.
+    pub fn record_busy(&self, unit: &str, busy: u32, now: u64) -> Result<(), MachineError> {
+        self.locked(|reg| {
+            let entry = reg.units.entry(unit.to_string()).or_default();
+            entry.busy = busy;
+            entry.busy_at = now;
+        })
+    }
+
+    /// See [`others_busy`]; also how many other units there are.
+    pub fn others(
+        &self,
+        unit: &str,
+        now: u64,
+        fresh: u64,
+    ) -> Result<(usize, Option<u32>), MachineError> {
+        self.locked(|reg| {
+            let count = reg.units.keys().filter(|n| n.as_str() != unit).count();
+            (count, others_busy(reg, unit, now, fresh))
+        })
     }
 
     /// Forgets the unit: its slot and claim are free for others.

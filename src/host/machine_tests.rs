@@ -31,6 +31,19 @@ fn slot_zero_is_kept_for_the_unit_that_owns_the_old_layout() {
 }
 
 #[test]
+fn units_whose_names_shorten_alike_are_refused() {
+    let mut reg = Registry::default();
+    let long = "github-runner-organisation-acme";
+    allocate(&mut reg, &format!("{long}-large/0"), false, false).unwrap();
+    let err = allocate(&mut reg, &format!("{long}-small/0"), false, false).unwrap_err();
+    assert!(matches!(err, MachineError::KeyClash(..)), "{err}");
+    assert!(
+        err.to_string().contains("shorter application name"),
+        "{err}"
+    );
+}
+
+#[test]
 fn no_slot_left_is_an_error() {
     let mut reg = Registry::default();
     for n in 0..256 {
@@ -59,6 +72,31 @@ fn units_together_never_claim_more_than_the_memory_left() {
 }
 
 #[test]
+fn a_reboot_waits_for_every_other_units_busy_runners_and_fresh_reports() {
+    let mut reg = Registry::default();
+    let at = |busy, busy_at| Entry {
+        busy,
+        busy_at,
+        ..Entry::default()
+    };
+    reg.units.insert("a/0".into(), at(3, 1000));
+    assert_eq!(
+        others_busy(&reg, "a/0", 1000, 600),
+        Some(0),
+        "its own do not count"
+    );
+    reg.units.insert("b/0".into(), at(0, 900));
+    assert_eq!(others_busy(&reg, "a/0", 1000, 600), Some(0));
+    reg.units.insert("c/0".into(), at(2, 950));
+    assert_eq!(others_busy(&reg, "a/0", 1000, 600), Some(2));
+    assert_eq!(
+        others_busy(&reg, "a/0", 1600, 600),
+        None,
+        "b/0's report is stale"
+    );
+}
+
+#[test]
 fn the_reserve_is_a_tenth_and_at_least_a_gibibyte() {
     assert_eq!(reserve(4 * GIB), GIB);
     assert_eq!(reserve(100 * GIB), 10 * GIB);
@@ -84,8 +122,8 @@ fn the_registry_file_is_shared_by_units_with_their_own_paths() {
     let wait = Duration::from_secs(5);
     let ma = Machine { paths: &a, wait };
     let mb = Machine { paths: &b, wait };
-    assert_eq!(ma.register("a/0").unwrap().slot, 0);
-    assert_eq!(mb.register("b/0").unwrap().slot, 1);
+    assert_eq!(ma.register("a/0", false).unwrap().slot, 0);
+    assert_eq!(mb.register("b/0", false).unwrap().slot, 1);
     // 8 GiB less 1 GiB: three 2-GiB runners in all.
     let g = ByteSize(GIB);
     assert_eq!(ma.admit("a/0", 2, g, g).unwrap().admitted, 2);

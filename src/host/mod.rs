@@ -88,12 +88,6 @@ impl HostPaths {
         old.charm_token().exists() || old.systemd_dir().join(units::POLICY_UNIT).exists()
     }
 
-    /// Whether unit `key` made that layout: its reconcile timer, named after the unit
-    /// in every version, is on this machine.
-    pub fn legacy_owner(&self, key: &site::UnitKey) -> bool {
-        let timer = format!("ghr-reconcile-{key}.timer");
-        self.systemd_dir().join(timer).exists()
-    }
     pub fn systemd_dir(&self) -> PathBuf {
         self.at("/etc/systemd/system")
     }
