@@ -82,6 +82,7 @@ fn units_on_one_machine_keep_to_their_own_runners_firewall_and_policy_service() 
     jobs_run_on_every_unit(&sim, &[&*a0, &*a1, &*b0]);
     a_flush_stays_within_its_unit(a0, &[&*a1, &*b0]);
     removal_takes_only_its_own(&machine, &sim, a1, &[&*a0, &*b0]);
+    still_judged_after_its_sibling_left(a0, &x, &y);
     capacity_caps_the_pool(&machine, &sim, b0, &y);
 }
 
@@ -334,6 +335,20 @@ fn removal_takes_only_its_own(machine: &Machine, sim: &Sim, a1: &mut Member, oth
     poll(SETTLE, "the used runner's instance to go", || {
         (!b0.instances().contains(&used)).then_some(())
     });
+}
+
+/// a/1's removal took its own table only: a/0's runner (same application) is still
+/// refused what a's denylist names and reaches its own policy service.
+fn still_judged_after_its_sibling_left(a0: &Member, x: &Host, y: &Host) {
+    let runner = a0.instances().remove(0);
+    let from_a0 = a0.exec(&runner);
+    expect(&from_a0, "X, on a's denylist", x.addr(), Reach::Refused);
+    expect(&from_a0, "Y", y.addr(), Reach::Answered("y".into()));
+    let (got, _) = reach(&from_a0, a0.policy().bind, 10);
+    assert!(
+        matches!(got, Reach::Answered(_)),
+        "a/0's policy service: {got:?}"
+    );
 }
 
 /// With the machine's memory left room for one more runner beside a/0's, b/0 asking

@@ -163,6 +163,21 @@ fn a_reboot_is_requested_at_the_end_when_required() {
 }
 
 #[test]
+fn an_install_beside_other_units_never_reboots_their_machine() {
+    let h = ubuntu_host(ProxyConfig::default());
+    fs::create_dir_all(h.paths.reboot_required().parent().unwrap()).unwrap();
+    fs::write(h.paths.reboot_required(), "").unwrap();
+    // Another application's unit is already on the machine.
+    let registry = h.paths.machine_registry();
+    fs::create_dir_all(registry.parent().unwrap()).unwrap();
+    fs::write(&registry, r#"{"units": {"other/0": {"slot": 1}}}"#).unwrap();
+    let juju = FakeJuju::default();
+    let outcome = run(&h, &juju, &config(json!({}))).unwrap();
+    assert!(juju.reboots.borrow().is_empty());
+    assert_eq!(outcome.status.unwrap().0, Status::Active);
+}
+
+#[test]
 fn proxy_reaches_apt_snap_and_lxd() {
     let proxy = ProxyConfig {
         http: Some("http://squid.internal:3128".into()),
