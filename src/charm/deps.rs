@@ -228,8 +228,8 @@ impl<'a> Deps<'a> {
 
 #[cfg(test)]
 impl<'a> Deps<'a> {
-    /// Stand-ins for tests: every host path under `root`, an LXD socket there that
-    /// nothing serves, the production limits.
+    /// Stand-ins for tests: unit `github-runner/0` (slot 0), every host path under
+    /// `root`, an LXD socket there that nothing serves, the production limits.
     pub fn stand_in(
         commands: &'a dyn Commands,
         clock: Arc<dyn Clock>,
@@ -240,7 +240,7 @@ impl<'a> Deps<'a> {
             commands,
             clock,
             github,
-            paths: HostPaths::new(root),
+            paths: HostPaths::for_unit(root, "github-runner/0"),
             unit: "github-runner/0".into(),
             site: std::sync::OnceLock::from(UnitSite::new("github-runner/0", 0, false)),
             lxd: LxdClient::new(root.join("lxd/unix.socket")),

@@ -104,7 +104,7 @@ pub fn install(
     super::migrate::retire_old_firewall(deps, site)
         .map_err(failed("retiring the single-unit layout's firewall"))?;
 
-    let required = kernel::reboot_required(paths) && alone_on_machine(deps);
+    let required = kernel::reboot_required(paths) && alone_on_machine(deps, site);
     match kernel::reboot_request(required, RebootPhase::Install) {
         Some(now) => {
             log::info!("a package asked for a reboot; asking Juju for one");
@@ -119,8 +119,13 @@ pub fn install(
 }
 
 /// Whether no other unit of the charm is on the machine: otherwise an install must not
-/// reboot it under the others' jobs, and the timer reboots once no runner is busy.
-fn alone_on_machine(deps: &Deps) -> bool {
+/// reboot it under the others' jobs, and the timer reboots once no runner is busy. An
+/// application of an earlier version is in no registry: its layout tells.
+fn alone_on_machine(deps: &Deps, site: &UnitSite) -> bool {
+    if !site.legacy && deps.paths.legacy_layout_present() {
+        log::info!("a new kernel waits: an earlier version's runners share this machine");
+        return false;
+    }
     let now = deps.clock.unix_now();
     match deps
         .machine()

@@ -25,7 +25,7 @@ const NFT_TABLE: &str =
 
 fn ubuntu_host(proxy: ProxyConfig) -> Host {
     let dir = tempfile::tempdir().unwrap();
-    let paths = HostPaths::new(dir.path());
+    let paths = HostPaths::for_unit(dir.path(), "github-runner/0");
     fs::create_dir_all(paths.os_release().parent().unwrap()).unwrap();
     fs::write(paths.os_release(), "ID=ubuntu\n").unwrap();
     let cmds = FakeCommands::new();

@@ -188,6 +188,10 @@ impl<'d> Runners<'d> {
     /// Busy runners on the whole machine (this unit's `own` and every other unit's last
     /// report), or None while another unit's is older than [`REPORT_FRESH_SECS`].
     pub fn machine_busy(&self, own: u32) -> Option<u32> {
+        // An earlier version's application reports to no registry.
+        if !self.site.legacy && self.paths().legacy_layout_present() {
+            return None;
+        }
         let now = self.deps.clock.unix_now();
         let machine = self.deps.machine();
         match machine.others(&self.env.unit_name, now, REPORT_FRESH_SECS) {

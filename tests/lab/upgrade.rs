@@ -3,8 +3,10 @@
 //! removing on drop whatever either version left (instances, profiles, the pool and
 //! both tmpfs mounts, both tables, its policy service). `build`: that charm, built from
 //! git once per machine, and the charm directory a refresh swaps the binary in;
-//! `service`: policy services run as systemd runs their units, and hosts to reach.
+//! `service`: policy services run as systemd runs their units, and hosts to reach;
+//! `beside`: that layout watched while another application's unit joins the machine.
 
+pub mod beside;
 mod build;
 mod service;
 
