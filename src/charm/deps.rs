@@ -217,6 +217,11 @@ impl<'a> Deps<'a> {
         }
     }
 
+    /// Whether the unit has its site (this hook registered it or found it).
+    pub fn registered(&self) -> bool {
+        self.site.get().is_some()
+    }
+
     /// The machine's registry, as this unit reaches it.
     pub fn machine(&self) -> Machine<'_> {
         Machine {

@@ -45,8 +45,10 @@ pub fn handle(
     }
     let config = load_config(juju)?;
     let result = handle_event(event, juju, config, env, deps);
-    if let Err(e) = &result {
-        remember_problem(event, e, &deps.paths);
+    match &result {
+        // Unregistered, the state directory may be another unit's (a name clash).
+        Err(e) if deps.registered() => remember_problem(event, e, &deps.paths),
+        _ => {}
     }
     result
 }
@@ -77,11 +79,10 @@ fn handle_event(
         Event::ConfigChanged => config_changed(juju, config, env, deps),
         Event::Start => reconciled(runners(config)?.reconcile_current(Flush::None)),
         Event::Stop => stop(config, env, deps).map(|(outcome, _)| outcome),
-        Event::Remove => {
-            let (outcome, runners) = stop(config, env, deps)?;
-            runners.leave_machine()?;
-            Ok(outcome)
-        }
+        // Juju forgets the unit after this hook: what it leaves stays for good.
+        Event::Remove => stop(config, env, deps)
+            .and_then(|(outcome, runners)| runners.leave_machine().map(|()| outcome))
+            .map_err(CharmError::unfinished),
         Event::UpgradeCharm => {
             install(juju, &config, env, deps, InstallKind::Upgrade)?;
             reconciled(runners(config)?.reconcile_current(Flush::Idle))

@@ -189,3 +189,19 @@ fn a_held_lock_is_waited_for_as_long_as_the_limits_handed_in_say() {
         "nothing ran past the lock"
     );
 }
+
+#[test]
+fn a_remove_that_cannot_finish_is_retried_by_juju() {
+    let unit = Unit::new();
+    let deps = unit.deps();
+    let token = deps.paths.charm_token();
+    std::fs::create_dir_all(token.parent().unwrap()).unwrap();
+    std::fs::write(&token, "a".repeat(64)).unwrap();
+    // LXD does not answer at the socket handed in: the runners cannot be seen gone.
+    let err = handle(&Event::Remove, &unit.juju, &unit.env, &deps).unwrap_err();
+    let disposition = err.disposition(false);
+    assert!(disposition.retry, "{err}");
+    assert_eq!(disposition.status.unwrap().0, Status::Maintenance);
+    // Its own files stay for the retry: nothing was taken away first.
+    assert!(token.exists());
+}

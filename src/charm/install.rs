@@ -6,6 +6,7 @@
 //! second run changes nothing.
 
 use super::deps::Deps;
+use super::neighbours::Neighbours;
 use super::outcome::Cause;
 use super::{CharmError, HookEnv, Outcome};
 use crate::config::{CharmConfig, TestMode};
@@ -44,7 +45,11 @@ pub fn install(
     kind: InstallKind,
 ) -> Result<Outcome, CharmError> {
     let (commands, paths) = (deps.commands, &deps.paths);
-    let site = deps.site()?;
+    // Without its site the layout takeover would be skipped for good: Juju retries.
+    let site = deps.site().map_err(|e| match e {
+        CharmError::Transient(_) => e.unfinished(),
+        e => e,
+    })?;
     let os = OsFamily::detect(paths);
     // Secrets and the firewall's record live there: private even if it already existed.
     ensure_private_dir(&paths.state_dir()).map_err(failed("preparing the state directory"))?;
@@ -126,12 +131,10 @@ fn alone_on_machine(deps: &Deps, site: &UnitSite) -> bool {
         log::info!("a new kernel waits: an earlier version's runners share this machine");
         return false;
     }
-    let now = deps.clock.unix_now();
-    match deps
-        .machine()
-        .others(&deps.unit, now, super::runners::REPORT_FRESH_SECS)
-    {
-        Ok((0, _)) => true,
+    let alone = Neighbours::none_registered(deps)
+        .and_then(|none| Ok(none || !Neighbours::look(deps)?.any_runners()));
+    match alone {
+        Ok(true) => true,
         Ok(_) => {
             log::info!("a new kernel waits: other units' runners share this machine");
             false

@@ -11,6 +11,7 @@ pub mod handlers;
 pub mod install;
 mod leave;
 mod migrate;
+pub mod neighbours;
 pub mod outcome;
 pub mod policy_health;
 mod reconcile_steps;

@@ -61,6 +61,11 @@ pub enum CharmError {
         #[source]
         source: HostError,
     },
+    /// Work that must be done within this hook (a unit's removal, taking over the
+    /// single-unit layout) could not finish: `maintenance`; exit non-zero so Juju runs
+    /// the hook again instead of going on without it.
+    #[error("{0}")]
+    Unfinished(Cause),
     /// Bad action parameters: the action fails, the unit status is untouched.
     #[error("{0}")]
     BadParams(String),
@@ -145,6 +150,14 @@ impl CharmError {
         CharmError::Transient(cause.into())
     }
 
+    /// The same failure, retried by Juju: for a hook that must not end without its work.
+    pub fn unfinished(self) -> Self {
+        match self {
+            CharmError::Unfinished(_) => self,
+            other => CharmError::Unfinished(Cause::of(other)),
+        }
+    }
+
     /// The same failure, said as `context: message` (e.g. "firewall: ..."); the kind
     /// and the typed source are kept.
     pub fn context(self, context: &str) -> Self {
@@ -170,6 +183,7 @@ impl CharmError {
             CharmError::Lock(LockError::Busy(_)) => (Some(Status::Waiting), false),
             CharmError::Lock(LockError::Io { .. })
             | CharmError::Host { .. }
+            | CharmError::Unfinished(_)
             | CharmError::Internal(_) => (Some(Status::Maintenance), true),
             CharmError::BadParams(_) => (None, false),
             CharmError::HookTool(_) => (None, true),

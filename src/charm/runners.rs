@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::deps::Deps;
+use super::neighbours::Neighbours;
 use super::outcome::Cause;
 use super::reconcile_steps::{record, Wanted};
 pub use super::summary::Summary;
@@ -26,9 +27,6 @@ use reconcile::plan::{Flush, Observed};
 use reconcile::ports::PortError;
 
 pub use crate::host::HostPaths as Paths;
-
-/// How old another unit's report of its busy runners may be for a reboot to trust it.
-pub const REPORT_FRESH_SECS: u64 = 3600;
 
 /// Why a unit makes no runner while an earlier version's layout is on the machine.
 const LEGACY_ELSEWHERE: &str = "the single-unit layout of an earlier github-runner version \
@@ -169,11 +167,12 @@ impl<'d> Runners<'d> {
         ensure_private_dir(&self.paths().state_dir())
             .map_err(|e| CharmError::Internal(e.into()))?;
         let _lock = self.lock()?;
-        let admission = self.admit(runners)?;
-        let runners = admission.admitted;
+        // Before any claim: a unit that makes no runner holds no memory.
         if runners > 0 && !self.site.legacy && self.paths().legacy_layout_present() {
             return Err(CharmError::blocked(Cause::new(LEGACY_ELSEWHERE)));
         }
+        let admission = self.admit(runners)?;
+        let runners = admission.admitted;
         let prepared = self.prepare(Wanted { runners, flush })?;
         let ran = self.engine(prepared)?;
         let now = self.deps.clock.unix_now();
@@ -186,16 +185,16 @@ impl<'d> Runners<'d> {
     }
 
     /// Busy runners on the whole machine (this unit's `own` and every other unit's last
-    /// report), or None while another unit's is older than [`REPORT_FRESH_SECS`].
+    /// report), or None while another unit's is unknown ([`Neighbours::busy`]).
     pub fn machine_busy(&self, own: u32) -> Option<u32> {
         // An earlier version's application reports to no registry.
         if !self.site.legacy && self.paths().legacy_layout_present() {
             return None;
         }
-        let now = self.deps.clock.unix_now();
-        let machine = self.deps.machine();
-        match machine.others(&self.env.unit_name, now, REPORT_FRESH_SECS) {
-            Ok((_, others)) => others.map(|o| o.saturating_add(own)),
+        match Neighbours::look(self.deps) {
+            Ok(others) => others
+                .busy(self.deps.clock.unix_now())
+                .map(|o| o.saturating_add(own)),
             Err(e) => {
                 log::warn!("{e}");
                 None

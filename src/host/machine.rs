@@ -53,7 +53,7 @@ pub enum MachineError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("machine registry {}: not valid JSON ({source}); move it aside to start over", .path.display())]
+    #[error("machine registry {}: not valid JSON ({source}); repair it from the units' slots (the second byte of their runners' MACs), since a new file would hand slots out anew", .path.display())]
     Parse {
         path: PathBuf,
         source: serde_json::Error,
@@ -147,14 +147,26 @@ pub fn admit(
     Admission { wanted, admitted }
 }
 
-/// The other units' busy runners, or None when one of them has not reported within
-/// `fresh` seconds of `now` (what it runs now is unknown).
-pub fn others_busy(reg: &Registry, unit: &str, now: u64, fresh: u64) -> Option<u32> {
+/// The other units' busy runners: a report within `fresh` seconds of `now` counts as
+/// it says; an older one (a unit blocked, slow, or removed without its hooks) counts 0
+/// when `has_runners` says LXD holds none of that unit's, and makes the sum unknown
+/// (None) otherwise.
+pub fn others_busy(
+    reg: &Registry,
+    unit: &str,
+    now: u64,
+    fresh: u64,
+    has_runners: impl Fn(&str) -> bool,
+) -> Option<u32> {
     reg.units
         .iter()
         .filter(|(name, _)| name.as_str() != unit)
-        .try_fold(0u32, |sum, (_, e)| {
-            (e.busy_at.saturating_add(fresh) >= now).then(|| sum.saturating_add(e.busy))
+        .try_fold(0u32, |sum, (name, e)| {
+            if e.busy_at.saturating_add(fresh) >= now {
+                Some(sum.saturating_add(e.busy))
+            } else {
+                (!has_runners(name)).then_some(sum)
+            }
         })
 }
 
@@ -212,17 +224,9 @@ impl Machine<'_> {
         })
     }
 
-    /// See [`others_busy`]; also how many other units there are.
-    pub fn others(
-        &self,
-        unit: &str,
-        now: u64,
-        fresh: u64,
-    ) -> Result<(usize, Option<u32>), MachineError> {
-        self.locked(|reg| {
-            let count = reg.units.keys().filter(|n| n.as_str() != unit).count();
-            (count, others_busy(reg, unit, now, fresh))
-        })
+    /// The registry as it is now.
+    pub fn read(&self) -> Result<Registry, MachineError> {
+        self.locked(|reg| reg.clone())
     }
 
     /// Forgets the unit: its slot and claim are free for others.

@@ -72,28 +72,35 @@ fn units_together_never_claim_more_than_the_memory_left() {
 }
 
 #[test]
-fn a_reboot_waits_for_every_other_units_busy_runners_and_fresh_reports() {
+fn a_reboot_waits_for_every_other_units_busy_runners_or_their_absence() {
     let mut reg = Registry::default();
     let at = |busy, busy_at| Entry {
         busy,
         busy_at,
         ..Entry::default()
     };
+    let busy = |reg: &Registry, now, runners: &dyn Fn(&str) -> bool| {
+        others_busy(reg, "a/0", now, 600, runners)
+    };
+    let all = |_: &str| true;
     reg.units.insert("a/0".into(), at(3, 1000));
-    assert_eq!(
-        others_busy(&reg, "a/0", 1000, 600),
-        Some(0),
-        "its own do not count"
-    );
+    assert_eq!(busy(&reg, 1000, &all), Some(0), "its own do not count");
     reg.units.insert("b/0".into(), at(0, 900));
-    assert_eq!(others_busy(&reg, "a/0", 1000, 600), Some(0));
+    assert_eq!(busy(&reg, 1000, &all), Some(0));
     reg.units.insert("c/0".into(), at(2, 950));
-    assert_eq!(others_busy(&reg, "a/0", 1000, 600), Some(2));
+    assert_eq!(busy(&reg, 1000, &all), Some(2));
     assert_eq!(
-        others_busy(&reg, "a/0", 1600, 600),
+        busy(&reg, 1600, &all),
         None,
-        "b/0's report is stale"
+        "b/0's report is stale, with runners"
     );
+    // Stale units with no runner in LXD (blocked, or removed without their hooks).
+    assert_eq!(
+        busy(&reg, 1600, &|u| u == "c/0"),
+        None,
+        "c/0 still has some"
+    );
+    assert_eq!(busy(&reg, 1600, &|_| false), Some(0));
 }
 
 #[test]
