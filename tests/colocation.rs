@@ -9,10 +9,11 @@ mod firewall_support;
 mod harness;
 mod lab;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use firewall_support::{expect, free_octet, poll, reach, Netns, Reach, Responder};
+use firewall_support::{expect, poll, reach, Reach};
+use lab::hosts::Host;
 use lab::machine::{Machine, Member, GIB};
 use lab::Sim;
 use serde_json::{json, Value};
@@ -23,40 +24,6 @@ const SETTLE: Duration = Duration::from_secs(180);
 const ROOMY_KIB: u64 = 64 * 1024 * 1024;
 /// What a runner claims: vm-memory + vm-disk.
 const RUNNER_BYTES: u64 = 2 * GIB;
-
-/// A host in a namespace of its own behind this machine, answering with its tag.
-struct Host {
-    // The responder's thread leaves its namespace before the namespace goes.
-    responder: Responder,
-    _ns: Netns,
-    /// The /30 it sits in, as a denylist names it.
-    cidr: String,
-}
-
-impl Host {
-    fn start(tag: &str, seed: u32) -> Host {
-        let id = std::process::id() % 100_000;
-        let s = free_octet(seed);
-        let (host_side, inside) = (Ipv4Addr::new(10, 217, s, 1), Ipv4Addr::new(10, 217, s, 2));
-        let ns = Netns::create(
-            &format!("ghrco{tag}{id}"),
-            &format!("gco{tag}{id}"),
-            host_side,
-            inside,
-        );
-        let ns = ns.unwrap();
-        let responder = Responder::start(Some(&ns.name), SocketAddr::from((inside, 80)), tag);
-        Host {
-            responder: responder.unwrap(),
-            _ns: ns,
-            cidr: format!("10.217.{s}.0/30"),
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.responder.addr
-    }
-}
 
 fn config(denied: &Host, runners: u32) -> Value {
     json!({"path": REPO, "virtual-machines": runners, "denylist": denied.cidr})
@@ -69,8 +36,8 @@ fn units_on_one_machine_keep_to_their_own_runners_firewall_and_policy_service() 
     // The simulator adds the unreachable route that guards the hosts' addresses.
     let sim = Sim::start(&["acme"], &[REPO]);
     let seed = std::process::id() % 100_000;
-    let x = Host::start("x", seed + 150);
-    let y = Host::start("y", seed + 170);
+    let x = Host::start("co", "x", seed + 150);
+    let y = Host::start("co", "y", seed + 170);
     let machine = Machine::new(ROOMY_KIB);
     let mut units = [("a/0", &x), ("a/1", &x), ("b/0", &y)]
         .map(|(name, denied)| machine.unit(&lxd, name, &sim, config(denied, 1)));

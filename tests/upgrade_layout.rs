@@ -88,7 +88,10 @@ fn upgrading_the_single_unit_layout_keeps_busy_runners_their_firewall_and_the_po
     // The simulator adds the unreachable route that guards the hosts' addresses.
     let sim = Sim::start(&["acme"], &[REPO]);
     let seed = std::process::id() % 100_000;
-    let (x, y) = (Host::start("x", seed + 150), Host::start("y", seed + 170));
+    let (x, y) = (
+        Host::start("up", "x", seed + 150),
+        Host::start("up", "y", seed + 170),
+    );
     let machine = Machine::new(ROOMY_KIB);
     let mut unit = UpgradeUnit::new(machine.root(), &lxd, &old);
     unit.configure(&sim, config(&x));

@@ -168,6 +168,19 @@ impl Harness {
         HookRun { output }
     }
 
+    /// Runs an event and insists it succeeded, with what the charm logged if not.
+    pub fn run_ok(&self, dispatch_path: &str) -> HookRun {
+        let run = self.run(dispatch_path);
+        assert!(
+            run.success(),
+            "{} {dispatch_path} failed: {}\nlogs: {:#?}",
+            self.unit,
+            run.stderr(),
+            self.logs()
+        );
+        run
+    }
+
     /// Starts one event without waiting for it (to kill it, or run another beside it).
     pub fn spawn(&self, dispatch_path: &str) -> std::process::Child {
         self.command(dispatch_path)

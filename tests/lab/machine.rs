@@ -140,15 +140,7 @@ impl Member {
 
     /// Runs an event and insists it succeeded.
     pub fn run(&self, dispatch_path: &str) -> HookRun {
-        let run = self.h.run(dispatch_path);
-        assert!(
-            run.success(),
-            "{} {dispatch_path} failed: {}\nlogs: {:#?}",
-            self.name,
-            run.stderr(),
-            self.h.logs()
-        );
-        run
+        self.h.run_ok(dispatch_path)
     }
 
     /// This unit's entry in the machine's registry (null when it has none).
@@ -334,14 +326,14 @@ impl Member {
 }
 
 /// The value after `name` in an argument list.
-fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
+pub fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
     let at = args.iter().position(|a| a == name);
     let value = at.and_then(|i| args.get(i + 1));
     value.unwrap_or_else(|| panic!("no {name} in {args:?}"))
 }
 
 /// `KEY=VALUE` lines as systemd's EnvironmentFile= reads them (quotes removed).
-fn parse_env(text: &str) -> BTreeMap<String, String> {
+pub fn parse_env(text: &str) -> BTreeMap<String, String> {
     text.lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once('='))

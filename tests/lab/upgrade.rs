@@ -10,8 +10,9 @@ pub mod beside;
 mod build;
 mod service;
 
+pub use crate::lab::hosts::Host;
 pub use build::{old_charm, CharmDir};
-pub use service::{bridge_port, Host, PolicyService};
+pub use service::{bridge_port, PolicyService};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,14 +89,7 @@ impl UpgradeUnit {
 
     /// Runs an event and insists it succeeded.
     pub fn run(&self, dispatch_path: &str) -> HookRun {
-        let run = self.h.run(dispatch_path);
-        assert!(
-            run.success(),
-            "{dispatch_path}: {}\nlogs: {:#?}",
-            run.stderr(),
-            self.h.logs()
-        );
-        run
+        self.h.run_ok(dispatch_path)
     }
 
     /// A host path under the machine's root.

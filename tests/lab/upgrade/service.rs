@@ -8,42 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::firewall_support::{free_octet, poll, Netns, Responder};
+use crate::firewall_support::poll;
+use crate::lab::machine::{flag, parse_env};
 use crate::lab::Process;
-
-/// A host in a network namespace of its own behind this machine, answering with its tag.
-pub struct Host {
-    // The responder's thread leaves its namespace before the namespace goes.
-    responder: Responder,
-    _ns: Netns,
-    /// The /30 it sits in, as a denylist names it.
-    pub cidr: String,
-}
-
-impl Host {
-    pub fn start(tag: &str, seed: u32) -> Host {
-        let id = std::process::id() % 100_000;
-        let s = free_octet(seed);
-        let (host_side, inside) = (Ipv4Addr::new(10, 217, s, 1), Ipv4Addr::new(10, 217, s, 2));
-        let ns = Netns::create(
-            &format!("ghrup{tag}{id}"),
-            &format!("gup{tag}{id}"),
-            host_side,
-            inside,
-        );
-        let ns = ns.unwrap();
-        let responder = Responder::start(Some(&ns.name), SocketAddr::from((inside, 80)), tag);
-        Host {
-            responder: responder.unwrap(),
-            _ns: ns,
-            cidr: format!("10.217.{s}.0/30"),
-        }
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        self.responder.addr
-    }
-}
 
 /// A policy service run as systemd runs its unit: ExecStart's program (the charm's copy
 /// under the root) and arguments, EnvironmentFile's variables and nothing else, and
@@ -129,19 +96,4 @@ impl PolicyService {
 /// The bridge address and `port`: where runners reach a policy service.
 pub fn bridge_port(port: u16) -> SocketAddr {
     SocketAddr::new(crate::lab::BRIDGE_IP.parse().unwrap(), port)
-}
-
-fn flag<'a>(args: &'a [String], name: &str) -> &'a str {
-    let at = args.iter().position(|a| a == name).map(|i| i + 1);
-    let value = at.and_then(|i| args.get(i));
-    value.unwrap_or_else(|| panic!("no {name} in {args:?}"))
-}
-
-/// `KEY=VALUE` lines as systemd's EnvironmentFile= reads them.
-fn parse_env(text: &str) -> BTreeMap<String, String> {
-    text.lines()
-        .filter(|l| !l.trim_start().starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().trim_matches('"').to_string()))
-        .collect()
 }
