@@ -263,38 +263,18 @@ impl Member {
         self.lxd_names(&["profile", "list", "--format", "json"])
     }
 
-    /// Names starting with this unit's prefix in an `lxc ... --format json` list.
     fn lxd_names(&self, args: &[&str]) -> Vec<String> {
-        let out = self.lxd.lxc(args).unwrap_or_default();
-        let list: Value = serde_json::from_str(&out).unwrap_or_default();
-        list.as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["name"].as_str())
-            .filter(|n| n.starts_with(&self.prefix))
-            .map(String::from)
-            .collect()
+        super::lxd_names(&self.lxd, args, &self.prefix)
     }
 
     /// The MAC address LXD gave an instance's eth0.
     pub fn hwaddr(&self, instance: &str) -> String {
-        let out = self
-            .lxd
-            .lxc(&["query", &format!("/1.0/instances/{instance}")]);
-        let instance: Value = serde_json::from_str(&out.unwrap()).unwrap();
-        let mac = &instance["config"]["volatile.eth0.hwaddr"];
-        mac.as_str()
-            .unwrap_or_else(|| panic!("no hwaddr: {instance}"))
-            .to_string()
+        super::hwaddr(&self.lxd, instance)
     }
 
     /// Runs a command inside one of this unit's instances.
     pub fn exec<'a>(&'a self, instance: &'a str) -> impl Fn(&[&str]) -> Output + 'a {
-        move |argv| {
-            let mut args = vec!["exec", instance, "--"];
-            args.extend_from_slice(argv);
-            self.lxd.lxc_output(&args).expect("lxc exec")
-        }
+        super::exec_in(&self.lxd, instance)
     }
 
     /// Waits for `idle` idle online runners of this unit, each with its instance.

@@ -20,7 +20,7 @@ pub use sim::Sim;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -127,6 +127,37 @@ pub const INSTALL_PROGRAMS: &[&str] = &[
     "sysctl",
     "lxd",
 ];
+
+/// Names starting with `prefix` in an `lxc ... --format json` list.
+pub fn lxd_names(lxd: &Lxd, args: &[&str], prefix: &str) -> Vec<String> {
+    let out = lxd.lxc(args).unwrap_or_default();
+    let list: Value = serde_json::from_str(&out).unwrap_or_default();
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str())
+        .filter(|n| n.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
+/// Runs a command inside `instance` (`lxc exec`).
+pub fn exec_in<'a>(lxd: &'a Lxd, instance: &'a str) -> impl Fn(&[&str]) -> Output + 'a {
+    move |argv| {
+        let mut args = vec!["exec", instance, "--"];
+        args.extend_from_slice(argv);
+        lxd.lxc_output(&args).expect("lxc exec")
+    }
+}
+
+/// The MAC address LXD gave an instance's eth0.
+pub fn hwaddr(lxd: &Lxd, instance: &str) -> String {
+    let out = lxd.lxc(&["query", &format!("/1.0/instances/{instance}")]);
+    let instance: Value = serde_json::from_str(&out.unwrap()).unwrap();
+    let mac = instance["config"]["volatile.eth0.hwaddr"].as_str();
+    mac.unwrap_or_else(|| panic!("no hwaddr: {instance}"))
+        .to_string()
+}
 
 /// Unit `unit`'s state directory on a machine whose root is `root`.
 pub fn unit_state(root: &Path, unit: &str) -> std::path::PathBuf {

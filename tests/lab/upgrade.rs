@@ -195,37 +195,17 @@ impl UpgradeUnit {
     }
 
     fn lxd_names(&self, args: &[&str]) -> Vec<String> {
-        let out = self.lxd.lxc(args).unwrap_or_default();
-        let list: Value = serde_json::from_str(&out).unwrap_or_default();
-        let names = list
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["name"].as_str());
-        names
-            .filter(|n| n.starts_with(PREFIX))
-            .map(String::from)
-            .collect()
+        super::lxd_names(&self.lxd, args, PREFIX)
     }
 
     /// The MAC address of an instance's eth0.
     pub fn hwaddr(&self, instance: &str) -> String {
-        let out = self
-            .lxd
-            .lxc(&["query", &format!("/1.0/instances/{instance}")]);
-        let instance: Value = serde_json::from_str(&out.unwrap()).unwrap();
-        let mac = instance["config"]["volatile.eth0.hwaddr"].as_str();
-        mac.unwrap_or_else(|| panic!("no hwaddr: {instance}"))
-            .to_string()
+        super::hwaddr(&self.lxd, instance)
     }
 
     /// Runs a command inside one of the unit's instances.
     pub fn exec<'a>(&'a self, instance: &'a str) -> impl Fn(&[&str]) -> Output + 'a {
-        move |argv| {
-            let mut args = vec!["exec", instance, "--"];
-            args.extend_from_slice(argv);
-            self.lxd.lxc_output(&args).expect("lxc exec")
-        }
+        super::exec_in(&self.lxd, instance)
     }
 
     /// From `runner`, by packets: X (denylisted) refused, Y answering.
