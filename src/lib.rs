@@ -8,6 +8,7 @@
 //! - [`firewall`]: the nftables table between runners and the network (render, apply).
 //! - [`host`]: the machine itself: packages, kernel, LXD setup, systemd units, runner env files.
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
+//! - [`manager`]: the runner manager service that owns the unit's pool, and how hooks ask it.
 //! - [`runner`]: how a runner instance is made and what is pushed into it; the LXD and
 //!   GitHub sides of the reconcile engine's ports.
 
@@ -16,6 +17,7 @@ pub mod config;
 pub mod firewall;
 pub mod host;
 pub mod juju;
+pub mod manager;
 pub mod runner;
 
 /// Juju's proxy settings, shared with every client (re-exported from the shared types).

@@ -31,6 +31,13 @@ enum Command {
         #[arg(long = "charm-bind", required = true)]
         charm_bind: Vec<policy_service::listen::LoopbackAddr>,
     },
+    /// Run the runner manager of a unit: it owns the unit's runner pool, reads what the
+    /// hooks wrote for it and answers them on a local socket.
+    Manager {
+        /// The Juju unit, `app/N`.
+        #[arg(long)]
+        unit: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +59,10 @@ fn main() -> ExitCode {
                 runners: bind,
                 charm: charm_bind,
             })
+        }
+        Command::Manager { unit } => {
+            github_runner::juju::init_logging(false);
+            github_runner::manager::run(&unit)
         }
     }
 }

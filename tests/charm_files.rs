@@ -23,11 +23,12 @@ const HOOKS: [&str; 7] = [
 ];
 
 /// Option, type and default as issue 2 specifies them (defaults as YAML scalars).
-const OPTIONS: [(&str, &str, &str); 16] = [
+const OPTIONS: [(&str, &str, &str); 17] = [
     ("path", "string", "\"\""),
     ("group", "string", "default"),
     ("token", "string", "\"\""),
     ("virtual-machines", "int", "1"),
+    ("max-total-virtual-machines", "int", "0"),
     ("vm-cpu", "int", "2"),
     ("vm-memory", "string", "7GiB"),
     ("vm-disk", "string", "10GiB"),

@@ -154,11 +154,18 @@ fn upgrade_charm_refreshes_the_snap_and_restarts_the_new_binary() {
         .iter()
         .filter(|c| c.starts_with("systemctl"))
         .collect();
+    // The new binary: the policy service's copy and the runner manager restart on it
+    // (the manager's unit is new here: the version before had none).
     assert_eq!(
         systemctl,
-        ["systemctl restart github-runner-policy-github-runner-0.service"]
+        [
+            "systemctl restart github-runner-policy-github-runner-0.service",
+            "systemctl daemon-reload",
+            "systemctl enable github-runner-manager-github-runner-0.service",
+            "systemctl restart github-runner-manager-github-runner-0.service",
+        ]
     );
-    assert_eq!(snapshot(&root(&h)), before, "no file was rewritten");
+    assert_only_manager_files_added(&before, &snapshot(&root(&h)));
     assert_version_sent(&h);
 }
 
@@ -277,9 +284,15 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
         .into_iter()
         .filter(|c| c.starts_with("systemctl"))
         .collect();
+    // The manager restarts on the new binary; its unit is new (first upgrade here).
     assert_eq!(
         systemctl,
-        ["systemctl restart github-runner-policy-github-runner-0.service"]
+        [
+            "systemctl restart github-runner-policy-github-runner-0.service",
+            "systemctl daemon-reload",
+            "systemctl enable github-runner-manager-github-runner-0.service",
+            "systemctl restart github-runner-manager-github-runner-0.service",
+        ]
     );
     assert!(fs::read_to_string(&env_file)
         .unwrap()

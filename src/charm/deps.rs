@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::manager_link::{ManagerLink, SocketLink};
 use super::outcome::Cause;
 use super::CharmError;
 use crate::config::CharmConfig;
@@ -166,6 +167,8 @@ pub struct Deps<'a> {
     site: std::sync::OnceLock<UnitSite>,
     pub lxd: LxdClient,
     pub limits: Limits,
+    /// How hooks reach the unit's runner manager.
+    pub manager: &'a dyn ManagerLink,
 }
 
 impl<'a> Deps<'a> {
@@ -181,6 +184,7 @@ impl<'a> Deps<'a> {
             site: std::sync::OnceLock::new(),
             lxd: LxdClient::new(lxd_client::socket_for(knobs.lxd_dir.clone(), Path::exists)),
             limits: Limits::from_knobs(knobs),
+            manager: &SocketLink,
         }
     }
 
@@ -250,6 +254,7 @@ impl<'a> Deps<'a> {
             site: std::sync::OnceLock::from(UnitSite::new("github-runner/0", 0, false)),
             lxd: LxdClient::new(root.join("lxd/unix.socket")),
             limits: Limits::default(),
+            manager: &super::manager_link::InProcess,
         }
     }
 }

@@ -1,29 +1,39 @@
 //! One handler per event. Each starts from the typed config (an invalid one stops it
 //! before anything on the host or GitHub is touched) and returns an [`Outcome`].
 
-use std::collections::HashSet;
-
 use serde_json::Value;
 
 use super::deps::Deps;
 use super::install::InstallKind;
+use super::manager_link;
 use super::outcome::Cause;
-use super::runners::{Paths, Reconciled, Runners, Summary};
+use super::runners::{Paths, Runners, Summary};
 use super::state::CharmState;
 use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
-use crate::config::{CharmConfig, GithubPath};
+use crate::config::{CharmConfig, GithubPath, Mode};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::lxd_setup::BlockingLxd;
 use crate::juju::{HookTools, Status};
-use crate::runner::app::AppUpdate;
-use github_client::RateLimit;
+use crate::manager::protocol::{AppCheck, FlushRunners, Request};
+use crate::runner::app::AppCache;
 use reconcile::plan::Flush;
 
 /// Reads and validates the configuration; the only place handlers get it from.
 pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
+    Ok(load(juju)?.config)
+}
+
+/// The config as `config-get` gave it (the manager's settings keep it so) and parsed.
+pub struct Loaded {
+    pub raw: Value,
+    pub config: CharmConfig,
+}
+
+fn load(juju: &dyn HookTools) -> Result<Loaded, CharmError> {
     let raw = juju.config_get()?;
-    Ok(CharmConfig::from_json(&raw)?)
+    let config = CharmConfig::from_json(&raw)?;
+    Ok(Loaded { raw, config })
 }
 
 /// Runs the handler for `event` on the dependencies handed in.
@@ -43,8 +53,8 @@ pub fn handle(
         }
         _ => {}
     }
-    let config = load_config(juju)?;
-    let result = handle_event(event, juju, config, env, deps);
+    let loaded = load(juju)?;
+    let result = handle_event(event, juju, loaded, env, deps);
     match &result {
         // Unregistered, the state directory may be another unit's (a name clash).
         Err(e) if deps.registered() => remember_problem(event, e, &deps.paths),
@@ -65,19 +75,27 @@ fn remember_problem(event: &Event, e: &CharmError, paths: &Paths) {
     }
 }
 
+/// A reconcile the manager does on the settings this hook wrote.
+fn reconcile(flush: FlushRunners, app: AppCheck) -> Request {
+    Request::Reconcile { flush, app }
+}
+
 fn handle_event(
     event: &Event,
     juju: &dyn HookTools,
-    config: CharmConfig,
+    loaded: Loaded,
     env: &HookEnv,
     deps: &Deps,
 ) -> Result<Outcome, CharmError> {
-    let runners = |config| Runners::new(config, env.clone(), deps);
+    let Loaded { raw, config } = loaded;
     match event {
         Event::UpdateStatus => Ok(update_status(&config, &deps.paths)),
         Event::Install => install(juju, &config, env, deps, InstallKind::Install),
-        Event::ConfigChanged => config_changed(juju, config, env, deps),
-        Event::Start => reconciled(runners(config)?.reconcile_current(Flush::None)),
+        Event::ConfigChanged => config_changed(juju, &raw, config, env, deps),
+        Event::Start => {
+            manager_link::ensure(&raw, env, deps, false)?;
+            reconciled(reconcile(FlushRunners::None, AppCheck::Skip), deps)
+        }
         Event::Stop => stop(config, env, deps).map(|(outcome, _)| outcome),
         // Juju forgets the unit after this hook: what it leaves stays for good.
         Event::Remove => stop(config, env, deps)
@@ -85,10 +103,16 @@ fn handle_event(
             .map_err(CharmError::unfinished),
         Event::UpgradeCharm => {
             install(juju, &config, env, deps, InstallKind::Upgrade)?;
-            reconciled(runners(config)?.reconcile_current(Flush::Idle))
+            // A new binary: the manager restarts on it.
+            manager_link::ensure(&raw, env, deps, true)?;
+            reconciled(reconcile(FlushRunners::Idle, AppCheck::Skip), deps)
         }
-        Event::ReconcileTimer => timer_reconcile(juju, runners(config)?),
-        Event::Action(action) => run_action(action, juju, || runners(config)),
+        Event::ReconcileTimer => timer_reconcile(juju, &raw, env, deps),
+        Event::Action(action) => {
+            // An action may come before start: the manager then starts here.
+            manager_link::ensure(&raw, env, deps, false)?;
+            run_action(action, juju, &raw, env, deps)
+        }
         Event::Unknown(_) => unreachable!("handled above"),
     }
 }
@@ -131,12 +155,15 @@ fn ensure_timer(config: &CharmConfig, env: &HookEnv, deps: &Deps) -> Result<(), 
         .map_err(|e| CharmError::transient(Cause::of(e).context("reconcile timer")))
 }
 
-fn reconciled(result: Result<Reconciled, CharmError>) -> Result<Outcome, CharmError> {
-    Ok(Outcome::status(Status::Active, result?.summary.message()))
+/// Asks the manager for `request` and shows its summary.
+fn reconciled(request: Request, deps: &Deps) -> Result<Outcome, CharmError> {
+    let done = manager_link::ask(deps, &request)?;
+    Ok(Outcome::status(Status::Active, done.message))
 }
 
 fn config_changed(
     juju: &dyn HookTools,
+    raw: &Value,
     config: CharmConfig,
     env: &HookEnv,
     deps: &Deps,
@@ -162,16 +189,17 @@ fn config_changed(
         super::install::policy_service(env, &config, deps, &runners.site, &lxd, false)?;
     }
     let flush = if token_changed {
-        Flush::Idle
+        FlushRunners::Idle
     } else {
-        Flush::None
+        FlushRunners::None
     };
-    let done = runners.reconcile_current(flush)?;
+    manager_link::ensure(raw, env, deps, false)?;
+    let done = manager_link::ask(deps, &reconcile(flush, AppCheck::Skip))?;
     // Only after the reconcile: a failed one leaves the old values, so the next
     // config-changed flushes again instead of forgetting the change.
     state.remember(&config);
     state.save(juju)?;
-    Ok(Outcome::status(Status::Active, done.summary.message()))
+    Ok(Outcome::status(Status::Active, done.message))
 }
 
 fn group_of(config: &CharmConfig) -> &str {
@@ -181,8 +209,10 @@ fn group_of(config: &CharmConfig) -> &str {
     }
 }
 
-/// Removes the timer and every runner (and frees the unit's memory claim); `remove`
-/// then takes the rest of the unit's own away with the `Runners` returned.
+/// Stops the timer and the runner manager, then removes the runners here (every one
+/// in a fixed pool; on demand the idle ones) and frees the unit's memory claim;
+/// `remove` then takes the rest of the unit's own away with the `Runners` returned,
+/// once no runner is left.
 fn stop<'d>(
     config: CharmConfig,
     env: &HookEnv,
@@ -190,34 +220,35 @@ fn stop<'d>(
 ) -> Result<(Outcome, Runners<'d>), CharmError> {
     timer::remove(deps.commands, &deps.paths.systemd_dir(), &env.unit_name)
         .map_err(|e| CharmError::transient(Cause::of(e).context("reconcile timer")))?;
+    manager_link::stop(deps)?;
+    // On demand no job is lost: busy runners finish theirs (remove waits for them);
+    // a fixed pool is flushed whole, as it always was.
+    let flush = match config.mode() {
+        Mode::Static { .. } => Flush::All,
+        Mode::OnDemand { .. } => Flush::Idle,
+    };
     let runners = Runners::new(config, env.clone(), deps)?;
-    let report = runners.reconcile(0, Flush::All)?.report;
-    let outcome = Outcome::status(
-        Status::Maintenance,
-        format!("stopped: {} runners removed", report.removed_total()),
-    );
-    Ok((outcome, runners))
+    let report = runners.reconcile(0, flush)?.report;
+    let mut message = format!("stopped: {} runners removed", report.removed_total());
+    if report.busy > 0 {
+        message += &format!(", {} busy finishing their job", report.busy);
+    }
+    Ok((Outcome::status(Status::Maintenance, message), runners))
 }
 
-/// The timer's event: keep the runner application current, reconcile, and reboot
-/// into a new kernel when one waits and no job would be cut short.
-fn timer_reconcile(juju: &dyn HookTools, runners: Runners) -> Result<Outcome, CharmError> {
-    let flush = match runners.update_app(false) {
-        Ok(AppUpdate::Updated { new, .. }) => {
-            log::info!("runner application updated to {new}: flushing idle runners");
-            CharmState::record_app_version(juju, &new)?;
-            Flush::Idle
-        }
-        Ok(AppUpdate::Unchanged) => Flush::None,
-        Err(e) => {
-            log::warn!("runner application check failed, keeping the current one: {e}");
-            Flush::None
-        }
-    };
-    let done = runners.reconcile_current(flush)?;
-    let required = reboot_required(runners.paths());
+/// The timer's event: the manager reconciles (keeping the runner application current),
+/// then this hook sets the status and reboots into a new kernel when one waits and no
+/// job on the machine would be cut short: both need a hook (status-set, juju-reboot).
+fn timer_reconcile(
+    juju: &dyn HookTools,
+    raw: &Value,
+    env: &HookEnv,
+    deps: &Deps,
+) -> Result<Outcome, CharmError> {
+    let done = ask_keeping_app(juju, raw, env, deps, AppCheck::IfDue)?;
+    let required = reboot_required(&deps.paths);
     // The machine is shared: every unit's jobs would be cut short.
-    let busy = match required.then(|| runners.machine_busy(done.report.busy)) {
+    let busy = match required.then_some(done.machine_busy) {
         Some(None) => {
             log::info!("a new kernel waits; another unit's busy runners are not known yet");
             usize::MAX
@@ -230,48 +261,44 @@ fn timer_reconcile(juju: &dyn HookTools, runners: Runners) -> Result<Outcome, Ch
         log::info!("a new kernel is installed and no runner on the machine is busy: rebooting");
         juju.reboot(now)?;
     }
-    Ok(Outcome::status(Status::Active, done.summary.message()))
+    Ok(Outcome::status(Status::Active, done.message))
 }
 
-/// `runners` is called once the action's parameters were found good.
-fn run_action<'d>(
+/// Every action asks the manager once its parameters were found good.
+fn run_action(
     action: &Action,
     juju: &dyn HookTools,
-    runners: impl FnOnce() -> Result<Runners<'d>, CharmError>,
+    raw: &Value,
+    env: &HookEnv,
+    deps: &Deps,
 ) -> Result<Outcome, CharmError> {
     match action {
-        Action::CheckRunners => check_runners(runners()?),
-        Action::ReconcileRunners => {
-            let done = runners()?.reconcile_current(Flush::None)?;
-            Ok(report_outcome(&done))
+        Action::CheckRunners => {
+            let done = manager_link::ask(deps, &Request::Check)?;
+            Ok(Outcome {
+                status: None,
+                results: done.results,
+            })
         }
+        Action::ReconcileRunners => report_outcome(deps, FlushRunners::None),
         Action::FlushRunners => {
             let params = juju.action_get()?;
             let flush = match params.get("flush-busy") {
-                None | Some(Value::Null) | Some(Value::Bool(true)) => Flush::All,
-                Some(Value::Bool(false)) => Flush::Idle,
+                None | Some(Value::Null) | Some(Value::Bool(true)) => FlushRunners::All,
+                Some(Value::Bool(false)) => FlushRunners::Idle,
                 Some(other) => {
                     return Err(CharmError::BadParams(format!(
                         "flush-busy must be true or false, not {other}"
                     )))
                 }
             };
-            let done = runners()?.reconcile_current(flush)?;
-            Ok(report_outcome(&done))
+            report_outcome(deps, flush)
         }
         Action::UpdateDependencies => {
-            let runners = runners()?;
-            let updated = match runners.update_app(true)? {
-                AppUpdate::Updated { new, .. } => {
-                    CharmState::record_app_version(juju, &new)?;
-                    true
-                }
-                AppUpdate::Unchanged => false,
-            };
-            let mut outcome = Outcome::default().with_result("flush", updated);
-            if updated {
-                let done = runners.reconcile_current(Flush::Idle)?;
-                outcome.status = Some((Status::Active, done.summary.message()));
+            let done = ask_keeping_app(juju, raw, env, deps, AppCheck::Force)?;
+            let mut outcome = Outcome::default().with_result("flush", done.app_updated.is_some());
+            if done.app_updated.is_some() {
+                outcome.status = Some((Status::Active, done.message));
             }
             Ok(outcome)
         }
@@ -279,73 +306,32 @@ fn run_action<'d>(
     }
 }
 
-fn report_outcome(done: &Reconciled) -> Outcome {
-    let report = &done.report;
-    let delta = report.created.len() as i64 - i64::from(report.removed_total());
-    let mut outcome =
-        Outcome::status(Status::Active, done.summary.message()).with_result("delta", delta);
-    outcome.results.extend(report.as_results());
-    outcome
-}
-
-/// The GitHub rate-limit figures of the last response, where operators look for them
-/// (check-runners); none when no response carried them.
-fn rate_limit_results(limit: Option<&RateLimit>) -> Vec<(String, String)> {
-    let Some(limit) = limit else {
-        return Vec::new();
-    };
-    [
-        ("limit", limit.limit.to_string()),
-        ("remaining", limit.remaining.to_string()),
-        ("reset", limit.reset_utc()),
-    ]
-    .into_iter()
-    .map(|(key, value)| (format!("github-rate-limit-{key}"), value))
-    .collect()
-}
-
-fn check_runners(runners: Runners) -> Result<Outcome, CharmError> {
-    let observed = runners.check()?;
-    let rate_limit = runners.github.last_rate_limit();
-    let with_instance: HashSet<_> = observed.instances.iter().map(|i| i.name.clone()).collect();
-    let registered: HashSet<_> = observed
-        .registrations
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
-    let names = |pred: &dyn Fn(&reconcile::plan::ObservedRegistration) -> bool| {
-        let mut v: Vec<String> = observed
-            .registrations
-            .iter()
-            .filter(|r| pred(r))
-            .map(|r| r.name.to_string())
-            .collect();
-        v.sort();
-        v
-    };
-    let online = names(&|r| r.online);
-    let offline = names(&|r| !r.online);
-    let busy = names(&|r| r.busy);
-    let mut unknown: Vec<String> = with_instance
-        .difference(&registered)
-        .map(|n| n.to_string())
-        .collect();
-    unknown.sort();
-    let mut outcome = Outcome::default();
-    for (key, list) in [
-        ("online", &online),
-        ("offline", &offline),
-        ("busy", &busy),
-        ("unknown", &unknown),
-    ] {
-        outcome = outcome
-            .with_result(key, list.len())
-            .with_result(format!("{key}-runners"), list.join(","));
+/// A reconcile that may update the runner application; the version on the host is
+/// remembered whether or not the reconcile after the download went well.
+fn ask_keeping_app(
+    juju: &dyn HookTools,
+    raw: &Value,
+    env: &HookEnv,
+    deps: &Deps,
+    app: AppCheck,
+) -> Result<crate::manager::Done, CharmError> {
+    manager_link::ensure(raw, env, deps, false)?;
+    let done = manager_link::ask(deps, &reconcile(FlushRunners::None, app));
+    let on_host = AppCache::new(deps.paths.app_dir()).current();
+    if let Some(current) = on_host {
+        if CharmState::load(juju)?.runner_app_version.as_deref() != Some(&current.filename) {
+            CharmState::record_app_version(juju, &current.filename)?;
+        }
     }
-    outcome
-        .results
-        .extend(rate_limit_results(rate_limit.as_ref()));
-    Ok(outcome)
+    done
+}
+
+fn report_outcome(deps: &Deps, flush: FlushRunners) -> Result<Outcome, CharmError> {
+    let done = manager_link::ask(deps, &reconcile(flush, AppCheck::Skip))?;
+    Ok(Outcome {
+        status: Some((Status::Active, done.message)),
+        results: done.results,
+    })
 }
 
 #[cfg(test)]

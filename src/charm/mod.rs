@@ -10,6 +10,7 @@ pub mod event;
 pub mod handlers;
 pub mod install;
 mod leave;
+pub mod manager_link;
 mod migrate;
 pub mod neighbours;
 pub mod outcome;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::outcome::{settle, Cause};
 use super::policy_health::{Checked, Health, LocalCheck};
-use super::runners::{port, Paths, Reconciled, Runners, Summary};
+use super::runners::{port, OnDemand, Paths, Reconciled, Runners, Summary};
 use super::CharmError;
 use crate::config::{ByteSize, GithubPath};
 use crate::host::machine::Admission;
@@ -190,15 +190,21 @@ impl<'d> Runners<'d> {
 pub(super) fn record(
     ran: Ran,
     admission: Admission,
+    on_demand: Option<OnDemand>,
     paths: &Paths,
     now: u64,
 ) -> Result<Reconciled, CharmError> {
     let Ran { report, health } = ran;
-    let summary = Summary::from_report(&report, now)
+    let mut summary = Summary::from_report(&report, now)
         .with_policy_problem(health.and_then(|h| h.problem()))
         .with_admission(admission);
+    summary.on_demand = on_demand;
     summary.save(paths);
-    Ok(Reconciled { report, summary })
+    Ok(Reconciled {
+        report,
+        summary,
+        admission,
+    })
 }
 
 #[cfg(test)]
@@ -230,8 +236,9 @@ mod tests {
         let all = Admission {
             wanted: 3,
             admitted: 3,
+            room: 5,
         };
-        let done = record(ran, all, &paths, 1_714_564_800).unwrap();
+        let done = record(ran, all, None, &paths, 1_714_564_800).unwrap();
         assert_eq!(done.report.idle, 2);
         let saved = Summary::load(&paths).expect("last-reconcile.json written");
         assert_eq!(saved, done.summary);

@@ -9,7 +9,7 @@ use super::deps::Deps;
 use super::neighbours::Neighbours;
 use super::outcome::Cause;
 use super::reconcile_steps::{record, Wanted};
-pub use super::summary::Summary;
+pub use super::summary::{OnDemand, Summary};
 use super::{CharmError, HookEnv};
 use crate::config::{CharmConfig, GithubPath};
 use crate::firewall::{FirewallSpec, InterfaceName, LoadRecord, Nft};
@@ -17,7 +17,7 @@ use crate::host::machine::Admission;
 use crate::host::site::UnitSite;
 use crate::runner::app::{AppCache, AppUpdate};
 use crate::runner::files;
-use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry};
+use crate::runner::registry::{app_port_error, GithubAppSource, GithubRegistry, ScaleSetLink};
 use crate::runner::RunnerPrefix;
 use fs_state::ensure_private_dir;
 use github_client::GithubClient;
@@ -47,6 +47,8 @@ pub(super) fn port(e: PortError) -> CharmError {
 pub struct Reconciled {
     pub report: Report,
     pub summary: Summary,
+    /// What the machine's memory admitted, and would hold.
+    pub admission: Admission,
 }
 
 /// Everything a runner operation needs, made once per hook from the config, the hook's
@@ -59,6 +61,10 @@ pub struct Runners<'d> {
     /// The unit's place on the machine (policy port, runner MACs, table).
     pub site: UnitSite,
     pub github: GithubClient,
+    /// On demand: the unit's scale set, where new runners register.
+    pub scale_set: Option<ScaleSetLink>,
+    /// On demand: what the summary says of the demand.
+    pub on_demand: Option<OnDemand>,
     pub(super) runtime: tokio::runtime::Runtime,
 }
 
@@ -79,6 +85,8 @@ impl<'d> Runners<'d> {
             site: site.clone(),
             deps,
             github,
+            scale_set: None,
+            on_demand: None,
             config,
             env,
             runtime,
@@ -133,15 +141,18 @@ impl<'d> Runners<'d> {
             .split('/')
             .next()
             .unwrap_or("github-runner");
-        Ok(Arc::new(
-            GithubRegistry::new(
-                self.github.clone(),
-                path.clone(),
-                files::runner_labels(app, &image, &self.config.labels),
-                self.paths().state_dir().join("runner-group.json"),
-            )
-            .map_err(port)?,
-        ))
+        let mut registry = GithubRegistry::new(
+            self.github.clone(),
+            path.clone(),
+            files::runner_labels(app, &image, &self.config.labels),
+            self.paths().state_dir().join("runner-group.json"),
+        )
+        .map_err(port)?;
+        // Only the configured path's new runners: an old path's are only removed.
+        if *path == self.config.path {
+            registry.scale_set = self.scale_set.clone();
+        }
+        Ok(Arc::new(registry))
     }
 
     /// Makes the kernel hold the firewall between the runners' bridge and everything
@@ -176,7 +187,7 @@ impl<'d> Runners<'d> {
         let prepared = self.prepare(Wanted { runners, flush })?;
         let ran = self.engine(prepared)?;
         let now = self.deps.clock.unix_now();
-        let done = record(ran, admission, self.paths(), now)?;
+        let done = record(ran, admission, self.on_demand, self.paths(), now)?;
         let machine = self.deps.machine();
         if let Err(e) = machine.record_busy(&self.env.unit_name, done.report.busy, now) {
             log::warn!("{e}");

@@ -24,7 +24,18 @@ pub struct Summary {
     /// Runners wanted and admitted, when the machine's memory admitted fewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<(u32, u32)>,
+    /// On demand: the jobs GitHub assigned to the unit's scale set and the most runners
+    /// the config allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<OnDemand>,
     pub at: u64,
+}
+
+/// What a reconcile on demand was for.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OnDemand {
+    pub assigned: u64,
+    pub max: u32,
 }
 
 impl Summary {
@@ -38,6 +49,7 @@ impl Summary {
             lost: r.waiting_for_github,
             policy_problem: None,
             capacity: None,
+            on_demand: None,
             at,
         }
     }
@@ -60,6 +72,12 @@ impl Summary {
         let mut m = String::new();
         if let Some(problem) = &self.policy_problem {
             m += &format!("policy service unhealthy: {problem}; ");
+        }
+        if let Some(d) = self.on_demand {
+            m += &format!(
+                "on demand: {} jobs assigned, at most {} runners; ",
+                d.assigned, d.max
+            );
         }
         if let Some((wanted, admitted)) = self.capacity {
             m += &format!(

@@ -25,7 +25,10 @@ use values::*;
 pub struct CharmConfig {
     pub path: GithubPath,
     pub token: Token,
+    /// The pool in static mode; the warm (idle) runners on demand.
     pub virtual_machines: u32,
+    /// 0: static mode. Above 0: on-demand mode, never more runners than this.
+    pub max_total_virtual_machines: u32,
     pub vm_cpu: u32,
     pub vm_memory: ByteSize,
     pub vm_disk: ByteSize,
@@ -76,6 +79,7 @@ pub struct RawConfig {
     pub group: String,
     pub token: String,
     pub virtual_machines: i64,
+    pub max_total_virtual_machines: i64,
     pub vm_cpu: i64,
     pub vm_memory: String,
     pub vm_disk: String,
@@ -97,6 +101,7 @@ impl Default for RawConfig {
             group: "default".into(),
             token: String::new(),
             virtual_machines: 1,
+            max_total_virtual_machines: 0,
             vm_cpu: 2,
             vm_memory: "7GiB".into(),
             vm_disk: "10GiB".into(),
@@ -176,6 +181,18 @@ impl CharmConfig {
             "virtual-machines",
             &raw.virtual_machines.to_string(),
             vms.clone().map(|_| ()),
+        );
+        let max_total = int_in(
+            "max-total-virtual-machines",
+            raw.max_total_virtual_machines,
+            0,
+            MAX_VIRTUAL_MACHINES,
+        )
+        .and_then(|max| warm_fits(max, raw.virtual_machines));
+        check(
+            "max-total-virtual-machines",
+            &raw.max_total_virtual_machines.to_string(),
+            max_total.clone().map(|_| ()),
         );
         let cpu = int_in("vm-cpu", raw.vm_cpu, 1, MAX_VM_CPU);
         check("vm-cpu", &raw.vm_cpu.to_string(), cpu.clone().map(|_| ()));
@@ -271,6 +288,7 @@ impl CharmConfig {
             path: ok(path)?,
             token: Token::new(raw.token.trim()),
             virtual_machines: ok(vms)? as u32,
+            max_total_virtual_machines: ok(max_total)? as u32,
             vm_cpu: ok(cpu)? as u32,
             vm_memory: ok(ByteSize::parse(&raw.vm_memory).map_err(|e| e.to_string()))?,
             vm_disk: ok(ByteSize::parse(&raw.vm_disk).map_err(|e| e.to_string()))?,
@@ -292,6 +310,40 @@ impl CharmConfig {
             },
             runner_image: ok(image)?,
         })
+    }
+}
+
+/// On demand, the warm pool is part of the maximum.
+fn warm_fits(max: i64, warm: i64) -> Result<i64, String> {
+    if max > 0 && warm > max {
+        Err(format!(
+            "on demand, the maximum must hold the virtual-machines ({warm}) kept warm"
+        ))
+    } else {
+        Ok(max)
+    }
+}
+
+/// How the pool's size is decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Exactly `runners`, busy or idle.
+    Static { runners: u32 },
+    /// `warm` idle runners, one more per job GitHub assigns, at most `max`.
+    OnDemand { warm: u32, max: u32 },
+}
+
+impl CharmConfig {
+    pub fn mode(&self) -> Mode {
+        match self.max_total_virtual_machines {
+            0 => Mode::Static {
+                runners: self.virtual_machines,
+            },
+            max => Mode::OnDemand {
+                warm: self.virtual_machines,
+                max,
+            },
+        }
     }
 }
 

@@ -328,3 +328,29 @@ fn fingerprint_is_stable_and_not_the_token() {
     assert!(!t.fingerprint().contains("secret"));
     assert_eq!(format!("{t} {t:?}"), "<redacted> Secret(<redacted>)");
 }
+
+#[test]
+fn the_maximum_picks_the_mode_and_must_hold_the_warm_pool() {
+    assert_eq!(valid_config().mode(), Mode::Static { runners: 1 });
+    let on_demand = with("max-total-virtual-machines", json!(6)).unwrap();
+    assert_eq!(on_demand.mode(), Mode::OnDemand { warm: 1, max: 6 });
+    assert!(invalid_message("max-total-virtual-machines", json!(-1)).contains("at least 0"));
+    assert!(invalid_message("max-total-virtual-machines", json!(501)).contains("at most 500"));
+    let mut raw = valid();
+    raw["virtual-machines"] = json!(4);
+    raw["max-total-virtual-machines"] = json!(3);
+    let err = CharmConfig::from_json(&raw).unwrap_err().to_string();
+    assert!(
+        err.contains("max-total-virtual-machines \"3\"") && err.contains("virtual-machines (4)"),
+        "{err}"
+    );
+    raw["max-total-virtual-machines"] = json!(4);
+    assert_eq!(
+        CharmConfig::from_json(&raw).unwrap().mode(),
+        Mode::OnDemand { warm: 4, max: 4 }
+    );
+}
+
+fn valid_config() -> CharmConfig {
+    CharmConfig::from_json(&valid()).unwrap()
+}

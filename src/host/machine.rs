@@ -77,6 +77,8 @@ pub enum MachineError {
 pub struct Admission {
     pub wanted: u32,
     pub admitted: u32,
+    /// How many runners of this unit the memory would hold now (the most it could ask).
+    pub room: u32,
 }
 
 impl Admission {
@@ -141,10 +143,15 @@ pub fn admit(
     let room = total.saturating_sub(reserve(total)).saturating_sub(others);
     let fits = room.checked_div(per_runner).unwrap_or(u64::MAX);
     let admitted = u64::from(wanted).min(fits) as u32;
+    let room = fits.min(u64::from(u32::MAX)) as u32;
     let entry = reg.units.entry(unit.to_string()).or_default();
     entry.runners = admitted;
     entry.claim_bytes = u64::from(admitted) * per_runner;
-    Admission { wanted, admitted }
+    Admission {
+        wanted,
+        admitted,
+        room,
+    }
 }
 
 /// The other units' busy runners: a report within `fresh` seconds of `now` counts as

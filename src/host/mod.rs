@@ -143,6 +143,19 @@ impl HostPaths {
     pub fn problem_file(&self) -> PathBuf {
         self.state_dir().join("last-problem.json")
     }
+    /// What the hooks hand the runner manager (its config; holds the token).
+    pub fn manager_settings(&self) -> PathBuf {
+        self.state_dir().join("manager.json")
+    }
+    /// The runner managers' sockets (a folder only root enters).
+    pub fn manager_run_dir(&self) -> PathBuf {
+        self.at("/run/github-runner")
+    }
+    /// Where the manager of the unit in `slot` listens (short: a socket's path has at
+    /// most 107 bytes, and a unit's key may be long).
+    pub fn manager_socket(&self, slot: u8) -> PathBuf {
+        self.manager_run_dir().join(format!("manager-{slot}.sock"))
+    }
     pub fn charm_token(&self) -> PathBuf {
         self.state_dir().join("charm-token")
     }

@@ -3,12 +3,14 @@
 //! application cache.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::GithubPath;
 use crate::runner::app::{AppDownload, AppError, AppSource};
 use crate::runner::RunnerName;
+use github_client::scaleset::ActionsService;
 use github_client::{DeleteOutcome, GithubClient, GithubError, JitRequest, RunnerId};
 use reconcile::plan::ObservedRegistration;
 use reconcile::ports::{Credential, Deletion, PortError, PortResult, RunnerRegistry};
@@ -16,11 +18,20 @@ use reconcile::ports::{Credential, Deletion, PortError, PortResult, RunnerRegist
 /// The runner group every repository runner belongs to, and the fallback for orgs.
 pub const DEFAULT_GROUP_ID: u64 = 1;
 
+/// The unit's runner scale set (on demand): its runners get their JIT config there.
+#[derive(Clone)]
+pub struct ScaleSetLink {
+    pub service: Arc<ActionsService>,
+    pub id: u64,
+}
+
 pub struct GithubRegistry {
     pub client: GithubClient,
     pub path: GithubPath,
     pub labels: Vec<String>,
     pub group_id: u64,
+    /// On demand: where new runners register instead of the REST JIT endpoint.
+    pub scale_set: Option<ScaleSetLink>,
     /// Where the org runner group's id is kept between hooks (see [`group_id`]).
     group_file: PathBuf,
 }
@@ -38,6 +49,7 @@ impl GithubRegistry {
             path,
             labels,
             group_id,
+            scale_set: None,
             group_file,
         })
     }
@@ -148,6 +160,16 @@ impl RunnerRegistry for GithubRegistry {
     }
 
     fn register(&self, name: &RunnerName) -> PortResult<Credential> {
+        if let Some(link) = &self.scale_set {
+            let jit = link
+                .service
+                .jit_config(link.id, name.as_str(), "_work")
+                .map_err(|e| port_error(e).context("scale set runner"))?;
+            return Ok(Credential::Jit {
+                id: jit.runner_id,
+                encoded: jit.encoded,
+            });
+        }
         let request = JitRequest {
             name: name.clone(),
             runner_group_id: self.group_id,

@@ -48,6 +48,10 @@ impl Harness {
 
     pub fn clear_calls(&self) {
         let _ = fs::remove_file(self.path().join("calls.jsonl"));
+        // And what the services logged so far: the next look sees only what follows.
+        for log in self.service_log_files() {
+            let _ = fs::write(log, "");
+        }
     }
 
     /// `(status, message)` of every status-set, in order.
@@ -84,16 +88,43 @@ impl Harness {
             .and_then(|c| c.args.first().cloned())
     }
 
-    /// `(level, message)` of every juju-log call.
-    pub fn logs(&self) -> Vec<(String, String)> {
-        self.calls_of("juju-log")
-            .map(|c| {
-                (
-                    c.args.get(1).cloned().unwrap_or_default(),
-                    c.args.last().cloned().unwrap_or_default(),
-                )
-            })
+    fn service_log_files(&self) -> Vec<std::path::PathBuf> {
+        let dir = self.path().join("services");
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "log"))
             .collect()
+    }
+
+    /// What the services the stand-in `systemctl` started (the runner manager) wrote
+    /// to their log, one line each: as journald would hold it.
+    pub fn service_logs(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for log in self.service_log_files() {
+            let text = fs::read_to_string(log).unwrap_or_default();
+            lines.extend(text.lines().map(String::from));
+        }
+        lines
+    }
+
+    /// `(level, message)` of every juju-log call, then of every line the runner
+    /// manager logged (the unit's log is both: `juju debug-log` and the service's
+    /// journal), since the last [`Harness::clear_calls`].
+    pub fn logs(&self) -> Vec<(String, String)> {
+        let hooks = self.calls_of("juju-log").map(|c| {
+            (
+                c.args.get(1).cloned().unwrap_or_default(),
+                c.args.last().cloned().unwrap_or_default(),
+            )
+        });
+        let services = self
+            .service_logs()
+            .into_iter()
+            .filter_map(|l| service_line(&l));
+        hooks.chain(services).collect()
     }
 
     pub fn reboots(&self) -> Vec<Vec<String>> {
@@ -105,4 +136,14 @@ impl Harness {
     pub fn calls_of<'a>(&self, tool: &'a str) -> impl Iterator<Item = Call> + 'a {
         self.calls().into_iter().filter(move |c| c.tool == tool)
     }
+}
+
+/// `(level, message)` of an env_logger line, `[TIME LEVEL target] message`, with the
+/// level named as juju-log names it.
+fn service_line(line: &str) -> Option<(String, String)> {
+    let rest = line.strip_prefix('[')?;
+    let (head, message) = rest.split_once("] ")?;
+    let level = head.split_whitespace().nth(1)?;
+    let level = if level == "WARN" { "WARNING" } else { level };
+    Some((level.to_string(), message.to_string()))
 }

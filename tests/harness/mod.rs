@@ -119,13 +119,20 @@ impl Harness {
     }
 
     fn command(&self, dispatch_path: &str) -> Command {
+        let mut cmd = Command::new(&self.binary);
+        self.hook_env(&mut cmd, dispatch_path);
+        cmd
+    }
+
+    /// The environment a hook gets: stand-ins first on PATH, Juju's variables, the
+    /// test's extra ones.
+    fn hook_env(&self, cmd: &mut Command, dispatch_path: &str) {
         let standins = self.path().join("bin").display().to_string();
         let path = if self.isolated {
             format!("{standins}:{}", catch_all_dir().display())
         } else {
             format!("{standins}:{}", std::env::var("PATH").unwrap_or_default())
         };
-        let mut cmd = Command::new(&self.binary);
         cmd.env_clear()
             .env("PATH", path)
             .env("HOOK_HARNESS_DIR", self.path())
@@ -140,7 +147,15 @@ impl Harness {
         for (k, v) in &self.extra_env {
             cmd.env(k, v);
         }
-        cmd
+    }
+
+    /// Runs the stand-in `systemctl ARGS` with a hook's environment: what systemd does
+    /// on its own, e.g. starting a crashed service again (`Restart=always`).
+    pub fn systemctl(&self, args: &[&str]) {
+        let mut cmd = Command::new(self.path().join("bin").join("systemctl"));
+        self.hook_env(&mut cmd, "");
+        let status = cmd.args(args).status().expect("run the stand-in systemctl");
+        assert!(status.success(), "systemctl {args:?}: {status}");
     }
 
     /// Runs an event under `wrapper` (e.g. `/usr/bin/time -f %M -o FILE`).

@@ -171,6 +171,36 @@ impl Harness {
             .collect()
     }
 
+    /// PIDs of the services the stand-in `systemctl` runs (the runner manager).
+    pub fn service_pids(&self) -> Vec<i32> {
+        let dir = self.path().join("services");
+        fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pid"))
+            .filter_map(|e| fs::read_to_string(e.path()).ok()?.trim().parse().ok())
+            .collect()
+    }
+
+    /// Ends those services as `systemctl stop` would (SIGTERM, then SIGKILL after 30 s),
+    /// so that none acts on LXD while a test cleans up.
+    pub fn stop_services(&self) {
+        use nix::sys::signal::{kill, Signal};
+        use nix::unistd::Pid;
+        let pids: Vec<Pid> = self.service_pids().into_iter().map(Pid::from_raw).collect();
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while pids.iter().any(|p| kill(*p, None).is_ok()) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGKILL);
+        }
+    }
+
     /// Forgets every scripted answer of TOOL.
     pub fn clear_script(&self, tool: &str) {
         let _ = fs::remove_file(self.path().join("rules").join(tool));

@@ -131,6 +131,28 @@ pub fn host_calls(h: &Harness) -> Vec<String> {
 }
 
 /// Every file under the root with its content, mode and modification time.
+/// Checks that every file of `before` is in `after` unchanged, and that the only new
+/// ones are the runner manager's (its unit and the settings hooks hand it), which an
+/// upgrade to a version with the manager writes once.
+pub fn assert_only_manager_files_added(
+    before: &BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>,
+    after: &BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>,
+) {
+    for (path, was) in before {
+        assert_eq!(
+            after.get(path),
+            Some(was),
+            "{} was rewritten",
+            path.display()
+        );
+    }
+    for path in after.keys().filter(|p| !before.contains_key(*p)) {
+        let name = path.file_name().unwrap().to_string_lossy();
+        let manager = name == "manager.json" || name.starts_with("github-runner-manager-");
+        assert!(manager, "new file {}", path.display());
+    }
+}
+
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -145,7 +167,7 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
             let meta = fs::metadata(&path).unwrap();
             if meta.is_dir() {
                 stack.push(path);
-            } else {
+            } else if meta.is_file() {
                 let content = fs::read(&path).unwrap();
                 out.insert(
                     path,

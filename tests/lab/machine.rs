@@ -323,6 +323,7 @@ pub fn parse_env(text: &str) -> BTreeMap<String, String> {
 
 impl Drop for Member {
     fn drop(&mut self) {
+        self.h.stop_services();
         self.stop_policy();
         timed_cleanup(&format!("unit {}", self.name), || {
             for name in self.instances() {

@@ -222,6 +222,26 @@ impl Unit {
         github_runner::host::site::UnitSite::new(&self.h.unit, 0, false).policy_unit()
     }
 
+    /// The unit's runner manager as systemd names it.
+    pub fn manager_unit(&self) -> String {
+        let key = github_runner::host::site::UnitKey::from_unit(&self.h.unit);
+        format!("github-runner-manager-{}.service", key.as_str())
+    }
+
+    /// Kills the runner manager with SIGKILL (a crash, the OOM killer), waits until it
+    /// is gone, then starts it again as systemd's `Restart=always` would.
+    pub fn crash_manager(&self) {
+        use nix::sys::signal::{kill, Signal};
+        let pids = self.h.service_pids();
+        assert_eq!(pids.len(), 1, "one manager runs: {pids:?}");
+        let pid = nix::unistd::Pid::from_raw(pids[0]);
+        kill(pid, Signal::SIGKILL).unwrap();
+        while kill(pid, None).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.h.systemctl(&["start", &self.manager_unit()]);
+    }
+
     /// The unit's nftables table (named after the unit).
     pub fn table(&self) -> String {
         github_runner::host::site::UnitSite::new(&self.h.unit, 0, false).table()
@@ -288,6 +308,8 @@ impl Unit {
 
 impl Drop for Unit {
     fn drop(&mut self) {
+        // The runner manager first: it would make runners while they are removed.
+        self.h.stop_services();
         for name in self.instances() {
             let _ = self.lxd.lxc(&["delete", "--force", &name]);
         }

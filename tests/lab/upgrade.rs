@@ -299,6 +299,7 @@ impl UpgradeUnit {
 
 impl Drop for UpgradeUnit {
     fn drop(&mut self) {
+        self.h.stop_services();
         self.stop_policy();
         timed_cleanup(&format!("unit {UNIT}"), || {
             let instances = self.delete_all(&["list"], &["delete", "--force"]);

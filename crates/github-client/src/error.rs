@@ -18,6 +18,20 @@ pub enum GithubError {
     /// wrong; a registration-token call tells the two apart).
     #[error("GitHub does not offer JIT runner configuration here (404 on generate-jitconfig)")]
     JitUnavailable,
+    /// 404 on `actions/runner-registration`: this GitHub (e.g. an older GHES) has no
+    /// runner scale-set API.
+    #[error("GitHub does not offer runner scale sets here (404 on actions/runner-registration)")]
+    ScaleSetsUnavailable,
+    /// 404 from the Actions service on a scale set, runner or other object it names.
+    #[error("not found on the GitHub Actions service: {what}")]
+    ServiceNotFound { what: String },
+    /// 409 on opening a message session: another listener holds the scale set's one
+    /// session, or a crashed one's has not timed out yet.
+    #[error("scale set {scale_set} already has an active message session")]
+    SessionConflict { scale_set: u64 },
+    /// 404 on the message queue: the service dropped the session (timed out or closed).
+    #[error("the GitHub Actions service no longer knows message session {session}")]
+    SessionGone { session: String },
     /// 403 without a rate-limit cause: the token lacks a scope or the org forbids it.
     #[error("GitHub refused the request ({status}): {message}")]
     Forbidden { status: u16, message: String },

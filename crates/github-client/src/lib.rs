@@ -1,6 +1,8 @@
 //! GitHub REST client for runner registrations, in three layers: serde [`models`], a
 //! [`transport`] (auth, timeouts, proxy, retries, rate limits) and the [`client`] facade.
 //! [`repos`] adds the repository reads of the policy checks ([`repo_models`]).
+//! [`scaleset`] is the runner scale-set API (the Actions service): admin connection,
+//! scale sets, JIT runners, message sessions and their long-polled queue.
 //! The [`retry`] decisions are pure and take an injected clock.
 
 pub mod client;
@@ -9,6 +11,7 @@ pub mod models;
 pub mod repo_models;
 pub mod repos;
 pub mod retry;
+pub mod scaleset;
 pub mod secret;
 pub mod transport;
 
@@ -20,4 +23,8 @@ pub use models::{
     RunnerDownload, RunnerGroup, RunnerId, RunnerName, RunnerStatus,
 };
 pub use retry::{Clock, RetryPolicy, SystemClock};
+pub use scaleset::{
+    is_unsupported, ActionsService, JobEvent, Message, ScaleSet, ScaleSetJit, ScaleSetSpec,
+    ServiceRunner, Session, Statistics,
+};
 pub use transport::ClientOptions;

@@ -27,6 +27,8 @@ pub struct ClientOptions {
     pub request_timeout: Duration,
     /// The runner tarball is large; it gets its own bound.
     pub download_timeout: Duration,
+    /// A scale-set message poll, which the service holds open for about 50 s.
+    pub poll_timeout: Duration,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -37,6 +39,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             download_timeout: Duration::from_secs(600),
+            poll_timeout: Duration::from_secs(120),
             clock: Arc::new(SystemClock),
         }
     }
@@ -50,6 +53,33 @@ pub struct Transport {
     options: ClientOptions,
     requests: AtomicU64,
     rate_limit: Mutex<Option<RateLimit>>,
+    /// GitHub's `Accept` and API-version headers; off for the Actions service.
+    github_headers: bool,
+}
+
+/// The credential of one request.
+#[derive(Clone, Copy, Default)]
+pub enum Auth<'a> {
+    /// The transport's own token, as `Bearer`.
+    #[default]
+    Own,
+    /// Another token, e.g. a scale-set session's message-queue token.
+    Bearer(&'a Secret),
+    /// `RemoteAuth`: a registration token traded for an Actions service connection.
+    RemoteAuth(&'a Secret),
+}
+
+/// One request with more than [`Transport::request`] sets: another credential, extra
+/// headers, its own timeout (the long poll) or retry policy (a non-idempotent create).
+#[derive(Default)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    pub url: &'a str,
+    pub body: Option<&'a serde_json::Value>,
+    pub auth: Auth<'a>,
+    pub headers: Vec<(&'static str, String)>,
+    pub timeout: Option<Duration>,
+    pub retry: Option<&'a RetryPolicy>,
 }
 
 fn user_agent() -> String {
@@ -105,7 +135,20 @@ impl Transport {
             options,
             requests: AtomicU64::new(0),
             rate_limit: Mutex::new(None),
+            github_headers: true,
         })
+    }
+
+    /// A transport for another service reached through this one's settings (proxy,
+    /// timeouts, retries): the Actions service, with its admin token as `token`.
+    pub fn sibling(&self, base: &str, token: Token) -> Result<Transport> {
+        let mut transport = Transport::new(base, token, &self.proxy, self.options.clone())?;
+        transport.github_headers = false;
+        Ok(transport)
+    }
+
+    pub fn options(&self) -> &ClientOptions {
+        &self.options
     }
 
     /// `path` (e.g. `orgs/acme/actions/runners?per_page=100`) under the API base.
@@ -158,37 +201,67 @@ impl Transport {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<RawResponse> {
+        self.call(&Call {
+            method,
+            url,
+            body,
+            ..Call::default()
+        })
+    }
+
+    /// [`Self::request`] with the settings of `call`. Server text is scrubbed of the
+    /// transport's token and of the call's own credential.
+    pub fn call(&self, call: &Call) -> Result<RawResponse> {
         let what = format!(
-            "{method} {}",
-            url::Url::parse(url)
+            "{} {}",
+            call.method,
+            url::Url::parse(call.url)
                 .map(|u| u.path().to_string())
                 .unwrap_or_default()
         );
-        let mut send = || self.send_once(method, url, body);
+        let mut send = || self.send_once(call);
         let mut jitter = rand::random::<f64>;
         let response = run_with_retry(
-            &self.options.retry,
+            call.retry.unwrap_or(&self.options.retry),
             self.options.clock.as_ref(),
             &mut jitter,
             &what,
             &mut send,
         )?;
         log::debug!("{what} -> {}", response.status);
+        let other = match call.auth {
+            Auth::Own => "",
+            Auth::Bearer(s) | Auth::RemoteAuth(s) => s.expose(),
+        };
         Ok(RawResponse {
-            body: self.scrubbed(&response.body),
+            body: scrub(&response.body, &[self.token.expose(), other]),
             ..response
         })
     }
 
-    fn send_once(&self, method: &str, url: &str, body: Option<&serde_json::Value>) -> Attempt {
+    fn send_once(&self, call: &Call) -> Attempt {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let request = self
+        let authorization = match call.auth {
+            Auth::Own => format!("Bearer {}", self.token.expose()),
+            Auth::Bearer(token) => format!("Bearer {}", token.expose()),
+            Auth::RemoteAuth(token) => format!("RemoteAuth {}", token.expose()),
+        };
+        let mut request = self
             .agent
-            .request(method, url)
-            .set("Authorization", &format!("Bearer {}", self.token.expose()))
-            .set("Accept", "application/vnd.github+json")
-            .set("X-GitHub-Api-Version", "2022-11-28");
-        let result = match body {
+            .request(call.method, call.url)
+            .set("Authorization", &authorization);
+        if self.github_headers {
+            request = request
+                .set("Accept", "application/vnd.github+json")
+                .set("X-GitHub-Api-Version", "2022-11-28");
+        }
+        for (name, value) in &call.headers {
+            request = request.set(name, value);
+        }
+        if let Some(timeout) = call.timeout {
+            request = request.timeout(timeout);
+        }
+        let result = match call.body {
             Some(json) => request.send_json(json),
             None => request.call(),
         };

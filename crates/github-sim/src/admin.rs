@@ -114,6 +114,7 @@ async fn queue_job(State(sim): State<Arc<Sim>>, Json(spec): Json<JobSpec>) -> Re
         let id = world.next_id();
         let job = Job::new(id, spec, Utc::now());
         world.jobs.insert(id, job.clone());
+        world.offer_job(id);
         job
     };
     sim.changed.notify_waiters();

@@ -152,7 +152,7 @@ fn set_rate_headers(headers: &mut HeaderMap, limit: u64, remaining: u64, reset: 
 
 /// A response whose body fails at once: hyper aborts the connection, which the
 /// client sees as a connection dropped mid-response.
-fn dropped_connection() -> Response {
+pub(crate) fn dropped_connection() -> Response {
     let failing = futures_util::stream::once(async {
         Err::<Bytes, std::io::Error>(std::io::Error::new(
             std::io::ErrorKind::ConnectionAborted,

@@ -1,5 +1,7 @@
 //! Workflow jobs: what the admin API queues, how a job's GITHUB_* context is derived
-//! from its event, and which runner may take it.
+//! from its event, and which runner may take it. A job that fits a runner scale set
+//! goes only to that scale set's runners, once the scale set acquired it
+//! ([`super::scaleset::flow`]); any other job goes to the first idle runner it fits.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,8 @@ pub struct JobSpec {
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
     Queued,
+    /// Acquired by a runner scale set, waiting for one of its runners.
+    Assigned,
     InProgress,
     Completed,
 }
@@ -52,7 +56,12 @@ pub struct Job {
     pub runner_name: Option<String>,
     /// Set when GitHub gave the job up because its runner went silent.
     pub lost: bool,
+    /// The runner scale set the job is assigned to, once one acquired it.
+    pub scale_set_id: Option<u64>,
+    /// The owner name of the session that acquired the job.
+    pub acquired_by: Option<String>,
     pub queued_at: DateTime<Utc>,
+    pub assigned_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
 }
@@ -108,7 +117,10 @@ impl Job {
             runner_id: None,
             runner_name: None,
             lost: false,
+            scale_set_id: None,
+            acquired_by: None,
             queued_at: now,
+            assigned_at: None,
             started_at: None,
             finished_at: None,
         }
@@ -143,13 +155,16 @@ pub fn fits(runner: &SimRunner, job: &Job) -> bool {
 }
 
 impl World {
-    /// Gives the polling runner the oldest queued job it fits, if it is idle.
+    /// Gives the polling runner, if idle, the oldest job it may take: a scale set's
+    /// runner one assigned to its scale set, any other runner a queued job it fits that
+    /// no scale set claims.
     pub fn assign(&mut self, runner_id: u64, now: DateTime<Utc>) -> Option<Value> {
         let runner = self.runners.get(&runner_id).filter(|r| !r.busy)?;
-        let job = self
-            .jobs
-            .values_mut()
-            .find(|j| j.state == JobState::Queued && fits(runner, j))?;
+        let sets = &self.scalesets;
+        let job = self.jobs.values_mut().find(|j| match runner.scale_set_id {
+            Some(set) => j.state == JobState::Assigned && j.scale_set_id == Some(set),
+            None => j.state == JobState::Queued && fits(runner, j) && !sets.claims(j),
+        })?;
         job.state = JobState::InProgress;
         job.started_at = Some(now);
         job.runner_id = Some(runner.id);
@@ -159,6 +174,7 @@ impl World {
         let runner = self.runners.get_mut(&runner_id).expect("checked above");
         runner.busy = true;
         runner.job_id = Some(job_id);
+        self.job_started(job_id);
         Some(assignment)
     }
 
@@ -180,9 +196,11 @@ impl World {
         runner.busy = false;
         runner.job_id = None;
         let ephemeral = runner.ephemeral;
+        let name = runner.name.clone();
         if let Some(job) = self.jobs.get_mut(&job_id) {
             job.finish(conclusion, now);
         }
+        self.job_completed(job_id, runner_id, &name);
         if ephemeral {
             self.runners.remove(&runner_id);
         }
@@ -205,6 +223,7 @@ mod tests {
             labels: labels.iter().map(|l| l.to_string()).collect(),
             default_labels: 0,
             group_id: 1,
+            scale_set_id: None,
             ephemeral,
             jit: false,
             busy: false,

@@ -8,7 +8,15 @@
 //! [`api`] (auth, rate limit, faults and counters around every GitHub route),
 //! [`runners`] (GitHub's runner endpoints), [`repos`] (repository endpoints the policy
 //! checks read) over [`repo_state`] and [`repo_json`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
-//! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`].
+//! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`],
+//! [`scaleset`] (the runner scale-set protocol: registration, the actions service,
+//! sessions and their message queues; its module doc lists those routes).
+//!
+//! # Scale-set jobs
+//! A job whose labels fit a runner scale set of its org or repository (see
+//! [`scaleset::world::ScaleSet::fits`]) is offered to the scale sets' sessions and
+//! goes only to the runners of the scale set that acquired it; REST runners never take
+//! it. Any other job goes to the first idle REST runner it fits, as before.
 //!
 //! # Repository endpoints (authenticated, rate-limited, faults and counters as above)
 //! `GET /repos/{o}/{r}`, `.../branches/{b}`, `.../branches/{b}/protection` (404 "Branch
@@ -34,18 +42,36 @@
 //!   -> the job. Refs not given come from the event (pull_request: base/head ref and
 //!   head sha; push: `ref`, `after`).
 //! - `GET /_sim/jobs`, `GET /_sim/jobs/{id}` -> `{"id", "run_id", "repository",
-//!   "labels", "state": "queued"|"in_progress"|"completed", "conclusion":
-//!   "success"|"failure"|null, "runner_id", "runner_name", "lost", "queued_at",
-//!   "started_at", "finished_at", ...}`.
+//!   "labels", "state": "queued"|"assigned"|"in_progress"|"completed", "conclusion":
+//!   "success"|"failure"|null, "runner_id", "runner_name", "lost", "scale_set_id",
+//!   "acquired_by", "queued_at", "assigned_at", "started_at", "finished_at", ...}`
+//!   (`assigned`: a scale set acquired it, `scale_set_id`; `acquired_by` is the
+//!   owner name of the session that acquired it).
 //! - `GET /_sim/runners` -> `[{"id", "name", "scope": {"kind": "org"|"repo", "name"},
-//!   "labels", "group_id", "ephemeral", "jit", "busy", "online", "job_id"}]`.
+//!   "labels", "group_id", "scale_set_id", "ephemeral", "jit", "busy", "online",
+//!   "job_id"}]`.
+//! - `GET /_sim/scalesets` -> `[{"id", "name", "scope", "labels", "runner_group_id",
+//!   "ephemeral", "disable_update", "session": null | {"id", "owner", "max_capacity",
+//!   "alive", "polling", "token_valid", "pending", "unacknowledged": [message ids]},
+//!   "statistics": {"totalAvailableJobs", ... as the messages carry them}, "runners":
+//!   [{"id", "name", "busy", "job_id"}]}]`.
+//! - `POST /_sim/scalesets/long-poll {"secs"}` (default 50) and
+//!   `POST /_sim/scalesets/session-timeout {"secs"}` (default 120; fractions allowed)
+//!   -> `{"secs"}`. `POST /_sim/scalesets/{id}/drop-session` makes the session vanish
+//!   (its unstarted jobs are offered again; its next poll gets 404), 404 without one.
+//!   `POST /_sim/scalesets/expire-tokens`: every admin and queue token stops working
+//!   (401) until the client gets a new one.
 //! - `POST /_sim/faults {"route", "count", "status"?, "retry_after"?, "latency_ms"?,
 //!   "drop"?, "rate_limit_reset_in"?, "message"?}`: the next `count` requests whose
 //!   route matches misbehave. `route` is `"METHOD /template"` with axum's `:param`
 //!   syntax and without `/api/v3` (e.g. `"GET /orgs/:org/actions/runners"`), a bare
 //!   template for any method, or `"*"`. `drop` closes the connection mid-response;
 //!   `rate_limit_reset_in` answers 403 as an exhausted primary limit. `DELETE
-//!   /_sim/faults` clears them.
+//!   /_sim/faults` clears them. The scale-set routes count and take faults too, e.g.
+//!   `"POST /_services/:tenant/_apis/runtime/runnerscalesets/:id/acquirejobs"`, the
+//!   queue's `"GET /_services/:tenant/_queue/:id/:session"` or `"POST
+//!   /actions/runner-registration"` (but skip the PAT check and the rate-limit budget:
+//!   they take their own tokens).
 //! - `GET /_sim/counters` -> `{"GET /orgs/:org/actions/runners": 3, ...}` (requests per
 //!   route, every status); `DELETE /_sim/counters` resets them.
 //! - `POST /_sim/rate-limit {"remaining", "reset_in_secs"?}` sets the hourly budget
@@ -80,6 +106,7 @@ pub mod repos;
 pub mod runner_app;
 pub mod runner_tokens;
 pub mod runners;
+pub mod scaleset;
 pub mod state;
 pub mod tarball;
 
@@ -172,7 +199,8 @@ impl SimConfig {
 /// The shared state of one simulator.
 pub struct Sim {
     world: Mutex<World>,
-    /// Wakes long-polling runners: a job was queued, a runner freed or removed.
+    /// Wakes long polls (runners, scale-set message queues): a job was queued, a
+    /// runner freed or removed, a message queued, a session ended.
     pub changed: Notify,
     closing: AtomicBool,
     pub tarball: tarball::Tarball,
@@ -196,10 +224,15 @@ impl Sim {
         })
     }
 
-    /// The world, with lost jobs given up first so every reader sees current state.
+    /// The world, with lost jobs given up and timed-out sessions ended first so every
+    /// reader sees current state.
     pub fn lock(&self) -> MutexGuard<'_, World> {
         let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
-        world.expire_lost_jobs(Instant::now(), chrono::Utc::now());
+        let lost = world.expire_lost_jobs(Instant::now(), chrono::Utc::now());
+        // A scale set hears of either (JobCompleted, jobs offered again) at once.
+        if world.expire_sessions(Instant::now()) || lost {
+            self.changed.notify_waiters();
+        }
         world
     }
 
@@ -227,6 +260,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(github.clone())
         .nest("/api/v3", github)
+        .merge(scaleset::routes(sim.clone()))
         .merge(admin::routes())
         .merge(repo_admin::routes())
         .merge(runner_app::routes())

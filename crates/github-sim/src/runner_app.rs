@@ -130,6 +130,7 @@ async fn register(State(sim): State<Arc<Sim>>, Json(body): Json<Registration>) -
             labels,
             default_labels,
             group_id,
+            scale_set_id: None,
             ephemeral: body.ephemeral,
             jit: false,
             busy: false,

@@ -310,6 +310,7 @@ async fn generate_jitconfig(
         labels,
         default_labels: 0,
         group_id,
+        scale_set_id: None,
         ephemeral: true,
         jit: true,
         busy: false,
@@ -319,18 +320,24 @@ async fn generate_jitconfig(
         last_contact: None,
         polls: 0,
     };
-    let config = json!({
-        "url": origin(&headers), "runner_id": id, "name": name,
-        "credential": runner.credential, "work_folder": work,
-    });
+    let encoded = encode_jit_config(&origin(&headers), &runner, &work);
     let runner_view = runner_json(&world, &runner, Instant::now());
     world.runners.insert(id, runner);
-    let encoded = base64::engine::general_purpose::STANDARD.encode(config.to_string());
     (
         StatusCode::CREATED,
         Json(json!({"runner": runner_view, "encoded_jit_config": encoded})),
     )
         .into_response()
+}
+
+/// The runner app's JIT config for `runner`: what `run.sh --jitconfig` decodes. Scale
+/// sets hand out the same form, so the app cannot tell the two apart.
+pub fn encode_jit_config(origin: &str, runner: &SimRunner, work_folder: &str) -> String {
+    let config = json!({
+        "url": origin, "runner_id": runner.id, "name": runner.name,
+        "credential": runner.credential, "work_folder": work_folder,
+    });
+    base64::engine::general_purpose::STANDARD.encode(config.to_string())
 }
 
 async fn groups(

@@ -1,7 +1,8 @@
 //! The simulator's world: orgs, repositories, runner groups, runners and their
 //! liveness, jobs, accepted PATs and counters; it also holds the registration tokens
-//! ([`super::runner_tokens`]), the rate-limit budget ([`super::budget`]) and the
-//! injected faults ([`super::faults`]), whose rules live with them. Pure data and
+//! ([`super::runner_tokens`]), the rate-limit budget ([`super::budget`]), the
+//! injected faults ([`super::faults`]) and the runner scale sets
+//! ([`super::scaleset::world`]), whose rules live with them. Pure data and
 //! rules; the HTTP modules lock it, call a method, and render the result.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -15,6 +16,7 @@ use super::faults::Fault;
 use super::jobs::Job;
 use super::repo_state::RepoData;
 use super::runner_tokens::IssuedToken;
+use super::scaleset::world::ScaleSets;
 
 /// Where a runner or token belongs: an organisation or one `owner/name` repository.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -62,6 +64,9 @@ pub struct SimRunner {
     /// Labels GitHub adds itself (`self-hosted`, OS, arch) are read-only.
     pub default_labels: usize,
     pub group_id: u64,
+    /// The scale set a runner made by its `generatejitconfig` belongs to: it takes only
+    /// jobs assigned to that scale set.
+    pub scale_set_id: Option<u64>,
     pub ephemeral: bool,
     pub jit: bool,
     pub busy: bool,
@@ -97,6 +102,7 @@ pub struct World {
     pub counters: BTreeMap<String, u64>,
     pub budget: Budget,
     pub timing: Timing,
+    pub scalesets: ScaleSets,
     next_id: u64,
 }
 
@@ -114,6 +120,7 @@ impl World {
             counters: BTreeMap::new(),
             budget: Budget::new(rate_limit, Utc::now()),
             timing,
+            scalesets: ScaleSets::default(),
             next_id: 1,
         }
     }
@@ -231,9 +238,10 @@ impl World {
     }
 
     /// GitHub gives up a job whose runner went silent: after `lost_job_after`, the job
-    /// fails and the runner is idle (and, not polling, offline).
-    pub fn expire_lost_jobs(&mut self, now: Instant, wall: DateTime<Utc>) {
+    /// fails and the runner is idle (and, not polling, offline). Whether any job was.
+    pub fn expire_lost_jobs(&mut self, now: Instant, wall: DateTime<Utc>) -> bool {
         let lost_after = self.timing.lost_job_after;
+        let mut lost = Vec::new();
         for runner in self.runners.values_mut() {
             let silent = runner.polls == 0
                 && runner
@@ -246,8 +254,14 @@ impl World {
             if let Some(job) = runner.job_id.take().and_then(|id| self.jobs.get_mut(&id)) {
                 job.finish("failure", wall);
                 job.lost = true;
+                lost.push((job.id, runner.id, runner.name.clone()));
             }
         }
+        let any = !lost.is_empty();
+        for (job, runner_id, runner_name) in lost {
+            self.job_completed(job, runner_id, &runner_name);
+        }
+        any
     }
 }
 

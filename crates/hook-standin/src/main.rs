@@ -17,6 +17,14 @@
 //!   to `spawned`.
 //!
 //! Each record also holds `env`: the proxy variables and `DEBIAN_FRONTEND` the call saw.
+//!
+//! `systemctl` with no rule plays systemd for the charm's runner manager units
+//! (`github-runner-manager-*.service`, see [`services`]): `restart`/`start`/`enable --now`
+//! runs the unit file's `ExecStart` (from under `$GITHUB_RUNNER_ROOT`), `stop`/`disable
+//! --now` ends it. Its PID is in `services/UNIT.pid` and `spawned`, its output in
+//! `services/UNIT.log`.
+
+mod services;
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -43,6 +51,9 @@ fn main() -> ExitCode {
     record(&dir, &tool, &args, stdin.as_deref());
     if let Some(code) = scripted(&dir, &tool, &args) {
         return ExitCode::from(code);
+    }
+    if tool == "systemctl" {
+        services::systemctl(&dir, &args);
     }
     if let Ok(message) = fs::read_to_string(dir.join("fail").join(&tool)) {
         eprintln!("{}", message.trim_end());
@@ -122,7 +133,7 @@ fn scripted(dir: &Path, tool: &str, args: &[String]) -> Option<u8> {
         let _ = write_json(&path, &rules);
     }
     if let Some(argv) = rule["spawn"].as_array() {
-        spawn(dir, argv);
+        spawn(dir, argv, None);
     }
     print!("{}", rule["stdout"].as_str().unwrap_or_default());
     eprint!("{}", rule["stderr"].as_str().unwrap_or_default());
@@ -132,17 +143,15 @@ fn scripted(dir: &Path, tool: &str, args: &[String]) -> Option<u8> {
 /// Starts `argv` in the background, as a service manager would: in its own process
 /// group, no stdio, outliving this call. Its PID goes to `spawned` for the harness to
 /// end it.
-fn spawn(dir: &Path, argv: &[Value]) {
+fn spawn(dir: &Path, argv: &[Value], log: Option<std::process::Stdio>) -> Option<u32> {
     use std::os::unix::process::CommandExt;
     let argv: Vec<&str> = argv.iter().filter_map(Value::as_str).collect();
-    let Some((program, args)) = argv.split_first() else {
-        return;
-    };
+    let (program, args) = argv.split_first()?;
     let child = std::process::Command::new(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(log.unwrap_or_else(std::process::Stdio::null))
         .process_group(0)
         .spawn();
     match child {
@@ -154,8 +163,12 @@ fn spawn(dir: &Path, argv: &[Value]) {
             if let Ok(mut f) = file {
                 let _ = writeln!(f, "{}", child.id());
             }
+            Some(child.id())
         }
-        Err(e) => eprintln!("could not start {program}: {e}"),
+        Err(e) => {
+            eprintln!("could not start {program}: {e}");
+            None
+        }
     }
 }
 

@@ -1,0 +1,262 @@
+//! Runners on demand on the real LXD test daemon, against the simulator's scale-set
+//! service: the unit's runner manager keeps a warm pool, adds one runner per job GitHub
+//! assigns to its scale set, never holds more than the maximum, and survives being
+//! killed, a dropped session and failing acquires without losing or doubling a job.
+
+mod firewall_support;
+mod harness;
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use lab::faults::assert_no_leaks;
+use lab::Sim;
+use lab::{Lab, Unit};
+use serde_json::{json, Value};
+
+const REPO: &str = "acme/widgets";
+const SETTLE: Duration = Duration::from_secs(180);
+
+/// A unit on demand: `warm` idle runners, at most `max`.
+fn on_demand(lab: &Lab, app: &str, warm: u32, max: u32) -> Unit {
+    // Short long polls and session timeouts: a test waits seconds, not minutes.
+    lab.sim
+        .post("/_sim/scalesets/long-poll", json!({"secs": 2}));
+    lab.sim
+        .post("/_sim/scalesets/session-timeout", json!({"secs": 10}));
+    let unit = lab.unit(
+        app,
+        json!({"path": REPO, "virtual-machines": warm, "max-total-virtual-machines": max}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(&lab.sim, warm as usize, SETTLE);
+    unit
+}
+
+/// Queues `n` jobs for `label`, each a second long.
+fn burst(sim: &Sim, label: &str, n: usize) -> Vec<u64> {
+    (0..n)
+        .map(|_| sim.queue_job(REPO, &[label], &["sleep 1"]))
+        .collect()
+}
+
+/// Waits for every job to complete, calling `watch` on the way; the jobs at the end.
+fn served(sim: &Sim, jobs: &[u64], mut watch: impl FnMut()) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        watch();
+        let all: Vec<Value> = jobs.iter().map(|id| sim.job(*id)).collect();
+        if all.iter().all(|j| j["state"] == "completed") {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "jobs not served: {all:#?}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The unit's runners that are alive: an instance that powered off after its job is on
+/// its way out (LXD deletes it) and is no longer a runner.
+fn live(unit: &Unit) -> usize {
+    let out = unit.lxd.lxc(&["list", "--format", "json"]).unwrap();
+    let list: Value = serde_json::from_str(&out).unwrap();
+    list.as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["name"].as_str().unwrap_or("").starts_with(&unit.prefix))
+        .filter(|i| !matches!(i["status"].as_str(), Some("Stopped" | "Stopping")))
+        .count()
+}
+
+/// Every job succeeded, each on a runner of its own (ephemeral: one job per runner).
+fn each_once(done: &[Value], prefixes: &[&str]) {
+    let mut runners: Vec<&str> = done
+        .iter()
+        .map(|j| {
+            assert_eq!(j["conclusion"], "success", "{j}");
+            j["runner_name"].as_str().unwrap()
+        })
+        .collect();
+    for name in &runners {
+        assert!(prefixes.iter().any(|p| name.starts_with(p)), "{name}");
+    }
+    runners.sort();
+    runners.dedup();
+    assert_eq!(runners.len(), done.len(), "a runner took two jobs");
+}
+
+#[test]
+fn a_burst_is_served_within_the_maximum_and_the_pool_returns_to_warm() {
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = on_demand(&lab, "ghr-od", 2, 6);
+    let sets = sim.get("/_sim/scalesets");
+    let set = &sets.as_array().unwrap()[0];
+    assert_eq!(set["name"], "ghr-od-0", "{sets}");
+    assert_eq!(set["session"]["owner"], "ghr-od/0", "{sets}");
+
+    let jobs = burst(sim, "ghr-od", 10);
+    let mut most = 0;
+    let done = served(sim, &jobs, || most = most.max(live(&unit)));
+    each_once(&done, &[&unit.prefix]);
+    assert!(most <= 6, "{most} runners at once, the maximum is 6");
+    assert!(most > 2, "the pool never grew: {most}");
+
+    // Back to the warm pool.
+    unit.wait_pool(sim, 2, SETTLE);
+    poll_until(SETTLE, "the pool back to 2", || unit.instances().len() == 2);
+    assert_no_leaks(&unit, sim);
+    unit.run("actions/check-runners");
+    let results = unit.h.action_results();
+    assert_eq!(
+        results.get("mode").map(String::as_str),
+        Some("on-demand"),
+        "{results:?}"
+    );
+    assert_eq!(results.get("max-runners").map(String::as_str), Some("6"));
+    assert_eq!(
+        results.get("scale-set-assigned-jobs").map(String::as_str),
+        Some("0")
+    );
+}
+
+#[test]
+fn a_killed_manager_a_dropped_session_and_failing_acquires_lose_no_job() {
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = on_demand(&lab, "ghr-odk", 1, 4);
+    let acquire = "POST /_services/:tenant/_apis/runtime/runnerscalesets/:id/acquirejobs";
+    sim.post(
+        "/_sim/faults",
+        json!({"route": acquire, "count": 3, "status": 503}),
+    );
+    let jobs = burst(sim, "ghr-odk", 6);
+    let mut crashed = false;
+    let mut dropped = false;
+    let done = served(sim, &jobs, || {
+        let started = jobs
+            .iter()
+            .filter(|id| sim.job(**id)["state"] != "queued")
+            .count();
+        if started >= 1 && !crashed {
+            crashed = true;
+            unit.crash_manager();
+        }
+        if started >= 3 && !dropped {
+            dropped = true;
+            let set = sim.get("/_sim/scalesets")[0]["id"].as_u64().unwrap();
+            sim.post(&format!("/_sim/scalesets/{set}/drop-session"), json!({}));
+        }
+    });
+    assert!(crashed && dropped);
+    each_once(&done, &[&unit.prefix]);
+    unit.wait_pool(sim, 1, SETTLE);
+    poll_until(SETTLE, "the pool back to 1", || unit.instances().len() == 1);
+    assert_no_leaks(&unit, sim);
+}
+
+#[test]
+fn two_units_share_a_burst_and_no_job_runs_twice() {
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let first = on_demand(&lab, "ghr-odt", 1, 3);
+    let second = Unit::new(
+        &lab.lxd,
+        "ghr-odt",
+        1,
+        sim,
+        json!({"path": REPO, "virtual-machines": 1, "max-total-virtual-machines": 3}),
+    );
+    second.run("hooks/config-changed");
+    second.wait_pool(sim, 1, SETTLE);
+    let jobs = burst(sim, "ghr-odt", 8);
+    let done = served(sim, &jobs, || {});
+    each_once(&done, &[&first.prefix, &second.prefix]);
+    for unit in [&first, &second] {
+        let here = done
+            .iter()
+            .filter(|j| j["runner_name"].as_str().unwrap().starts_with(&unit.prefix))
+            .count();
+        assert!(here > 0, "{} served none of the burst", unit.prefix);
+    }
+    // Removing a unit closes its session: its scale set no longer listens.
+    second.run("hooks/stop");
+    let sets = sim.get("/_sim/scalesets");
+    let gone = sets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ghr-odt-1")
+        .map(|s| s["session"].clone());
+    assert_eq!(gone, Some(Value::Null), "{sets}");
+    assert_no_leaks(&first, sim);
+}
+
+#[test]
+fn a_maximum_above_what_memory_holds_is_capped_and_said() {
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    let unit = lab.unit("ghr-odc", json!({"path": REPO}));
+    // 6 GiB: after the 1 GiB reserve, five runners of 1 GiB memory + 1 GiB disk hold 2.
+    lab::write_meminfo(unit.root(), 6 << 30);
+    lab.sim
+        .post("/_sim/scalesets/long-poll", json!({"secs": 2}));
+    unit.configure(
+        sim,
+        json!({"path": REPO, "virtual-machines": 1, "max-total-virtual-machines": 5}),
+    );
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 1, SETTLE);
+    let jobs = burst(sim, "ghr-odc", 4);
+    let mut most = 0;
+    let done = served(sim, &jobs, || most = most.max(live(&unit)));
+    each_once(&done, &[&unit.prefix]);
+    assert!(most <= 2, "{most} runners beside a memory that holds 2");
+    unit.run("actions/check-runners");
+    let results = unit.h.action_results();
+    assert_eq!(
+        results.get("effective-max-runners").map(String::as_str),
+        Some("2"),
+        "{results:?}"
+    );
+    assert_eq!(
+        results.get("limited-by").map(String::as_str),
+        Some("host-capacity")
+    );
+}
+
+#[test]
+fn a_github_without_scale_sets_blocks_naming_the_option_and_a_fixed_pool_still_works() {
+    let Some(lab) = Lab::new(&[REPO]) else { return };
+    let sim = &lab.sim;
+    // An older GitHub Enterprise Server: no runner-registration endpoint.
+    let route = "POST /actions/runner-registration";
+    sim.post(
+        "/_sim/faults",
+        json!({"route": route, "count": 1000, "status": 404}),
+    );
+    let unit = lab.unit(
+        "ghr-odg",
+        json!({"path": REPO, "virtual-machines": 1, "max-total-virtual-machines": 3}),
+    );
+    unit.run("hooks/config-changed");
+    let (status, message) = unit.h.last_status().unwrap();
+    assert_eq!(status, "blocked", "{message}");
+    assert!(
+        message.contains("max-total-virtual-machines") && message.contains("scale-set API"),
+        "{message}"
+    );
+    assert!(unit.instances().is_empty());
+
+    unit.configure(sim, json!({"path": REPO, "virtual-machines": 1}));
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 1, SETTLE);
+    assert_eq!(unit.h.last_status().unwrap().0, "active");
+}
+
+fn poll_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
