@@ -11,6 +11,7 @@ mod lab;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use bench_support::pool_watch::lxd_writes;
 use bench_support::{hook_overhead, machine, median, planner, policy_latency};
 use lab::forks::{marker_exists, marker_step};
 use lab::{Policy, Sim, Unit};
@@ -315,6 +316,17 @@ fn bench() {
     .unwrap();
     // For working on spawn speed: `GHR_BENCH_ONLY=spawn GHR_BENCH_COUNTS=8,8` measures
     // just that, into GHR_BENCH_OUT (never BENCHMARKS.md).
+    // `GHR_BENCH_ONLY=demand`: only the on-demand measurements, as in the full run.
+    if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("demand") {
+        let sim = Sim::start(&["acme"], &[REPO]);
+        let _policy = Policy::start(&sim, lab::permissive_policy());
+        bench_support::demand::all(&mut out, &lxd, &sim, quick);
+        if let Ok(path) = std::env::var("GHR_BENCH_OUT") {
+            std::fs::write(path, &out).unwrap();
+        }
+        println!("{out}");
+        return;
+    }
     if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("spawn") {
         let counts: Vec<usize> = std::env::var("GHR_BENCH_COUNTS")
             .unwrap_or_else(|_| "1,4,8".into())
@@ -355,44 +367,9 @@ fn bench() {
     );
     requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     pickup(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
+    bench_support::demand::all(&mut out, &lxd, &sim, quick);
     let path = std::env::var("GHR_BENCH_OUT")
         .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/BENCHMARKS.md").into());
     std::fs::write(&path, &out).unwrap();
     println!("{out}\nwritten to {path}");
-}
-
-/// LXD API requests other than GET made while `act` runs, read from the daemon's own
-/// debug log through `lxc monitor`, between two marker requests.
-fn lxd_writes(lxd: &firewall_support::Lxd, act: &dyn Fn()) -> usize {
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut monitor = std::process::Command::new("lxc")
-        .args(["monitor", "--type=logging", "--loglevel=debug", "--pretty"])
-        .env("LXD_DIR", &lxd.dir)
-        .stdout(log.reopen().unwrap())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let seen = |tag: &str| {
-        std::fs::read_to_string(log.path())
-            .is_ok_and(|t| t.contains(&format!("bench-marker={tag}")))
-    };
-    let mark = |tag: &str| {
-        firewall_support::poll(Duration::from_secs(10), "lxc monitor", || {
-            lxd.lxc(&["query", &format!("/1.0?bench-marker={tag}")])
-                .unwrap();
-            seen(tag).then_some(())
-        })
-    };
-    mark("start");
-    act();
-    mark("end");
-    monitor.kill().unwrap();
-    monitor.wait().unwrap();
-    let text = std::fs::read_to_string(log.path()).unwrap();
-    let after_start = text.rsplit("bench-marker=start").next().unwrap();
-    let between = after_start.split("bench-marker=end").next().unwrap();
-    between
-        .lines()
-        .filter(|l| l.contains("Handling API request") && !l.contains("method=GET"))
-        .count()
 }

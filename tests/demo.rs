@@ -2,8 +2,11 @@
 //! as Juju would (install, config-changed, the timer's reconciles) keeps 3 container
 //! runners on the real LXD test daemon, registered on the GitHub simulator; 5 jobs run
 //! on them, each checked by the policy service first; then a table of what happened.
+//! Then runners on demand ([`demo_support`]): a burst of jobs, the pool growing to its
+//! maximum and back to the warm pool, as a timeline.
 //! Ignored in `make test` (scripts/demo.sh runs it); everything it starts is removed.
 
+mod demo_support;
 mod firewall_support;
 mod harness;
 mod lab;
@@ -181,6 +184,11 @@ fn demo() {
         assert_eq!(j["conclusion"], json!("success"), "{j}");
     }
     println!("\nstatus: {:?}", unit.h.last_status().unwrap());
+    // The same machine's charm token: the policy service started above checks the
+    // on-demand unit's jobs too.
+    let charm_token = std::fs::read(unit.state().join("charm-token")).unwrap();
+    drop(unit);
+    demo_support::on_demand(&lxd, &sim, &charm_token);
     println!(
         "demo finished in {:.0}s; cleaning up",
         started.elapsed().as_secs_f64()

@@ -274,6 +274,33 @@ fn expired_tokens_are_renewed_transparently() {
     svc.close_session(&renewed).unwrap();
 }
 
+/// A restarted listener takes its session back by id (the emulator's refresh of it),
+/// and then hears a job queued meanwhile; a closed session cannot be taken back.
+#[test]
+fn a_session_is_taken_back_by_id_until_it_is_closed() {
+    let lab = lab(quick());
+    let emu = &lab.emu;
+    let svc = connect(emu);
+    let id = svc.ensure_scale_set(&spec(1, &[])).unwrap().id;
+    let first = svc.open_session(id, "unit/0").unwrap();
+    let job = emu.queue_job(ScaleSetId(id as i64), ["ghr-unit"]);
+    // The listener died holding `first`; another process knows only its id.
+    let mut back = svc
+        .resume_session(id, &first.id)
+        .unwrap()
+        .expect("still open");
+    assert_eq!(back.id, first.id);
+    let message = poll(&svc, &mut back, 0);
+    assert!(
+        message.jobs.contains(&JobEvent::Available {
+            request_id: job.0 as u64
+        }),
+        "{message:?}"
+    );
+    svc.close_session(&back).unwrap();
+    assert!(svc.resume_session(id, &first.id).unwrap().is_none());
+}
+
 #[test]
 fn runners_are_found_by_name_and_removed() {
     let lab = lab(quick());

@@ -11,7 +11,10 @@ use super::CharmError;
 use crate::firewall::{Nft, TableName};
 use crate::host::systemd::systemctl;
 use crate::host::HostError;
+use crate::manager::demand::ListenerState;
+use crate::manager::listener::path_url;
 use crate::runner::{layout, pool};
+use github_client::scaleset::ActionsService;
 
 impl Runners<'_> {
     /// Removes everything of this unit's own on the machine once its runners are gone
@@ -21,6 +24,7 @@ impl Runners<'_> {
             move |e: HostError| CharmError::transient(Cause::of(e).context(what))
         };
         self.no_runner_left()?;
+        self.delete_scale_set();
         self.remove_services()
             .map_err(failed("removing the unit's services"))?;
         self.remove_lxd_objects()?;
@@ -30,6 +34,26 @@ impl Runners<'_> {
             .machine()
             .unregister(&self.env.unit_name)
             .map_err(|e| CharmError::transient(Cause::of(e)))
+    }
+
+    /// The unit's runner scale set (it had one on demand) goes with it: left on GitHub
+    /// it would keep taking the application's jobs for runners that never come. Best
+    /// effort: GitHub may be unreachable, and the unit must still go.
+    fn delete_scale_set(&self) {
+        let file = self.paths().state_dir().join("listener.json");
+        let Some(kept) = ListenerState::kept(&file) else {
+            return;
+        };
+        let url = path_url(&self.config);
+        let deleted = ActionsService::connect(&self.github, &self.config.path, &url)
+            .and_then(|service| service.delete_scale_set(kept.scale_set_id));
+        match deleted {
+            Ok(()) => log::info!("deleted runner scale set {}", kept.scale_set_id),
+            Err(e) => log::warn!(
+                "runner scale set {} stays on GitHub: {e}",
+                kept.scale_set_id
+            ),
+        }
     }
 
     fn no_runner_left(&self) -> Result<(), CharmError> {

@@ -195,10 +195,10 @@ pub(super) fn record(
     now: u64,
 ) -> Result<Reconciled, CharmError> {
     let Ran { report, health } = ran;
-    let mut summary = Summary::from_report(&report, now)
-        .with_policy_problem(health.and_then(|h| h.problem()))
-        .with_admission(admission);
+    let mut summary =
+        Summary::from_report(&report, now).with_policy_problem(health.and_then(|h| h.problem()));
     summary.on_demand = on_demand;
+    let summary = summary.with_admission(admission);
     summary.save(paths);
     Ok(Reconciled {
         report,

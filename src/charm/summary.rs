@@ -28,6 +28,10 @@ pub struct Summary {
     /// the config allows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_demand: Option<OnDemand>,
+    /// How many of the unit's runners the machine's memory held (check-runners and
+    /// the manager's capacity read it after a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room: Option<u32>,
     pub at: u64,
 }
 
@@ -35,7 +39,11 @@ pub struct Summary {
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OnDemand {
     pub assigned: u64,
+    /// The most runners the unit may hold: the config's, or fewer when memory holds fewer.
     pub max: u32,
+    /// Whether memory, not the config, sets that maximum.
+    #[serde(default)]
+    pub host_limited: bool,
 }
 
 impl Summary {
@@ -50,11 +58,18 @@ impl Summary {
             policy_problem: None,
             capacity: None,
             on_demand: None,
+            room: None,
             at,
         }
     }
-    /// Says that host capacity, not the config, limits the pool.
+    /// Says that host capacity, not the config, limits the pool (on demand: its
+    /// maximum).
     pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.room = Some(admission.room);
+        if let Some(d) = &mut self.on_demand {
+            d.host_limited = admission.room < d.max;
+            d.max = d.max.min(admission.room);
+        }
         self.capacity = admission
             .capped()
             .then_some((admission.wanted, admission.admitted));
@@ -74,8 +89,13 @@ impl Summary {
             m += &format!("policy service unhealthy: {problem}; ");
         }
         if let Some(d) = self.on_demand {
+            let why = if d.host_limited {
+                " (host capacity: memory holds no more)"
+            } else {
+                ""
+            };
             m += &format!(
-                "on demand: {} jobs assigned, at most {} runners; ",
+                "on demand: {} jobs assigned, at most {} runners{why}; ",
                 d.assigned, d.max
             );
         }

@@ -61,6 +61,11 @@ pub struct ListenerState {
 }
 
 impl ListenerState {
+    /// The state kept, whatever its scale set.
+    pub fn kept(file: &Path) -> Option<Self> {
+        serde_json::from_slice(&std::fs::read(file).ok()?).ok()
+    }
+
     /// The state kept for `scale_set_id`; a fresh one for another scale set.
     pub fn load(file: &Path, scale_set_id: u64) -> Self {
         let kept: Option<ListenerState> = std::fs::read(file)

@@ -10,9 +10,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::demand::{Demand, DemandProblem, ListenerState};
+use crate::config::CharmConfig;
 use crate::runner::registry::{port_error, ScaleSetLink};
 use ghr_types::GithubPath;
-use github_client::scaleset::{is_unsupported, ActionsService, JobEvent, ScaleSetSpec, Session};
+use github_client::scaleset::{
+    is_unsupported, ActionsService, JobEvent, Message, ScaleSetSpec, Session,
+};
 use github_client::{GithubClient, GithubError};
 
 /// Between attempts after a failure, and while a crashed session is still held.
@@ -32,6 +35,8 @@ pub struct ListenerSpec {
     /// The session's owner: the unit.
     pub owner: String,
     pub state_file: PathBuf,
+    /// Which scale set it is (URL, group, name): another one is another set.
+    pub identity: String,
     /// What changes the listener: another value starts another one.
     pub key: String,
 }
@@ -57,58 +62,95 @@ impl Shared {
     }
 }
 
-/// A running listener; [`Listener::stop`] closes its session.
+/// The open session, where whoever ends the listener (the worker, the signal thread)
+/// finds it to close it.
+pub type OpenSession = Arc<Mutex<Option<(ActionsService, Session)>>>;
+
+/// A running listener; [`Listener::stop`] closes its session. Each has its own
+/// [`Shared`], so a stopped one's last words reach no one.
 pub struct Listener {
     pub key: String,
+    pub identity: String,
+    pub shared: Shared,
     stop: Arc<AtomicBool>,
-    open: Arc<Mutex<Option<(ActionsService, Session)>>>,
+    pub open: OpenSession,
+    /// The scale set once found, for deleting it when the unit leaves it.
+    found: Arc<Mutex<Option<ScaleSetLink>>>,
 }
 
 impl Listener {
     /// Starts listening; `notify` tells the worker the demand changed.
-    pub fn start(spec: ListenerSpec, shared: Shared, notify: impl Fn() + Send + 'static) -> Self {
+    pub fn start(spec: ListenerSpec, capacity: u32, notify: impl Fn() + Send + 'static) -> Self {
         let listener = Listener {
             key: spec.key.clone(),
+            identity: spec.identity.clone(),
+            shared: Shared::default(),
             stop: Arc::new(AtomicBool::new(false)),
             open: Arc::new(Mutex::new(None)),
+            found: Arc::new(Mutex::new(None)),
         };
-        let (stop, open) = (listener.stop.clone(), listener.open.clone());
-        std::thread::spawn(move || run(&spec, &shared, &notify, &stop, &open));
+        listener.shared.capacity.store(capacity, Ordering::SeqCst);
+        let (shared, stop) = (listener.shared.clone(), listener.stop.clone());
+        let (open, found) = (listener.open.clone(), listener.found.clone());
+        std::thread::spawn(move || {
+            let ends = Ends {
+                stop: &stop,
+                open: &open,
+                found: &found,
+            };
+            run(&spec, &shared, &notify, &ends)
+        });
         listener
     }
 
     /// Ends the session (GitHub gives its assigned, unstarted jobs to other scale sets)
-    /// and lets the thread end after its current poll.
-    pub fn stop(&self) {
+    /// and lets the thread end after its current poll; the scale set, if it was found.
+    pub fn stop(&self) -> Option<ScaleSetLink> {
         self.stop.store(true, Ordering::SeqCst);
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some((service, session)) = open {
-            match service.close_session(&session) {
-                Ok(()) => log::info!("closed scale-set session {}", session.id),
-                Err(e) => log::warn!("closing scale-set session {}: {e}", session.id),
-            }
+        close(&self.open);
+        self.found.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Closes the session in `open`, if any: its unstarted jobs go back to GitHub.
+pub fn close(open: &OpenSession) {
+    let taken = open.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some((service, session)) = taken {
+        match service.close_session(&session) {
+            Ok(()) => log::info!("closed scale-set session {}", session.id),
+            Err(e) => log::warn!("closing scale-set session {}: {e}", session.id),
         }
     }
 }
 
-fn run(
-    spec: &ListenerSpec,
-    shared: &Shared,
-    notify: &dyn Fn(),
-    stop: &AtomicBool,
-    open: &Mutex<Option<(ActionsService, Session)>>,
-) {
-    while !stop.load(Ordering::SeqCst) {
-        let Err(problem) = serve(spec, shared, notify, stop, open) else {
+/// What the thread shares with its [`Listener`].
+struct Ends<'a> {
+    stop: &'a AtomicBool,
+    open: &'a OpenSession,
+    found: &'a Mutex<Option<ScaleSetLink>>,
+}
+
+impl Ends<'_> {
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+}
+
+fn run(spec: &ListenerSpec, shared: &Shared, notify: &dyn Fn(), ends: &Ends) {
+    while !ends.stopped() {
+        let Err(problem) = serve(spec, shared, notify, ends) else {
             return;
         };
+        if ends.stopped() {
+            return;
+        }
         log::warn!("scale set {}: {problem:?}", spec.name);
         shared.update(|d| {
             d.problem = Some(problem);
             d.listening = false;
         });
         notify();
-        pause(stop, RETRY);
+        pause(ends.stop, RETRY);
     }
 }
 
@@ -120,15 +162,35 @@ fn pause(stop: &AtomicBool, wait: Duration) {
     }
 }
 
-/// Why GitHub's answer stops the listener: an older GitHub Enterprise Server has no
-/// scale-set API, which only the operator can change.
+/// The web URL of the configured path, which GitHub's runner registration names.
+pub fn path_url(config: &CharmConfig) -> String {
+    let web = config.github_url.web().trim_end_matches('/');
+    format!("{web}/{}", config.path)
+}
+
+/// An older GitHub Enterprise Server has no scale-set API, which only the operator can
+/// change.
+fn unsupported() -> DemandProblem {
+    DemandProblem::Blocked(
+        "max-total-virtual-machines: this GitHub has no runner scale-set API \
+         (GitHub Enterprise Server before 3.10?); set it to 0 for a fixed pool"
+            .into(),
+    )
+}
+
+/// Before any scale set exists, a 404 from the Actions service's runner groups or scale
+/// sets is a GitHub without them, as much as one from the runner registration is.
+fn unsupported_if_missing(e: GithubError) -> DemandProblem {
+    match e {
+        GithubError::ServiceNotFound { .. } => unsupported(),
+        e => problem(e),
+    }
+}
+
+/// Why GitHub's answer stops the listener.
 fn problem(e: GithubError) -> DemandProblem {
     if is_unsupported(&e) {
-        return DemandProblem::Blocked(
-            "max-total-virtual-machines: this GitHub has no runner scale-set API \
-             (GitHub Enterprise Server before 3.10?); set it to 0 for a static pool"
-                .into(),
-        );
+        return unsupported();
     }
     let port = port_error(e);
     let message = format!("runner scale set: {port}");
@@ -144,14 +206,13 @@ fn serve(
     spec: &ListenerSpec,
     shared: &Shared,
     notify: &dyn Fn(),
-    stop: &AtomicBool,
-    open: &Mutex<Option<(ActionsService, Session)>>,
+    ends: &Ends,
 ) -> Result<(), DemandProblem> {
     let service =
         ActionsService::connect(&spec.github, &spec.path, &spec.github_url).map_err(problem)?;
     let group = service
         .runner_group_id(&spec.group)
-        .map_err(problem)?
+        .map_err(unsupported_if_missing)?
         .ok_or_else(|| {
             DemandProblem::Blocked(format!("group: no runner group {:?} on GitHub", spec.group))
         })?;
@@ -160,27 +221,40 @@ fn serve(
         runner_group_id: group,
         labels: spec.labels.clone(),
     };
-    let set = service.ensure_scale_set(&wanted).map_err(problem)?;
+    let set = service
+        .ensure_scale_set(&wanted)
+        .map_err(unsupported_if_missing)?;
     let link = ScaleSetLink {
         service: Arc::new(service.clone()),
         id: set.id,
     };
+    *ends.found.lock().unwrap_or_else(|e| e.into_inner()) = Some(link.clone());
     shared.update(|d| d.link = Some(link));
     let mut state = ListenerState::load(&spec.state_file, set.id);
     let Some(mut session) = take_back(&service, &mut state, spec)
         .map(Ok)
-        .or_else(|| open_session(&service, spec, set.id, shared, stop).transpose())
+        .or_else(|| open_session(&service, spec, set.id, shared, ends.stop).transpose())
         .transpose()?
     else {
         return Ok(());
     };
+    {
+        // Stopped meanwhile: the session is closed here, or it would wait for GitHub
+        // to time it out.
+        let mut open = ends.open.lock().unwrap_or_else(|e| e.into_inner());
+        *open = Some((service.clone(), session.clone()));
+        if ends.stopped() {
+            drop(open);
+            close(ends.open);
+            return Ok(());
+        }
+    }
     if state.session_id.as_deref() != Some(&session.id) {
         // Message ids are the session's: a new one starts from the beginning.
         state.session_id = Some(session.id.clone());
         state.last_message_id = 0;
     }
     state.save(&spec.state_file);
-    *open.lock().unwrap_or_else(|e| e.into_inner()) = Some((service.clone(), session.clone()));
     log::info!(
         "scale set {} (id {}): session {} open",
         spec.name,
@@ -200,7 +274,7 @@ fn serve(
         spec,
         shared,
         notify,
-        stop,
+        ends,
     )
 }
 
@@ -258,9 +332,9 @@ fn poll(
     spec: &ListenerSpec,
     shared: &Shared,
     notify: &dyn Fn(),
-    stop: &AtomicBool,
+    ends: &Ends,
 ) -> Result<(), DemandProblem> {
-    while !stop.load(Ordering::SeqCst) {
+    while !ends.stopped() {
         let capacity = shared.capacity.load(Ordering::SeqCst);
         let message = match service.next_message(session, state.last_message_id, capacity) {
             Ok(Some(message)) => message,
@@ -268,34 +342,23 @@ fn poll(
             Err(e @ GithubError::SessionGone { .. }) => return Err(problem(e)),
             Err(e) => {
                 log::warn!("scale set {}: polling: {e}", spec.name);
-                pause(stop, RETRY);
+                pause(ends.stop, RETRY);
                 continue;
             }
         };
-        let offered: Vec<u64> = message
-            .jobs
-            .iter()
-            .filter_map(|job| match job {
-                JobEvent::Available { request_id } => Some(*request_id),
-                _ => None,
-            })
-            .collect();
-        // GitHub offers no more than the capacity each poll sends allows: all are taken
-        // (another scale set may take one first: it is then left out of the answer).
-        if !offered.is_empty() {
-            // Not acknowledged when this fails: the message comes again.
-            if let Err(e) = service.acquire_jobs(session.scale_set_id, session, &offered) {
-                log::warn!("scale set {}: acquiring jobs: {e}", spec.name);
-                pause(stop, RETRY);
-                continue;
-            }
+        if let Err(e) = take_jobs(service, session, &message) {
+            // Not acknowledged: the message comes again.
+            log::warn!("scale set {}: acquiring jobs: {e}", spec.name);
+            pause(ends.stop, RETRY);
+            continue;
         }
         if let Err(e) = service.ack(session, message.id) {
-            log::warn!(
-                "scale set {}: acknowledging message {}: {e}",
-                spec.name,
-                message.id
-            );
+            let id = message.id;
+            log::warn!("scale set {}: acknowledging message {id}: {e}", spec.name);
+        }
+        // A stopped listener's successor owns the state file.
+        if ends.stopped() {
+            break;
         }
         state.last_message_id = message.id;
         state.save(&spec.state_file);
@@ -303,4 +366,28 @@ fn poll(
         notify();
     }
     Ok(())
+}
+
+/// Acquires the jobs a message offers. GitHub offers no more than the capacity each
+/// poll sends allows, so all are taken (another scale set may take one first: it is
+/// then left out of the answer).
+fn take_jobs(
+    service: &ActionsService,
+    session: &Session,
+    message: &Message,
+) -> Result<(), GithubError> {
+    let offered: Vec<u64> = message
+        .jobs
+        .iter()
+        .filter_map(|job| match job {
+            JobEvent::Available { request_id } => Some(*request_id),
+            _ => None,
+        })
+        .collect();
+    if offered.is_empty() {
+        return Ok(());
+    }
+    service
+        .acquire_jobs(session.scale_set_id, session, &offered)
+        .map(drop)
 }

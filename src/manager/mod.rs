@@ -10,6 +10,7 @@ pub mod protocol;
 pub mod serve;
 pub mod service;
 pub mod settings;
+pub mod worker;
 
 pub use protocol::{Done, Reply, Request};
 pub use service::run;

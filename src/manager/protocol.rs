@@ -68,6 +68,11 @@ pub struct Done {
     /// How many of the unit's runners the machine's memory holds (after a reconcile).
     #[serde(default)]
     pub room: Option<u32>,
+    /// Whether the pool was as wanted, every runner up: when not (runners starting, or
+    /// one that just ended its job still on its way out), another look is due soon,
+    /// as no message from GitHub may come to ask for one.
+    #[serde(default)]
+    pub settled: bool,
 }
 
 /// How a failure reaches the unit: the classes of `CharmError::disposition`.

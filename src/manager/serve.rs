@@ -39,32 +39,36 @@ fn run(request: &Request, deps: &Deps, view: &View) -> Result<Done, CharmError> 
     match *request {
         Request::Check => check(&runners, view),
         Request::Reconcile { flush, app } => {
-            let wanted = wanted(&mut runners, view)?;
+            let wanted = wanted(&mut runners, view, flush)?;
             reconcile(&runners, wanted, flush, app)
         }
     }
 }
 
 /// The runners to hold: the config's pool, or on demand the warm ones and one per
-/// assigned job (new ones registered in the scale set).
-fn wanted(runners: &mut Runners, view: &View) -> Result<u32, CharmError> {
+/// assigned job (new ones registered in the scale set). Without the scale set no
+/// runner can be made; a flush still removes what it would.
+fn wanted(runners: &mut Runners, view: &View, flush: FlushRunners) -> Result<u32, CharmError> {
     let (warm, max) = match runners.config.mode() {
         Mode::Static { runners } => return Ok(runners),
         Mode::OnDemand { warm, max } => (warm, max),
     };
     let demand = &view.demand;
-    if let Some(problem) = &demand.problem {
-        return Err(problem.to_error());
-    }
-    let Some(link) = demand.link.clone() else {
-        return Err(CharmError::transient(
-            "waiting for the runner scale set's session",
-        ));
+    let link = match (&demand.problem, &demand.link) {
+        (None, Some(link)) => link.clone(),
+        _ if flush != FlushRunners::None => return Ok(0),
+        (Some(problem), _) => return Err(problem.to_error()),
+        (None, None) => {
+            return Err(CharmError::transient(
+                "waiting for the runner scale set's session",
+            ))
+        }
     };
     runners.scale_set = Some(link);
     runners.on_demand = Some(OnDemand {
         assigned: demand.statistics.assigned,
         max,
+        host_limited: false,
     });
     Ok(super::demand::wanted(warm, max, &demand.statistics))
 }
@@ -134,6 +138,7 @@ fn reconciled(done: &Reconciled) -> Done {
         message: done.summary.message(),
         results,
         busy: report.busy,
+        settled: report.starting == 0 && report.idle + report.busy >= done.admission.admitted,
         ..Done::default()
     }
 }

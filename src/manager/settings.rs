@@ -15,7 +15,7 @@ use crate::config::CharmConfig;
 use crate::host::HostPaths;
 use ghr_types::proxy::ProxyConfig;
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// `config-get --format=json`, validated by the hook that wrote it.
     pub config: Value,
@@ -24,6 +24,16 @@ pub struct Settings {
     pub http_proxy: Option<String>,
     pub https_proxy: Option<String>,
     pub no_proxy: Option<String>,
+}
+
+/// Never the config: it holds the token (and the proxies may hold credentials).
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("unit_name", &self.unit_name)
+            .field("charm_dir", &self.charm_dir)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -107,5 +117,10 @@ mod tests {
         let (config, back) = Settings::load(&paths).unwrap().parts().unwrap();
         assert_eq!((back.unit_name, back.proxy), (env.unit_name, env.proxy));
         assert_eq!(config.path.to_string(), "acme");
+        let shown = format!("{settings:?}");
+        assert!(
+            !shown.contains("ghp_x") && !shown.contains("proxy:3128"),
+            "{shown}"
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! The measurements of tests/bench.rs that need neither LXD nor the simulator's
 //! network namespace: the hook's overhead, the planner's scaling and the policy check's
 //! latency; and the median every table reports. [`binaries`] reports the binaries'
-//! sizes and the workspace's clean build time.
+//! sizes and the workspace's clean build time; [`demand`] and [`demand_idle`] measure
+//! runners on demand, watching the pool with [`pool_watch`].
 
 pub mod binaries;
+pub mod demand;
+pub mod demand_idle;
+pub mod pool_watch;
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};

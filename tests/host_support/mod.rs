@@ -130,7 +130,6 @@ pub fn host_calls(h: &Harness) -> Vec<String> {
         .collect()
 }
 
-/// Every file under the root with its content, mode and modification time.
 /// Checks that every file of `before` is in `after` unchanged, and that the only new
 /// ones are the runner manager's (its unit and the settings hooks hand it), which an
 /// upgrade to a version with the manager writes once.
@@ -153,6 +152,7 @@ pub fn assert_only_manager_files_added(
     }
 }
 
+/// Every file under the root with its content, mode and modification time.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)> {
     let mut out = BTreeMap::new();
     let mut stack = vec![dir.to_path_buf()];

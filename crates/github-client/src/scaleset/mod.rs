@@ -120,6 +120,17 @@ impl ActionsService {
         Ok(set.into())
     }
 
+    /// Scale set `id` with its statistics; `None` when it is gone.
+    pub fn scale_set_by_id(&self, id: u64) -> Result<Option<ScaleSet>> {
+        let path = format!("{SCALE_SETS}/{id}");
+        let response = self.admin("GET", &path, &[], None, None)?;
+        if response.status == 404 {
+            return Ok(None);
+        }
+        let set: WireScaleSet = decode(expect(response, &[200], &scale_set_named(id))?)?;
+        Ok(Some(set.into()))
+    }
+
     /// Deletes scale set `id`; one already gone is not an error.
     pub fn delete_scale_set(&self, id: u64) -> Result<()> {
         let response = self.admin("DELETE", &format!("{SCALE_SETS}/{id}"), &[], None, None)?;

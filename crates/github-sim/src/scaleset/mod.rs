@@ -55,7 +55,10 @@
 //! `runnerId` and `runnerName` (started, completed) and `result` (`succeeded` or
 //! `failed`). `statistics` (see [`world::Statistics`]) are computed at delivery.
 //! A queued job that fits is offered to every fitting scale set's session, and to a
-//! session when it opens. `X-ScaleSetMaxCapacity` is recorded, not enforced.
+//! session when it opens, each job once per session, as far as the session's last
+//! `X-ScaleSetMaxCapacity` leaves room beside the jobs assigned to its set and the
+//! offers it has not taken up; the rest when room frees (a job completes) or the
+//! capacity grows.
 //!
 //! A session that no poll kept alive for the session timeout ends; an ending session
 //! gives its jobs that no runner started back to be offered again.
