@@ -108,11 +108,7 @@ fn handle_event(
             reconciled(reconcile(FlushRunners::Idle, AppCheck::Skip), deps)
         }
         Event::ReconcileTimer => timer_reconcile(juju, &raw, env, deps),
-        Event::Action(action) => {
-            // An action may come before start: the manager then starts here.
-            manager_link::ensure(&raw, env, deps, false)?;
-            run_action(action, juju, &raw, env, deps)
-        }
+        Event::Action(action) => run_action(action, juju, &raw, env, deps),
         Event::Unknown(_) => unreachable!("handled above"),
     }
 }
@@ -272,6 +268,13 @@ fn run_action(
     env: &HookEnv,
     deps: &Deps,
 ) -> Result<Outcome, CharmError> {
+    // Bad parameters change nothing; then, as an action may come before start, the
+    // manager starts here.
+    let flush = match action {
+        Action::FlushRunners => flush_param(juju)?,
+        _ => FlushRunners::None,
+    };
+    manager_link::ensure(raw, env, deps, false)?;
     match action {
         Action::CheckRunners => {
             let done = manager_link::ask(deps, &Request::Check)?;
@@ -281,19 +284,7 @@ fn run_action(
             })
         }
         Action::ReconcileRunners => report_outcome(deps, FlushRunners::None),
-        Action::FlushRunners => {
-            let params = juju.action_get()?;
-            let flush = match params.get("flush-busy") {
-                None | Some(Value::Null) | Some(Value::Bool(true)) => FlushRunners::All,
-                Some(Value::Bool(false)) => FlushRunners::Idle,
-                Some(other) => {
-                    return Err(CharmError::BadParams(format!(
-                        "flush-busy must be true or false, not {other}"
-                    )))
-                }
-            };
-            report_outcome(deps, flush)
-        }
+        Action::FlushRunners => report_outcome(deps, flush),
         Action::UpdateDependencies => {
             let done = ask_keeping_app(juju, raw, env, deps, AppCheck::Force)?;
             let mut outcome = Outcome::default().with_result("flush", done.app_updated.is_some());
@@ -324,6 +315,17 @@ fn ask_keeping_app(
         }
     }
     done
+}
+
+/// `flush-busy` (default true): busy runners go too.
+fn flush_param(juju: &dyn HookTools) -> Result<FlushRunners, CharmError> {
+    match juju.action_get()?.get("flush-busy") {
+        None | Some(Value::Null) | Some(Value::Bool(true)) => Ok(FlushRunners::All),
+        Some(Value::Bool(false)) => Ok(FlushRunners::Idle),
+        Some(other) => Err(CharmError::BadParams(format!(
+            "flush-busy must be true or false, not {other}"
+        ))),
+    }
 }
 
 fn report_outcome(deps: &Deps, flush: FlushRunners) -> Result<Outcome, CharmError> {

@@ -13,8 +13,7 @@ use crate::lab::forks::{marker_exists, marker_step};
 use crate::lab::{Sim, Unit};
 use crate::REPO;
 
-/// Longer than the lab's `reconcile-interval` (5 minutes): a pool the manager leaves
-/// short after a job is made whole by its next timed reconcile, measured, not a failure.
+/// Generous: a slow machine measures a slow return to rest rather than failing.
 const SETTLE: Duration = Duration::from_secs(420);
 
 /// A unit on demand with a warm pool of 2 (at most 4), at rest.
