@@ -281,7 +281,19 @@ fn a_maximum_above_what_memory_holds_is_capped_and_said() {
 fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
     let Some(lab) = Lab::new(&[REPO]) else { return };
     let sim = &lab.sim;
-    let unit = on_demand(&lab, "ghr-ods", 1, 3);
+    lab.sim
+        .post("/_sim/scalesets/long-poll", json!({"secs": 2}));
+    let mut unit = lab.unit(
+        "ghr-ods",
+        json!({"path": REPO, "virtual-machines": 1, "max-total-virtual-machines": 3}),
+    );
+    // The set's runners lose their registration with it; an instance without one is
+    // replaced once a new runner's grace has passed (shortened here).
+    unit.h
+        .extra_env
+        .insert("GITHUB_RUNNER_TEST_GRACE".into(), "20".into());
+    unit.run("hooks/config-changed");
+    unit.wait_pool(sim, 1, SETTLE);
     assert_eq!(sim.get("/_sim/scalesets").as_array().unwrap().len(), 1);
     // The same manager, told of the change by config-changed.
     unit.configure(sim, json!({"path": REPO, "virtual-machines": 2}));
@@ -289,12 +301,18 @@ fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
     poll_until(SETTLE, "the scale set deleted", || {
         sim.get("/_sim/scalesets").as_array().unwrap().is_empty()
     });
-    // Its jobs go to the fixed pool's runners now.
-    unit.run("reconcile-runners");
-    unit.wait_pool(sim, 2, SETTLE);
+    // Its jobs go to the fixed pool's runners now (the timer's reconciles refill it).
+    let refilled = || {
+        poll_until(SETTLE, "a fixed pool of 2", || {
+            unit.run("reconcile-runners");
+            sim.online_idle(&unit.prefix) == 2 && unit.instances().len() == 2
+        })
+    };
+    refilled();
     let job = burst(sim, "ghr-ods", 1)[0];
     let done = sim.wait_job(job, "completed", SETTLE);
     each_once(&[done], &[&unit.prefix]);
+    refilled();
     assert_no_leaks(&unit, sim);
 }
 
