@@ -78,6 +78,7 @@ impl Machine {
             root: self.root().to_path_buf(),
             policy: None,
         };
+        super::leftovers::clear_before(&member.lxd, &member.prefix);
         member.configure(sim, config);
         member
     }
@@ -326,14 +327,7 @@ impl Drop for Member {
         self.h.stop_services();
         self.stop_policy();
         timed_cleanup(&format!("unit {}", self.name), || {
-            for name in self.instances() {
-                let _ = self.lxd.lxc(&["delete", "--force", &name]);
-            }
-            // The resource profile names the pool: LXD keeps a pool a profile uses.
-            for profile in self.profiles() {
-                let _ = self.lxd.lxc(&["profile", "delete", &profile]);
-            }
-            let _ = self.lxd.lxc(&["storage", "delete", &self.pool_name()]);
+            super::leftovers::clear_after(&self.lxd, &self.prefix);
             if self.pool_mounted() {
                 let pool = self.state_dir().join("pool").display().to_string();
                 if run(&["umount", &pool]).is_err() {

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod faults;
 pub mod forks;
 pub mod hosts;
+pub mod leftovers;
 pub mod machine;
 mod policy;
 mod sim;
@@ -200,6 +201,7 @@ impl Unit {
             root,
             prefix: format!("{app}-{number}-"),
         };
+        leftovers::clear_before(&unit.lxd, &unit.prefix);
         unit.configure(sim, config);
         unit
     }
@@ -310,16 +312,7 @@ impl Drop for Unit {
     fn drop(&mut self) {
         // The runner manager first: it would make runners while they are removed.
         self.h.stop_services();
-        for name in self.instances() {
-            let _ = self.lxd.lxc(&["delete", "--force", &name]);
-        }
-        // The resource profile names the pool: LXD keeps a pool a profile uses.
-        for profile in self.profiles() {
-            let _ = self.lxd.lxc(&["profile", "delete", &profile]);
-        }
-        let _ = self
-            .lxd
-            .lxc(&["storage", "delete", &format!("{}pool", self.prefix)]);
+        leftovers::clear_after(&self.lxd, &self.prefix);
         let pool = self.state().join("pool");
         let _ = run(&["umount", &pool.display().to_string()]);
         // config-changed put the charm's firewall on the shared test bridge.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Sim;
-use crate::firewall_support::{expect, retry, run, timed_cleanup, Lxd, Reach};
+use crate::firewall_support::{expect, run, timed_cleanup, Lxd, Reach};
 use crate::harness::{Harness, HookRun, Reply};
 
 /// The last commit with the single-unit layout: every file under /var/lib/github-runner,
@@ -73,6 +73,7 @@ impl UpgradeUnit {
         h.extra_env.insert("LXD_DIR".into(), lxd.dir.clone());
         h.extra_env
             .insert("GITHUB_RUNNER_ROOT".into(), root.display().to_string());
+        super::leftovers::clear_before(lxd, PREFIX);
         UpgradeUnit {
             h,
             lxd: lxd.clone(),
@@ -275,49 +276,12 @@ fn mounted(dir: &Path) -> bool {
         .any(|l| l.split(' ').nth(1) == Some(dir.as_str()))
 }
 
-impl UpgradeUnit {
-    /// Deletes every `kind` (`list`, `profile list`) of the unit until none is left:
-    /// an ephemeral runner that just ran its job may still be going away, and its
-    /// profiles stay in use until it is gone.
-    fn delete_all(&self, kind: &[&str], delete: &[&str]) -> Result<(), Vec<String>> {
-        let list: Vec<&str> = kind.iter().copied().chain(["--format", "json"]).collect();
-        retry(Duration::from_secs(60), || {
-            for name in self.lxd_names(&list) {
-                let mut args = delete.to_vec();
-                args.push(&name);
-                let _ = self.lxd.lxc(&args);
-            }
-            let left = self.lxd_names(&list);
-            if left.is_empty() {
-                Ok(())
-            } else {
-                Err(left)
-            }
-        })
-    }
-}
-
 impl Drop for UpgradeUnit {
     fn drop(&mut self) {
         self.h.stop_services();
         self.stop_policy();
         timed_cleanup(&format!("unit {UNIT}"), || {
-            let instances = self.delete_all(&["list"], &["delete", "--force"]);
-            // The resource profiles name the pool: LXD keeps a pool a profile uses.
-            let profiles = self.delete_all(&["profile", "list"], &["profile", "delete"]);
-            let name = format!("{PREFIX}pool");
-            let pool = retry(Duration::from_secs(30), || {
-                match self.lxd.lxc(&["storage", "show", &name]) {
-                    Ok(_) => self.lxd.lxc(&["storage", "delete", &name]).map(drop),
-                    Err(_) => Ok(()),
-                }
-            });
-            if let Err(e) = instances.as_ref().and(profiles.as_ref()) {
-                eprintln!("cleanup: could not delete {e:?}");
-            }
-            if let Err(e) = pool {
-                eprintln!("cleanup: pool {PREFIX}pool: {e}");
-            }
+            super::leftovers::clear_after(&self.lxd, PREFIX);
             let unit_state = format!("/var/lib/github-runner/units/{KEY}/pool");
             for pool in [
                 self.path("/var/lib/github-runner/pool"),
