@@ -3,14 +3,13 @@
 //! no token appears in any error message, Debug output or log record. Its request
 //! headers are read off the wire by a plain loopback server.
 
+mod client_options;
 mod recording_server;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use github_client::{
-    ClientOptions, GithubClient, GithubError, JitRequest, RetryPolicy, RunnerName,
-};
+use github_client::{ClientOptions, GithubClient, GithubError, JitRequest, RunnerName};
 use github_runner::config::{GithubPath, Token};
 use github_runner::proxy::ProxyConfig;
 use github_sim::{SimConfig, SimServer};
@@ -59,19 +58,7 @@ fn sim() -> SimServer {
 }
 
 fn fast() -> ClientOptions {
-    ClientOptions {
-        retry: RetryPolicy {
-            max_attempts: 3,
-            max_total: Duration::from_secs(5),
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            max_rate_limit_wait: Duration::from_secs(2),
-            max_retry_after: Duration::from_secs(2),
-        },
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_millis(800),
-        ..ClientOptions::default()
-    }
+    client_options::quick(Duration::from_millis(800))
 }
 
 fn client(base: &str, token: &str) -> GithubClient {

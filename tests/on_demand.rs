@@ -10,7 +10,7 @@ mod lab;
 use std::time::{Duration, Instant};
 
 use lab::faults::assert_no_leaks;
-use lab::Sim;
+use lab::{each_once, Sim};
 use lab::{Lab, Unit};
 use serde_json::{json, Value};
 
@@ -71,23 +71,6 @@ fn live(unit: &Unit) -> usize {
         .filter(|i| i["name"].as_str().unwrap_or("").starts_with(&unit.prefix))
         .filter(|i| !matches!(i["status"].as_str(), Some("Stopped" | "Stopping")))
         .count()
-}
-
-/// Every job succeeded, each on a runner of its own (ephemeral: one job per runner).
-fn each_once(done: &[Value], prefixes: &[&str]) {
-    let mut runners: Vec<&str> = done
-        .iter()
-        .map(|j| {
-            assert_eq!(j["conclusion"], "success", "{j}");
-            j["runner_name"].as_str().unwrap()
-        })
-        .collect();
-    for name in &runners {
-        assert!(prefixes.iter().any(|p| name.starts_with(p)), "{name}");
-    }
-    runners.sort();
-    runners.dedup();
-    assert_eq!(runners.len(), done.len(), "a runner took two jobs");
 }
 
 #[test]

@@ -4,6 +4,8 @@
 //! means our wire form is the one that crate speaks. The emulator serves from a tokio
 //! runtime in the background; the client runs on the test thread.
 
+mod client_options;
+
 use std::time::Duration;
 
 use base64::Engine;
@@ -11,7 +13,7 @@ use ghr_types::proxy::ProxyConfig;
 use ghr_types::{GithubPath, Token};
 use github_client::{
     is_unsupported, ActionsService, ClientOptions, GithubClient, GithubError, JobEvent, Message,
-    RetryPolicy, ScaleSetSpec, Session, Statistics,
+    ScaleSetSpec, Session, Statistics,
 };
 use scaleset::testing::{Emulator, EmulatorBuilder, Endpoint, Fault, DEFAULT_PAT};
 use scaleset::{JobRequestId, ScaleSetId};
@@ -40,19 +42,11 @@ fn lab(builder: EmulatorBuilder) -> Lab {
     }
 }
 
+/// Quick retries, and a long poll the client gives up on after 5 s.
 fn options(request_timeout: Duration) -> ClientOptions {
     ClientOptions {
-        retry: RetryPolicy {
-            max_attempts: 3,
-            max_total: Duration::from_secs(5),
-            base_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(50),
-            ..RetryPolicy::default()
-        },
-        connect_timeout: Duration::from_secs(2),
-        request_timeout,
         poll_timeout: Duration::from_secs(5),
-        ..ClientOptions::default()
+        ..client_options::quick(request_timeout)
     }
 }
 

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use super::pool_watch::{between, percentile, usage, watch_burst, Usage};
 use crate::firewall_support::Lxd;
-use crate::lab::{Sim, Unit};
+use crate::lab::{each_once, Sim, Unit};
 use crate::REPO;
 
 const SETTLE: Duration = Duration::from_secs(300);
@@ -82,20 +82,7 @@ fn serve(
         .collect();
     let samples = watch_burst(lxd, sim, &unit.prefix, &jobs, rest, tick);
     let done: Vec<Value> = jobs.iter().map(|id| sim.job(*id)).collect();
-    let mut runners: Vec<&str> = done
-        .iter()
-        .map(|j| {
-            assert_eq!(j["conclusion"], "success", "{j}");
-            j["runner_name"].as_str().unwrap()
-        })
-        .collect();
-    runners.sort();
-    runners.dedup();
-    assert_eq!(
-        runners.len(),
-        done.len(),
-        "a runner took two jobs: {done:#?}"
-    );
+    each_once(&done, &[&unit.prefix]);
     let pickups = done
         .iter()
         .map(|j| between(j, "queued_at", "started_at"))

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::firewall_support::Lxd;
-use crate::lab::{Sim, Unit};
+use crate::lab::{each_once, Sim, Unit};
 
 const REPO: &str = "acme/widgets";
 const APP: &str = "github-runner-burst";
@@ -129,16 +129,7 @@ fn timeline(lxd: &Lxd, sim: &Sim, unit: &Unit, jobs: &[u64]) -> usize {
 /// Every job succeeded on a runner of its own, the pool grew but within the maximum.
 fn check(sim: &Sim, unit: &Unit, jobs: &[u64], peak: usize) {
     let done: Vec<Value> = jobs.iter().map(|id| sim.job(*id)).collect();
-    let mut runners: Vec<&str> = done
-        .iter()
-        .map(|j| {
-            assert_eq!(j["conclusion"], "success", "{j}");
-            j["runner_name"].as_str().unwrap()
-        })
-        .collect();
-    runners.sort();
-    runners.dedup();
-    assert_eq!(runners.len(), JOBS, "a runner took two jobs");
+    each_once(&done, &[&unit.prefix]);
     assert!(peak <= MAX, "{peak} runners, the maximum is {MAX}");
     assert!(peak > WARM, "the pool never grew");
     let pickups: Vec<f64> = done

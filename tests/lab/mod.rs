@@ -16,7 +16,7 @@ mod sim;
 pub mod upgrade;
 
 pub use policy::{permissive_policy, Policy};
-pub use sim::Sim;
+pub use sim::{each_once, Sim};
 
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;

@@ -144,3 +144,25 @@ impl Sim {
         })
     }
 }
+
+/// Every job of `done` (the simulator's job records) succeeded, each on a runner of its
+/// own (ephemeral: one job per runner) named after one of `prefixes`.
+pub fn each_once(done: &[Value], prefixes: &[&str]) {
+    let mut runners: Vec<&str> = done
+        .iter()
+        .map(|j| {
+            assert_eq!(j["conclusion"], "success", "{j}");
+            j["runner_name"].as_str().unwrap()
+        })
+        .collect();
+    for name in &runners {
+        assert!(prefixes.iter().any(|p| name.starts_with(p)), "{name}");
+    }
+    runners.sort();
+    runners.dedup();
+    assert_eq!(
+        runners.len(),
+        done.len(),
+        "a runner took two jobs: {done:#?}"
+    );
+}

@@ -31,6 +31,17 @@ fn queue(w: &mut World, id: u64, labels: &[&str]) {
     w.offer_job(id);
 }
 
+/// The open session of scale set `id`.
+fn session(w: &mut World, id: u64) -> &mut crate::scaleset::world::Session {
+    w.scalesets
+        .sets
+        .get_mut(&id)
+        .unwrap()
+        .session
+        .as_mut()
+        .unwrap()
+}
+
 fn kinds(jobs: &[Value]) -> Vec<&str> {
     jobs.iter()
         .map(|m| m["messageType"].as_str().unwrap())
@@ -98,15 +109,7 @@ fn messages_come_again_until_acknowledged_and_follow_the_job() {
     assert!(w.assign(5, Utc::now()).is_some());
     assert_eq!(w.statistics(100).total_busy_runners, 1);
     assert!(w.complete(5, 1, "success", Utc::now()));
-    w.scalesets
-        .sets
-        .get_mut(&100)
-        .unwrap()
-        .session
-        .as_mut()
-        .unwrap()
-        .unacked
-        .remove(&first);
+    session(&mut w, 100).unacked.remove(&first);
     let (_, jobs) = w.next_message(100, first).unwrap();
     assert_eq!(kinds(&jobs), ["JobAssigned", "JobStarted", "JobCompleted"]);
     assert_eq!(jobs[2]["result"], "succeeded");
@@ -132,14 +135,7 @@ fn a_session_without_polls_times_out_and_scale_set_jobs_skip_other_runners() {
 fn a_session_hears_only_of_the_jobs_its_capacity_holds() {
     let mut w = world_with_sets(&["a", "b"]);
     w.open_session(100, "la".into(), URL.into(), Instant::now());
-    w.scalesets
-        .sets
-        .get_mut(&100)
-        .unwrap()
-        .session
-        .as_mut()
-        .unwrap()
-        .max_capacity = Some(1);
+    session(&mut w, 100).max_capacity = Some(1);
     w.open_session(101, "lb".into(), URL.into(), Instant::now());
     for id in 1..=3 {
         queue(&mut w, id, &["shared"]);
