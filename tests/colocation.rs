@@ -355,4 +355,17 @@ fn capacity_caps_the_pool(machine: &Machine, sim: &Sim, b0: &Member, y: &Host) {
         .sum();
     assert!(claimed <= usable, "{claimed} claimed of {usable}: {units}");
     assert_eq!(units["b/0"]["runners"], json!(1), "{units}");
+    b0.run("actions/check-runners");
+    let results = b0.h.action_results();
+    let result = |key: &str| results.get(key).cloned().unwrap_or_default();
+    assert_eq!(
+        [
+            result("mode"),
+            result("max-runners"),
+            result("effective-max-runners"),
+            result("limited-by")
+        ],
+        ["static", "3", "1", "host-capacity"],
+        "{results:?}"
+    );
 }

@@ -26,24 +26,29 @@ fn on_demand(lab: &Lab, app: &str, warm: u32, max: u32) -> Unit {
         .post("/_sim/scalesets/session-timeout", json!({"secs": 10}));
     let unit = lab.unit(
         app,
-        json!({"path": REPO, "virtual-machines": warm, "max-total-virtual-machines": max}),
+        json!({"path": REPO, "virtual-machines": warm, "max-total-virtual-machines": max,
+               "labels": "big"}),
     );
     unit.run("hooks/config-changed");
     unit.wait_pool(&lab.sim, warm as usize, SETTLE);
     unit
 }
 
-/// Queues `n` jobs for `label`, each `secs` long.
-fn burst_of(sim: &Sim, label: &str, n: usize, secs: u32) -> Vec<u64> {
+/// Queues `n` jobs, each `secs` long, every other one for `runs-on: labels` and the
+/// rest for the first label alone.
+fn burst_of(sim: &Sim, labels: &[&str], n: usize, secs: u32) -> Vec<u64> {
     let step = format!("sleep {secs}");
     (0..n)
-        .map(|_| sim.queue_job(REPO, &[label], &[step.as_str()]))
+        .map(|i| {
+            let runs_on = if i % 2 == 0 { &labels[..1] } else { labels };
+            sim.queue_job(REPO, runs_on, &[step.as_str()])
+        })
         .collect()
 }
 
 /// Queues `n` jobs for `label`, each a second long.
 fn burst(sim: &Sim, label: &str, n: usize) -> Vec<u64> {
-    burst_of(sim, label, n, 1)
+    burst_of(sim, &[label], n, 1)
 }
 
 /// Waits for every job to complete, calling `watch` on the way; the jobs at the end.
@@ -84,7 +89,8 @@ fn a_burst_is_served_within_the_maximum_and_the_pool_returns_to_warm() {
     assert_eq!(set["session"]["owner"], "ghr-od/0", "{sets}");
 
     // Jobs long enough for the new runners to come up while the first ones run.
-    let jobs = burst_of(sim, "ghr-od", 10, 5);
+    // Half of them as a workflow may also say it: `runs-on: [self-hosted, app, label]`.
+    let jobs = burst_of(sim, &["ghr-od", "self-hosted", "big"], 10, 5);
     let mut most = 0;
     let done = served(sim, &jobs, || most = most.max(live(&unit)));
     each_once(&done, &[&unit.prefix]);
@@ -110,6 +116,17 @@ fn a_burst_is_served_within_the_maximum_and_the_pool_returns_to_warm() {
         results.get("scale-set-assigned-jobs").map(String::as_str),
         Some("0")
     );
+
+    // Both actions work on demand: a reconcile keeps the warm pool, a flush replaces it.
+    let warm = unit.instances();
+    unit.run("reconcile-runners");
+    assert_eq!(unit.instances(), warm);
+    unit.run("actions/flush-runners");
+    poll_until(SETTLE, "a fresh warm pool", || {
+        let now = unit.instances();
+        now.len() == 2 && now.iter().all(|n| !warm.contains(n))
+    });
+    unit.wait_pool(sim, 2, SETTLE);
 }
 
 #[test]
@@ -192,6 +209,14 @@ fn two_units_share_a_burst_and_no_job_runs_twice() {
         if its_own && !stopped {
             stopped = true;
             second.run("hooks/stop");
+            // Closed by the stop, not left to time out: its unstarted jobs return now.
+            let sets = sim.get("/_sim/scalesets");
+            let set = sets
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["name"] == "ghr-odt-1");
+            assert_eq!(set.unwrap()["session"], Value::Null, "{sets}");
         }
     });
     assert!(stopped);
@@ -242,6 +267,9 @@ fn a_maximum_above_what_memory_holds_is_capped_and_said() {
     let done = served(sim, &jobs, || most = most.max(live(&unit)));
     each_once(&done, &[&unit.prefix]);
     assert!(most <= 2, "{most} runners beside a memory that holds 2");
+    // GitHub is told so: the polls' X-ScaleSetMaxCapacity is what memory holds.
+    let sets = sim.get("/_sim/scalesets");
+    assert_eq!(sets[0]["session"]["max_capacity"], json!(2), "{sets}");
     let (_, status) = unit.h.last_status().unwrap();
     assert!(
         status.contains("at most 2 runners (host capacity"),
@@ -277,13 +305,25 @@ fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
         .insert("GITHUB_RUNNER_TEST_GRACE".into(), "20".into());
     unit.run("hooks/config-changed");
     unit.wait_pool(sim, 1, SETTLE);
-    assert_eq!(sim.get("/_sim/scalesets").as_array().unwrap().len(), 1);
-    // The same manager, told of the change by config-changed.
+    let sets = || sim.get("/_sim/scalesets").as_array().unwrap().len();
+    assert_eq!(sets(), 1);
+    // A job runs on a runner of the set when the unit leaves it (the manager is told by
+    // config-changed): the set stays until the job is done, and a manager restarted in
+    // between still deletes it then.
+    let busy = burst_of(sim, &["ghr-ods"], 1, 30)[0];
+    poll_until(SETTLE, "the job running", || {
+        sim.job(busy)["state"] == "in_progress"
+    });
     unit.configure(sim, json!({"path": REPO, "virtual-machines": 2}));
     unit.run("hooks/config-changed");
+    assert_eq!(sets(), 1, "kept while one of its runners is busy");
+    unit.crash_manager();
     poll_until(SETTLE, "the scale set deleted", || {
-        sim.get("/_sim/scalesets").as_array().unwrap().is_empty()
+        unit.run("reconcile-runners");
+        sets() == 0
     });
+    let done = sim.wait_job(busy, "completed", SETTLE);
+    each_once(&[done], &[&unit.prefix]);
     // Its jobs go to the fixed pool's runners now (the timer's reconciles refill it).
     let refilled = || {
         poll_until(SETTLE, "a fixed pool of 2", || {

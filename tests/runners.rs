@@ -80,16 +80,18 @@ fn pool_runs_jobs_and_is_refilled() {
         registered.join(","),
         "{results:?}"
     );
-    assert_eq!(
-        [
-            result("online"),
-            result("offline"),
-            result("busy"),
-            result("unknown")
-        ],
-        ["3", "0", "0", "0"],
-        "{results:?}"
-    );
+    let keys = [
+        "online",
+        "offline",
+        "busy",
+        "unknown",
+        "mode",
+        "max-runners",
+    ];
+    let figures: Vec<String> = keys.iter().map(|k| result(k)).collect();
+    assert_eq!(figures, ["3", "0", "0", "0", "static", "3"], "{results:?}");
+    let limit = [result("effective-max-runners"), result("limited-by")];
+    assert_eq!(limit, ["3", "config"], "{results:?}");
 
     let job = sim.queue_job(
         REPO,

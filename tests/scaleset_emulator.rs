@@ -128,9 +128,9 @@ fn a_job_goes_round_the_whole_protocol() {
     let job = emu.queue_job(ScaleSetId(id as i64), ["linux"]).get() as u64;
     let first = poll(&svc, &mut session, 0);
     assert_eq!(first.jobs, [JobEvent::Available { request_id: job }]);
-    assert_eq!(first.statistics, emulated(emu, id));
-    assert_eq!(first.statistics.available, 1);
-    assert_eq!(session.statistics, first.statistics);
+    assert_eq!(first.statistics.unwrap(), emulated(emu, id));
+    assert_eq!(first.statistics.unwrap().available, 1);
+    assert_eq!(session.statistics, first.statistics.unwrap());
     let recorded = emu.requests_to(Endpoint::GetMessage);
     assert_eq!(recorded.last().unwrap().max_capacity, Some(5));
     assert_eq!(poll(&svc, &mut session, 0).id, first.id, "redelivered");
@@ -147,9 +147,12 @@ fn a_job_goes_round_the_whole_protocol() {
         "an acknowledged message never comes back"
     );
     assert_eq!(assigned.jobs, [JobEvent::Assigned { request_id: job }]);
-    assert_eq!(assigned.statistics, emulated(emu, id));
+    assert_eq!(assigned.statistics.unwrap(), emulated(emu, id));
     assert_eq!(
-        (assigned.statistics.assigned, assigned.statistics.acquired),
+        (
+            assigned.statistics.unwrap().assigned,
+            assigned.statistics.unwrap().acquired
+        ),
         (1, 1)
     );
     svc.ack(&session, assigned.id).unwrap();
@@ -171,9 +174,12 @@ fn a_job_goes_round_the_whole_protocol() {
         runner_id: jit.runner_id,
     };
     assert_eq!(started.jobs, [expected]);
-    assert_eq!(started.statistics, emulated(emu, id));
+    assert_eq!(started.statistics.unwrap(), emulated(emu, id));
     assert_eq!(
-        (started.statistics.running, started.statistics.busy_runners),
+        (
+            started.statistics.unwrap().running,
+            started.statistics.unwrap().busy_runners
+        ),
         (1, 1)
     );
     svc.ack(&session, started.id).unwrap();
@@ -186,8 +192,8 @@ fn a_job_goes_round_the_whole_protocol() {
         result: "succeeded".into(),
     };
     assert_eq!(completed.jobs, [expected]);
-    assert_eq!(completed.statistics, emulated(emu, id));
-    assert_eq!(completed.statistics, Statistics::default());
+    assert_eq!(completed.statistics.unwrap(), emulated(emu, id));
+    assert_eq!(completed.statistics.unwrap(), Statistics::default());
     svc.ack(&session, completed.id).unwrap();
     assert!(emu.state().queues_drained());
 

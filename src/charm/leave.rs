@@ -25,6 +25,7 @@ impl Runners<'_> {
         };
         self.no_runner_left()?;
         self.delete_scale_set();
+        self.delete_retired_scale_sets();
         self.remove_services()
             .map_err(failed("removing the unit's services"))?;
         self.remove_lxd_objects()?;
@@ -54,6 +55,12 @@ impl Runners<'_> {
                 kept.scale_set_id
             ),
         }
+    }
+
+    /// The sets the unit left earlier but could not delete yet (runners were busy).
+    fn delete_retired_scale_sets(&self) {
+        let file = self.paths().state_dir().join("retired.json");
+        crate::manager::retired::delete_all(&file, &self.github);
     }
 
     fn no_runner_left(&self) -> Result<(), CharmError> {

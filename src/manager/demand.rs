@@ -1,6 +1,7 @@
 //! On demand: what GitHub says of the unit's runner scale set ([`Demand`], shared by the
-//! listener and the worker), how many runners to hold for it, and the state a
-//! restarted listener needs (the last message handled).
+//! listener and the worker), why it cannot serve ([`DemandProblem`], read from GitHub's
+//! answers), how many runners to hold for it, and the state a restarted listener needs
+//! (the last message handled).
 
 use std::path::Path;
 
@@ -8,8 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::charm::outcome::Cause;
 use crate::charm::CharmError;
-use crate::runner::registry::ScaleSetLink;
-use github_client::scaleset::Statistics;
+use crate::runner::registry::{port_error, ScaleSetLink};
+use github_client::scaleset::{is_unsupported, Statistics};
+use github_client::GithubError;
 
 /// What the listener learnt, as the worker reads it.
 #[derive(Clone, Default)]
@@ -34,6 +36,39 @@ pub enum DemandProblem {
 }
 
 impl DemandProblem {
+    /// An older GitHub Enterprise Server has no scale-set API, which only the operator
+    /// can change.
+    fn unsupported() -> Self {
+        DemandProblem::Blocked(
+            "max-total-virtual-machines: this GitHub has no runner scale-set API \
+             (GitHub Enterprise Server before 3.10?); set it to 0 for a fixed pool"
+                .into(),
+        )
+    }
+
+    /// Before any scale set exists, a 404 from the Actions service's runner groups or
+    /// scale sets is a GitHub without them, as much as one from the runner registration.
+    pub fn unsupported_if_missing(e: GithubError) -> Self {
+        match e {
+            GithubError::ServiceNotFound { .. } => Self::unsupported(),
+            e => Self::from_github(e),
+        }
+    }
+
+    /// Why GitHub's answer stops the listener.
+    pub fn from_github(e: GithubError) -> Self {
+        if is_unsupported(&e) {
+            return Self::unsupported();
+        }
+        let port = port_error(e);
+        let message = format!("runner scale set: {port}");
+        if port.needs_operator_fix() {
+            DemandProblem::Blocked(message)
+        } else {
+            DemandProblem::Waiting(message)
+        }
+    }
+
     pub fn to_error(&self) -> CharmError {
         match self {
             DemandProblem::Blocked(m) => CharmError::blocked(Cause::new(m.clone())),

@@ -11,11 +11,9 @@ use std::time::{Duration, Instant};
 
 use super::demand::{Demand, DemandProblem, ListenerState};
 use crate::config::CharmConfig;
-use crate::runner::registry::{port_error, ScaleSetLink};
+use crate::runner::registry::ScaleSetLink;
 use ghr_types::GithubPath;
-use github_client::scaleset::{
-    is_unsupported, ActionsService, JobEvent, Message, ScaleSetSpec, Session,
-};
+use github_client::scaleset::{ActionsService, JobEvent, Message, ScaleSetSpec, Session};
 use github_client::{GithubClient, GithubError};
 
 /// Between attempts after a failure, and while a crashed session is still held.
@@ -72,8 +70,7 @@ pub struct Listener {
     pub key: String,
     pub identity: String,
     pub shared: Shared,
-    stop: Arc<AtomicBool>,
-    pub open: OpenSession,
+    pub ending: Ending,
     /// The scale set once found, for deleting it when the unit leaves it.
     found: Arc<Mutex<Option<ScaleSetLink>>>,
 }
@@ -85,13 +82,15 @@ impl Listener {
             key: spec.key.clone(),
             identity: spec.identity.clone(),
             shared: Shared::default(),
-            stop: Arc::new(AtomicBool::new(false)),
-            open: Arc::new(Mutex::new(None)),
+            ending: Ending {
+                stop: Arc::new(AtomicBool::new(false)),
+                open: Arc::new(Mutex::new(None)),
+            },
             found: Arc::new(Mutex::new(None)),
         };
         listener.shared.capacity.store(capacity, Ordering::SeqCst);
-        let (shared, stop) = (listener.shared.clone(), listener.stop.clone());
-        let (open, found) = (listener.open.clone(), listener.found.clone());
+        let (shared, found) = (listener.shared.clone(), listener.found.clone());
+        let (stop, open) = (listener.ending.stop.clone(), listener.ending.open.clone());
         std::thread::spawn(move || {
             let ends = Ends {
                 stop: &stop,
@@ -106,14 +105,28 @@ impl Listener {
     /// Ends the session (GitHub gives its assigned, unstarted jobs to other scale sets)
     /// and lets the thread end after its current poll; the scale set, if it was found.
     pub fn stop(&self) -> Option<ScaleSetLink> {
-        self.stop.store(true, Ordering::SeqCst);
-        close(&self.open);
+        self.ending.end();
         self.found.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }
 
+/// Ends a listener from any thread (the worker, the signal thread): no session opens
+/// after this, and the open one is closed.
+#[derive(Clone)]
+pub struct Ending {
+    stop: Arc<AtomicBool>,
+    open: OpenSession,
+}
+
+impl Ending {
+    pub fn end(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        close(&self.open);
+    }
+}
+
 /// Closes the session in `open`, if any: its unstarted jobs go back to GitHub.
-pub fn close(open: &OpenSession) {
+fn close(open: &OpenSession) {
     let taken = open.lock().unwrap_or_else(|e| e.into_inner()).take();
     if let Some((service, session)) = taken {
         match service.close_session(&session) {
@@ -168,39 +181,6 @@ pub fn path_url(config: &CharmConfig) -> String {
     format!("{web}/{}", config.path)
 }
 
-/// An older GitHub Enterprise Server has no scale-set API, which only the operator can
-/// change.
-fn unsupported() -> DemandProblem {
-    DemandProblem::Blocked(
-        "max-total-virtual-machines: this GitHub has no runner scale-set API \
-         (GitHub Enterprise Server before 3.10?); set it to 0 for a fixed pool"
-            .into(),
-    )
-}
-
-/// Before any scale set exists, a 404 from the Actions service's runner groups or scale
-/// sets is a GitHub without them, as much as one from the runner registration is.
-fn unsupported_if_missing(e: GithubError) -> DemandProblem {
-    match e {
-        GithubError::ServiceNotFound { .. } => unsupported(),
-        e => problem(e),
-    }
-}
-
-/// Why GitHub's answer stops the listener.
-fn problem(e: GithubError) -> DemandProblem {
-    if is_unsupported(&e) {
-        return unsupported();
-    }
-    let port = port_error(e);
-    let message = format!("runner scale set: {port}");
-    if port.needs_operator_fix() {
-        DemandProblem::Blocked(message)
-    } else {
-        DemandProblem::Waiting(message)
-    }
-}
-
 /// One connection's life: the scale set, a session, then polls until stopped or lost.
 fn serve(
     spec: &ListenerSpec,
@@ -208,11 +188,11 @@ fn serve(
     notify: &dyn Fn(),
     ends: &Ends,
 ) -> Result<(), DemandProblem> {
-    let service =
-        ActionsService::connect(&spec.github, &spec.path, &spec.github_url).map_err(problem)?;
+    let service = ActionsService::connect(&spec.github, &spec.path, &spec.github_url)
+        .map_err(DemandProblem::from_github)?;
     let group = service
         .runner_group_id(&spec.group)
-        .map_err(unsupported_if_missing)?
+        .map_err(DemandProblem::unsupported_if_missing)?
         .ok_or_else(|| {
             DemandProblem::Blocked(format!("group: no runner group {:?} on GitHub", spec.group))
         })?;
@@ -223,7 +203,7 @@ fn serve(
     };
     let set = service
         .ensure_scale_set(&wanted)
-        .map_err(unsupported_if_missing)?;
+        .map_err(DemandProblem::unsupported_if_missing)?;
     let link = ScaleSetLink {
         service: Arc::new(service.clone()),
         id: set.id,
@@ -320,7 +300,7 @@ fn open_session(
                 shared.update(|d| d.problem = Some(DemandProblem::Waiting(why.into())));
                 pause(stop, RETRY);
             }
-            Err(e) => return Err(problem(e)),
+            Err(e) => return Err(DemandProblem::from_github(e)),
         }
     }
 }
@@ -339,7 +319,7 @@ fn poll(
         let message = match service.next_message(session, state.last_message_id, capacity) {
             Ok(Some(message)) => message,
             Ok(None) => continue,
-            Err(e @ GithubError::SessionGone { .. }) => return Err(problem(e)),
+            Err(e @ GithubError::SessionGone { .. }) => return Err(DemandProblem::from_github(e)),
             Err(e) => {
                 log::warn!("scale set {}: polling: {e}", spec.name);
                 pause(ends.stop, RETRY);
@@ -362,7 +342,9 @@ fn poll(
         }
         state.last_message_id = message.id;
         state.save(&spec.state_file);
-        shared.update(|d| d.statistics = message.statistics);
+        if let Some(statistics) = message.statistics {
+            shared.update(|d| d.statistics = statistics);
+        }
         notify();
     }
     Ok(())

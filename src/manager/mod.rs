@@ -7,6 +7,7 @@
 pub mod demand;
 pub mod listener;
 pub mod protocol;
+pub mod retired;
 pub mod serve;
 pub mod service;
 pub mod settings;

@@ -9,7 +9,7 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::listener::{close, OpenSession};
+use super::listener::Ending;
 use super::protocol::{read_line, write_line, Request};
 use super::worker::{work, Work};
 use crate::charm::deps::{HttpGithub, Knobs};
@@ -37,27 +37,28 @@ pub fn run(unit: &str) -> ExitCode {
         }
     };
     let (tx, rx) = mpsc::channel();
-    // Where the worker puts its listener's open session, for the signal thread.
-    let open: Arc<Mutex<Option<OpenSession>>> = Arc::default();
-    if let Err(e) = spawn_signal_thread(tx.clone(), open.clone()) {
+    // Where the worker puts what ends its listener, for the signal thread.
+    let ending: Arc<Mutex<Option<Ending>>> = Arc::default();
+    if let Err(e) = spawn_signal_thread(tx.clone(), ending.clone()) {
         log::error!("cannot watch for SIGTERM: {e}");
         return ExitCode::FAILURE;
     }
     let accepting = tx.clone();
     std::thread::spawn(move || accept(listener, accepting));
     log::info!("runner manager of {unit} listening on {}", socket.display());
-    work(&deps, rx, tx, &open);
+    work(&deps, rx, tx, &ending);
     let _ = std::fs::remove_file(&socket);
     log::info!("runner manager of {unit} stopped");
     ExitCode::SUCCESS
 }
 
-/// SIGTERM or SIGINT closes the scale-set session at once (the worker may be in the
-/// middle of a reconcile longer than systemd waits), then ends the worker. Handled
-/// (not blocked), so the programs the manager runs start with the default signal mask.
+/// SIGTERM or SIGINT stops the listener and closes its scale-set session at once (the
+/// worker may be in the middle of a reconcile longer than systemd waits), then ends
+/// the worker. Handled (not blocked), so the programs the manager runs start with the
+/// default signal mask.
 fn spawn_signal_thread(
     tx: Sender<Work>,
-    open: Arc<Mutex<Option<OpenSession>>>,
+    ending: Arc<Mutex<Option<Ending>>>,
 ) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -76,8 +77,10 @@ fn spawn_signal_thread(
                 _ = int.recv() => log::info!("SIGINT: stopping"),
             }
         });
-        if let Some(session) = open.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
-            close(session);
+        // Stopped as well as closed: a listener that saw its session go would otherwise
+        // open another while the worker finishes.
+        if let Some(listener) = ending.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            listener.end();
         }
         let _ = tx.send(Work::Stop);
     });

@@ -7,8 +7,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::listener::{path_url, Listener, ListenerSpec, OpenSession};
+use super::listener::{path_url, Ending, Listener, ListenerSpec};
 use super::protocol::{AppCheck, FlushRunners, Reply, Request};
+use super::retired::Retired;
 use super::serve::{serve, View};
 use super::settings::Settings;
 use crate::charm::runners::Summary;
@@ -16,7 +17,6 @@ use crate::charm::{Deps, HookEnv};
 use crate::config::{CharmConfig, GithubPath, Mode};
 use crate::host::site::UnitKey;
 use crate::runner::files;
-use crate::runner::registry::ScaleSetLink;
 
 /// Until a hook has written settings, the worker looks again this often.
 const UNSET_INTERVAL: Duration = Duration::from_secs(60);
@@ -32,17 +32,17 @@ pub enum Work {
     Stop,
 }
 
-/// Runs until [`Work::Stop`] (or every sender is gone); `open` is where the signal
-/// thread finds the listener's session.
-pub fn work(deps: &Deps, rx: Receiver<Work>, tx: Sender<Work>, open: &Mutex<Option<OpenSession>>) {
+/// Runs until [`Work::Stop`] (or every sender is gone); `ending` is where the signal
+/// thread finds what ends the listener.
+pub fn work(deps: &Deps, rx: Receiver<Work>, tx: Sender<Work>, ending: &Mutex<Option<Ending>>) {
     let mut worker = Worker {
         deps,
         follow_up: None,
         listener: None,
-        retired: Vec::new(),
+        retired: Retired::load(deps.paths.state_dir().join("retired.json")),
         room: Summary::load(&deps.paths).and_then(|s| s.room),
         tx,
-        open,
+        ending,
     };
     let mut next = Instant::now() + interval(deps);
     loop {
@@ -93,11 +93,11 @@ struct Worker<'d> {
     listener: Option<Listener>,
     /// Scale sets the unit left (mode or path changed), deleted once none of their
     /// runners is busy: left on GitHub they would keep taking the application's jobs.
-    retired: Vec<ScaleSetLink>,
+    retired: Retired,
     /// How many runners the machine's memory held room for at the last reconcile.
     room: Option<u32>,
     tx: Sender<Work>,
-    open: &'d Mutex<Option<OpenSession>>,
+    ending: &'d Mutex<Option<Ending>>,
 }
 
 impl Worker<'_> {
@@ -145,15 +145,19 @@ impl Worker<'_> {
                 log::info!("the scale set's settings changed: its listener stops");
                 let left = old.stop();
                 // Another path, group or name (or none: a fixed pool) leaves the set.
-                if spec.as_ref().is_none_or(|s| s.identity != old.identity) {
-                    self.retired.extend(left);
+                if let Some(left) =
+                    left.filter(|_| spec.as_ref().is_none_or(|s| s.identity != old.identity))
+                {
+                    self.retired.add(left, &old.identity);
                 }
             }
             if let Some(spec) = spec {
+                self.retired.take_back(&spec.identity);
                 let tx = self.tx.clone();
                 let notify = move || drop(tx.send(Work::Demand));
                 let listener = Listener::start(spec, capacity, notify);
-                *self.open.lock().unwrap_or_else(|e| e.into_inner()) = Some(listener.open.clone());
+                *self.ending.lock().unwrap_or_else(|e| e.into_inner()) =
+                    Some(listener.ending.clone());
                 self.listener = Some(listener);
             }
         }
@@ -165,24 +169,11 @@ impl Worker<'_> {
     /// Deletes the scale sets the unit left whose runners are all idle (their idle
     /// runners go with them; the next reconcile replaces their instances).
     fn delete_retired(&mut self) {
-        self.retired
-            .retain(|set| match set.service.scale_set_by_id(set.id) {
-                Ok(Some(s)) if s.statistics.is_some_and(|x| x.busy_runners > 0) => true,
-                Ok(_) => match set.service.delete_scale_set(set.id) {
-                    Ok(()) => {
-                        log::info!("deleted runner scale set {} the unit left", set.id);
-                        false
-                    }
-                    Err(e) => {
-                        log::warn!("deleting runner scale set {}: {e}", set.id);
-                        true
-                    }
-                },
-                Err(e) => {
-                    log::warn!("runner scale set {}: {e}", set.id);
-                    true
-                }
-            });
+        let deps = self.deps;
+        self.retired.delete_idle(|| {
+            let (config, env) = Settings::load(&deps.paths).and_then(|s| s.parts()).ok()?;
+            deps.github.client(&config, &env.proxy).ok()
+        });
     }
 
     /// Closes the session, so its jobs go to other units' scale sets.

@@ -52,6 +52,17 @@ struct Served {
     /// Queued to started, per job, in seconds.
     pickups: Vec<f64>,
     usage: Usage,
+    /// Runners the pool held at rest, all online and waiting, before and after.
+    rest: usize,
+}
+
+impl Served {
+    /// Idle runner-seconds of an hour that holds this one burst: the burst's window as
+    /// measured, the rest of the hour at rest (every resting runner waiting).
+    fn hour_idle(&self) -> f64 {
+        let rest_secs = (3600.0 - self.usage.window.as_secs_f64()).max(0.0);
+        self.usage.idle() + rest_secs * self.rest as f64
+    }
 }
 
 /// A unit whose pool is at rest with `rest` idle runners after config-changed.
@@ -121,6 +132,7 @@ fn static_pool(lxd: &Lxd, sim: &Sim, b: Burst) -> Served {
         mode: format!("static pool of {}", b.max),
         pickups,
         usage,
+        rest: n,
     }
 }
 
@@ -141,6 +153,7 @@ fn on_demand(lxd: &Lxd, sim: &Sim, b: Burst) -> Served {
         mode: format!("on demand, warm {}, max {}", b.warm, b.max),
         pickups,
         usage,
+        rest: b.warm as usize,
     }
 }
 
@@ -171,26 +184,29 @@ pub fn burst(out: &mut String, lxd: &Lxd, sim: &Sim, b: Burst) {
          LXD instances (any state: a stopped one holds its RAM disk until deleted) and \
          its busy runners on the simulator are sampled about every 0.2-0.3 s, each \
          sample held until the next. Total = instance-seconds; idle = total minus \
-         runner-seconds running a job (booting, registering, waiting, powering off); \
-         waiting = the part of idle spent online waiting. Each mode's own window: the \
-         static pool's idle seconds would keep growing at its size after it.\n"
+         runner-seconds running a job, split into booting (created, not yet online), \
+         waiting (online, no job) and stopped (done with its job, not yet deleted). \
+         Each mode's own window: the static pool's idle seconds would keep growing at \
+         its size after it.\n"
     )
     .unwrap();
     writeln!(
         out,
-        "| mode | pickup p50 | pickup p95 | idle runner-s | waiting runner-s | total runner-s | busy runner-s | peak runners | window | samples |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| mode | pickup p50 | pickup p95 | idle runner-s | booting | waiting | stopped | total runner-s | busy runner-s | peak runners | window | samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     )
     .unwrap();
     for s in [&fixed, &demand] {
         let u = &s.usage;
         writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1} s | {} |",
+            "| {} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {:.0} | {} | {:.1} s | {} |",
             s.mode,
             seconds(percentile(&s.pickups, 50.0)),
             seconds(percentile(&s.pickups, 95.0)),
             u.idle(),
+            u.booting(),
             u.waiting,
+            u.stopped,
             u.total,
             u.busy,
             u.peak,
@@ -211,18 +227,32 @@ fn seconds(secs: f64) -> String {
     }
 }
 
-/// The issue's goal, and whether this run met it.
+/// The issue's goal, and whether this run met it, on each reading of "idle".
 fn verdict(out: &mut String, fixed: &Served, demand: &Served) {
-    let idle_ratio = demand.usage.idle() / fixed.usage.idle();
-    let p95_ratio = percentile(&demand.pickups, 95.0) / percentile(&fixed.pickups, 95.0);
-    let holds = |ok: bool| if ok { "met" } else { "not met" };
+    let ratio = |f: &dyn Fn(&Served) -> f64| f(demand) / f(fixed);
+    let idle = ratio(&|s| s.usage.idle());
+    let waiting = ratio(&|s| s.usage.waiting);
+    let hour = ratio(&|s| s.hour_idle());
+    let p95 = ratio(&|s| percentile(&s.pickups, 95.0));
+    let holds = |r: f64, goal: f64| if r <= goal { "met" } else { "not met" };
     writeln!(
         out,
         "\nGoal (the on-demand issue): on demand spends at most half the static pool's idle \
-         runner-seconds ({idle_ratio:.2}x here: {}), with a p95 pickup within 1.5x of the \
-         static pool's ({p95_ratio:.2}x here: {}).\n",
-        holds(idle_ratio <= 0.5),
-        holds(p95_ratio <= 1.5)
+         runner-seconds, with a p95 pickup within 1.5x of the static pool's \
+         ({p95:.2}x here: {}). Idle, read three ways:\n\n\
+         - every instance-second not running a job, within each burst's own window: \
+         {idle:.2}x ({}). Both modes boot and stop one runner per job (ephemeral), so \
+         within one burst only the waiting differs;\n\
+         - runner-seconds online and waiting for a job (GitHub's idle runners), same \
+         windows: {waiting:.2}x ({});\n\
+         - an hour holding this one burst (the window as measured, the rest of the hour \
+         at rest: {} waiting runners against {}): {hour:.2}x ({}).\n",
+        holds(p95, 1.5),
+        holds(idle, 0.5),
+        holds(waiting, 0.5),
+        fixed.rest,
+        demand.rest,
+        holds(hour, 0.5),
     )
     .unwrap();
 }

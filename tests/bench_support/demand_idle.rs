@@ -75,10 +75,12 @@ pub fn warm_pickup(out: &mut String, unit: &Unit, sim: &Sim, rounds: usize) {
         )
         .unwrap();
     }
+    let p50 = median(pickups);
+    let verdict = if p50 < 1.0 { "met" } else { "NOT met" };
     writeln!(
         out,
-        "\nMedian queued to started: {:.0} ms. Goal (the on-demand issue): under 1 s.\n",
-        median(pickups) * 1000.0
+        "\nMedian queued to started: {:.0} ms. Goal (the on-demand issue): under 1 s: {verdict}.\n",
+        p50 * 1000.0
     )
     .unwrap();
 }
@@ -94,6 +96,23 @@ fn github_routes(sim: &Sim) -> Vec<(String, u64)> {
         .filter(|(route, _)| !route.contains("/_sim/"))
         .map(|(route, n)| (route.clone(), n.as_u64().unwrap()))
         .collect()
+}
+
+/// Waits (at most a minute) until 4 s pass with no request but the long poll: the
+/// last job's follow-up reconcile may run just after the pool looks at rest, and is
+/// that job's cost, not the idle one's.
+fn quiet(sim: &Sim) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        reset_counters(sim);
+        std::thread::sleep(Duration::from_secs(4));
+        if github_routes(sim)
+            .iter()
+            .all(|(route, _)| route.contains("/_queue/"))
+        {
+            return;
+        }
+    }
 }
 
 fn reset_counters(sim: &Sim) {
@@ -114,6 +133,7 @@ pub fn idle_cost(
     long_poll: u64,
 ) {
     at_rest(unit, sim);
+    quiet(sim);
     reset_counters(sim);
     let t = Instant::now();
     let writes = lxd_writes(lxd, &|| std::thread::sleep(window));
@@ -125,7 +145,8 @@ pub fn idle_cost(
     writeln!(out, "## Runners on demand: idle cost\n").unwrap();
     writeln!(
         out,
-        "The unit on demand at rest (2 warm runners, no job) for {:.0} s, the scale-set \
+        "The unit on demand at rest (2 warm runners, no job, the manager quiet: no \
+         request but the long poll for 4 s) for {:.0} s, the scale-set \
          queue's long poll at {long_poll} s (GitHub's is about 50 s). Requests to GitHub \
          by route (the simulator's counters; the runner app's own traffic excluded); LXD \
          requests other than GET from the daemon's debug log.\n",

@@ -68,6 +68,8 @@ pub struct Usage {
     /// Of the idle ones, seconds online waiting for a job (the rest is booting,
     /// registering or powering off).
     pub waiting: f64,
+    /// Instance-seconds stopped or stopping: a runner done with its job, not yet deleted.
+    pub stopped: f64,
     /// The most live runners seen at once.
     pub peak: usize,
 }
@@ -76,6 +78,11 @@ impl Usage {
     /// Instance-seconds not spent running a job.
     pub fn idle(&self) -> f64 {
         (self.total - self.busy).max(0.0)
+    }
+
+    /// Idle instance-seconds neither waiting online nor stopped: booting, registering.
+    pub fn booting(&self) -> f64 {
+        (self.idle() - self.waiting - self.stopped).max(0.0)
     }
 }
 
@@ -91,6 +98,7 @@ pub fn usage(samples: &[Sample]) -> Usage {
         // A runner can report busy a moment before or after LXD lists its instance.
         u.busy += pair[0].busy.min(pair[0].instances) as f64 * dt;
         u.waiting += pair[0].waiting.min(pair[0].instances) as f64 * dt;
+        u.stopped += (pair[0].instances - pair[0].live) as f64 * dt;
     }
     if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
         u.window = last.at.duration_since(first.at);

@@ -82,6 +82,11 @@ impl ActionsService {
         })
     }
 
+    /// The path this connection serves, and its web URL: enough to connect again.
+    pub fn path(&self) -> (&GithubPath, &str) {
+        (&self.inner.path, &self.inner.github_url)
+    }
+
     /// The runner group's id, `None` when there is no group of that name.
     pub fn runner_group_id(&self, name: &str) -> Result<Option<u64>> {
         let groups: List<WireRunnerGroup> = self.get_json(RUNNER_GROUPS, &[("groupName", name)])?;

@@ -105,7 +105,8 @@ pub struct ServiceRunner {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
     pub id: u64,
-    pub statistics: Statistics,
+    /// `None` when GitHub sent none: no news, not an empty scale set.
+    pub statistics: Option<Statistics>,
     pub jobs: Vec<JobEvent>,
 }
 
@@ -338,7 +339,7 @@ impl From<WireMessage> for Message {
         };
         Message {
             id: w.message_id,
-            statistics: w.statistics.map(Statistics::from).unwrap_or_default(),
+            statistics: w.statistics.map(Statistics::from),
             jobs: entries.into_iter().map(job_event).collect(),
         }
     }

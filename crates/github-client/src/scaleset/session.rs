@@ -138,7 +138,9 @@ impl ActionsService {
             202 => Ok(None),
             200 => {
                 let message = Message::from(decode::<WireMessage>(response)?);
-                session.statistics = message.statistics;
+                if let Some(statistics) = message.statistics {
+                    session.statistics = statistics;
+                }
                 Ok(Some(message))
             }
             404 => Err(session.gone()),

@@ -1,0 +1,221 @@
+//! Scale sets the unit left (back to a fixed pool, another path or group) and has not
+//! deleted yet, because some of their runners were busy. They are kept in a file so that
+//! a restarted manager, or `remove`, still deletes them: left on GitHub, a set labelled
+//! like the application's runners keeps taking its jobs for runners that never come.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::GithubPath;
+use crate::runner::registry::ScaleSetLink;
+use github_client::scaleset::ActionsService;
+use github_client::GithubClient;
+
+/// A scale set to delete, and where it is (enough to connect again after a restart).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSet {
+    pub id: u64,
+    /// The path as the `path` option names it (`acme`, `owner/repo`).
+    pub path: String,
+    /// The path's web URL (`https://github.com/acme`).
+    pub url: String,
+    /// Which set it was (URL, group, name), as the listener names it.
+    pub identity: String,
+}
+
+/// The unit's retired scale sets, as its file keeps them.
+pub struct Retired {
+    file: PathBuf,
+    sets: Vec<RetiredSet>,
+    /// Connections already made, by scale-set id.
+    services: HashMap<u64, Arc<ActionsService>>,
+}
+
+impl Retired {
+    pub fn load(file: PathBuf) -> Self {
+        let sets = kept(&file);
+        Retired {
+            file,
+            sets,
+            services: HashMap::new(),
+        }
+    }
+
+    /// Remembers a set the unit just left, `identity` as its listener named it.
+    pub fn add(&mut self, link: ScaleSetLink, identity: &str) {
+        let (path, url) = link.service.path();
+        let set = RetiredSet {
+            id: link.id,
+            path: path.to_string(),
+            url: url.to_string(),
+            identity: identity.to_string(),
+        };
+        if !self.sets.contains(&set) {
+            self.sets.push(set);
+            self.save();
+        }
+        self.services.insert(link.id, link.service);
+    }
+
+    /// Forgets the set of `identity`: the unit serves it again (back on demand before
+    /// it was deleted), and its listener finds it again.
+    pub fn take_back(&mut self, identity: &str) {
+        let before = self.sets.len();
+        self.sets.retain(|s| s.identity != identity);
+        if self.sets.len() != before {
+            log::info!("the unit serves the scale set it had left again");
+            self.save();
+        }
+    }
+
+    /// Deletes the sets none of whose runners is busy (their idle runners go with them).
+    /// `github` gives a client to connect for the sets known only from the file (a
+    /// restarted manager).
+    pub fn delete_idle(&mut self, github: impl FnOnce() -> Option<GithubClient>) {
+        if self.sets.is_empty() {
+            return;
+        }
+        let mut github = Some(github);
+        let mut client = None;
+        let before = self.sets.len();
+        let sets = std::mem::take(&mut self.sets);
+        for set in sets {
+            let service = match self.services.get(&set.id) {
+                Some(service) => Some(service.clone()),
+                None => {
+                    if let Some(make) = github.take() {
+                        client = make();
+                    }
+                    client.as_ref().and_then(|g| connect(g, &set)).map(Arc::new)
+                }
+            };
+            match service {
+                Some(service) if delete_if_idle(&service, set.id) => {
+                    self.services.remove(&set.id);
+                }
+                Some(service) => {
+                    self.services.insert(set.id, service);
+                    self.sets.push(set);
+                }
+                None => self.sets.push(set),
+            }
+        }
+        if self.sets.len() != before {
+            self.save();
+        }
+    }
+
+    fn save(&self) {
+        let written = serde_json::to_vec(&self.sets)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                fs_state::write_atomic(&self.file, &bytes, 0o600).map_err(|e| e.to_string())
+            });
+        if let Err(e) = written {
+            log::warn!("retired scale sets {}: {e}", self.file.display());
+        }
+    }
+}
+
+/// What `remove` does once the unit's runners are gone: every set in `file` deleted.
+/// Best effort: GitHub may be unreachable, and the unit must still go.
+pub fn delete_all(file: &Path, github: &GithubClient) {
+    for set in kept(file) {
+        let deleted = connect(github, &set).map(|service| service.delete_scale_set(set.id));
+        match deleted {
+            Some(Ok(())) => log::info!("deleted runner scale set {} the unit left", set.id),
+            Some(Err(e)) => log::warn!("runner scale set {} stays on GitHub: {e}", set.id),
+            None => log::warn!("runner scale set {} stays on GitHub", set.id),
+        }
+    }
+}
+
+fn kept(file: &Path) -> Vec<RetiredSet> {
+    std::fs::read(file)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default()
+}
+
+fn connect(github: &GithubClient, set: &RetiredSet) -> Option<ActionsService> {
+    let path = GithubPath::parse(&set.path, "default").ok()?;
+    ActionsService::connect(github, &path, &set.url)
+        .map_err(|e| log::warn!("runner scale set {}: {e}", set.id))
+        .ok()
+}
+
+/// Whether the set is gone: deleted now, as none of its runners is busy.
+fn delete_if_idle(service: &ActionsService, id: u64) -> bool {
+    match service.scale_set_by_id(id) {
+        Ok(Some(s)) if s.statistics.is_some_and(|x| x.busy_runners > 0) => false,
+        Ok(_) => match service.delete_scale_set(id) {
+            Ok(()) => {
+                log::info!("deleted runner scale set {id} the unit left");
+                true
+            }
+            Err(e) => {
+                log::warn!("deleting runner scale set {id}: {e}");
+                false
+            }
+        },
+        Err(e) => {
+            log::warn!("runner scale set {id}: {e}");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_file_keeps_the_sets_across_a_restart_until_served_again() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("retired.json");
+        let set = RetiredSet {
+            id: 7,
+            path: "acme/widgets".into(),
+            url: "https://github.com/acme/widgets".into(),
+            identity: "https://github.com/acme/widgets|default|u-0".into(),
+        };
+        let retired = Retired {
+            file: file.clone(),
+            sets: vec![set.clone()],
+            services: HashMap::new(),
+        };
+        retired.save();
+        assert_eq!(Retired::load(file.clone()).sets, std::slice::from_ref(&set));
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let mut back = Retired::load(file.clone());
+        back.take_back("https://github.com/acme/widgets|default|other-0");
+        assert_eq!(Retired::load(file.clone()).sets.len(), 1, "another set");
+        back.take_back(&set.identity);
+        assert!(
+            Retired::load(file).sets.is_empty(),
+            "served again, not deleted"
+        );
+    }
+
+    #[test]
+    fn a_set_it_cannot_reach_is_kept_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("retired.json");
+        let set = RetiredSet {
+            id: 9,
+            path: "acme".into(),
+            url: "https://github.com/acme".into(),
+            identity: "https://github.com/acme|default|u-0".into(),
+        };
+        std::fs::write(&file, serde_json::to_vec(&[&set]).unwrap()).unwrap();
+        let mut retired = Retired::load(file.clone());
+        retired.delete_idle(|| None);
+        assert_eq!(retired.sets, std::slice::from_ref(&set));
+        assert_eq!(Retired::load(file).sets, [set]);
+    }
+}
