@@ -259,6 +259,11 @@ fn a_second_reconcile_waits_for_the_first() {
     });
     // The second is answered once the first is done, and finds its work done.
     unit.run("reconcile-runners");
+    let logs = unit.h.logs();
+    assert!(
+        logs.iter().any(|(_, m)| m.starts_with("created runner")),
+        "the first reconcile's work was done before the second was answered: {logs:?}"
+    );
     // Its answer came first; the hook may still be setting its status.
     let deadline = Instant::now() + Duration::from_secs(10);
     while first.try_wait().unwrap().is_none() {

@@ -232,6 +232,14 @@ fn two_units_share_a_burst_and_no_job_runs_twice() {
     poll_until(SETTLE, "the stopped unit's runners gone", || {
         second.instances().is_empty()
     });
+    // Still closed after the burst: nothing opened it again.
+    let sets = sim.get("/_sim/scalesets");
+    let set = sets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "ghr-odt-1");
+    assert_eq!(set.unwrap()["session"], Value::Null, "{sets}");
     second.run("hooks/remove");
     let sets = sim.get("/_sim/scalesets");
     let gone = sets
@@ -310,7 +318,7 @@ fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
     // A job runs on a runner of the set when the unit leaves it (the manager is told by
     // config-changed): the set stays until the job is done, and a manager restarted in
     // between still deletes it then.
-    let busy = burst_of(sim, &["ghr-ods"], 1, 30)[0];
+    let busy = burst_of(sim, &["ghr-ods"], 1, 45)[0];
     poll_until(SETTLE, "the job running", || {
         sim.job(busy)["state"] == "in_progress"
     });
@@ -318,10 +326,24 @@ fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
     unit.run("hooks/config-changed");
     assert_eq!(sets(), 1, "kept while one of its runners is busy");
     unit.crash_manager();
+    // Restarted, it still knows the set and keeps it while the job runs; each reconcile
+    // wakes it to look again.
+    unit.run("reconcile-runners");
+    assert_eq!(
+        sim.job(busy)["state"],
+        "in_progress",
+        "the job outlasts the check"
+    );
+    assert_eq!(sets(), 1, "kept after the restart while its runner is busy");
     poll_until(SETTLE, "the scale set deleted", || {
         unit.run("reconcile-runners");
         sets() == 0
     });
+    assert_eq!(
+        sim.job(busy)["state"],
+        "completed",
+        "deleted once its job was done"
+    );
     let done = sim.wait_job(busy, "completed", SETTLE);
     each_once(&[done], &[&unit.prefix]);
     // Its jobs go to the fixed pool's runners now (the timer's reconciles refill it).

@@ -130,7 +130,7 @@ fn a_job_goes_round_the_whole_protocol() {
     assert_eq!(first.jobs, [JobEvent::Available { request_id: job }]);
     assert_eq!(first.statistics.unwrap(), emulated(emu, id));
     assert_eq!(first.statistics.unwrap().available, 1);
-    assert_eq!(session.statistics, first.statistics.unwrap());
+    assert_eq!(session.statistics, first.statistics);
     let recorded = emu.requests_to(Endpoint::GetMessage);
     assert_eq!(recorded.last().unwrap().max_capacity, Some(5));
     assert_eq!(poll(&svc, &mut session, 0).id, first.id, "redelivered");
@@ -256,7 +256,7 @@ fn expired_tokens_are_renewed_transparently() {
     assert_eq!(count(emu, Endpoint::Sessions, "PATCH", 200), 3);
     assert!(!emu.state().unacknowledged.contains_key(&emu_id));
     svc.refresh_session(&mut session).unwrap();
-    assert_eq!(session.statistics, emulated(emu, id));
+    assert_eq!(session.statistics, Some(emulated(emu, id)));
 
     // The admin token: one new registration token and connection, then the call.
     emu.expire_admin_tokens();

@@ -242,7 +242,7 @@ fn serve(
         session.id
     );
     shared.update(|d| {
-        d.statistics = session.statistics;
+        d.statistics = session.statistics.unwrap_or(d.statistics);
         d.problem = None;
         d.listening = true;
     });

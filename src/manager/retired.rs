@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -26,12 +27,19 @@ pub struct RetiredSet {
     pub identity: String,
 }
 
+/// The first pause after a set could not be deleted (busy, or GitHub unreachable), and
+/// the longest: each try costs requests, made on the worker's thread.
+const FIRST_PAUSE: Duration = Duration::from_secs(15);
+const LONGEST_PAUSE: Duration = Duration::from_secs(600);
+
 /// The unit's retired scale sets, as its file keeps them.
 pub struct Retired {
     file: PathBuf,
     sets: Vec<RetiredSet>,
     /// Connections already made, by scale-set id.
     services: HashMap<u64, Arc<ActionsService>>,
+    /// When to try each set again, and the pause after that.
+    pauses: HashMap<u64, (Instant, Duration)>,
 }
 
 impl Retired {
@@ -41,6 +49,7 @@ impl Retired {
             file,
             sets,
             services: HashMap::new(),
+            pauses: HashMap::new(),
         }
     }
 
@@ -60,50 +69,74 @@ impl Retired {
         self.services.insert(link.id, link.service);
     }
 
-    /// Forgets the set of `identity`: the unit serves it again (back on demand before
-    /// it was deleted), and its listener finds it again.
+    /// Forgets the set of `identity` (GitHub's names ignore case): the unit serves it
+    /// again (back on demand before it was deleted), and its listener finds it again.
     pub fn take_back(&mut self, identity: &str) {
-        let before = self.sets.len();
-        self.sets.retain(|s| s.identity != identity);
-        if self.sets.len() != before {
-            log::info!("the unit serves the scale set it had left again");
-            self.save();
-        }
+        self.forget(|s| s.identity.eq_ignore_ascii_case(identity));
     }
 
-    /// Deletes the sets none of whose runners is busy (their idle runners go with them).
-    /// `github` gives a client to connect for the sets known only from the file (a
-    /// restarted manager).
-    pub fn delete_idle(&mut self, github: impl FnOnce() -> Option<GithubClient>) {
-        if self.sets.is_empty() {
+    /// Deletes the sets none of whose runners is busy (their idle runners go with them),
+    /// each tried again after a growing pause while it cannot be. `live` is the set the
+    /// unit's listener serves now, never deleted: the same set under another spelling.
+    /// `github` gives a client for the sets known only from the file (after a restart).
+    pub fn delete_idle(
+        &mut self,
+        live: Option<u64>,
+        github: impl FnOnce() -> Option<GithubClient>,
+    ) {
+        self.forget(|s| Some(s.id) == live);
+        let now = Instant::now();
+        if !self.sets.iter().any(|s| self.due(s.id, now)) {
             return;
         }
         let mut github = Some(github);
         let mut client = None;
         let before = self.sets.len();
-        let sets = std::mem::take(&mut self.sets);
-        for set in sets {
-            let service = match self.services.get(&set.id) {
-                Some(service) => Some(service.clone()),
-                None => {
-                    if let Some(make) = github.take() {
-                        client = make();
-                    }
-                    client.as_ref().and_then(|g| connect(g, &set)).map(Arc::new)
-                }
-            };
-            match service {
-                Some(service) if delete_if_idle(&service, set.id) => {
-                    self.services.remove(&set.id);
-                }
-                Some(service) => {
-                    self.services.insert(set.id, service);
-                    self.sets.push(set);
-                }
-                None => self.sets.push(set),
+        for set in std::mem::take(&mut self.sets) {
+            if !self.due(set.id, now) {
+                self.sets.push(set);
+                continue;
             }
+            let service = self.services.get(&set.id).cloned().or_else(|| {
+                if let Some(make) = github.take() {
+                    client = make();
+                }
+                client.as_ref().and_then(|g| connect(g, &set)).map(Arc::new)
+            });
+            if service.is_some_and(|service| self.deleted(&set, service)) {
+                continue;
+            }
+            let pause = self.pauses.get(&set.id).map_or(FIRST_PAUSE, |(_, p)| *p);
+            self.pauses
+                .insert(set.id, (now + pause, (pause * 2).min(LONGEST_PAUSE)));
+            self.sets.push(set);
         }
         if self.sets.len() != before {
+            self.save();
+        }
+    }
+
+    /// Whether set `id`'s pause since its last try is over.
+    fn due(&self, id: u64, now: Instant) -> bool {
+        self.pauses.get(&id).is_none_or(|(at, _)| *at <= now)
+    }
+
+    /// Whether `set` is gone now; its connection kept for the next try otherwise.
+    fn deleted(&mut self, set: &RetiredSet, service: Arc<ActionsService>) -> bool {
+        if delete_if_idle(&service, set.id) {
+            self.services.remove(&set.id);
+            self.pauses.remove(&set.id);
+            return true;
+        }
+        self.services.insert(set.id, service);
+        false
+    }
+
+    fn forget(&mut self, which: impl Fn(&RetiredSet) -> bool) {
+        let before = self.sets.len();
+        self.sets.retain(|s| !which(s));
+        if self.sets.len() != before {
+            log::info!("the unit serves the scale set it had left again");
             self.save();
         }
     }
@@ -141,7 +174,10 @@ fn kept(file: &Path) -> Vec<RetiredSet> {
 }
 
 fn connect(github: &GithubClient, set: &RetiredSet) -> Option<ActionsService> {
-    let path = GithubPath::parse(&set.path, "default").ok()?;
+    // The group does not matter here: the connection is made for the path alone.
+    let path = GithubPath::parse(&set.path, "default")
+        .map_err(|e| log::warn!("runner scale set {}: path {:?}: {e}", set.id, set.path))
+        .ok()?;
     ActionsService::connect(github, &path, &set.url)
         .map_err(|e| log::warn!("runner scale set {}: {e}", set.id))
         .ok()
@@ -150,7 +186,8 @@ fn connect(github: &GithubClient, set: &RetiredSet) -> Option<ActionsService> {
 /// Whether the set is gone: deleted now, as none of its runners is busy.
 fn delete_if_idle(service: &ActionsService, id: u64) -> bool {
     match service.scale_set_by_id(id) {
-        Ok(Some(s)) if s.statistics.is_some_and(|x| x.busy_runners > 0) => false,
+        // No statistics: busy runners cannot be ruled out, so the set is kept.
+        Ok(Some(s)) if s.statistics.is_none_or(|x| x.busy_runners > 0) => false,
         Ok(_) => match service.delete_scale_set(id) {
             Ok(()) => {
                 log::info!("deleted runner scale set {id} the unit left");
@@ -187,6 +224,7 @@ mod tests {
             file: file.clone(),
             sets: vec![set.clone()],
             services: HashMap::new(),
+            pauses: HashMap::new(),
         };
         retired.save();
         assert_eq!(Retired::load(file.clone()).sets, std::slice::from_ref(&set));
@@ -214,8 +252,11 @@ mod tests {
         };
         std::fs::write(&file, serde_json::to_vec(&[&set]).unwrap()).unwrap();
         let mut retired = Retired::load(file.clone());
-        retired.delete_idle(|| None);
+        retired.delete_idle(None, || None);
         assert_eq!(retired.sets, std::slice::from_ref(&set));
-        assert_eq!(Retired::load(file).sets, [set]);
+        assert_eq!(Retired::load(file.clone()).sets, [set]);
+        // The set the listener serves now is never deleted: it is taken back.
+        retired.delete_idle(Some(9), || panic!("no connection needed"));
+        assert!(Retired::load(file).sets.is_empty());
     }
 }

@@ -78,7 +78,8 @@ fn spawn_signal_thread(
             }
         });
         // Stopped as well as closed: a listener that saw its session go would otherwise
-        // open another while the worker finishes.
+        // open another while the worker finishes; nor does a new one start.
+        super::worker::STOPPING.store(true, std::sync::atomic::Ordering::SeqCst);
         if let Some(listener) = ending.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
             listener.end();
         }

@@ -2,7 +2,7 @@
 //! requests), a reconcile whenever the demand changed (on demand) and one when none
 //! ran for `reconcile-interval`; and the listener that goes with the settings.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -17,6 +17,9 @@ use crate::charm::{Deps, HookEnv};
 use crate::config::{CharmConfig, GithubPath, Mode};
 use crate::host::site::UnitKey;
 use crate::runner::files;
+
+/// Set by the signal thread: the manager is ending, and starts no listener any more.
+pub static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Until a hook has written settings, the worker looks again this often.
 const UNSET_INTERVAL: Duration = Duration::from_secs(60);
@@ -127,18 +130,25 @@ impl Worker<'_> {
     }
 
     /// A listener for the settings' scale set on demand (another one when they changed
-    /// what it serves), none in static mode; and its capacity.
+    /// what it serves), none in static mode; and its capacity. Settings it cannot read,
+    /// or a client it cannot make, change nothing: the set is left only when the
+    /// settings say so, and no listener starts once the manager is stopping.
     fn sync_listener(&mut self) {
-        let settings = Settings::load(&self.deps.paths)
-            .and_then(|s| s.parts())
-            .ok();
-        let spec = settings
-            .as_ref()
-            .and_then(|(config, env)| listener_spec(self.deps, config, env));
-        let capacity = settings.as_ref().map_or(0, |(config, _)| {
-            let max = config.max_total_virtual_machines;
-            self.room.map_or(max, |room| room.min(max))
-        });
+        if STOPPING.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok((config, env)) = Settings::load(&self.deps.paths).and_then(|s| s.parts()) else {
+            return;
+        };
+        let spec = match listener_spec(self.deps, &config, &env) {
+            Ok(spec) => spec,
+            Err(e) => {
+                log::warn!("no GitHub client for the scale set: {e}");
+                return;
+            }
+        };
+        let max = config.max_total_virtual_machines;
+        let capacity = self.room.map_or(max, |room| room.min(max));
         let same = matches!((&spec, &self.listener), (Some(s), Some(l)) if s.key == l.key);
         if !same {
             if let Some(old) = self.listener.take() {
@@ -170,7 +180,8 @@ impl Worker<'_> {
     /// runners go with them; the next reconcile replaces their instances).
     fn delete_retired(&mut self) {
         let deps = self.deps;
-        self.retired.delete_idle(|| {
+        let live = self.listener.as_ref().and_then(|l| l.shared.demand().link);
+        self.retired.delete_idle(live.map(|l| l.id), || {
             let (config, env) = Settings::load(&deps.paths).and_then(|s| s.parts()).ok()?;
             deps.github.client(&config, &env.proxy).ok()
         });
@@ -200,17 +211,18 @@ fn await_scale_set(listener: &Listener) {
 
 /// What the listener serves on demand: the unit's scale set (named after the unit,
 /// labelled as its runners are), on the configured path; none in static mode.
-fn listener_spec(deps: &Deps, config: &CharmConfig, env: &HookEnv) -> Option<ListenerSpec> {
+fn listener_spec(
+    deps: &Deps,
+    config: &CharmConfig,
+    env: &HookEnv,
+) -> Result<Option<ListenerSpec>, String> {
     let Mode::OnDemand { .. } = config.mode() else {
-        return None;
+        return Ok(None);
     };
-    let github = match deps.github.client(config, &env.proxy) {
-        Ok(github) => github,
-        Err(e) => {
-            log::warn!("no GitHub client for the scale set: {e}");
-            return None;
-        }
-    };
+    let github = deps
+        .github
+        .client(config, &env.proxy)
+        .map_err(|e| e.to_string())?;
     let app = env.unit_name.split('/').next().unwrap_or("github-runner");
     let image = config
         .runner_image
@@ -225,7 +237,7 @@ fn listener_spec(deps: &Deps, config: &CharmConfig, env: &HookEnv) -> Option<Lis
     let name = UnitKey::from_unit(&env.unit_name).as_str().to_string();
     let identity = format!("{github_url}|{group}|{name}");
     let key = format!("{identity}|{labels:?}|{}", config.token.fingerprint());
-    Some(ListenerSpec {
+    Ok(Some(ListenerSpec {
         identity,
         github,
         path: config.path.clone(),
@@ -236,7 +248,7 @@ fn listener_spec(deps: &Deps, config: &CharmConfig, env: &HookEnv) -> Option<Lis
         owner: env.unit_name.clone(),
         state_file: deps.paths.state_dir().join("listener.json"),
         key,
-    })
+    }))
 }
 
 /// `reconcile-interval` of the settings, or a minute until there are some.

@@ -234,6 +234,7 @@ fn verdict(out: &mut String, fixed: &Served, demand: &Served) {
     let waiting = ratio(&|s| s.usage.waiting);
     let hour = ratio(&|s| s.hour_idle());
     let p95 = ratio(&|s| percentile(&s.pickups, 95.0));
+    let overhead = |s: &Served| s.usage.booting() + s.usage.stopped;
     let holds = |r: f64, goal: f64| if r <= goal { "met" } else { "not met" };
     writeln!(
         out,
@@ -241,14 +242,18 @@ fn verdict(out: &mut String, fixed: &Served, demand: &Served) {
          runner-seconds, with a p95 pickup within 1.5x of the static pool's \
          ({p95:.2}x here: {}). Idle, read three ways:\n\n\
          - every instance-second not running a job, within each burst's own window: \
-         {idle:.2}x ({}). Both modes boot and stop one runner per job (ephemeral), so \
-         within one burst only the waiting differs;\n\
+         {idle:.2}x ({}). Both modes boot and stop one runner per job (ephemeral): \
+         booting and stopped add up to {:.0} runner-s on the static pool and {:.0} on \
+         demand;\n\
          - runner-seconds online and waiting for a job (GitHub's idle runners), same \
          windows: {waiting:.2}x ({});\n\
-         - an hour holding this one burst (the window as measured, the rest of the hour \
-         at rest: {} waiting runners against {}): {hour:.2}x ({}).\n",
+         - modelled, not measured: an hour holding this one burst (the window as \
+         measured, the rest of the hour at rest with {} waiting runners against {}), \
+         which the resting pools' sizes decide: {hour:.2}x ({}).\n",
         holds(p95, 1.5),
         holds(idle, 0.5),
+        overhead(fixed),
+        overhead(demand),
         holds(waiting, 0.5),
         fixed.rest,
         demand.rest,

@@ -100,8 +100,8 @@ fn github_routes(sim: &Sim) -> Vec<(String, u64)> {
 
 /// Waits (at most a minute) until 4 s pass with no request but the long poll: the
 /// last job's follow-up reconcile may run just after the pool looks at rest, and is
-/// that job's cost, not the idle one's.
-fn quiet(sim: &Sim) {
+/// that job's cost, not the idle one's. Whether it got quiet.
+fn quiet(sim: &Sim) -> bool {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         reset_counters(sim);
@@ -110,9 +110,10 @@ fn quiet(sim: &Sim) {
             .iter()
             .all(|(route, _)| route.contains("/_queue/"))
         {
-            return;
+            return true;
         }
     }
+    false
 }
 
 fn reset_counters(sim: &Sim) {
@@ -133,7 +134,11 @@ pub fn idle_cost(
     long_poll: u64,
 ) {
     at_rest(unit, sim);
-    quiet(sim);
+    let quiet = if quiet(sim) {
+        "the manager quiet: no request but the long poll for 4 s"
+    } else {
+        "the manager NOT quiet after a minute of waiting"
+    };
     reset_counters(sim);
     let t = Instant::now();
     let writes = lxd_writes(lxd, &|| std::thread::sleep(window));
@@ -145,9 +150,8 @@ pub fn idle_cost(
     writeln!(out, "## Runners on demand: idle cost\n").unwrap();
     writeln!(
         out,
-        "The unit on demand at rest (2 warm runners, no job, the manager quiet: no \
-         request but the long poll for 4 s) for {:.0} s, the scale-set \
-         queue's long poll at {long_poll} s (GitHub's is about 50 s). Requests to GitHub \
+        "The unit on demand at rest (2 warm runners, no job, {quiet}) for {:.0} s, the \
+         scale-set queue's long poll at {long_poll} s (GitHub's is about 50 s). Requests to GitHub \
          by route (the simulator's counters; the runner app's own traffic excluded); LXD \
          requests other than GET from the daemon's debug log.\n",
         t.elapsed().as_secs_f64()

@@ -24,8 +24,9 @@ pub struct Session {
     pub id: String,
     pub owner: String,
     pub scale_set_id: u64,
-    /// As of the session's creation, refresh or last message.
-    pub statistics: Statistics,
+    /// As of the session's creation, refresh or last message; `None` until GitHub
+    /// sent some.
+    pub statistics: Option<Statistics>,
     queue_url: String,
     /// Locked while a renewal is under way, so concurrent 401s renew once.
     queue_token: Arc<Mutex<Secret>>,
@@ -44,7 +45,7 @@ impl Session {
             id: wire.session_id,
             owner: wire.owner_name,
             scale_set_id,
-            statistics: wire.statistics.map(Statistics::from).unwrap_or_default(),
+            statistics: wire.statistics.map(Statistics::from),
             queue_url: wire.message_queue_url,
             queue_token: Arc::new(Mutex::new(wire.message_queue_access_token)),
         })
@@ -110,7 +111,9 @@ impl ActionsService {
         let fresh = self.patch_session(session)?;
         *token = fresh.message_queue_access_token;
         drop(token);
-        session.statistics = fresh.statistics.map(Statistics::from).unwrap_or_default();
+        if let Some(statistics) = fresh.statistics {
+            session.statistics = Some(statistics.into());
+        }
         Ok(())
     }
 
@@ -138,8 +141,8 @@ impl ActionsService {
             202 => Ok(None),
             200 => {
                 let message = Message::from(decode::<WireMessage>(response)?);
-                if let Some(statistics) = message.statistics {
-                    session.statistics = statistics;
+                if message.statistics.is_some() {
+                    session.statistics = message.statistics;
                 }
                 Ok(Some(message))
             }
