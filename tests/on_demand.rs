@@ -210,13 +210,7 @@ fn two_units_share_a_burst_and_no_job_runs_twice() {
             stopped = true;
             second.run("hooks/stop");
             // Closed by the stop, not left to time out: its unstarted jobs return now.
-            let sets = sim.get("/_sim/scalesets");
-            let set = sets
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["name"] == "ghr-odt-1");
-            assert_eq!(set.unwrap()["session"], Value::Null, "{sets}");
+            assert_session_closed(sim, "ghr-odt-1");
         }
     });
     assert!(stopped);
@@ -233,21 +227,9 @@ fn two_units_share_a_burst_and_no_job_runs_twice() {
         second.instances().is_empty()
     });
     // Still closed after the burst: nothing opened it again.
-    let sets = sim.get("/_sim/scalesets");
-    let set = sets
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "ghr-odt-1");
-    assert_eq!(set.unwrap()["session"], Value::Null, "{sets}");
+    assert_session_closed(sim, "ghr-odt-1");
     second.run("hooks/remove");
-    let sets = sim.get("/_sim/scalesets");
-    let gone = sets
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["name"] == "ghr-odt-1");
-    assert_eq!(gone, None, "removed with the unit: {sets}");
+    assert_eq!(scale_set(sim, "ghr-odt-1"), None, "removed with the unit");
     first.wait_pool(sim, 1, SETTLE);
     poll_until(SETTLE, "the first pool back to 1", || {
         first.instances().len() == 1
@@ -388,6 +370,18 @@ fn a_github_without_scale_sets_blocks_naming_the_option_and_a_fixed_pool_still_w
     unit.run("hooks/config-changed");
     unit.wait_pool(sim, 1, SETTLE);
     assert_eq!(unit.h.last_status().unwrap().0, "active");
+}
+
+/// The simulator's view of the scale set named `name`, if there is one.
+fn scale_set(sim: &Sim, name: &str) -> Option<Value> {
+    let sets = sim.get("/_sim/scalesets");
+    sets.as_array()?.iter().find(|s| s["name"] == name).cloned()
+}
+
+/// Scale set `name` is there, with no session open.
+fn assert_session_closed(sim: &Sim, name: &str) {
+    let set = scale_set(sim, name).unwrap_or_else(|| panic!("no scale set {name}"));
+    assert_eq!(set["session"], Value::Null, "{set}");
 }
 
 fn poll_until(timeout: Duration, what: &str, mut ok: impl FnMut() -> bool) {
