@@ -251,6 +251,7 @@ fn a_second_reconcile_waits_for_the_first() {
         json!({"route": "GET /repos/:owner/:repo/actions/runners", "count": 1, "latency_ms": 1500}),
     );
     let lock_file = unit.state().join("reconcile.lock");
+    unit.h.clear_calls();
     let mut first = unit.h.spawn("reconcile-runners");
     poll(SETTLE, "the first reconcile holding the lock", || {
         let file = std::fs::File::open(&lock_file).ok()?;
@@ -259,10 +260,18 @@ fn a_second_reconcile_waits_for_the_first() {
     });
     // The second is answered once the first is done, and finds its work done.
     unit.run("reconcile-runners");
+    // Both done by then, in order: the first made the runner, the second found it.
     let logs = unit.h.logs();
+    let done: Vec<&str> = logs
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| m.starts_with("reconcile: created"))
+        .collect();
     assert!(
-        logs.iter().any(|(_, m)| m.starts_with("created runner")),
-        "the first reconcile's work was done before the second was answered: {logs:?}"
+        done.len() == 2
+            && done[0].starts_with("reconcile: created 1,")
+            && done[1].starts_with("reconcile: created 0,"),
+        "{done:?}"
     );
     // Its answer came first; the hook may still be setting its status.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -276,12 +285,6 @@ fn a_second_reconcile_waits_for_the_first() {
     let (s, message) = status(&unit);
     assert_eq!(s, "active", "{message}");
     assert!(message.starts_with("1 runners"), "{message}");
-    let logs = unit.h.logs();
-    let made = logs
-        .iter()
-        .filter(|(_, m)| m.starts_with("created runner"))
-        .count();
-    assert_eq!(made, 1, "{logs:?}");
     unit.wait_pool(sim, 1, SETTLE);
     assert_eq!(unit.instances().len(), 1, "no runner made twice");
     assert_no_leaks(&unit, sim);

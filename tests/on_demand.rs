@@ -140,7 +140,8 @@ fn a_killed_manager_a_dropped_session_and_failing_acquires_lose_no_job() {
         "/_sim/faults",
         json!({"route": acquire, "count": 6, "status": 503}),
     );
-    let jobs = burst(sim, "ghr-odk", 8);
+    // Jobs of 3 s: the listener has time to open a session again after the drop.
+    let jobs = burst_of(sim, &["ghr-odk"], 8, 3);
     let (mut crashed, mut dropped, mut forgotten) = (false, false, false);
     let done = served(sim, &jobs, || {
         let started = jobs
@@ -157,7 +158,8 @@ fn a_killed_manager_a_dropped_session_and_failing_acquires_lose_no_job() {
             let set = sim.get("/_sim/scalesets")[0]["id"].as_u64().unwrap();
             sim.post(&format!("/_sim/scalesets/{set}/drop-session"), json!({}));
         }
-        if started >= 4 && !forgotten {
+        let reopened = || scale_set(sim, "ghr-odk-0").is_some_and(|s| !s["session"].is_null());
+        if started >= 4 && dropped && !forgotten && reopened() {
             // Killed with its state lost: GitHub holds the old session until it times
             // out (409), and its jobs then go back to the queue.
             forgotten = true;
@@ -308,8 +310,9 @@ fn a_unit_that_goes_back_to_a_fixed_pool_deletes_its_scale_set() {
     unit.run("hooks/config-changed");
     assert_eq!(sets(), 1, "kept while one of its runners is busy");
     unit.crash_manager();
-    // Restarted, it still knows the set and keeps it while the job runs; each reconcile
-    // wakes it to look again.
+    // Restarted, it still knows the set and keeps it while the job runs; a reconcile
+    // wakes its worker, which looks again once the set's pause since the last try is
+    // over.
     unit.run("reconcile-runners");
     assert_eq!(
         sim.job(busy)["state"],

@@ -66,6 +66,8 @@ impl Retired {
             self.sets.push(set);
             self.save();
         }
+        // Left anew: tried at once, whatever an earlier retirement's pause was.
+        self.pauses.remove(&link.id);
         self.services.insert(link.id, link.service);
     }
 
@@ -134,7 +136,14 @@ impl Retired {
 
     fn forget(&mut self, which: impl Fn(&RetiredSet) -> bool) {
         let before = self.sets.len();
-        self.sets.retain(|s| !which(s));
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.sets)
+            .into_iter()
+            .partition(|s| which(s));
+        self.sets = kept;
+        for set in gone {
+            self.pauses.remove(&set.id);
+            self.services.remove(&set.id);
+        }
         if self.sets.len() != before {
             log::info!("the unit serves the scale set it had left again");
             self.save();
@@ -186,8 +195,12 @@ fn connect(github: &GithubClient, set: &RetiredSet) -> Option<ActionsService> {
 /// Whether the set is gone: deleted now, as none of its runners is busy.
 fn delete_if_idle(service: &ActionsService, id: u64) -> bool {
     match service.scale_set_by_id(id) {
-        // No statistics: busy runners cannot be ruled out, so the set is kept.
-        Ok(Some(s)) if s.statistics.is_none_or(|x| x.busy_runners > 0) => false,
+        Ok(Some(s)) if s.statistics.is_some_and(|x| x.busy_runners > 0) => false,
+        Ok(Some(s)) if s.statistics.is_none() => {
+            // Busy runners cannot be ruled out: kept, and said, as it may stay for good.
+            log::warn!("runner scale set {id}: GitHub gave no statistics; kept for now");
+            false
+        }
         Ok(_) => match service.delete_scale_set(id) {
             Ok(()) => {
                 log::info!("deleted runner scale set {id} the unit left");

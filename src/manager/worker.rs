@@ -168,6 +168,11 @@ impl Worker<'_> {
                 let listener = Listener::start(spec, capacity, notify);
                 *self.ending.lock().unwrap_or_else(|e| e.into_inner()) =
                     Some(listener.ending.clone());
+                // SIGTERM may have come since the check above: the signal thread then
+                // ended the old listener, not this one.
+                if STOPPING.load(Ordering::SeqCst) {
+                    listener.ending.end();
+                }
                 self.listener = Some(listener);
             }
         }
@@ -180,8 +185,16 @@ impl Worker<'_> {
     /// runners go with them; the next reconcile replaces their instances).
     fn delete_retired(&mut self) {
         let deps = self.deps;
-        let live = self.listener.as_ref().and_then(|l| l.shared.demand().link);
-        self.retired.delete_idle(live.map(|l| l.id), || {
+        let demand = self.listener.as_ref().map(|l| l.shared.demand());
+        // A listener still looking for its set may be about to serve a retired one.
+        if demand
+            .as_ref()
+            .is_some_and(|d| d.link.is_none() && d.problem.is_none())
+        {
+            return;
+        }
+        let live = demand.and_then(|d| d.link).map(|l| l.id);
+        self.retired.delete_idle(live, || {
             let (config, env) = Settings::load(&deps.paths).and_then(|s| s.parts()).ok()?;
             deps.github.client(&config, &env.proxy).ok()
         });
