@@ -222,17 +222,23 @@ fn delete_if_idle(service: &ActionsService, id: u64) -> bool {
 mod tests {
     use super::*;
 
+    /// A set of unit `u/0` on `path` (an org or a repository on github.com).
+    fn set(id: u64, path: &str) -> RetiredSet {
+        let url = format!("https://github.com/{path}");
+        RetiredSet {
+            id,
+            path: path.into(),
+            identity: format!("{url}|default|u-0"),
+            url,
+        }
+    }
+
     #[test]
     fn the_file_keeps_the_sets_across_a_restart_until_served_again() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("retired.json");
-        let set = RetiredSet {
-            id: 7,
-            path: "acme/widgets".into(),
-            url: "https://github.com/acme/widgets".into(),
-            identity: "https://github.com/acme/widgets|default|u-0".into(),
-        };
+        let set = set(7, "acme/widgets");
         let retired = Retired {
             file: file.clone(),
             sets: vec![set.clone()],
@@ -257,12 +263,7 @@ mod tests {
     fn a_set_it_cannot_reach_is_kept_for_later() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("retired.json");
-        let set = RetiredSet {
-            id: 9,
-            path: "acme".into(),
-            url: "https://github.com/acme".into(),
-            identity: "https://github.com/acme|default|u-0".into(),
-        };
+        let set = set(9, "acme");
         std::fs::write(&file, serde_json::to_vec(&[&set]).unwrap()).unwrap();
         let mut retired = Retired::load(file.clone());
         retired.delete_idle(None, || None);
