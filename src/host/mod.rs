@@ -156,6 +156,15 @@ impl HostPaths {
     pub fn manager_socket(&self, slot: u8) -> PathBuf {
         self.manager_run_dir().join(format!("manager-{slot}.sock"))
     }
+    /// The runner manager's lifecycle log (JSON lines, rotated), where the COS agent
+    /// tails `/var/log/**/*log`.
+    pub fn events_log(&self) -> PathBuf {
+        let dir = self.at("/var/log/github-runner");
+        match &self.unit {
+            Some(key) => dir.join(key.as_str()).join("events.log"),
+            None => dir.join("events.log"),
+        }
+    }
     pub fn charm_token(&self) -> PathBuf {
         self.state_dir().join("charm-token")
     }

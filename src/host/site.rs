@@ -9,6 +9,10 @@ use sha2::{Digest, Sha256};
 /// the unit's slot, so a slot's runners share a 2-byte prefix nftables can match.
 pub const MAC_FIRST: u8 = 0x0a;
 
+/// The runner manager's metrics port of the unit in slot 0 (README): slot N uses
+/// `METRICS_PORT + N`, as the policy service's port does.
+pub const METRICS_PORT: u16 = 9464;
+
 /// A unit's name made safe for paths, systemd unit names and nft: the runner prefix
 /// without its trailing dash (`github-runner/0` -> `github-runner-0`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -55,6 +59,12 @@ impl UnitSite {
     /// charm: one per unit, so a runner's firewall can admit only its own unit's.
     pub fn policy_port(&self) -> u16 {
         policy_service::POLICY_PORT + u16::from(self.slot)
+    }
+
+    /// The runner manager's Prometheus endpoint: one port per unit, on the unit's
+    /// address and loopback (never the bridge).
+    pub fn metrics_port(&self) -> u16 {
+        METRICS_PORT + u16::from(self.slot)
     }
 
     pub fn policy_unit(&self) -> String {

@@ -10,6 +10,7 @@ pub mod proxy;
 pub mod runner;
 pub mod shell;
 pub mod size;
+pub mod telemetry;
 pub mod template;
 pub mod token;
 
