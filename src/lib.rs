@@ -5,6 +5,8 @@
 //! Module map (ARCHITECTURE.md draws the flow of one event through them):
 //! - [`charm`]: Juju events to handlers, outcome to status, the error policy.
 //! - [`config`]: `config-get` JSON to a validated [`config::CharmConfig`] (pure).
+//! - [`cos`]: what the unit offers the COS agent over `cos-agent` (scrape jobs,
+//!   dashboards, alert rules, log files), built from the compiled-in `cos/` files (pure).
 //! - [`firewall`]: the nftables table between runners and the network (render, apply).
 //! - [`host`]: the machine itself: packages, kernel, LXD setup, systemd units, runner env files.
 //! - [`juju`]: hook tools behind a trait; the `juju-log` logger.
@@ -14,6 +16,7 @@
 
 pub mod charm;
 pub mod config;
+pub mod cos;
 pub mod firewall;
 pub mod host;
 pub mod juju;

@@ -30,6 +30,13 @@ enum Command {
         /// ADDR:PORT; may be repeated. A non-loopback address is refused.
         #[arg(long = "charm-bind", required = true)]
         charm_bind: Vec<policy_service::listen::LoopbackAddr>,
+        /// Append a `refused-by-policy` JSON line per refused job to this file (rotated
+        /// at 10 MiB, 3 kept). Without it no event log is kept.
+        #[arg(long = "events-log", requires = "unit")]
+        events_log: Option<std::path::PathBuf>,
+        /// The Juju unit (`app/N`) the event lines name.
+        #[arg(long, requires = "events_log")]
+        unit: Option<String>,
     },
     /// Run the runner manager of a unit: it owns the unit's runner pool, reads what the
     /// hooks wrote for it and answers them on a local socket.
@@ -53,12 +60,21 @@ fn main() -> ExitCode {
             github_runner::juju::init_logging(true);
             github_runner::charm::run_hook()
         }
-        Command::PolicyServer { bind, charm_bind } => {
+        Command::PolicyServer {
+            bind,
+            charm_bind,
+            events_log,
+            unit,
+        } => {
             github_runner::juju::init_logging(false);
-            policy_service::run(&policy_service::Binds {
+            let binds = policy_service::Binds {
                 runners: bind,
                 charm: charm_bind,
-            })
+            };
+            let events = events_log
+                .zip(unit)
+                .map(|(path, unit)| policy_service::EventsFile { path, unit });
+            policy_service::run(&binds, events.as_ref())
         }
         Command::Manager { unit } => {
             github_runner::juju::init_logging(false);

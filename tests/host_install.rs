@@ -258,7 +258,7 @@ fn the_policy_service_secrets_live_only_in_a_0600_env_file() {
     // run, on the address LXD gave the bridge.
     let bridge = h.bridge_address();
     assert!(unit.contains(&format!(
-        "ExecStart=/usr/local/lib/github-runner/github-runner-0/github-runner policy-server --bind {bridge}:{POLICY_PORT} --charm-bind 127.0.0.1:{POLICY_PORT}\n"
+        "ExecStart=/usr/local/lib/github-runner/github-runner-0/github-runner policy-server --bind {bridge}:{POLICY_PORT} --charm-bind 127.0.0.1:{POLICY_PORT} --events-log /var/log/github-runner-policy-github-runner-0/events.log --unit github-runner/0\n"
     )));
     let copy = root(&h).join("usr/local/lib/github-runner/github-runner-0/github-runner");
     assert_eq!(mode(&copy), 0o755);

@@ -135,6 +135,8 @@ fn unit_nofile() -> u64 {
         name: "github-runner-policy-github-runner-0.service".into(),
         port: policy_service::POLICY_PORT,
         state_directory: "github-runner-policy-github-runner-0".into(),
+        logs_directory: "github-runner-policy-github-runner-0".into(),
+        charm_unit: "github-runner/0".into(),
         binary: "/usr/local/lib/github-runner/github-runner".into(),
         bridge_address: BRIDGE_IP.parse().unwrap(),
         env_file: "/var/lib/github-runner/policy-server.env".into(),

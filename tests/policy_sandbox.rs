@@ -57,6 +57,8 @@ fn unit_text(binary: &Path) -> String {
         name: "github-runner-policy-github-runner-0.service".into(),
         port: policy_service::POLICY_PORT,
         state_directory: "github-runner-policy-github-runner-0".into(),
+        logs_directory: "github-runner-policy-github-runner-0".into(),
+        charm_unit: "github-runner/0".into(),
         binary: binary.to_path_buf(),
         bridge_address: "10.216.1.1".parse().unwrap(),
         env_file: "/var/lib/github-runner/policy-server.env".into(),

@@ -42,6 +42,9 @@ pub struct Knobs {
     pub lock_wait: Option<Duration>,
     /// `GITHUB_RUNNER_TEST_GRACE` (seconds): a new instance's grace.
     pub grace: Option<Duration>,
+    /// `GITHUB_RUNNER_TEST_METRICS_PORT`: the manager's metrics port instead of the
+    /// unit's (0: any free one), so tests' units on one machine do not collide.
+    pub metrics_port: Option<u16>,
 }
 
 impl Knobs {
@@ -59,6 +62,8 @@ impl Knobs {
             github_timeout: seconds("GITHUB_RUNNER_TEST_GITHUB_TIMEOUT"),
             lock_wait: seconds("GITHUB_RUNNER_TEST_LOCK_WAIT"),
             grace: seconds("GITHUB_RUNNER_TEST_GRACE"),
+            metrics_port: var("GITHUB_RUNNER_TEST_METRICS_PORT")
+                .and_then(|v| v.trim().parse().ok()),
         }
     }
 

@@ -12,6 +12,8 @@ pub enum Event {
     UpdateStatus,
     /// Sent by the reconcile timer through `juju-exec`.
     ReconcileTimer,
+    /// `cos-agent-relation-joined` or `-changed`: the COS agent wants this unit's data.
+    CosAgentRelation,
     Action(Action),
     /// Anything else Juju may send (relation hooks, leader-elected, ...): logged, ignored.
     Unknown(String),
@@ -39,6 +41,9 @@ impl Event {
                 "upgrade-charm" => Event::UpgradeCharm,
                 "config-changed" => Event::ConfigChanged,
                 "update-status" => Event::UpdateStatus,
+                "cos-agent-relation-joined" | "cos-agent-relation-changed" => {
+                    Event::CosAgentRelation
+                }
                 other => Event::Unknown(other.to_string()),
             };
         }
@@ -60,6 +65,12 @@ impl Event {
     pub fn is_action(&self) -> bool {
         matches!(self, Event::Action(_))
     }
+
+    /// Events after which the `cos-agent` relation's data is written again (a new
+    /// charm or config may change it), besides the relation's own.
+    pub fn refreshes_cos_agent(&self) -> bool {
+        matches!(self, Event::ConfigChanged | Event::UpgradeCharm)
+    }
 }
 
 #[cfg(test)]
@@ -77,6 +88,8 @@ mod tests {
             ("hooks/config-changed", Event::ConfigChanged),
             ("hooks/update-status", Event::UpdateStatus),
             ("reconcile-runners", Event::ReconcileTimer),
+            ("hooks/cos-agent-relation-joined", Event::CosAgentRelation),
+            ("hooks/cos-agent-relation-changed", Event::CosAgentRelation),
             ("actions/check-runners", Event::Action(Action::CheckRunners)),
             (
                 "actions/reconcile-runners",

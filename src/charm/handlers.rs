@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::cos_agent;
 use super::deps::Deps;
 use super::install::InstallKind;
 use super::manager_link;
@@ -51,6 +52,11 @@ pub fn handle(
         Event::Action(Action::Unknown(name)) => {
             return Err(CharmError::BadParams(format!("unknown action {name:?}")))
         }
+        // Needs no config: the data is the charm's files and the unit's ports.
+        Event::CosAgentRelation => {
+            cos_agent::refresh(juju, deps);
+            return Ok(Outcome::default());
+        }
         _ => {}
     }
     let loaded = load(juju)?;
@@ -59,6 +65,11 @@ pub fn handle(
         // Unregistered, the state directory may be another unit's (a name clash).
         Err(e) if deps.registered() => remember_problem(event, e, &deps.paths),
         _ => {}
+    }
+    // After the handler, whatever it returned (a failed reconcile must not hold back
+    // the dashboards); a config refused above writes nothing, this data included.
+    if event.refreshes_cos_agent() {
+        cos_agent::refresh(juju, deps);
     }
     result
 }
@@ -93,7 +104,7 @@ fn handle_event(
         Event::Install => install(juju, &config, env, deps, InstallKind::Install),
         Event::ConfigChanged => config_changed(juju, &raw, config, env, deps),
         Event::Start => {
-            manager_link::ensure(&raw, env, deps, false)?;
+            manager_link::ensure(juju, &raw, env, deps, false)?;
             reconciled(reconcile(FlushRunners::None, AppCheck::Skip), deps)
         }
         Event::Stop => stop(config, env, deps).map(|(outcome, _)| outcome),
@@ -104,12 +115,12 @@ fn handle_event(
         Event::UpgradeCharm => {
             install(juju, &config, env, deps, InstallKind::Upgrade)?;
             // A new binary: the manager restarts on it.
-            manager_link::ensure(&raw, env, deps, true)?;
+            manager_link::ensure(juju, &raw, env, deps, true)?;
             reconciled(reconcile(FlushRunners::Idle, AppCheck::Skip), deps)
         }
         Event::ReconcileTimer => timer_reconcile(juju, &raw, env, deps),
         Event::Action(action) => run_action(action, juju, &raw, env, deps),
-        Event::Unknown(_) => unreachable!("handled above"),
+        Event::Unknown(_) | Event::CosAgentRelation => unreachable!("handled above"),
     }
 }
 
@@ -189,7 +200,7 @@ fn config_changed(
     } else {
         FlushRunners::None
     };
-    manager_link::ensure(raw, env, deps, false)?;
+    manager_link::ensure(juju, raw, env, deps, false)?;
     let done = manager_link::ask(deps, &reconcile(flush, AppCheck::Skip))?;
     // Only after the reconcile: a failed one leaves the old values, so the next
     // config-changed flushes again instead of forgetting the change.
@@ -274,7 +285,7 @@ fn run_action(
         Action::FlushRunners => flush_param(juju)?,
         _ => FlushRunners::None,
     };
-    manager_link::ensure(raw, env, deps, false)?;
+    manager_link::ensure(juju, raw, env, deps, false)?;
     match action {
         Action::CheckRunners => {
             let done = manager_link::ask(deps, &Request::Check)?;
@@ -306,7 +317,7 @@ fn ask_keeping_app(
     deps: &Deps,
     app: AppCheck,
 ) -> Result<crate::manager::Done, CharmError> {
-    manager_link::ensure(raw, env, deps, false)?;
+    manager_link::ensure(juju, raw, env, deps, false)?;
     let done = manager_link::ask(deps, &reconcile(FlushRunners::None, app));
     let on_host = AppCache::new(deps.paths.app_dir()).current();
     if let Some(current) = on_host {

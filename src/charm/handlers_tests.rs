@@ -172,7 +172,14 @@ fn a_held_lock_is_waited_for_as_long_as_the_limits_handed_in_say() {
     deps.limits.lock_wait = Duration::ZERO;
     // The settings a config-changed hands the manager (here: done in this process).
     let raw = unit.juju.config_get().unwrap();
-    crate::charm::manager_link::ensure(&raw, &unit.env, &deps, false).unwrap();
+    crate::charm::manager_link::ensure(
+        &crate::juju::fakes::FakeJuju::default(),
+        &raw,
+        &unit.env,
+        &deps,
+        false,
+    )
+    .unwrap();
     unit.commands.clear();
     let _held = ReconcileLock::acquire(&deps.paths.lock_file(), Duration::ZERO).unwrap();
 

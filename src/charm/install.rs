@@ -216,6 +216,9 @@ pub fn policy_service(
             name: site.policy_unit(),
             port: site.policy_port(),
             state_directory: paths.policy_state_name(),
+            // Named as the state directory: `HostPaths::policy_events_log` is inside.
+            logs_directory: paths.policy_state_name(),
+            charm_unit: env.unit_name.clone(),
             binary: paths.host_view(&paths.policy_binary()),
             bridge_address,
             env_file: paths.host_view(&paths.policy_env_file()),

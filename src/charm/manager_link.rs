@@ -11,6 +11,7 @@ use super::deps::Deps;
 use super::outcome::Cause;
 use super::{CharmError, HookEnv};
 use crate::host::systemd::{install_units, systemctl, OnChange};
+use crate::juju::HookTools;
 use crate::manager::protocol::{self, Done, FailureKind, LinkError, Reply, Request};
 use crate::manager::{serve, Settings};
 use ghr_types::template;
@@ -65,11 +66,28 @@ pub fn unit_name(deps: &Deps) -> String {
 
 /// Writes the manager's settings (the hook's config and environment) and its unit,
 /// and (re)starts it when its unit changed or `restart` (a new binary).
-pub fn ensure(raw: &Value, env: &HookEnv, deps: &Deps, restart: bool) -> Result<(), CharmError> {
+pub fn ensure(
+    juju: &dyn HookTools,
+    raw: &Value,
+    env: &HookEnv,
+    deps: &Deps,
+    restart: bool,
+) -> Result<(), CharmError> {
     Settings::new(raw.clone(), env).save(&deps.paths)?;
     let name = unit_name(deps);
     let binary = env.charm_dir.join("github-runner").display().to_string();
-    let unit = template::fill(UNIT_TEMPLATE, &[("UNIT", &deps.unit), ("BINARY", &binary)]);
+    // In the unit file: a new address restarts the manager on it.
+    let address = unit_address(juju)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let unit = template::fill(
+        UNIT_TEMPLATE,
+        &[
+            ("UNIT", &deps.unit),
+            ("BINARY", &binary),
+            ("ADDRESS", &address),
+        ],
+    );
     let dir = deps.paths.systemd_dir();
     let started = install_units(
         deps.commands,
@@ -84,6 +102,24 @@ pub fn ensure(raw: &Value, env: &HookEnv, deps: &Deps, restart: bool) -> Result<
             .map_err(|e| CharmError::transient(Cause::of(e).context("runner manager")))?;
     }
     Ok(())
+}
+
+/// The unit's address, where its metrics are served beside loopback; none (loopback
+/// only) when Juju cannot tell, which is logged.
+fn unit_address(juju: &dyn HookTools) -> Option<std::net::IpAddr> {
+    match juju.private_address() {
+        Ok(text) => match text.parse() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                log::warn!("unit-get private-address gave {text:?}, not an IP address: metrics on loopback only");
+                None
+            }
+        },
+        Err(e) => {
+            log::warn!("unit-get private-address: {e}: metrics on loopback only");
+            None
+        }
+    }
 }
 
 /// Asks the manager and turns its failure back into the hook's error, by class.

@@ -4,6 +4,7 @@
 //! action results) through the hook tools, with one error policy
 //! ([`outcome::CharmError::disposition`]).
 
+pub mod cos_agent;
 pub mod deps;
 mod drain;
 pub mod event;

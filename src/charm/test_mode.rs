@@ -91,6 +91,15 @@ impl HookTools for MarkInsecure<'_> {
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
         self.inner.application_version_set(version)
     }
+    fn private_address(&self) -> ToolResult<String> {
+        self.inner.private_address()
+    }
+    fn relation_ids(&self, name: &str) -> ToolResult<Vec<String>> {
+        self.inner.relation_ids(name)
+    }
+    fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()> {
+        self.inner.relation_set(id, values)
+    }
 }
 
 #[cfg(test)]

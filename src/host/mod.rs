@@ -165,6 +165,10 @@ impl HostPaths {
             None => dir.join("events.log"),
         }
     }
+    /// Where the manager's metrics endpoint listens, one address per line.
+    pub fn metrics_endpoint_record(&self) -> PathBuf {
+        self.state_dir().join("metrics-endpoint")
+    }
     pub fn charm_token(&self) -> PathBuf {
         self.state_dir().join("charm-token")
     }
@@ -177,6 +181,15 @@ impl HostPaths {
             Some(key) => format!("{}-{key}", units::POLICY_STATE_DIRECTORY),
             None => units::POLICY_STATE_DIRECTORY.to_string(),
         }
+    }
+    /// The policy service's lifecycle log (its refusals), in its `LogsDirectory=`, named
+    /// as its state directory is. With `DynamicUser=` systemd keeps the folder under
+    /// `/var/log/private/` (root only) and links this path to it; the COS agent, as
+    /// root, tails either.
+    pub fn policy_events_log(&self) -> PathBuf {
+        self.at("/var/log")
+            .join(self.policy_state_name())
+            .join("events.log")
     }
     /// The policy service's state directory (`StateDirectory=`), as systemd names it.
     pub fn policy_state_dir(&self) -> PathBuf {

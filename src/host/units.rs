@@ -53,6 +53,10 @@ pub struct PolicyUnit {
     pub port: u16,
     /// `StateDirectory=`: one per charm unit.
     pub state_directory: String,
+    /// `LogsDirectory=`, where the service writes `events.log`: one per charm unit.
+    pub logs_directory: String,
+    /// The Juju unit (`app/N`) the service answers for; its event lines name it.
+    pub charm_unit: String,
     /// The service's own copy of the charm's binary ([`install_policy_binary`]), as the
     /// host sees it.
     pub binary: PathBuf,
@@ -72,7 +76,8 @@ pub const POLICY_TASKS: u64 = 128;
 /// of at most 64 KiB on a few hundred connections.
 pub const POLICY_MEMORY: &str = "256M";
 
-/// The unit: unprivileged (a dynamic user, its state in `StateDirectory=`), sandboxed
+/// The unit: unprivileged (a dynamic user, its state in `StateDirectory=`, its event
+/// log in `LogsDirectory=`: the only places it may write), sandboxed
 /// (read-only system, no devices, no capabilities, the syscalls of an ordinary service)
 /// and bounded (descriptors, tasks, memory), since it parses HTTP and JSON from jobs.
 pub fn render_policy_unit(unit: &PolicyUnit) -> String {
@@ -84,6 +89,8 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
             ("BRIDGE_ADDRESS", &unit.bridge_address.to_string()),
             ("PORT", &unit.port.to_string()),
             ("STATE_DIRECTORY", &unit.state_directory),
+            ("LOGS_DIRECTORY", &unit.logs_directory),
+            ("CHARM_UNIT", &unit.charm_unit),
             ("NOFILE", &POLICY_NOFILE.to_string()),
             ("TASKS", &POLICY_TASKS.to_string()),
             ("MEMORY", POLICY_MEMORY),

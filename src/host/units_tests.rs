@@ -10,6 +10,8 @@ fn unit(paths: &HostPaths) -> PolicyUnit {
         name: POLICY_UNIT.into(),
         port: policy_service::POLICY_PORT,
         state_directory: paths.policy_state_name(),
+        logs_directory: paths.policy_state_name(),
+        charm_unit: "github-runner/0".into(),
         binary: paths.host_view(&paths.policy_binary()),
         bridge_address: Ipv4Addr::new(10, 1, 2, 1),
         env_file: paths.host_view(&paths.policy_env_file()),
@@ -42,7 +44,7 @@ fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
     let text = render_policy_unit(&unit(&HostPaths::new("/")));
     let lines: Vec<&str> = text.lines().collect();
     let exec_start = format!(
-        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.1.2.1:{port} --charm-bind 127.0.0.1:{port}",
+        "ExecStart=/usr/local/lib/github-runner/github-runner policy-server --bind 10.1.2.1:{port} --charm-bind 127.0.0.1:{port} --events-log /var/log/github-runner-policy/events.log --unit github-runner/0",
         port = policy_service::POLICY_PORT
     );
     for line in [
@@ -50,6 +52,7 @@ fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
         "EnvironmentFile=/var/lib/github-runner/policy-server.env",
         "DynamicUser=yes",
         "StateDirectory=github-runner-policy",
+        "LogsDirectory=github-runner-policy",
         "CapabilityBoundingSet=",
         "LimitNOFILE=512",
         "WantedBy=multi-user.target",
@@ -57,6 +60,35 @@ fn unit_serves_runners_on_the_bridge_and_the_charm_on_loopback_unprivileged() {
         assert!(lines.contains(&line), "{line} missing from\n{text}");
     }
     assert!(!lines.iter().any(|l| l.starts_with("User=")));
+}
+
+/// The service writes its events where the unit's `LogsDirectory=` lets it, at the path
+/// `HostPaths::policy_events_log` names, one per unit.
+#[test]
+fn events_log_is_the_units_own_in_its_logs_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    for unit_name in ["runners-a/0", "runners-b/3"] {
+        let paths = HostPaths::for_unit(dir.path(), unit_name);
+        let policy = PolicyUnit {
+            charm_unit: unit_name.into(),
+            ..unit(&paths)
+        };
+        let text = render_policy_unit(&policy);
+        let events = paths.host_view(&paths.policy_events_log());
+        let key = crate::host::site::UnitKey::from_unit(unit_name);
+        let directory = format!("github-runner-policy-{key}");
+        assert_eq!(
+            events,
+            Path::new("/var/log").join(&directory).join("events.log")
+        );
+        let option = format!("--events-log {} --unit {unit_name}", events.display());
+        assert!(text.contains(&option), "{option} missing from\n{text}");
+        let logs = format!("LogsDirectory={directory}");
+        assert!(
+            text.lines().any(|l| l == logs),
+            "{logs} missing from\n{text}"
+        );
+    }
 }
 
 #[test]

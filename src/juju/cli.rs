@@ -116,6 +116,25 @@ impl HookTools for Cli {
     fn application_version_set(&self, version: &str) -> ToolResult<()> {
         run("application-version-set", &[version], None).map(drop)
     }
+    fn private_address(&self) -> ToolResult<String> {
+        let out = run("unit-get", &["private-address"], None)?;
+        Ok(String::from_utf8_lossy(&out).trim().to_string())
+    }
+    fn relation_ids(&self, name: &str) -> ToolResult<Vec<String>> {
+        let ids = run_json("relation-ids", &[name, "--format=json"])?;
+        let bad = |reason: String| HookToolError::BadOutput {
+            tool: "relation-ids".into(),
+            reason,
+        };
+        match ids {
+            Value::Null => Ok(Vec::new()),
+            ids => serde_json::from_value(ids).map_err(|e| bad(e.to_string())),
+        }
+    }
+    fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()> {
+        let body = serde_json::to_vec(values).expect("a JSON map always serializes");
+        run("relation-set", &["-r", id, "--file", "-"], Some(&body)).map(drop)
+    }
 }
 
 #[cfg(test)]

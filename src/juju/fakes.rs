@@ -16,6 +16,10 @@ pub struct FakeJuju {
     pub state_sets: RefCell<Vec<String>>,
     /// What `config-get` answers; `{}` when not set.
     pub config: RefCell<Option<Value>>,
+    /// What `relation-ids` answers: `(endpoint, id)` pairs.
+    pub relations: RefCell<Vec<(String, String)>>,
+    /// Every `relation-set`: the relation id and the settings given.
+    pub relation_sets: RefCell<Vec<(String, Map<String, Value>)>>,
 }
 
 impl HookTools for FakeJuju {
@@ -67,6 +71,23 @@ impl HookTools for FakeJuju {
         Ok(())
     }
     fn application_version_set(&self, _: &str) -> ToolResult<()> {
+        Ok(())
+    }
+    fn private_address(&self) -> ToolResult<String> {
+        Ok("10.1.2.3".into())
+    }
+    fn relation_ids(&self, name: &str) -> ToolResult<Vec<String>> {
+        let relations = self.relations.borrow();
+        Ok(relations
+            .iter()
+            .filter(|(endpoint, _)| endpoint == name)
+            .map(|(_, id)| id.clone())
+            .collect())
+    }
+    fn relation_set(&self, id: &str, values: &Map<String, Value>) -> ToolResult<()> {
+        self.relation_sets
+            .borrow_mut()
+            .push((id.to_string(), values.clone()));
         Ok(())
     }
 }

@@ -103,4 +103,13 @@ pub trait HookTools {
     fn reboot(&self, now: bool) -> ToolResult<()>;
     /// `application-version-set VERSION`
     fn application_version_set(&self, version: &str) -> ToolResult<()>;
+    /// `unit-get private-address`: the unit's address on the model's network.
+    fn private_address(&self) -> ToolResult<String>;
+    /// `relation-ids NAME --format=json`: the ids (`NAME:N`) of the relations on endpoint
+    /// NAME.
+    fn relation_ids(&self, name: &str) -> ToolResult<Vec<String>>;
+    /// `relation-set -r ID --file -` with a JSON object of string values on stdin (YAML
+    /// reads JSON): this unit's settings in relation ID, merged into what is there. Never
+    /// as arguments: one argument may not pass 128 KiB, and a dashboard can.
+    fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()>;
 }

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::demand::{Demand, DemandProblem, ListenerState};
+use super::observatory::Observatory;
 use crate::config::CharmConfig;
 use crate::runner::registry::ScaleSetLink;
 use ghr_types::GithubPath;
@@ -37,6 +38,8 @@ pub struct ListenerSpec {
     pub identity: String,
     /// What changes the listener: another value starts another one.
     pub key: String,
+    /// Where each message's statistics and job timestamps go (metrics).
+    pub observatory: Option<Arc<Observatory>>,
 }
 
 /// What the listener and the worker share.
@@ -342,6 +345,9 @@ fn poll(
         }
         state.last_message_id = message.id;
         state.save(&spec.state_file);
+        if let Some(observatory) = &spec.observatory {
+            observatory.message(&message);
+        }
         if let Some(statistics) = message.statistics {
             shared.update(|d| d.statistics = statistics);
         }

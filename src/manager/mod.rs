@@ -5,7 +5,10 @@
 //! schedule ([`service`]).
 
 pub mod demand;
+pub mod exporter;
+pub mod lifecycle;
 pub mod listener;
+pub mod observatory;
 pub mod protocol;
 pub mod retired;
 pub mod serve;

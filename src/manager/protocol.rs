@@ -73,6 +73,9 @@ pub struct Done {
     /// as no message from GitHub may come to ask for one.
     #[serde(default)]
     pub settled: bool,
+    /// Runners created but not yet online after a reconcile.
+    #[serde(default)]
+    pub starting: u32,
 }
 
 /// How a failure reaches the unit: the classes of `CharmError::disposition`.

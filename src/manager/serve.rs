@@ -2,8 +2,11 @@
 //! wrote, with the same `Runners` a hook used to drive, and its result as a [`Reply`].
 
 use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
 
 use super::demand::Demand;
+use super::observatory::Observatory;
 use super::protocol::{AppCheck, Done, Failure, FailureKind, FlushRunners, Reply, Request};
 use super::settings::Settings;
 use crate::charm::runners::{OnDemand, Reconciled, Runners};
@@ -20,6 +23,8 @@ use reconcile::plan::Flush;
 pub struct View {
     pub demand: Demand,
     pub room: Option<u32>,
+    /// Where a reconcile's report goes (the manager's metrics and lifecycle log).
+    pub observatory: Option<Arc<Observatory>>,
 }
 
 /// Does `request` and says how it went.
@@ -39,8 +44,13 @@ fn run(request: &Request, deps: &Deps, view: &View) -> Result<Done, CharmError> 
     match *request {
         Request::Check => check(&runners, view),
         Request::Reconcile { flush, app } => {
-            let wanted = wanted(&mut runners, view, flush)?;
-            reconcile(&runners, wanted, flush, app)
+            let started = Instant::now();
+            let done = wanted(&mut runners, view, flush)
+                .and_then(|wanted| reconcile(&runners, wanted, flush, app, view));
+            if let (Err(_), Some(observatory)) = (&done, &view.observatory) {
+                observatory.reconcile_failed(started.elapsed().as_secs_f64());
+            }
+            done
         }
     }
 }
@@ -93,6 +103,7 @@ fn reconcile(
     wanted: u32,
     flush: FlushRunners,
     app: AppCheck,
+    view: &View,
 ) -> Result<Done, CharmError> {
     let updated = match app {
         AppCheck::Skip => None,
@@ -114,6 +125,10 @@ fn reconcile(
         flush = Flush::Idle;
     }
     let done = runners.reconcile(wanted, flush)?;
+    if let Some(observatory) = &view.observatory {
+        let max = mode_max(runners);
+        observatory.reconciled(&done.report, max, done.admission.room.min(max));
+    }
     Ok(Done {
         app_updated: updated,
         machine_busy: runners.machine_busy(done.report.busy),
@@ -139,6 +154,7 @@ fn reconciled(done: &Reconciled) -> Done {
         results,
         busy: report.busy,
         settled: report.starting == 0 && report.idle + report.busy >= done.admission.admitted,
+        starting: report.starting,
         ..Done::default()
     }
 }
@@ -162,10 +178,11 @@ pub fn rate_limit_results(limit: Option<&RateLimit>) -> Vec<(String, String)> {
 /// The mode, the most runners the config allows and the machine's memory held room
 /// for at the last reconcile, and on demand the scale set's statistics.
 fn mode_results(runners: &Runners, view: &View) -> Vec<(String, String)> {
-    let (mode, max) = match runners.config.mode() {
-        Mode::Static { runners } => ("static", runners),
-        Mode::OnDemand { max, .. } => ("on-demand", max),
+    let mode = match runners.config.mode() {
+        Mode::Static { .. } => "static",
+        Mode::OnDemand { .. } => "on-demand",
     };
+    let max = mode_max(runners);
     let effective = view.room.map_or(max, |room| room.min(max));
     let mut results = vec![
         ("mode".to_string(), mode.to_string()),
@@ -202,6 +219,14 @@ fn mode_results(runners: &Runners, view: &View) -> Vec<(String, String)> {
         results.push(("scale-set-session".to_string(), listening.to_string()));
     }
     results
+}
+
+/// The most runners the config asks for: the fixed pool, or on demand the maximum.
+fn mode_max(runners: &Runners) -> u32 {
+    match runners.config.mode() {
+        Mode::Static { runners } => runners,
+        Mode::OnDemand { max, .. } => max,
+    }
 }
 
 fn check(runners: &Runners, view: &View) -> Result<Done, CharmError> {
@@ -242,6 +267,9 @@ fn check(runners: &Runners, view: &View) -> Result<Done, CharmError> {
         runners.github.last_rate_limit().as_ref(),
     ));
     results.extend(mode_results(runners, view));
+    if let Some(observatory) = &view.observatory {
+        results.extend(observatory.figures());
+    }
     Ok(Done {
         results,
         ..Done::default()

@@ -9,11 +9,14 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::exporter;
 use super::listener::Ending;
+use super::observatory::Observatory;
 use super::protocol::{read_line, write_line, Request};
 use super::worker::{work, Work};
 use crate::charm::deps::{HttpGithub, Knobs};
 use crate::charm::Deps;
+use ghr_metrics::ManagerMetrics;
 
 /// Runs the manager of `unit` until SIGTERM or SIGINT.
 pub fn run(unit: &str) -> ExitCode {
@@ -22,13 +25,14 @@ pub fn run(unit: &str) -> ExitCode {
         request_timeout: knobs.github_timeout,
     };
     let deps = Deps::on_this_host(&knobs, &github, unit);
-    let socket = match deps.site() {
-        Ok(site) => deps.paths.manager_socket(site.slot),
+    let site = match deps.site() {
+        Ok(site) => site.clone(),
         Err(e) => {
             log::error!("the unit has no place on this machine: {e}");
             return ExitCode::FAILURE;
         }
     };
+    let socket = deps.paths.manager_socket(site.slot);
     let listener = match bind(&socket) {
         Ok(listener) => listener,
         Err(e) => {
@@ -43,13 +47,32 @@ pub fn run(unit: &str) -> ExitCode {
         log::error!("cannot watch for SIGTERM: {e}");
         return ExitCode::FAILURE;
     }
+    let observatory = observe(&deps, &knobs, site.metrics_port(), unit);
     let accepting = tx.clone();
     std::thread::spawn(move || accept(listener, accepting));
     log::info!("runner manager of {unit} listening on {}", socket.display());
-    work(&deps, rx, tx, &ending);
+    work(&deps, rx, tx, &ending, observatory);
     let _ = std::fs::remove_file(&socket);
     log::info!("runner manager of {unit} stopped");
     ExitCode::SUCCESS
+}
+
+/// The metrics every GitHub and LXD call reports to, served on the unit's endpoint,
+/// and what the worker and the listener tell them.
+fn observe(deps: &Deps, knobs: &Knobs, port: u16, unit: &str) -> Arc<Observatory> {
+    let metrics = Arc::new(ManagerMetrics::new());
+    ghr_types::telemetry::install(Box::new(metrics.clone()));
+    // The unit's address, from its systemd unit (hooks write it there).
+    let unit_address = std::env::var("GITHUB_RUNNER_METRICS_ADDRESS")
+        .ok()
+        .and_then(|a| a.trim().parse().ok());
+    let port = knobs.metrics_port.unwrap_or(port);
+    exporter::start(
+        metrics.clone(),
+        &exporter::addresses(unit_address, port),
+        &deps.paths.metrics_endpoint_record(),
+    );
+    Arc::new(Observatory::new(metrics, deps.paths.events_log(), unit))
 }
 
 /// SIGTERM or SIGINT stops the listener and closes its scale-set session at once (the

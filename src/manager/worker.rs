@@ -4,11 +4,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::listener::{path_url, Ending, Listener, ListenerSpec};
-use super::protocol::{AppCheck, FlushRunners, Reply, Request};
+use super::observatory::Observatory;
+use super::protocol::{AppCheck, Done, FlushRunners, Reply, Request};
 use super::retired::Retired;
 use super::serve::{serve, View};
 use super::settings::Settings;
@@ -27,6 +28,9 @@ const UNSET_INTERVAL: Duration = Duration::from_secs(60);
 const SCALE_SET_WAIT: Duration = Duration::from_secs(20);
 /// After a reconcile that left the pool unsettled, the next look (on demand).
 const FOLLOW_UP: Duration = Duration::from_secs(3);
+/// On a fixed pool, the next look while new runners start: when each came online is
+/// its spawn time (the metrics), and no message from GitHub would tell it.
+const STARTING_FOLLOW_UP: Duration = Duration::from_secs(5);
 
 pub enum Work {
     Ask(Request, Sender<Reply>),
@@ -37,9 +41,16 @@ pub enum Work {
 
 /// Runs until [`Work::Stop`] (or every sender is gone); `ending` is where the signal
 /// thread finds what ends the listener.
-pub fn work(deps: &Deps, rx: Receiver<Work>, tx: Sender<Work>, ending: &Mutex<Option<Ending>>) {
+pub fn work(
+    deps: &Deps,
+    rx: Receiver<Work>,
+    tx: Sender<Work>,
+    ending: &Mutex<Option<Ending>>,
+    observatory: Arc<Observatory>,
+) {
     let mut worker = Worker {
         deps,
+        observatory,
         follow_up: None,
         listener: None,
         retired: Retired::load(deps.paths.state_dir().join("retired.json")),
@@ -91,7 +102,9 @@ pub fn work(deps: &Deps, rx: Receiver<Work>, tx: Sender<Work>, ending: &Mutex<Op
 
 struct Worker<'d> {
     deps: &'d Deps<'d>,
-    /// When to look again at a pool the last reconcile left unsettled (on demand).
+    observatory: Arc<Observatory>,
+    /// When to look again at a pool the last reconcile left unsettled (on demand) or
+    /// with runners starting (fixed pool).
     follow_up: Option<Instant>,
     listener: Option<Listener>,
     /// Scale sets the unit left (mode or path changed), deleted once none of their
@@ -118,15 +131,28 @@ impl Worker<'_> {
                 .map(|l| l.shared.demand())
                 .unwrap_or_default(),
             room: self.room,
+            observatory: Some(self.observatory.clone()),
         };
         let reply = serve(request, self.deps, &view);
         if let Reply::Done(done) = &reply {
             self.room = done.room.or(self.room);
             let reconciled = matches!(request, Request::Reconcile { .. });
-            self.follow_up = (reconciled && self.listener.is_some() && !done.settled)
-                .then(|| Instant::now() + FOLLOW_UP);
+            // A check leaves a due look as it was.
+            if reconciled {
+                self.follow_up = self.next_look(done);
+            }
         }
         reply
+    }
+
+    fn next_look(&self, done: &Done) -> Option<Instant> {
+        if self.listener.is_some() && !done.settled {
+            Some(Instant::now() + FOLLOW_UP)
+        } else if self.listener.is_none() && done.starting > 0 {
+            Some(Instant::now() + STARTING_FOLLOW_UP)
+        } else {
+            None
+        }
     }
 
     /// A listener for the settings' scale set on demand (another one when they changed
@@ -141,7 +167,10 @@ impl Worker<'_> {
             return;
         };
         let spec = match listener_spec(self.deps, &config, &env) {
-            Ok(spec) => spec,
+            Ok(spec) => spec.map(|spec| ListenerSpec {
+                observatory: Some(self.observatory.clone()),
+                ..spec
+            }),
             Err(e) => {
                 log::warn!("no GitHub client for the scale set: {e}");
                 return;
@@ -261,6 +290,7 @@ fn listener_spec(
         owner: env.unit_name.clone(),
         state_file: deps.paths.state_dir().join("listener.json"),
         key,
+        observatory: None,
     }))
 }
 

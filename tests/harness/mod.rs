@@ -1,10 +1,12 @@
 //! Test harness that runs the real charm binary as Juju would: the hook environment,
 //! hook tools on PATH (the `hook-standin` binary linked under each name) answering from
 //! a test's config, leader flag and state, and a record of every call. `standins`: what
-//! is shadowed and how it answers; `calls`: the record, and views of it.
+//! is shadowed and how it answers; `calls`: the record, and views of it; `relations`:
+//! the unit's relations and what was set in them.
 #![allow(dead_code, unused_imports)]
 
 mod calls;
+mod relations;
 mod standins;
 
 pub use calls::Call;
@@ -18,6 +20,10 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 use standins::{catch_all_dir, standin_path};
+
+/// The model uuid every harness hook sees (`JUJU_MODEL_UUID`; a version-4 uuid, as
+/// Juju's are).
+pub const MODEL_UUID: &str = "4f0d2a6e-1c3b-4e8a-9b7d-2c5e8f1a6b3d";
 
 pub struct Harness {
     pub dir: tempfile::TempDir,
@@ -68,7 +74,11 @@ impl Harness {
             dir,
             unit: "github-runner/0".into(),
             charm_dir,
-            extra_env: BTreeMap::new(),
+            // Any free port: units of tests running at once would share the unit's.
+            extra_env: BTreeMap::from([(
+                "GITHUB_RUNNER_TEST_METRICS_PORT".to_string(),
+                "0".to_string(),
+            )]),
             binary,
             isolated: false,
         };
@@ -140,6 +150,7 @@ impl Harness {
             .env("JUJU_UNIT_NAME", &self.unit)
             .env("JUJU_CHARM_DIR", &self.charm_dir)
             .env("JUJU_MODEL_NAME", "test-model")
+            .env("JUJU_MODEL_UUID", MODEL_UUID)
             .env("JUJU_VERSION", "3.4.0");
         if let Some(action) = dispatch_path.strip_prefix("actions/") {
             cmd.env("JUJU_ACTION_NAME", action);

@@ -22,7 +22,11 @@ pub const HOOK_TOOLS: &[&str] = &[
     "state-set",
     "state-delete",
     "juju-reboot",
+    "unit-get",
     "application-version-set",
+    "relation-ids",
+    "relation-set",
+    "relation-get",
 ];
 
 /// Host commands that change the machine; shadowed when a test asks for it.

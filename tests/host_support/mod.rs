@@ -131,8 +131,9 @@ pub fn host_calls(h: &Harness) -> Vec<String> {
 }
 
 /// Checks that every file of `before` is in `after` unchanged, and that the only new
-/// ones are the runner manager's (its unit and the settings hooks hand it), which an
-/// upgrade to a version with the manager writes once.
+/// ones are the runner manager's (its unit, the settings hooks hand it, where its
+/// metrics endpoint listens and its lifecycle log), which an upgrade to a version with
+/// the manager writes once.
 pub fn assert_only_manager_files_added(
     before: &BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>,
     after: &BTreeMap<PathBuf, (Vec<u8>, u32, i64, i64)>,
@@ -147,7 +148,8 @@ pub fn assert_only_manager_files_added(
     }
     for path in after.keys().filter(|p| !before.contains_key(*p)) {
         let name = path.file_name().unwrap().to_string_lossy();
-        let manager = name == "manager.json" || name.starts_with("github-runner-manager-");
+        let manager = ["manager.json", "metrics-endpoint", "events.log"].contains(&name.as_ref())
+            || name.starts_with("github-runner-manager-");
         assert!(manager, "new file {}", path.display());
     }
 }

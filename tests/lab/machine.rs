@@ -213,7 +213,7 @@ impl Member {
         std::fs::write(&doc, permissive_policy().to_string()).unwrap();
         std::fs::create_dir_all(&state).unwrap();
         let child = Command::new(binary())
-            .args(&exec[1..])
+            .args(rooted_args(&exec[1..], &self.root))
             .env_clear()
             .envs(&env)
             .env("STATE_DIRECTORY", &state)
@@ -304,6 +304,20 @@ impl Member {
             .lines()
             .any(|l| l.split(' ').nth(1) == Some(dir.as_str()))
     }
+}
+
+/// ExecStart's arguments with the file the service writes by path (`--events-log`)
+/// moved under `root`, so a test's service never writes the real host's `/var/log`.
+pub fn rooted_args(args: &[String], root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for arg in args {
+        let rooted = match out.last().map(String::as_str) {
+            Some("--events-log") => root.join(arg.trim_start_matches('/')),
+            _ => PathBuf::from(arg),
+        };
+        out.push(rooted.display().to_string());
+    }
+    out
 }
 
 /// The value after `name` in an argument list.

@@ -3,8 +3,10 @@
 //! [`repos`] adds the repository reads of the policy checks ([`repo_models`]).
 //! [`scaleset`] is the runner scale-set API (the Actions service): admin connection,
 //! scale sets, JIT runners, message sessions and their long-polled queue.
-//! The [`retry`] decisions are pure and take an injected clock.
+//! The [`retry`] decisions are pure and take an injected clock. [`calls`] reports every
+//! request and GitHub's rate limit to the process's call observer.
 
+pub mod calls;
 pub mod client;
 pub mod error;
 pub mod models;

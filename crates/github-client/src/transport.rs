@@ -1,14 +1,16 @@
 //! The HTTP layer under the facade: a ureq agent with GitHub's headers, timeouts, the
-//! proxy, retries through [`super::retry`], rate-limit bookkeeping and a request counter.
+//! proxy, retries through [`super::retry`], rate-limit bookkeeping, a request counter
+//! and a report of every request to [`super::calls`]. The tarball download is in
+//! [`download`].
 
-use std::io::{Read, Write};
-use std::path::Path;
+mod download;
+
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
+use super::calls;
 use super::error::{GithubError, Result};
 use super::models::RateLimit;
 use super::retry::{
@@ -80,6 +82,9 @@ pub struct Call<'a> {
     pub headers: Vec<(&'static str, String)>,
     pub timeout: Option<Duration>,
     pub retry: Option<&'a RetryPolicy>,
+    /// The route reported for a URL outside the base (the message queue); `None`
+    /// reports the URL's path below the base as a template.
+    pub route: Option<&'static str>,
 }
 
 fn user_agent() -> String {
@@ -212,14 +217,21 @@ impl Transport {
     /// [`Self::request`] with the settings of `call`. Server text is scrubbed of the
     /// transport's token and of the call's own credential.
     pub fn call(&self, call: &Call) -> Result<RawResponse> {
-        let what = format!(
-            "{} {}",
-            call.method,
-            url::Url::parse(call.url)
-                .map(|u| u.path().to_string())
-                .unwrap_or_default()
-        );
-        let mut send = || self.send_once(call);
+        let path = url::Url::parse(call.url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default();
+        let route = match call.route {
+            Some(fixed) => Cow::Borrowed(fixed),
+            None if !ghr_types::telemetry::observing() => Cow::Borrowed(""),
+            None => Cow::Owned(calls::route(self.api_base.path(), &path)),
+        };
+        let what = format!("{} {path}", call.method);
+        // Every attempt is a request of its own, reported as it ends.
+        let mut send = || {
+            let attempt = self.send_once(call);
+            calls::report(call.method, &route, calls::outcome(&attempt));
+            attempt
+        };
         let mut jitter = rand::random::<f64>;
         let response = run_with_retry(
             call.retry.unwrap_or(&self.options.retry),
@@ -287,6 +299,10 @@ impl Transport {
             body: String::new(),
         };
         if let Some(rate_limit) = parse_rate_limit(&raw) {
+            // The Actions service's answers do not speak for the REST API's limit.
+            if self.github_headers {
+                calls::report_rate_limit(&rate_limit);
+            }
             *self.rate_limit.lock().unwrap_or_else(|e| e.into_inner()) = Some(rate_limit);
         }
         match response.into_string() {
@@ -296,103 +312,4 @@ impl Transport {
         }
         Attempt::Response(raw)
     }
-
-    /// Downloads `url` to `dest` through a temporary file in the same directory, checks
-    /// its sha256 and renames it into place, so `dest` is either whole and verified or
-    /// untouched. Sends no GitHub token: the tarball host is not the API host.
-    /// `bearer` is GHES's `temp_download_token`, when the downloads list gives one.
-    pub fn download(
-        &self,
-        url: &str,
-        dest: &Path,
-        expected_sha256: &str,
-        bearer: Option<&Secret>,
-    ) -> Result<()> {
-        let agent = build_agent(
-            url,
-            &self.proxy,
-            self.options.connect_timeout,
-            self.options.download_timeout,
-        )?;
-        let file_err = |e: fs_state::FileError| GithubError::Io {
-            path: e.path,
-            source: e.source,
-        };
-        let mut result: Option<Result<(fs_state::AtomicFile, String)>> = None;
-        let mut send = || {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut request = agent.get(url);
-            if let Some(token) = bearer {
-                request = request.set("Authorization", &format!("Bearer {}", token.expose()));
-            }
-            let response = match request.call() {
-                Ok(r) => r,
-                Err(ureq::Error::Status(status, r)) => {
-                    return Attempt::Response(RawResponse {
-                        status,
-                        headers: vec![],
-                        body: r.into_string().unwrap_or_default(),
-                    })
-                }
-                Err(ureq::Error::Transport(t)) => return Attempt::Transport(t.to_string()),
-            };
-            // Each attempt writes a file of its own; the one that passes the check
-            // replaces `dest`, the others vanish when dropped.
-            let mut file = match fs_state::AtomicFile::create(dest, 0o600) {
-                Ok(f) => f,
-                Err(e) => {
-                    result = Some(Err(file_err(e)));
-                    return Attempt::Response(RawResponse {
-                        status: 200,
-                        ..Default::default()
-                    });
-                }
-            };
-            match copy_hashing(response.into_reader(), file.as_file_mut()) {
-                Ok(digest) => result = Some(Ok((file, digest))),
-                Err(e) => return Attempt::Transport(format!("download interrupted: {e}")),
-            }
-            Attempt::Response(RawResponse {
-                status: 200,
-                ..Default::default()
-            })
-        };
-        let mut jitter = rand::random::<f64>;
-        let response = run_with_retry(
-            &self.options.retry,
-            self.options.clock.as_ref(),
-            &mut jitter,
-            "download",
-            &mut send,
-        )?;
-        if response.status != 200 {
-            return Err(GithubError::Unexpected {
-                status: response.status,
-                message: format!("downloading {url}"),
-            });
-        }
-        let (file, actual) = result.expect("a 200 attempt always records its result")?;
-        if !actual.eq_ignore_ascii_case(expected_sha256.trim()) {
-            return Err(GithubError::ChecksumMismatch {
-                url: url.to_string(),
-                expected: expected_sha256.to_string(),
-                actual,
-            });
-        }
-        file.commit().map_err(file_err)
-    }
-}
-
-fn copy_hashing(mut reader: impl Read, out: &mut std::fs::File) -> std::io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-    }
-    Ok(hex::encode(hasher.finalize()))
 }

@@ -6,6 +6,9 @@
 //! Files in `$HOOK_HARNESS_DIR`:
 //! - `calls.jsonl`: one `{"tool", "args", "stdin"}` object per call (appended).
 //! - `config.json`, `action.json`, `leader.json`, `state.json`: what the tools answer.
+//! - `relations.json`, `relation-data.json`: the relations and their settings (see
+//!   [`relations`]).
+//! - `unit-address`: what `unit-get private-address` answers (default 127.0.0.1).
 //! - `fail/TOOL`: when present, TOOL prints its content to stderr and exits 1.
 //! - `stdout/TOOL` and `exit/TOOL`: canned output and exit code for other commands.
 //! - `rules/TOOL`: a JSON array of `{"args": [PREFIX...], "stdout", "stderr", "exit",
@@ -24,6 +27,7 @@
 //! --now` ends it. Its PID is in `services/UNIT.pid` and `spawned`, its output in
 //! `services/UNIT.log`.
 
+mod relations;
 mod services;
 
 use std::fs::{self, OpenOptions};
@@ -69,8 +73,9 @@ fn main() -> ExitCode {
 }
 
 fn reads_stdin(tool: &str, args: &[String]) -> bool {
-    // `state-set --file -`, `nft -f -`: a file on stdin.
-    args.iter().any(|a| a == "-")
+    // `state-set --file -`, `nft -f -`: a file on stdin (`relation-get ... - UNIT`
+    // names all keys, not a file).
+    (tool != "relation-get" && args.iter().any(|a| a == "-"))
         || std::env::var_os("HOOK_STANDIN_READ_STDIN").is_some_and(|v| v == tool)
 }
 
@@ -191,6 +196,9 @@ enum ToolError {
     /// The state file could not be written.
     #[error(transparent)]
     Write(#[from] fs_state::FileError),
+    /// Arguments or input Juju's tool would refuse.
+    #[error("{0}")]
+    Usage(&'static str),
 }
 
 fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Result<u8, ToolError> {
@@ -218,6 +226,15 @@ fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Resul
             obj.extend(new);
             write_json(&dir.join("state.json"), &state)?;
         }
+        // The machine's loopback unless a test gives another (`unit-address`): the
+        // manager binds its metrics there, and a test's address must be this machine's.
+        "unit-get" if args == ["private-address"] => {
+            let address = fs::read_to_string(dir.join("unit-address"));
+            println!("{}", address.as_deref().unwrap_or("127.0.0.1").trim());
+        }
+        "relation-ids" => relations::relation_ids(dir, args),
+        "relation-set" => relations::relation_set(dir, args, stdin)?,
+        "relation-get" => relations::relation_get(dir, args)?,
         "state-delete" => {
             let mut state = read_json(&dir.join("state.json"), json!({}));
             if let (Some(obj), Some(key)) = (state.as_object_mut(), args.first()) {

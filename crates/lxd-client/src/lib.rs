@@ -8,8 +8,10 @@
 //!   profiles, storage pools, networks, images, server settings) that waits on
 //!   operations.
 //!
-//! [`poll`] is the one backoff every wait on an instance uses;
+//! [`poll`] is the one backoff every wait on an instance uses; [`calls`] reports every
+//! request to the process's call observer.
 
+pub mod calls;
 pub mod client;
 pub mod poll;
 pub mod request;

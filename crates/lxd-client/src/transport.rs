@@ -11,6 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use hyperlocal::UnixConnector;
 
+use super::calls;
 use super::request::Request;
 use super::LxdError;
 
@@ -61,6 +62,7 @@ impl UnixTransport {
     }
 
     /// Sends one request; any HTTP status is a success here (the caller parses it).
+    /// Each request that reaches the socket is reported to [`calls`].
     pub async fn send(&self, request: Request) -> Result<(u16, Vec<u8>), LxdError> {
         let uri: hyper::Uri = format!("{}{}", self.authority, request.path)
             .parse()
@@ -95,13 +97,15 @@ impl UnixTransport {
                 .to_bytes();
             Ok((status, body.to_vec()))
         };
-        match tokio::time::timeout(limit, exchange).await {
+        let result = match tokio::time::timeout(limit, exchange).await {
             Ok(result) => result,
             Err(_) => Err(LxdError::Timeout {
                 what: format!("{} {}", request.method.as_str(), request.path),
                 after: limit,
             }),
-        }
+        };
+        calls::report(request.method, &request.path, &result);
+        result
     }
 
     fn transport_error(&self, e: impl std::error::Error) -> LxdError {

@@ -52,11 +52,6 @@ struct Cause {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct JobResult {
-    result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Outcome {
     outcome: &'static str,
 }
@@ -104,7 +99,7 @@ pub struct ManagerMetrics {
     reconcile: Histogram,
     reconciles: Family<Outcome, Counter>,
     jobs_started: Counter,
-    jobs_completed: Family<JobResult, Counter>,
+    jobs_completed: Counter,
     idle_seconds: Counter<f64, AtomicU64>,
     github_calls: Family<Route, Counter>,
     github_errors: Family<RouteError, Counter>,
@@ -151,7 +146,7 @@ impl ManagerMetrics {
             reconcile: buckets(&RECONCILE),
             reconciles: Family::default(),
             jobs_started: Counter::default(),
-            jobs_completed: Family::default(),
+            jobs_completed: Counter::default(),
             idle_seconds: Counter::default(),
             github_calls: Family::default(),
             github_errors: Family::default(),
@@ -229,7 +224,7 @@ impl ManagerMetrics {
         );
         r.register(
             "jobs_completed",
-            "Jobs this unit's runners finished, by result",
+            "Jobs this unit's runners finished",
             self.jobs_completed.clone(),
         );
         r.register_with_unit(
@@ -328,8 +323,10 @@ impl ManagerMetrics {
         self.removed.get_or_create(&Reason { reason }).inc_by(n);
     }
 
-    pub fn creation_failed(&self, cause: &'static str) {
-        self.creation_failures.get_or_create(&Cause { cause }).inc();
+    pub fn creation_failed(&self, cause: &'static str, n: u64) {
+        self.creation_failures
+            .get_or_create(&Cause { cause })
+            .inc_by(n);
     }
 
     pub fn spawned(&self, seconds: f64) {
@@ -344,14 +341,13 @@ impl ManagerMetrics {
         self.jobs_started.inc();
     }
 
-    /// A finished job; `duration` when GitHub's timestamps give it.
-    pub fn job_completed(&self, result: &'static str, duration: Option<f64>) {
-        self.jobs_completed
-            .get_or_create(&JobResult { result })
-            .inc();
-        if let Some(seconds) = duration {
-            self.job_duration.observe(seconds);
-        }
+    pub fn job_completed(&self) {
+        self.jobs_completed.inc();
+    }
+
+    /// A job's run time, from GitHub's timestamps.
+    pub fn job_ran(&self, seconds: f64) {
+        self.job_duration.observe(seconds);
     }
 
     pub fn reconciled(&self, ok: bool, seconds: f64) {

@@ -10,16 +10,20 @@
 //!   unused ones (digest, runner, expiry) across restarts; `token_routes` issues and
 //!   revokes them for the charm.
 //! - [`server`]: HTTP routes and handlers, the runners' and the charm's apart;
-//!   [`server::serve`] runs on given listeners. [`listen`] accepts connections within
+//!   `check_routes` turns check-run requests into [`checks`] and their outcomes into
+//!   answers; [`server::serve`] runs on given listeners. [`listen`] accepts connections within
 //!   bounds (per source, in all, header and request time) and keeps the charm's
 //!   listeners on loopback. `auth` identifies every request's bearer token (using up a
 //!   one-time token, accepted only from the runner named in `X-Runner-Name`) and
 //!   gives handlers its role; `request` reads bodies and shapes refusals.
+//! - [`observe`]: every check counted by route and result with its latency, served as
+//!   `/metrics` on the charm's listener; each refusal appended to the event log.
 //! - [`client`]: the charm's client of the service (one-time tokens, policy).
 //! - [`prejob`]: renders the runner's pre-job script that calls the service.
 //! - `fake` (feature `fakes`, for tests and benchmarks only): an in-memory `RepoApi`.
 
 mod auth;
+mod check_routes;
 pub mod checks;
 pub mod client;
 pub mod document;
@@ -27,6 +31,7 @@ pub mod document;
 pub mod fake;
 pub mod github;
 pub mod listen;
+pub mod observe;
 pub mod prejob;
 mod request;
 pub mod server;
@@ -65,6 +70,28 @@ pub fn local_url(port: u16) -> String {
 pub struct Binds {
     pub runners: Vec<SocketAddr>,
     pub charm: Vec<listen::LoopbackAddr>,
+}
+
+/// Where the service appends its lifecycle events (one `refused-by-policy` line per
+/// refusal), and the unit they name: `--events-log PATH --unit APP/N`. Without it the
+/// service keeps no event log (unit files written before it had one).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsFile {
+    pub path: std::path::PathBuf,
+    /// The Juju unit (`app/N`) the service answers for.
+    pub unit: String,
+}
+
+impl EventsFile {
+    /// The log, rotated at [`observe::EVENTS_MAX_BYTES`] keeping [`observe::EVENTS_KEEP`].
+    pub fn open(&self) -> ghr_metrics::events::EventLog {
+        ghr_metrics::events::EventLog::new(
+            self.path.clone(),
+            &self.unit,
+            observe::EVENTS_MAX_BYTES,
+            observe::EVENTS_KEEP,
+        )
+    }
 }
 
 /// Why the service could not start or store its policy.
@@ -179,10 +206,10 @@ pub fn client_options() -> github_client::ClientOptions {
     options
 }
 
-/// `github-runner policy-server --bind ADDR:PORT... --charm-bind 127.0.0.1:PORT...`:
-/// runs until SIGTERM or SIGINT.
-pub fn run(binds: &Binds) -> ExitCode {
-    match run_inner(binds) {
+/// `github-runner policy-server --bind ADDR:PORT... --charm-bind 127.0.0.1:PORT...
+/// [--events-log PATH --unit APP/N]`: runs until SIGTERM or SIGINT.
+pub fn run(binds: &Binds, events: Option<&EventsFile>) -> ExitCode {
+    match run_inner(binds, events) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -197,8 +224,13 @@ pub const CHECK_THREADS: usize = 64;
 /// Async worker threads: the service only routes requests, so a few suffice on any host.
 pub const WORKER_THREADS: usize = 4;
 
-fn run_inner(binds: &Binds) -> Result<(), PolicyError> {
-    let state = Arc::new(load_state()?);
+fn run_inner(binds: &Binds, events: Option<&EventsFile>) -> Result<(), PolicyError> {
+    let mut state = load_state()?;
+    if let Some(events) = events {
+        log::info!("refusals are logged to {}", events.path.display());
+        state = state.with_events(events.open());
+    }
+    let state = Arc::new(state);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers.min(WORKER_THREADS))

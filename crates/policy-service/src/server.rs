@@ -1,6 +1,6 @@
-//! The HTTP side of the policy service: the runners' and the charm's routes, handlers
-//! that turn a caller's role (from `auth`) and body (read by `request`) into
-//! [`CheckRequest`]s, outcomes to statuses. `serve` runs on given listeners (each kind
+//! The HTTP side of the policy service: the runners' and the charm's routes (the
+//! check-run handlers are `check_routes`', the one-time token ones `token_routes`'),
+//! the state they share, and `serve`, which runs them on given listeners (each kind
 //! with its routes, through `listen`'s bounds) until a shutdown future resolves, so
 //! tests start the real thing on `127.0.0.1:0`.
 
@@ -17,12 +17,13 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 use super::auth::{self, Authorized, CharmRole, OneTimeRole};
-use super::checks::{self, CheckRequest, Outcome, PullRequestInput, RepositoryEvent};
+use super::check_routes::{always_fail, default_check, pull_request_check, repository_check};
+use super::checks::RepositoryEvent;
 use super::document::{DocumentFile, Policy, PolicyDocument};
 use super::github::RepoApi;
-use super::github::RepoName;
 use super::listen::{accept_loop, Gate, Limits};
-use super::request::{commit_sha, field, json_object, repo_field, text, Reject};
+use super::observe::{self, Observer};
+use super::request::{json_object, text, Reject};
 use super::token_routes;
 use super::token_store::TokenFile;
 use super::tokens::{CharmToken, OneTimeTokens};
@@ -40,6 +41,7 @@ pub struct AppState {
     /// The last health answer: anyone on the bridge may ask, so GitHub is asked at most
     /// once per [`HEALTH_CACHE`] however often /health is called.
     health: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    observer: Observer,
 }
 
 /// The largest request body read: a policy document or a check-run's fields are a few
@@ -71,6 +73,7 @@ impl AppState {
             document_file,
             api,
             health: tokio::sync::Mutex::new(None),
+            observer: Observer::default(),
         })
     }
 
@@ -87,6 +90,21 @@ impl AppState {
         self
     }
 
+    /// Appends each refusal to `events` (the metrics are kept either way).
+    pub fn with_events(mut self, events: ghr_metrics::events::EventLog) -> Self {
+        self.observer = Observer::new(Some(events));
+        self
+    }
+
+    /// The checks' metrics and the event log.
+    pub fn observer(&self) -> &Observer {
+        &self.observer
+    }
+
+    pub(super) fn api(&self) -> Arc<dyn RepoApi> {
+        self.api.clone()
+    }
+
     /// The active policy.
     pub fn policy(&self) -> Policy {
         *self.policy.read().unwrap_or_else(|e| e.into_inner())
@@ -94,7 +112,8 @@ impl AppState {
 }
 
 /// The runners' routes over `state`: the check-runs and /health, nothing that mints
-/// tokens or changes the policy (those are [`charm_router`]'s, on loopback only).
+/// tokens, changes the policy or shows the metrics (those are [`charm_router`]'s, on
+/// loopback only). Every check is counted (`observe::count_checks`).
 pub fn runner_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route("/check-run", post(pull_request_check))
@@ -113,10 +132,15 @@ pub fn runner_router(state: Arc<AppState>) -> Router {
         .route("/default/check-run", post(default_check))
         .route("/always-fail/check-run", post(always_fail))
         .route("/health", get(health));
-    with_auth(routes, state)
+    // Outside the token middleware, so a check's time includes reading its token.
+    let count = axum::middleware::from_fn_with_state(state.clone(), observe::count_checks);
+    with_auth(routes, state).layer(count)
 }
 
-/// The charm's routes over `state`: one-time tokens, the policy document and /health.
+/// The charm's routes over `state`: one-time tokens, the policy document, /health, and
+/// /metrics. The token middleware only identifies callers; each handler demands its
+/// role, and /metrics demands none: the COS agent on the host scrapes it without a
+/// token, and it holds counts by route and result only.
 pub fn charm_router(state: Arc<AppState>) -> Router {
     let routes = Router::new()
         .route(
@@ -124,7 +148,8 @@ pub fn charm_router(state: Arc<AppState>) -> Router {
             get(token_routes::issue).delete(token_routes::revoke),
         )
         .route("/policy", post(set_policy))
-        .route("/health", get(health));
+        .route("/health", get(health))
+        .route("/metrics", get(observe::metrics));
     with_auth(routes, state)
 }
 
@@ -258,111 +283,6 @@ async fn set_policy(
                 e.to_string(),
             ))
         }
-    }
-}
-
-async fn pull_request_check(
-    _: Authorized<OneTimeRole>,
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Reject> {
-    let b = json_object(&headers, &body)?;
-    if let Some(number) = b.get("pull_request_number") {
-        let number = number.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            Reject::bad_request("field pull_request_number must be a positive integer")
-        })?;
-        let repository = repo_field(&b, "repository_name")?;
-        let request = CheckRequest::PullRequestNumber { repository, number };
-        return Ok(run_check(state, request).await);
-    }
-    let input = PullRequestInput {
-        repository: repo_field(&b, "repository_name")?,
-        source_repository: repo_field(&b, "source_repository_name")?,
-        target_branch: field(&b, "target_branch_name")?.to_string(),
-        source_branch: field(&b, "source_branch_name")?.to_string(),
-        commit_sha: commit_sha(field(&b, "commit_sha")?)?,
-    };
-    Ok(run_check(state, CheckRequest::PullRequest(input)).await)
-}
-
-async fn repository_check(
-    _: Authorized<OneTimeRole>,
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-    event: RepositoryEvent,
-) -> Result<Response, Reject> {
-    let repository = repo_field(&json_object(&headers, &body)?, "repository_name")?;
-    Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
-}
-
-/// An event with no rules of its own. The body names the event and whether its
-/// payload carries a pull request; either way such an event is refused here.
-async fn default_check(
-    _: Authorized<OneTimeRole>,
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, Reject> {
-    let b = json_object(&headers, &body)?;
-    let repository: RepoName = repo_field(&b, "repository_name")?;
-    let event_name = field(&b, "event_name")?;
-    let carries = match b.get("carries_pull_request") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(v)) => *v,
-        Some(_) => {
-            return Err(Reject::bad_request(
-                "field carries_pull_request must be a boolean",
-            ))
-        }
-    };
-    if let Some(reason) = checks::default_refusal(event_name, carries) {
-        log::warn!("check-run default {event_name} {repository}: fail: {reason}");
-        return Ok(text(StatusCode::FORBIDDEN, reason));
-    }
-    let event = RepositoryEvent::Push;
-    Ok(run_check(state, CheckRequest::Repository { event, repository }).await)
-}
-
-async fn always_fail(_: Authorized<OneTimeRole>) -> Result<Response, Reject> {
-    let reason = "always-fail: this runner refuses every job by configuration";
-    Ok(text(StatusCode::FORBIDDEN, reason))
-}
-
-/// Runs the blocking GitHub reads off the async threads and maps the outcome.
-async fn run_check(state: Arc<AppState>, request: CheckRequest) -> Response {
-    let policy = state.policy();
-    let subject = match &request {
-        CheckRequest::PullRequest(i) => format!(
-            "pull_request {}:{} -> {}",
-            i.source_repository, i.source_branch, i.repository
-        ),
-        CheckRequest::PullRequestNumber { repository, number } => {
-            format!("pull_request #{number} -> {repository}")
-        }
-        CheckRequest::Repository { event, repository } => format!("{event:?} {repository}"),
-    };
-    let api = state.api.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || checks::check(api.as_ref(), &policy, &request)).await;
-    match outcome {
-        Ok(Outcome::Pass) => {
-            log::info!("check-run {subject}: pass");
-            StatusCode::NO_CONTENT.into_response()
-        }
-        Ok(Outcome::Fail(reason)) => {
-            log::info!("check-run {subject}: fail: {reason}");
-            text(StatusCode::FORBIDDEN, reason)
-        }
-        Ok(Outcome::Error(reason)) => {
-            log::error!("check-run {subject}: error: {reason}");
-            text(StatusCode::INTERNAL_SERVER_ERROR, reason)
-        }
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("check failed: {e}"),
-        ),
     }
 }
 

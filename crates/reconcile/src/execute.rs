@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::plan::{Plan, Reason, Step};
+use super::plan::{LiveRunner, LiveState, Plan, Reason, Step};
 use super::ports::{Deletion, PortError, RunnerHost, RunnerRegistry};
 use ghr_types::{RunnerName, RunnerPrefix};
 
@@ -27,6 +27,15 @@ pub struct Report {
     pub idle: u32,
     pub busy: u32,
     pub starting: u32,
+    /// See [`Plan::offline`].
+    pub offline: u32,
+    /// Every runner left after the reconcile: the plan's, the created ones (starting)
+    /// and the ones kept because they took a job (busy).
+    pub live: Vec<LiveRunner>,
+    /// Creations that failed, by the step that failed (`registration`, `instance`).
+    pub creation_failures: BTreeMap<&'static str, u32>,
+    /// Each runner removed, with why.
+    pub removed_runners: Vec<(RunnerName, Reason)>,
     pub duration: Duration,
 }
 
@@ -84,13 +93,14 @@ impl Report {
 
 enum Done {
     Created(RunnerName),
-    Removed(Reason),
+    Removed(RunnerName, Reason),
     KeptBusy(RunnerName),
-    Failed(Failure),
+    /// A failed step; for a creation, which part failed.
+    Failed(Failure, Option<&'static str>),
 }
 
 fn failed(what: String, error: PortError) -> Done {
-    Done::Failed(Failure { what, error })
+    Done::Failed(Failure { what, error }, None)
 }
 
 /// Runs every step of `plan`, at most `limit` at a time.
@@ -108,6 +118,8 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
         idle: plan.idle,
         busy: plan.busy,
         starting: plan.starting,
+        offline: plan.offline,
+        live: plan.live.clone(),
         ..Report::default()
     };
     for step in &plan.steps {
@@ -138,15 +150,31 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
         match joined {
             Ok(Done::Created(name)) => {
                 report.starting += 1;
+                report.live.push(LiveRunner {
+                    name: name.clone(),
+                    state: LiveState::Starting,
+                    age_secs: 0,
+                });
                 report.created.push(name);
             }
-            Ok(Done::Failed(failure)) => {
+            Ok(Done::Failed(failure, stage)) => {
                 log::warn!("{} failed: {}", failure.what, failure.error);
+                if let Some(stage) = stage {
+                    *report.creation_failures.entry(stage).or_default() += 1;
+                }
                 report.failed.push(failure);
             }
-            Ok(Done::Removed(reason)) => *report.removed.entry(reason).or_default() += 1,
+            Ok(Done::Removed(name, reason)) => {
+                *report.removed.entry(reason).or_default() += 1;
+                report.removed_runners.push((name, reason));
+            }
             Ok(Done::KeptBusy(name)) => {
                 report.busy += 1;
+                report.live.push(LiveRunner {
+                    name: name.clone(),
+                    state: LiveState::Busy,
+                    age_secs: 0,
+                });
                 report.kept_busy.push(name);
             }
             Err(join_error) => report.failed.push(Failure {
@@ -178,7 +206,7 @@ async fn create<H: RunnerHost, R: RunnerRegistry>(
     let n = name.clone();
     let credential = match blocking(move || reg.register(&n)).await {
         Ok(c) => c,
-        Err(e) => return failed(what, e),
+        Err(e) => return creation_failed(what, e, "registration"),
     };
     match host.provision(&name, &credential).await {
         Ok(()) => {
@@ -196,9 +224,13 @@ async fn create<H: RunnerHost, R: RunnerRegistry>(
                     log::warn!("cleaning up registration of {name}: {cleanup}");
                 }
             }
-            failed(what, e)
+            creation_failed(what, e, "instance")
         }
     }
+}
+
+fn creation_failed(what: String, error: PortError, stage: &'static str) -> Done {
+    Done::Failed(Failure { what, error }, Some(stage))
 }
 
 async fn remove<H: RunnerHost, R: RunnerRegistry>(
@@ -233,7 +265,7 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
         }
     }
     log::info!("removed runner {name} ({})", reason.as_str());
-    Done::Removed(reason)
+    Done::Removed(name, reason)
 }
 
 #[cfg(test)]

@@ -104,12 +104,34 @@ pub enum Step {
     },
 }
 
+/// What a runner the plan keeps is doing, for the manager's lifecycle events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveState {
+    Starting,
+    Idle,
+    Busy,
+}
+
+/// A runner the plan keeps, as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveRunner {
+    pub name: RunnerName,
+    pub state: LiveState,
+    /// Seconds since its instance was created.
+    pub age_secs: u64,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     pub steps: Vec<Step>,
     pub idle: u32,
     pub busy: u32,
     pub starting: u32,
+    /// Registrations GitHub listed offline past their grace, or without an instance:
+    /// the ones this plan removes as `offline` or `no-instance`.
+    pub offline: u32,
+    /// Every runner the plan keeps (surplus and flushed ones are in `steps`).
+    pub live: Vec<LiveRunner>,
 }
 
 impl Plan {
@@ -183,12 +205,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         .filter(|i| !desired.keep.contains(&i.name))
     {
         let reg = regs.get(&inst.name).copied();
-        match health(inst, reg, desired) {
+        let health = health(inst, reg, desired);
+        if matches!(health, Health::Dead(Reason::Offline)) {
+            out.offline += 1;
+        }
+        match health {
             Health::Dead(reason) => steps.push(remove(&inst.name, reg, true, reason)),
             Health::Busy if desired.flush == Flush::All => {
                 steps.push(remove(&inst.name, reg, true, Reason::Flushed))
             }
-            Health::Busy => out.busy += 1,
+            Health::Busy => {
+                out.busy += 1;
+                out.live.push(live(inst, LiveState::Busy));
+            }
             Health::Idle | Health::Starting if desired.flush != Flush::None => {
                 steps.push(remove(&inst.name, reg, true, Reason::Flushed))
             }
@@ -214,6 +243,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 name: reg.name.clone(),
             });
         } else {
+            out.offline += u32::from(!reg.online);
             steps.push(remove(&reg.name, Some(reg), false, Reason::NoInstance));
         }
     }
@@ -226,7 +256,8 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         // job yet), and never a busy one.
         let surplus = (alive - wanted) as usize;
         idle_names.sort_by_key(|(inst, reg)| (reg.is_some_and(|r| r.online), inst.name.clone()));
-        for (inst, reg) in idle_names.into_iter().take(surplus) {
+        let kept = idle_names.split_off(surplus.min(idle_names.len()));
+        for (inst, reg) in std::mem::replace(&mut idle_names, kept) {
             if reg.is_some_and(|r| r.online) {
                 out.idle -= 1;
             } else {
@@ -235,8 +266,24 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             steps.push(remove(&inst.name, reg, true, Reason::Surplus));
         }
     }
+    for (inst, reg) in idle_names {
+        let state = if reg.is_some_and(|r| r.online) {
+            LiveState::Idle
+        } else {
+            LiveState::Starting
+        };
+        out.live.push(live(inst, state));
+    }
     out.steps = steps;
     out
+}
+
+fn live(inst: &ObservedInstance, state: LiveState) -> LiveRunner {
+    LiveRunner {
+        name: inst.name.clone(),
+        state,
+        age_secs: inst.age_secs,
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@ use crate::execute::{execute, Report};
 use crate::fakes::{FakeHost, FakeRegistry};
 use crate::observe;
 use crate::plan::{
-    plan, Desired, Flush, Observed, ObservedInstance, ObservedRegistration, Plan, Reason, Step,
+    plan, Desired, Flush, LiveState, Observed, ObservedInstance, ObservedRegistration, Plan,
+    Reason, Step,
 };
 use ghr_types::{RunnerName, RunnerPrefix};
 
@@ -302,5 +303,24 @@ proptest! {
             prop_assert!(ours().owns(name.as_str()), "{}", name);
         }
         prop_assert_eq!(untouchable(&pool), before);
+    }
+
+    /// The live list holds exactly the runners the counts count, each once, none of
+    /// them removed; the report's adds the created ones; every removal is named.
+    #[test]
+    fn the_live_runners_are_the_counted_ones_and_never_removed((seeds, runners, flush) in world()) {
+        let pool = build(&seeds);
+        let (_, plan, report) = reconcile_once(&pool, &desired(runners, flush, &pool.keep));
+        let count = |state| plan.live.iter().filter(|r| r.state == state).count() as u32;
+        prop_assert_eq!(
+            (count(LiveState::Idle), count(LiveState::Busy), count(LiveState::Starting)),
+            (plan.idle, plan.busy, plan.starting)
+        );
+        let removed: HashSet<&RunnerName> = plan.removals().map(|(n, _)| n).collect();
+        let live: HashSet<&RunnerName> = plan.live.iter().map(|r| &r.name).collect();
+        prop_assert_eq!(live.len(), plan.live.len(), "a runner listed twice");
+        prop_assert!(live.is_disjoint(&removed), "{:?}", plan);
+        prop_assert_eq!(report.live.len(), plan.live.len() + report.created.len() + report.kept_busy.len());
+        prop_assert_eq!(report.removed_runners.len() as u32, report.removed_total());
     }
 }

@@ -78,6 +78,11 @@ pub fn install(observer: Box<dyn CallObserver>) -> bool {
     OBSERVER.set(observer).is_ok()
 }
 
+/// Whether an observer listens: a client builds a call's route only then.
+pub fn observing() -> bool {
+    OBSERVER.get().is_some()
+}
+
 pub fn report_call(call: &Call<'_>) {
     if let Some(observer) = OBSERVER.get() {
         observer.call(call);

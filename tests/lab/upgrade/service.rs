@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::firewall_support::poll;
-use crate::lab::machine::{flag, parse_env};
+use crate::lab::machine::{flag, parse_env, rooted_args};
 use crate::lab::Process;
 
 /// A policy service run as systemd runs its unit: ExecStart's program (the charm's copy
@@ -44,7 +44,7 @@ impl PolicyService {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("policy.log");
         let child = Command::new(under_root(&exec[0]))
-            .args(&exec[1..])
+            .args(rooted_args(&exec[1..], root))
             .env_clear()
             .envs(&env)
             .env("STATE_DIRECTORY", state_dir)

@@ -8,6 +8,7 @@
 //! an admin token; every later call goes to that URL with the admin token and
 //! `api-version=6.0-preview`. Admin tokens expire: a 401 renews the connection once.
 
+mod job_times;
 pub mod models;
 pub mod session;
 
@@ -23,7 +24,7 @@ use super::transport::{Auth, Call, Transport};
 use ghr_types::GithubPath;
 
 pub use models::{
-    JobEvent, Message, ScaleSet, ScaleSetJit, ScaleSetSpec, ServiceRunner, Statistics,
+    JobEvent, JobTimes, Message, ScaleSet, ScaleSetJit, ScaleSetSpec, ServiceRunner, Statistics,
 };
 pub use session::Session;
 

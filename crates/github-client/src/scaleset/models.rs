@@ -6,6 +6,8 @@ use serde_json::{json, Value};
 
 use ghr_types::Secret;
 
+pub use super::job_times::JobTimes;
+
 /// The message type of a queue message that carries job events.
 pub const JOB_MESSAGES: &str = "RunnerScaleSetJobMessages";
 
@@ -108,6 +110,8 @@ pub struct Message {
     /// `None` when GitHub sent none: no news, not an empty scale set.
     pub statistics: Option<Statistics>,
     pub jobs: Vec<JobEvent>,
+    /// GitHub's timestamps of each entry of `jobs`, in the same order.
+    pub times: Vec<JobTimes>,
 }
 
 /// One job event of a [`Message`], in delivery order.
@@ -340,6 +344,7 @@ impl From<WireMessage> for Message {
         Message {
             id: w.message_id,
             statistics: w.statistics.map(Statistics::from),
+            times: entries.iter().map(JobTimes::of).collect(),
             jobs: entries.into_iter().map(job_event).collect(),
         }
     }

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::models::{List, Message, Statistics, WireMessage, WireSession};
 use super::{decode, expect, service_url, ActionsService, API_VERSION, SCALE_SETS};
+use crate::calls;
 use crate::error::{GithubError, Result};
 use crate::retry::{RawResponse, RetryPolicy};
 use crate::transport::{Auth, Call};
@@ -165,6 +166,7 @@ impl ActionsService {
                 url: url.as_str(),
                 auth: Auth::Bearer(token),
                 headers: vec![("Content-Type", "application/json".into())],
+                route: Some(calls::MESSAGE_QUEUE),
                 ..Call::default()
             })
         })?;
@@ -221,6 +223,7 @@ impl ActionsService {
                 ("X-ScaleSetMaxCapacity", capacity.to_string()),
             ],
             timeout: Some(transport.options().poll_timeout),
+            route: Some(calls::MESSAGE_QUEUE),
             ..Call::default()
         })
     }

@@ -1,0 +1,97 @@
+use reconcile::plan::LiveRunner;
+
+use super::*;
+
+fn live(name: &str, state: LiveState, age_secs: u64) -> LiveRunner {
+    LiveRunner {
+        name: RunnerName::new(name),
+        state,
+        age_secs,
+    }
+}
+
+fn kinds(changes: &Changes) -> Vec<String> {
+    changes
+        .events
+        .iter()
+        .map(|e| {
+            let v = serde_json::to_value(e).unwrap();
+            format!(
+                "{} {}",
+                v["event"].as_str().unwrap(),
+                v["runner"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_runner_is_created_comes_online_takes_a_job_and_ends() {
+    let mut life = Lifecycle::default();
+    let created = Report {
+        created: vec![RunnerName::new("u-0-a")],
+        live: vec![live("u-0-a", LiveState::Starting, 0)],
+        starting: 1,
+        ..Report::default()
+    };
+    let first = life.look(&created, 0.0, |_| None);
+    assert_eq!(kinds(&first), ["created u-0-a"]);
+    let online = Report {
+        live: vec![live("u-0-a", LiveState::Idle, 12)],
+        idle: 1,
+        ..Report::default()
+    };
+    let second = life.look(&online, 12.0, |_| None);
+    assert_eq!(kinds(&second), ["online u-0-a"]);
+    assert_eq!(second.spawned, [12.0]);
+    assert_eq!(second.idle_runner_seconds, 0.0, "it was starting before");
+    let busy = Report {
+        live: vec![live("u-0-a", LiveState::Busy, 20)],
+        busy: 1,
+        ..Report::default()
+    };
+    let third = life.look(&busy, 20.0, |_| None);
+    assert_eq!(kinds(&third), ["job-started u-0-a"]);
+    assert_eq!(third.idle_runner_seconds, 8.0, "idle from 12 s to 20 s");
+    assert!(third.spawned.is_empty(), "online once");
+    let ended = Report {
+        removed_runners: vec![(RunnerName::new("u-0-a"), Reason::Ended)],
+        ..Report::default()
+    };
+    let fourth = life.look(&ended, 30.0, |n| Some(format!("succeeded:{n}")));
+    assert_eq!(kinds(&fourth), ["job-completed u-0-a", "removed u-0-a"]);
+    assert_eq!((fourth.jobs_started, fourth.jobs_completed), (0, 1));
+    let v = serde_json::to_value(&fourth.events[0]).unwrap();
+    assert_eq!(v["result"], "succeeded:u-0-a");
+}
+
+#[test]
+fn a_job_done_between_two_looks_still_counts_and_a_dead_start_does_not() {
+    let mut life = Lifecycle::default();
+    let up = Report {
+        live: vec![
+            live("u-0-a", LiveState::Idle, 30),
+            live("u-0-b", LiveState::Starting, 30),
+        ],
+        ..Report::default()
+    };
+    life.look(&up, 0.0, |_| None);
+    let gone = Report {
+        removed_runners: vec![
+            (RunnerName::new("u-0-a"), Reason::Ended),
+            (RunnerName::new("u-0-b"), Reason::Ended),
+        ],
+        ..Report::default()
+    };
+    let changes = life.look(&gone, 60.0, |_| None);
+    assert_eq!((changes.jobs_started, changes.jobs_completed), (1, 1));
+    assert_eq!(
+        kinds(&changes),
+        [
+            "job-started u-0-a",
+            "job-completed u-0-a",
+            "removed u-0-a",
+            "removed u-0-b"
+        ]
+    );
+}
