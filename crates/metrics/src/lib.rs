@@ -9,6 +9,7 @@
 //! read them only through `rate()`/`increase()`, which handle those resets.
 
 pub mod events;
+mod labels;
 mod manager;
 mod policy;
 

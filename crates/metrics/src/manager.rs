@@ -4,13 +4,13 @@
 use std::sync::atomic::AtomicU64;
 
 use ghr_types::telemetry::{Api, Call, CallObserver, RateLimit};
-use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+use crate::labels::{Cause, Outcome, Reason, Route, RouteError, State, Word};
 use crate::PREFIX;
 
 /// A live runner's state as the last reconcile saw it.
@@ -32,46 +32,6 @@ impl RunnerState {
             RunnerState::Offline => "offline",
         }
     }
-}
-
-/// A label whose values come from a fixed set of the caller's words (reasons, causes,
-/// kinds, states, results).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Word {
-    kind: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Reason {
-    reason: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Cause {
-    cause: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Outcome {
-    outcome: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Route {
-    method: String,
-    route: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RouteError {
-    method: String,
-    route: String,
-    class: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct State {
-    state: &'static str,
 }
 
 /// The scale set's statistics as GitHub last reported them.
