@@ -327,6 +327,11 @@ fn bench() {
         println!("{out}");
         return;
     }
+    // `GHR_BENCH_ONLY=metrics`: the two metrics sections alone.
+    if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("metrics") {
+        bench_support::metrics_requests::only(&mut out, &lxd, quick);
+        return;
+    }
     if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("spawn") {
         let counts: Vec<usize> = std::env::var("GHR_BENCH_COUNTS")
             .unwrap_or_else(|_| "1,4,8".into())
@@ -353,6 +358,7 @@ fn bench() {
         },
     );
     policy_latency(&mut out, if quick { 5 } else { 100 });
+    bench_support::metrics::scrape(&mut out, if quick { 20 } else { 200 });
     let sim = Sim::start(&["acme"], &[REPO]);
     let _policy = Policy::start(&sim, lab::permissive_policy());
     spawn(
@@ -366,6 +372,7 @@ fn bench() {
         },
     );
     requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
+    bench_support::metrics_requests::requests(&mut out, &lxd, &sim, if quick { 2 } else { 5 });
     pickup(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     bench_support::demand::all(&mut out, &lxd, &sim, quick);
     let path = std::env::var("GHR_BENCH_OUT")

@@ -3,7 +3,8 @@
 //! runners on the real LXD test daemon, registered on the GitHub simulator; 5 jobs run
 //! on them, each checked by the policy service first; then a table of what happened.
 //! Then runners on demand ([`demo_support`]): a burst of jobs, the pool growing to its
-//! maximum and back to the warm pool, as a timeline.
+//! maximum and back to the warm pool, as a timeline, and what its manager's metrics
+//! endpoint reports (an excerpt, the job pickup histogram as a bar chart).
 //! Ignored in `make test` (scripts/demo.sh runs it); everything it starts is removed.
 
 mod demo_support;

@@ -21,9 +21,19 @@ pub struct Changes {
     pub idle_runner_seconds: f64,
 }
 
+/// What the looks so far saw of one runner.
+#[derive(Clone, Copy, Debug, Default)]
+struct Seen {
+    /// Listed online (idle or busy) at some look.
+    up: bool,
+    busy: bool,
+    /// Its job is counted as completed.
+    finished: bool,
+}
+
 #[derive(Default)]
 pub struct Lifecycle {
-    known: HashMap<RunnerName, LiveState>,
+    known: HashMap<RunnerName, Seen>,
     /// When the last look was, in seconds on the caller's monotonic clock, and how
     /// many runners were idle then.
     last: Option<(f64, u32)>,
@@ -32,6 +42,12 @@ pub struct Lifecycle {
 impl Lifecycle {
     /// The changes `report` shows, seen at `now` (seconds, monotonic). `result_of`
     /// gives a finished runner's job result when GitHub told it (on demand).
+    ///
+    /// An ephemeral runner that was online has run its job once its registration is
+    /// gone (GitHub drops it after the job: the runner reads as starting again, and may
+    /// be removed as surplus while it does), its instance stopped, or the instance
+    /// deleted itself: each counts the job completed once, and started too if no look
+    /// caught it busy.
     pub fn look(
         &mut self,
         report: &Report,
@@ -48,10 +64,11 @@ impl Lifecycle {
                 runner: name.to_string(),
             });
         }
+        let mut known = HashMap::new();
         for runner in &report.live {
-            let before = self.known.get(&runner.name).copied();
+            let mut seen = self.known.remove(&runner.name).unwrap_or_default();
             let up = matches!(runner.state, LiveState::Idle | LiveState::Busy);
-            if up && matches!(before, None | Some(LiveState::Starting)) && runner.age_secs > 0 {
+            if up && !seen.up && runner.age_secs > 0 {
                 let spawn = runner.age_secs as f64;
                 out.spawned.push(spawn);
                 out.events.push(Event::Online {
@@ -59,36 +76,32 @@ impl Lifecycle {
                     spawn_seconds: spawn,
                 });
             }
-            if runner.state == LiveState::Busy && before != Some(LiveState::Busy) {
+            seen.up |= up;
+            if runner.state == LiveState::Busy && !seen.busy {
+                seen.busy = true;
                 out.job_started(&runner.name);
             }
+            if runner.state == LiveState::Starting {
+                out.finish(&runner.name, &mut seen, &mut result_of);
+            }
+            known.insert(runner.name.clone(), seen);
         }
         for (name, reason) in &report.removed_runners {
-            let before = self.known.remove(name);
-            // An ephemeral runner's instance stops only after its one job: one that
-            // was up and ended ran a job, perhaps wholly between two looks.
-            if *reason == Reason::Ended && matches!(before, Some(LiveState::Idle | LiveState::Busy))
-            {
-                if before == Some(LiveState::Idle) {
-                    out.job_started(name);
-                }
-                out.jobs_completed += 1;
-                out.events.push(Event::JobCompleted {
-                    runner: name.to_string(),
-                    result: result_of(name).unwrap_or_else(|| "unknown".into()),
-                    duration_seconds: None,
-                });
+            let mut seen = self.known.remove(name).or_else(|| known.remove(name));
+            let done = *reason == Reason::Ended || report.removed_starting.contains(name);
+            if let Some(seen) = seen.as_mut().filter(|_| done) {
+                out.finish(name, seen, &mut result_of);
             }
             out.events.push(Event::Removed {
                 runner: name.to_string(),
                 reason: reason.as_str().to_string(),
             });
         }
-        self.known = report
-            .live
-            .iter()
-            .map(|r| (r.name.clone(), r.state))
-            .collect();
+        // Neither live nor removed: the instance deleted itself.
+        for (name, mut seen) in std::mem::take(&mut self.known) {
+            out.finish(&name, &mut seen, &mut result_of);
+        }
+        self.known = known;
         out
     }
 }
@@ -99,6 +112,29 @@ impl Changes {
         self.events.push(Event::JobStarted {
             runner: name.to_string(),
             pickup_seconds: None,
+        });
+    }
+
+    /// Counts the job of a runner that was online and is now done with it, once.
+    fn finish(
+        &mut self,
+        name: &RunnerName,
+        seen: &mut Seen,
+        result_of: &mut impl FnMut(&RunnerName) -> Option<String>,
+    ) {
+        if !seen.up || seen.finished {
+            return;
+        }
+        if !seen.busy {
+            seen.busy = true;
+            self.job_started(name);
+        }
+        seen.finished = true;
+        self.jobs_completed += 1;
+        self.events.push(Event::JobCompleted {
+            runner: name.to_string(),
+            result: result_of(name).unwrap_or_else(|| "unknown".into()),
+            duration_seconds: None,
         });
     }
 }

@@ -95,3 +95,86 @@ fn a_job_done_between_two_looks_still_counts_and_a_dead_start_does_not() {
         ]
     );
 }
+
+#[test]
+fn a_registration_gone_after_the_job_counts_it_once_whatever_removes_the_runner() {
+    let mut life = Lifecycle::default();
+    let busy = Report {
+        live: vec![
+            live("u-0-a", LiveState::Busy, 20),
+            live("u-0-b", LiveState::Idle, 20),
+        ],
+        ..Report::default()
+    };
+    life.look(&busy, 0.0, |_| None);
+    // GitHub dropped both registrations: each reads as starting again.
+    let done = Report {
+        live: vec![
+            live("u-0-a", LiveState::Starting, 30),
+            live("u-0-b", LiveState::Starting, 30),
+        ],
+        ..Report::default()
+    };
+    let changes = life.look(&done, 10.0, |_| None);
+    assert_eq!((changes.jobs_started, changes.jobs_completed), (1, 2));
+    // Then one is removed as surplus and the other's instance deletes itself.
+    let gone = Report {
+        removed_runners: vec![(RunnerName::new("u-0-a"), Reason::Surplus)],
+        ..Report::default()
+    };
+    let changes = life.look(&gone, 20.0, |_| None);
+    assert_eq!((changes.jobs_started, changes.jobs_completed), (0, 0));
+    assert_eq!(kinds(&changes), ["removed u-0-a"]);
+}
+
+#[test]
+fn an_instance_that_deleted_itself_after_its_job_counts_it() {
+    let mut life = Lifecycle::default();
+    let idle = Report {
+        live: vec![
+            live("u-0-a", LiveState::Idle, 20),
+            live("u-0-b", LiveState::Starting, 5),
+        ],
+        ..Report::default()
+    };
+    life.look(&idle, 0.0, |_| None);
+    let changes = life.look(&Report::default(), 10.0, |_| Some("succeeded".into()));
+    assert_eq!((changes.jobs_started, changes.jobs_completed), (1, 1));
+    assert_eq!(
+        kinds(&changes),
+        ["job-started u-0-a", "job-completed u-0-a"]
+    );
+}
+
+#[test]
+fn a_finished_runner_removed_as_surplus_counts_and_an_idle_one_does_not() {
+    let mut life = Lifecycle::default();
+    let up = Report {
+        live: vec![
+            live("u-0-a", LiveState::Idle, 20),
+            live("u-0-b", LiveState::Idle, 20),
+        ],
+        ..Report::default()
+    };
+    life.look(&up, 0.0, |_| None);
+    // a's registration went with its job; both are removed as surplus in one look.
+    let scaled_down = Report {
+        removed_runners: vec![
+            (RunnerName::new("u-0-a"), Reason::Surplus),
+            (RunnerName::new("u-0-b"), Reason::Surplus),
+        ],
+        removed_starting: vec![RunnerName::new("u-0-a")],
+        ..Report::default()
+    };
+    let changes = life.look(&scaled_down, 10.0, |_| None);
+    assert_eq!((changes.jobs_started, changes.jobs_completed), (1, 1));
+    assert_eq!(
+        kinds(&changes),
+        [
+            "job-started u-0-a",
+            "job-completed u-0-a",
+            "removed u-0-a",
+            "removed u-0-b"
+        ]
+    );
+}

@@ -2,11 +2,14 @@
 //! network namespace: the hook's overhead, the planner's scaling and the policy check's
 //! latency; and the median every table reports. [`binaries`] reports the binaries'
 //! sizes and the workspace's clean build time; [`demand`] and [`demand_idle`] measure
-//! runners on demand, watching the pool with [`pool_watch`].
+//! runners on demand, watching the pool with [`pool_watch`]; [`metrics`] the metrics
+//! endpoint's scrape and [`metrics_requests`] what it adds to a steady reconcile.
 
 pub mod binaries;
 pub mod demand;
 pub mod demand_idle;
+pub mod metrics;
+pub mod metrics_requests;
 pub mod pool_watch;
 
 use std::fmt::Write as _;

@@ -155,9 +155,19 @@ pub fn percentile(values: &[f64], p: f64) -> f64 {
     v[rank.min(v.len()) - 1]
 }
 
-/// LXD API requests other than GET made while `act` runs, read from the daemon's own
-/// debug log through `lxc monitor`, between two marker requests.
+/// LXD API requests other than GET made while `act` runs (see [`lxd_requests`]).
 pub fn lxd_writes(lxd: &Lxd, act: &dyn Fn()) -> usize {
+    lxd_requests(lxd, act)
+        .iter()
+        .filter(|l| !l.contains("method=GET"))
+        .count()
+}
+
+/// The LXD API requests made while `act` runs, as the daemon's own debug log (through
+/// `lxc monitor`) shows them, one line each, between two marker requests. The markers
+/// are sent with curl: `lxc query` would first ask `GET /1.0` of its own, which would
+/// land inside the window.
+pub fn lxd_requests(lxd: &Lxd, act: &dyn Fn()) -> Vec<String> {
     let log = tempfile::NamedTempFile::new().unwrap();
     // Ended by PID when dropped, also when `act` panics.
     let _monitor = crate::lab::Process(
@@ -169,14 +179,19 @@ pub fn lxd_writes(lxd: &Lxd, act: &dyn Fn()) -> usize {
             .spawn()
             .unwrap(),
     );
+    let socket = format!("{}/unix.socket", lxd.dir);
     let seen = |tag: &str| {
         std::fs::read_to_string(log.path())
             .is_ok_and(|t| t.contains(&format!("bench-marker={tag}")))
     };
     let mark = |tag: &str| {
         poll(Duration::from_secs(10), "lxc monitor", || {
-            lxd.lxc(&["query", &format!("/1.0?bench-marker={tag}")])
+            let url = format!("http://lxd/1.0?bench-marker={tag}");
+            let sent = std::process::Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", "--unix-socket", &socket, &url])
+                .status()
                 .unwrap();
+            assert!(sent.success(), "curl to {socket}");
             seen(tag).then_some(())
         })
     };
@@ -184,10 +199,19 @@ pub fn lxd_writes(lxd: &Lxd, act: &dyn Fn()) -> usize {
     act();
     mark("end");
     let text = std::fs::read_to_string(log.path()).unwrap();
-    let after_start = text.rsplit("bench-marker=start").next().unwrap();
-    let between = after_start.split("bench-marker=end").next().unwrap();
-    between
-        .lines()
-        .filter(|l| l.contains("Handling API request") && !l.contains("method=GET"))
-        .count()
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines
+        .iter()
+        .rposition(|l| l.contains("bench-marker=start"))
+        .unwrap();
+    let end = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.contains("bench-marker=end"))
+            .unwrap();
+    lines[start + 1..end]
+        .iter()
+        .filter(|l| l.contains("Handling API request"))
+        .map(|l| l.to_string())
+        .collect()
 }

@@ -1,7 +1,9 @@
 //! The demo's second part, runners on demand: a unit keeps a warm pool and registers a
 //! runner scale set; a burst of jobs makes its pool grow to the maximum and shrink back
-//! to the warm pool, printed as a timeline of its runners.
+//! to the warm pool, printed as a timeline of its runners; then what its manager's
+//! metrics endpoint says about it ([`metrics`]).
 
+mod metrics;
 #[path = "../bench_support/pool_watch.rs"]
 mod pool_watch;
 
@@ -92,6 +94,7 @@ pub fn on_demand(lxd: &Lxd, sim: &Sim, charm_token: &[u8]) {
     let peak = timeline(lxd, sim, &unit, &jobs);
     println!("\n   at most {peak} runners at once (maximum {MAX}); back to {WARM} warm runners");
     check(sim, &unit, &jobs, peak);
+    metrics::show(&unit, JOBS);
 }
 
 /// Prints the pool whenever it changes, until every job is done and the pool is back

@@ -34,6 +34,8 @@ pub struct Report {
     pub live: Vec<LiveRunner>,
     /// Creations that failed, by the step that failed (`registration`, `instance`).
     pub creation_failures: BTreeMap<&'static str, u32>,
+    /// See [`Plan::removed_starting`].
+    pub removed_starting: Vec<RunnerName>,
     /// Each runner removed, with why.
     pub removed_runners: Vec<(RunnerName, Reason)>,
     pub duration: Duration,
@@ -120,6 +122,7 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
         starting: plan.starting,
         offline: plan.offline,
         live: plan.live.clone(),
+        removed_starting: plan.removed_starting.clone(),
         ..Report::default()
     };
     for step in &plan.steps {

@@ -132,6 +132,9 @@ pub struct Plan {
     pub offline: u32,
     /// Every runner the plan keeps (surplus and flushed ones are in `steps`).
     pub live: Vec<LiveRunner>,
+    /// Runners removed (surplus, flushed) while they read as starting: running with
+    /// no online registration. One that was online before has finished its job.
+    pub removed_starting: Vec<RunnerName>,
 }
 
 impl Plan {
@@ -219,6 +222,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 out.live.push(live(inst, LiveState::Busy));
             }
             Health::Idle | Health::Starting if desired.flush != Flush::None => {
+                if !reg.is_some_and(|r| r.online) {
+                    out.removed_starting.push(inst.name.clone());
+                }
                 steps.push(remove(&inst.name, reg, true, Reason::Flushed))
             }
             Health::Idle => {
@@ -262,6 +268,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 out.idle -= 1;
             } else {
                 out.starting -= 1;
+                out.removed_starting.push(inst.name.clone());
             }
             steps.push(remove(&inst.name, reg, true, Reason::Surplus));
         }

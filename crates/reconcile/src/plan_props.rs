@@ -320,6 +320,9 @@ proptest! {
         let live: HashSet<&RunnerName> = plan.live.iter().map(|r| &r.name).collect();
         prop_assert_eq!(live.len(), plan.live.len(), "a runner listed twice");
         prop_assert!(live.is_disjoint(&removed), "{:?}", plan);
+        for name in &plan.removed_starting {
+            prop_assert!(removed.contains(name), "{} not removed", name);
+        }
         prop_assert_eq!(report.live.len(), plan.live.len() + report.created.len() + report.kept_busy.len());
         prop_assert_eq!(report.removed_runners.len() as u32, report.removed_total());
     }
