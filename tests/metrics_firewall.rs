@@ -14,8 +14,7 @@
 
 mod firewall_support;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,8 +22,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use firewall_support::{
-    expect, poll, reach, root_and_tools, run, skip, Charm, FixtureError, InNetns, Netns, Reach,
-    TableGuard,
+    answer, expect, poll, reach, root_and_tools, run, skip, Charm, FixtureError, InNetns, Netns,
+    Reach, TableGuard,
 };
 use github_runner::firewall::{FirewallSpec, InterfaceName, TableName};
 use github_runner::host::site::UnitSite;
@@ -148,24 +147,6 @@ fn bind_in(netns: &str, addr: SocketAddr) -> TcpListener {
     })
     .join()
     .expect("the binding thread")
-}
-
-fn answer(mut conn: TcpStream, body: &str) {
-    let _ = conn.set_nonblocking(false);
-    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-    let mut request = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => request.extend_from_slice(&buf[..n]),
-        }
-    }
-    let _ = write!(
-        conn,
-        "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
 }
 
 /// One scenario: the units whose tables the machine holds, the runner's MAC and unit,

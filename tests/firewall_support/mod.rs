@@ -303,7 +303,9 @@ impl Responder {
     }
 }
 
-fn answer(mut conn: TcpStream, body: &str) {
+/// Reads one request head (up to 2 s) and answers `body` with 200.
+pub fn answer(mut conn: TcpStream, body: &str) {
+    let _ = conn.set_nonblocking(false);
     let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
