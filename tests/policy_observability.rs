@@ -85,7 +85,7 @@ fn checks_are_counted_on_loopback_and_refusals_logged_as_events() {
         assert_eq!(status, want, "{kind} {body}");
         tokens.push(token);
     }
-    // No token: an error, not a refusal.
+    // No token: rejected (not a check), neither a refusal nor an error.
     let push = format!("{runners}/push/check-run");
     assert_eq!(call("POST", &push, None, Some(app)).0, 401);
 
@@ -98,9 +98,9 @@ fn checks_are_counted_on_loopback_and_refusals_logged_as_events() {
     let route = "/push/check-run";
     assert_eq!(checks(&text, route, "allowed"), Some(2.0), "{text}");
     assert_eq!(checks(&text, route, "refused"), Some(1.0), "{text}");
-    assert_eq!(checks(&text, route, "error"), Some(1.0), "{text}");
+    assert_eq!(checks(&text, route, "rejected"), Some(1.0), "{text}");
     assert_eq!(checks(&text, "/default/check-run", "refused"), Some(1.0));
-    assert_eq!(checks(&text, "/default/check-run", "allowed"), None);
+    assert_eq!(checks(&text, "/default/check-run", "allowed"), Some(0.0));
     let duration = "github_runner_policy_check_duration_seconds";
     let count = format!("{duration}_count{{endpoint=\"{route}\"}}");
     assert_eq!(sample(&text, &count), Some(4.0), "{text}");

@@ -166,6 +166,7 @@ impl<'d> Runners<'d> {
             report.busy,
             report.duration.as_secs_f64()
         );
+        self.engine_report.replace(Some(report.clone()));
         settle(report)
     }
 

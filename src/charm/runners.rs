@@ -65,6 +65,9 @@ pub struct Runners<'d> {
     pub scale_set: Option<ScaleSetLink>,
     /// On demand: what the summary says of the demand.
     pub on_demand: Option<OnDemand>,
+    /// The engine's last report, kept even when the reconcile then fails on a cause
+    /// only the operator can fix: what it did still happened (the manager's metrics).
+    pub engine_report: std::cell::RefCell<Option<reconcile::execute::Report>>,
     pub(super) runtime: tokio::runtime::Runtime,
 }
 
@@ -81,6 +84,7 @@ impl<'d> Runners<'d> {
             .map_err(|e| CharmError::Internal(e.into()))?;
         let site = deps.site()?;
         Ok(Runners {
+            engine_report: Default::default(),
             prefix: RunnerPrefix::from_unit(&env.unit_name),
             site: site.clone(),
             deps,

@@ -11,6 +11,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::get;
 use axum::Router;
 use ghr_metrics::ManagerMetrics;
+use policy_service::listen::{accept_loop, Gate, Limits};
+use std::time::Duration;
 
 /// The addresses to serve on: loopback, and the unit's address when the hooks told it.
 pub fn addresses(unit_address: Option<IpAddr>, port: u16) -> Vec<SocketAddr> {
@@ -65,6 +67,19 @@ pub fn start(
     bound
 }
 
+/// Bounds on each address's connections: a scraper holds one or two; anyone on the
+/// unit's network can open more, and a flood must neither take the root manager's file
+/// descriptors (its LXD and GitHub calls need them) nor keep the COS agent out (loopback
+/// has a budget of its own).
+const LIMITS: Limits = Limits {
+    per_source: 4,
+    total: 16,
+    header_read: Duration::from_secs(5),
+    request: Duration::from_secs(10),
+};
+
+/// Serves every listener through the policy service's bounded accept loop (connection
+/// budgets, header and request deadlines), which axum's own `serve` does not bound.
 fn serve(router: Router, listeners: Vec<TcpListener>) {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -73,13 +88,15 @@ fn serve(router: Router, listeners: Vec<TcpListener>) {
         Ok(runtime) => runtime,
         Err(e) => return log::error!("metrics endpoint: {e}"),
     };
+    // Never stopped: the endpoint lives as long as the manager's process.
+    let (_never, stopped) = tokio::sync::watch::channel(false);
     runtime.block_on(async move {
         let mut tasks = tokio::task::JoinSet::new();
         for listener in listeners {
-            let router = router.clone();
+            let (router, stopped) = (router.clone(), stopped.clone());
             tasks.spawn(async move {
                 let listener = tokio::net::TcpListener::from_std(listener)?;
-                axum::serve(listener, router).await
+                accept_loop(listener, router, Gate::new(LIMITS), stopped).await
             });
         }
         while let Some(done) = tasks.join_next().await {

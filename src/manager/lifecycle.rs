@@ -55,10 +55,10 @@ impl Lifecycle {
         mut result_of: impl FnMut(&RunnerName) -> Option<String>,
     ) -> Changes {
         let mut out = Changes::default();
-        if let Some((then, idle)) = self.last {
-            out.idle_runner_seconds = f64::from(idle) * (now - then).max(0.0);
-        }
-        self.last = Some((now, report.idle));
+        let Some((then, idle)) = self.last.replace((now, report.idle)) else {
+            return self.baseline(report);
+        };
+        out.idle_runner_seconds = f64::from(idle) * (now - then).max(0.0);
         for name in &report.created {
             out.events.push(Event::Created {
                 runner: name.to_string(),
@@ -103,6 +103,36 @@ impl Lifecycle {
         }
         self.known = known;
         out
+    }
+}
+
+impl Lifecycle {
+    /// The first look (the manager just started): runners already up are taken as
+    /// they are, without events or spawn times, which their whole age would distort.
+    fn baseline(&mut self, report: &Report) -> Changes {
+        self.known = report
+            .live
+            .iter()
+            .map(|r| {
+                let busy = r.state == LiveState::Busy;
+                let seen = Seen {
+                    up: busy || r.state == LiveState::Idle,
+                    busy,
+                    finished: false,
+                };
+                (r.name.clone(), seen)
+            })
+            .collect();
+        Changes {
+            events: report
+                .created
+                .iter()
+                .map(|name| Event::Created {
+                    runner: name.to_string(),
+                })
+                .collect(),
+            ..Changes::default()
+        }
     }
 }
 

@@ -178,3 +178,26 @@ fn a_finished_runner_removed_as_surplus_counts_and_an_idle_one_does_not() {
         ]
     );
 }
+
+#[test]
+fn a_restarted_manager_takes_the_runners_it_finds_as_they_are() {
+    let mut life = Lifecycle::default();
+    let found = Report {
+        live: vec![
+            live("u-0-old", LiveState::Idle, 7200),
+            live("u-0-busy", LiveState::Busy, 3600),
+        ],
+        idle: 1,
+        busy: 1,
+        ..Report::default()
+    };
+    let first = life.look(&found, 0.0, |_| None);
+    assert_eq!(
+        first,
+        Changes::default(),
+        "no spawn of a 2-hour-old runner, no job started"
+    );
+    let later = life.look(&found, 10.0, |_| None);
+    assert!(later.events.is_empty() && later.spawned.is_empty());
+    assert_eq!(later.idle_runner_seconds, 10.0);
+}

@@ -343,9 +343,11 @@ fn poll(
         if ends.stopped() {
             break;
         }
+        // A message that comes again (not acknowledged in time) is counted once.
+        let fresh = message.id > state.last_message_id;
         state.last_message_id = message.id;
         state.save(&spec.state_file);
-        if let Some(observatory) = &spec.observatory {
+        if let Some(observatory) = spec.observatory.as_ref().filter(|_| fresh) {
             observatory.message(&message);
         }
         if let Some(statistics) = message.statistics {

@@ -50,10 +50,11 @@ impl Observatory {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A reconcile's report, and the most runners the config and the host allow.
-    pub fn reconciled(&self, report: &Report, configured: u32, effective: u32) {
+    /// A reconcile's report (`ok`: the reconcile then succeeded), and the most runners
+    /// the config and the host allow.
+    pub fn reconciled(&self, report: &Report, ok: bool, configured: u32, effective: u32) {
         let m = &self.metrics;
-        m.reconciled(true, report.duration.as_secs_f64());
+        m.reconciled(ok, report.duration.as_secs_f64());
         m.set_max_runners(configured.into(), effective.into());
         m.set_runners(&[
             (RunnerState::Idle, report.idle.into()),
@@ -82,10 +83,19 @@ impl Observatory {
         (0..changes.jobs_started).for_each(|_| m.job_started());
         (0..changes.jobs_completed).for_each(|_| m.job_completed());
         m.idle_for(changes.idle_runner_seconds);
+        // A result whose runner went without a look catching its end is no use.
+        inner
+            .results
+            .retain(|name, _| report.live.iter().any(|r| r.name.as_str() == name));
         push(&mut inner.idle, now, changes.idle_runner_seconds);
         for event in &changes.events {
             self.events.record(event);
         }
+    }
+
+    /// A fixed pool has no scale set: its last figures must not linger (and alert).
+    pub fn no_scale_set(&self) {
+        self.metrics.clear_scale_set();
     }
 
     pub fn reconcile_failed(&self, seconds: f64) {
@@ -186,6 +196,36 @@ pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The metrics' fixed label sets name every reason and step the engine reports.
+    #[test]
+    fn every_removal_reason_and_failed_step_has_its_series() {
+        use reconcile::plan::Reason::*;
+        for reason in [
+            Ended,
+            NoInstance,
+            NoRegistration,
+            Offline,
+            Surplus,
+            Aged,
+            Flushed,
+        ] {
+            // A new variant fails to compile here until it is listed.
+            match reason {
+                Ended | NoInstance | NoRegistration | Offline | Surplus | Aged | Flushed => {}
+            }
+            assert!(
+                ghr_metrics::REMOVAL_REASONS.contains(&reason.as_str()),
+                "{reason:?}"
+            );
+        }
+        assert_eq!(ghr_metrics::REMOVAL_REASONS.len(), 7);
+        assert_eq!(
+            ghr_metrics::CREATION_FAILURE_CAUSES,
+            ["registration", "instance"],
+            "the stages reconcile::execute names"
+        );
+    }
 
     #[test]
     fn nearest_rank_quantiles() {

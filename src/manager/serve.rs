@@ -48,7 +48,14 @@ fn run(request: &Request, deps: &Deps, view: &View) -> Result<Done, CharmError> 
             let done = wanted(&mut runners, view, flush)
                 .and_then(|wanted| reconcile(&runners, wanted, flush, app, view));
             if let (Err(_), Some(observatory)) = (&done, &view.observatory) {
-                observatory.reconcile_failed(started.elapsed().as_secs_f64());
+                // What the engine did before the failure still happened.
+                match runners.engine_report.take() {
+                    Some(report) => {
+                        let max = mode_max(&runners);
+                        observatory.reconciled(&report, false, max, max);
+                    }
+                    None => observatory.reconcile_failed(started.elapsed().as_secs_f64()),
+                }
             }
             done
         }
@@ -127,7 +134,10 @@ fn reconcile(
     let done = runners.reconcile(wanted, flush)?;
     if let Some(observatory) = &view.observatory {
         let max = mode_max(runners);
-        observatory.reconciled(&done.report, max, done.admission.room.min(max));
+        observatory.reconciled(&done.report, true, max, done.admission.room.min(max));
+        if runners.scale_set.is_none() {
+            observatory.no_scale_set();
+        }
     }
     Ok(Done {
         app_updated: updated,

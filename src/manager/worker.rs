@@ -29,8 +29,12 @@ const SCALE_SET_WAIT: Duration = Duration::from_secs(20);
 /// After a reconcile that left the pool unsettled, the next look (on demand).
 const FOLLOW_UP: Duration = Duration::from_secs(3);
 /// On a fixed pool, the next look while new runners start: when each came online is
-/// its spawn time (the metrics), and no message from GitHub would tell it.
+/// its spawn time (the metrics), and no message from GitHub would tell it. Doubled at
+/// each look that still finds runners starting, up to the last: a runner that never
+/// comes online, or a pool that always has one starting, costs at most one reconcile
+/// a minute on top of `reconcile-interval`.
 const STARTING_FOLLOW_UP: Duration = Duration::from_secs(5);
+const STARTING_FOLLOW_UP_MAX: Duration = Duration::from_secs(60);
 
 pub enum Work {
     Ask(Request, Sender<Reply>),
@@ -50,6 +54,7 @@ pub fn work(
 ) {
     let mut worker = Worker {
         deps,
+        starting_wait: STARTING_FOLLOW_UP,
         observatory,
         follow_up: None,
         listener: None,
@@ -103,6 +108,8 @@ pub fn work(
 struct Worker<'d> {
     deps: &'d Deps<'d>,
     observatory: Arc<Observatory>,
+    /// How long the next look at a fixed pool's starting runners waits.
+    starting_wait: Duration,
     /// When to look again at a pool the last reconcile left unsettled (on demand) or
     /// with runners starting (fixed pool).
     follow_up: Option<Instant>,
@@ -145,14 +152,14 @@ impl Worker<'_> {
         reply
     }
 
-    fn next_look(&self, done: &Done) -> Option<Instant> {
-        if self.listener.is_some() && !done.settled {
-            Some(Instant::now() + FOLLOW_UP)
-        } else if self.listener.is_none() && done.starting > 0 {
-            Some(Instant::now() + STARTING_FOLLOW_UP)
-        } else {
-            None
+    fn next_look(&mut self, done: &Done) -> Option<Instant> {
+        if self.listener.is_none() && done.starting > 0 {
+            let wait = self.starting_wait;
+            self.starting_wait = (wait * 2).min(STARTING_FOLLOW_UP_MAX);
+            return Some(Instant::now() + wait);
         }
+        self.starting_wait = STARTING_FOLLOW_UP;
+        (self.listener.is_some() && !done.settled).then(|| Instant::now() + FOLLOW_UP)
     }
 
     /// A listener for the settings' scale set on demand (another one when they changed

@@ -13,7 +13,9 @@ mod labels;
 mod manager;
 mod policy;
 
-pub use manager::{ManagerMetrics, RunnerState, ScaleSetFigures};
+pub use manager::{
+    ManagerMetrics, RunnerState, ScaleSetFigures, CREATION_FAILURE_CAUSES, REMOVAL_REASONS,
+};
 pub use policy::{PolicyMetrics, PolicyResult};
 
 use prometheus_client::encoding::text::encode;

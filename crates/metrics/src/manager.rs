@@ -34,6 +34,20 @@ impl RunnerState {
     }
 }
 
+/// Why a runner is removed: the engine's reasons (`reconcile::plan::Reason::as_str`).
+pub const REMOVAL_REASONS: [&str; 7] = [
+    "ended",
+    "no-instance",
+    "no-registration",
+    "offline",
+    "surplus",
+    "aged",
+    "flushed",
+];
+
+/// Which step of a runner's creation failed (`reconcile::execute::Report`).
+pub const CREATION_FAILURE_CAUSES: [&str; 2] = ["registration", "instance"];
+
 /// The scale set's statistics as GitHub last reported them.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ScaleSetFigures {
@@ -120,7 +134,23 @@ impl ManagerMetrics {
             registry: Registry::default(),
         };
         m.register(&mut r);
+        m.zero();
         ManagerMetrics { registry: r, ..m }
+    }
+
+    /// Every series of a fixed label set at zero from the start: one that appears only
+    /// at its first count hides that count from `increase()` (and the alerts on it).
+    fn zero(&self) {
+        for reason in REMOVAL_REASONS {
+            self.removed.get_or_create(&Reason { reason }).inc_by(0);
+        }
+        for cause in CREATION_FAILURE_CAUSES {
+            self.creation_failures.get_or_create(&Cause { cause }).inc_by(0);
+        }
+        for outcome in ["ok", "failed"] {
+            self.reconciles.get_or_create(&Outcome { outcome }).inc_by(0);
+        }
+        self.set_runners(&[]);
     }
 
     fn register(&self, r: &mut Registry) {
@@ -324,6 +354,11 @@ impl ManagerMetrics {
 
     pub fn message_received(&self) {
         self.messages.inc();
+    }
+
+    pub fn clear_scale_set(&self) {
+        self.scale_set_jobs.clear();
+        self.scale_set_runners.clear();
     }
 
     pub fn set_scale_set(&self, f: &ScaleSetFigures) {

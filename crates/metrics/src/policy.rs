@@ -14,6 +14,8 @@ use crate::PREFIX;
 pub enum PolicyResult {
     Allowed,
     Refused,
+    /// Not a check at all: turned away before any rule ran (token, body, method).
+    Rejected,
     Error,
 }
 
@@ -22,6 +24,7 @@ impl PolicyResult {
         match self {
             PolicyResult::Allowed => "allowed",
             PolicyResult::Refused => "refused",
+            PolicyResult::Rejected => "rejected",
             PolicyResult::Error => "error",
         }
     }
@@ -81,6 +84,21 @@ impl PolicyMetrics {
             registry,
             checks,
             duration,
+        }
+    }
+
+    /// Every result of each of `endpoints` at zero: a counter that appears only at its
+    /// first count hides that count from `increase()` (and the error alert).
+    pub fn zero(&self, endpoints: &[&str]) {
+        use PolicyResult::*;
+        for endpoint in endpoints {
+            for result in [Allowed, Refused, Rejected, Error] {
+                let labels = CheckLabels {
+                    endpoint: endpoint.to_string(),
+                    result: result.as_str(),
+                };
+                self.checks.get_or_create(&labels).inc_by(0);
+            }
         }
     }
 

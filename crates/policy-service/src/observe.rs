@@ -22,18 +22,22 @@ pub const EVENTS_MAX_BYTES: u64 = 10 * 1024 * 1024;
 pub const EVENTS_KEEP: usize = 3;
 
 /// The service's metrics and, when it was given one, its event log.
-#[derive(Default)]
 pub struct Observer {
     metrics: PolicyMetrics,
     events: Option<EventLog>,
 }
 
+impl Default for Observer {
+    fn default() -> Self {
+        Observer::new(None)
+    }
+}
+
 impl Observer {
     pub fn new(events: Option<EventLog>) -> Self {
-        Observer {
-            metrics: PolicyMetrics::new(),
-            events,
-        }
+        let metrics = PolicyMetrics::new();
+        metrics.zero(&crate::server::CHECK_ENDPOINTS);
+        Observer { metrics, events }
     }
 
     /// The text a scrape of `/metrics` gets.
@@ -41,8 +45,14 @@ impl Observer {
         self.metrics.exposition()
     }
 
-    fn record(&self, endpoint: &str, verdict: Option<&Verdict>, started: Instant) {
-        let result = classify(verdict);
+    fn record(
+        &self,
+        endpoint: &str,
+        verdict: Option<&Verdict>,
+        status: Option<u16>,
+        started: Instant,
+    ) {
+        let result = classify(verdict, status);
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.check(endpoint, result, seconds);
         let (Some(events), Some(Verdict::Refused { repository, reason })) = (&self.events, verdict)
@@ -79,19 +89,21 @@ pub enum Verdict {
 /// - `refused`: the policy refused the job: a rule failed, the default check turned
 ///   away an event carrying a pull request, or the runner is configured to refuse
 ///   everything (always-fail). Each one is also a `refused-by-policy` event.
-/// - `error`: no verdict on the job. Either the rules could not be evaluated (GitHub
-///   unreachable, erroring or rate limited), or the request was not a valid check and
-///   was turned away before any rule ran (no, unknown, used or another runner's token,
-///   or the charm's: 401/403; a body that is not JSON, lacks a field or is too big:
-///   400/413/415; a wrong method: 405), or no answer went out at all (the request's time
-///   limit passed, or the runner hung up). The pre-job script denies the job in these
-///   cases too, but the fault is the service's, GitHub's or the caller's, not the
-///   repository's: counted apart, the error alert does not fire on refusals and a
-///   refusal count is not inflated by a broken token.
-pub fn classify(verdict: Option<&Verdict>) -> PolicyResult {
+/// - `rejected`: not a valid check, turned away before any rule ran (no, unknown, used
+///   or another runner's token, or the charm's: 401/403; a body that is not JSON, lacks
+///   a field or is too big: 400/413/415; a wrong method: 405): a 4xx answer with no
+///   verdict. Apart from errors because a job inside a runner can send these at will:
+///   it must not be able to fire the error alert or hide a real error among its own.
+/// - `error`: the service reached no verdict through no fault of the caller: the rules
+///   could not be evaluated (GitHub unreachable, erroring or rate limited), or no answer
+///   went out at all (the request's time limit passed, or the runner hung up).
+///
+/// The pre-job script denies the job in every case but `allowed`.
+pub fn classify(verdict: Option<&Verdict>, status: Option<u16>) -> PolicyResult {
     match verdict {
         Some(Verdict::Allowed) => PolicyResult::Allowed,
         Some(Verdict::Refused { .. }) => PolicyResult::Refused,
+        None if status.is_some_and(|s| (400..500).contains(&s)) => PolicyResult::Rejected,
         Some(Verdict::Error) | None => PolicyResult::Error,
     }
 }
@@ -123,7 +135,8 @@ pub(crate) async fn count_checks(
         done: false,
     };
     let response = next.run(request).await;
-    pending.finish(response.extensions().get::<Verdict>());
+    let status = response.status().as_u16();
+    pending.finish(response.extensions().get::<Verdict>(), Some(status));
     response
 }
 
@@ -137,17 +150,17 @@ struct Pending {
 }
 
 impl Pending {
-    fn finish(&mut self, verdict: Option<&Verdict>) {
+    fn finish(&mut self, verdict: Option<&Verdict>, status: Option<u16>) {
         self.done = true;
         let observer = self.state.observer();
-        observer.record(&self.endpoint, verdict, self.started);
+        observer.record(&self.endpoint, verdict, status, self.started);
     }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         if !self.done {
-            self.finish(None);
+            self.finish(None, None);
         }
     }
 }

@@ -19,10 +19,31 @@ fn only_a_decision_counts_as_allowed_or_refused() {
         repository: "canonical/app".into(),
         reason: "no".into(),
     };
-    assert_eq!(classify(Some(&Verdict::Allowed)), PolicyResult::Allowed);
-    assert_eq!(classify(Some(&refused)), PolicyResult::Refused);
-    assert_eq!(classify(Some(&Verdict::Error)), PolicyResult::Error);
-    assert_eq!(classify(None), PolicyResult::Error, "no decision reached");
+    assert_eq!(
+        classify(Some(&Verdict::Allowed), Some(204)),
+        PolicyResult::Allowed
+    );
+    assert_eq!(classify(Some(&refused), Some(403)), PolicyResult::Refused);
+    assert_eq!(
+        classify(Some(&Verdict::Error), Some(500)),
+        PolicyResult::Error
+    );
+    assert_eq!(
+        classify(None, Some(401)),
+        PolicyResult::Rejected,
+        "a bad token"
+    );
+    assert_eq!(
+        classify(None, Some(400)),
+        PolicyResult::Rejected,
+        "a bad body"
+    );
+    assert_eq!(classify(None, Some(500)), PolicyResult::Error);
+    assert_eq!(
+        classify(None, None),
+        PolicyResult::Error,
+        "no answer went out"
+    );
 }
 
 /// The value of the sample line that starts with `series` (name and labels).
@@ -107,7 +128,12 @@ async fn checks_are_counted_by_route_and_what_they_decided() {
     let text = state.observer().exposition();
     assert_eq!(checks(&text, push, "allowed"), Some(1.0), "{text}");
     assert_eq!(checks(&text, push, "refused"), Some(1.0), "{text}");
-    assert_eq!(checks(&text, push, "error"), Some(3.0), "{text}");
+    assert_eq!(checks(&text, push, "rejected"), Some(3.0), "{text}");
+    assert_eq!(
+        checks(&text, push, "error"),
+        Some(0.0),
+        "a caller's fault is no error: {text}"
+    );
     assert_eq!(checks(&text, default, "refused"), Some(1.0));
     let count = "github_runner_policy_check_duration_seconds_count";
     let push_count = format!("{count}{{endpoint=\"{push}\"}}");
@@ -155,7 +181,7 @@ async fn github_failures_and_unanswered_checks_are_errors() {
     });
     let text = state.observer().exposition();
     assert_eq!(checks(&text, push, "error"), Some(2.0), "{text}");
-    assert_eq!(checks(&text, push, "refused"), None, "{text}");
+    assert_eq!(checks(&text, push, "refused"), Some(0.0), "{text}");
     assert!(!events.exists(), "errors are not refusals");
 }
 

@@ -111,6 +111,17 @@ impl AppState {
     }
 }
 
+/// Every check route of [`runner_router`]: their counters exist from the start.
+pub const CHECK_ENDPOINTS: [&str; 7] = [
+    "/check-run",
+    "/pull_request/check-run",
+    "/workflow_dispatch/check-run",
+    "/push/check-run",
+    "/schedule/check-run",
+    "/default/check-run",
+    "/always-fail/check-run",
+];
+
 /// The runners' routes over `state`: the check-runs and /health, nothing that mints
 /// tokens, changes the policy or shows the metrics (those are [`charm_router`]'s, on
 /// loopback only). Every check is counted (`observe::count_checks`).
