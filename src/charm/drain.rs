@@ -91,7 +91,10 @@ impl Runners<'_> {
             .filter(|name| !leaving.contains(name))
             .collect();
         let wanted = Wanted { runners: 0, flush };
-        self.run_engine(self.stage(path, wanted, others)?)?;
+        let drained = self.run_engine(self.stage(path, wanted, others)?);
+        // The old path's report is not the unit's (the manager's metrics read that one).
+        self.engine_report.take();
+        drained?;
         registered(&registry)
     }
 }

@@ -81,7 +81,8 @@ impl Lifecycle {
                 seen.busy = true;
                 out.job_started(&runner.name);
             }
-            if runner.state == LiveState::Starting {
+            // Its registration gone, not merely offline for a moment.
+            if runner.state == LiveState::Starting && !runner.registered {
                 out.finish(&runner.name, &mut seen, &mut result_of);
             }
             known.insert(runner.name.clone(), seen);
@@ -96,6 +97,12 @@ impl Lifecycle {
                 runner: name.to_string(),
                 reason: reason.as_str().to_string(),
             });
+        }
+        // Still there after a removal that failed: as the last look saw it.
+        for name in &report.remove_failed {
+            if let Some(seen) = self.known.remove(name) {
+                known.insert(name.clone(), seen);
+            }
         }
         // Neither live nor removed: the instance deleted itself.
         for (name, mut seen) in std::mem::take(&mut self.known) {
@@ -123,14 +130,18 @@ impl Lifecycle {
                 (r.name.clone(), seen)
             })
             .collect();
+        let created = report.created.iter().map(|name| Event::Created {
+            runner: name.to_string(),
+        });
+        let removed = report
+            .removed_runners
+            .iter()
+            .map(|(name, reason)| Event::Removed {
+                runner: name.to_string(),
+                reason: reason.as_str().to_string(),
+            });
         Changes {
-            events: report
-                .created
-                .iter()
-                .map(|name| Event::Created {
-                    runner: name.to_string(),
-                })
-                .collect(),
+            events: created.chain(removed).collect(),
             ..Changes::default()
         }
     }

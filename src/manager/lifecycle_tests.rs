@@ -2,8 +2,11 @@ use reconcile::plan::LiveRunner;
 
 use super::*;
 
+/// A runner as a look lists it; a starting one has no registration (a new runner, or
+/// one whose registration GitHub dropped after its job).
 fn live(name: &str, state: LiveState, age_secs: u64) -> LiveRunner {
     LiveRunner {
+        registered: state != LiveState::Starting,
         name: RunnerName::new(name),
         state,
         age_secs,
@@ -200,4 +203,37 @@ fn a_restarted_manager_takes_the_runners_it_finds_as_they_are() {
     let later = life.look(&found, 10.0, |_| None);
     assert!(later.events.is_empty() && later.spawned.is_empty());
     assert_eq!(later.idle_runner_seconds, 10.0);
+}
+
+#[test]
+fn an_offline_blip_and_a_failed_removal_count_no_job() {
+    let mut life = Lifecycle::default();
+    let up = Report {
+        live: vec![
+            live("u-0-a", LiveState::Idle, 20),
+            live("u-0-b", LiveState::Idle, 20),
+        ],
+        ..Report::default()
+    };
+    life.look(&up, 0.0, |_| None);
+    // a's registration reads offline for a moment; b's removal (aged) fails.
+    let mut blip = live("u-0-a", LiveState::Starting, 30);
+    blip.registered = true;
+    let next = Report {
+        live: vec![blip],
+        remove_failed: vec![RunnerName::new("u-0-b")],
+        ..Report::default()
+    };
+    let changes = life.look(&next, 10.0, |_| None);
+    assert_eq!(
+        (changes.jobs_started, changes.jobs_completed),
+        (0, 0),
+        "{changes:?}"
+    );
+    // Both are seen idle again: no second online event, no spawn time.
+    let again = life.look(&up, 20.0, |_| None);
+    assert!(
+        again.events.is_empty() && again.spawned.is_empty(),
+        "{again:?}"
+    );
 }

@@ -55,7 +55,10 @@ impl Observatory {
     pub fn reconciled(&self, report: &Report, ok: bool, configured: u32, effective: u32) {
         let m = &self.metrics;
         m.reconciled(ok, report.duration.as_secs_f64());
-        m.set_max_runners(configured.into(), effective.into());
+        // A failed reconcile never learnt what the host holds.
+        if ok {
+            m.set_max_runners(configured.into(), effective.into());
+        }
         m.set_runners(&[
             (RunnerState::Idle, report.idle.into()),
             (RunnerState::Busy, report.busy.into()),

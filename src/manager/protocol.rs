@@ -76,6 +76,9 @@ pub struct Done {
     /// Runners created but not yet online after a reconcile.
     #[serde(default)]
     pub starting: u32,
+    /// Runners the reconcile created.
+    #[serde(default)]
+    pub created: u32,
 }
 
 /// How a failure reaches the unit: the classes of `CharmError::disposition`.

@@ -135,7 +135,7 @@ fn reconcile(
     if let Some(observatory) = &view.observatory {
         let max = mode_max(runners);
         observatory.reconciled(&done.report, true, max, done.admission.room.min(max));
-        if runners.scale_set.is_none() {
+        if matches!(runners.config.mode(), Mode::Static { .. }) {
             observatory.no_scale_set();
         }
     }
@@ -165,6 +165,7 @@ fn reconciled(done: &Reconciled) -> Done {
         busy: report.busy,
         settled: report.starting == 0 && report.idle + report.busy >= done.admission.admitted,
         starting: report.starting,
+        created: report.created.len() as u32,
         ..Done::default()
     }
 }

@@ -93,7 +93,12 @@ pub fn work(
             }
         }
         let due = Instant::now() >= next;
-        let follow = worker.follow_up.is_some_and(|at| Instant::now() >= at);
+        // Taken when it fires: a reconcile that fails sets no new one, and the next
+        // try waits for demand or the interval instead of spinning.
+        let follow = worker
+            .follow_up
+            .take_if(|at| Instant::now() >= *at)
+            .is_some();
         if (demand || due || follow) && Settings::load(&deps.paths).is_ok() {
             let app = if due { AppCheck::IfDue } else { AppCheck::Skip };
             worker.serve(&Request::Reconcile {
@@ -148,12 +153,18 @@ impl Worker<'_> {
             if reconciled {
                 self.follow_up = self.next_look(done);
             }
+        } else if matches!(request, Request::Reconcile { .. }) {
+            self.follow_up = None;
         }
         reply
     }
 
     fn next_look(&mut self, done: &Done) -> Option<Instant> {
         if self.listener.is_none() && done.starting > 0 {
+            // New runners: their spawn times want looks from the start again.
+            if done.created > 0 {
+                self.starting_wait = STARTING_FOLLOW_UP;
+            }
             let wait = self.starting_wait;
             self.starting_wait = (wait * 2).min(STARTING_FOLLOW_UP_MAX);
             return Some(Instant::now() + wait);

@@ -154,18 +154,12 @@ fn calls(m: &ManagerMetrics) {
 /// The policy service's families after checks on each of its endpoints, every result.
 pub fn filled_policy() -> PolicyMetrics {
     let p = PolicyMetrics::new();
-    let endpoints = [
-        "/check-run",
-        "/pull_request/check-run",
-        "/workflow_dispatch/check-run",
-        "/push/check-run",
-        "/schedule/check-run",
-        "/default/check-run",
-        "/always-fail/check-run",
-    ];
+    let endpoints = policy_service::server::CHECK_ENDPOINTS;
+    p.zero(&endpoints);
     let results = [
         PolicyResult::Allowed,
         PolicyResult::Refused,
+        PolicyResult::Rejected,
         PolicyResult::Error,
     ];
     for i in 0..RUNNERS as usize {
@@ -237,7 +231,7 @@ fn write_scrape(out: &mut String, n: usize, text: &str, policy: &str, rows: [(f6
          manager's own exporter (src/manager/exporter.rs) on 127.0.0.1:0 and fetched with \
          `GET /metrics`, {n} times after {} unmeasured; request to last byte read. The \
          exposition: {} bytes, {} series ({} families). The policy service's families after \
-         {RUNNERS} checks over its 7 endpoints and 3 results: {} bytes, {} series.\n",
+         {RUNNERS} checks over its 7 endpoints and 4 results: {} bytes, {} series.\n",
         REASONS.len(),
         GITHUB_ROUTES.len(),
         LXD_ROUTES.len(),

@@ -145,10 +145,14 @@ impl ManagerMetrics {
             self.removed.get_or_create(&Reason { reason }).inc_by(0);
         }
         for cause in CREATION_FAILURE_CAUSES {
-            self.creation_failures.get_or_create(&Cause { cause }).inc_by(0);
+            self.creation_failures
+                .get_or_create(&Cause { cause })
+                .inc_by(0);
         }
         for outcome in ["ok", "failed"] {
-            self.reconciles.get_or_create(&Outcome { outcome }).inc_by(0);
+            self.reconciles
+                .get_or_create(&Outcome { outcome })
+                .inc_by(0);
         }
         self.set_runners(&[]);
     }

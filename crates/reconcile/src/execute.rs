@@ -36,6 +36,8 @@ pub struct Report {
     pub creation_failures: BTreeMap<&'static str, u32>,
     /// See [`Plan::removed_starting`].
     pub removed_starting: Vec<RunnerName>,
+    /// Runners whose removal failed: still there, in neither `live` nor `removed`.
+    pub remove_failed: Vec<RunnerName>,
     /// Each runner removed, with why.
     pub removed_runners: Vec<(RunnerName, Reason)>,
     pub duration: Duration,
@@ -99,10 +101,8 @@ enum Done {
     KeptBusy(RunnerName),
     /// A failed step; for a creation, which part failed.
     Failed(Failure, Option<&'static str>),
-}
-
-fn failed(what: String, error: PortError) -> Done {
-    Done::Failed(Failure { what, error }, None)
+    /// A removal that failed: the runner is still there.
+    RemoveFailed(Failure, RunnerName),
 }
 
 /// Runs every step of `plan`, at most `limit` at a time.
@@ -157,6 +157,7 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
                     name: name.clone(),
                     state: LiveState::Starting,
                     age_secs: 0,
+                    registered: false,
                 });
                 report.created.push(name);
             }
@@ -166,6 +167,11 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
                     *report.creation_failures.entry(stage).or_default() += 1;
                 }
                 report.failed.push(failure);
+            }
+            Ok(Done::RemoveFailed(failure, name)) => {
+                log::warn!("{} failed: {}", failure.what, failure.error);
+                report.failed.push(failure);
+                report.remove_failed.push(name);
             }
             Ok(Done::Removed(name, reason)) => {
                 *report.removed.entry(reason).or_default() += 1;
@@ -177,6 +183,7 @@ pub async fn execute<H: RunnerHost, R: RunnerRegistry>(
                     name: name.clone(),
                     state: LiveState::Busy,
                     age_secs: 0,
+                    registered: true,
                 });
                 report.kept_busy.push(name);
             }
@@ -255,7 +262,7 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
             Ok(Deletion::Busy) => {
                 log::info!("{name} is busy on GitHub; a later reconcile deletes its registration")
             }
-            Err(e) if !force => return failed(what, e),
+            Err(e) if !force => return Done::RemoveFailed(Failure { what, error: e }, name),
             Err(e) => log::warn!("{what}: registration: {e}"),
         }
     }
@@ -264,7 +271,7 @@ async fn remove<H: RunnerHost, R: RunnerRegistry>(
     host.revoke(&name).await;
     if instance {
         if let Err(e) = host.delete(&name).await {
-            return failed(what, e);
+            return Done::RemoveFailed(Failure { what, error: e }, name);
         }
     }
     log::info!("removed runner {name} ({})", reason.as_str());

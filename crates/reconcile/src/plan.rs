@@ -119,6 +119,8 @@ pub struct LiveRunner {
     pub state: LiveState,
     /// Seconds since its instance was created.
     pub age_secs: u64,
+    /// GitHub lists a registration of it (online or not).
+    pub registered: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -132,8 +134,9 @@ pub struct Plan {
     pub offline: u32,
     /// Every runner the plan keeps (surplus and flushed ones are in `steps`).
     pub live: Vec<LiveRunner>,
-    /// Runners removed (surplus, flushed) while they read as starting: running with
-    /// no online registration. One that was online before has finished its job.
+    /// Runners removed (surplus, flushed) while running with no registration at all.
+    /// One that was online before has finished its job (GitHub drops an ephemeral
+    /// runner's registration after it).
     pub removed_starting: Vec<RunnerName>,
 }
 
@@ -219,10 +222,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             }
             Health::Busy => {
                 out.busy += 1;
-                out.live.push(live(inst, LiveState::Busy));
+                out.live.push(live(inst, reg, LiveState::Busy));
             }
             Health::Idle | Health::Starting if desired.flush != Flush::None => {
-                if !reg.is_some_and(|r| r.online) {
+                if reg.is_none() {
                     out.removed_starting.push(inst.name.clone());
                 }
                 steps.push(remove(&inst.name, reg, true, Reason::Flushed))
@@ -268,7 +271,9 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
                 out.idle -= 1;
             } else {
                 out.starting -= 1;
-                out.removed_starting.push(inst.name.clone());
+                if reg.is_none() {
+                    out.removed_starting.push(inst.name.clone());
+                }
             }
             steps.push(remove(&inst.name, reg, true, Reason::Surplus));
         }
@@ -279,14 +284,19 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
         } else {
             LiveState::Starting
         };
-        out.live.push(live(inst, state));
+        out.live.push(live(inst, reg, state));
     }
     out.steps = steps;
     out
 }
 
-fn live(inst: &ObservedInstance, state: LiveState) -> LiveRunner {
+fn live(
+    inst: &ObservedInstance,
+    reg: Option<&ObservedRegistration>,
+    state: LiveState,
+) -> LiveRunner {
     LiveRunner {
+        registered: reg.is_some(),
         name: inst.name.clone(),
         state,
         age_secs: inst.age_secs,
