@@ -8,6 +8,7 @@
 //! Counters start at zero when their process starts: the dashboard and the alert rules
 //! read them only through `rate()`/`increase()`, which handle those resets.
 
+mod calls;
 pub mod events;
 mod labels;
 mod manager;

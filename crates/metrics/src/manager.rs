@@ -3,7 +3,6 @@
 
 use std::sync::atomic::AtomicU64;
 
-use ghr_types::telemetry::{Api, Call, CallObserver, RateLimit};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -75,12 +74,12 @@ pub struct ManagerMetrics {
     jobs_started: Counter,
     jobs_completed: Counter,
     idle_seconds: Counter<f64, AtomicU64>,
-    github_calls: Family<Route, Counter>,
-    github_errors: Family<RouteError, Counter>,
-    rate_limit: Family<Word, Gauge>,
-    rate_limit_reset: Gauge,
-    lxd_calls: Family<Route, Counter>,
-    lxd_errors: Family<RouteError, Counter>,
+    pub(crate) github_calls: Family<Route, Counter>,
+    pub(crate) github_errors: Family<RouteError, Counter>,
+    pub(crate) rate_limit: Family<Word, Gauge>,
+    pub(crate) rate_limit_reset: Gauge,
+    pub(crate) lxd_calls: Family<Route, Counter>,
+    pub(crate) lxd_errors: Family<RouteError, Counter>,
     scale_set_jobs: Family<State, Gauge>,
     scale_set_runners: Family<State, Gauge>,
     messages: Counter,
@@ -387,38 +386,5 @@ impl ManagerMetrics {
                 .get_or_create(&State { state })
                 .set(n as i64);
         }
-    }
-}
-
-impl CallObserver for ManagerMetrics {
-    fn call(&self, call: &Call<'_>) {
-        let (calls, errors) = match call.api {
-            Api::Github => (&self.github_calls, &self.github_errors),
-            Api::Lxd => (&self.lxd_calls, &self.lxd_errors),
-        };
-        let route = Route {
-            method: call.method.to_string(),
-            route: call.route.to_string(),
-        };
-        calls.get_or_create(&route).inc();
-        if let Some(class) = call.outcome.error_class() {
-            errors
-                .get_or_create(&RouteError {
-                    method: route.method,
-                    route: route.route,
-                    class,
-                })
-                .inc();
-        }
-    }
-
-    fn rate_limit(&self, limit: &RateLimit) {
-        self.rate_limit
-            .get_or_create(&Word { kind: "limit" })
-            .set(limit.limit as i64);
-        self.rate_limit
-            .get_or_create(&Word { kind: "remaining" })
-            .set(limit.remaining as i64);
-        self.rate_limit_reset.set(limit.reset_epoch_secs as i64);
     }
 }
