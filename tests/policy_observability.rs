@@ -11,6 +11,7 @@ mod sim_repo;
 
 use policy_binary_support::{call, PolicyProcess, RUNNER};
 use serde_json::Value;
+use test_support::exposition;
 
 const CHARM_TOKEN: &str = "charm-token-observability-test";
 const UNIT: &str = "github-runner/0";
@@ -29,17 +30,15 @@ fn args(events: &str) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// The value of the sample line that starts with `series` (name and labels).
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+/// A series of the exposition `text` by name and exact labels.
+fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let samples = exposition::samples(text).expect("a well-formed exposition");
+    exposition::value(&samples, name, labels)
 }
 
 fn checks(text: &str, endpoint: &str, result: &str) -> Option<f64> {
-    let series =
-        format!("github_runner_policy_checks_total{{endpoint=\"{endpoint}\",result=\"{result}\"}}");
-    sample(text, &series)
+    let labels = [("endpoint", endpoint), ("result", result)];
+    sample(text, "github_runner_policy_checks_total", &labels)
 }
 
 /// A check of `kind` as runner [`RUNNER`]'s pre-job script sends it, with a fresh
@@ -102,11 +101,14 @@ fn checks_are_counted_on_loopback_and_refusals_logged_as_events() {
     assert_eq!(checks(&text, "/default/check-run", "refused"), Some(1.0));
     assert_eq!(checks(&text, "/default/check-run", "allowed"), Some(0.0));
     let duration = "github_runner_policy_check_duration_seconds";
-    let count = format!("{duration}_count{{endpoint=\"{route}\"}}");
-    assert_eq!(sample(&text, &count), Some(4.0), "{text}");
-    let all = format!("{duration}_bucket{{le=\"+Inf\",endpoint=\"{route}\"}}");
-    assert_eq!(sample(&text, &all), Some(4.0), "{text}");
-    assert!(sample(&text, &format!("{duration}_sum{{endpoint=\"{route}\"}}")) > Some(0.0));
+    let at = [("endpoint", route)];
+    let count = format!("{duration}_count");
+    assert_eq!(sample(&text, &count, &at), Some(4.0), "{text}");
+    let all = [("le", "+Inf"), ("endpoint", route)];
+    let bucket = format!("{duration}_bucket");
+    assert_eq!(sample(&text, &bucket, &all), Some(4.0), "{text}");
+    let sum = format!("{duration}_sum");
+    assert!(sample(&text, &sum, &at) > Some(0.0));
     assert!(
         !text.contains("canonical/"),
         "no repository in the metrics: {text}"
