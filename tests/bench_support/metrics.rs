@@ -70,15 +70,7 @@ const LXD_ROUTES: [(&str, &str); 10] = [
     ("GET", "/1.0/instances/{}/logs/{}"),
 ];
 
-const REASONS: [&str; 7] = [
-    "ended",
-    "no-instance",
-    "no-registration",
-    "offline",
-    "surplus",
-    "aged",
-    "flushed",
-];
+const REASONS: [&str; 7] = ghr_metrics::REMOVAL_REASONS;
 
 /// Every family of the manager with series, as 500 runners' activity leaves them:
 /// every label value each family can take, errors of every class on every route.
