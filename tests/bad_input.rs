@@ -18,6 +18,7 @@ const READ_OR_REPORT: &[&str] = &[
     "status-set",
     "juju-log",
     "state-get",
+    "secret-get",
     "is-leader",
     "action-get",
     "action-fail",
@@ -47,6 +48,18 @@ fn action(name: &'static str, params: Value, want: &'static [&'static str]) -> C
         event: name,
         config: json!({}),
         params: Some(params),
+        want,
+    }
+}
+
+/// A private key pasted into the option itself: refused, and never shown.
+const PASTED_KEY: &str = "-----BEGIN RSA PRIVATE KEY-----\nMIIEpastedKeyBodyNeverShown0123456789\n-----END RSA PRIVATE KEY-----\n";
+
+fn several(config: Value, want: &'static [&'static str]) -> Case {
+    Case {
+        event: "hooks/config-changed",
+        config,
+        params: None,
         want,
     }
 }
@@ -90,6 +103,49 @@ fn corpus() -> Vec<Case> {
         hook("token", json!("ghp_tab0123456789\tx"), &["token"]),
         hook("token", json!(long('t', 600)), &["token", "too long"]),
         hook("token", json!(12345), &["token", "wrong type"]),
+        hook(
+            "token",
+            json!("secret:"),
+            &["token", "not a Juju secret URI"],
+        ),
+        // A secret this unit was never given: secret-get finds none.
+        hook(
+            "token",
+            json!("secret:d3k8b0r2v7s1m4q6p5c0"),
+            &["token \"secret:d3k8b0r2v7s1m4q6p5c0\"", "no such secret"],
+        ),
+        // the GitHub App
+        several(
+            json!({"github-app-client-id": "Iv23liAbc"}),
+            &["token", "not both"],
+        ),
+        several(
+            json!({"token": "", "github-app-client-id": "Iv23liAbc"}),
+            &[
+                "Missing",
+                "github-app-installation-id",
+                "github-app-private-key",
+            ],
+        ),
+        several(
+            json!({"token": "", "github-app-installation-id": 5, "github-app-private-key": "secret:d3k8b0r2v7s1m4q6p5c0"}),
+            &["Missing", "github-app-client-id or github-app-id"],
+        ),
+        several(
+            json!({"token": "", "github-app-client-id": "Iv23liAbc", "github-app-installation-id": 5,
+                   "github-app-private-key": PASTED_KEY}),
+            &["github-app-private-key \"<redacted>\"", "Juju secret"],
+        ),
+        several(
+            json!({"token": "", "github-app-client-id": "Iv 23", "github-app-installation-id": -5,
+                   "github-app-private-key": "secret:d3k8b0r2v7s1m4q6p5c0"}),
+            &["github-app-client-id", "github-app-installation-id \"-5\""],
+        ),
+        hook(
+            "github-app-id",
+            json!("12"),
+            &["github-app-id", "wrong type"],
+        ),
         // virtual-machines
         hook(
             "virtual-machines",
@@ -318,12 +374,16 @@ fn check(case: &Case) -> anyhow::Result<()> {
         anyhow::bail!("{what}: exit {:?}: {}", run.output.status, run.stderr());
     }
     // The token of this case, whatever it is, never shows.
+    // (A secret's URI is no secret: messages name it.)
     let token = config["token"].as_str().unwrap_or(TOKEN).trim().to_string();
-    if token.len() >= 8 && everything.contains(&token) {
+    if token.len() >= 8 && !token.starts_with("secret:") && everything.contains(&token) {
         anyhow::bail!("{what}: the token leaked");
     }
     if everything.contains(TOKEN) {
         anyhow::bail!("{what}: the token leaked");
+    }
+    if everything.contains("pastedKeyBody") {
+        anyhow::bail!("{what}: the private key leaked");
     }
     let said = if case.event.starts_with("actions/") {
         h.action_failure()

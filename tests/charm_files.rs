@@ -22,11 +22,16 @@ const HOOKS: [&str; 7] = [
     "update-status",
 ];
 
-/// Option, type and default as issue 2 specifies them (defaults as YAML scalars).
-const OPTIONS: [(&str, &str, &str); 17] = [
+/// Option, type and default as issue 2 specifies them (defaults as YAML scalars), and
+/// issue 17's GitHub App.
+const OPTIONS: [(&str, &str, &str); 21] = [
     ("path", "string", "\"\""),
     ("group", "string", "default"),
     ("token", "string", "\"\""),
+    ("github-app-id", "int", "0"),
+    ("github-app-client-id", "string", "\"\""),
+    ("github-app-installation-id", "int", "0"),
+    ("github-app-private-key", "string", "\"\""),
     ("virtual-machines", "int", "1"),
     ("max-total-virtual-machines", "int", "0"),
     ("vm-cpu", "int", "2"),

@@ -146,6 +146,31 @@ proptest! {
     }
 
     #[test]
+    fn app_options_never_panic_and_never_show_a_pasted_secret(
+        strings in prop::collection::vec(prop_oneof![
+            3 => near_miss().prop_map(Value::from),
+            1 => Just(json!(TOKEN)),
+            1 => Just(json!(format!("-----BEGIN RSA PRIVATE KEY-----\n{TOKEN}\n-----END RSA PRIVATE KEY-----"))),
+        ], 3),
+        ids in prop::collection::vec(-5i64..100, 2),
+    ) {
+        let raw = json!({
+            "path": "acme", "token": strings[0].clone(),
+            "github-app-client-id": strings[1].clone(), "github-app-private-key": strings[2].clone(),
+            "github-app-id": ids[0], "github-app-installation-id": ids[1],
+        });
+        // With no secret source, any URI fails to read: every path ends in a message.
+        match CharmConfig::from_json(&raw) {
+            Ok(c) => { let shown = format!("{:?}", c); prop_assert!(!shown.contains(TOKEN)) }
+            Err(e) => {
+                let message = e.to_string();
+                prop_assert!(!message.contains(TOKEN), "{}", message);
+                prop_assert!(!message.is_empty());
+            }
+        }
+    }
+
+    #[test]
     fn config_from_any_json_never_panics(raw in any_json()) {
         let _ = CharmConfig::from_json(&raw);
     }

@@ -18,7 +18,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use github_runner::config::Token;
+use github_runner::config::{GithubAuth, Token};
 use github_runner::host::units::{
     install_policy_binary, render_policy_env, render_policy_unit, PolicySecrets, PolicyUnit,
 };
@@ -165,7 +165,7 @@ impl Sandbox {
         let token = Token::new(github_token);
         let charm = Token::new(CHARM_TOKEN);
         let file = render_policy_env(&PolicySecrets {
-            github_token: &token,
+            github: &GithubAuth::Token(token.clone()),
             charm_token: &charm,
             github_url,
         })

@@ -111,11 +111,13 @@ impl Limits {
 /// Makes the GitHub client a hook talks through: where a test picks the server and the
 /// transport's limits.
 pub trait GithubClients {
-    /// A client for the configured GitHub, with the configured token, through `proxy`.
+    /// A client for the configured GitHub, with the configured credential, through
+    /// `proxy`; an App's installation tokens are kept in `app_tokens`.
     fn client(
         &self,
         config: &CharmConfig,
         proxy: &ProxyConfig,
+        app_tokens: &Path,
     ) -> Result<GithubClient, GithubError>;
 }
 
@@ -131,15 +133,16 @@ impl GithubClients for HttpGithub {
         &self,
         config: &CharmConfig,
         proxy: &ProxyConfig,
+        app_tokens: &Path,
     ) -> Result<GithubClient, GithubError> {
         let mut options = ClientOptions::default();
         if let Some(timeout) = self.request_timeout {
             options.request_timeout = timeout;
             options.connect_timeout = options.connect_timeout.min(timeout);
         }
-        GithubClient::with_options(
+        GithubClient::with_credential(
             &config.github_url.api_base(),
-            config.token.clone(),
+            config.auth.credential(Some(app_tokens.to_path_buf())),
             proxy,
             options,
         )
@@ -195,6 +198,17 @@ impl<'a> Deps<'a> {
 
     /// The unit's site, registered in the machine's registry on the first call (its
     /// slot is taken on its first hook that acts).
+    /// A GitHub client on `config`'s credential; an App's installation token is shared
+    /// through the unit's cache file.
+    pub fn github_client(
+        &self,
+        config: &CharmConfig,
+        proxy: &ProxyConfig,
+    ) -> Result<GithubClient, GithubError> {
+        self.github
+            .client(config, proxy, &self.paths.app_token_cache())
+    }
+
     pub fn site(&self) -> Result<&UnitSite, CharmError> {
         if let Some(site) = self.site.get() {
             return Ok(site);

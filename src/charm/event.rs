@@ -9,6 +9,9 @@ pub enum Event {
     Remove,
     UpgradeCharm,
     ConfigChanged,
+    /// A secret the config names has a new revision (`JUJU_SECRET_ID`): handled as a
+    /// config change, which reads every secret's latest revision.
+    SecretChanged,
     UpdateStatus,
     /// Sent by the reconcile timer through `juju-exec`.
     ReconcileTimer,
@@ -40,6 +43,7 @@ impl Event {
                 "remove" => Event::Remove,
                 "upgrade-charm" => Event::UpgradeCharm,
                 "config-changed" => Event::ConfigChanged,
+                "secret-changed" => Event::SecretChanged,
                 "update-status" => Event::UpdateStatus,
                 "cos-agent-relation-joined" | "cos-agent-relation-changed" => {
                     Event::CosAgentRelation
@@ -86,6 +90,7 @@ mod tests {
             ("hooks/remove", Event::Remove),
             ("hooks/upgrade-charm", Event::UpgradeCharm),
             ("hooks/config-changed", Event::ConfigChanged),
+            ("hooks/secret-changed", Event::SecretChanged),
             ("hooks/update-status", Event::UpdateStatus),
             ("reconcile-runners", Event::ReconcileTimer),
             ("hooks/cos-agent-relation-joined", Event::CosAgentRelation),

@@ -1,8 +1,6 @@
 //! One handler per event. Each starts from the typed config (an invalid one stops it
 //! before anything on the host or GitHub is touched) and returns an [`Outcome`].
 
-use serde_json::Value;
-
 use super::cos_agent;
 use super::deps::Deps;
 use super::install::InstallKind;
@@ -15,8 +13,9 @@ use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
 use crate::config::{CharmConfig, GithubPath, Mode};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::lxd_setup::BlockingLxd;
-use crate::juju::{HookTools, Status};
+use crate::juju::{HookSecrets, HookTools, Status};
 use crate::manager::protocol::{AppCheck, FlushRunners, Request};
+use crate::manager::settings::Given;
 use crate::runner::app::AppCache;
 use reconcile::plan::Flush;
 
@@ -25,16 +24,22 @@ pub fn load_config(juju: &dyn HookTools) -> Result<CharmConfig, CharmError> {
     Ok(load(juju)?.config)
 }
 
-/// The config as `config-get` gave it (the manager's settings keep it so) and parsed.
+/// The config as `config-get` gave it with the secrets it names (the manager's settings
+/// keep them so) and parsed.
 pub struct Loaded {
-    pub raw: Value,
+    pub given: Given,
     pub config: CharmConfig,
 }
 
 fn load(juju: &dyn HookTools) -> Result<Loaded, CharmError> {
     let raw = juju.config_get()?;
-    let config = CharmConfig::from_json(&raw)?;
-    Ok(Loaded { raw, config })
+    let secrets = HookSecrets::new(juju);
+    let config = CharmConfig::from_json_with(&raw, &secrets)?;
+    let given = Given {
+        config: raw,
+        secrets: secrets.snapshot(),
+    };
+    Ok(Loaded { given, config })
 }
 
 /// Runs the handler for `event` on the dependencies handed in.
@@ -98,13 +103,15 @@ fn handle_event(
     env: &HookEnv,
     deps: &Deps,
 ) -> Result<Outcome, CharmError> {
-    let Loaded { raw, config } = loaded;
+    let Loaded { given, config } = loaded;
     match event {
         Event::UpdateStatus => Ok(update_status(&config, &deps.paths)),
         Event::Install => install(juju, &config, env, deps, InstallKind::Install),
-        Event::ConfigChanged => config_changed(juju, &raw, config, env, deps),
+        Event::ConfigChanged | Event::SecretChanged => {
+            config_changed(juju, &given, config, env, deps)
+        }
         Event::Start => {
-            manager_link::ensure(juju, &raw, env, deps, false)?;
+            manager_link::ensure(juju, &given, env, deps, false)?;
             reconciled(reconcile(FlushRunners::None, AppCheck::Skip), deps)
         }
         Event::Stop => stop(config, env, deps).map(|(outcome, _)| outcome),
@@ -115,11 +122,11 @@ fn handle_event(
         Event::UpgradeCharm => {
             install(juju, &config, env, deps, InstallKind::Upgrade)?;
             // A new binary: the manager restarts on it.
-            manager_link::ensure(juju, &raw, env, deps, true)?;
+            manager_link::ensure(juju, &given, env, deps, true)?;
             reconciled(reconcile(FlushRunners::Idle, AppCheck::Skip), deps)
         }
-        Event::ReconcileTimer => timer_reconcile(juju, &raw, env, deps),
-        Event::Action(action) => run_action(action, juju, &raw, env, deps),
+        Event::ReconcileTimer => timer_reconcile(juju, &given, env, deps),
+        Event::Action(action) => run_action(action, juju, &given, env, deps),
         Event::Unknown(_) | Event::CosAgentRelation => unreachable!("handled above"),
     }
 }
@@ -170,7 +177,7 @@ fn reconciled(request: Request, deps: &Deps) -> Result<Outcome, CharmError> {
 
 fn config_changed(
     juju: &dyn HookTools,
-    raw: &Value,
+    given: &Given,
     config: CharmConfig,
     env: &HookEnv,
     deps: &Deps,
@@ -189,18 +196,20 @@ fn config_changed(
         );
         runners.leave_path(&old_path)?;
     }
-    let token_changed = state.token_changed(&config);
-    if token_changed {
-        log::info!("token changed: flushing idle runners");
+    // The policy service holds the credential: it restarts on a new one. Idle runners
+    // are flushed only for another account's, not for a token or key rotated.
+    if state.token_changed(&config) {
+        log::info!("GitHub credential changed: restarting the policy service on it");
         let lxd = host_lxd(deps)?;
         super::install::policy_service(env, &config, deps, &runners.site, &lxd, false)?;
     }
-    let flush = if token_changed {
+    let flush = if state.credential_replaced(&config) {
+        log::info!("another GitHub credential: flushing idle runners");
         FlushRunners::Idle
     } else {
         FlushRunners::None
     };
-    manager_link::ensure(juju, raw, env, deps, false)?;
+    manager_link::ensure(juju, given, env, deps, false)?;
     let done = manager_link::ask(deps, &reconcile(flush, AppCheck::Skip))?;
     // Only after the reconcile: a failed one leaves the old values, so the next
     // config-changed flushes again instead of forgetting the change.
@@ -248,11 +257,11 @@ fn stop<'d>(
 /// job on the machine would be cut short: both need a hook (status-set, juju-reboot).
 fn timer_reconcile(
     juju: &dyn HookTools,
-    raw: &Value,
+    given: &Given,
     env: &HookEnv,
     deps: &Deps,
 ) -> Result<Outcome, CharmError> {
-    let done = ask_keeping_app(juju, raw, env, deps, AppCheck::IfDue)?;
+    let done = ask_keeping_app(juju, given, env, deps, AppCheck::IfDue)?;
     let required = reboot_required(&deps.paths);
     // The machine is shared: every unit's jobs would be cut short.
     let busy = match required.then_some(done.machine_busy) {
@@ -275,7 +284,7 @@ fn timer_reconcile(
 fn run_action(
     action: &Action,
     juju: &dyn HookTools,
-    raw: &Value,
+    given: &Given,
     env: &HookEnv,
     deps: &Deps,
 ) -> Result<Outcome, CharmError> {
@@ -285,7 +294,7 @@ fn run_action(
         Action::FlushRunners => flush_param(juju)?,
         _ => FlushRunners::None,
     };
-    manager_link::ensure(juju, raw, env, deps, false)?;
+    manager_link::ensure(juju, given, env, deps, false)?;
     match action {
         Action::CheckRunners => {
             let done = manager_link::ask(deps, &Request::Check)?;
@@ -297,7 +306,7 @@ fn run_action(
         Action::ReconcileRunners => report_outcome(deps, FlushRunners::None),
         Action::FlushRunners => report_outcome(deps, flush),
         Action::UpdateDependencies => {
-            let done = ask_keeping_app(juju, raw, env, deps, AppCheck::Force)?;
+            let done = ask_keeping_app(juju, given, env, deps, AppCheck::Force)?;
             let mut outcome = Outcome::default().with_result("flush", done.app_updated.is_some());
             if done.app_updated.is_some() {
                 outcome.status = Some((Status::Active, done.message));
@@ -312,12 +321,12 @@ fn run_action(
 /// remembered whether or not the reconcile after the download went well.
 fn ask_keeping_app(
     juju: &dyn HookTools,
-    raw: &Value,
+    given: &Given,
     env: &HookEnv,
     deps: &Deps,
     app: AppCheck,
 ) -> Result<crate::manager::Done, CharmError> {
-    manager_link::ensure(juju, raw, env, deps, false)?;
+    manager_link::ensure(juju, given, env, deps, false)?;
     let done = manager_link::ask(deps, &reconcile(FlushRunners::None, app));
     let on_host = AppCache::new(deps.paths.app_dir()).current();
     if let Some(current) = on_host {
@@ -331,8 +340,10 @@ fn ask_keeping_app(
 /// `flush-busy` (default true): busy runners go too.
 fn flush_param(juju: &dyn HookTools) -> Result<FlushRunners, CharmError> {
     match juju.action_get()?.get("flush-busy") {
-        None | Some(Value::Null) | Some(Value::Bool(true)) => Ok(FlushRunners::All),
-        Some(Value::Bool(false)) => Ok(FlushRunners::Idle),
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(true)) => {
+            Ok(FlushRunners::All)
+        }
+        Some(serde_json::Value::Bool(false)) => Ok(FlushRunners::Idle),
         Some(other) => Err(CharmError::BadParams(format!(
             "flush-busy must be true or false, not {other}"
         ))),

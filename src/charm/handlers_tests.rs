@@ -50,9 +50,10 @@ impl GithubClients for CountingGithub {
         &self,
         config: &CharmConfig,
         proxy: &ProxyConfig,
+        app_tokens: &std::path::Path,
     ) -> Result<GithubClient, GithubError> {
         self.made.set(self.made.get() + 1);
-        HttpGithub::default().client(config, proxy)
+        HttpGithub::default().client(config, proxy, app_tokens)
     }
 }
 
@@ -171,10 +172,13 @@ fn a_held_lock_is_waited_for_as_long_as_the_limits_handed_in_say() {
     let mut deps = unit.deps();
     deps.limits.lock_wait = Duration::ZERO;
     // The settings a config-changed hands the manager (here: done in this process).
-    let raw = unit.juju.config_get().unwrap();
+    let given = crate::manager::settings::Given {
+        config: unit.juju.config_get().unwrap(),
+        secrets: Default::default(),
+    };
     crate::charm::manager_link::ensure(
         &crate::juju::fakes::FakeJuju::default(),
-        &raw,
+        &given,
         &unit.env,
         &deps,
         false,

@@ -224,7 +224,7 @@ pub fn policy_service(
             env_file: paths.host_view(&paths.policy_env_file()),
         };
         let secrets = PolicySecrets {
-            github_token: &config.token,
+            github: &config.auth,
             charm_token: &charm_token,
             github_url: config.github_url.web(),
         };

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use crate::manager::settings::Given;
 
 use super::deps::Deps;
 use super::outcome::Cause;
@@ -68,12 +68,12 @@ pub fn unit_name(deps: &Deps) -> String {
 /// and (re)starts it when its unit changed or `restart` (a new binary).
 pub fn ensure(
     juju: &dyn HookTools,
-    raw: &Value,
+    given: &Given,
     env: &HookEnv,
     deps: &Deps,
     restart: bool,
 ) -> Result<(), CharmError> {
-    Settings::new(raw.clone(), env).save(&deps.paths)?;
+    Settings::new(given.clone(), env).save(&deps.paths)?;
     let name = unit_name(deps);
     let binary = env.charm_dir.join("github-runner").display().to_string();
     // In the unit file: a new address restarts the manager on it.

@@ -74,8 +74,7 @@ pub struct Runners<'d> {
 impl<'d> Runners<'d> {
     pub fn new(config: CharmConfig, env: HookEnv, deps: &'d Deps<'d>) -> Result<Self, CharmError> {
         let github = deps
-            .github
-            .client(&config, &env.proxy)
+            .github_client(&config, &env.proxy)
             .map_err(|e| CharmError::blocked(Cause::of(e)))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -276,6 +275,7 @@ mod tests {
             &self,
             config: &CharmConfig,
             proxy: &ProxyConfig,
+            app_tokens: &std::path::Path,
         ) -> Result<GithubClient, GithubError> {
             let options = ClientOptions {
                 retry: RetryPolicy {
@@ -285,7 +285,8 @@ mod tests {
                 ..ClientOptions::default()
             };
             let api = config.github_url.api_base();
-            GithubClient::with_options(&api, config.token.clone(), proxy, options)
+            let credential = config.auth.credential(Some(app_tokens.to_path_buf()));
+            GithubClient::with_credential(&api, credential, proxy, options)
         }
     }
 

@@ -10,13 +10,21 @@ use crate::juju::{HookTools, ToolResult};
 pub struct CharmState {
     /// The `path` runners were last registered to, to flush them when it changes.
     pub previous_path: Option<String>,
-    /// [`crate::config::Token::fingerprint`] of the token last used.
+    /// [`crate::config::GithubAuth::fingerprint`] of the credential last used.
     pub token_fingerprint: Option<String>,
+    /// [`CharmConfig::credential_source`] last used: the same token secret or App with a
+    /// new value is a rotation, another one a new account.
+    pub credential_source: Option<String>,
     /// Version of the runner application last installed on the host.
     pub runner_app_version: Option<String>,
 }
 
-const KEYS: [&str; 3] = ["previous-path", "token-fingerprint", "runner-app-version"];
+const KEYS: [&str; 4] = [
+    "previous-path",
+    "token-fingerprint",
+    "runner-app-version",
+    "credential-source",
+];
 
 impl CharmState {
     pub fn load(juju: &dyn HookTools) -> ToolResult<Self> {
@@ -31,6 +39,7 @@ impl CharmState {
             previous_path: get(KEYS[0]),
             token_fingerprint: get(KEYS[1]),
             runner_app_version: get(KEYS[2]),
+            credential_source: get(KEYS[3]),
         })
     }
 
@@ -40,6 +49,7 @@ impl CharmState {
             &self.previous_path,
             &self.token_fingerprint,
             &self.runner_app_version,
+            &self.credential_source,
         ];
         let mut set = Map::new();
         for (key, value) in KEYS.iter().zip(fields) {
@@ -65,14 +75,25 @@ impl CharmState {
     /// Whether `config` holds another token than the one last used. A unit that never
     /// stored a fingerprint has nothing to flush for.
     pub fn token_changed(&self, config: &CharmConfig) -> bool {
-        let now = config.token.fingerprint();
+        let now = config.auth.fingerprint();
         self.token_fingerprint.as_ref().is_some_and(|f| *f != now)
+    }
+
+    /// Whether a changed credential is another account's rather than the same secret or
+    /// App rotated (a state from before sources were kept counts as another).
+    pub fn credential_replaced(&self, config: &CharmConfig) -> bool {
+        self.token_changed(config)
+            && self
+                .credential_source
+                .as_ref()
+                .is_none_or(|s| *s != config.credential_source)
     }
 
     /// Remembers the path and token a config-changed acted on.
     pub fn remember(&mut self, config: &CharmConfig) {
         self.previous_path = Some(config.path.to_string());
-        self.token_fingerprint = Some(config.token.fingerprint());
+        self.token_fingerprint = Some(config.auth.fingerprint());
+        self.credential_source = Some(config.credential_source.clone());
     }
 
     /// Stores the runner application version now installed, keeping the other values.
@@ -108,10 +129,7 @@ mod tests {
 
         let stored = juju.state.borrow().clone();
         assert_eq!(stored["previous-path"], "acme/widgets");
-        assert_eq!(
-            stored["token-fingerprint"],
-            json!(first.token.fingerprint())
-        );
+        assert_eq!(stored["token-fingerprint"], json!(first.auth.fingerprint()));
         let written = juju.state_sets.borrow().join("\n");
         assert!(!written.is_empty() && !written.contains(TOKEN), "{written}");
         assert_eq!(CharmState::load(&juju).unwrap(), state);
@@ -131,7 +149,7 @@ mod tests {
         let other = config("acme", "ghp_anotherToken9876543210");
         assert!(state.token_changed(&other));
         assert_eq!(state.path_left(&other), Some("acme/widgets"));
-        assert_ne!(other.token.fingerprint(), same.token.fingerprint());
+        assert_ne!(other.auth.fingerprint(), same.auth.fingerprint());
     }
 
     #[test]

@@ -100,6 +100,9 @@ impl HookTools for MarkInsecure<'_> {
     fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()> {
         self.inner.relation_set(id, values)
     }
+    fn secret_get(&self, uri: &str) -> ToolResult<crate::juju::SecretContent> {
+        self.inner.secret_get(uri)
+    }
 }
 
 #[cfg(test)]

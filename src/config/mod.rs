@@ -2,6 +2,7 @@
 //! [`CharmConfig`]. Nothing downstream reads raw option strings; building it has no
 //! side effects, so an invalid value can be reported before anything is touched.
 
+mod credential;
 mod values;
 
 use std::fmt;
@@ -17,6 +18,10 @@ pub enum TestMode {
     /// Relaxes hardening that a test machine cannot provide.
     Insecure,
 }
+pub use credential::{
+    is_secret_uri, GithubApp, GithubAuth, NoSecrets, SecretError, SecretSnapshot, SecretSource,
+    APP_OPTIONS, PRIVATE_KEY_KEY, TOKEN_KEY,
+};
 pub use values::parse_denylist;
 use values::*;
 
@@ -24,7 +29,11 @@ use values::*;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CharmConfig {
     pub path: GithubPath,
-    pub token: Token,
+    /// A token or a GitHub App, its secrets read.
+    pub auth: GithubAuth,
+    /// Where the credential comes from, never its value: the token's fingerprint, the
+    /// token secret's URI, or the App and installation.
+    pub credential_source: String,
     /// The pool in static mode; the warm (idle) runners on demand.
     pub virtual_machines: u32,
     /// 0: static mode. Above 0: on-demand mode, never more runners than this.
@@ -78,6 +87,10 @@ pub struct RawConfig {
     pub path: String,
     pub group: String,
     pub token: String,
+    pub github_app_id: i64,
+    pub github_app_client_id: String,
+    pub github_app_installation_id: i64,
+    pub github_app_private_key: String,
     pub virtual_machines: i64,
     pub max_total_virtual_machines: i64,
     pub vm_cpu: i64,
@@ -100,6 +113,10 @@ impl Default for RawConfig {
             path: String::new(),
             group: "default".into(),
             token: String::new(),
+            github_app_id: 0,
+            github_app_client_id: String::new(),
+            github_app_installation_id: 0,
+            github_app_private_key: String::new(),
             virtual_machines: 1,
             max_total_virtual_machines: 0,
             vm_cpu: 2,
@@ -124,20 +141,33 @@ pub const MAX_VM_CPU: i64 = 1024;
 pub const MAX_RECONCILE_INTERVAL: i64 = 24 * 60;
 
 impl CharmConfig {
-    /// Parses `config-get --format=json` output.
+    /// Parses `config-get --format=json` output that names no secret.
     pub fn from_json(value: &serde_json::Value) -> Result<Self, ConfigError> {
+        Self::from_json_with(value, &NoSecrets)
+    }
+
+    /// Parses `config-get --format=json` output, reading the secrets it names (the
+    /// token's, the App key's) from `secrets`.
+    pub fn from_json_with(
+        value: &serde_json::Value,
+        secrets: &dyn SecretSource,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig =
             serde_json::from_value(value.clone()).map_err(|e| wrong_types(value, &e))?;
-        Self::from_raw(&raw)
+        Self::from_raw_with(&raw, secrets)
     }
 
     pub fn from_raw(raw: &RawConfig) -> Result<Self, ConfigError> {
-        let missing: Vec<&'static str> = [("token", &raw.token), ("path", &raw.path)]
-            .into_iter()
-            .filter(|(_, v)| v.trim().is_empty())
-            .map(|(name, _)| name)
-            .collect();
-        let mut bad = Vec::new();
+        Self::from_raw_with(raw, &NoSecrets)
+    }
+
+    pub fn from_raw_with(raw: &RawConfig, secrets: &dyn SecretSource) -> Result<Self, ConfigError> {
+        let credential = credential::check(raw);
+        let mut missing = credential.missing;
+        if raw.path.trim().is_empty() {
+            missing.push("path");
+        }
+        let mut bad = credential.invalid;
         // A token pasted into another option must not be echoed by that option's error.
         let secret = raw.token.trim();
         let redact = |text: &str| {
@@ -166,10 +196,6 @@ impl CharmConfig {
         }
         if !raw.path.trim().is_empty() && matches!(path, Ok(GithubPath::Org { .. })) {
             check("group", &raw.group, validate_group(&raw.group));
-        }
-        if !raw.token.trim().is_empty() {
-            // The value shown is never the token's.
-            check("token", "<redacted>", validate_token(&raw.token));
         }
         let vms = int_in(
             "virtual-machines",
@@ -283,10 +309,18 @@ impl CharmConfig {
         if !missing.is_empty() {
             return Err(ConfigError::Missing(missing));
         }
+        // Read only once every option is sound: a bad config reads no secret.
+        let spec = credential
+            .spec
+            .ok_or_else(|| ConfigError::Missing(vec!["token"]))?;
+        let credential_source = spec.source();
+        let auth = credential::resolve(spec, secrets)
+            .map_err(|option| ConfigError::Invalid(vec![option]))?;
         // Every Result below was checked above; `bad` being empty means they are Ok.
         Ok(CharmConfig {
             path: ok(path)?,
-            token: Token::new(raw.token.trim()),
+            auth,
+            credential_source,
             virtual_machines: ok(vms)? as u32,
             max_total_virtual_machines: ok(max_total)? as u32,
             vm_cpu: ok(cpu)? as u32,

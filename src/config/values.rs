@@ -13,12 +13,21 @@ pub(super) fn ok<T>(r: Result<T, String>) -> Result<T, ConfigError> {
 }
 
 /// Options by the JSON type config.yaml declares; anything else is a string.
-pub(super) const INTEGER_OPTIONS: &[&str] = &["virtual-machines", "vm-cpu", "reconcile-interval"];
+pub(super) const INTEGER_OPTIONS: &[&str] = &[
+    "virtual-machines",
+    "max-total-virtual-machines",
+    "vm-cpu",
+    "reconcile-interval",
+    "github-app-id",
+    "github-app-installation-id",
+];
 pub(super) const BOOLEAN_OPTIONS: &[&str] = &["experimental-use-aproxy"];
 pub(super) const STRING_OPTIONS: &[&str] = &[
     "path",
     "group",
     "token",
+    "github-app-client-id",
+    "github-app-private-key",
     "vm-memory",
     "vm-disk",
     "denylist",

@@ -144,6 +144,11 @@ impl HostPaths {
         self.state_dir().join("last-problem.json")
     }
     /// What the hooks hand the runner manager (its config; holds the token).
+    /// A GitHub App's installation token, shared by the unit's hooks and its runner
+    /// manager (0600): one exchange an hour, whichever process needs it first.
+    pub fn app_token_cache(&self) -> PathBuf {
+        self.state_dir().join("github-app-token.json")
+    }
     pub fn manager_settings(&self) -> PathBuf {
         self.state_dir().join("manager.json")
     }

@@ -11,7 +11,7 @@ use rand::RngCore;
 use super::runner_env::RenderError;
 use super::systemd::{install_units, systemctl, OnChange};
 use super::{Cmd, Commands, HostError, HostPaths};
-use crate::config::Token;
+use crate::config::{GithubAuth, Token};
 use fs_state::{ensure_private_dir, write_if_changed};
 
 /// The single-unit layout's policy service (one per unit now: `site::UnitSite`).
@@ -101,7 +101,7 @@ pub fn render_policy_unit(unit: &PolicyUnit) -> String {
 /// The values only the service and root may read.
 #[derive(Clone, Copy, Debug)]
 pub struct PolicySecrets<'a> {
-    pub github_token: &'a Token,
+    pub github: &'a GithubAuth,
     pub charm_token: &'a Token,
     pub github_url: &'a str,
 }
@@ -110,11 +110,9 @@ pub struct PolicySecrets<'a> {
 /// through `STATE_DIRECTORY`). Values are unquoted, so anything that systemd would
 /// interpret (quotes, backslashes, control characters) is refused.
 pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
-    let vars = [
-        ("GITHUB_TOKEN", s.github_token.expose()),
-        ("CHARM_TOKEN", s.charm_token.expose()),
-        ("GITHUB_URL", s.github_url),
-    ];
+    let mut vars = github_vars(s.github);
+    vars.push(("CHARM_TOKEN", s.charm_token.expose().to_string()));
+    vars.push(("GITHUB_URL", s.github_url.to_string()));
     let mut out = String::new();
     for (key, value) in vars {
         if value
@@ -126,6 +124,26 @@ pub fn render_policy_env(s: &PolicySecrets) -> Result<String, RenderError> {
         out.push_str(&format!("{key}={value}\n"));
     }
     Ok(out)
+}
+
+/// The service's GitHub credential: the token, or the App (its key's PEM in base64: the
+/// file holds one value per line).
+fn github_vars(auth: &GithubAuth) -> Vec<(&'static str, String)> {
+    use base64::Engine;
+    match auth {
+        GithubAuth::Token(token) => vec![("GITHUB_TOKEN", token.expose().to_string())],
+        GithubAuth::App(app) => vec![
+            ("GITHUB_APP_ISSUER", app.issuer.clone()),
+            (
+                "GITHUB_APP_INSTALLATION_ID",
+                app.installation_id.to_string(),
+            ),
+            (
+                "GITHUB_APP_PRIVATE_KEY",
+                base64::engine::general_purpose::STANDARD.encode(app.private_key.expose()),
+            ),
+        ],
+    }
 }
 
 /// Writes the env file (0600) and the unit, moves state left from the service's root

@@ -96,7 +96,7 @@ fn env_file_holds_the_three_variables() {
     let token = Token::new("ghp_abc");
     let charm = Token::new("a".repeat(64));
     let s = PolicySecrets {
-        github_token: &token,
+        github: &GithubAuth::Token(token.clone()),
         charm_token: &charm,
         github_url: "https://github.com",
     };
@@ -109,7 +109,7 @@ fn env_file_holds_the_three_variables() {
     );
     let bad = Token::new("x\nEVIL=1");
     let err = render_policy_env(&PolicySecrets {
-        github_token: &bad,
+        github: &GithubAuth::Token(bad.clone()),
         ..s
     })
     .unwrap_err();
@@ -143,7 +143,7 @@ fn service_restarts_only_on_change() {
     let token = Token::new("ghp_secret_value");
     let charm = ensure_charm_token(&paths).unwrap();
     let secrets = PolicySecrets {
-        github_token: &token,
+        github: &GithubAuth::Token(token.clone()),
         charm_token: &charm,
         github_url: "https://github.com",
     };
@@ -168,7 +168,7 @@ fn service_restarts_only_on_change() {
 
     let new_token = Token::new("ghp_rotated");
     let rotated = PolicySecrets {
-        github_token: &new_token,
+        github: &GithubAuth::Token(new_token.clone()),
         ..secrets
     };
     assert!(install_policy_service(&c, &paths, &unit(&paths), &rotated, false).unwrap());
@@ -190,7 +190,7 @@ fn state_kept_as_root_moves_while_the_service_is_stopped() {
     let token = Token::new("ghp_x");
     let charm = ensure_charm_token(&paths).unwrap();
     let secrets = PolicySecrets {
-        github_token: &token,
+        github: &GithubAuth::Token(token.clone()),
         charm_token: &charm,
         github_url: "https://github.com",
     };

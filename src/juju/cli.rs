@@ -55,6 +55,20 @@ fn run_json(tool: &str, args: &[&str]) -> ToolResult<Value> {
     })
 }
 
+/// A secret's content: a JSON object of strings. Serde's own message is not passed on:
+/// it can quote the value it choked on.
+fn secret_content(out: &[u8]) -> ToolResult<super::SecretContent> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_slice(out).map_err(|_| HookToolError::BadOutput {
+            tool: "secret-get".into(),
+            reason: "not a JSON object of strings".into(),
+        })?;
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| (k, ghr_types::Secret::new(v)))
+        .collect())
+}
+
 impl HookTools for Cli {
     fn config_get(&self) -> ToolResult<Value> {
         run_json("config-get", &["--format=json"])
@@ -130,6 +144,10 @@ impl HookTools for Cli {
             Value::Null => Ok(Vec::new()),
             ids => serde_json::from_value(ids).map_err(|e| bad(e.to_string())),
         }
+    }
+    fn secret_get(&self, uri: &str) -> ToolResult<super::SecretContent> {
+        let out = run("secret-get", &["--refresh", "--format=json", uri], None)?;
+        secret_content(&out)
     }
     fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()> {
         let body = serde_json::to_vec(values).expect("a JSON map always serializes");

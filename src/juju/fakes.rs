@@ -20,6 +20,8 @@ pub struct FakeJuju {
     pub relations: RefCell<Vec<(String, String)>>,
     /// Every `relation-set`: the relation id and the settings given.
     pub relation_sets: RefCell<Vec<(String, Map<String, Value>)>>,
+    /// What `secret-get` answers, by URI: the content, or the stderr of a refusal.
+    pub secrets: RefCell<std::collections::BTreeMap<String, Result<Vec<(String, String)>, String>>>,
 }
 
 impl HookTools for FakeJuju {
@@ -89,5 +91,20 @@ impl HookTools for FakeJuju {
             .borrow_mut()
             .push((id.to_string(), values.clone()));
         Ok(())
+    }
+    fn secret_get(&self, uri: &str) -> ToolResult<super::SecretContent> {
+        let refused = |stderr: &str| super::HookToolError::Failed {
+            tool: "secret-get".into(),
+            status: "exit status: 1".into(),
+            stderr: stderr.into(),
+        };
+        match self.secrets.borrow().get(uri) {
+            Some(Ok(pairs)) => Ok(pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), ghr_types::Secret::new(v.clone())))
+                .collect()),
+            Some(Err(stderr)) => Err(refused(stderr)),
+            None => Err(refused(&format!("ERROR secret {uri:?} not found"))),
+        }
     }
 }

@@ -5,9 +5,11 @@ mod cli;
 #[cfg(test)]
 pub(crate) mod fakes;
 mod logger;
+mod secrets;
 
 pub use cli::Cli;
 pub use logger::init_logging;
+pub use secrets::HookSecrets;
 
 use serde_json::Value;
 
@@ -112,4 +114,11 @@ pub trait HookTools {
     /// reads JSON): this unit's settings in relation ID, merged into what is there. Never
     /// as arguments: one argument may not pass 128 KiB, and a dashboard can.
     fn relation_set(&self, id: &str, values: &serde_json::Map<String, Value>) -> ToolResult<()>;
+    /// `secret-get --refresh --format=json URI`: the secret's latest content, which the
+    /// unit tracks from then on (so a `secret-changed` follows each new revision). Always
+    /// the latest: a rotated token is meant to be used at once.
+    fn secret_get(&self, uri: &str) -> ToolResult<SecretContent>;
 }
+
+/// A secret's keys and values; the values never print.
+pub type SecretContent = std::collections::BTreeMap<String, ghr_types::Secret>;

@@ -11,14 +11,28 @@ use serde_json::Value;
 
 use crate::charm::outcome::Cause;
 use crate::charm::{CharmError, HookEnv};
-use crate::config::CharmConfig;
+use crate::config::{CharmConfig, SecretSnapshot};
 use crate::host::HostPaths;
 use ghr_types::proxy::ProxyConfig;
+
+/// What a hook read from Juju: `config-get --format=json`, validated, and the values of
+/// the secrets it names (the manager cannot call `secret-get`: hook tools work only in
+/// a hook).
+/// No Debug: the config may hold the token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Given {
+    pub config: Value,
+    #[serde(default)]
+    pub secrets: SecretSnapshot,
+}
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Settings {
     /// `config-get --format=json`, validated by the hook that wrote it.
     pub config: Value,
+    /// The secrets it names, as that hook read them.
+    #[serde(default)]
+    pub secrets: SecretSnapshot,
     pub unit_name: String,
     pub charm_dir: PathBuf,
     pub http_proxy: Option<String>,
@@ -37,9 +51,10 @@ impl std::fmt::Debug for Settings {
 }
 
 impl Settings {
-    pub fn new(config: Value, env: &HookEnv) -> Self {
+    pub fn new(given: Given, env: &HookEnv) -> Self {
         Settings {
-            config,
+            config: given.config,
+            secrets: given.secrets,
             unit_name: env.unit_name.clone(),
             charm_dir: env.charm_dir.clone(),
             http_proxy: env.proxy.http.clone(),
@@ -68,7 +83,7 @@ impl Settings {
 
     /// The config and environment a reconcile runs on.
     pub fn parts(&self) -> Result<(CharmConfig, HookEnv), CharmError> {
-        let config = CharmConfig::from_json(&self.config)?;
+        let config = CharmConfig::from_json_with(&self.config, &self.secrets)?;
         let env = HookEnv {
             dispatch_path: String::new(),
             unit_name: self.unit_name.clone(),
@@ -104,8 +119,11 @@ mod tests {
             },
             ..HookEnv::default()
         };
-        let raw = json!({"path": "acme", "token": "ghp_x"});
-        let settings = Settings::new(raw, &env);
+        let given = Given {
+            config: json!({"path": "acme", "token": "ghp_x"}),
+            secrets: SecretSnapshot::default(),
+        };
+        let settings = Settings::new(given, &env);
         assert!(settings.save(&paths).unwrap());
         assert!(!settings.save(&paths).unwrap(), "unchanged");
         let mode = std::fs::metadata(paths.manager_settings())

@@ -243,7 +243,7 @@ impl Worker<'_> {
         let live = demand.and_then(|d| d.link).map(|l| l.id);
         self.retired.delete_idle(live, || {
             let (config, env) = Settings::load(&deps.paths).and_then(|s| s.parts()).ok()?;
-            deps.github.client(&config, &env.proxy).ok()
+            deps.github_client(&config, &env.proxy).ok()
         });
     }
 
@@ -280,8 +280,7 @@ fn listener_spec(
         return Ok(None);
     };
     let github = deps
-        .github
-        .client(config, &env.proxy)
+        .github_client(config, &env.proxy)
         .map_err(|e| e.to_string())?;
     let app = env.unit_name.split('/').next().unwrap_or("github-runner");
     let image = config
@@ -296,7 +295,7 @@ fn listener_spec(
     let github_url = path_url(config);
     let name = UnitKey::from_unit(&env.unit_name).as_str().to_string();
     let identity = format!("{github_url}|{group}|{name}");
-    let key = format!("{identity}|{labels:?}|{}", config.token.fingerprint());
+    let key = format!("{identity}|{labels:?}|{}", config.auth.fingerprint());
     Ok(Some(ListenerSpec {
         identity,
         github,

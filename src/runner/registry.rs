@@ -102,11 +102,18 @@ pub fn port_error(e: GithubError) -> PortError {
     let error = match &e {
         GithubError::TokenRejected => PortError::needs_operator(
             "token rejected by GitHub (401): it is wrong, expired or revoked; set a valid \
-             one in the token option",
+             one in the token option, or check the github-app-* options",
         ),
         GithubError::PathNotFound { .. } | GithubError::Forbidden { .. } => {
             PortError::needs_operator(e.to_string())
         }
+        // A GitHub that fails for a while is not the App's fault.
+        GithubError::AppAuth { status, .. } if *status >= 500 => {
+            PortError::transient(e.to_string())
+        }
+        GithubError::AppKey(_) | GithubError::AppAuth { .. } => PortError::needs_operator(
+            format!("{e}; check github-app-client-id (or -id), github-app-installation-id and github-app-private-key"),
+        ),
         _ => PortError::transient(e.to_string()),
     };
     error.with_source(e)

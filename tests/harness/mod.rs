@@ -2,11 +2,13 @@
 //! hook tools on PATH (the `hook-standin` binary linked under each name) answering from
 //! a test's config, leader flag and state, and a record of every call. `standins`: what
 //! is shadowed and how it answers; `calls`: the record, and views of it; `relations`:
-//! the unit's relations and what was set in them.
+//! the unit's relations and what was set in them; `secrets`: Juju secrets the unit
+//! reads with `secret-get`, and `secret-changed`.
 #![allow(dead_code, unused_imports)]
 
 mod calls;
 mod relations;
+mod secrets;
 mod standins;
 
 pub use calls::Call;
@@ -192,6 +194,16 @@ impl Harness {
             .output()
             .expect("run charm binary");
         HookRun { output }
+    }
+
+    /// Runs one event with extra environment variables for this run only, e.g. the
+    /// `JUJU_SECRET_ID` of a `secret-changed` hook.
+    pub fn run_with_env(&self, dispatch_path: &str, env: &[(&str, &str)]) -> HookRun {
+        let mut cmd = self.command(dispatch_path);
+        cmd.envs(env.iter().copied());
+        HookRun {
+            output: cmd.output().expect("run charm binary"),
+        }
     }
 
     /// Runs an event and insists it succeeded, with what the charm logged if not.

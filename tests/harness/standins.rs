@@ -21,6 +21,7 @@ pub const HOOK_TOOLS: &[&str] = &[
     "state-get",
     "state-set",
     "state-delete",
+    "secret-get",
     "juju-reboot",
     "unit-get",
     "application-version-set",

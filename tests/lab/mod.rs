@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod faults;
 pub mod forks;
 pub mod hosts;
+pub mod leaks;
 pub mod leftovers;
 pub mod machine;
 mod policy;

@@ -34,6 +34,13 @@ pub struct Policy {
 
 impl Policy {
     pub fn start(sim: &Sim, document: Value) -> Policy {
+        Policy::start_with(sim, document, vec![("GITHUB_TOKEN", PAT.to_string())])
+    }
+
+    /// The service on another GitHub credential: `github` are its variables (a token,
+    /// or an App's as the charm renders them); its state directory (where an App's
+    /// installation token is kept) is its own temporary one.
+    pub fn start_with(sim: &Sim, document: Value, github: Vec<(&'static str, String)>) -> Policy {
         let dir = tempfile::tempdir().unwrap();
         let doc = dir.path().join("policy.json");
         std::fs::write(&doc, document.to_string()).unwrap();
@@ -45,13 +52,14 @@ impl Policy {
             "--charm-bind".into(),
             format!("127.0.0.1:{POLICY_PORT}"),
         ];
-        let env = [
-            ("GITHUB_TOKEN", PAT.to_string()),
+        let mut env = github;
+        env.extend([
+            ("STATE_DIRECTORY", dir.path().display().to_string()),
             ("CHARM_TOKEN", CHARM_TOKEN.to_string()),
             ("GITHUB_URL", sim.url.clone()),
             ("POLICY_DOCUMENT", doc.display().to_string()),
             ("RUST_LOG", "info".to_string()),
-        ];
+        ]);
         let restart_script = dir.path().join("restart.sh");
         let exports: Vec<String> = env.iter().map(|(k, v)| format!("{k}='{v}'")).collect();
         std::fs::write(

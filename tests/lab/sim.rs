@@ -105,6 +105,44 @@ impl Sim {
             .unwrap();
     }
 
+    /// Registers a GitHub App: its public key (SPKI `PUBLIC KEY` PEM) and its
+    /// installations as `(id, account)`. The App as the simulator shows it.
+    pub fn add_app(
+        &self,
+        app_id: u64,
+        client_id: &str,
+        public_key_pem: &str,
+        installations: &[(u64, &str)],
+    ) -> Value {
+        let installations: Vec<Value> = installations
+            .iter()
+            .map(|(id, account)| json!({"id": id, "account": account}))
+            .collect();
+        self.post(
+            "/_sim/apps",
+            json!({"app_id": app_id, "client_id": client_id,
+                   "public_key_pem": public_key_pem, "installations": installations}),
+        )
+    }
+
+    /// Every App, with `tokens_issued` (installation tokens it was given so far).
+    pub fn apps(&self) -> Vec<Value> {
+        self.get("/_sim/apps").as_array().unwrap().clone()
+    }
+
+    /// Installation tokens' lifetime and the JWT clock offset (negative: the
+    /// simulator's clock behind the charm's); `None` keeps a setting as it is.
+    pub fn app_settings(
+        &self,
+        token_lifetime_secs: Option<u64>,
+        clock_offset_secs: Option<i64>,
+    ) -> Value {
+        self.post(
+            "/_sim/apps/settings",
+            json!({"token_lifetime_secs": token_lifetime_secs, "clock_offset_secs": clock_offset_secs}),
+        )
+    }
+
     /// Runners registered under names starting with `prefix`.
     pub fn runners(&self, prefix: &str) -> Vec<Value> {
         let all = self.get("/_sim/runners");

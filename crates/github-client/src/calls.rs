@@ -34,6 +34,10 @@ pub const ROUTE_WORDS: &[&str] = &[
     "issues",
     "comments",
     "rate_limit",
+    // REST, a GitHub App installation's token exchange (credential.rs).
+    "app",
+    "installations",
+    "access_tokens",
     // The Actions service (scaleset/): `0` is the one agent pool it has.
     "_apis",
     "runtime",

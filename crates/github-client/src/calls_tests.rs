@@ -58,6 +58,10 @@ const REST: &[(&str, &str)] = &[
     ),
     ("/repos/octo/widget", "/repos/{}/{}"),
     (
+        "/app/installations/4242/access_tokens",
+        "/app/installations/{}/access_tokens",
+    ),
+    (
         "/repos/octo/widget/branches/feature%2Fx",
         "/repos/{}/{}/branches/{}",
     ),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use super::app_auth::Credential;
 use super::error::{GithubError, Result};
 use super::models::{
     DeleteOutcome, JitConfig, JitRequest, RateLimit, RegistrationToken, Runner, RunnerDownload,
@@ -36,8 +37,21 @@ impl GithubClient {
         proxy: &ProxyConfig,
         options: ClientOptions,
     ) -> Result<Self> {
+        Self::with_credential(api_base, Credential::Token(token), proxy, options)
+    }
+
+    /// A client acting with `credential`: a fixed token, or a GitHub App installation
+    /// whose tokens it mints and renews itself. An unusable App key fails here
+    /// ([`GithubError::AppKey`]), before any request.
+    pub fn with_credential(
+        api_base: &str,
+        credential: Credential,
+        proxy: &ProxyConfig,
+        options: ClientOptions,
+    ) -> Result<Self> {
+        let transport = Transport::with_credential(api_base, credential, proxy, options)?;
         Ok(GithubClient {
-            transport: Arc::new(Transport::new(api_base, token, proxy, options)?),
+            transport: Arc::new(transport),
         })
     }
 

@@ -66,6 +66,16 @@ pub enum GithubError {
         expected: String,
         actual: String,
     },
+    /// The GitHub App's private key is not a usable RSA PEM; the text says why
+    /// without quoting the key. The operator must supply another key.
+    #[error("the GitHub App private key is unusable: {0}")]
+    AppKey(String),
+    /// GitHub refused to trade the App's JWT for an installation token (401: a key,
+    /// issuer or clock GitHub does not accept; 404: not this App's installation;
+    /// 403/422: e.g. a suspended App). `message` is GitHub's, scrubbed of the JWT.
+    /// Like [`GithubError::TokenRejected`], only the operator can fix it.
+    #[error("GitHub refused an installation token for the GitHub App ({status}): {message}")]
+    AppAuth { status: u16, message: String },
     /// Writing the download failed.
     #[error("cannot write {}: {source}", .path.display())]
     Io {
@@ -83,6 +93,16 @@ impl GithubError {
                 | GithubError::SecondaryRateLimited { .. }
                 | GithubError::Server { .. }
                 | GithubError::Transport { .. }
+        )
+    }
+
+    /// The credential itself is refused or unusable: a rejected token, an App key that
+    /// cannot sign, or GitHub refusing the App's JWT. Retrying will not help; the
+    /// operator must change the token or App settings.
+    pub fn is_credential_rejected(&self) -> bool {
+        matches!(
+            self,
+            GithubError::TokenRejected | GithubError::AppKey(_) | GithubError::AppAuth { .. }
         )
     }
 }
@@ -117,5 +137,28 @@ mod tests {
         }
         .is_transient());
         assert!(!GithubError::TokenRejected.is_transient());
+    }
+
+    #[test]
+    fn app_credential_failures_are_for_the_operator_not_transient() {
+        let refused = GithubError::AppAuth {
+            status: 401,
+            message: "A JSON web token could not be decoded".into(),
+        };
+        let bad_key = GithubError::AppKey("not an RSA private key in PEM form".into());
+        for e in [&refused, &bad_key, &GithubError::TokenRejected] {
+            assert!(e.is_credential_rejected(), "{e}");
+            assert!(!e.is_transient(), "{e}");
+        }
+        assert!(!GithubError::Server {
+            status: 502,
+            attempts: 3
+        }
+        .is_credential_rejected());
+        assert_eq!(
+            refused.to_string(),
+            "GitHub refused an installation token for the GitHub App (401): \
+             A JSON web token could not be decoded"
+        );
     }
 }

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::app_auth::Credential;
 use super::calls;
+use super::credential::OwnCredential;
 use super::error::{GithubError, Result};
 use super::models::RateLimit;
 use super::retry::{
@@ -50,7 +52,7 @@ impl Default for ClientOptions {
 pub struct Transport {
     agent: ureq::Agent,
     api_base: url::Url,
-    token: Token,
+    credential: OwnCredential,
     proxy: ProxyConfig,
     options: ClientOptions,
     requests: AtomicU64,
@@ -62,13 +64,20 @@ pub struct Transport {
 /// The credential of one request.
 #[derive(Clone, Copy, Default)]
 pub enum Auth<'a> {
-    /// The transport's own token, as `Bearer`.
+    /// The transport's own credential ([`Credential`]), as `Bearer`.
     #[default]
     Own,
     /// Another token, e.g. a scale-set session's message-queue token.
     Bearer(&'a Secret),
     /// `RemoteAuth`: a registration token traded for an Actions service connection.
     RemoteAuth(&'a Secret),
+}
+
+/// How a credential is presented in `Authorization`.
+#[derive(Clone, Copy)]
+pub enum Scheme {
+    Bearer,
+    RemoteAuth,
 }
 
 /// One request with more than [`Transport::request`] sets: another credential, extra
@@ -118,6 +127,16 @@ impl Transport {
         proxy: &ProxyConfig,
         options: ClientOptions,
     ) -> Result<Self> {
+        Self::with_credential(api_base, Credential::Token(token), proxy, options)
+    }
+
+    /// A transport whose own requests carry `credential`; an App key is checked here.
+    pub fn with_credential(
+        api_base: &str,
+        credential: Credential,
+        proxy: &ProxyConfig,
+        options: ClientOptions,
+    ) -> Result<Self> {
         let trimmed = api_base.trim_end_matches('/');
         let api_base = url::Url::parse(trimmed)
             .ok()
@@ -135,7 +154,7 @@ impl Transport {
         Ok(Transport {
             agent,
             api_base,
-            token,
+            credential: OwnCredential::new(credential)?,
             proxy: proxy.clone(),
             options,
             requests: AtomicU64::new(0),
@@ -194,8 +213,11 @@ impl Transport {
             .clone()
     }
 
-    fn scrubbed(&self, text: &str) -> String {
-        scrub(text, &[self.token.expose()])
+    /// `text` without `sent` (the credential of the request it answers) and the
+    /// transport's fixed token.
+    fn scrubbed(&self, text: &str, sent: &Secret) -> String {
+        let fixed = self.credential.fixed().map_or("", |t| t.expose());
+        scrub(text, &[sent.expose(), fixed])
     }
 
     /// One API call with retries. Returns every response the retry policy accepts,
@@ -215,8 +237,22 @@ impl Transport {
     }
 
     /// [`Self::request`] with the settings of `call`. Server text is scrubbed of the
-    /// transport's token and of the call's own credential.
+    /// credential the call was sent with and of the transport's fixed token.
     pub fn call(&self, call: &Call) -> Result<RawResponse> {
+        match call.auth {
+            Auth::Own => self.credential.send(self, call),
+            Auth::Bearer(secret) => self.send_as(call, Scheme::Bearer, secret),
+            Auth::RemoteAuth(secret) => self.send_as(call, Scheme::RemoteAuth, secret),
+        }
+    }
+
+    /// `call` with `secret` as its credential, whatever `call.auth` says.
+    pub(crate) fn send_as(
+        &self,
+        call: &Call,
+        scheme: Scheme,
+        secret: &Secret,
+    ) -> Result<RawResponse> {
         let path = url::Url::parse(call.url)
             .map(|u| u.path().to_string())
             .unwrap_or_default();
@@ -228,7 +264,7 @@ impl Transport {
         let what = format!("{} {path}", call.method);
         // Every attempt is a request of its own, reported as it ends.
         let mut send = || {
-            let attempt = self.send_once(call);
+            let attempt = self.send_once(call, scheme, secret);
             calls::report(call.method, &route, calls::outcome(&attempt));
             attempt
         };
@@ -241,22 +277,17 @@ impl Transport {
             &mut send,
         )?;
         log::debug!("{what} -> {}", response.status);
-        let other = match call.auth {
-            Auth::Own => "",
-            Auth::Bearer(s) | Auth::RemoteAuth(s) => s.expose(),
-        };
         Ok(RawResponse {
-            body: scrub(&response.body, &[self.token.expose(), other]),
+            body: self.scrubbed(&response.body, secret),
             ..response
         })
     }
 
-    fn send_once(&self, call: &Call) -> Attempt {
+    fn send_once(&self, call: &Call, scheme: Scheme, secret: &Secret) -> Attempt {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let authorization = match call.auth {
-            Auth::Own => format!("Bearer {}", self.token.expose()),
-            Auth::Bearer(token) => format!("Bearer {}", token.expose()),
-            Auth::RemoteAuth(token) => format!("RemoteAuth {}", token.expose()),
+        let authorization = match scheme {
+            Scheme::Bearer => format!("Bearer {}", secret.expose()),
+            Scheme::RemoteAuth => format!("RemoteAuth {}", secret.expose()),
         };
         let mut request = self
             .agent
@@ -280,7 +311,7 @@ impl Transport {
         let response = match result {
             Ok(r) | Err(ureq::Error::Status(_, r)) => r,
             Err(ureq::Error::Transport(t)) => {
-                return Attempt::Transport(self.scrubbed(&t.to_string()))
+                return Attempt::Transport(self.scrubbed(&t.to_string(), secret))
             }
         };
         let status = response.status();

@@ -25,6 +25,7 @@ pub fn routes() -> Router<Arc<Sim>> {
         .route("/_sim/orgs/:org/runner-groups", post(add_group))
         .route("/_sim/orgs/:org/runner-groups/:name", delete(remove_group))
         .route("/_sim/tokens", post(add_token))
+        .route("/_sim/tokens/:token", delete(remove_token))
         .route("/_sim/jobs", post(queue_job).get(list_jobs))
         .route("/_sim/jobs/:id", get(get_job))
         .route("/_sim/runners", get(list_runners))
@@ -100,6 +101,14 @@ struct NewToken {
 async fn add_token(State(sim): State<Arc<Sim>>, Json(body): Json<NewToken>) -> Response {
     sim.lock().tokens.insert(body.token);
     StatusCode::CREATED.into_response()
+}
+
+/// A token revoked on GitHub: refused with 401 from then on (a rotation's old token).
+async fn remove_token(State(sim): State<Arc<Sim>>, Path(token): Path<String>) -> Response {
+    match sim.lock().tokens.remove(&token) {
+        true => StatusCode::NO_CONTENT.into_response(),
+        false => error(StatusCode::NOT_FOUND, "no such token"),
+    }
 }
 
 async fn queue_job(State(sim): State<Arc<Sim>>, Json(spec): Json<JobSpec>) -> Response {

@@ -1,7 +1,7 @@
 //! What wraps every GitHub route of the simulator, and its answer for paths it does not
-//! serve: per-route counters, injected faults, PAT authentication (`token` and `Bearer`
-//! schemes), the hourly rate-limit budget and the `x-ratelimit-*` headers; plus
-//! GitHub-shaped error bodies.
+//! serve: per-route counters, injected faults, authentication (`token` and `Bearer`
+//! schemes; PATs, App installation tokens and JWTs, see [`super::auth`]), the hourly
+//! rate-limit budget and the `x-ratelimit-*` headers; plus GitHub-shaped error bodies.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,8 +12,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
+use super::auth::{authenticate, Auth, VerifiedApp};
+use super::faults::Fault;
 use super::Sim;
 
 const DOCS: &str = "https://docs.github.com/rest";
@@ -66,67 +68,78 @@ pub async fn unknown_route(State(sim): State<Arc<Sim>>, request: Request) -> Res
 }
 
 /// Counts the request under `METHOD template`, applies an injected fault, checks the
-/// PAT and spends the hourly budget, then lets `inner` answer; every answer but a
-/// dropped connection carries the `x-ratelimit-*` headers.
-async fn guarded<F, Fut>(sim: &Sim, template: String, request: Request, inner: F) -> Response
+/// credentials ([`authenticate`]: a PAT, an installation token, or on the access-token
+/// route an App's JWT) and spends the hourly budget, then lets `inner` answer; every
+/// answer but a dropped connection carries the `x-ratelimit-*` headers.
+async fn guarded<F, Fut>(sim: &Sim, template: String, mut request: Request, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: std::future::Future<Output = Response>,
 {
     let method = request.method().as_str().to_string();
     let now = Utc::now();
-    let (fault, authorized, within_budget) = {
+    let (fault, auth, within_budget) = {
         let mut world = sim.lock();
         *world
             .counters
             .entry(format!("{method} {template}"))
             .or_default() += 1;
         let fault = world.take_fault(&method, &template);
-        let authorized =
-            presented_token(request.headers()).is_some_and(|t| world.tokens.contains(t));
+        let path = request.uri().path();
+        let auth = authenticate(&world, &template, path, request.headers(), now);
         // GitHub does not count `/rate_limit` against the budget, and answers it even
         // when the budget is spent.
-        let within_budget = authorized && (template == "/rate_limit" || world.spend(now));
-        (fault, authorized, within_budget)
+        let within_budget =
+            !matches!(auth, Auth::Refused(_)) && (template == "/rate_limit" || world.spend(now));
+        (fault, auth, within_budget)
     };
     if let Some(fault) = fault {
-        if fault.latency_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
-        }
-        if fault.drop {
-            return dropped_connection();
-        }
-        if let Some(reset_in) = fault.rate_limit_reset_in {
-            let reset = now.timestamp() + reset_in as i64;
-            let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded (injected)");
-            set_rate_headers(response.headers_mut(), 5000, 0, reset);
-            return response;
-        }
-        if let Some(status) = fault.status {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let mut response = error(status, fault.message.as_deref().unwrap_or("injected fault"));
-            if let Some(secs) = fault.retry_after {
-                response
-                    .headers_mut()
-                    .insert("retry-after", HeaderValue::from(secs));
-            }
-            add_rate_headers(sim, response.headers_mut());
+        if let Some(response) = faulted(sim, fault, now).await {
             return response;
         }
     }
-    let mut response = if !authorized {
-        error(StatusCode::UNAUTHORIZED, "Bad credentials")
-    } else if !within_budget {
-        error(
+    let mut response = match auth {
+        Auth::Refused(message) => error(StatusCode::UNAUTHORIZED, message),
+        _ if !within_budget => error(
             StatusCode::FORBIDDEN,
             "API rate limit exceeded for user. (simulated)",
-        )
-    } else {
-        inner(request).await
+        ),
+        Auth::OutOfScope => error(StatusCode::NOT_FOUND, "Not Found"),
+        Auth::App(app_id) => {
+            request.extensions_mut().insert(VerifiedApp(app_id));
+            inner(request).await
+        }
+        Auth::Granted => inner(request).await,
     };
     add_rate_headers(sim, response.headers_mut());
     log::debug!("{method} {template} -> {}", response.status());
     response
+}
+
+/// The answer an injected fault makes instead of the route's, after its latency;
+/// `None` when it only slows the request down.
+async fn faulted(sim: &Sim, fault: Fault, now: DateTime<Utc>) -> Option<Response> {
+    if fault.latency_ms > 0 {
+        tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
+    }
+    if fault.drop {
+        return Some(dropped_connection());
+    }
+    if let Some(reset_in) = fault.rate_limit_reset_in {
+        let reset = now.timestamp() + reset_in as i64;
+        let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded (injected)");
+        set_rate_headers(response.headers_mut(), 5000, 0, reset);
+        return Some(response);
+    }
+    let status = StatusCode::from_u16(fault.status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = error(status, fault.message.as_deref().unwrap_or("injected fault"));
+    if let Some(secs) = fault.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(secs));
+    }
+    add_rate_headers(sim, response.headers_mut());
+    Some(response)
 }
 
 fn add_rate_headers(sim: &Sim, headers: &mut HeaderMap) {

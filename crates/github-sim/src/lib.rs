@@ -5,7 +5,9 @@
 //! Module map: [`state`] (the world and its rules) with [`runner_tokens`]
 //! (registration and remove tokens), [`budget`] (the rate limit) and [`faults`]
 //! (injected faults), [`jobs`] (workflow jobs),
-//! [`api`] (auth, rate limit, faults and counters around every GitHub route),
+//! [`api`] (auth, rate limit, faults and counters around every GitHub route) with
+//! [`auth`] (PATs, App installation tokens and JWTs), [`apps`] (GitHub Apps),
+//! [`app_jwt`] (the JWT check), [`app_tokens`] (the access-token route), [`app_admin`],
 //! [`runners`] (GitHub's runner endpoints), [`repos`] (repository endpoints the policy
 //! checks read) over [`repo_state`] and [`repo_json`], [`admin`] and [`repo_admin`] (`/_sim/` admin API),
 //! [`runner_app`] (the runner app's private endpoints and tarball), [`tarball`],
@@ -27,6 +29,12 @@
 //! header that keeps the other query parameters. A new repository has the default
 //! branch `main`, unprotected; its owner login is admin.
 //!
+//! # GitHub Apps
+//! `POST /app/installations/{installation_id}/access_tokens` (also under `/api/v3`)
+//! trades an App's JWT for an installation token that then works on the REST routes,
+//! within its installation's account, until it expires: see [`app_tokens`]; Apps are
+//! set up under `/_sim/apps`: see [`app_admin`].
+//!
 //! # Any other path (outside `/_sim/`)
 //! Counted (under the path), faults, 401 and the budget as above, then 404
 //! `{"message": "Not Found", "documentation_url"}` with the `x-ratelimit-*` headers,
@@ -36,7 +44,8 @@
 //! - `POST /_sim/orgs {"name"}`; `POST /_sim/repos {"repository": "owner/name"}`;
 //!   `POST /_sim/orgs/{org}/runner-groups {"name"}` -> `{"id"}`;
 //!   `DELETE /_sim/orgs/{org}/runner-groups/{name}` (its runners move to `default`);
-//!   `POST /_sim/tokens {"token"}` adds an accepted PAT.
+//!   `POST /_sim/tokens {"token"}` adds an accepted PAT; `/_sim/apps...` registers
+//!   GitHub Apps (see [`app_admin`]).
 //! - `POST /_sim/jobs {"repository", "labels": [..], "event_name", "event": {..},
 //!   "steps": ["shell", ..], "workflow"?, "ref_name"?, "base_ref"?, "head_ref"?, "sha"?}`
 //!   -> the job. Refs not given come from the event (pull_request: base/head ref and
@@ -96,6 +105,11 @@
 
 pub mod admin;
 pub mod api;
+pub mod app_admin;
+pub mod app_jwt;
+pub mod app_tokens;
+pub mod apps;
+pub mod auth;
 pub mod budget;
 pub mod faults;
 pub mod jobs;
@@ -120,6 +134,10 @@ use axum::Router;
 use tokio::sync::Notify;
 
 use state::{Timing, World};
+
+/// The JWT library the simulator verifies App JWTs with, for tests that sign them: the
+/// same version, without every test crate declaring it.
+pub use jsonwebtoken;
 
 /// The runner version the simulator's app claims to be.
 pub const RUNNER_VERSION: &str = "2.319.1";
@@ -249,7 +267,9 @@ impl Sim {
 /// GitHub's REST route families, each a module with its own `routes()`; a new family
 /// is one more `merge` here and gets the same guard.
 fn github_api() -> Router<Arc<Sim>> {
-    runners::routes().merge(repos::routes())
+    runners::routes()
+        .merge(repos::routes())
+        .merge(app_tokens::routes())
 }
 
 pub fn router(sim: Arc<Sim>) -> Router {
@@ -263,6 +283,7 @@ pub fn router(sim: Arc<Sim>) -> Router {
         .merge(scaleset::routes(sim.clone()))
         .merge(admin::routes())
         .merge(repo_admin::routes())
+        .merge(app_admin::routes())
         .merge(runner_app::routes())
         .fallback(api::unknown_route)
         .with_state(sim)

@@ -1,9 +1,9 @@
 //! The simulator's world: orgs, repositories, runner groups, runners and their
 //! liveness, jobs, accepted PATs and counters; it also holds the registration tokens
 //! ([`super::runner_tokens`]), the rate-limit budget ([`super::budget`]), the
-//! injected faults ([`super::faults`]) and the runner scale sets
-//! ([`super::scaleset::world`]), whose rules live with them. Pure data and
-//! rules; the HTTP modules lock it, call a method, and render the result.
+//! injected faults ([`super::faults`]), the runner scale sets
+//! ([`super::scaleset::world`]) and the GitHub Apps ([`super::apps`]), whose rules
+//! live with them. Pure data and rules; the HTTP modules lock it, call a method, and render the result.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::apps::Apps;
 use super::budget::Budget;
 use super::faults::Fault;
 use super::jobs::Job;
@@ -103,6 +104,8 @@ pub struct World {
     pub budget: Budget,
     pub timing: Timing,
     pub scalesets: ScaleSets,
+    /// GitHub Apps, their installations and installation tokens.
+    pub apps: Apps,
     next_id: u64,
 }
 
@@ -121,6 +124,7 @@ impl World {
             budget: Budget::new(rate_limit, Utc::now()),
             timing,
             scalesets: ScaleSets::default(),
+            apps: Apps::default(),
             next_id: 1,
         }
     }

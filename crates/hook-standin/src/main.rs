@@ -8,6 +8,8 @@
 //! - `config.json`, `action.json`, `leader.json`, `state.json`: what the tools answer.
 //! - `relations.json`, `relation-data.json`: the relations and their settings (see
 //!   [`relations`]).
+//! - `secrets.json`, `secret-tracking.json`: the model's secrets and the revision of
+//!   each this unit tracks, read by `secret-get` (see [`secrets`]; both 0600).
 //! - `unit-address`: what `unit-get private-address` answers (default 127.0.0.1).
 //! - `fail/TOOL`: when present, TOOL prints its content to stderr and exits 1.
 //! - `stdout/TOOL` and `exit/TOOL`: canned output and exit code for other commands.
@@ -28,6 +30,7 @@
 //! `services/UNIT.log`.
 
 mod relations;
+mod secrets;
 mod services;
 
 use std::fs::{self, OpenOptions};
@@ -235,6 +238,7 @@ fn answer(dir: &Path, tool: &str, args: &[String], stdin: Option<&str>) -> Resul
         "relation-ids" => relations::relation_ids(dir, args),
         "relation-set" => relations::relation_set(dir, args, stdin)?,
         "relation-get" => relations::relation_get(dir, args)?,
+        "secret-get" => return secrets::secret_get(dir, args),
         "state-delete" => {
             let mut state = read_json(&dir.join("state.json"), json!({}));
             if let (Some(obj), Some(key)) = (state.as_object_mut(), args.first()) {

@@ -35,15 +35,16 @@ pub mod observe;
 pub mod prejob;
 mod request;
 pub mod server;
+mod service_env;
 mod token_routes;
 pub mod token_store;
 pub mod tokens;
 
+pub use service_env::{ServiceEnv, APP_TOKEN_FILE};
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-use ghr_types::{GithubUrl, Token};
 
 /// The policy document's name in the service's state directory; the one-time tokens
 /// live next to it ([`token_store::TokenFile::next_to`]).
@@ -124,77 +125,6 @@ pub enum PolicyError {
     Io(#[from] std::io::Error),
 }
 
-/// The service's settings, from its environment (the unit's 0600 EnvironmentFile).
-pub struct ServiceEnv {
-    pub github_token: Token,
-    pub charm_token: Token,
-    pub github_url: GithubUrl,
-    /// Where the active policy document is kept: `POLICY_DOCUMENT`, else
-    /// [`DOCUMENT_FILE`] in the unit's state directory (`STATE_DIRECTORY`, which
-    /// systemd sets from `StateDirectory=`); `None` keeps it in memory only.
-    pub policy_document: Option<std::path::PathBuf>,
-    /// Where unused one-time tokens' digests are kept: `ONE_TIME_TOKENS_FILE`, else
-    /// `one-time-tokens` next to the policy document; `None` keeps them in memory only.
-    pub one_time_tokens: Option<std::path::PathBuf>,
-    /// How long a one-time token lives: `ONE_TIME_TOKEN_TTL` seconds, else
-    /// [`tokens::DEFAULT_TTL`]. Shorter only for tests; the charm replaces idle runners
-    /// at [`tokens::MAX_IDLE_AGE`] whatever it is.
-    pub one_time_token_ttl: std::time::Duration,
-}
-
-impl ServiceEnv {
-    /// Reads the settings through `lookup` (the process environment in production).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, PolicyError> {
-        let get = |name| {
-            lookup(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let github_url = get("GITHUB_URL").unwrap_or_else(|| "https://github.com".into());
-        // systemd lists several directories with ':' when a unit names several.
-        let state_dir = get("STATE_DIRECTORY")
-            .and_then(|dirs| dirs.split(':').next().map(std::path::PathBuf::from));
-        let policy_document = get("POLICY_DOCUMENT")
-            .map(std::path::PathBuf::from)
-            .or_else(|| state_dir.map(|d| d.join(DOCUMENT_FILE)));
-        Ok(ServiceEnv {
-            github_token: Token::new(
-                get("GITHUB_TOKEN").ok_or(PolicyError::MissingEnv("GITHUB_TOKEN"))?,
-            ),
-            charm_token: Token::new(
-                get("CHARM_TOKEN").ok_or(PolicyError::MissingEnv("CHARM_TOKEN"))?,
-            ),
-            github_url: GithubUrl::parse(&github_url).map_err(|reason| {
-                PolicyError::InvalidEnv {
-                    name: "GITHUB_URL",
-                    reason: reason.to_string(),
-                }
-            })?,
-            one_time_token_ttl: match get("ONE_TIME_TOKEN_TTL") {
-                None => tokens::DEFAULT_TTL,
-                Some(raw) => parse_ttl(&raw)?,
-            },
-            one_time_tokens: get("ONE_TIME_TOKENS_FILE").map(Into::into).or_else(|| {
-                policy_document
-                    .as_deref()
-                    .map(|p| token_store::TokenFile::next_to(p).path().to_path_buf())
-            }),
-            policy_document,
-        })
-    }
-}
-
-/// `ONE_TIME_TOKEN_TTL`: whole seconds, at least 1.
-fn parse_ttl(raw: &str) -> Result<std::time::Duration, PolicyError> {
-    match raw.parse::<u64>() {
-        Ok(secs) if secs > 0 => Ok(std::time::Duration::from_secs(secs)),
-        _ => Err(PolicyError::InvalidEnv {
-            name: "ONE_TIME_TOKEN_TTL",
-            reason: format!("{raw:?} is not a whole number of seconds above 0"),
-        }),
-    }
-}
-
 /// The client's bounds for the service: a check makes several calls and the pre-job
 /// script gives up after 60 s, so no one call may wait long.
 pub fn client_options() -> github_client::ClientOptions {
@@ -260,9 +190,9 @@ fn load_state() -> Result<server::AppState, PolicyError> {
     let env = ServiceEnv::from_lookup(|k| std::env::var(k).ok())?;
     let api_base = env.github_url.api_base();
     let proxy = ghr_types::proxy::ProxyConfig::from_env();
-    let api = github_client::GithubClient::with_options(
+    let api = github_client::GithubClient::with_credential(
         &api_base,
-        env.github_token,
+        env.github,
         &proxy,
         client_options(),
     )?;
@@ -292,95 +222,4 @@ async fn bind_all(
         listeners.push(listener);
     }
     Ok(listeners)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn env_requires_tokens_and_defaults_the_url() {
-        let vars = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| {
-                pairs
-                    .iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        };
-        let env =
-            ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", "c")])).unwrap();
-        assert_eq!(env.github_url.api_base(), "https://api.github.com");
-        assert!(env.policy_document.is_none());
-        assert!(env.one_time_tokens.is_none());
-        assert_eq!(env.one_time_token_ttl, tokens::DEFAULT_TTL);
-        let short = ServiceEnv::from_lookup(vars(&[
-            ("GITHUB_TOKEN", "g"),
-            ("CHARM_TOKEN", "c"),
-            ("ONE_TIME_TOKEN_TTL", "5"),
-        ]))
-        .unwrap();
-        assert_eq!(short.one_time_token_ttl, std::time::Duration::from_secs(5));
-        for bad in ["0", "-1", "1h", "1.5"] {
-            let lookup = move |k: &str| match k {
-                "GITHUB_TOKEN" | "CHARM_TOKEN" => Some("x".to_string()),
-                "ONE_TIME_TOKEN_TTL" => Some(bad.to_string()),
-                _ => None,
-            };
-            assert!(
-                matches!(
-                    ServiceEnv::from_lookup(lookup),
-                    Err(PolicyError::InvalidEnv {
-                        name: "ONE_TIME_TOKEN_TTL",
-                        ..
-                    })
-                ),
-                "{bad}"
-            );
-        }
-        let err = ServiceEnv::from_lookup(vars(&[("GITHUB_TOKEN", "g"), ("CHARM_TOKEN", " ")]))
-            .err()
-            .unwrap();
-        assert!(matches!(err, PolicyError::MissingEnv("CHARM_TOKEN")));
-        assert!(ServiceEnv::from_lookup(vars(&[("CHARM_TOKEN", "c")])).is_err());
-        let bad = ServiceEnv::from_lookup(vars(&[
-            ("GITHUB_TOKEN", "g"),
-            ("CHARM_TOKEN", "c"),
-            ("GITHUB_URL", "ftp://x"),
-        ]));
-        assert!(matches!(
-            bad,
-            Err(PolicyError::InvalidEnv {
-                name: "GITHUB_URL",
-                ..
-            })
-        ));
-        let ghes = ServiceEnv::from_lookup(vars(&[
-            ("GITHUB_TOKEN", "g"),
-            ("CHARM_TOKEN", "c"),
-            ("GITHUB_URL", "https://ghes.example"),
-            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
-        ]))
-        .unwrap();
-        assert_eq!(ghes.github_url.api_base(), "https://ghes.example/api/v3");
-        assert_eq!(
-            ghes.policy_document.unwrap(),
-            std::path::PathBuf::from("/var/lib/x/policy.json")
-        );
-        assert_eq!(
-            ghes.one_time_tokens.unwrap(),
-            std::path::PathBuf::from("/var/lib/x/one-time-tokens")
-        );
-        let explicit = ServiceEnv::from_lookup(vars(&[
-            ("GITHUB_TOKEN", "g"),
-            ("CHARM_TOKEN", "c"),
-            ("POLICY_DOCUMENT", "/var/lib/x/policy.json"),
-            ("ONE_TIME_TOKENS_FILE", "/run/x/tokens"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            explicit.one_time_tokens.unwrap(),
-            std::path::PathBuf::from("/run/x/tokens")
-        );
-    }
 }

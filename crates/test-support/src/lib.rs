@@ -3,6 +3,7 @@
 //! and finds the workspace's binaries (the hook-tool stand-in is its own crate,
 //! crates/hook-standin); [`exposition`] reads what a metrics endpoint serves.
 
+pub mod app_key;
 pub mod bins;
 pub mod exposition;
 pub mod lxd_bench;
