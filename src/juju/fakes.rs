@@ -7,6 +7,9 @@ use serde_json::{json, Map, Value};
 
 use super::{HookTools, LogLevel, Status, ToolResult};
 
+/// A secret's content as `(key, value)` pairs, or the stderr of a refusal.
+pub type SecretAnswer = Result<Vec<(String, String)>, String>;
+
 #[derive(Default)]
 pub struct FakeJuju {
     pub statuses: RefCell<Vec<String>>,
@@ -21,7 +24,7 @@ pub struct FakeJuju {
     /// Every `relation-set`: the relation id and the settings given.
     pub relation_sets: RefCell<Vec<(String, Map<String, Value>)>>,
     /// What `secret-get` answers, by URI: the content, or the stderr of a refusal.
-    pub secrets: RefCell<std::collections::BTreeMap<String, Result<Vec<(String, String)>, String>>>,
+    pub secrets: RefCell<std::collections::BTreeMap<String, SecretAnswer>>,
 }
 
 impl HookTools for FakeJuju {
