@@ -51,6 +51,15 @@ fn a_token_in_a_secret_runs_jobs_rotates_at_once_and_blocks_when_revoked() {
     rotate(&lab, &unit, &uri);
     revoke(&lab, &unit, &uri);
     assert_nowhere(&unit, &[PAT, ROTATED], &lab.policy.log_text());
+
+    // Revoked before the unit goes: `stop` still takes its runners away, with the token
+    // its last hook handed the manager.
+    unit.h.revoke_secret(&uri);
+    unit.run("hooks/stop");
+    let (status, message) = unit.h.last_status().unwrap();
+    assert_eq!(status, "maintenance", "{message}");
+    assert!(unit.instances().is_empty(), "{:?}", unit.instances());
+    assert!(sim.runners(&unit.prefix).is_empty());
 }
 
 /// A new revision is used at once: the old token is refused by GitHub from then on, and

@@ -66,6 +66,11 @@ impl Event {
         }
     }
 
+    /// `stop` and `remove`: the unit's runners go, whatever the config says now.
+    pub fn tears_down(&self) -> bool {
+        matches!(self, Event::Stop | Event::Remove)
+    }
+
     pub fn is_action(&self) -> bool {
         matches!(self, Event::Action(_))
     }

@@ -10,12 +10,12 @@ use super::runners::{Paths, Runners, Summary};
 use super::state::CharmState;
 use super::summary::Problem;
 use super::{timer, Action, CharmError, Event, HookEnv, Outcome};
-use crate::config::{CharmConfig, GithubPath, Mode};
+use crate::config::{CharmConfig, ConfigError, GithubPath, Mode};
 use crate::host::kernel::{reboot_request, reboot_required, RebootPhase};
 use crate::host::lxd_setup::BlockingLxd;
 use crate::juju::{HookSecrets, HookTools, Status};
 use crate::manager::protocol::{AppCheck, FlushRunners, Request};
-use crate::manager::settings::Given;
+use crate::manager::settings::{Given, Settings};
 use crate::runner::app::AppCache;
 use reconcile::plan::Flush;
 
@@ -42,6 +42,21 @@ fn load(juju: &dyn HookTools) -> Result<Loaded, CharmError> {
     Ok(Loaded { given, config })
 }
 
+/// What the last hook handed the runner manager: `stop` and `remove` take the unit's
+/// runners away with it when the config cannot be read now (a secret revoked first, an
+/// option broken), rather than leave them behind.
+fn last_handed(deps: &Deps, now: ConfigError) -> Result<Loaded, CharmError> {
+    let settings = Settings::load(&deps.paths).map_err(|_| CharmError::Config(now.clone()))?;
+    let config = CharmConfig::from_json_with(&settings.config, &settings.secrets)
+        .map_err(|_| CharmError::Config(now.clone()))?;
+    log::warn!("the config cannot be used now ({now}): leaving with the one last handed to the runner manager");
+    let given = Given {
+        config: settings.config,
+        secrets: settings.secrets,
+    };
+    Ok(Loaded { given, config })
+}
+
 /// Runs the handler for `event` on the dependencies handed in.
 pub fn handle(
     event: &Event,
@@ -64,7 +79,10 @@ pub fn handle(
         }
         _ => {}
     }
-    let loaded = load(juju)?;
+    let loaded = match load(juju) {
+        Err(CharmError::Config(e)) if event.tears_down() => last_handed(deps, e)?,
+        other => other?,
+    };
     let result = handle_event(event, juju, loaded, env, deps);
     match &result {
         // Unregistered, the state directory may be another unit's (a name clash).
