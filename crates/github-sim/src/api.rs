@@ -122,23 +122,16 @@ async fn faulted(sim: &Sim, fault: Fault, now: DateTime<Utc>) -> Option<Response
     if fault.latency_ms > 0 {
         tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
     }
-    if fault.drop {
-        return Some(dropped_connection());
+    let mut response = crate::scaleset::guard::injected(&fault)?;
+    // A REST answer carries GitHub's whole set of rate-limit headers.
+    match fault.rate_limit_reset_in {
+        Some(reset_in) => {
+            let reset = now.timestamp() + reset_in as i64;
+            set_rate_headers(response.headers_mut(), 5000, 0, reset);
+        }
+        None if !fault.drop => add_rate_headers(sim, response.headers_mut()),
+        None => {}
     }
-    if let Some(reset_in) = fault.rate_limit_reset_in {
-        let reset = now.timestamp() + reset_in as i64;
-        let mut response = error(StatusCode::FORBIDDEN, "API rate limit exceeded (injected)");
-        set_rate_headers(response.headers_mut(), 5000, 0, reset);
-        return Some(response);
-    }
-    let status = StatusCode::from_u16(fault.status?).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut response = error(status, fault.message.as_deref().unwrap_or("injected fault"));
-    if let Some(secs) = fault.retry_after {
-        response
-            .headers_mut()
-            .insert("retry-after", HeaderValue::from(secs));
-    }
-    add_rate_headers(sim, response.headers_mut());
     Some(response)
 }
 

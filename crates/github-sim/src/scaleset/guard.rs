@@ -45,7 +45,7 @@ pub(super) async fn guard(
 }
 
 /// The answer a fault makes instead of the route's, if it makes one.
-fn injected(fault: &Fault) -> Option<Response> {
+pub(crate) fn injected(fault: &Fault) -> Option<Response> {
     if fault.drop {
         return Some(dropped_connection());
     }
