@@ -327,6 +327,11 @@ fn bench() {
         println!("{out}");
         return;
     }
+    // `GHR_BENCH_ONLY=credentials`: the GitHub App section alone.
+    if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("credentials") {
+        bench_support::credentials::only(&mut out, &lxd, quick);
+        return;
+    }
     // `GHR_BENCH_ONLY=metrics`: the two metrics sections alone.
     if std::env::var("GHR_BENCH_ONLY").as_deref() == Ok("metrics") {
         bench_support::metrics_requests::only(&mut out, &lxd, quick);
@@ -360,7 +365,7 @@ fn bench() {
     policy_latency(&mut out, if quick { 5 } else { 100 });
     bench_support::metrics::scrape(&mut out, if quick { 20 } else { 200 });
     let sim = Sim::start(&["acme"], &[REPO]);
-    let _policy = Policy::start(&sim, lab::permissive_policy());
+    let policy = Policy::start(&sim, lab::permissive_policy());
     spawn(
         &mut out,
         &lxd,
@@ -373,6 +378,10 @@ fn bench() {
     );
     requests(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     bench_support::metrics_requests::requests(&mut out, &lxd, &sim, if quick { 2 } else { 5 });
+    // Its own simulator and policy service: the policy port is this run's meanwhile.
+    drop(policy);
+    bench_support::credentials::section(&mut out, &lxd, quick);
+    let _policy = Policy::start(&sim, lab::permissive_policy());
     pickup(&mut out, &lxd, &sim, if quick { 1 } else { 3 });
     bench_support::demand::all(&mut out, &lxd, &sim, quick);
     let path = std::env::var("GHR_BENCH_OUT")

@@ -6,6 +6,7 @@
 //! endpoint's scrape and [`metrics_requests`] what it adds to a steady reconcile.
 
 pub mod binaries;
+pub mod credentials;
 pub mod demand;
 pub mod demand_idle;
 pub mod metrics;
