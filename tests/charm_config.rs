@@ -47,7 +47,11 @@ fn empty_token_and_path_block_with_the_missing_names() {
     let (h, root) = sealed();
     let run = h.run("hooks/config-changed");
     assert!(run.success(), "{}", run.stderr());
-    assert_blocked_and_untouched(&h, "Missing required charm configuration: token, path");
+    assert_blocked_and_untouched(
+        &h,
+        "Missing required charm configuration: token or a GitHub App (github-app-client-id or \
+         github-app-id, github-app-installation-id, github-app-private-key), path",
+    );
     assert_eq!(files_under(&root), Vec::<String>::new());
 }
 

@@ -235,7 +235,9 @@ fn packed_charm_holds_what_juju_needs() {
         h.last_status(),
         Some((
             "blocked".to_string(),
-            "Missing required charm configuration: token, path".to_string()
+            "Missing required charm configuration: token or a GitHub App (github-app-client-id \
+             or github-app-id, github-app-installation-id, github-app-private-key), path"
+                .to_string()
         ))
     );
 }

@@ -96,7 +96,10 @@ fn config_changed_keeps_path_and_token_fingerprint_and_notices_both_changing() {
     unit.h.clear_calls();
     unit.run("hooks/config-changed");
     let logs: Vec<String> = unit.h.logs().into_iter().map(|(_, m)| m).collect();
-    for want in ["token changed", "path changed from acme/widgets to acme"] {
+    for want in [
+        "the policy service's settings changed",
+        "path changed from acme/widgets to acme",
+    ] {
         assert!(logs.iter().any(|m| m.contains(want)), "{want}: {logs:?}");
     }
     let restarted = unit

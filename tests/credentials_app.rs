@@ -76,6 +76,20 @@ fn an_app_alone_registers_runners_runs_a_checked_job_and_renews_its_token() {
     assert_nowhere(&unit, &secrets, &policy.log_text());
 }
 
+/// The leak checks' JWT mark is what the client's crate writes first in every JWT.
+#[test]
+fn every_jwt_begins_with_the_mark_the_leak_checks_look_for() {
+    use github_sim::jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    let pair = test_support::app_key::AppKeyPair::generate();
+    let key = EncodingKey::from_rsa_pem(pair.pkcs1_pem.as_bytes()).unwrap();
+    let claims = json!({"iat": 1, "exp": 2, "iss": "Iv23liMark"});
+    let jwt = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();
+    assert!(
+        jwt.starts_with(&format!("{}.", lab::leaks::JWT_HEADER)),
+        "{jwt}"
+    );
+}
+
 /// The App options, and no token.
 fn app_config(uri: &str) -> Value {
     json!({"path": REPO, "virtual-machines": 1, "token": "",

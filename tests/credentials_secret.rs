@@ -17,6 +17,8 @@ use serde_json::json;
 const REPO: &str = "acme/widgets";
 const SETTLE: Duration = Duration::from_secs(120);
 const ROTATED: &str = "ghp_rotatedSecretToken0123456789abcdef";
+/// A revision GitHub never issued: the operator's mistake, put right afterwards.
+const WRONG: &str = "ghp_wrongSecretToken0123456789abcdef00";
 
 #[test]
 fn a_token_in_a_secret_runs_jobs_rotates_at_once_and_blocks_when_revoked() {
@@ -49,8 +51,10 @@ fn a_token_in_a_secret_runs_jobs_rotates_at_once_and_blocks_when_revoked() {
     unit.wait_pool(sim, 1, SETTLE);
 
     rotate(&lab, &unit, &uri);
+    wrong_then_put_back(&lab, &unit, &uri);
+    unrelated_secret_changed(&unit);
     revoke(&lab, &unit, &uri);
-    assert_nowhere(&unit, &[PAT, ROTATED], &lab.policy.log_text());
+    assert_nowhere(&unit, &[PAT, ROTATED, WRONG], &lab.policy.log_text());
 
     // Revoked before the unit goes: `stop` still takes its runners away, with the token
     // its last hook handed the manager.
@@ -69,16 +73,17 @@ fn rotate(lab: &Lab, unit: &lab::Unit, uri: &str) {
     sim.post("/_sim/tokens", json!({"token": ROTATED}));
     unit.h.update_secret(uri, &[("token", ROTATED)]);
     let manager = unit.h.service_pids();
+    let runners = unit.instances();
     unit.h.clear_calls();
     let run = unit.h.secret_changed(uri);
     assert!(run.success(), "{}\n{:#?}", run.stderr(), unit.h.logs());
     assert_eq!(unit.h.tracked_revision(uri), Some(2));
-    let restarts: Vec<String> = unit
-        .h
-        .calls_of("systemctl")
-        .filter(|c| c.args.first().is_some_and(|a| a == "restart"))
-        .map(|c| c.args.join(" "))
-        .collect();
+    assert_eq!(
+        unit.instances(),
+        runners,
+        "a rotation flushes no idle runner"
+    );
+    let restarts = restarts_of(unit);
     assert!(
         restarts.iter().any(|r| r.contains(&unit.policy_unit())),
         "the policy service restarts on the new token: {restarts:?}"
@@ -88,8 +93,7 @@ fn rotate(lab: &Lab, unit: &lab::Unit, uri: &str) {
         "the manager takes it with its next request: {restarts:?}"
     );
     assert_eq!(unit.h.service_pids(), manager, "the manager kept running");
-    let env = std::fs::read_to_string(unit.state().join("policy-server.env")).unwrap();
-    assert!(env.contains(&format!("GITHUB_TOKEN={ROTATED}\n")));
+    assert_policy_token(unit, ROTATED);
     sim.delete(&format!("/_sim/tokens/{PAT}"));
     unit.run("reconcile-runners");
     let (status, message) = unit.h.last_status().unwrap();
@@ -98,6 +102,69 @@ fn rotate(lab: &Lab, unit: &lab::Unit, uri: &str) {
         "the reconcile ran on the new token: {message}"
     );
     unit.wait_pool(sim, 1, SETTLE);
+}
+
+fn assert_policy_token(unit: &lab::Unit, token: &str) {
+    let env = std::fs::read_to_string(unit.state().join("policy-server.env")).unwrap();
+    assert!(
+        env.contains(&format!("GITHUB_TOKEN={token}\n")),
+        "the policy service runs on the secret's latest revision"
+    );
+}
+
+fn restarts_of(unit: &lab::Unit) -> Vec<String> {
+    unit.h
+        .calls_of("systemctl")
+        .filter(|c| c.args.first().is_some_and(|a| a == "restart"))
+        .map(|c| c.args.join(" "))
+        .collect()
+}
+
+/// A revision GitHub refuses blocks, keeping the pool; putting the good one back
+/// makes everything run on it again, the policy service included (the failed
+/// change never became the unit's remembered one).
+fn wrong_then_put_back(lab: &Lab, unit: &lab::Unit, uri: &str) {
+    let runners = unit.instances();
+    unit.h.update_secret(uri, &[("token", WRONG)]);
+    unit.h.secret_changed(uri);
+    let (status, message) = unit.h.last_status().unwrap();
+    assert_eq!(status, "blocked", "{message}");
+    assert!(message.contains("token rejected by GitHub"), "{message}");
+    assert_eq!(unit.instances(), runners);
+    assert_policy_token(unit, WRONG);
+
+    unit.h.update_secret(uri, &[("token", ROTATED)]);
+    unit.h.clear_calls();
+    let run = unit.h.secret_changed(uri);
+    assert!(run.success(), "{}", run.stderr());
+    let (status, message) = unit.h.last_status().unwrap();
+    assert_eq!(status, "active", "{message}");
+    assert_policy_token(unit, ROTATED);
+    assert!(
+        restarts_of(unit)
+            .iter()
+            .any(|r| r.contains(&unit.policy_unit())),
+        "the policy service left the wrong token"
+    );
+    assert_eq!(unit.instances(), runners);
+    assert_eq!(lab.sim.online_idle(&unit.prefix), 1);
+}
+
+/// `secret-changed` for a secret the config does not name (one the unit once read
+/// through an option since changed, say): nothing restarts, nothing is flushed.
+fn unrelated_secret_changed(unit: &lab::Unit) {
+    let other = unit
+        .h
+        .add_secret(&[("token", "ghp_notThisUnitsToken000000000000000000")]);
+    unit.h.grant_secret(&other);
+    let runners = unit.instances();
+    unit.h.clear_calls();
+    let run = unit.h.secret_changed(&other);
+    assert!(run.success(), "{}", run.stderr());
+    let (status, message) = unit.h.last_status().unwrap();
+    assert_eq!(status, "active", "{message}");
+    assert_eq!(restarts_of(unit), Vec::<String>::new());
+    assert_eq!(unit.instances(), runners);
 }
 
 /// A revoked grant blocks at the next hook (update-status), naming the option; the pool

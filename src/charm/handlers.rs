@@ -214,12 +214,13 @@ fn config_changed(
         );
         runners.leave_path(&old_path)?;
     }
-    // The policy service holds the credential: it restarts on a new one. Idle runners
-    // are flushed only for another account's, not for a token or key rotated.
-    if state.token_changed(&config) {
-        log::info!("GitHub credential changed: restarting the policy service on it");
-        let lxd = host_lxd(deps)?;
-        super::install::policy_service(env, &config, deps, &runners.site, &lxd, false)?;
+    // The policy service holds the credential and the GitHub URL: rendered on every
+    // change, it restarts when they differ from what it runs on, also after a failed
+    // rotation was put back (the state below was then never saved). Idle runners are
+    // flushed only for another account's credential, not for a token or key rotated.
+    let lxd = host_lxd(deps)?;
+    if super::install::policy_service(env, &config, deps, &runners.site, &lxd, false)? {
+        log::info!("the policy service's settings changed: restarted it on them");
     }
     let flush = if state.credential_replaced(&config) {
         log::info!("another GitHub credential: flushing idle runners");

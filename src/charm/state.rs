@@ -152,6 +152,41 @@ mod tests {
         assert_ne!(other.auth.fingerprint(), same.auth.fingerprint());
     }
 
+    const URI: &str = "secret:d3k8b0r2v7s1m4q6p5c0";
+
+    fn from_secret(uri: &str, token: &str) -> CharmConfig {
+        let mut secrets = crate::config::SecretSnapshot::default();
+        secrets.insert(uri, "token", ghr_types::Secret::new(token));
+        CharmConfig::from_json_with(&json!({"path": "acme", "token": uri}), &secrets).unwrap()
+    }
+
+    fn remembered(config: &CharmConfig) -> CharmState {
+        let mut state = CharmState::default();
+        state.remember(config);
+        state
+    }
+
+    #[test]
+    fn a_rotated_secret_is_no_new_account_another_source_is() {
+        let state = remembered(&from_secret(URI, TOKEN));
+        let rotated = from_secret(URI, "ghp_rotatedRevision0123");
+        assert!(state.token_changed(&rotated));
+        assert!(!state.credential_replaced(&rotated), "a new revision");
+        assert!(!state.credential_replaced(&from_secret(URI, TOKEN)));
+        let another = from_secret("secret:e4m9c1s3w8t2n5r7q6d1", "ghp_rotatedRevision0123");
+        assert!(state.credential_replaced(&another), "another secret");
+        assert!(state.credential_replaced(&config("acme", "ghp_plainToken0123")));
+        // A plain token changed is a new token from wherever it came.
+        let plain = remembered(&config("acme", TOKEN));
+        assert!(plain.credential_replaced(&config("acme", "ghp_plainToken0123")));
+        // Kept before sources were: whatever changed is taken as another account.
+        let old = CharmState {
+            credential_source: None,
+            ..state
+        };
+        assert!(old.credential_replaced(&rotated));
+    }
+
     #[test]
     fn the_app_version_is_stored_beside_the_rest_and_unset_values_deleted() {
         let juju = FakeJuju::default();

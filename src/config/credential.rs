@@ -202,13 +202,17 @@ fn invalid(option: &'static str, value: &str, reason: impl Into<String>) -> Inva
     }
 }
 
+/// What a config with neither a token nor any App option lacks: either way named.
+pub const NO_CREDENTIAL: &str = "token or a GitHub App (github-app-client-id or github-app-id, \
+                                 github-app-installation-id, github-app-private-key)";
+
 /// Checks the token and App options: exactly one of the two ways, whole.
 pub(super) fn check(raw: &RawConfig) -> Checked {
     let token = raw.token.trim();
     let app_set = app_values(raw).iter().any(|v| !v.is_empty());
     match (token.is_empty(), app_set) {
         (true, false) => Checked {
-            missing: vec!["token"],
+            missing: vec![NO_CREDENTIAL],
             ..Checked::default()
         },
         (false, true) => Checked {

@@ -108,7 +108,11 @@ fn token_and_app_together_or_neither_name_the_options() {
     );
     assert!(!err.contains("ghp_plainvalue123"), "{err}");
     let neither = parse(json!({}), &NoSecrets).unwrap_err();
-    assert_eq!(neither, ConfigError::Missing(vec!["token"]));
+    assert_eq!(
+        neither.to_string(),
+        "Missing required charm configuration: token or a GitHub App (github-app-client-id or \
+         github-app-id, github-app-installation-id, github-app-private-key)"
+    );
     let partial = parse(json!({"github-app-client-id": "Iv23liAbc"}), &NoSecrets).unwrap_err();
     assert_eq!(
         partial.to_string(),

@@ -20,7 +20,7 @@ pub enum TestMode {
 }
 pub use credential::{
     is_secret_uri, GithubApp, GithubAuth, NoSecrets, SecretError, SecretSnapshot, SecretSource,
-    APP_OPTIONS, PRIVATE_KEY_KEY, TOKEN_KEY,
+    APP_OPTIONS, NO_CREDENTIAL, PRIVATE_KEY_KEY, TOKEN_KEY,
 };
 pub use values::parse_denylist;
 use values::*;
@@ -312,7 +312,7 @@ impl CharmConfig {
         // Read only once every option is sound: a bad config reads no secret.
         let spec = credential
             .spec
-            .ok_or_else(|| ConfigError::Missing(vec!["token"]))?;
+            .ok_or_else(|| ConfigError::Missing(vec![credential::NO_CREDENTIAL]))?;
         let credential_source = spec.source();
         let auth = credential::resolve(spec, secrets)
             .map_err(|option| ConfigError::Invalid(vec![option]))?;

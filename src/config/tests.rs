@@ -49,12 +49,12 @@ fn missing_token_and_path_lists_only_the_missing() {
     let both = CharmConfig::from_json(&json!({})).unwrap_err();
     assert_eq!(
         both.to_string(),
-        "Missing required charm configuration: token, path"
+        format!("Missing required charm configuration: {NO_CREDENTIAL}, path")
     );
     let token = CharmConfig::from_json(&json!({"path": "acme"})).unwrap_err();
     assert_eq!(
         token.to_string(),
-        "Missing required charm configuration: token"
+        format!("Missing required charm configuration: {NO_CREDENTIAL}")
     );
     let path = CharmConfig::from_json(&json!({"token": "t"})).unwrap_err();
     assert_eq!(
@@ -64,7 +64,7 @@ fn missing_token_and_path_lists_only_the_missing() {
     let blank = CharmConfig::from_json(&json!({"token": "  ", "path": "o/r"})).unwrap_err();
     assert_eq!(
         blank.to_string(),
-        "Missing required charm configuration: token"
+        format!("Missing required charm configuration: {NO_CREDENTIAL}")
     );
 }
 

@@ -120,6 +120,43 @@ fn env_file_holds_the_three_variables() {
 }
 
 #[test]
+fn an_app_gives_the_service_its_issuer_installation_and_key_never_a_token() {
+    use base64::Engine;
+    let pem = "-----BEGIN RSA PRIVATE KEY-----\nMIIEow==\n-----END RSA PRIVATE KEY-----\n";
+    let app = GithubAuth::App(crate::config::GithubApp {
+        issuer: "Iv23liUnits".into(),
+        installation_id: 77,
+        private_key: ghr_types::Secret::new(pem),
+    });
+    let charm = Token::new("c".repeat(64));
+    let env = render_policy_env(&PolicySecrets {
+        github: &app,
+        charm_token: &charm,
+        github_url: "https://ghe.example.com",
+    })
+    .unwrap();
+    let vars: Vec<(&str, &str)> = env.lines().filter_map(|l| l.split_once('=')).collect();
+    let names: Vec<&str> = vars.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        names,
+        [
+            "GITHUB_APP_ISSUER",
+            "GITHUB_APP_INSTALLATION_ID",
+            "GITHUB_APP_PRIVATE_KEY",
+            "CHARM_TOKEN",
+            "GITHUB_URL"
+        ]
+    );
+    assert_eq!(vars[0].1, "Iv23liUnits");
+    assert_eq!(vars[1].1, "77");
+    // One line per value: the PEM's newlines are inside the base64.
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(vars[2].1)
+        .unwrap();
+    assert_eq!(String::from_utf8(key).unwrap(), pem);
+}
+
+#[test]
 fn charm_token_is_generated_once_and_private() {
     let dir = tempfile::tempdir().unwrap();
     let paths = HostPaths::new(dir.path());

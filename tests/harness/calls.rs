@@ -8,6 +8,20 @@ use serde_json::Value;
 
 use super::Harness;
 
+const CLEARED: &str = "cleared.txt";
+/// Where [`Harness::run`] keeps every hook's stderr.
+pub(super) const HOOK_STDERR: &str = "hook-stderr.txt";
+
+pub(super) fn append(path: &std::path::Path, bytes: &[u8]) {
+    use std::io::Write as _;
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+}
+
 /// One recorded call of a stand-in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Call {
@@ -47,11 +61,28 @@ impl Harness {
     }
 
     pub fn clear_calls(&self) {
-        let _ = fs::remove_file(self.path().join("calls.jsonl"));
+        let calls = self.path().join("calls.jsonl");
+        self.keep_cleared(&calls);
+        let _ = fs::remove_file(calls);
         // And what the services logged so far: the next look sees only what follows.
         for log in self.service_log_files() {
+            self.keep_cleared(&log);
             let _ = fs::write(log, "");
         }
+    }
+
+    /// Everything [`Harness::clear_calls`] took out of view, and every hook's stderr:
+    /// the leak checks look at a unit's whole life, not at what a test last watched.
+    pub fn history(&self) -> String {
+        let read = |name: &str| fs::read_to_string(self.path().join(name)).unwrap_or_default();
+        read(CLEARED) + &read(HOOK_STDERR)
+    }
+
+    fn keep_cleared(&self, file: &std::path::Path) {
+        append(
+            &self.path().join(CLEARED),
+            &fs::read(file).unwrap_or_default(),
+        );
     }
 
     /// `(status, message)` of every status-set, in order.

@@ -189,11 +189,7 @@ impl Harness {
 
     /// Runs one hook, action or custom event, e.g. `hooks/config-changed`.
     pub fn run(&self, dispatch_path: &str) -> HookRun {
-        let output = self
-            .command(dispatch_path)
-            .output()
-            .expect("run charm binary");
-        HookRun { output }
+        self.run_with_env(dispatch_path, &[])
     }
 
     /// Runs one event with extra environment variables for this run only, e.g. the
@@ -201,9 +197,9 @@ impl Harness {
     pub fn run_with_env(&self, dispatch_path: &str, env: &[(&str, &str)]) -> HookRun {
         let mut cmd = self.command(dispatch_path);
         cmd.envs(env.iter().copied());
-        HookRun {
-            output: cmd.output().expect("run charm binary"),
-        }
+        let output = cmd.output().expect("run charm binary");
+        calls::append(&self.path().join(calls::HOOK_STDERR), &output.stderr);
+        HookRun { output }
     }
 
     /// Runs an event and insists it succeeded, with what the charm logged if not.

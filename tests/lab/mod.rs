@@ -32,7 +32,8 @@ use crate::firewall_support::{free_octet, poll, run, Lxd, Netns};
 use crate::harness::{Harness, HookRun};
 
 pub const PAT: &str = "ghp_labTokenForRunnerTests0001";
-pub const CHARM_TOKEN: &str = "labcharmtoken0123456789abcdef0123456789abcdef0123456789abcdef01";
+/// Well formed (64 hex characters): the charm keeps it rather than making its own.
+pub const CHARM_TOKEN: &str = "1ab0123456789abcdef0123456789abcdef0123456789abcdefc4a2e0f1d9b87";
 /// The testbed's bridge, where the policy service listens for runners.
 pub const BRIDGE_IP: &str = "10.216.1.1";
 

@@ -20,12 +20,14 @@ pub(crate) enum OwnCredential {
 
 impl OwnCredential {
     /// Parses an App key at once, so a bad key fails when the client is built.
-    pub fn new(credential: Credential) -> Result<Self> {
+    pub fn new(credential: Credential, api_base: &str) -> Result<Self> {
         Ok(match credential {
             Credential::Token(token) => OwnCredential::Fixed(token),
             Credential::App { key, cache } => OwnCredential::App(Box::new(Installation {
                 installation_id: key.installation_id,
-                fingerprint: key.fingerprint(),
+                // A token is good only where it was issued: the same App key towards
+                // another GitHub (a changed `github-url`) must not reuse it.
+                fingerprint: format!("{} at {api_base}", key.fingerprint()),
                 signer: JwtSigner::new(&key)?,
                 file: TokenFile::new(cache),
                 current: Mutex::new(None),
@@ -54,7 +56,8 @@ impl OwnCredential {
 #[derive(Debug)]
 pub(crate) struct Installation {
     installation_id: u64,
-    /// Of the App key, to tell our cache file from another App's.
+    /// Of the App key and the API base, to tell our cache file from another App's
+    /// or another GitHub's.
     fingerprint: String,
     signer: JwtSigner,
     file: TokenFile,

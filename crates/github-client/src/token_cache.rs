@@ -1,7 +1,7 @@
 //! Installation tokens kept between requests and between processes: when a token is
-//! due for renewal, and the 0600 JSON file that lets every short-lived client on a
-//! unit (hooks, the runner manager, the policy service) reuse one token instead of
-//! minting its own.
+//! due for renewal, and the 0600 JSON file that lets every short-lived client of one
+//! owner (a unit's hooks and its runner manager share one; the policy service, under
+//! its own user, keeps another) reuse one token instead of minting its own.
 
 use std::path::{Path, PathBuf};
 

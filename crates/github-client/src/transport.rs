@@ -151,10 +151,11 @@ impl Transport {
             options.connect_timeout,
             options.request_timeout,
         )?;
+        let credential = OwnCredential::new(credential, api_base.as_str())?;
         Ok(Transport {
             agent,
             api_base,
-            credential: OwnCredential::new(credential)?,
+            credential,
             proxy: proxy.clone(),
             options,
             requests: AtomicU64::new(0),

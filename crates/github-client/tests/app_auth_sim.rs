@@ -104,6 +104,15 @@ fn clients_sharing_a_cache_file_mint_one_token_at_the_root_and_under_ghes() {
     third.list_runners(&acme()).unwrap();
     assert_eq!(lab.tokens_issued(), 2);
     assert_eq!(third.request_count(), 1, "the cached token, no exchange");
+
+    // The same key towards another API base is another credential too.
+    let fourth = lab.client(
+        &lab.server.url,
+        lab.key(&APP_ID.to_string(), INSTALLATION, &lab.key.pkcs8_pem),
+        Some(cache),
+    );
+    fourth.list_runners(&acme()).unwrap();
+    assert_eq!(lab.tokens_issued(), 3);
 }
 
 #[test]
