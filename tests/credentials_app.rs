@@ -59,7 +59,7 @@ fn an_app_alone_registers_runners_runs_a_checked_job_and_renews_its_token() {
     assert_eq!(done["conclusion"], json!("success"), "{done}\n{log}");
     assert!(log.contains(REPO) && log.contains(": pass"), "{log}");
     assert!(
-        counter(&sim, "GET /repos/:owner/:repo/collaborators") > 0,
+        sim.route_count("GET /repos/:owner/:repo/collaborators") > 0,
         "the policy service asked GitHub: {}",
         sim.get("/_sim/counters")
     );
@@ -126,16 +126,6 @@ fn app_vars(sim: &Sim, pem: &str) -> Vec<(&'static str, String)> {
     vars
 }
 
-fn counter(sim: &Sim, route: &str) -> u64 {
-    sim.get("/_sim/counters")[route].as_u64().unwrap_or(0)
-}
-
-fn tokens_issued(sim: &Sim) -> u64 {
-    let apps = sim.apps();
-    let app = apps.iter().find(|a| a["app_id"] == json!(APP_ID)).unwrap();
-    app["tokens_issued"].as_u64().unwrap()
-}
-
 fn assert_active(unit: &Unit) {
     let (status, message) = unit.h.last_status().unwrap();
     assert_eq!(status, "active", "{message}\n{:#?}", unit.h.logs());
@@ -143,13 +133,13 @@ fn assert_active(unit: &Unit) {
 
 /// An hour's token serves every reconcile: hooks and the manager share it.
 fn steady_reconciles_cost_no_exchange(sim: &Sim, unit: &Unit) {
-    let (issued, exchanges) = (tokens_issued(sim), counter(sim, EXCHANGE));
+    let (issued, exchanges) = (sim.tokens_issued(APP_ID), sim.route_count(EXCHANGE));
     for _ in 0..3 {
         unit.run("reconcile-runners");
         assert_active(unit);
     }
-    assert_eq!(tokens_issued(sim), issued);
-    assert_eq!(counter(sim, EXCHANGE), exchanges);
+    assert_eq!(sim.tokens_issued(APP_ID), issued);
+    assert_eq!(sim.route_count(EXCHANGE), exchanges);
 }
 
 /// Tokens of 3 s: the one in use stops working mid-run (GitHub revoked it), the next
@@ -157,15 +147,21 @@ fn steady_reconciles_cost_no_exchange(sim: &Sim, unit: &Unit) {
 fn an_expired_token_is_renewed_without_a_failure(sim: &Sim, unit: &Unit) {
     sim.app_settings(Some(3), None);
     sim.post("/_sim/apps/expire-tokens", json!({}));
-    let issued = tokens_issued(sim);
+    let issued = sim.tokens_issued(APP_ID);
     unit.run("reconcile-runners");
     assert_active(unit);
-    assert!(tokens_issued(sim) > issued, "a new token after the 401");
+    assert!(
+        sim.tokens_issued(APP_ID) > issued,
+        "a new token after the 401"
+    );
     std::thread::sleep(Duration::from_secs(4));
-    let issued = tokens_issued(sim);
+    let issued = sim.tokens_issued(APP_ID);
     unit.run("reconcile-runners");
     assert_active(unit);
-    assert!(tokens_issued(sim) > issued, "renewed after it lapsed");
+    assert!(
+        sim.tokens_issued(APP_ID) > issued,
+        "renewed after it lapsed"
+    );
     sim.app_settings(Some(3600), None);
     unit.wait_pool(sim, 1, SETTLE);
 }

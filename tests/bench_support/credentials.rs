@@ -161,25 +161,15 @@ struct Cost {
     issued: u64,
 }
 
-fn counter(sim: &Sim, route: &str) -> u64 {
-    sim.get("/_sim/counters")[route].as_u64().unwrap_or(0)
-}
-
-fn tokens_issued(sim: &Sim) -> u64 {
-    let apps = sim.apps();
-    let app = apps.iter().find(|a| a["app_id"] == json!(APP_ID)).unwrap();
-    app["tokens_issued"].as_u64().unwrap()
-}
-
 /// What `act` cost at the simulator.
 fn cost(sim: &Sim, act: impl FnOnce()) -> Cost {
-    let issued = tokens_issued(sim);
+    let issued = sim.tokens_issued(APP_ID);
     reset_counters(sim);
     act();
     Cost {
         requests: github_requests(sim),
-        exchanges: counter(sim, EXCHANGE),
-        issued: tokens_issued(sim) - issued,
+        exchanges: sim.route_count(EXCHANGE),
+        issued: sim.tokens_issued(APP_ID) - issued,
     }
 }
 

@@ -130,6 +130,19 @@ impl Sim {
         self.get("/_sim/apps").as_array().unwrap().clone()
     }
 
+    /// Installation tokens App `app_id` was given so far.
+    pub fn tokens_issued(&self, app_id: u64) -> u64 {
+        let apps = self.apps();
+        let app = apps.iter().find(|a| a["app_id"] == json!(app_id)).unwrap();
+        app["tokens_issued"].as_u64().unwrap()
+    }
+
+    /// Requests the simulator counted on `route` (e.g. `GET /orgs/:org/actions/runners`)
+    /// since its counters were last reset.
+    pub fn route_count(&self, route: &str) -> u64 {
+        self.get("/_sim/counters")[route].as_u64().unwrap_or(0)
+    }
+
     /// Installation tokens' lifetime and the JWT clock offset (negative: the
     /// simulator's clock behind the charm's); `None` keeps a setting as it is.
     pub fn app_settings(

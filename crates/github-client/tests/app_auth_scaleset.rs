@@ -6,16 +6,15 @@
 //! nothing (service calls carry the admin token), a dead admin token renews the
 //! connection on the kept installation token, and both dead cost exactly one new one.
 
+mod app_lab;
 mod recorder;
 
-use ghr_types::proxy::ProxyConfig;
+use app_lab::AppSim;
 use ghr_types::telemetry::Outcome;
-use ghr_types::{GithubPath, Secret};
-use github_client::{ActionsService, AppKey, Credential, GithubClient, ScaleSetSpec};
-use github_sim::{SimConfig, SimServer};
+use ghr_types::GithubPath;
+use github_client::{ActionsService, ScaleSetSpec};
 use recorder::{assert_no_host_query_or_token, github, start, take_calls, Seen};
-use serde_json::{json, Value};
-use test_support::app_key::AppKeyPair;
+use serde_json::json;
 
 const PAT: &str = "ghp_appScaleSetNeverGiven0001";
 const CLIENT_ID: &str = "Iv23liScaleSetApp001";
@@ -26,58 +25,35 @@ const EXCHANGE: &str = "/app/installations/{}/access_tokens";
 const SERVICE: &str = "/actions/runner-registration";
 
 struct Lab {
-    server: SimServer,
-    key: AppKeyPair,
+    sim: AppSim,
 }
 
 impl Lab {
-    /// A simulator with org `acme` and an App installed on it.
+    /// App 2101 installed on `acme`.
     fn start() -> Lab {
         start();
-        let mut config = SimConfig::new(PAT);
-        config.orgs = vec!["acme".into()];
-        let server = SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-        let lab = Lab {
-            server,
-            key: AppKeyPair::generate(),
-        };
-        let app = json!({"app_id": 2101, "client_id": CLIENT_ID,
-            "public_key_pem": lab.key.public_pem,
-            "installations": [{"id": INSTALLATION, "account": "acme"}]});
-        assert_eq!(lab.post("/_sim/apps", app)["tokens_issued"], 0);
-        lab
-    }
-
-    fn post(&self, path: &str, body: Value) -> Value {
-        let response = ureq::post(&format!("{}{path}", self.server.url)).send_json(body);
-        response.unwrap().into_json().unwrap_or(Value::Null)
+        Lab {
+            sim: AppSim::start(PAT, 2101, CLIENT_ID, INSTALLATION),
+        }
     }
 
     fn tokens_issued(&self) -> u64 {
-        let apps: Value = ureq::get(&format!("{}/_sim/apps", self.server.url))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        apps[0]["tokens_issued"].as_u64().unwrap()
+        self.sim.tokens_issued()
     }
 
     /// A scale-set connection for `acme` through a client holding only the App key.
     fn connect(&self) -> ActionsService {
-        let key = AppKey {
-            issuer: CLIENT_ID.into(),
-            installation_id: INSTALLATION,
-            private_key: Secret::new(&self.key.pkcs1_pem),
-        };
-        let credential = Credential::App { key, cache: None };
-        let (proxy, options) = (ProxyConfig::default(), recorder::quick());
-        let gh = GithubClient::with_credential(&self.server.url, credential, &proxy, options);
+        let (sim, url) = (&self.sim, &self.sim.server.url);
+        let gh = sim.client(
+            url,
+            sim.key(CLIENT_ID, INSTALLATION, &sim.key.pkcs1_pem),
+            None,
+        );
         let path = GithubPath::Org {
             org: "acme".into(),
             group: "default".into(),
         };
-        let url = format!("{}/acme", self.server.url);
-        ActionsService::connect(&gh.unwrap(), &path, &url).unwrap()
+        ActionsService::connect(&gh, &path, &format!("{url}/acme")).unwrap()
     }
 }
 
@@ -101,7 +77,7 @@ fn scale_set(svc: &ActionsService) -> u64 {
 fn read_after_expiring(lab: &Lab, svc: &ActionsService, set: u64, routes: &[&str]) -> Vec<Seen> {
     take_calls();
     for route in routes {
-        lab.post(route, json!({}));
+        lab.sim.admin("POST", route, json!({}));
     }
     assert_eq!(svc.scale_set_by_id(set).unwrap().unwrap().id, set);
     take_calls()

@@ -3,17 +3,15 @@
 //! token, shares it through its cache file, renews it, recovers from a revoked one,
 //! and reports GitHub's refusals as `AppAuth`. Keys are generated per run.
 
+mod app_lab;
 mod recorder;
 
-use std::path::PathBuf;
-
-use ghr_types::proxy::ProxyConfig;
+use app_lab::AppSim;
 use ghr_types::telemetry::Outcome;
-use ghr_types::{GithubPath, Secret};
-use github_client::{AppKey, Credential, GithubClient, GithubError};
-use github_sim::{SimConfig, SimServer};
+use ghr_types::GithubPath;
+use github_client::GithubError;
 use recorder::{assert_no_host_query_or_token, github, start, take_calls};
-use serde_json::{json, Value};
+use serde_json::json;
 use test_support::app_key::AppKeyPair;
 
 const PAT: &str = "ghp_appAuthSimUnusedPat00001";
@@ -21,58 +19,9 @@ const CLIENT_ID: &str = "Iv23liClientAppAuth1";
 const APP_ID: u64 = 2001;
 const INSTALLATION: u64 = 6001;
 
-struct Lab {
-    server: SimServer,
-    key: AppKeyPair,
-}
-
-impl Lab {
-    /// A simulator with org `acme` and App 2001 installed on it.
-    fn start() -> Lab {
-        let mut config = SimConfig::new(PAT);
-        config.orgs = vec!["acme".into()];
-        let server = SimServer::start(config, "127.0.0.1:0".parse().unwrap()).unwrap();
-        let lab = Lab {
-            server,
-            key: AppKeyPair::generate(),
-        };
-        let app = json!({"app_id": APP_ID, "client_id": CLIENT_ID,
-            "public_key_pem": lab.key.public_pem,
-            "installations": [{"id": INSTALLATION, "account": "acme"}]});
-        assert_eq!(lab.admin("POST", "/_sim/apps", app)["tokens_issued"], 0);
-        lab
-    }
-
-    fn admin(&self, method: &str, path: &str, body: Value) -> Value {
-        ureq::request(method, &format!("{}{path}", self.server.url))
-            .send_json(body)
-            .unwrap()
-            .into_json()
-            .unwrap()
-    }
-
-    fn tokens_issued(&self) -> u64 {
-        let apps: Value = ureq::get(&format!("{}/_sim/apps", self.server.url))
-            .call()
-            .unwrap()
-            .into_json()
-            .unwrap();
-        apps[0]["tokens_issued"].as_u64().unwrap()
-    }
-
-    fn client(&self, base: &str, key: AppKey, cache: Option<PathBuf>) -> GithubClient {
-        let credential = Credential::App { key, cache };
-        let options = recorder::quick();
-        GithubClient::with_credential(base, credential, &ProxyConfig::default(), options).unwrap()
-    }
-
-    fn key(&self, issuer: &str, installation_id: u64, pem: &str) -> AppKey {
-        AppKey {
-            issuer: issuer.into(),
-            installation_id,
-            private_key: Secret::new(pem),
-        }
-    }
+/// App 2001 installed on `acme`.
+fn lab() -> AppSim {
+    AppSim::start(PAT, APP_ID, CLIENT_ID, INSTALLATION)
 }
 
 fn acme() -> GithubPath {
@@ -84,7 +33,7 @@ fn acme() -> GithubPath {
 
 #[test]
 fn clients_sharing_a_cache_file_mint_one_token_at_the_root_and_under_ghes() {
-    let lab = Lab::start();
+    let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("app-token.json");
     let pkcs1 = lab.key(CLIENT_ID, INSTALLATION, &lab.key.pkcs1_pem);
@@ -118,7 +67,7 @@ fn clients_sharing_a_cache_file_mint_one_token_at_the_root_and_under_ghes() {
 #[test]
 fn the_exchange_is_reported_under_its_route() {
     start();
-    let lab = Lab::start();
+    let lab = lab();
     let client = lab.client(
         &lab.server.url,
         lab.key(CLIENT_ID, INSTALLATION, &lab.key.pkcs1_pem),
@@ -139,7 +88,7 @@ fn the_exchange_is_reported_under_its_route() {
 
 #[test]
 fn an_expired_token_is_replaced_and_the_request_still_succeeds() {
-    let lab = Lab::start();
+    let lab = lab();
     let dir = tempfile::tempdir().unwrap();
     let cache = Some(dir.path().join("app-token.json"));
     let key = lab.key(CLIENT_ID, INSTALLATION, &lab.key.pkcs1_pem);
@@ -158,7 +107,7 @@ fn an_expired_token_is_replaced_and_the_request_still_succeeds() {
 
 #[test]
 fn a_token_at_the_end_of_its_life_is_renewed_before_the_request() {
-    let lab = Lab::start();
+    let lab = lab();
     lab.admin(
         "POST",
         "/_sim/apps/settings",
@@ -179,7 +128,7 @@ fn a_token_at_the_end_of_its_life_is_renewed_before_the_request() {
 
 #[test]
 fn githubs_refusals_are_app_auth_errors_naming_no_secret() {
-    let lab = Lab::start();
+    let lab = lab();
     let stranger = AppKeyPair::generate();
     let cases = [
         // Signed by a key the App does not have.
@@ -211,7 +160,7 @@ fn githubs_refusals_are_app_auth_errors_naming_no_secret() {
 
 #[test]
 fn a_clock_far_ahead_of_githubs_shows_githubs_reason() {
-    let lab = Lab::start();
+    let lab = lab();
     // GitHub two minutes behind us: our nine-minute JWT ends eleven minutes ahead.
     lab.admin(
         "POST",
