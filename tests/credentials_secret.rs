@@ -64,6 +64,21 @@ fn a_token_in_a_secret_runs_jobs_rotates_at_once_and_blocks_when_revoked() {
     assert_eq!(status, "maintenance", "{message}");
     assert!(unit.instances().is_empty(), "{:?}", unit.instances());
     assert!(sim.runners(&unit.prefix).is_empty());
+    // And `remove` finishes on the same last settings, or Juju would retry it forever.
+    unit.h.clear_calls();
+    let run = unit.run("hooks/remove");
+    let logs = unit.h.logs();
+    assert!(run.success(), "{}\n{logs:#?}", run.stderr());
+    assert!(
+        logs.iter()
+            .any(|(_, m)| m.contains("leaving with the one last handed to the runner manager")),
+        "{logs:#?}"
+    );
+    let statuses = unit.h.statuses();
+    assert!(
+        !statuses.iter().any(|(s, _)| s == "blocked"),
+        "{statuses:?}"
+    );
 }
 
 /// A new revision is used at once: the old token is refused by GitHub from then on, and
