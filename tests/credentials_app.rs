@@ -34,13 +34,7 @@ fn an_app_alone_registers_runners_runs_a_checked_job_and_renews_its_token() {
     let Some(lxd) = lab::lxd() else { return };
     let sim = Sim::start(&["acme"], &[REPO]);
     fork_pull_requests(&sim, REPO);
-    let key = AppKeyPair::generate();
-    sim.add_app(
-        APP_ID,
-        CLIENT_ID,
-        &key.public_pem,
-        &[(INSTALLATION, "acme")],
-    );
+    let key = sim.add_app(APP_ID, CLIENT_ID, INSTALLATION);
     // The policy service on the same App, with the variables the charm writes for it;
     // the default policy checks a push's actor on GitHub.
     let policy = Policy::start_with(&sim, json!({}), app_vars(&sim, &key.pkcs1_pem));
@@ -80,7 +74,7 @@ fn an_app_alone_registers_runners_runs_a_checked_job_and_renews_its_token() {
 #[test]
 fn every_jwt_begins_with_the_mark_the_leak_checks_look_for() {
     use github_sim::jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
-    let pair = test_support::app_key::AppKeyPair::generate();
+    let pair = AppKeyPair::generate();
     let key = EncodingKey::from_rsa_pem(pair.pkcs1_pem.as_bytes()).unwrap();
     let claims = json!({"iat": 1, "exp": 2, "iss": "Iv23liMark"});
     let jwt = encode(&Header::new(Algorithm::RS256), &claims, &key).unwrap();

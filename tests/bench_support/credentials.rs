@@ -46,13 +46,7 @@ pub fn section(out: &mut String, lxd: &Lxd, quick: bool) {
     let timings = in_process(n);
     let sim = Sim::start(&["acme"], &[REPO]);
     let _policy = Policy::start(&sim, permissive_policy());
-    let key = AppKeyPair::generate();
-    sim.add_app(
-        APP_ID,
-        CLIENT_ID,
-        &key.public_pem,
-        &[(INSTALLATION, "acme")],
-    );
+    let key = sim.add_app(APP_ID, CLIENT_ID, INSTALLATION);
     let pat = on_pat(lxd, &sim, k);
     let app = on_app(lxd, &sim, &key.pkcs1_pem, k);
     write_in_process(out, n, &timings);

@@ -7,6 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use test_support::app_key::AppKeyPair;
 
 use super::{Process, PAT};
 use crate::firewall_support::{free_octet, poll, run, Netns};
@@ -105,24 +106,16 @@ impl Sim {
             .unwrap();
     }
 
-    /// Registers a GitHub App: its public key (SPKI `PUBLIC KEY` PEM) and its
-    /// installations as `(id, account)`. The App as the simulator shows it.
-    pub fn add_app(
-        &self,
-        app_id: u64,
-        client_id: &str,
-        public_key_pem: &str,
-        installations: &[(u64, &str)],
-    ) -> Value {
-        let installations: Vec<Value> = installations
-            .iter()
-            .map(|(id, account)| json!({"id": id, "account": account}))
-            .collect();
+    /// Registers a GitHub App installed on `acme` as `installation`, with a key pair
+    /// made for this run: the private key is the charm's to use.
+    pub fn add_app(&self, app_id: u64, client_id: &str, installation: u64) -> AppKeyPair {
+        let key = AppKeyPair::generate();
         self.post(
             "/_sim/apps",
-            json!({"app_id": app_id, "client_id": client_id,
-                   "public_key_pem": public_key_pem, "installations": installations}),
-        )
+            json!({"app_id": app_id, "client_id": client_id, "public_key_pem": key.public_pem,
+                   "installations": [{"id": installation, "account": "acme"}]}),
+        );
+        key
     }
 
     /// Every App, with `tokens_issued` (installation tokens it was given so far).
